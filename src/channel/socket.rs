@@ -1,0 +1,239 @@
+//! The handle a channel works with: its topic, its assigns, and ways to talk to the client
+//! and to the topic.
+
+use std::{any::Any, collections::BTreeMap, sync::Arc};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Reply;
+use crate::{
+    pubsub::{PubSub, SubscriberId},
+    transport::{
+        Outbox, PushError,
+        frame::{Status, encode, encode_reply},
+    },
+};
+
+/// Key/value data attached to a connection (by the connect hook) and to each joined channel.
+///
+/// ```
+/// let mut assigns = tether::channel::Assigns::default();
+/// assigns.insert("user_id", "alice");
+/// assert_eq!(assigns.get_str("user_id"), Some("alice"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assigns(BTreeMap<String, Value>);
+
+impl Assigns {
+    /// Sets `key` to `value` (anything serializable).
+    pub fn insert(&mut self, key: &str, value: impl Serialize) {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.0.insert(key.to_string(), value);
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    /// The value under `key`, if it is a string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.0.remove(key)
+    }
+}
+
+/// What every channel socket of one connection shares.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    pub(crate) outbox: Outbox,
+    pub(crate) pubsub: Arc<dyn PubSub>,
+    pub(crate) id: SubscriberId,
+}
+
+/// Identifies a client push so it can be answered later, from any task
+/// ([`SocketHandle::reply`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRef {
+    topic: Arc<str>,
+    join_ref: Arc<str>,
+    msg_ref: String,
+}
+
+/// A message for a channel's `handle_info`, addressed to one join.
+pub(crate) struct ChannelInfo {
+    pub(crate) topic: Arc<str>,
+    pub(crate) join_ref: Arc<str>,
+    pub(crate) message: Box<dyn Any + Send>,
+}
+
+/// One joined channel of one connection, as its [`Channel`](super::Channel) sees it.
+pub struct Socket {
+    topic: Arc<str>,
+    join_ref: Arc<str>,
+    assigns: Assigns,
+    conn: Conn,
+    /// Pushes made during `join`, written after the join reply.
+    deferred: Option<Vec<Bytes>>,
+    /// The ref of the client push being handled, if any.
+    pub(crate) current_ref: Option<String>,
+}
+
+impl Socket {
+    pub(crate) fn new(topic: Arc<str>, join_ref: Arc<str>, assigns: Assigns, conn: Conn) -> Socket {
+        Socket {
+            topic,
+            join_ref,
+            assigns,
+            conn,
+            deferred: Some(Vec::new()),
+            current_ref: None,
+        }
+    }
+
+    /// The joined topic, e.g. `room:lobby`.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The join reference the client chose for this join.
+    pub fn join_ref(&self) -> &str {
+        &self.join_ref
+    }
+
+    /// This join's assigns.
+    pub fn assigns(&self) -> &Assigns {
+        &self.assigns
+    }
+
+    /// This join's assigns, mutably.
+    pub fn assigns_mut(&mut self) -> &mut Assigns {
+        &mut self.assigns
+    }
+
+    /// Identifies the connection (the pub/sub subscriber id of its outbox).
+    pub fn connection_id(&self) -> SubscriberId {
+        self.conn.id
+    }
+
+    /// The pub/sub this socket publishes on.
+    pub fn pubsub(&self) -> &Arc<dyn PubSub> {
+        &self.conn.pubsub
+    }
+
+    /// Pushes `event` with `payload` to this client on this channel.
+    ///
+    /// During [`Channel::join`](super::Channel::join) the push is held back and sent right
+    /// after the join reply (and dropped if the join is refused).
+    pub fn push(&mut self, event: &str, payload: &(impl Serialize + ?Sized)) -> Result<(), PushError> {
+        let frame = encode(Some(&self.join_ref), None, &self.topic, event, payload);
+        match &mut self.deferred {
+            Some(deferred) => {
+                deferred.push(frame);
+                Ok(())
+            }
+            None => self.conn.outbox.push_frame(frame),
+        }
+    }
+
+    /// Sends `event` to every client joined to this topic, this one included.
+    /// The frame is encoded once and shared by all subscribers.
+    pub fn broadcast(&self, event: &str, payload: &(impl Serialize + ?Sized)) {
+        let frame = encode(None, None, &self.topic, event, payload);
+        self.conn.pubsub.broadcast(&self.topic, frame, None);
+    }
+
+    /// Sends `event` to every client joined to this topic except this one.
+    pub fn broadcast_from(&self, event: &str, payload: &(impl Serialize + ?Sized)) {
+        let frame = encode(None, None, &self.topic, event, payload);
+        self.conn.pubsub.broadcast(&self.topic, frame, Some(self.conn.id));
+    }
+
+    /// The reference of the push being handled, to reply to it later with
+    /// [`SocketHandle::reply`] (return [`Reply::None`] from `handle_in` in that case).
+    pub fn reply_ref(&self) -> Option<ReplyRef> {
+        self.current_ref.as_ref().map(|msg_ref| ReplyRef {
+            topic: self.topic.clone(),
+            join_ref: self.join_ref.clone(),
+            msg_ref: msg_ref.clone(),
+        })
+    }
+
+    /// A `Send` handle to reach this channel from other tasks.
+    pub fn handle(&self) -> SocketHandle {
+        SocketHandle {
+            topic: self.topic.clone(),
+            join_ref: self.join_ref.clone(),
+            outbox: self.conn.outbox.clone(),
+        }
+    }
+
+    /// Ends the deferral of pushes; returns what was held back.
+    pub(crate) fn take_deferred(&mut self) -> Vec<Bytes> {
+        self.deferred.take().unwrap_or_default()
+    }
+
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.conn.outbox
+    }
+
+    /// Encodes and queues a reply to `msg_ref` on this channel.
+    pub(crate) fn send_reply(&self, msg_ref: Option<&str>, reply: &Reply) {
+        if let Some(frame) = reply_frame(&self.topic, Some(&self.join_ref), msg_ref, reply) {
+            let _ = self.conn.outbox.push_frame(frame);
+        }
+    }
+}
+
+fn reply_frame(topic: &str, join_ref: Option<&str>, msg_ref: Option<&str>, reply: &Reply) -> Option<Bytes> {
+    let (status, response) = match reply {
+        Reply::None => return None,
+        Reply::Ok(response) => (Status::Ok, response),
+        Reply::Error(response) => (Status::Error, response),
+    };
+    Some(encode_reply(join_ref, msg_ref, topic, status, response))
+}
+
+/// Reaches one joined channel from any task: push, reply later, or send it a message.
+///
+/// Everything goes through the connection's outbound queue, so it is ordered with the
+/// channel's own pushes. Once the channel has left or the connection closed, frames for it
+/// are dropped by the client (they carry the old join ref) or refused with
+/// [`PushError::Closed`].
+#[derive(Clone)]
+pub struct SocketHandle {
+    topic: Arc<str>,
+    join_ref: Arc<str>,
+    outbox: Outbox,
+}
+
+impl SocketHandle {
+    /// Pushes `event` to the client on this channel.
+    pub fn push(&self, event: &str, payload: &(impl Serialize + ?Sized)) -> Result<(), PushError> {
+        self.outbox
+            .push_frame(encode(Some(&self.join_ref), None, &self.topic, event, payload))
+    }
+
+    /// Answers a push that was left unanswered by `handle_in`.
+    pub fn reply(&self, to: &ReplyRef, reply: Reply) -> Result<(), PushError> {
+        match reply_frame(&to.topic, Some(&to.join_ref), Some(&to.msg_ref), &reply) {
+            Some(frame) => self.outbox.push_frame(frame),
+            None => Ok(()),
+        }
+    }
+
+    /// Delivers `message` to the channel's `handle_info`, in the connection's task.
+    pub fn send_info(&self, message: impl Any + Send) -> Result<(), PushError> {
+        self.outbox.push_info(Box::new(ChannelInfo {
+            topic: self.topic.clone(),
+            join_ref: self.join_ref.clone(),
+            message: Box::new(message),
+        }))
+    }
+}

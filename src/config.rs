@@ -1,0 +1,436 @@
+//! One [`Config`] for the whole framework: a TOML file plus environment overrides.
+//!
+//! The file is named by `TETHER_CONFIG`; every key has a default, so no file is needed in
+//! development. Environment variables override the file (see [`Config::from_env`] for the list).
+//! Invalid values fail at start with a [`ConfigError`] that names the key, never later.
+//!
+//! This module only parses and validates; it must never open sockets or start tasks.
+//!
+//! ```
+//! let config = tether::Config::from_toml_str(r#"
+//!     [endpoint]
+//!     check_origin = ["https://example.com"]
+//!     [presence]
+//!     id = [{ session = "current_user_id" }]
+//! "#).unwrap();
+//! assert_eq!(config.presence.broadcast_period_ms, 1500);
+//! ```
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::Deserialize;
+
+/// Where a configuration value was wrong, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `TETHER_CONFIG` could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path from `TETHER_CONFIG`.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse, or had an unknown key or a value of the wrong type.
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A value parsed but is not acceptable; `key` is the TOML key or environment variable.
+    #[error("invalid config value for `{key}`: {reason}")]
+    Invalid {
+        /// `section.key` in the file, or the environment variable's name.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The whole configuration; see the module docs and DESIGN section 4.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The socket endpoint: secrets, origin policy, limits.
+    pub endpoint: EndpointConfig,
+    /// Which pub/sub carries broadcasts between processes.
+    pub pubsub: PubSubConfig,
+    /// Presence tracking.
+    pub presence: PresenceConfig,
+}
+
+/// `[endpoint]`: the HTTP/WebSocket side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EndpointConfig {
+    /// Key for signing and encrypting tokens; at least 64 bytes. Env `TETHER_SECRET_KEY_BASE`.
+    /// Empty means "generate one at start" (development only; a warning is logged).
+    pub secret_key_base: String,
+    /// Origin policy for WebSocket upgrades.
+    pub check_origin: CheckOrigin,
+    /// TCP port the examples bind on 127.0.0.1. Env `PORT`.
+    pub port: u16,
+    /// Largest inbound WebSocket message, in bytes; larger closes the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Most bytes queued for one connection before it is disconnected as too slow.
+    pub max_outbound_bytes: usize,
+    /// Most channels one connection may have joined at once.
+    pub max_channels: usize,
+    /// A connection that sends nothing (not even a heartbeat) for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// How long a shutdown waits for connections to run their leave callbacks.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            secret_key_base: String::new(),
+            check_origin: CheckOrigin::default(),
+            port: 4000,
+            max_frame_bytes: 1024 * 1024,
+            max_outbound_bytes: 4 * 1024 * 1024,
+            max_channels: 100,
+            idle_timeout_ms: 60_000,
+            shutdown_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// The origin check applied to WebSocket upgrades.
+///
+/// In TOML: `check_origin = true` (the default: the `Origin` must name the request's own
+/// host), `false` (no check), or a list of allowed origins such as `["https://example.com"]`.
+/// Requests without an `Origin` header (non-browser clients) are always allowed, as in Phoenix.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CheckOrigin {
+    /// `true`: same host as the request; `false`: anything.
+    Enabled(bool),
+    /// Exactly these origins (`scheme://host[:port]`).
+    AllowList(Vec<String>),
+}
+
+impl Default for CheckOrigin {
+    fn default() -> Self {
+        CheckOrigin::Enabled(true)
+    }
+}
+
+/// `[pubsub]`: in-process by default, Redis when `url` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubSubConfig {
+    /// `redis://…` URL. Env `TETHER_PUBSUB_URL`. `None` means in-process only.
+    pub url: Option<String>,
+    /// This node's name in a cluster. Env `TETHER_NODE`. Defaults to `node-<pid>`.
+    pub node: Option<String>,
+}
+
+/// Where a presence key comes from, tried in order; see [`PresenceConfig::id`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum IdSource {
+    /// A value in the page's store.
+    Store(String),
+    /// A value in the session cookie.
+    Session(String),
+}
+
+/// `[presence]`: tracking and replication periods.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// Whether pages are tracked at all.
+    pub enabled: bool,
+    /// Presence key sources in order; the browser id is the fallback.
+    pub id: Vec<IdSource>,
+    /// How often a node gossips its deltas. Env `TETHER_PRESENCE_BROADCAST_PERIOD_MS`.
+    pub broadcast_period_ms: u64,
+    /// Silence after which a peer's presences are hidden. Env `TETHER_PRESENCE_DOWN_PERIOD_MS`.
+    pub down_period_ms: u64,
+    /// Silence after which a peer is forgotten. Env `TETHER_PRESENCE_PERMDOWN_PERIOD_MS`.
+    pub permdown_period_ms: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            enabled: true,
+            id: Vec::new(),
+            broadcast_period_ms: 1500,
+            down_period_ms: 30_000,
+            permdown_period_ms: 1_200_000,
+        }
+    }
+}
+
+/// Environment variables read by [`Config::from_env`], and the key each overrides.
+const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("TETHER_SECRET_KEY_BASE", "endpoint.secret_key_base"),
+    ("PORT", "endpoint.port"),
+    ("TETHER_PUBSUB_URL", "pubsub.url"),
+    ("TETHER_NODE", "pubsub.node"),
+    ("TETHER_PRESENCE_BROADCAST_PERIOD_MS", "presence.broadcast_period_ms"),
+    ("TETHER_PRESENCE_DOWN_PERIOD_MS", "presence.down_period_ms"),
+    ("TETHER_PRESENCE_PERMDOWN_PERIOD_MS", "presence.permdown_period_ms"),
+];
+
+impl Config {
+    /// Loads `TETHER_CONFIG` (if set), applies the environment overrides, fills in a
+    /// development secret if none was given, and validates.
+    ///
+    /// Overrides: `TETHER_SECRET_KEY_BASE`, `PORT`, `TETHER_PUBSUB_URL`, `TETHER_NODE`,
+    /// `TETHER_PRESENCE_BROADCAST_PERIOD_MS`, `TETHER_PRESENCE_DOWN_PERIOD_MS`,
+    /// `TETHER_PRESENCE_PERMDOWN_PERIOD_MS`. An empty variable counts as unset.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] with the environment given as a function, for tests.
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = |name: &str| env(name).filter(|value| !value.is_empty());
+        let mut config = match env("TETHER_CONFIG") {
+            Some(path) => Config::from_file(Path::new(&path))?,
+            None => Config::default(),
+        };
+        for (var, key) in ENV_OVERRIDES {
+            if let Some(value) = env(var) {
+                config.set(key, &value).map_err(|reason| ConfigError::Invalid {
+                    key: (*var).to_string(),
+                    reason,
+                })?;
+            }
+        }
+        config.finish()
+    }
+
+    /// Parses a TOML file and validates it (no environment overrides).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses TOML text and validates it (no environment overrides).
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text)?.finish()
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|err| ConfigError::Parse(err.to_string()))
+    }
+
+    /// Sets the secret used to sign and encrypt tokens (builder style).
+    pub fn with_secret_key_base(mut self, secret: impl Into<String>) -> Self {
+        self.endpoint.secret_key_base = secret.into();
+        self
+    }
+
+    /// Sets the origin policy (builder style).
+    pub fn with_check_origin(mut self, check: CheckOrigin) -> Self {
+        self.endpoint.check_origin = check;
+        self
+    }
+
+    /// Sets the idle timeout in milliseconds (builder style).
+    pub fn with_idle_timeout_ms(mut self, ms: u64) -> Self {
+        self.endpoint.idle_timeout_ms = ms;
+        self
+    }
+
+    /// Sets the most bytes queued per connection (builder style).
+    pub fn with_max_outbound_bytes(mut self, bytes: usize) -> Self {
+        self.endpoint.max_outbound_bytes = bytes;
+        self
+    }
+
+    /// Sets the most channels per connection (builder style).
+    pub fn with_max_channels(mut self, channels: usize) -> Self {
+        self.endpoint.max_channels = channels;
+        self
+    }
+
+    /// The node name: `[pubsub] node`, or `node-<pid>`.
+    pub fn node_name(&self) -> String {
+        self.pubsub
+            .node
+            .clone()
+            .unwrap_or_else(|| format!("node-{}", std::process::id()))
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{value}` is not a valid number"))
+        }
+        match key {
+            "endpoint.secret_key_base" => self.endpoint.secret_key_base = value.to_string(),
+            "endpoint.port" => self.endpoint.port = number(value)?,
+            "pubsub.url" => self.pubsub.url = Some(value.to_string()),
+            "pubsub.node" => self.pubsub.node = Some(value.to_string()),
+            "presence.broadcast_period_ms" => self.presence.broadcast_period_ms = number(value)?,
+            "presence.down_period_ms" => self.presence.down_period_ms = number(value)?,
+            "presence.permdown_period_ms" => self.presence.permdown_period_ms = number(value)?,
+            other => return Err(format!("no such key {other}")),
+        }
+        Ok(())
+    }
+
+    /// Generates a development secret when none is set, then validates every key.
+    fn finish(mut self) -> Result<Config, ConfigError> {
+        if self.endpoint.secret_key_base.is_empty() {
+            tracing::warn!(
+                "no secret_key_base configured (TETHER_SECRET_KEY_BASE): generated a random one; \
+                 tokens will not survive a restart and nodes of a cluster will not agree"
+            );
+            self.endpoint.secret_key_base = random_secret();
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        let e = &self.endpoint;
+        if e.secret_key_base.len() < 64 {
+            return invalid("endpoint.secret_key_base", "must be at least 64 bytes long");
+        }
+        if let CheckOrigin::AllowList(origins) = &e.check_origin {
+            if let Some(bad) = origins.iter().find(|o| !o.contains("://")) {
+                return invalid(
+                    "endpoint.check_origin",
+                    &format!("`{bad}` is not an origin like https://example.com"),
+                );
+            }
+        }
+        let positive: BTreeMap<&str, u64> = [
+            ("endpoint.max_frame_bytes", e.max_frame_bytes as u64),
+            ("endpoint.max_outbound_bytes", e.max_outbound_bytes as u64),
+            ("endpoint.max_channels", e.max_channels as u64),
+            ("endpoint.idle_timeout_ms", e.idle_timeout_ms),
+            ("presence.broadcast_period_ms", self.presence.broadcast_period_ms),
+        ]
+        .into_iter()
+        .collect();
+        if let Some((key, _)) = positive.iter().find(|(_, value)| **value == 0) {
+            return invalid(key, "must be greater than zero");
+        }
+        if let Some(url) = &self.pubsub.url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return invalid("pubsub.url", "must be a redis:// or rediss:// URL");
+            }
+        }
+        if self.pubsub.node.as_deref() == Some("") {
+            return invalid("pubsub.node", "must not be empty");
+        }
+        let p = &self.presence;
+        if p.down_period_ms < 2 * p.broadcast_period_ms {
+            return invalid(
+                "presence.down_period_ms",
+                "must be at least twice presence.broadcast_period_ms",
+            );
+        }
+        if p.permdown_period_ms <= p.down_period_ms {
+            return invalid(
+                "presence.permdown_period_ms",
+                "must be greater than presence.down_period_ms",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    let mut bytes = [0u8; 48];
+    rand::rng().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn defaults_are_valid_and_generate_a_secret() {
+        let config = Config::from_lookup(env(&[])).unwrap();
+        assert_eq!(config.endpoint.port, 4000);
+        assert_eq!(config.endpoint.max_frame_bytes, 1024 * 1024);
+        assert!(config.endpoint.secret_key_base.len() >= 64);
+        assert_eq!(config.endpoint.check_origin, CheckOrigin::Enabled(true));
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let dir = std::env::temp_dir().join(format!("tether-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(
+            &file,
+            "[pubsub]\nnode = \"file-node\"\n[presence]\nid = [{ store = \"k\" }, { session = \"s\" }]\n",
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let config = Config::from_lookup(env(&[
+            ("TETHER_CONFIG", &path),
+            ("TETHER_NODE", "env-node"),
+            ("PORT", "4100"),
+            ("TETHER_PRESENCE_BROADCAST_PERIOD_MS", "100"),
+            ("TETHER_PRESENCE_DOWN_PERIOD_MS", "400"),
+        ]))
+        .unwrap();
+        assert_eq!(config.pubsub.node.as_deref(), Some("env-node"));
+        assert_eq!(config.endpoint.port, 4100);
+        assert_eq!(config.presence.down_period_ms, 400);
+        assert_eq!(
+            config.presence.id,
+            vec![IdSource::Store("k".into()), IdSource::Session("s".into())]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let short = Config::from_toml_str("[endpoint]\nsecret_key_base = \"short\"").unwrap_err();
+        assert!(short.to_string().contains("endpoint.secret_key_base"), "{short}");
+
+        let unknown = Config::from_toml_str("[endpoint]\nbogus = 1").unwrap_err();
+        assert!(unknown.to_string().contains("bogus"), "{unknown}");
+
+        let port = Config::from_lookup(env(&[("PORT", "eighty")])).unwrap_err();
+        assert!(port.to_string().contains("PORT"), "{port}");
+
+        let periods = Config::from_lookup(env(&[("TETHER_PRESENCE_DOWN_PERIOD_MS", "10")]))
+            .unwrap_err();
+        assert!(periods.to_string().contains("presence.down_period_ms"), "{periods}");
+
+        let url = Config::from_lookup(env(&[("TETHER_PUBSUB_URL", "http://x")])).unwrap_err();
+        assert!(url.to_string().contains("pubsub.url"), "{url}");
+
+        let origin = Config::from_toml_str("[endpoint]\ncheck_origin = [\"example.com\"]")
+            .unwrap_err();
+        assert!(origin.to_string().contains("endpoint.check_origin"), "{origin}");
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let err = Config::from_lookup(env(&[("TETHER_CONFIG", "/nonexistent/tether.toml")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/tether.toml"), "{err}");
+    }
+}

@@ -1,0 +1,454 @@
+//! actix-web integration: the WebSocket routes, the origin check, the connect hook, and a
+//! ready-made server loop with clean shutdown.
+//!
+//! An [`Endpoint`] owns the configuration, the pub/sub and every live connection. Mount it
+//! in an actix-web `App` with [`Endpoint::configure`], or let [`serve`] run the whole server
+//! (bind `127.0.0.1:$PORT`, print `listening on …`, stop on SIGTERM/SIGINT after every
+//! connection has run its leave callbacks).
+//!
+//! An upgrade is refused with HTTP 403 when the `Origin` fails the check, when `vsn` is not
+//! 2.x, or when the connect hook refuses; nothing is upgraded, and nothing else is affected.
+//!
+//! ```no_run
+//! use tether::{Config, Endpoint, SocketRoute, channel::{Assigns, Router}, endpoint::ConnectError};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let router = Router::new(); // .channel("room:*", Room)
+//! let socket = SocketRoute::new("/socket", router).connect(|info| {
+//!     let user_id = info.param("user_id").ok_or(ConnectError::new("user_id required"))?;
+//!     let mut assigns = Assigns::default();
+//!     assigns.insert("user_id", user_id);
+//!     Ok(assigns)
+//! });
+//! let endpoint = Endpoint::builder(Config::from_env().unwrap()).socket(socket).build().unwrap();
+//! tether::serve(endpoint, |_routes| {}).await
+//! # }
+//! ```
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer, http::header, web,
+};
+use serde::Serialize;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    channel::{Assigns, ChannelSession, Router, socket::Conn},
+    config::{CheckOrigin, Config},
+    pubsub::{LocalPubSub, PubSub, SubscriberId},
+    transport::{self, Limits, Outbox, frame::encode},
+};
+
+/// Why a connect hook refused a connection (logged; the client sees HTTP 403).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("connection refused: {0}")]
+pub struct ConnectError(String);
+
+impl ConnectError {
+    /// A refusal with a reason for the log.
+    pub fn new(reason: impl Into<String>) -> ConnectError {
+        ConnectError(reason.into())
+    }
+}
+
+/// Errors building an [`Endpoint`].
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// A socket path must start with `/` and not end with one.
+    #[error("invalid socket path `{0}`: it must start with `/` and not end with `/`")]
+    InvalidPath(String),
+    /// `[pubsub] url` names an adapter this build cannot provide.
+    #[error("pubsub.url is set to `{0}` but this build has no Redis adapter")]
+    NoRedisAdapter(String),
+}
+
+/// What the connect hook sees of an upgrade request.
+pub struct ConnectInfo<'a> {
+    request: &'a HttpRequest,
+    params: &'a HashMap<String, String>,
+}
+
+impl ConnectInfo<'_> {
+    /// A query parameter of the socket URL (`/socket/websocket?user_id=…`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// All query parameters.
+    pub fn params(&self) -> &HashMap<String, String> {
+        self.params
+    }
+
+    /// The request itself: headers, cookies (`request().cookie(name)`), peer address.
+    pub fn request(&self) -> &HttpRequest {
+        self.request
+    }
+}
+
+type ConnectHook = dyn Fn(&ConnectInfo<'_>) -> Result<Assigns, ConnectError> + Send + Sync;
+
+/// A WebSocket mount point: a path, the channels reachable through it, and a connect hook.
+///
+/// Served at `<path>/websocket` (phoenix.js appends `/websocket` to the socket path).
+pub struct SocketRoute {
+    path: String,
+    router: Arc<Router>,
+    connect: Arc<ConnectHook>,
+}
+
+impl SocketRoute {
+    /// Mounts `router` at `path` (e.g. `/socket`). Without a connect hook every connection
+    /// is accepted with empty assigns.
+    pub fn new(path: &str, router: Router) -> SocketRoute {
+        SocketRoute {
+            path: path.to_string(),
+            router: Arc::new(router),
+            connect: Arc::new(|_| Ok(Assigns::default())),
+        }
+    }
+
+    /// Sets the connect hook: it sees the params, headers and cookies of the upgrade and
+    /// returns the connection's assigns, or refuses (HTTP 403).
+    pub fn connect(
+        mut self,
+        hook: impl Fn(&ConnectInfo<'_>) -> Result<Assigns, ConnectError> + Send + Sync + 'static,
+    ) -> SocketRoute {
+        self.connect = Arc::new(hook);
+        self
+    }
+}
+
+struct Inner {
+    config: Config,
+    pubsub: Arc<dyn PubSub>,
+    sockets: Vec<Arc<SocketRoute>>,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+}
+
+/// Builds an [`Endpoint`].
+pub struct EndpointBuilder {
+    config: Config,
+    pubsub: Option<Arc<dyn PubSub>>,
+    sockets: Vec<SocketRoute>,
+}
+
+impl EndpointBuilder {
+    /// Adds a socket route.
+    pub fn socket(mut self, route: SocketRoute) -> EndpointBuilder {
+        self.sockets.push(route);
+        self
+    }
+
+    /// Uses this pub/sub instead of the one the config selects.
+    pub fn pubsub(mut self, pubsub: Arc<dyn PubSub>) -> EndpointBuilder {
+        self.pubsub = Some(pubsub);
+        self
+    }
+
+    /// Checks the routes and builds the endpoint.
+    pub fn build(self) -> Result<Endpoint, EndpointError> {
+        for route in &self.sockets {
+            if !route.path.starts_with('/') || route.path.ends_with('/') {
+                return Err(EndpointError::InvalidPath(route.path.clone()));
+            }
+        }
+        let pubsub = match (self.pubsub, &self.config.pubsub.url) {
+            (Some(pubsub), _) => pubsub,
+            (None, None) => Arc::new(LocalPubSub::new()) as Arc<dyn PubSub>,
+            (None, Some(url)) => return Err(EndpointError::NoRedisAdapter(url.clone())),
+        };
+        Ok(Endpoint {
+            inner: Arc::new(Inner {
+                config: self.config,
+                pubsub,
+                sockets: self.sockets.into_iter().map(Arc::new).collect(),
+                shutdown: CancellationToken::new(),
+                connections: TaskTracker::new(),
+            }),
+        })
+    }
+}
+
+/// The running framework: config, pub/sub, sockets and live connections. Cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+impl Endpoint {
+    /// Starts building an endpoint from `config`.
+    pub fn builder(config: Config) -> EndpointBuilder {
+        EndpointBuilder {
+            config,
+            pubsub: None,
+            sockets: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The pub/sub every connection subscribes through.
+    pub fn pubsub(&self) -> &Arc<dyn PubSub> {
+        &self.inner.pubsub
+    }
+
+    /// Sends `event` with `payload` to every client joined to `topic`, from outside any
+    /// channel. Encoded once.
+    pub fn broadcast(&self, topic: &str, event: &str, payload: &(impl Serialize + ?Sized)) {
+        let frame = encode(None, None, topic, event, payload);
+        self.inner.pubsub.broadcast(topic, frame, None);
+    }
+
+    /// Registers the WebSocket routes on an actix-web app:
+    /// `App::new().configure(|cfg| endpoint.configure(cfg))`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        for route in &self.inner.sockets {
+            let endpoint = self.clone();
+            let route = route.clone();
+            let path = format!("{}/websocket", route.path);
+            cfg.route(
+                &path,
+                web::get().to(move |req: HttpRequest, body: web::Payload| {
+                    let endpoint = endpoint.clone();
+                    let route = route.clone();
+                    async move { endpoint.upgrade(&route, req, body) }
+                }),
+            );
+        }
+    }
+
+    /// Closes every connection (code 1001, so clients reconnect elsewhere), waits up to
+    /// `shutdown_timeout_ms` for their channels to terminate, and refuses new upgrades.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.connections.close();
+        let timeout = Duration::from_millis(self.inner.config.endpoint.shutdown_timeout_ms);
+        if tokio::time::timeout(timeout, self.inner.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = self.inner.connections.len(),
+                "shutdown timed out waiting for connections"
+            );
+        }
+    }
+
+    /// Number of live WebSocket connections.
+    pub fn connection_count(&self) -> usize {
+        self.inner.connections.len()
+    }
+
+    fn upgrade(
+        &self,
+        route: &SocketRoute,
+        req: HttpRequest,
+        body: web::Payload,
+    ) -> Result<HttpResponse, actix_web::Error> {
+        let forbidden = |reason: &str| {
+            tracing::info!(peer = ?req.peer_addr(), path = req.path(), "upgrade refused: {reason}");
+            Ok(HttpResponse::Forbidden().finish())
+        };
+        if self.inner.shutdown.is_cancelled() {
+            return Ok(HttpResponse::ServiceUnavailable().finish());
+        }
+        let Ok(web::Query(params)) =
+            web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        else {
+            return Ok(HttpResponse::BadRequest().body("malformed query string"));
+        };
+        if params.get("vsn").is_some_and(|vsn| !vsn.starts_with("2.")) {
+            return forbidden("unsupported protocol version (only vsn=2.0.0)");
+        }
+        if let Err(reason) = check_origin(&self.inner.config.endpoint.check_origin, &req) {
+            return forbidden(&reason);
+        }
+        let info = ConnectInfo {
+            request: &req,
+            params: &params,
+        };
+        let assigns = match (route.connect)(&info) {
+            Ok(assigns) => assigns,
+            Err(err) => return forbidden(&err.0),
+        };
+
+        let limits = &self.inner.config.endpoint;
+        let (response, session, stream) = actix_ws::handle(&req, body)?;
+        let stream = stream
+            .max_frame_size(limits.max_frame_bytes)
+            .aggregate_continuations()
+            .max_continuation_size(limits.max_frame_bytes);
+        let (outbox, outbox_rx) = Outbox::new(limits.max_outbound_bytes);
+        let conn = Conn {
+            outbox: outbox.clone(),
+            pubsub: self.inner.pubsub.clone(),
+            id: SubscriberId::next(),
+        };
+        let handler =
+            ChannelSession::new(route.router.clone(), conn, Arc::new(assigns), limits.max_channels);
+        let connection = transport::connection::run(
+            session,
+            stream,
+            outbox,
+            outbox_rx,
+            handler,
+            Limits {
+                max_frame_bytes: limits.max_frame_bytes,
+                idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+            },
+            self.inner.shutdown.clone(),
+        );
+        actix_web::rt::spawn(self.inner.connections.track_future(connection));
+        Ok(response)
+    }
+}
+
+/// Applies the origin policy; `Err` says why the origin was refused.
+fn check_origin(policy: &CheckOrigin, req: &HttpRequest) -> Result<(), String> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(()); // not a browser: nothing to check, as in Phoenix
+    };
+    let origin = origin
+        .to_str()
+        .map_err(|_| "Origin header is not ASCII".to_string())?
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    match policy {
+        CheckOrigin::Enabled(false) => Ok(()),
+        CheckOrigin::Enabled(true) => {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .ok_or_else(|| "no Host header to compare the Origin with".to_string())?;
+            let (scheme, authority) = origin
+                .split_once("://")
+                .ok_or_else(|| format!("Origin `{origin}` is not scheme://host"))?;
+            if strip_default_port(scheme, authority) == strip_default_port(scheme, &host.to_ascii_lowercase())
+            {
+                Ok(())
+            } else {
+                Err(format!("Origin `{origin}` is not this host `{host}`"))
+            }
+        }
+        CheckOrigin::AllowList(allowed) => {
+            if allowed
+                .iter()
+                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+            {
+                Ok(())
+            } else {
+                Err(format!("Origin `{origin}` is not in endpoint.check_origin"))
+            }
+        }
+    }
+}
+
+fn strip_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
+    let default = match scheme {
+        "http" | "ws" => ":80",
+        "https" | "wss" => ":443",
+        _ => return authority,
+    };
+    authority.strip_suffix(default).unwrap_or(authority)
+}
+
+/// Runs an actix-web server for `endpoint` on `127.0.0.1:$PORT` (config `endpoint.port`),
+/// with the endpoint's routes plus the app's own (`routes`).
+///
+/// Prints `listening on http://127.0.0.1:<port>` once the socket accepts connections
+/// (port 0 picks a free port and prints it). On SIGTERM or SIGINT, closes every connection
+/// (their channels terminate, so presences leave first), then stops the server.
+pub async fn serve(
+    endpoint: Endpoint,
+    routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+) -> std::io::Result<()> {
+    let port = endpoint.config().endpoint.port;
+    let app_endpoint = endpoint.clone();
+    let server = HttpServer::new(move || {
+        let endpoint = app_endpoint.clone();
+        App::new()
+            .configure(|cfg| endpoint.configure(cfg))
+            .configure(routes.clone())
+    })
+    .disable_signals()
+    .backlog(4096)
+    .shutdown_timeout(1)
+    .bind(("127.0.0.1", port))?;
+    let addrs = server.addrs();
+    let server = server.run();
+    for addr in addrs {
+        println!("listening on http://{addr}");
+    }
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        endpoint.shutdown().await;
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn request(origin: Option<&str>, host: &str) -> HttpRequest {
+        let mut req = TestRequest::default().insert_header((header::HOST, host));
+        if let Some(origin) = origin {
+            req = req.insert_header((header::ORIGIN, origin));
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn same_host_origin_check() {
+        let policy = CheckOrigin::Enabled(true);
+        assert!(check_origin(&policy, &request(None, "127.0.0.1:4000")).is_ok());
+        assert!(check_origin(&policy, &request(Some("http://127.0.0.1:4000"), "127.0.0.1:4000")).is_ok());
+        assert!(check_origin(&policy, &request(Some("https://Example.com:443"), "example.com")).is_ok());
+        assert!(check_origin(&policy, &request(Some("http://evil.example"), "127.0.0.1:4000")).is_err());
+        assert!(check_origin(&policy, &request(Some("http://127.0.0.1:4001"), "127.0.0.1:4000")).is_err());
+        assert!(check_origin(&policy, &request(Some("null"), "127.0.0.1:4000")).is_err());
+        assert!(check_origin(&CheckOrigin::Enabled(false), &request(Some("http://evil"), "x")).is_ok());
+    }
+
+    #[test]
+    fn allow_list_origin_check() {
+        let policy = CheckOrigin::AllowList(vec!["https://app.example.com".into()]);
+        assert!(check_origin(&policy, &request(Some("https://app.example.com/"), "x")).is_ok());
+        assert!(check_origin(&policy, &request(Some("http://app.example.com"), "x")).is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! # tether
+//!
+//! Server-driven web pages for [actix-web], in the style of Elixir's Drab, with presence as
+//! good as Phoenix's. Pages stay connected to the server over one WebSocket speaking the
+//! **Phoenix Channels V2 JSON protocol**, so the official `phoenix` npm client works against a
+//! tether server unchanged.
+//!
+//! ## The pieces, bottom up
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | one [`Config`] from a TOML file (`TETHER_CONFIG`) and environment overrides |
+//! | [`pubsub`] | the [`PubSub`](pubsub::PubSub) trait; [`LocalPubSub`](pubsub::LocalPubSub) in-process |
+//! | [`transport`] | Phoenix V2 frames, one task per connection, bounded outbound queues |
+//! | [`channel`] | the [`Channel`](channel::Channel) trait, topic [`Router`](channel::Router), [`Socket`](channel::Socket) |
+//! | [`endpoint`] | actix-web routes, origin check, connect hook, [`serve`] with clean shutdown |
+//!
+//! Lower layers never import higher ones: pub/sub knows nothing of frames, the transport
+//! nothing of channels.
+//!
+//! ## A chat room in a few lines
+//!
+//! ```no_run
+//! use serde_json::{Value, json};
+//! use tether::channel::{Assigns, Channel, HandleResult, JoinResult, Reply, Router, Socket};
+//! use tether::{Config, Endpoint, SocketRoute, endpoint::ConnectError};
+//!
+//! struct Room;
+//!
+//! impl Channel for Room {
+//!     async fn join(&self, _topic: &str, _payload: Value, _socket: &mut Socket) -> JoinResult {
+//!         Ok(json!({}))
+//!     }
+//!
+//!     async fn handle_in(&self, event: &str, payload: Value, socket: &mut Socket) -> HandleResult {
+//!         match event {
+//!             "shout" => {
+//!                 socket.broadcast("shout", &payload); // encoded once for every subscriber
+//!                 Ok(Reply::None)
+//!             }
+//!             _ => Ok(Reply::unhandled()),
+//!         }
+//!     }
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let config = Config::from_env().expect("invalid config");
+//!     let socket = SocketRoute::new("/socket", Router::new().channel("room:*", Room))
+//!         .connect(|info| match info.param("user_id") {
+//!             Some(id) if !id.is_empty() => {
+//!                 let mut assigns = Assigns::default();
+//!                 assigns.insert("user_id", id);
+//!                 Ok(assigns)
+//!             }
+//!             _ => Err(ConnectError::new("user_id required")),
+//!         });
+//!     let endpoint = Endpoint::builder(config).socket(socket).build().expect("endpoint");
+//!     tether::serve(endpoint, |_app_routes| {}).await
+//! }
+//! ```
+//!
+//! From the browser (or Node), the official client connects as to Phoenix:
+//!
+//! ```js
+//! import { Socket } from "phoenix";
+//! const socket = new Socket("/socket", { params: { user_id: "alice" } });
+//! socket.connect();
+//! const room = socket.channel("room:lobby", {});
+//! room.on("shout", (msg) => console.log(msg));
+//! room.join().receive("ok", () => room.push("shout", { body: "hi" }));
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - **Broadcasts are encoded once**: the frame bytes are shared by every subscriber.
+//! - **Every queue is bounded**: a client whose outbound queue exceeds
+//!   `endpoint.max_outbound_bytes` is disconnected (close 1008) and logged; nobody else waits.
+//! - **Bad input costs one connection at most**: oversized messages close with 1009,
+//!   undecodable frames with 1007, binary frames with 1003; unknown topics and events get an
+//!   error reply; a failing or panicking handler crashes only its channel (`phx_error`).
+//! - **Origin checked by default**: a browser upgrade from another host is refused (403).
+//!
+//! [actix-web]: https://docs.rs/actix-web
+
+#![warn(missing_docs)]
+
+pub mod channel;
+pub mod config;
+pub mod endpoint;
+pub mod pubsub;
+pub mod transport;
+
+#[doc(inline)]
+pub use config::Config;
+
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `info`); colours only on
+/// a terminal. A convenience for binaries and examples; a library user may install any
+/// other subscriber instead. Calling it twice does nothing the second time.
+///
+/// ```
+/// tether::init_logging();
+/// ```
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+#[doc(inline)]
+pub use endpoint::{Endpoint, SocketRoute, serve};

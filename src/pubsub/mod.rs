@@ -1,0 +1,87 @@
+//! Publish/subscribe between the tasks of one node and, through an adapter, between nodes.
+//!
+//! A message is opaque [`Bytes`]: whoever publishes encodes it **once** and every subscriber
+//! receives a cheap clone of the same buffer. Subscribers are anything that implements
+//! [`Subscriber`] (a connection's outbound queue, a presence tracker's inbox, …).
+//!
+//! Two adapters are planned behind the one [`PubSub`] trait: [`LocalPubSub`] (in-process, the
+//! default) and a Redis adapter for clusters. This module must never know what the bytes mean:
+//! no frames, no presence, no channels.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use tether::pubsub::{LocalPubSub, PubSub, Subscriber, SubscriberId};
+//! use bytes::Bytes;
+//!
+//! #[derive(Default)]
+//! struct Inbox(Mutex<Vec<Bytes>>);
+//! impl Subscriber for Inbox {
+//!     fn deliver(&self, message: &Bytes) {
+//!         self.0.lock().unwrap().push(message.clone());
+//!     }
+//! }
+//!
+//! let pubsub = LocalPubSub::new();
+//! let inbox = Arc::new(Inbox::default());
+//! pubsub.subscribe("room:lobby", SubscriberId::next(), inbox.clone());
+//! pubsub.broadcast("room:lobby", Bytes::from_static(b"hello"), None);
+//! assert_eq!(inbox.0.lock().unwrap().len(), 1);
+//! ```
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use bytes::Bytes;
+
+mod local;
+
+pub use local::LocalPubSub;
+
+/// Names one subscription holder on this node, so that a broadcast can skip its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriberId(u64);
+
+impl SubscriberId {
+    /// A fresh id, unique within this process.
+    pub fn next() -> SubscriberId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        SubscriberId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number behind the id (for logs).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Receives published messages.
+///
+/// `deliver` is called while the pub/sub holds a read lock on the topic, once per message:
+/// it must be quick and must never block or await (queue the bytes and return).
+pub trait Subscriber: Send + Sync + 'static {
+    /// Takes one message. Dropping it (e.g. because the subscriber is overloaded) is the
+    /// subscriber's own decision and must be handled by the subscriber.
+    fn deliver(&self, message: &Bytes);
+}
+
+/// A pub/sub bus. Implementations: [`LocalPubSub`]; a Redis adapter for clusters.
+pub trait PubSub: Send + Sync + 'static {
+    /// Subscribes `subscriber` to `topic` under `id`. Subscribing the same id twice to one
+    /// topic replaces the earlier subscriber.
+    fn subscribe(&self, topic: &str, id: SubscriberId, subscriber: Arc<dyn Subscriber>);
+
+    /// Removes `id`'s subscription to `topic`, if any.
+    fn unsubscribe(&self, topic: &str, id: SubscriberId);
+
+    /// Delivers `message` to every subscriber of `topic` on every node, except the local
+    /// subscriber `except`.
+    fn broadcast(&self, topic: &str, message: Bytes, except: Option<SubscriberId>);
+
+    /// Delivers `message` to the subscribers of `topic` on this node only.
+    fn local_broadcast(&self, topic: &str, message: Bytes, except: Option<SubscriberId>);
+
+    /// How many subscribers `topic` has on this node.
+    fn local_subscriber_count(&self, topic: &str) -> usize;
+}

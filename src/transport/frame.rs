@@ -1,0 +1,184 @@
+//! Phoenix Channels V2 JSON frames: `[join_ref, ref, topic, event, payload]`.
+//!
+//! Decoding is strict about shape (a 5-element array; refs are strings or null; topic and
+//! event are strings) and lenient about the payload (any JSON value, as Phoenix accepts).
+//! Encoding writes the same shape; replies carry `{"status": …, "response": …}`.
+//! This module is pure: no I/O, no knowledge of channels.
+//!
+//! ```
+//! use tether::transport::frame::{Frame, encode};
+//! let frame = Frame::decode(r#"["1","2","room:lobby","shout",{"body":"hi"}]"#).unwrap();
+//! assert_eq!(frame.topic, "room:lobby");
+//! let bytes = encode(None, None, "room:lobby", "shout", &frame.payload);
+//! assert_eq!(&bytes[..], br#"[null,null,"room:lobby","shout",{"body":"hi"}]"#);
+//! ```
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Events of the protocol itself.
+pub mod events {
+    /// Client asks to join a topic.
+    pub const JOIN: &str = "phx_join";
+    /// Client leaves a topic.
+    pub const LEAVE: &str = "phx_leave";
+    /// Reply to a client push.
+    pub const REPLY: &str = "phx_reply";
+    /// Server closed a channel gracefully.
+    pub const CLOSE: &str = "phx_close";
+    /// A channel crashed; the client should rejoin.
+    pub const ERROR: &str = "phx_error";
+    /// Socket-level keepalive, on topic [`HEARTBEAT_TOPIC`].
+    pub const HEARTBEAT: &str = "heartbeat";
+    /// The topic heartbeats travel on.
+    pub const HEARTBEAT_TOPIC: &str = "phoenix";
+}
+
+/// One decoded client frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// The join reference of the channel the frame belongs to.
+    pub join_ref: Option<String>,
+    /// The frame's own reference, echoed in the reply.
+    pub msg_ref: Option<String>,
+    /// Topic, e.g. `room:lobby`.
+    pub topic: String,
+    /// Event, e.g. `phx_join` or an application event.
+    pub event: String,
+    /// Any JSON value (normally an object).
+    pub payload: Value,
+}
+
+/// Why a text frame could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed frame: {0}")]
+pub struct FrameError(String);
+
+impl Frame {
+    /// Decodes one text frame.
+    pub fn decode(text: &str) -> Result<Frame, FrameError> {
+        type Wire = (Option<String>, Option<String>, String, String, Value);
+        let (join_ref, msg_ref, topic, event, payload): Wire =
+            serde_json::from_str(text).map_err(|err| FrameError(shorten(&err.to_string())))?;
+        Ok(Frame {
+            join_ref,
+            msg_ref,
+            topic,
+            event,
+            payload,
+        })
+    }
+}
+
+fn shorten(reason: &str) -> String {
+    // Close reasons must fit in a control frame (123 bytes) together with the prefix.
+    let mut end = reason.len().min(90);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
+/// Status of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// `"ok"`
+    Ok,
+    /// `"error"`
+    Error,
+}
+
+#[derive(Serialize)]
+struct ReplyPayload<'a, T: Serialize + ?Sized> {
+    status: Status,
+    response: &'a T,
+}
+
+/// Encodes a frame. The payload is serialized straight into the output buffer.
+pub fn encode<T: Serialize + ?Sized>(
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    topic: &str,
+    event: &str,
+    payload: &T,
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(48 + topic.len() + event.len()).writer();
+    // Serializing strings, options and a `Serialize` payload into memory cannot fail unless
+    // the payload's own `Serialize` impl fails (e.g. a map with non-string keys).
+    if let Err(err) = serde_json::to_writer(&mut out, &(join_ref, msg_ref, topic, event, payload))
+    {
+        tracing::error!(%topic, %event, "payload could not be serialized: {err}");
+        return encode(join_ref, msg_ref, topic, event, &serde_json::json!({}));
+    }
+    out.into_inner().freeze()
+}
+
+/// Encodes a `phx_reply` to the frame with `join_ref`/`msg_ref` on `topic`.
+pub fn encode_reply<T: Serialize + ?Sized>(
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    topic: &str,
+    status: Status,
+    response: &T,
+) -> Bytes {
+    let payload = ReplyPayload { status, response };
+    encode(join_ref, msg_ref, topic, events::REPLY, &payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn decodes_the_five_fields() {
+        let frame = Frame::decode(r#"[null,"4","phoenix","heartbeat",{}]"#).unwrap();
+        assert_eq!(frame.join_ref, None);
+        assert_eq!(frame.msg_ref.as_deref(), Some("4"));
+        assert_eq!(frame.event, "heartbeat");
+        assert_eq!(frame.payload, json!({}));
+    }
+
+    #[test]
+    fn rejects_every_wrong_shape() {
+        for bad in [
+            r#"[null,"1","room:lobby","phx_join",{"#,
+            r#"{"topic":"room:lobby","event":"phx_join","payload":{},"ref":"1"}"#,
+            r#"[null,"1","phoenix","heartbeat"]"#,
+            r#"[null,"1","phoenix","heartbeat",{},6]"#,
+            r#"[null,1,"phoenix","heartbeat",{}]"#,
+            r#"[null,"1",7,"heartbeat",{}]"#,
+            r#""just a string""#,
+            "",
+        ] {
+            let err = Frame::decode(bad).unwrap_err();
+            assert!(err.to_string().len() <= 110, "reason too long for a close frame");
+        }
+    }
+
+    #[test]
+    fn encodes_replies_like_phoenix() {
+        let reply = encode_reply(
+            Some("3"),
+            Some("6"),
+            "room:lobby",
+            Status::Error,
+            &json!({"reason": "unmatched topic"}),
+        );
+        assert_eq!(
+            std::str::from_utf8(&reply).unwrap(),
+            r#"["3","6","room:lobby","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]"#
+        );
+    }
+
+    #[test]
+    fn escapes_strings() {
+        let bytes = encode(None, None, "t\"", "e", &json!({"a": "</script>\n"}));
+        let back = Frame::decode(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        assert_eq!(back.topic, "t\"");
+        assert_eq!(back.payload["a"], "</script>\n");
+    }
+}
