@@ -49,7 +49,8 @@ fn connect(info: &ConnectInfo<'_>) -> Result<Assigns, ConnectError> {
 async fn main() -> std::io::Result<()> {
     tether::init_logging();
     let config = Config::from_env().map_err(std::io::Error::other)?;
-    let socket = SocketRoute::new("/socket", Router::new().channel("room:*", Room)).connect(connect);
+    let socket =
+        SocketRoute::new("/socket", Router::new().channel("room:*", Room)).connect(connect);
     let endpoint = Endpoint::builder(config)
         .socket(socket)
         .build()

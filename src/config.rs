@@ -168,9 +168,15 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PORT", "endpoint.port"),
     ("TETHER_PUBSUB_URL", "pubsub.url"),
     ("TETHER_NODE", "pubsub.node"),
-    ("TETHER_PRESENCE_BROADCAST_PERIOD_MS", "presence.broadcast_period_ms"),
+    (
+        "TETHER_PRESENCE_BROADCAST_PERIOD_MS",
+        "presence.broadcast_period_ms",
+    ),
     ("TETHER_PRESENCE_DOWN_PERIOD_MS", "presence.down_period_ms"),
-    ("TETHER_PRESENCE_PERMDOWN_PERIOD_MS", "presence.permdown_period_ms"),
+    (
+        "TETHER_PRESENCE_PERMDOWN_PERIOD_MS",
+        "presence.permdown_period_ms",
+    ),
 ];
 
 impl Config {
@@ -193,10 +199,12 @@ impl Config {
         };
         for (var, key) in ENV_OVERRIDES {
             if let Some(value) = env(var) {
-                config.set(key, &value).map_err(|reason| ConfigError::Invalid {
-                    key: (*var).to_string(),
-                    reason,
-                })?;
+                config
+                    .set(key, &value)
+                    .map_err(|reason| ConfigError::Invalid {
+                        key: (*var).to_string(),
+                        reason,
+                    })?;
             }
         }
         config.finish()
@@ -316,7 +324,10 @@ impl Config {
             ("endpoint.max_outbound_bytes", e.max_outbound_bytes as u64),
             ("endpoint.max_channels", e.max_channels as u64),
             ("endpoint.idle_timeout_ms", e.idle_timeout_ms),
-            ("presence.broadcast_period_ms", self.presence.broadcast_period_ms),
+            (
+                "presence.broadcast_period_ms",
+                self.presence.broadcast_period_ms,
+            ),
         ]
         .into_iter()
         .collect();
@@ -364,7 +375,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
@@ -407,7 +423,10 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let short = Config::from_toml_str("[endpoint]\nsecret_key_base = \"short\"").unwrap_err();
-        assert!(short.to_string().contains("endpoint.secret_key_base"), "{short}");
+        assert!(
+            short.to_string().contains("endpoint.secret_key_base"),
+            "{short}"
+        );
 
         let unknown = Config::from_toml_str("[endpoint]\nbogus = 1").unwrap_err();
         assert!(unknown.to_string().contains("bogus"), "{unknown}");
@@ -415,22 +434,31 @@ mod tests {
         let port = Config::from_lookup(env(&[("PORT", "eighty")])).unwrap_err();
         assert!(port.to_string().contains("PORT"), "{port}");
 
-        let periods = Config::from_lookup(env(&[("TETHER_PRESENCE_DOWN_PERIOD_MS", "10")]))
-            .unwrap_err();
-        assert!(periods.to_string().contains("presence.down_period_ms"), "{periods}");
+        let periods =
+            Config::from_lookup(env(&[("TETHER_PRESENCE_DOWN_PERIOD_MS", "10")])).unwrap_err();
+        assert!(
+            periods.to_string().contains("presence.down_period_ms"),
+            "{periods}"
+        );
 
         let url = Config::from_lookup(env(&[("TETHER_PUBSUB_URL", "http://x")])).unwrap_err();
         assert!(url.to_string().contains("pubsub.url"), "{url}");
 
-        let origin = Config::from_toml_str("[endpoint]\ncheck_origin = [\"example.com\"]")
-            .unwrap_err();
-        assert!(origin.to_string().contains("endpoint.check_origin"), "{origin}");
+        let origin =
+            Config::from_toml_str("[endpoint]\ncheck_origin = [\"example.com\"]").unwrap_err();
+        assert!(
+            origin.to_string().contains("endpoint.check_origin"),
+            "{origin}"
+        );
     }
 
     #[test]
     fn missing_file_is_a_clear_error() {
-        let err = Config::from_lookup(env(&[("TETHER_CONFIG", "/nonexistent/tether.toml")]))
-            .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/tether.toml"), "{err}");
+        let err =
+            Config::from_lookup(env(&[("TETHER_CONFIG", "/nonexistent/tether.toml")])).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/tether.toml"),
+            "{err}"
+        );
     }
 }

@@ -27,9 +27,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use actix_web::{
-    App, HttpRequest, HttpResponse, HttpServer, http::header, web,
-};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, http::header, web};
 use serde::Serialize;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -289,8 +287,12 @@ impl Endpoint {
             pubsub: self.inner.pubsub.clone(),
             id: SubscriberId::next(),
         };
-        let handler =
-            ChannelSession::new(route.router.clone(), conn, Arc::new(assigns), limits.max_channels);
+        let handler = ChannelSession::new(
+            route.router.clone(),
+            conn,
+            Arc::new(assigns),
+            limits.max_channels,
+        );
         let connection = transport::connection::run(
             session,
             stream,
@@ -329,7 +331,8 @@ fn check_origin(policy: &CheckOrigin, req: &HttpRequest) -> Result<(), String> {
             let (scheme, authority) = origin
                 .split_once("://")
                 .ok_or_else(|| format!("Origin `{origin}` is not scheme://host"))?;
-            if strip_default_port(scheme, authority) == strip_default_port(scheme, &host.to_ascii_lowercase())
+            if strip_default_port(scheme, authority)
+                == strip_default_port(scheme, &host.to_ascii_lowercase())
             {
                 Ok(())
             } else {
@@ -400,7 +403,10 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -437,12 +443,42 @@ mod tests {
     fn same_host_origin_check() {
         let policy = CheckOrigin::Enabled(true);
         assert!(check_origin(&policy, &request(None, "127.0.0.1:4000")).is_ok());
-        assert!(check_origin(&policy, &request(Some("http://127.0.0.1:4000"), "127.0.0.1:4000")).is_ok());
-        assert!(check_origin(&policy, &request(Some("https://Example.com:443"), "example.com")).is_ok());
-        assert!(check_origin(&policy, &request(Some("http://evil.example"), "127.0.0.1:4000")).is_err());
-        assert!(check_origin(&policy, &request(Some("http://127.0.0.1:4001"), "127.0.0.1:4000")).is_err());
+        assert!(
+            check_origin(
+                &policy,
+                &request(Some("http://127.0.0.1:4000"), "127.0.0.1:4000")
+            )
+            .is_ok()
+        );
+        assert!(
+            check_origin(
+                &policy,
+                &request(Some("https://Example.com:443"), "example.com")
+            )
+            .is_ok()
+        );
+        assert!(
+            check_origin(
+                &policy,
+                &request(Some("http://evil.example"), "127.0.0.1:4000")
+            )
+            .is_err()
+        );
+        assert!(
+            check_origin(
+                &policy,
+                &request(Some("http://127.0.0.1:4001"), "127.0.0.1:4000")
+            )
+            .is_err()
+        );
         assert!(check_origin(&policy, &request(Some("null"), "127.0.0.1:4000")).is_err());
-        assert!(check_origin(&CheckOrigin::Enabled(false), &request(Some("http://evil"), "x")).is_ok());
+        assert!(
+            check_origin(
+                &CheckOrigin::Enabled(false),
+                &request(Some("http://evil"), "x")
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -68,6 +68,12 @@ pub type HandleResult = Result<Reply, BoxError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinError(pub Value);
 
+impl From<crate::transport::PushError> for JoinError {
+    fn from(err: crate::transport::PushError) -> JoinError {
+        JoinError::reason(&err.to_string())
+    }
+}
+
 impl JoinError {
     /// A refusal with `{"reason": reason}`, the shape phoenix.js apps expect.
     pub fn reason(reason: &str) -> JoinError {

@@ -119,7 +119,8 @@ impl Router {
 
     /// Routes topics matching `pattern` to `channel`.
     pub fn channel(mut self, pattern: &str, channel: impl Channel) -> Router {
-        self.routes.push((Pattern::parse(pattern), Arc::new(channel)));
+        self.routes
+            .push((Pattern::parse(pattern), Arc::new(channel)));
         self
     }
 

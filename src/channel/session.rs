@@ -4,12 +4,7 @@
 //! leaves this map (leave, rejoin, crash, disconnect) has its `terminate` run and its
 //! subscription dropped (the [`Subscription`] guard unsubscribes even if a callback panics).
 
-use std::{
-    any::Any,
-    collections::HashMap,
-    panic::AssertUnwindSafe,
-    sync::Arc,
-};
+use std::{any::Any, collections::HashMap, panic::AssertUnwindSafe, sync::Arc};
 
 use futures_util::FutureExt;
 use serde_json::{Value, json};
@@ -82,14 +77,25 @@ impl ChannelSession {
     }
 
     fn reply(&self, join_ref: Option<&str>, frame: &Frame, status: Status, response: &Value) {
-        let bytes = encode_reply(join_ref, frame.msg_ref.as_deref(), &frame.topic, status, response);
+        let bytes = encode_reply(
+            join_ref,
+            frame.msg_ref.as_deref(),
+            &frame.topic,
+            status,
+            response,
+        );
         let _ = self.conn.outbox.push_frame(bytes);
     }
 
     fn reply_unmatched(&self, frame: &Frame) {
         tracing::debug!(topic = %frame.topic, event = %frame.event, "unmatched topic");
         // As Phoenix: the join_ref of this reply is null.
-        self.reply(None, frame, Status::Error, &json!({"reason": "unmatched topic"}));
+        self.reply(
+            None,
+            frame,
+            Status::Error,
+            &json!({"reason": "unmatched topic"}),
+        );
     }
 
     /// Sends a `phx_close` or `phx_error` for a join (its ref is the join ref).
@@ -121,7 +127,12 @@ impl ChannelSession {
             return self.reply_unmatched(&frame);
         };
         let Some(join_ref) = frame.join_ref.clone().or_else(|| frame.msg_ref.clone()) else {
-            return self.reply(None, &frame, Status::Error, &json!({"reason": "join_ref required"}));
+            return self.reply(
+                None,
+                &frame,
+                Status::Error,
+                &json!({"reason": "join_ref required"}),
+            );
         };
         if let Some(old) = self.joined.get(frame.topic.as_str()) {
             let old_ref = old.socket.join_ref().to_string();
@@ -151,9 +162,11 @@ impl ChannelSession {
         socket.current_ref = None;
         match result {
             Ok(Ok(response)) => {
-                self.conn
-                    .pubsub
-                    .subscribe(&topic, self.conn.id, Arc::new(self.conn.outbox.clone()));
+                self.conn.pubsub.subscribe(
+                    &topic,
+                    self.conn.id,
+                    Arc::new(self.conn.outbox.clone()),
+                );
                 let subscription = Subscription {
                     pubsub: self.conn.pubsub.clone(),
                     topic: topic.clone(),
@@ -178,13 +191,21 @@ impl ChannelSession {
             }
             Err(panic) => {
                 tracing::error!(topic = %frame.topic, "join failed: {}", panic_message(&*panic));
-                self.reply(Some(&join_ref), &frame, Status::Error, &json!({"reason": "join crashed"}));
+                self.reply(
+                    Some(&join_ref),
+                    &frame,
+                    Status::Error,
+                    &json!({"reason": "join crashed"}),
+                );
             }
         }
     }
 
     async fn leave(&mut self, frame: Frame) {
-        let current = self.joined.get(frame.topic.as_str()).map(|j| j.socket.join_ref().to_string());
+        let current = self
+            .joined
+            .get(frame.topic.as_str())
+            .map(|j| j.socket.join_ref().to_string());
         let ours = matches!((&current, &frame.join_ref), (Some(c), Some(f)) if c == f)
             || (current.is_some() && frame.join_ref.is_none());
         self.reply(frame.join_ref.as_deref(), &frame, Status::Ok, &json!({}));
@@ -198,7 +219,11 @@ impl ChannelSession {
         let Some(joined) = self.joined.get_mut(frame.topic.as_str()) else {
             return self.reply_unmatched(&frame);
         };
-        if frame.join_ref.as_deref().is_some_and(|r| r != joined.socket.join_ref()) {
+        if frame
+            .join_ref
+            .as_deref()
+            .is_some_and(|r| r != joined.socket.join_ref())
+        {
             tracing::debug!(topic = %frame.topic, event = %frame.event, "ignoring stale join_ref");
             return;
         }
@@ -248,7 +273,8 @@ impl Handler for ChannelSession {
     async fn terminate(&mut self, reason: &Disconnect) {
         let topics: Vec<Arc<str>> = self.joined.keys().cloned().collect();
         for topic in topics {
-            self.end(&topic, TerminateReason::Disconnect(reason.clone())).await;
+            self.end(&topic, TerminateReason::Disconnect(reason.clone()))
+                .await;
         }
     }
 }

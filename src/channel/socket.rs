@@ -131,7 +131,11 @@ impl Socket {
     ///
     /// During [`Channel::join`](super::Channel::join) the push is held back and sent right
     /// after the join reply (and dropped if the join is refused).
-    pub fn push(&mut self, event: &str, payload: &(impl Serialize + ?Sized)) -> Result<(), PushError> {
+    pub fn push(
+        &mut self,
+        event: &str,
+        payload: &(impl Serialize + ?Sized),
+    ) -> Result<(), PushError> {
         let frame = encode(Some(&self.join_ref), None, &self.topic, event, payload);
         match &mut self.deferred {
             Some(deferred) => {
@@ -152,7 +156,9 @@ impl Socket {
     /// Sends `event` to every client joined to this topic except this one.
     pub fn broadcast_from(&self, event: &str, payload: &(impl Serialize + ?Sized)) {
         let frame = encode(None, None, &self.topic, event, payload);
-        self.conn.pubsub.broadcast(&self.topic, frame, Some(self.conn.id));
+        self.conn
+            .pubsub
+            .broadcast(&self.topic, frame, Some(self.conn.id));
     }
 
     /// The reference of the push being handled, to reply to it later with
@@ -191,7 +197,12 @@ impl Socket {
     }
 }
 
-fn reply_frame(topic: &str, join_ref: Option<&str>, msg_ref: Option<&str>, reply: &Reply) -> Option<Bytes> {
+fn reply_frame(
+    topic: &str,
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    reply: &Reply,
+) -> Option<Bytes> {
     let (status, response) = match reply {
         Reply::None => return None,
         Reply::Ok(response) => (Status::Ok, response),
@@ -216,8 +227,13 @@ pub struct SocketHandle {
 impl SocketHandle {
     /// Pushes `event` to the client on this channel.
     pub fn push(&self, event: &str, payload: &(impl Serialize + ?Sized)) -> Result<(), PushError> {
-        self.outbox
-            .push_frame(encode(Some(&self.join_ref), None, &self.topic, event, payload))
+        self.outbox.push_frame(encode(
+            Some(&self.join_ref),
+            None,
+            &self.topic,
+            event,
+            payload,
+        ))
     }
 
     /// Answers a push that was left unanswered by `handle_in`.

@@ -49,7 +49,10 @@ impl LocalPubSub {
 
 impl PubSub for LocalPubSub {
     fn subscribe(&self, topic: &str, id: SubscriberId, subscriber: Arc<dyn Subscriber>) {
-        let mut shard = self.shard(topic).write().unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self
+            .shard(topic)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         match shard.get_mut(topic) {
             Some(subscribers) => {
                 subscribers.insert(id, subscriber);
@@ -61,7 +64,10 @@ impl PubSub for LocalPubSub {
     }
 
     fn unsubscribe(&self, topic: &str, id: SubscriberId) {
-        let mut shard = self.shard(topic).write().unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self
+            .shard(topic)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(subscribers) = shard.get_mut(topic) {
             subscribers.swap_remove(&id);
             if subscribers.is_empty() {
@@ -75,7 +81,10 @@ impl PubSub for LocalPubSub {
     }
 
     fn local_broadcast(&self, topic: &str, message: Bytes, except: Option<SubscriberId>) {
-        let shard = self.shard(topic).read().unwrap_or_else(PoisonError::into_inner);
+        let shard = self
+            .shard(topic)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(subscribers) = shard.get(topic) {
             for (id, subscriber) in subscribers {
                 if Some(*id) != except {
@@ -86,7 +95,10 @@ impl PubSub for LocalPubSub {
     }
 
     fn local_subscriber_count(&self, topic: &str) -> usize {
-        let shard = self.shard(topic).read().unwrap_or_else(PoisonError::into_inner);
+        let shard = self
+            .shard(topic)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         shard.get(topic).map_or(0, IndexMap::len)
     }
 }
@@ -125,7 +137,11 @@ mod tests {
         bus.broadcast("t", message.clone(), None);
         let (got_a, got_b) = (a.taken(), b.taken());
         assert_eq!(got_a, vec![message.clone()]);
-        assert_eq!(got_a[0].as_ptr(), message.as_ptr(), "same buffer, not a copy");
+        assert_eq!(
+            got_a[0].as_ptr(),
+            message.as_ptr(),
+            "same buffer, not a copy"
+        );
         assert_eq!(got_b[0].as_ptr(), message.as_ptr());
 
         bus.broadcast("t", message.clone(), Some(ida));

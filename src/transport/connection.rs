@@ -117,9 +117,10 @@ pub async fn run<H: Handler>(
     let mut connection = Connection {
         session,
         outbox,
+        outbox_rx,
         handler,
     };
-    let reason = connection.serve(stream, outbox_rx, limits, shutdown).await;
+    let reason = connection.serve(stream, limits, shutdown).await;
     match &reason {
         Disconnect::ClientClosed | Disconnect::Shutdown | Disconnect::Closed => {
             tracing::debug!(?reason, "connection closed")
@@ -127,12 +128,18 @@ pub async fn run<H: Handler>(
         _ => tracing::info!(?reason, "connection closed"),
     }
     connection.handler.terminate(&reason).await;
-    let _ = connection.session.close(Some(reason.close_reason())).await;
+    // A client that does not read may never make room for the close frame: bounded wait.
+    let close = connection.session.close(Some(reason.close_reason()));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
 }
+
+/// How long the close frame may wait for room in the socket's write queue.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Connection<H> {
     session: Session,
     outbox: Outbox,
+    outbox_rx: OutboxReceiver,
     handler: H,
 }
 
@@ -140,7 +147,6 @@ impl<H: Handler> Connection<H> {
     async fn serve(
         &mut self,
         mut stream: AggregatedMessageStream,
-        mut outbox_rx: OutboxReceiver,
         limits: Limits,
         shutdown: CancellationToken,
     ) -> Disconnect {
@@ -153,7 +159,7 @@ impl<H: Handler> Connection<H> {
             tokio::select! {
                 biased;
                 _ = &mut shutdown => return Disconnect::Shutdown,
-                received = outbox_rx.recv() => {
+                received = self.outbox_rx.recv() => {
                     let batch = match received {
                         Received::Batch(batch) => batch,
                         Received::Overflowed => return Disconnect::SlowConsumer,
@@ -193,8 +199,16 @@ impl<H: Handler> Connection<H> {
                             continue;
                         }
                     };
-                    if self.session.text(text).await.is_err() {
-                        return Err(Disconnect::ClientClosed);
+                    // The write waits while the client is not reading; meanwhile the outbox
+                    // keeps filling and, past its limit, ends the wait.
+                    tokio::select! {
+                        biased;
+                        sent = self.session.text(text) => {
+                            if sent.is_err() {
+                                return Err(Disconnect::ClientClosed);
+                            }
+                        }
+                        _ = self.outbox_rx.overflowed() => return Err(Disconnect::SlowConsumer),
                     }
                 }
                 Outbound::Info(info) => {

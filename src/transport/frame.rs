@@ -107,8 +107,7 @@ pub fn encode<T: Serialize + ?Sized>(
     let mut out = BytesMut::with_capacity(48 + topic.len() + event.len()).writer();
     // Serializing strings, options and a `Serialize` payload into memory cannot fail unless
     // the payload's own `Serialize` impl fails (e.g. a map with non-string keys).
-    if let Err(err) = serde_json::to_writer(&mut out, &(join_ref, msg_ref, topic, event, payload))
-    {
+    if let Err(err) = serde_json::to_writer(&mut out, &(join_ref, msg_ref, topic, event, payload)) {
         tracing::error!(%topic, %event, "payload could not be serialized: {err}");
         return encode(join_ref, msg_ref, topic, event, &serde_json::json!({}));
     }
@@ -155,7 +154,10 @@ mod tests {
             "",
         ] {
             let err = Frame::decode(bad).unwrap_err();
-            assert!(err.to_string().len() <= 110, "reason too long for a close frame");
+            assert!(
+                err.to_string().len() <= 110,
+                "reason too long for a close frame"
+            );
         }
     }
 

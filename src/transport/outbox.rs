@@ -185,6 +185,22 @@ impl OutboxReceiver {
     }
 }
 
+impl OutboxReceiver {
+    /// Resolves once the outbox has overflowed; used while a write is blocked on a client
+    /// that does not read, so that the connection is dropped instead of waiting forever.
+    pub async fn overflowed(&mut self) {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.status == Status::Overflowed {
+                return Poll::Ready(());
+            }
+            state.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 impl Drop for OutboxReceiver {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
@@ -218,7 +234,10 @@ mod tests {
             outbox.push_frame(Bytes::from(vec![i])).unwrap();
         }
         let got = frames(rx.recv().await);
-        assert_eq!(got, (0..5u8).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>());
+        assert_eq!(
+            got,
+            (0..5u8).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test]
@@ -256,6 +275,26 @@ mod tests {
             outbox.push_frame(Bytes::from_static(b"12345678")).unwrap();
             frames(rx.recv().await);
         }
+    }
+
+    #[tokio::test]
+    async fn overflowed_resolves_only_after_an_overflow() {
+        let (outbox, mut rx) = Outbox::new(4);
+        let waiter = tokio::spawn(async move {
+            rx.overflowed().await;
+            rx
+        });
+        outbox.push_frame(Bytes::from_static(b"1234")).unwrap();
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert_eq!(
+            outbox.push_frame(Bytes::from_static(b"5")),
+            Err(PushError::Overflowed)
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("not woken on overflow")
+            .unwrap();
     }
 
     #[test]

@@ -1,0 +1,259 @@
+//! Bad input and limits: each costs at most the one connection, with a clear close code or
+//! error reply, while the server and every other client carry on.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Client, TestServer, reply, test_config};
+use tether::{
+    Config, SocketRoute,
+    channel::{Channel, HandleResult, JoinResult, Reply, Router, Socket},
+    config::CheckOrigin,
+};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Echo;
+
+impl Channel for Echo {
+    async fn join(&self, _topic: &str, _payload: Value, _socket: &mut Socket) -> JoinResult {
+        Ok(json!({}))
+    }
+
+    async fn handle_in(&self, event: &str, payload: Value, socket: &mut Socket) -> HandleResult {
+        match event {
+            "broadcast" => {
+                socket.broadcast("bcast", &payload);
+                Ok(Reply::None)
+            }
+            _ => Ok(Reply::Ok(payload)),
+        }
+    }
+}
+
+fn start(config: Config) -> TestServer {
+    TestServer::start(
+        config,
+        SocketRoute::new("/socket", Router::new().channel("room:*", Echo)),
+    )
+}
+
+/// A bystander that must keep working whatever the other connection does.
+async fn assert_alive(client: &mut Client) {
+    assert!(client.sync().await.is_empty());
+}
+
+#[tokio::test]
+async fn malformed_frames_close_only_that_connection_with_1007() {
+    let server = start(test_config());
+    let mut bystander = server.client("").await;
+    for bad in [
+        "not json",
+        r#"{"topic":"room:lobby","event":"phx_join","payload":{},"ref":"1"}"#,
+        r#"[null,"1","phoenix","heartbeat"]"#,
+        r#"[null,1,"phoenix","heartbeat",{}]"#,
+        r#"[null,"1","room:lobby",["x"],{}]"#,
+        "[]",
+    ] {
+        let mut client = server.client("").await;
+        client.send_text(bad).await;
+        let (code, reason) = client.expect_close().await;
+        assert_eq!(code, 1007, "for {bad}");
+        assert!(reason.starts_with("malformed frame"), "{reason}");
+        assert_alive(&mut bystander).await;
+    }
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_an_object_is_accepted_like_phoenix() {
+    let server = start(test_config());
+    let mut client = server.client("").await;
+    client
+        .send_text(r#"[null,"1","phoenix","heartbeat","x"]"#)
+        .await;
+    assert_eq!(reply(&client.recv().await, "ok"), json!({}));
+}
+
+#[tokio::test]
+async fn binary_frames_close_with_1003() {
+    let server = start(test_config());
+    let mut bystander = server.client("").await;
+    let mut client = server.client("").await;
+    client
+        .send_message(Message::binary(
+            br#"[null,"1","phoenix","heartbeat",{}]"#.to_vec(),
+        ))
+        .await;
+    assert_eq!(client.expect_close().await.0, 1003);
+    assert_alive(&mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_message_over_one_mebibyte_closes_with_1009_and_one_just_under_passes() {
+    let server = start(test_config());
+    let mut bystander = server.client("").await;
+    let frame = |size: usize| {
+        let head = r#"[null,"1","phoenix","heartbeat",{"pad":""#;
+        let tail = r#""}]"#;
+        format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+    };
+    let mut fits = server.client("").await;
+    fits.send_text(frame(1024 * 1024)).await;
+    assert_eq!(reply(&fits.recv().await, "ok"), json!({}));
+
+    let mut big = server.client("").await;
+    big.send_text(frame(1024 * 1024 + 1)).await;
+    assert_eq!(big.expect_close().await.0, 1009);
+    assert_alive(&mut bystander).await;
+    assert_alive(&mut fits).await;
+}
+
+#[tokio::test]
+async fn a_fragmented_message_over_the_limit_closes_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame,
+        coding::{Data, OpCode},
+    };
+    let server = start(test_config());
+    let mut client = server.client("").await;
+    let chunk = vec![b'x'; 600 * 1024];
+    client
+        .send_message(Message::Frame(Frame::message(
+            chunk.clone(),
+            OpCode::Data(Data::Text),
+            false,
+        )))
+        .await;
+    client
+        .send_message(Message::Frame(Frame::message(
+            chunk,
+            OpCode::Data(Data::Continue),
+            true,
+        )))
+        .await;
+    assert_eq!(client.expect_close().await.0, 1009);
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected_and_nobody_else_waits() {
+    // 64 KiB of outbound queue; a reader that never reads fills its socket buffers and then
+    // its queue, and must be dropped while a reading client gets every broadcast.
+    let server = start(test_config().with_max_outbound_bytes(64 * 1024));
+    let mut slow = server.client("").await;
+    let mut fast = server.client("").await;
+    let mut sender = server.client("").await;
+    slow.join("room:flood", json!({})).await;
+    let (_, _) = fast.join("room:flood", json!({})).await;
+    let (js, _) = sender.join("room:flood", json!({})).await;
+    let padding = "y".repeat(16 * 1024);
+    let mut sent = 0;
+    // Bounded: at most 2000 broadcasts of 16 KiB (32 MiB), far more than the slow client's
+    // kernel buffers plus 64 KiB of queue.
+    while server
+        .endpoint
+        .pubsub()
+        .local_subscriber_count("room:flood")
+        == 3
+    {
+        assert!(sent < 2000, "the slow consumer was never disconnected");
+        sender
+            .send(
+                Some(&js),
+                "1",
+                "room:flood",
+                "broadcast",
+                json!({"n": sent, "pad": padding}),
+            )
+            .await;
+        sent += 1;
+        // The fast client and the sender keep up: read the broadcast before sending more.
+        let got = fast.recv_until(|f| f[3] == "bcast").await;
+        assert_eq!(got[4]["n"], sent - 1);
+        sender.recv_until(|f| f[3] == "bcast").await;
+    }
+    assert_eq!(
+        server
+            .endpoint
+            .pubsub()
+            .local_subscriber_count("room:flood"),
+        2
+    );
+    assert_alive(&mut fast).await;
+    drop(slow);
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_with_1001_and_heartbeats_keep_it_open() {
+    let server = start(test_config().with_idle_timeout_ms(400));
+    let mut idle = server.client("").await;
+    let mut busy = server.client("").await;
+    let started = tokio::time::Instant::now();
+    // The busy client heartbeats every 100 ms (pacing, not synchronization) for 1.2 s,
+    // three times the idle timeout.
+    while started.elapsed() < Duration::from_millis(1200) {
+        assert!(busy.sync().await.is_empty());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, reason) = idle.expect_close().await;
+    assert_eq!((code, reason.as_str()), (1001, "idle timeout"));
+    assert_alive(&mut busy).await;
+}
+
+#[tokio::test]
+async fn origin_check_refuses_other_hosts_by_default() {
+    let server = start(test_config());
+    let own = format!("http://127.0.0.1:{}", server.port);
+    let url = server.url("");
+    assert_eq!(
+        Client::try_connect(&url, &[("origin", "http://evil.example")])
+            .await
+            .err()
+            .map(|r| r.0),
+        Some(403)
+    );
+    assert!(Client::try_connect(&url, &[("origin", &own)]).await.is_ok());
+    assert!(
+        Client::try_connect(&url, &[]).await.is_ok(),
+        "no Origin: not a browser"
+    );
+}
+
+#[tokio::test]
+async fn origin_allow_list_is_configurable() {
+    let config =
+        test_config().with_check_origin(CheckOrigin::AllowList(vec!["https://app.example".into()]));
+    let server = start(config);
+    let url = server.url("");
+    assert!(
+        Client::try_connect(&url, &[("origin", "https://app.example")])
+            .await
+            .is_ok()
+    );
+    let own = format!("http://127.0.0.1:{}", server.port);
+    assert_eq!(
+        Client::try_connect(&url, &[("origin", &own)])
+            .await
+            .err()
+            .map(|r| r.0),
+        Some(403)
+    );
+}
+
+#[tokio::test]
+async fn joining_more_than_max_channels_is_refused() {
+    let server = start(test_config().with_max_channels(3));
+    let mut client = server.client("").await;
+    for i in 0..3 {
+        let (_, frame) = client.join(&format!("room:{i}"), json!({})).await;
+        reply(&frame, "ok");
+    }
+    let (_, frame) = client.join("room:3", json!({})).await;
+    assert_eq!(
+        reply(&frame, "error"),
+        json!({"reason": "too many channels"})
+    );
+    // Re-joining a topic already joined does not count twice.
+    let (_, frame) = client.join("room:0", json!({})).await;
+    reply(&frame, "ok");
+}

@@ -1,0 +1,276 @@
+//! Test harness: an in-process tether server on a free port, and a raw WebSocket client
+//! speaking Phoenix V2 frames. Every wait is bounded.
+#![allow(dead_code)]
+
+pub mod example;
+
+use std::{sync::Arc, thread::JoinHandle, time::Duration};
+
+use actix_web::{App, HttpServer, dev::ServerHandle};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tether::{Config, Endpoint, SocketRoute};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{
+        self, Message,
+        client::IntoClientRequest,
+        http::{HeaderName, HeaderValue},
+        protocol::frame::coding::CloseCode,
+    },
+};
+
+/// How long any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub port: u16,
+    pub endpoint: Endpoint,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start(config: Config, route: SocketRoute) -> TestServer {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let endpoint = Endpoint::builder(config).socket(route).build().unwrap();
+                let app_endpoint = endpoint.clone();
+                let server = HttpServer::new(move || {
+                    let endpoint = app_endpoint.clone();
+                    App::new().configure(move |cfg| endpoint.configure(cfg))
+                })
+                .workers(2)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+                let port = server.addrs()[0].port();
+                let server = server.run();
+                tx.send((port, endpoint, server.handle())).unwrap();
+                let _ = server.await;
+            })
+        });
+        let (port, endpoint, handle) = rx.recv_timeout(WAIT).expect("server did not start");
+        TestServer {
+            port,
+            endpoint,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, query: &str) -> String {
+        format!(
+            "ws://127.0.0.1:{}/socket/websocket?vsn=2.0.0&{query}",
+            self.port
+        )
+    }
+
+    pub async fn client(&self, query: &str) -> Client {
+        Client::connect(&self.url(query)).await
+    }
+
+    /// Waits (bounded) until `condition` holds, polling the server's state.
+    pub async fn eventually(&self, what: &str, condition: impl Fn(&Endpoint) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !condition(&self.endpoint) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+        })
+        .join();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The config every test starts from (a fixed secret, default limits).
+pub fn test_config() -> Config {
+    Config::default().with_secret_key_base("x".repeat(64))
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_ref: u64,
+}
+
+/// What a refused upgrade answered.
+#[derive(Debug)]
+pub struct Refused(pub u16);
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        Client::try_connect(url, &[])
+            .await
+            .expect("upgrade refused")
+    }
+
+    pub async fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<Client, Refused> {
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let connecting = tokio_tungstenite::connect_async(request);
+        match tokio::time::timeout(WAIT, connecting)
+            .await
+            .expect("connect timed out")
+        {
+            Ok((ws, _)) => Ok(Client { ws, next_ref: 100 }),
+            Err(tungstenite::Error::Http(response)) => Err(Refused(response.status().as_u16())),
+            Err(err) => panic!("connect failed: {err}"),
+        }
+    }
+
+    pub fn next_ref(&mut self) -> String {
+        self.next_ref += 1;
+        self.next_ref.to_string()
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.ws
+            .send(Message::text(text.into()))
+            .await
+            .expect("send failed");
+    }
+
+    pub async fn send_message(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send failed");
+    }
+
+    pub async fn send(
+        &mut self,
+        join_ref: Option<&str>,
+        msg_ref: &str,
+        topic: &str,
+        event: &str,
+        payload: Value,
+    ) {
+        self.send_text(json!([join_ref, msg_ref, topic, event, payload]).to_string())
+            .await;
+    }
+
+    /// The next text frame, decoded. Panics on close or timeout.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match next {
+                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Skips frames until one satisfies `pred` (bounded by WAIT).
+    pub async fn recv_until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out in recv_until"
+            );
+            let frame = self.recv().await;
+            if pred(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Waits for the server to close; returns the close code and reason.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let next = tokio::time::timeout(remaining, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match next {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) => {
+                    return (u16::from(CloseCode::Status), String::new());
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("connection failed instead of closing: {err}"),
+                None => panic!("stream ended without a close frame"),
+            }
+        }
+    }
+
+    /// Sends a heartbeat and returns every frame received before its reply: proof that the
+    /// server sent nothing else in between (frames on one connection are ordered).
+    pub async fn sync(&mut self) -> Vec<Value> {
+        let msg_ref = self.next_ref();
+        self.send(None, &msg_ref, "phoenix", "heartbeat", json!({}))
+            .await;
+        let mut before = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            if frame[2] == "phoenix" && frame[1] == msg_ref.as_str() {
+                assert_eq!(frame[4]["status"], "ok");
+                return before;
+            }
+            before.push(frame);
+        }
+    }
+
+    /// Joins `topic` with `payload`; returns the reply frame.
+    pub async fn join(&mut self, topic: &str, payload: Value) -> (String, Value) {
+        let join_ref = self.next_ref();
+        self.send(Some(&join_ref), &join_ref, topic, "phx_join", payload)
+            .await;
+        let reply = self
+            .recv_until(|f| f[3] == "phx_reply" && f[1] == join_ref.as_str())
+            .await;
+        (join_ref, reply)
+    }
+
+    /// Pushes `event` on a joined topic and waits for the reply to it.
+    pub async fn call(
+        &mut self,
+        topic: &str,
+        join_ref: &str,
+        event: &str,
+        payload: Value,
+    ) -> Value {
+        let msg_ref = self.next_ref();
+        self.send(Some(join_ref), &msg_ref, topic, event, payload)
+            .await;
+        self.recv_until(|f| f[3] == "phx_reply" && f[1] == msg_ref.as_str())
+            .await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Asserts a reply frame's status and returns its response.
+pub fn reply(frame: &Value, status: &str) -> Value {
+    assert_eq!(frame[3], "phx_reply", "not a reply: {frame}");
+    assert_eq!(frame[4]["status"], status, "unexpected status in {frame}");
+    frame[4]["response"].clone()
+}
+
+pub type Log = Arc<std::sync::Mutex<Vec<String>>>;
