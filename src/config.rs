@@ -148,6 +148,9 @@ pub struct PresenceConfig {
     pub down_period_ms: u64,
     /// Silence after which a peer is forgotten. Env `TETHER_PRESENCE_PERMDOWN_PERIOD_MS`.
     pub permdown_period_ms: u64,
+    /// Window over which a topic's presence changes are merged into one diff.
+    /// Env `TETHER_PRESENCE_COALESCE_MS`.
+    pub coalesce_ms: u64,
 }
 
 impl Default for PresenceConfig {
@@ -158,6 +161,7 @@ impl Default for PresenceConfig {
             broadcast_period_ms: 1500,
             down_period_ms: 30_000,
             permdown_period_ms: 1_200_000,
+            coalesce_ms: 50,
         }
     }
 }
@@ -185,7 +189,8 @@ impl Config {
     ///
     /// Overrides: `TETHER_SECRET_KEY_BASE`, `PORT`, `TETHER_PUBSUB_URL`, `TETHER_NODE`,
     /// `TETHER_PRESENCE_BROADCAST_PERIOD_MS`, `TETHER_PRESENCE_DOWN_PERIOD_MS`,
-    /// `TETHER_PRESENCE_PERMDOWN_PERIOD_MS`. An empty variable counts as unset.
+    /// `TETHER_PRESENCE_PERMDOWN_PERIOD_MS`, `TETHER_PRESENCE_COALESCE_MS`. An empty variable
+    /// counts as unset.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
@@ -281,6 +286,7 @@ impl Config {
             "presence.broadcast_period_ms" => self.presence.broadcast_period_ms = number(value)?,
             "presence.down_period_ms" => self.presence.down_period_ms = number(value)?,
             "presence.permdown_period_ms" => self.presence.permdown_period_ms = number(value)?,
+            "presence.coalesce_ms" => self.presence.coalesce_ms = number(value)?,
             other => return Err(format!("no such key {other}")),
         }
         Ok(())

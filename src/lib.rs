@@ -88,6 +88,7 @@
 pub mod channel;
 pub mod config;
 pub mod endpoint;
+pub mod presence;
 pub mod pubsub;
 pub mod transport;
 

@@ -81,6 +81,8 @@ pub struct Socket {
     conn: Conn,
     /// Pushes made during `join`, written after the join reply.
     deferred: Option<Vec<Bytes>>,
+    /// Values kept alive as long as this join (see [`Socket::attach`]).
+    attached: Vec<Box<dyn Any + Send>>,
     /// The ref of the client push being handled, if any.
     pub(crate) current_ref: Option<String>,
 }
@@ -93,6 +95,7 @@ impl Socket {
             assigns,
             conn,
             deferred: Some(Vec::new()),
+            attached: Vec::new(),
             current_ref: None,
         }
     }
@@ -169,6 +172,13 @@ impl Socket {
             join_ref: self.join_ref.clone(),
             msg_ref: msg_ref.clone(),
         })
+    }
+
+    /// Keeps `guard` alive until this join ends (leave, rejoin, crash or disconnect), then
+    /// drops it — after [`Channel::terminate`](super::Channel::terminate) has run. Higher
+    /// layers use it to undo what they did for this join (presence untracks this way).
+    pub fn attach(&mut self, guard: impl Any + Send) {
+        self.attached.push(Box::new(guard));
     }
 
     /// A `Send` handle to reach this channel from other tasks.

@@ -114,6 +114,29 @@ pub fn encode<T: Serialize + ?Sized>(
     out.into_inner().freeze()
 }
 
+/// Encodes a frame around a payload that is already JSON (`raw_payload` must be one valid
+/// JSON value). Lets one encoded payload be shared by frames that differ only in refs.
+pub fn encode_raw(
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    topic: &str,
+    event: &str,
+    raw_payload: &[u8],
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(48 + topic.len() + event.len() + raw_payload.len());
+    out.put_u8(b'[');
+    let head = (join_ref, msg_ref, topic, event);
+    // Strings and options always serialize.
+    if let Ok(head) = serde_json::to_vec(&head) {
+        // `head` is `[a,b,c,d]`: keep `a,b,c,d` and add `,payload]`.
+        out.extend_from_slice(&head[1..head.len() - 1]);
+    }
+    out.put_u8(b',');
+    out.extend_from_slice(raw_payload);
+    out.put_u8(b']');
+    out.freeze()
+}
+
 /// Encodes a `phx_reply` to the frame with `join_ref`/`msg_ref` on `topic`.
 pub fn encode_reply<T: Serialize + ?Sized>(
     join_ref: Option<&str>,
@@ -174,6 +197,16 @@ mod tests {
             std::str::from_utf8(&reply).unwrap(),
             r#"["3","6","room:lobby","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]"#
         );
+    }
+
+    #[test]
+    fn raw_payloads_are_spliced_in() {
+        let raw = br#"{"a":{"metas":[]}}"#;
+        let bytes = encode_raw(Some("7"), None, "room:\"x", "presence_state", raw);
+        let frame = Frame::decode(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        assert_eq!(frame.join_ref.as_deref(), Some("7"));
+        assert_eq!(frame.topic, "room:\"x");
+        assert_eq!(frame.payload, json!({"a": {"metas": []}}));
     }
 
     #[test]

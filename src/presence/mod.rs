@@ -1,0 +1,714 @@
+//! Presence: who is on each topic, on this node and — through pub/sub — on every node.
+//!
+//! The API is Phoenix's: [`Presence::track`], [`untrack`](Presence::untrack),
+//! [`update`](Presence::update), [`list`](Presence::list),
+//! [`get_by_key`](Presence::get_by_key), plus [`count_users`](Presence::count_users)
+//! (distinct keys) and [`count_connections`](Presence::count_connections) (metas), and the
+//! `fetch` / `handle_metas` hooks of [`PresenceHooks`].
+//!
+//! # How changes reach clients
+//!
+//! A socket that calls [`Presence::subscribe`] receives `presence_state` and then
+//! `presence_diff` events on its topic, in exactly the shape the phoenix.js `Presence`
+//! client consumes. Changes are **coalesced per topic** over `presence.coalesce_ms`
+//! (default 50 ms): at the end of each window, one `presence_diff` (a join and a leave of
+//! the same `phx_ref` inside one window cancel out) is encoded once and delivered to every
+//! subscriber that already had its state. A socket that subscribed during the window
+//! receives, instead, one `presence_state` taken right after the window's changes — so it
+//! never sees its own join (or anyone's) twice, which matters for clients that only sum
+//! counts. A join storm of N clients therefore costs one diff per window per subscriber,
+//! not N², and one `presence_state` encoding per window, not per joiner.
+//!
+//! # Replication
+//!
+//! State lives in [`tracker::Tracker`] shards (by topic hash; the same on every node),
+//! each a replica with per-node ownership (see the tracker's docs). A background task sends
+//! each shard's heartbeat every `presence.broadcast_period_ms` through the [`PubSub`] on the
+//! topic `tether:presence:<shard>`, applies peers' gossip, hides peers silent for
+//! `down_period_ms` and forgets them after `permdown_period_ms`. [`Presence::shutdown`]
+//! tells peers to drop this node's entries at once.
+//!
+//! This module must never know about commanders; it knows channels only to track a
+//! channel's socket and to untrack it when the join ends.
+
+pub mod hooks;
+pub mod tracker;
+
+use std::{
+    collections::HashMap,
+    hash::{Hash, Hasher},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use indexmap::{IndexMap, IndexSet};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+pub use hooks::{DefaultHooks, PresenceDiff, PresenceHooks, Presences};
+pub use tracker::{Meta, TrackError};
+
+use crate::{
+    channel::Socket,
+    config::Config,
+    pubsub::{PubSub, Subscriber, SubscriberId},
+    transport::frame::{encode, encode_raw},
+};
+use hooks::DynHooks;
+use tracker::{Change, ChangeKind, Gossip, Periods, ReplicaId, Tracker};
+
+/// Number of tracker shards; must be the same on every node of a cluster.
+pub const SHARDS: usize = 8;
+
+/// Gossip messages waiting for the presence task, at most.
+const GOSSIP_QUEUE: usize = 4096;
+
+/// Timing of one presence instance.
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceSettings {
+    /// Window over which changes of a topic are merged into one diff.
+    pub coalesce: Duration,
+    /// Heartbeat period.
+    pub broadcast_period: Duration,
+    /// Silence after which a peer's presences are hidden.
+    pub down_period: Duration,
+    /// Silence after which a peer is forgotten.
+    pub permdown_period: Duration,
+}
+
+impl PresenceSettings {
+    /// The `[presence]` section of `config`.
+    pub fn from_config(config: &Config) -> PresenceSettings {
+        let p = &config.presence;
+        PresenceSettings {
+            coalesce: Duration::from_millis(p.coalesce_ms),
+            broadcast_period: Duration::from_millis(p.broadcast_period_ms),
+            down_period: Duration::from_millis(p.down_period_ms),
+            permdown_period: Duration::from_millis(p.permdown_period_ms),
+        }
+    }
+}
+
+/// Changes of one topic waiting for the end of the window.
+#[derive(Default)]
+struct Window {
+    joins: IndexMap<String, (String, Meta)>,
+    leaves: IndexMap<String, (String, Meta)>,
+}
+
+impl Window {
+    fn record(&mut self, change: Change) {
+        let phx_ref = change
+            .meta
+            .get("phx_ref")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let (same_side, other_side) = match change.kind {
+            ChangeKind::Join => (&mut self.joins, &mut self.leaves),
+            ChangeKind::Leave => (&mut self.leaves, &mut self.joins),
+        };
+        // A leave of a ref that joined in this window (or the reverse) cancels out.
+        if other_side.shift_remove(&phx_ref).is_none() {
+            same_side.insert(phx_ref, (change.key, change.meta));
+        }
+    }
+
+    fn into_diff(self) -> PresenceDiff {
+        fn group(side: IndexMap<String, (String, Meta)>) -> Presences {
+            let mut presences = Presences::default();
+            for (_, (key, meta)) in side {
+                presences.0.entry(key).or_default().push(meta);
+            }
+            presences
+        }
+        PresenceDiff {
+            joins: group(self.joins),
+            leaves: group(self.leaves),
+        }
+    }
+}
+
+struct Listener {
+    subscriber: Arc<dyn Subscriber>,
+    join_ref: Arc<str>,
+    /// Subscribed during the current window: gets a state at its end instead of the diff.
+    awaiting_state: bool,
+}
+
+struct Shard {
+    tracker: Tracker,
+    windows: HashMap<Arc<str>, Window>,
+    listeners: HashMap<Arc<str>, IndexMap<SubscriberId, Listener>>,
+    /// Topics to flush at the end of the window.
+    dirty: IndexSet<Arc<str>>,
+}
+
+impl Shard {
+    fn record(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            self.dirty.insert(change.topic.clone());
+            self.windows
+                .entry(change.topic.clone())
+                .or_default()
+                .record(change);
+        }
+    }
+}
+
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    pubsub: Arc<dyn PubSub>,
+    hooks: Arc<dyn DynHooks>,
+    settings: PresenceSettings,
+    flush_scheduled: AtomicBool,
+    flush_wanted: Notify,
+    shutdown: CancellationToken,
+    id: SubscriberId,
+    epoch: Instant,
+}
+
+/// A presence tracker for every topic of an endpoint. Cheap to clone.
+///
+/// ```no_run
+/// # use serde_json::{Value, json};
+/// # use tether::channel::{Channel, JoinResult, Socket};
+/// use tether::presence::Presence;
+///
+/// struct Room { presence: Presence }
+///
+/// impl Channel for Room {
+///     async fn join(&self, _topic: &str, _payload: Value, socket: &mut Socket) -> JoinResult {
+///         let user = socket.assigns().get_str("user_id").unwrap_or("anon").to_string();
+///         self.presence.track(socket, &user, json!({"online_at": "0"}))
+///             .map_err(|e| tether::channel::JoinError::reason(&e.to_string()))?;
+///         self.presence.subscribe(socket); // presence_state, then presence_diff
+///         Ok(json!({}))
+///     }
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Presence {
+    inner: Arc<Inner>,
+}
+
+/// Untracks a join's presences and ends its subscription when the join ends.
+struct JoinGuard {
+    presence: Presence,
+    topic: Arc<str>,
+    owner: SubscriberId,
+}
+
+impl Drop for JoinGuard {
+    fn drop(&mut self) {
+        let presence = &self.presence;
+        let mut shard = presence.shard(&self.topic);
+        let changes = shard
+            .tracker
+            .untrack_owner(self.owner.get(), Some(&self.topic));
+        if let Some(listeners) = shard.listeners.get_mut(&self.topic) {
+            listeners.swap_remove(&self.owner);
+            if listeners.is_empty() {
+                shard.listeners.remove(&self.topic);
+            }
+        }
+        let dirty = !changes.is_empty();
+        shard.record(changes);
+        drop(shard);
+        if dirty {
+            presence.schedule_flush();
+        }
+    }
+}
+
+/// Receives this node's share of presence gossip from pub/sub.
+struct GossipInbox {
+    shard: usize,
+    queue: mpsc::Sender<(usize, Bytes)>,
+}
+
+impl Subscriber for GossipInbox {
+    fn deliver(&self, message: &Bytes) {
+        if self.queue.try_send((self.shard, message.clone())).is_err() {
+            // Dropped gossip is repaired by the next heartbeat's gap check (a transfer).
+            tracing::warn!(
+                shard = self.shard,
+                "presence gossip queue full; message dropped"
+            );
+        }
+    }
+}
+
+fn gossip_topic(shard: usize) -> String {
+    format!("tether:presence:{shard}")
+}
+
+/// The shard of `topic`: a fixed hash (FNV-1a), so every node agrees.
+fn shard_of(topic: &str) -> usize {
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for byte in bytes {
+                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    topic.hash(&mut hasher);
+    (hasher.finish() % SHARDS as u64) as usize
+}
+
+impl Presence {
+    /// Starts presence with the default hooks. Must be called inside a tokio runtime (the
+    /// background task is spawned on it).
+    pub fn start(config: &Config, pubsub: Arc<dyn PubSub>) -> Presence {
+        Presence::start_with_hooks(config, pubsub, DefaultHooks)
+    }
+
+    /// Starts presence with application hooks.
+    pub fn start_with_hooks(
+        config: &Config,
+        pubsub: Arc<dyn PubSub>,
+        hooks: impl PresenceHooks,
+    ) -> Presence {
+        Presence::start_with(
+            &config.node_name(),
+            PresenceSettings::from_config(config),
+            pubsub,
+            hooks,
+        )
+    }
+
+    /// Starts presence for node `node` with explicit settings.
+    pub fn start_with(
+        node: &str,
+        settings: PresenceSettings,
+        pubsub: Arc<dyn PubSub>,
+        hooks: impl PresenceHooks,
+    ) -> Presence {
+        let incarnation = incarnation();
+        let periods = Periods {
+            down_ms: settings.down_period.as_millis() as u64,
+            permdown_ms: settings.permdown_period.as_millis() as u64,
+            retransfer_ms: 2 * settings.broadcast_period.as_millis() as u64,
+        };
+        let shards = (0..SHARDS)
+            .map(|index| {
+                Mutex::new(Shard {
+                    tracker: Tracker::new(
+                        ReplicaId {
+                            name: format!("{node}#{index}"),
+                            incarnation,
+                        },
+                        periods,
+                    ),
+                    windows: HashMap::new(),
+                    listeners: HashMap::new(),
+                    dirty: IndexSet::new(),
+                })
+            })
+            .collect();
+        let presence = Presence {
+            inner: Arc::new(Inner {
+                shards,
+                pubsub,
+                hooks: Arc::new(hooks),
+                settings,
+                flush_scheduled: AtomicBool::new(false),
+                flush_wanted: Notify::new(),
+                shutdown: CancellationToken::new(),
+                id: SubscriberId::next(),
+                epoch: Instant::now(),
+            }),
+        };
+        let (queue, inbox) = mpsc::channel(GOSSIP_QUEUE);
+        for shard in 0..SHARDS {
+            presence.inner.pubsub.subscribe(
+                &gossip_topic(shard),
+                presence.inner.id,
+                Arc::new(GossipInbox {
+                    shard,
+                    queue: queue.clone(),
+                }),
+            );
+        }
+        tokio::spawn(presence.clone().run(inbox));
+        presence
+    }
+
+    fn shard(&self, topic: &str) -> MutexGuard<'_, Shard> {
+        self.inner.shards[shard_of(topic)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
+    }
+
+    fn schedule_flush(&self) {
+        if !self.inner.flush_scheduled.swap(true, Ordering::AcqRel) {
+            self.inner.flush_wanted.notify_one();
+        }
+    }
+
+    fn commit(&self, mut shard: MutexGuard<'_, Shard>, changes: Vec<Change>) {
+        let dirty = !changes.is_empty();
+        shard.record(changes);
+        drop(shard);
+        if dirty {
+            self.schedule_flush();
+        }
+    }
+
+    /// Tracks this channel's socket under `key` with `meta` (a JSON object; a `phx_ref` is
+    /// added) on the socket's topic. Untracked automatically when the join ends.
+    pub fn track(&self, socket: &mut Socket, key: &str, meta: Value) -> Result<(), TrackError> {
+        let owner = socket.connection_id();
+        self.track_owner(socket.topic(), owner.get(), key, meta)?;
+        socket.attach(JoinGuard {
+            presence: self.clone(),
+            topic: socket.topic().into(),
+            owner,
+        });
+        Ok(())
+    }
+
+    /// Tracks `key` on `topic` for any owner (a task, a job…); untrack it yourself with
+    /// [`Presence::untrack_owner`].
+    pub fn track_owner(
+        &self,
+        topic: &str,
+        owner: u64,
+        key: &str,
+        meta: Value,
+    ) -> Result<(), TrackError> {
+        let meta = match meta {
+            Value::Object(map) => map,
+            Value::Null => Meta::new(),
+            other => {
+                let mut map = Meta::new();
+                map.insert("value".into(), other);
+                map
+            }
+        };
+        let mut shard = self.shard(topic);
+        let changes = shard.tracker.track(topic, owner, key, meta)?;
+        self.commit(shard, changes);
+        Ok(())
+    }
+
+    /// Stops tracking `key` for this socket.
+    pub fn untrack(&self, socket: &Socket, key: &str) -> Result<(), TrackError> {
+        self.untrack_owner(socket.topic(), socket.connection_id().get(), key)
+    }
+
+    /// Stops tracking `key` on `topic` for `owner`.
+    pub fn untrack_owner(&self, topic: &str, owner: u64, key: &str) -> Result<(), TrackError> {
+        let mut shard = self.shard(topic);
+        let changes = shard.tracker.untrack(topic, owner, key)?;
+        self.commit(shard, changes);
+        Ok(())
+    }
+
+    /// Replaces this socket's meta under `key` with `update(old meta)`; the new meta gets a
+    /// new `phx_ref` and `phx_ref_prev`.
+    pub fn update(
+        &self,
+        socket: &Socket,
+        key: &str,
+        update: impl FnOnce(&Meta) -> Meta,
+    ) -> Result<(), TrackError> {
+        self.update_owner(socket.topic(), socket.connection_id().get(), key, update)
+    }
+
+    /// [`Presence::update`] for any owner.
+    pub fn update_owner(
+        &self,
+        topic: &str,
+        owner: u64,
+        key: &str,
+        update: impl FnOnce(&Meta) -> Meta,
+    ) -> Result<(), TrackError> {
+        let mut shard = self.shard(topic);
+        let changes = shard.tracker.update(topic, owner, key, |old| {
+            let mut meta = update(old);
+            meta.remove("phx_ref");
+            meta.remove("phx_ref_prev");
+            meta
+        })?;
+        self.commit(shard, changes);
+        Ok(())
+    }
+
+    /// Sends this socket `presence_state` for its topic at the end of the current window,
+    /// then every `presence_diff` after it. Ends when the join ends.
+    pub fn subscribe(&self, socket: &mut Socket) {
+        let topic: Arc<str> = socket.topic().into();
+        let owner = socket.connection_id();
+        let listener = Listener {
+            subscriber: Arc::new(socket.outbox().clone()),
+            join_ref: socket.join_ref().into(),
+            awaiting_state: true,
+        };
+        {
+            let mut shard = self.shard(&topic);
+            shard
+                .listeners
+                .entry(topic.clone())
+                .or_default()
+                .insert(owner, listener);
+            shard.dirty.insert(topic.clone());
+        }
+        self.schedule_flush();
+        socket.attach(JoinGuard {
+            presence: self.clone(),
+            topic,
+            owner,
+        });
+    }
+
+    /// Everyone on `topic`, after `fetch`.
+    pub async fn list(&self, topic: &str) -> Value {
+        let presences = Presences(self.shard(topic).tracker.list(topic));
+        self.inner.hooks.fetch(topic, presences).await
+    }
+
+    /// Everyone on `topic`, raw (no `fetch`).
+    pub fn list_raw(&self, topic: &str) -> Presences {
+        Presences(self.shard(topic).tracker.list(topic))
+    }
+
+    /// The entry under `key` on `topic` after `fetch` (`{"metas": [...]}`), or `null`.
+    pub async fn get_by_key(&self, topic: &str, key: &str) -> Value {
+        let metas = self.shard(topic).tracker.get_by_key(topic, key);
+        if metas.is_empty() {
+            return Value::Null;
+        }
+        let presences = Presences([(key.to_string(), metas)].into_iter().collect());
+        let fetched = self.inner.hooks.fetch(topic, presences).await;
+        match fetched {
+            Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
+            other => other,
+        }
+    }
+
+    /// Distinct keys (users) on `topic`.
+    pub fn count_users(&self, topic: &str) -> usize {
+        self.shard(topic).tracker.count_keys(topic)
+    }
+
+    /// Metas (connections) on `topic`.
+    pub fn count_connections(&self, topic: &str) -> usize {
+        self.shard(topic).tracker.count_metas(topic)
+    }
+
+    /// Tells peers to drop this node's presences now, and stops the background task.
+    pub async fn shutdown(&self) {
+        for index in 0..SHARDS {
+            let goodbye = {
+                let shard = self.inner.shards[index]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                shard.tracker.goodbye()
+            };
+            self.publish(index, &goodbye);
+        }
+        self.inner.shutdown.cancel();
+    }
+
+    fn publish(&self, shard: usize, gossip: &Gossip) {
+        match serde_json::to_vec(gossip) {
+            Ok(bytes) => self.inner.pubsub.broadcast(
+                &gossip_topic(shard),
+                Bytes::from(bytes),
+                Some(self.inner.id),
+            ),
+            Err(err) => tracing::error!("cannot encode presence gossip: {err}"),
+        }
+    }
+
+    async fn run(self, mut inbox: mpsc::Receiver<(usize, Bytes)>) {
+        self.inner.hooks.init().await;
+        let mut heartbeat = tokio::time::interval(self.inner.settings.broadcast_period);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut flush_at: Option<tokio::time::Instant> = None;
+        loop {
+            let flush = async {
+                match flush_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => break,
+                _ = self.inner.flush_wanted.notified(), if flush_at.is_none() => {
+                    flush_at = Some(tokio::time::Instant::now() + self.inner.settings.coalesce);
+                }
+                _ = flush => {
+                    flush_at = None;
+                    self.inner.flush_scheduled.store(false, Ordering::Release);
+                    self.flush().await;
+                }
+                _ = heartbeat.tick() => self.beat(),
+                Some((shard, bytes)) = inbox.recv() => self.receive(shard, &bytes),
+            }
+        }
+        for shard in 0..SHARDS {
+            self.inner
+                .pubsub
+                .unsubscribe(&gossip_topic(shard), self.inner.id);
+        }
+    }
+
+    fn beat(&self) {
+        let now = self.now_ms();
+        for index in 0..SHARDS {
+            let heartbeat = {
+                let mut shard = self.inner.shards[index]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let changes = shard.tracker.tick(now);
+                let heartbeat = shard.tracker.heartbeat();
+                self.commit(shard, changes);
+                heartbeat
+            };
+            self.publish(index, &heartbeat);
+        }
+    }
+
+    fn receive(&self, index: usize, bytes: &[u8]) {
+        let gossip: Gossip = match serde_json::from_slice(bytes) {
+            Ok(gossip) => gossip,
+            Err(err) => {
+                tracing::warn!(shard = index, "undecodable presence gossip: {err}");
+                return;
+            }
+        };
+        let now = self.now_ms();
+        let replies = {
+            let mut shard = self.inner.shards[index]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let (changes, replies) = shard.tracker.receive(gossip, now);
+            self.commit(shard, changes);
+            replies
+        };
+        for reply in replies {
+            self.publish(index, &reply);
+        }
+    }
+
+    /// Ends the window: one diff per changed topic to its subscribers, one state to each
+    /// topic's new subscribers.
+    async fn flush(&self) {
+        for index in 0..SHARDS {
+            let work = self.take_work(index);
+            for topic_work in work {
+                self.deliver(topic_work).await;
+            }
+        }
+    }
+
+    fn take_work(&self, index: usize) -> Vec<TopicWork> {
+        let mut shard = self.inner.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dirty = std::mem::take(&mut shard.dirty);
+        let mut work = Vec::with_capacity(dirty.len());
+        for topic in dirty {
+            let diff = shard.windows.remove(&topic).unwrap_or_default().into_diff();
+            let mut old = Vec::new();
+            let mut new = Vec::new();
+            if let Some(listeners) = shard.listeners.get_mut(&topic) {
+                for listener in listeners.values_mut() {
+                    if listener.awaiting_state {
+                        listener.awaiting_state = false;
+                        new.push((listener.subscriber.clone(), listener.join_ref.clone()));
+                    } else {
+                        old.push(listener.subscriber.clone());
+                    }
+                }
+            }
+            let state = (!new.is_empty()).then(|| Presences(shard.tracker.list(&topic)));
+            let current = Presences(
+                diff.joins
+                    .0
+                    .keys()
+                    .chain(diff.leaves.0.keys())
+                    .map(|key| (key.clone(), shard.tracker.get_by_key(&topic, key)))
+                    .collect(),
+            );
+            work.push(TopicWork {
+                topic,
+                diff,
+                current,
+                old,
+                new,
+                state,
+            });
+        }
+        work
+    }
+
+    async fn deliver(&self, work: TopicWork) {
+        let hooks = &self.inner.hooks;
+        let topic = &*work.topic;
+        if !(work.diff.joins.is_empty() && work.diff.leaves.is_empty()) {
+            if !work.old.is_empty() {
+                let joins = hooks.fetch(topic, work.diff.joins.clone()).await;
+                let leaves = hooks.fetch(topic, work.diff.leaves.clone()).await;
+                let frame = encode(
+                    None,
+                    None,
+                    topic,
+                    "presence_diff",
+                    &json!({"joins": joins, "leaves": leaves}),
+                );
+                for subscriber in &work.old {
+                    subscriber.deliver(&frame);
+                }
+            }
+            hooks.handle_metas(topic, &work.diff, &work.current).await;
+        }
+        if let Some(state) = work.state {
+            let fetched = hooks.fetch(topic, state).await;
+            let raw = serde_json::to_vec(&fetched).unwrap_or_else(|_| b"{}".to_vec());
+            for (subscriber, join_ref) in &work.new {
+                subscriber.deliver(&encode_raw(
+                    Some(join_ref),
+                    None,
+                    topic,
+                    "presence_state",
+                    &raw,
+                ));
+            }
+        }
+    }
+}
+
+struct TopicWork {
+    topic: Arc<str>,
+    diff: PresenceDiff,
+    current: Presences,
+    old: Vec<Arc<dyn Subscriber>>,
+    new: Vec<(Arc<dyn Subscriber>, Arc<str>)>,
+    state: Option<Presences>,
+}
+
+/// A number that differs between runs of a node: start time in microseconds, mixed with
+/// randomness so two processes started in the same microsecond differ too.
+fn incarnation() -> u64 {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    micros ^ (rand::random::<u64>() & 0xFFFF)
+}

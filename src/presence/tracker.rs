@@ -1,0 +1,766 @@
+//! The replicated presence state of one shard: a pure data structure, no I/O, no clock.
+//!
+//! # Model: per-node ownership
+//!
+//! Every node (a *replica*, named `name` and stamped with an `incarnation` chosen at start)
+//! alone writes the entries it tracks. Each local write is an [`Op`] with the next number of
+//! the replica's own sequence. Peers hold a read-only mirror of every other replica's
+//! entries, fed by [`Gossip`]:
+//!
+//! - **Heartbeat** `{since, seq, ops}`: the ops numbered `since+1 ..= seq`. A peer whose
+//!   mirror is at `since` or later applies the ops it has not seen; a peer behind `since`
+//!   has missed some and sends a **TransferRequest**; the owner answers with a **Transfer**
+//!   (a snapshot of its entries at some `seq`), which replaces the mirror wholesale. Ops
+//!   are idempotent by sequence number, so duplicates and reordering are harmless.
+//! - **Down**: a replica not heard from for `down_period` is hidden: its entries leave the
+//!   view (leaves are reported) but are kept. If it is heard again (same incarnation) they
+//!   come back (joins are reported) and the gap, if any, is repaired by a transfer.
+//! - **Permdown**: after `permdown_period` of silence the replica and its entries are dropped.
+//! - **New incarnation**: a heartbeat under a known name with a new incarnation means the
+//!   node restarted; the old incarnation's entries are dropped at once.
+//! - **Goodbye**: a node shutting down says so; peers drop its entries at once.
+//!
+//! There is no merge of concurrent writes to the same entry because there are none: an
+//! entry has exactly one writer. That is why this needs no CRDT machinery beyond sequence
+//! numbers and snapshots, and why no node (and no Redis key) is a source of truth for
+//! another node's entries.
+//!
+//! # Invariants
+//!
+//! - The *view* (what [`Tracker::list`] returns) is the local entries plus the entries of
+//!   every peer that is up. Every change of the view is reported exactly once, as a
+//!   [`Change`] returned by the call that made it.
+//! - `phx_ref`s are unique across the cluster (they embed the replica's incarnation), so an
+//!   entry is identified by its `phx_ref` alone.
+//! - A mirror never applies an op twice or out of order; it stays at its last contiguous
+//!   sequence number until a transfer fills a gap.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Metadata of one presence, as sent to clients (includes `phx_ref`, and `phx_ref_prev`
+/// after an update).
+pub type Meta = Map<String, Value>;
+
+/// Identifies one run of one node's shard.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplicaId {
+    /// Stable node name (e.g. `TETHER_NODE`) plus shard.
+    pub name: String,
+    /// Chosen at start; a restart under the same name has a different one.
+    pub incarnation: u64,
+}
+
+/// One tracked presence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The presence key (user id, …).
+    pub key: String,
+    /// Who tracked it on its node (a connection or task id); local meaning only.
+    pub owner: u64,
+    /// Unique id of this version of the entry.
+    pub phx_ref: String,
+    /// The metadata, with `phx_ref` (and `phx_ref_prev`) inside.
+    pub meta: Meta,
+}
+
+/// One write in a replica's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// An entry appeared.
+    Join {
+        /// Its topic.
+        topic: String,
+        /// The entry.
+        entry: Entry,
+    },
+    /// The entry with this ref went away.
+    Leave {
+        /// Its topic.
+        topic: String,
+        /// Its key.
+        key: String,
+        /// Its ref.
+        phx_ref: String,
+    },
+}
+
+/// Messages between replicas of the same shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Gossip {
+    /// Periodic liveness plus the ops numbered `since+1 ..= seq`.
+    Heartbeat {
+        /// Sender.
+        from: ReplicaId,
+        /// Sequence number before `ops`.
+        since: u64,
+        /// Sequence number after `ops`.
+        seq: u64,
+        /// The ops, in order.
+        ops: Vec<Op>,
+    },
+    /// "Send me your whole state": the sender's mirror of `to` has a gap.
+    TransferRequest {
+        /// Who asks.
+        from: ReplicaId,
+        /// Name of the replica asked.
+        to: String,
+    },
+    /// A snapshot of `from`'s entries at `seq`, for `to`.
+    Transfer {
+        /// Owner of the entries.
+        from: ReplicaId,
+        /// Name of the requester.
+        to: String,
+        /// Sequence number the snapshot corresponds to.
+        seq: u64,
+        /// Every entry, with its topic.
+        entries: Vec<(String, Entry)>,
+    },
+    /// `from` is shutting down: drop its entries now.
+    Goodbye {
+        /// The departing replica.
+        from: ReplicaId,
+    },
+}
+
+/// A change of the view, to be reported to subscribers of `topic`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// Join or leave.
+    pub kind: ChangeKind,
+    /// The presence key.
+    pub key: String,
+    /// The meta that joined or left (with its `phx_ref`).
+    pub meta: Meta,
+}
+
+/// Direction of a [`Change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Entered the view.
+    Join,
+    /// Left the view.
+    Leave,
+}
+
+/// Errors of local writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackError {
+    /// `(topic, owner, key)` is already tracked.
+    #[error("already tracked")]
+    AlreadyTracked,
+    /// Nothing is tracked under `(topic, owner, key)`.
+    #[error("not tracked")]
+    NotTracked,
+}
+
+/// Timing rules, in milliseconds of the caller's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Periods {
+    /// Silence after which a peer is hidden.
+    pub down_ms: u64,
+    /// Silence after which a peer is forgotten.
+    pub permdown_ms: u64,
+    /// Minimum time between two transfer requests to the same peer.
+    pub retransfer_ms: u64,
+}
+
+struct Peer {
+    id: ReplicaId,
+    seq: u64,
+    last_heard: u64,
+    up: bool,
+    requested_at: Option<u64>,
+    /// phx_ref -> (topic, key) of this peer's entries (visible or hidden).
+    refs: HashMap<String, (Arc<str>, String)>,
+    /// The entries, while the peer is down.
+    hidden: Vec<(Arc<str>, Entry)>,
+}
+
+/// One shard's replica: local entries, mirrors of peers, and the view.
+pub struct Tracker {
+    me: ReplicaId,
+    periods: Periods,
+    seq: u64,
+    /// Ops since the last heartbeat, numbered `heartbeat_seq+1 ..= seq`.
+    pending: Vec<Op>,
+    heartbeat_seq: u64,
+    ref_counter: u64,
+    /// (topic, owner, key) -> phx_ref of local entries.
+    local: HashMap<(Arc<str>, u64, String), String>,
+    peers: HashMap<String, Peer>,
+    /// Incarnations that said goodbye or were replaced (with when), ignored if heard
+    /// again; forgotten after the permdown period.
+    gone: HashMap<ReplicaId, u64>,
+    /// topic -> key -> visible entries (local and up peers), in arrival order.
+    view: HashMap<Arc<str>, BTreeMap<String, Vec<Entry>>>,
+}
+
+impl Tracker {
+    /// A new replica with nothing tracked.
+    pub fn new(me: ReplicaId, periods: Periods) -> Tracker {
+        Tracker {
+            me,
+            periods,
+            seq: 0,
+            pending: Vec::new(),
+            heartbeat_seq: 0,
+            ref_counter: 0,
+            local: HashMap::new(),
+            peers: HashMap::new(),
+            gone: HashMap::new(),
+            view: HashMap::new(),
+        }
+    }
+
+    /// This replica's id.
+    pub fn id(&self) -> &ReplicaId {
+        &self.me
+    }
+
+    fn next_ref(&mut self) -> String {
+        self.ref_counter += 1;
+        // A 48-bit tag of (name, incarnation) and the counter: unique per replica run.
+        let mut tag: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self
+            .me
+            .name
+            .bytes()
+            .chain(self.me.incarnation.to_le_bytes())
+        {
+            tag = (tag ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+        }
+        format!("{:012X}{:04X}", tag >> 16, self.ref_counter)
+    }
+
+    fn topic_arc(&self, topic: &str) -> Arc<str> {
+        self.view
+            .get_key_value(topic)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| topic.into())
+    }
+
+    fn log(&mut self, op: Op) {
+        self.seq += 1;
+        self.pending.push(op);
+    }
+
+    fn show(&mut self, topic: Arc<str>, entry: Entry, changes: &mut Vec<Change>) {
+        changes.push(Change {
+            topic: topic.clone(),
+            kind: ChangeKind::Join,
+            key: entry.key.clone(),
+            meta: entry.meta.clone(),
+        });
+        self.view
+            .entry(topic)
+            .or_default()
+            .entry(entry.key.clone())
+            .or_default()
+            .push(entry);
+    }
+
+    fn hide(
+        &mut self,
+        topic: &str,
+        key: &str,
+        phx_ref: &str,
+        changes: &mut Vec<Change>,
+    ) -> Option<Entry> {
+        let topic_arc = self.view.get_key_value(topic)?.0.clone();
+        let keys = self.view.get_mut(topic)?;
+        let metas = keys.get_mut(key)?;
+        let index = metas.iter().position(|e| e.phx_ref == phx_ref)?;
+        let removed = metas.remove(index);
+        if metas.is_empty() {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.view.remove(topic);
+            }
+        }
+        changes.push(Change {
+            topic: topic_arc,
+            kind: ChangeKind::Leave,
+            key: removed.key.clone(),
+            meta: removed.meta.clone(),
+        });
+        Some(removed)
+    }
+
+    /// Tracks `key` for `owner` on `topic` with `meta` (a `phx_ref` is added).
+    pub fn track(
+        &mut self,
+        topic: &str,
+        owner: u64,
+        key: &str,
+        mut meta: Meta,
+    ) -> Result<Vec<Change>, TrackError> {
+        let topic = self.topic_arc(topic);
+        let index = (topic.clone(), owner, key.to_string());
+        if self.local.contains_key(&index) {
+            return Err(TrackError::AlreadyTracked);
+        }
+        let phx_ref = self.next_ref();
+        meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
+        let entry = Entry {
+            key: key.to_string(),
+            owner,
+            phx_ref: phx_ref.clone(),
+            meta,
+        };
+        self.local.insert(index, phx_ref);
+        self.log(Op::Join {
+            topic: topic.to_string(),
+            entry: entry.clone(),
+        });
+        let mut changes = Vec::with_capacity(1);
+        self.show(topic, entry, &mut changes);
+        Ok(changes)
+    }
+
+    /// Stops tracking `key` for `owner` on `topic`.
+    pub fn untrack(
+        &mut self,
+        topic: &str,
+        owner: u64,
+        key: &str,
+    ) -> Result<Vec<Change>, TrackError> {
+        let index = (Arc::<str>::from(topic), owner, key.to_string());
+        let phx_ref = self.local.remove(&index).ok_or(TrackError::NotTracked)?;
+        let mut changes = Vec::with_capacity(1);
+        self.hide(topic, key, &phx_ref, &mut changes);
+        self.log(Op::Leave {
+            topic: topic.to_string(),
+            key: key.to_string(),
+            phx_ref,
+        });
+        Ok(changes)
+    }
+
+    /// Stops tracking everything `owner` tracks on `topic` (or on every topic if `None`).
+    pub fn untrack_owner(&mut self, owner: u64, topic: Option<&str>) -> Vec<Change> {
+        let mine: Vec<(Arc<str>, u64, String)> = self
+            .local
+            .keys()
+            .filter(|(t, o, _)| *o == owner && topic.is_none_or(|topic| &**t == topic))
+            .cloned()
+            .collect();
+        let mut changes = Vec::new();
+        for (topic, owner, key) in mine {
+            if let Ok(more) = self.untrack(&topic, owner, &key) {
+                changes.extend(more);
+            }
+        }
+        changes
+    }
+
+    /// Replaces the meta of a tracked entry: a new `phx_ref`, `phx_ref_prev` set to the old
+    /// one. Reported as a join of the new meta and a leave of the old, as Phoenix does.
+    pub fn update(
+        &mut self,
+        topic: &str,
+        owner: u64,
+        key: &str,
+        update: impl FnOnce(&Meta) -> Meta,
+    ) -> Result<Vec<Change>, TrackError> {
+        let topic_arc = self.topic_arc(topic);
+        let index = (topic_arc.clone(), owner, key.to_string());
+        let old_ref = self
+            .local
+            .get(&index)
+            .cloned()
+            .ok_or(TrackError::NotTracked)?;
+        let mut changes = Vec::with_capacity(2);
+        let old = self
+            .hide(topic, key, &old_ref, &mut changes)
+            .ok_or(TrackError::NotTracked)?;
+        let mut meta = update(&old.meta);
+        let phx_ref = self.next_ref();
+        meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
+        meta.insert("phx_ref_prev".into(), Value::String(old_ref.clone()));
+        let entry = Entry {
+            key: key.to_string(),
+            owner,
+            phx_ref: phx_ref.clone(),
+            meta,
+        };
+        self.local.insert(index, phx_ref);
+        self.log(Op::Leave {
+            topic: topic.to_string(),
+            key: key.to_string(),
+            phx_ref: old_ref,
+        });
+        self.log(Op::Join {
+            topic: topic.to_string(),
+            entry: entry.clone(),
+        });
+        self.show(topic_arc, entry, &mut changes);
+        // Report the join first, as Phoenix's diff lists the new meta in joins and the old
+        // one in leaves.
+        changes.reverse();
+        Ok(changes)
+    }
+
+    /// The view of `topic`: key -> metas, in arrival order.
+    pub fn list(&self, topic: &str) -> BTreeMap<String, Vec<Meta>> {
+        self.view
+            .get(topic)
+            .map(|keys| {
+                keys.iter()
+                    .map(|(key, metas)| {
+                        (key.clone(), metas.iter().map(|e| e.meta.clone()).collect())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Metas under `key` on `topic`.
+    pub fn get_by_key(&self, topic: &str, key: &str) -> Vec<Meta> {
+        self.view
+            .get(topic)
+            .and_then(|keys| keys.get(key))
+            .map(|metas| metas.iter().map(|e| e.meta.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Distinct keys on `topic`.
+    pub fn count_keys(&self, topic: &str) -> usize {
+        self.view.get(topic).map_or(0, BTreeMap::len)
+    }
+
+    /// Metas (connections) on `topic`.
+    pub fn count_metas(&self, topic: &str) -> usize {
+        self.view
+            .get(topic)
+            .map_or(0, |keys| keys.values().map(Vec::len).sum())
+    }
+
+    /// Topics with at least one visible entry.
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.view.keys().map(|t| &**t)
+    }
+
+    /// The heartbeat to send now (with everything written since the last one).
+    pub fn heartbeat(&mut self) -> Gossip {
+        let ops = std::mem::take(&mut self.pending);
+        let since = self.heartbeat_seq;
+        self.heartbeat_seq = self.seq;
+        Gossip::Heartbeat {
+            from: self.me.clone(),
+            since,
+            seq: self.seq,
+            ops,
+        }
+    }
+
+    /// The message that tells peers this replica is leaving.
+    pub fn goodbye(&self) -> Gossip {
+        Gossip::Goodbye {
+            from: self.me.clone(),
+        }
+    }
+
+    /// Handles a message from a peer at time `now`. Returns the view changes and the
+    /// messages to send in answer.
+    pub fn receive(&mut self, gossip: Gossip, now: u64) -> (Vec<Change>, Vec<Gossip>) {
+        let mut changes = Vec::new();
+        let mut replies = Vec::new();
+        match gossip {
+            Gossip::Heartbeat {
+                from,
+                since,
+                seq,
+                ops,
+            } => {
+                if let Some(peer) = self.admit(&from, now, &mut changes) {
+                    peer.last_heard = now;
+                    self.revive(&from.name, &mut changes);
+                    self.apply(&from, since, seq, ops, now, &mut changes, &mut replies);
+                }
+            }
+            Gossip::TransferRequest { from, to } => {
+                if to == self.me.name && from != self.me {
+                    replies.push(self.snapshot_for(&from.name));
+                }
+            }
+            Gossip::Transfer {
+                from,
+                to,
+                seq,
+                entries,
+            } => {
+                if to == self.me.name && self.admit(&from, now, &mut changes).is_some() {
+                    self.revive(&from.name, &mut changes);
+                    self.replace_mirror(&from, seq, entries, now, &mut changes);
+                }
+            }
+            Gossip::Goodbye { from } => {
+                if self.peers.get(&from.name).is_some_and(|p| p.id == from) {
+                    self.forget(&from.name, &mut changes);
+                }
+                self.gone.insert(from, now);
+            }
+        }
+        (changes, replies)
+    }
+
+    /// Finds or creates the mirror of `from`; `None` if `from` is a departed incarnation
+    /// or this replica itself.
+    fn admit(
+        &mut self,
+        from: &ReplicaId,
+        now: u64,
+        changes: &mut Vec<Change>,
+    ) -> Option<&mut Peer> {
+        if from.name == self.me.name || self.gone.contains_key(from) {
+            return None;
+        }
+        let replaced = self
+            .peers
+            .get(&from.name)
+            .is_some_and(|p| p.id != from.clone());
+        if replaced {
+            // The node restarted: its old incarnation's entries go at once.
+            let old = self.peers.get(&from.name).map(|p| p.id.clone());
+            self.forget(&from.name, changes);
+            if let Some(old) = old {
+                self.gone.insert(old, now);
+            }
+        }
+        Some(self.peers.entry(from.name.clone()).or_insert_with(|| Peer {
+            id: from.clone(),
+            seq: 0,
+            last_heard: now,
+            up: true,
+            requested_at: None,
+            refs: HashMap::new(),
+            hidden: Vec::new(),
+        }))
+    }
+
+    /// Brings a down peer back into the view.
+    fn revive(&mut self, name: &str, changes: &mut Vec<Change>) {
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
+        if peer.up {
+            return;
+        }
+        peer.up = true;
+        let hidden = std::mem::take(&mut peer.hidden);
+        for (topic, entry) in hidden {
+            self.show(topic, entry, changes);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        from: &ReplicaId,
+        since: u64,
+        seq: u64,
+        ops: Vec<Op>,
+        now: u64,
+        changes: &mut Vec<Change>,
+        replies: &mut Vec<Gossip>,
+    ) {
+        let Some(peer) = self.peers.get_mut(&from.name) else {
+            return;
+        };
+        if peer.seq >= seq {
+            return; // nothing new
+        }
+        if peer.seq < since {
+            // A gap: ask for a snapshot (not too often).
+            let due = peer
+                .requested_at
+                .is_none_or(|at| now.saturating_sub(at) >= self.periods.retransfer_ms);
+            if due {
+                peer.requested_at = Some(now);
+                replies.push(Gossip::TransferRequest {
+                    from: self.me.clone(),
+                    to: from.name.clone(),
+                });
+            }
+            return;
+        }
+        let skip = (peer.seq - since) as usize;
+        peer.seq = seq;
+        let node: Arc<str> = from.name.as_str().into();
+        for op in ops.into_iter().skip(skip) {
+            self.apply_op(&node, op, changes);
+        }
+    }
+
+    fn apply_op(&mut self, node: &Arc<str>, op: Op, changes: &mut Vec<Change>) {
+        let Some(peer) = self.peers.get_mut(&**node) else {
+            return;
+        };
+        match op {
+            Op::Join { topic, entry } => {
+                let topic = match self.view.get_key_value(topic.as_str()) {
+                    Some((t, _)) => t.clone(),
+                    None => Arc::from(topic),
+                };
+                peer.refs
+                    .insert(entry.phx_ref.clone(), (topic.clone(), entry.key.clone()));
+                if peer.up {
+                    self.show(topic, entry, changes);
+                } else {
+                    peer.hidden.push((topic, entry));
+                }
+            }
+            Op::Leave {
+                topic,
+                key,
+                phx_ref,
+            } => {
+                peer.refs.remove(&phx_ref);
+                if peer.up {
+                    self.hide(&topic, &key, &phx_ref, changes);
+                } else {
+                    peer.hidden.retain(|(_, e)| e.phx_ref != phx_ref);
+                }
+            }
+        }
+    }
+
+    fn snapshot_for(&self, to: &str) -> Gossip {
+        let mut entries = Vec::with_capacity(self.local.len());
+        for ((topic, _, key), phx_ref) in &self.local {
+            if let Some(v) = self
+                .view
+                .get(topic)
+                .and_then(|keys| keys.get(key))
+                .and_then(|metas| metas.iter().find(|e| &e.phx_ref == phx_ref))
+            {
+                entries.push((topic.to_string(), v.clone()));
+            }
+        }
+        Gossip::Transfer {
+            from: self.me.clone(),
+            to: to.to_string(),
+            seq: self.seq,
+            entries,
+        }
+    }
+
+    fn replace_mirror(
+        &mut self,
+        from: &ReplicaId,
+        seq: u64,
+        entries: Vec<(String, Entry)>,
+        now: u64,
+        changes: &mut Vec<Change>,
+    ) {
+        let Some(peer) = self.peers.get_mut(&from.name) else {
+            return;
+        };
+        if seq < peer.seq {
+            return; // older than what we already have
+        }
+        peer.seq = seq;
+        peer.last_heard = now;
+        peer.requested_at = None;
+        let incoming: HashSet<&str> = entries.iter().map(|(_, e)| e.phx_ref.as_str()).collect();
+        let stale: Vec<(String, (Arc<str>, String))> = peer
+            .refs
+            .iter()
+            .filter(|(r, _)| !incoming.contains(r.as_str()))
+            .map(|(r, tk)| (r.clone(), tk.clone()))
+            .collect();
+        let known: HashSet<String> = peer.refs.keys().cloned().collect();
+        let node: Arc<str> = from.name.as_str().into();
+        for (phx_ref, (topic, key)) in stale {
+            self.apply_op(
+                &node,
+                Op::Leave {
+                    topic: topic.to_string(),
+                    key,
+                    phx_ref,
+                },
+                changes,
+            );
+        }
+        for (topic, entry) in entries {
+            if !known.contains(&entry.phx_ref) {
+                self.apply_op(&node, Op::Join { topic, entry }, changes);
+            }
+        }
+    }
+
+    /// Drops a peer and its entries (leaves for those visible).
+    fn forget(&mut self, name: &str, changes: &mut Vec<Change>) {
+        let Some(peer) = self.peers.remove(name) else {
+            return;
+        };
+        if peer.up {
+            for (phx_ref, (topic, key)) in peer.refs {
+                self.hide(&topic, &key, &phx_ref, changes);
+            }
+        }
+    }
+
+    /// Applies the down and permdown rules at time `now`.
+    pub fn tick(&mut self, now: u64) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let permdown = self.periods.permdown_ms;
+        self.gone.retain(|_, at| now.saturating_sub(*at) < permdown);
+        let silent: Vec<(String, u64, bool)> = self
+            .peers
+            .values()
+            .map(|p| (p.id.name.clone(), now.saturating_sub(p.last_heard), p.up))
+            .collect();
+        for (name, silence, up) in silent {
+            if silence >= self.periods.permdown_ms {
+                // Forgotten, not banned: if it is heard again after a long partition it
+                // comes back through a transfer, like a new peer.
+                self.forget(&name, &mut changes);
+            } else if up && silence >= self.periods.down_ms {
+                self.down(&name, &mut changes);
+            }
+        }
+        changes
+    }
+
+    fn down(&mut self, name: &str, changes: &mut Vec<Change>) {
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
+        peer.up = false;
+        let refs: Vec<(String, Arc<str>, String)> = peer
+            .refs
+            .iter()
+            .map(|(r, (t, k))| (r.clone(), t.clone(), k.clone()))
+            .collect();
+        let mut hidden = Vec::with_capacity(refs.len());
+        for (phx_ref, topic, key) in refs {
+            if let Some(entry) = self.hide(&topic, &key, &phx_ref, changes) {
+                hidden.push((topic, entry));
+            }
+        }
+        if let Some(peer) = self.peers.get_mut(name) {
+            peer.hidden = hidden;
+        }
+    }
+
+    /// Names of peers currently up.
+    pub fn peers_up(&self) -> Vec<String> {
+        self.peers
+            .values()
+            .filter(|p| p.up)
+            .map(|p| p.id.name.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "tracker_tests.rs"]
+mod tests;

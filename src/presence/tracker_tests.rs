@@ -1,0 +1,349 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+
+const PERIODS: Periods = Periods {
+    down_ms: 1_000,
+    permdown_ms: 10_000,
+    retransfer_ms: 100,
+};
+
+fn replica(name: &str, incarnation: u64) -> Tracker {
+    Tracker::new(
+        ReplicaId {
+            name: name.into(),
+            incarnation,
+        },
+        PERIODS,
+    )
+}
+
+fn meta(value: serde_json::Value) -> Meta {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// The view as key -> sorted phx_refs, for comparisons.
+fn view(tracker: &Tracker, topic: &str) -> BTreeMap<String, Vec<String>> {
+    tracker
+        .list(topic)
+        .into_iter()
+        .map(|(key, metas)| {
+            let mut refs: Vec<String> = metas
+                .iter()
+                .map(|m| m["phx_ref"].as_str().unwrap().to_string())
+                .collect();
+            refs.sort();
+            (key, refs)
+        })
+        .collect()
+}
+
+/// Delivers `gossip` to `to` and every answer back to `from`, until quiet.
+fn exchange(from: &mut Tracker, to: &mut Tracker, gossip: Gossip, now: u64) -> Vec<Change> {
+    let (changes, replies) = to.receive(gossip, now);
+    for reply in replies {
+        let (_, answers) = from.receive(reply, now);
+        for answer in answers {
+            to.receive(answer, now);
+        }
+    }
+    changes
+}
+
+#[test]
+fn track_list_count_untrack() {
+    let mut a = replica("a", 1);
+    let changes = a.track("room", 1, "alice", meta(json!({"x": 1}))).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].kind, ChangeKind::Join);
+    a.track("room", 2, "alice", Meta::new()).unwrap();
+    a.track("room", 3, "bob", Meta::new()).unwrap();
+    assert_eq!(
+        a.track("room", 3, "bob", Meta::new()),
+        Err(TrackError::AlreadyTracked)
+    );
+    assert_eq!((a.count_keys("room"), a.count_metas("room")), (2, 3));
+    assert_eq!(a.get_by_key("room", "alice")[0]["x"], 1);
+    let changes = a.untrack("room", 1, "alice").unwrap();
+    assert_eq!(changes[0].kind, ChangeKind::Leave);
+    assert_eq!(a.untrack("room", 1, "alice"), Err(TrackError::NotTracked));
+    assert_eq!(a.untrack_owner(3, None).len(), 1);
+    assert_eq!((a.count_keys("room"), a.count_metas("room")), (1, 1));
+    a.untrack_owner(2, Some("room"));
+    assert!(a.list("room").is_empty());
+    assert_eq!(a.topics().count(), 0, "empty topics are dropped");
+}
+
+#[test]
+fn update_reports_the_new_meta_as_a_join_and_the_old_as_a_leave() {
+    let mut a = replica("a", 1);
+    a.track("room", 1, "alice", meta(json!({"status": "here"})))
+        .unwrap();
+    let old_ref = a.get_by_key("room", "alice")[0]["phx_ref"].clone();
+    let changes = a
+        .update("room", 1, "alice", |old| {
+            let mut m = old.clone();
+            m.insert("status".into(), json!("away"));
+            m
+        })
+        .unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].kind, ChangeKind::Join);
+    assert_eq!(changes[0].meta["status"], "away");
+    assert_eq!(changes[0].meta["phx_ref_prev"], old_ref);
+    assert_eq!(changes[1].kind, ChangeKind::Leave);
+    assert_eq!(changes[1].meta["phx_ref"], old_ref);
+    assert_eq!(a.count_metas("room"), 1);
+}
+
+#[test]
+fn heartbeats_replicate_joins_and_leaves() {
+    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
+    a.track("room", 1, "alice", Meta::new()).unwrap();
+    let hb = a.heartbeat();
+    let changes = exchange(&mut a, &mut b, hb, 0);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+    // Duplicates change nothing.
+    a.untrack("room", 1, "alice").unwrap();
+    let hb = a.heartbeat();
+    assert_eq!(exchange(&mut a, &mut b, hb.clone(), 1).len(), 1);
+    assert!(exchange(&mut a, &mut b, hb, 1).is_empty());
+    assert!(b.list("room").is_empty());
+}
+
+#[test]
+fn a_gap_is_repaired_by_a_transfer() {
+    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
+    a.track("room", 1, "alice", Meta::new()).unwrap();
+    let _lost = a.heartbeat();
+    a.track("room", 2, "bob", Meta::new()).unwrap();
+    let hb = a.heartbeat();
+    let (changes, replies) = b.receive(hb, 0);
+    assert!(changes.is_empty(), "nothing applied across a gap");
+    assert!(matches!(
+        replies.as_slice(),
+        [Gossip::TransferRequest { .. }]
+    ));
+    let (_, transfer) = a.receive(replies.into_iter().next().unwrap(), 0);
+    let (changes, _) = b.receive(transfer.into_iter().next().unwrap(), 0);
+    assert_eq!(changes.len(), 2);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+}
+
+#[test]
+fn a_silent_peer_goes_down_comes_back_and_is_finally_forgotten() {
+    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
+    a.track("room", 1, "alice", Meta::new()).unwrap();
+    let hb = a.heartbeat();
+    exchange(&mut a, &mut b, hb, 0);
+    assert!(b.tick(999).is_empty());
+    let leaves = b.tick(1_000);
+    assert_eq!(leaves.len(), 1);
+    assert_eq!(leaves[0].kind, ChangeKind::Leave);
+    assert!(b.list("room").is_empty());
+    // Heard again with the same incarnation: the entries come back.
+    let hb = a.heartbeat();
+    let joins = exchange(&mut a, &mut b, hb, 2_000);
+    assert_eq!(joins.len(), 1);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+    // Silent past permdown: forgotten (already hidden, so no second leave).
+    assert_eq!(b.tick(3_000).len(), 1);
+    assert!(b.tick(12_000).is_empty());
+    assert!(b.peers_up().is_empty());
+    // A later heartbeat starts from scratch through a transfer.
+    let hb = a.heartbeat();
+    exchange(&mut a, &mut b, hb, 13_000);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+}
+
+#[test]
+fn a_new_incarnation_replaces_the_old_at_once() {
+    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
+    a.track("room", 1, "ghost", Meta::new()).unwrap();
+    let hb = a.heartbeat();
+    exchange(&mut a, &mut b, hb, 0);
+    let mut restarted = replica("a", 2);
+    restarted.track("room", 1, "alice", Meta::new()).unwrap();
+    let hb = restarted.heartbeat();
+    let changes = exchange(&mut restarted, &mut b, hb, 10);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.kind == ChangeKind::Leave && c.key == "ghost")
+    );
+    assert_eq!(view(&b, "room"), view(&restarted, "room"));
+    // A late heartbeat of the old incarnation is ignored.
+    a.track("room", 2, "ghost2", Meta::new()).unwrap();
+    let hb = a.heartbeat();
+    assert!(exchange(&mut a, &mut b, hb, 20).is_empty());
+    assert_eq!(view(&b, "room"), view(&restarted, "room"));
+}
+
+#[test]
+fn goodbye_drops_entries_at_once() {
+    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
+    a.track("room", 1, "alice", Meta::new()).unwrap();
+    let hb = a.heartbeat();
+    exchange(&mut a, &mut b, hb, 0);
+    let bye = a.goodbye();
+    let changes = exchange(&mut a, &mut b, bye, 1);
+    assert_eq!(changes.len(), 1);
+    assert!(b.list("room").is_empty());
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Track {
+        node: usize,
+        owner: u64,
+        key: u8,
+    },
+    Untrack {
+        node: usize,
+        owner: u64,
+        key: u8,
+    },
+    Update {
+        node: usize,
+        owner: u64,
+        key: u8,
+    },
+    /// Heartbeat from `node`, delivered to the peers whose bit is set in `mask`, maybe twice.
+    Heartbeat {
+        node: usize,
+        mask: u8,
+        duplicate: bool,
+    },
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let node = 0usize..3;
+    prop_oneof![
+        (node.clone(), 0u64..4, 0u8..3).prop_map(|(node, owner, key)| Action::Track {
+            node,
+            owner,
+            key
+        }),
+        (node.clone(), 0u64..4, 0u8..3).prop_map(|(node, owner, key)| Action::Untrack {
+            node,
+            owner,
+            key
+        }),
+        (node.clone(), 0u64..4, 0u8..3).prop_map(|(node, owner, key)| Action::Update {
+            node,
+            owner,
+            key
+        }),
+        (node, 0u8..8, any::<bool>()).prop_map(|(node, mask, duplicate)| Action::Heartbeat {
+            node,
+            mask,
+            duplicate
+        }),
+    ]
+}
+
+/// Applies reported changes to a model of the view, checking each is consistent.
+fn replay(model: &mut BTreeMap<String, Vec<String>>, changes: &[Change]) {
+    for change in changes {
+        let phx_ref = change.meta["phx_ref"].as_str().unwrap().to_string();
+        let refs = model.entry(change.key.clone()).or_default();
+        match change.kind {
+            ChangeKind::Join => {
+                assert!(!refs.contains(&phx_ref), "join reported twice: {phx_ref}");
+                refs.push(phx_ref);
+            }
+            ChangeKind::Leave => {
+                let at = refs
+                    .iter()
+                    .position(|r| *r == phx_ref)
+                    .expect("leave of an unknown ref");
+                refs.remove(at);
+            }
+        }
+        refs.sort();
+        if refs.is_empty() {
+            model.remove(&change.key);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Whatever is lost or duplicated in between, once every replica has heartbeated to
+    /// every other (with transfers answered), all views are the union of the local
+    /// entries, and the changes each replica reported replay exactly to its view.
+    #[test]
+    fn replicas_converge_and_report_every_change_once(actions in prop::collection::vec(action(), 0..60)) {
+        let mut nodes = [replica("a", 1), replica("b", 1), replica("c", 1)];
+        let mut models: [BTreeMap<String, Vec<String>>; 3] = Default::default();
+        let mut now = 0;
+        for action in actions {
+            now += 10;
+            match action {
+                Action::Track { node, owner, key } => {
+                    if let Ok(changes) = nodes[node].track("t", owner, &key.to_string(), Meta::new()) {
+                        replay(&mut models[node], &changes);
+                    }
+                }
+                Action::Untrack { node, owner, key } => {
+                    if let Ok(changes) = nodes[node].untrack("t", owner, &key.to_string()) {
+                        replay(&mut models[node], &changes);
+                    }
+                }
+                Action::Update { node, owner, key } => {
+                    if let Ok(changes) = nodes[node].update("t", owner, &key.to_string(), Meta::clone) {
+                        replay(&mut models[node], &changes);
+                    }
+                }
+                Action::Heartbeat { node, mask, duplicate } => {
+                    let hb = nodes[node].heartbeat();
+                    for peer in 0..3 {
+                        if peer == node || mask & (1 << peer) == 0 {
+                            continue;
+                        }
+                        for _ in 0..(1 + usize::from(duplicate)) {
+                            let (changes, replies) = nodes[peer].receive(hb.clone(), now);
+                            replay(&mut models[peer], &changes);
+                            for reply in replies {
+                                let (_, answers) = nodes[node].receive(reply, now);
+                                for answer in answers {
+                                    let (changes, _) = nodes[peer].receive(answer, now);
+                                    replay(&mut models[peer], &changes);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Settle: two rounds of full heartbeats, well after the retransfer delay.
+        for round in 0..2 {
+            now += 1_000 * (round + 1);
+            for node in 0..3 {
+                let hb = nodes[node].heartbeat();
+                for peer in 0..3 {
+                    if peer == node { continue; }
+                    let (changes, replies) = nodes[peer].receive(hb.clone(), now);
+                    replay(&mut models[peer], &changes);
+                    for reply in replies {
+                        let (_, answers) = nodes[node].receive(reply, now);
+                        for answer in answers {
+                            let (changes, _) = nodes[peer].receive(answer, now);
+                            replay(&mut models[peer], &changes);
+                        }
+                    }
+                }
+            }
+        }
+        let expected = view(&nodes[0], "t");
+        for node in 0..3 {
+            prop_assert_eq!(&view(&nodes[node], "t"), &expected);
+            prop_assert_eq!(&models[node], &expected);
+        }
+    }
+}
