@@ -1,24 +1,54 @@
 //! The Phoenix Presence guide's chat, served by tether.
 //!
-//! Run: `cargo run --example presence_chat` then connect a phoenix.js client to
-//! `ws://127.0.0.1:4000/socket` with `params: {user_id: "alice"}` and join `room:lobby`.
+//! Run `cargo run --example presence_chat`, then open <http://127.0.0.1:4000/?name=Alice> in
+//! two tabs and <http://127.0.0.1:4000/?name=Bob> in a third: every page lists
+//! `Alice (count: 2)` and `Bob (count: 1)`, and closing a tab updates the counts live.
 //!
-//! - The connect param `user_id` is required (non-empty, at most 128 bytes); otherwise the
-//!   upgrade is refused with HTTP 403.
-//! - `room:*`: `shout` broadcasts the same payload to everyone in the room.
+//! - Socket `/socket`: the connect param `user_id` is required (1 to 128 bytes), otherwise
+//!   the upgrade is refused with HTTP 403.
+//! - Channel `room:*`: after join, the socket is tracked under its `user_id` with meta
+//!   `{"online_at": "<unix seconds>"}` and receives `presence_state`, then `presence_diff`s.
+//!   `shout` broadcasts its payload to the room; `update_status` `{"status": s}` updates the
+//!   caller's meta.
+//! - `GET /?name=Alice` serves the page (tether.js and its Presence client).
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tether::{
     Config, Endpoint, SocketRoute,
-    channel::{Assigns, Channel, HandleResult, JoinResult, Reply, Router, Socket},
+    channel::{Assigns, Channel, HandleResult, JoinError, JoinResult, Reply, Router, Socket},
     endpoint::{ConnectError, ConnectInfo},
+    presence::Presence,
 };
 
 /// The `room:*` channel.
-struct Room;
+struct Room {
+    presence: Presence,
+}
+
+fn user_id(socket: &Socket) -> String {
+    socket
+        .assigns()
+        .get_str("user_id")
+        .unwrap_or_default()
+        .to_string()
+}
 
 impl Channel for Room {
-    async fn join(&self, _topic: &str, _payload: Value, _socket: &mut Socket) -> JoinResult {
+    async fn join(&self, _topic: &str, _payload: Value, socket: &mut Socket) -> JoinResult {
+        let online_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        let user = user_id(socket);
+        self.presence
+            .track(socket, &user, json!({ "online_at": online_at }))
+            .map_err(|err| JoinError::reason(&err.to_string()))?;
+        self.presence.subscribe(socket);
         Ok(json!({}))
     }
 
@@ -27,6 +57,18 @@ impl Channel for Room {
             "shout" => {
                 socket.broadcast("shout", &payload);
                 Ok(Reply::None)
+            }
+            "update_status" => {
+                let Some(status) = payload.get("status").cloned() else {
+                    return Ok(Reply::Error(json!({"reason": "status required"})));
+                };
+                let user = user_id(socket);
+                self.presence.update(socket, &user, |meta| {
+                    let mut meta = meta.clone();
+                    meta.insert("status".into(), status);
+                    meta
+                })?;
+                Ok(Reply::ok())
             }
             _ => Ok(Reply::unhandled()),
         }
@@ -45,15 +87,52 @@ fn connect(info: &ConnectInfo<'_>) -> Result<Assigns, ConnectError> {
     }
 }
 
+#[derive(Template)]
+#[template(path = "presence_chat.html")]
+struct Page {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    name: Option<String>,
+}
+
+async fn page(query: web::Query<PageQuery>) -> HttpResponse {
+    let name = query
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "guest".to_string());
+    match (Page { name }).render() {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(err) => HttpResponse::InternalServerError().body(err.to_string()),
+    }
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     tether::init_logging();
     let config = Config::from_env().map_err(std::io::Error::other)?;
-    let socket =
-        SocketRoute::new("/socket", Router::new().channel("room:*", Room)).connect(connect);
+    let pubsub = tether::pubsub::from_config(&config).map_err(std::io::Error::other)?;
+    let presence = Presence::start(&config, pubsub.clone());
+    let router = Router::new().channel(
+        "room:*",
+        Room {
+            presence: presence.clone(),
+        },
+    );
+    let socket = SocketRoute::new("/socket", router).connect(connect);
     let endpoint = Endpoint::builder(config)
+        .pubsub(pubsub)
+        .presence(presence)
         .socket(socket)
         .build()
         .map_err(std::io::Error::other)?;
-    tether::serve(endpoint, |_routes| {}).await
+    tether::serve(endpoint, |routes| {
+        routes.route("/", web::get().to(page));
+    })
+    .await
 }

@@ -34,9 +34,13 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     channel::{Assigns, ChannelSession, Router, socket::Conn},
     config::{CheckOrigin, Config},
-    pubsub::{LocalPubSub, PubSub, SubscriberId},
+    presence::Presence,
+    pubsub::{PubSub, SubscriberId},
     transport::{self, Limits, Outbox, frame::encode},
 };
+
+/// The browser client, served at `/tether.js`.
+pub const TETHER_JS: &str = include_str!("../assets/tether.js");
 
 /// Why a connect hook refused a connection (logged; the client sees HTTP 403).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -56,9 +60,9 @@ pub enum EndpointError {
     /// A socket path must start with `/` and not end with one.
     #[error("invalid socket path `{0}`: it must start with `/` and not end with `/`")]
     InvalidPath(String),
-    /// `[pubsub] url` names an adapter this build cannot provide.
-    #[error("pubsub.url is set to `{0}` but this build has no Redis adapter")]
-    NoRedisAdapter(String),
+    /// The pub/sub adapter could not be set up.
+    #[error(transparent)]
+    PubSub(#[from] crate::pubsub::PubSubError),
 }
 
 /// What the connect hook sees of an upgrade request.
@@ -121,6 +125,7 @@ struct Inner {
     config: Config,
     pubsub: Arc<dyn PubSub>,
     sockets: Vec<Arc<SocketRoute>>,
+    presences: Vec<Presence>,
     shutdown: CancellationToken,
     connections: TaskTracker,
 }
@@ -130,12 +135,20 @@ pub struct EndpointBuilder {
     config: Config,
     pubsub: Option<Arc<dyn PubSub>>,
     sockets: Vec<SocketRoute>,
+    presences: Vec<Presence>,
 }
 
 impl EndpointBuilder {
     /// Adds a socket route.
     pub fn socket(mut self, route: SocketRoute) -> EndpointBuilder {
         self.sockets.push(route);
+        self
+    }
+
+    /// Shuts `presence` down with the endpoint: after every connection has closed (so its
+    /// presences have left), peers are told to drop this node's entries at once.
+    pub fn presence(mut self, presence: Presence) -> EndpointBuilder {
+        self.presences.push(presence);
         self
     }
 
@@ -152,16 +165,16 @@ impl EndpointBuilder {
                 return Err(EndpointError::InvalidPath(route.path.clone()));
             }
         }
-        let pubsub = match (self.pubsub, &self.config.pubsub.url) {
-            (Some(pubsub), _) => pubsub,
-            (None, None) => Arc::new(LocalPubSub::new()) as Arc<dyn PubSub>,
-            (None, Some(url)) => return Err(EndpointError::NoRedisAdapter(url.clone())),
+        let pubsub = match self.pubsub {
+            Some(pubsub) => pubsub,
+            None => crate::pubsub::from_config(&self.config)?,
         };
         Ok(Endpoint {
             inner: Arc::new(Inner {
                 config: self.config,
                 pubsub,
                 sockets: self.sockets.into_iter().map(Arc::new).collect(),
+                presences: self.presences,
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
             }),
@@ -182,6 +195,7 @@ impl Endpoint {
             config,
             pubsub: None,
             sockets: Vec::new(),
+            presences: Vec::new(),
         }
     }
 
@@ -202,9 +216,18 @@ impl Endpoint {
         self.inner.pubsub.broadcast(topic, frame, None);
     }
 
-    /// Registers the WebSocket routes on an actix-web app:
-    /// `App::new().configure(|cfg| endpoint.configure(cfg))`.
+    /// Registers the WebSocket routes and `GET /tether.js` (the browser client) on an
+    /// actix-web app: `App::new().configure(|cfg| endpoint.configure(cfg))`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.route(
+            "/tether.js",
+            web::get().to(|| async {
+                HttpResponse::Ok()
+                    .content_type("text/javascript; charset=utf-8")
+                    .insert_header((header::CACHE_CONTROL, "no-cache"))
+                    .body(TETHER_JS)
+            }),
+        );
         for route in &self.inner.sockets {
             let endpoint = self.clone();
             let route = route.clone();
@@ -221,7 +244,8 @@ impl Endpoint {
     }
 
     /// Closes every connection (code 1001, so clients reconnect elsewhere), waits up to
-    /// `shutdown_timeout_ms` for their channels to terminate, and refuses new upgrades.
+    /// `shutdown_timeout_ms` for their channels to terminate, refuses new upgrades, and
+    /// shuts down the presences registered with [`EndpointBuilder::presence`].
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.connections.close();
@@ -234,6 +258,9 @@ impl Endpoint {
                 remaining = self.inner.connections.len(),
                 "shutdown timed out waiting for connections"
             );
+        }
+        for presence in &self.inner.presences {
+            presence.shutdown().await;
         }
     }
 

@@ -20,10 +20,13 @@ const SHARDS: usize = 16;
 
 type Subscribers = IndexMap<SubscriberId, Arc<dyn Subscriber>>;
 
+/// One shard: topic → its subscribers.
+type Shard = RwLock<HashMap<Box<str>, Subscribers>>;
+
 /// In-process [`PubSub`], the default adapter. Cheap to share behind an `Arc`.
 pub struct LocalPubSub {
     hasher: RandomState,
-    shards: Box<[RwLock<HashMap<Box<str>, Subscribers>>]>,
+    shards: Box<[Shard]>,
 }
 
 impl Default for LocalPubSub {
@@ -41,7 +44,7 @@ impl LocalPubSub {
         }
     }
 
-    fn shard(&self, topic: &str) -> &RwLock<HashMap<Box<str>, Subscribers>> {
+    fn shard(&self, topic: &str) -> &Shard {
         let index = self.hasher.hash_one(topic) as usize % SHARDS;
         &self.shards[index]
     }

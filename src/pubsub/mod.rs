@@ -39,6 +39,24 @@ mod local;
 
 pub use local::LocalPubSub;
 
+use crate::config::Config;
+
+/// Errors choosing or starting a pub/sub adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum PubSubError {
+    /// `[pubsub] url` names an adapter this build cannot provide.
+    #[error("pubsub.url is set to `{0}` but this build has no Redis adapter yet")]
+    NoRedisAdapter(String),
+}
+
+/// The adapter `config` selects: in-process unless `[pubsub] url` is set.
+pub fn from_config(config: &Config) -> Result<Arc<dyn PubSub>, PubSubError> {
+    match &config.pubsub.url {
+        None => Ok(Arc::new(LocalPubSub::new())),
+        Some(url) => Err(PubSubError::NoRedisAdapter(url.clone())),
+    }
+}
+
 /// Names one subscription holder on this node, so that a broadcast can skip its sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubscriberId(u64);

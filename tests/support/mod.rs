@@ -9,7 +9,7 @@ use std::{sync::Arc, thread::JoinHandle, time::Duration};
 use actix_web::{App, HttpServer, dev::ServerHandle};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tether::{Config, Endpoint, SocketRoute};
+use tether::{Config, Endpoint, SocketRoute, pubsub::PubSub};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
@@ -33,10 +33,23 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(config: Config, route: SocketRoute) -> TestServer {
+        TestServer::start_with(config, route, None)
+    }
+
+    /// Starts a server whose endpoint uses `pubsub` (e.g. shared with a presence).
+    pub fn start_with(
+        config: Config,
+        route: SocketRoute,
+        pubsub: Option<Arc<dyn PubSub>>,
+    ) -> TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let endpoint = Endpoint::builder(config).socket(route).build().unwrap();
+                let mut builder = Endpoint::builder(config).socket(route);
+                if let Some(pubsub) = pubsub {
+                    builder = builder.pubsub(pubsub);
+                }
+                let endpoint = builder.build().unwrap();
                 let app_endpoint = endpoint.clone();
                 let server = HttpServer::new(move || {
                     let endpoint = app_endpoint.clone();

@@ -1,0 +1,1596 @@
+//! Load generator: thousands of real WebSocket clients against `examples/presence_chat`.
+//!
+//! ```text
+//! cargo build --release --example presence_chat
+//! cargo bench --bench loadgen -- --clients 10000
+//! ```
+//!
+//! It starts the server itself (`--server`, env `PORT=0`, `RUST_LOG=warn`), or targets a running
+//! one (`--url ws://127.0.0.1:4000/socket/websocket`, loopback only, then no RSS figures), and:
+//!
+//! 1. connects N clients (each from its own source address in 127.0.0.2–127.0.0.250, at most
+//!    `--connect-concurrency` handshakes in flight), all joining `room:bench`;
+//! 2. reads the server's VmRSS before the N connect and once they are joined and idle (stable),
+//!    and reports the delta per connection;
+//! 3. measures one broadcast to all N, `--rounds` times: a separate sender pushes a `shout`
+//!    carrying a sequence number; every client takes the receive instant (same process, monotonic
+//!    clock) and latency = receive − send;
+//! 4. saturates the fan-out for `--seconds`: the sender keeps at most `--window` shouts whose
+//!    delivery to all N is incomplete, and the delivered frames/s are counted (plus closes, e.g.
+//!    slow consumers);
+//! 5. prints a Markdown result block and exits non-zero if more than `--fail-tolerance` percent
+//!    of the clients could not connect and join, or if the run was aborted.
+//!
+//! Everything is bounded by `--deadline-secs`; the server is killed on every exit path (SIGTERM,
+//! then SIGKILL; it also gets SIGKILL if this process dies, through `PR_SET_PDEATHSIG`).
+//!
+//! Receive loops never parse JSON: a broadcast `shout` is recognised by its prefix
+//! `[null,null,` and the bytes `","shout",`, and its `"seq":` number is read by a byte search.
+//! Every other frame (replies, `presence_state`, `presence_diff`, ...) is only counted.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs},
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, LazyLock, Mutex,
+        atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use memchr::memmem;
+use tokio::{net::TcpStream, sync::Notify};
+use tokio_tungstenite::{
+    WebSocketStream, client_async_with_config,
+    tungstenite::{Message, protocol::WebSocketConfig},
+};
+
+const USAGE: &str = "\
+usage: cargo bench --bench loadgen -- [options]
+
+  --server <path>             server binary [target/release/examples/presence_chat]
+  --url <ws://127.0.0.1:P/…>  use a running server instead (loopback only; no RSS figures)
+  --clients <N>               WebSocket clients [10000]
+  --rounds <R>                single-broadcast latency rounds [20]
+  --seconds <S>               sustained fan-out duration [10]
+  --window <K>                sustained: max shouts not yet delivered to all clients [32]
+  --pad <bytes>               padding in each shout payload (frame ≈ 55 + pad bytes) [48]
+  --deadline-secs <T>         hard deadline for the whole run [300]
+  --connect-concurrency <C>   handshakes in flight [200]
+  --threads <W>               tokio worker threads of the generator [2]
+  --read-buf <bytes>          tungstenite read buffer per client [4096]
+  --heartbeat-secs <H>        client heartbeat interval [20]
+  --round-timeout-secs <S>    per latency round [10]
+  --fail-tolerance <pct>      allowed connect/join failures in percent [0.1]
+  --topic <topic>             room to join [room:bench]
+";
+
+const JOIN_REF: &str = "1";
+/// Upper bound on shouts in one run (sizes the per-shout arrays).
+const MAX_SHOUTS: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+#[derive(Debug, Clone)]
+struct Opts {
+    server: PathBuf,
+    url: Option<String>,
+    clients: usize,
+    rounds: usize,
+    seconds: f64,
+    window: usize,
+    pad: usize,
+    deadline_secs: u64,
+    connect_concurrency: usize,
+    threads: usize,
+    read_buf: usize,
+    heartbeat_secs: f64,
+    round_timeout_secs: f64,
+    fail_tolerance: f64,
+    topic: String,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            server: PathBuf::from("target/release/examples/presence_chat"),
+            url: None,
+            clients: 10_000,
+            rounds: 20,
+            seconds: 10.0,
+            window: 32,
+            pad: 48,
+            deadline_secs: 300,
+            connect_concurrency: 200,
+            threads: 2,
+            read_buf: 4096,
+            heartbeat_secs: 20.0,
+            round_timeout_secs: 10.0,
+            fail_tolerance: 0.1,
+            topic: "room:bench".to_string(),
+        }
+    }
+}
+
+fn parse_opts(args: &[String]) -> Result<Opts, String> {
+    fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+        value
+            .parse()
+            .map_err(|_| format!("invalid value for {key}: {value:?}"))
+    }
+    let mut opts = Opts::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--help" || arg == "-h" {
+            return Err(String::new());
+        }
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it.next().cloned().ok_or(format!("{key} needs a value")),
+            }
+        };
+        match key.as_str() {
+            "--server" => opts.server = PathBuf::from(value()?),
+            "--url" => opts.url = Some(value()?),
+            "--clients" => opts.clients = num(&key, &value()?)?,
+            "--rounds" => opts.rounds = num(&key, &value()?)?,
+            "--seconds" => opts.seconds = num(&key, &value()?)?,
+            "--window" => opts.window = num(&key, &value()?)?,
+            "--pad" => opts.pad = num(&key, &value()?)?,
+            "--deadline-secs" => opts.deadline_secs = num(&key, &value()?)?,
+            "--connect-concurrency" => opts.connect_concurrency = num(&key, &value()?)?,
+            "--threads" => opts.threads = num(&key, &value()?)?,
+            "--read-buf" => opts.read_buf = num(&key, &value()?)?,
+            "--heartbeat-secs" => opts.heartbeat_secs = num(&key, &value()?)?,
+            "--round-timeout-secs" => opts.round_timeout_secs = num(&key, &value()?)?,
+            "--fail-tolerance" => opts.fail_tolerance = num(&key, &value()?)?,
+            "--topic" => opts.topic = value()?,
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if opts.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    if opts.rounds + 1 >= MAX_SHOUTS {
+        return Err(format!("--rounds must be below {}", MAX_SHOUTS - 1));
+    }
+    if opts.window == 0 || opts.connect_concurrency == 0 || opts.threads == 0 {
+        return Err("--window, --connect-concurrency and --threads must be at least 1".into());
+    }
+    if !(opts.heartbeat_secs > 0.0 && opts.round_timeout_secs > 0.0 && opts.seconds >= 0.0) {
+        return Err("durations must be positive".into());
+    }
+    if opts.topic.contains(['"', '\\']) {
+        return Err("--topic must not contain quotes or backslashes".into());
+    }
+    Ok(opts)
+}
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b))
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process-level helpers: rlimit, CPU time, RSS
+
+/// Raises RLIMIT_NOFILE to at least `want` (soft, and hard if allowed). Returns (soft, hard).
+fn raise_nofile(want: u64) -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return (0, 0);
+        }
+        if lim.rlim_max < want {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: want,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    (lim.rlim_cur, lim.rlim_max)
+}
+
+/// CPU seconds (user + system) used by this process.
+fn self_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    }
+}
+
+/// CPU seconds (user + system) used by process `pid`, from /proc/<pid>/stat.
+fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some((utime + stime) / hz)
+}
+
+/// Busy CPU seconds of the whole machine (all CPUs), from /proc/stat.
+fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(busy / hz)
+}
+
+/// VmRSS of process `pid` ("self" for this one) in KiB.
+fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn machine_summary() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem_gib:.1} GiB RAM, Linux {kernel}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server child process
+
+/// PID of the server child, for the watchdog thread (0 = none).
+static SERVER_PID: AtomicI32 = AtomicI32::new(0);
+
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    /// Starts the server with PORT=0 and waits for its `listening on` line.
+    fn spawn(path: &PathBuf, wait: Duration) -> Result<(Server, u16), String> {
+        if !path.exists() {
+            return Err(format!(
+                "server binary {} not found; build it with \
+                 `cargo build --release --example presence_chat` or pass --server/--url",
+                path.display()
+            ));
+        }
+        let mut cmd = Command::new(path);
+        cmd.env("PORT", "0")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+        SERVER_PID.store(child.id() as i32, Ordering::SeqCst);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (port_tx, port_rx) = std::sync::mpsc::channel::<u16>();
+        std::thread::spawn(move || {
+            let mut forwarded = 0usize;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.trim().strip_prefix("listening on http://") {
+                    if let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse().ok()) {
+                        let _ = port_tx.send(port);
+                        continue;
+                    }
+                }
+                forwarded += 1;
+                if forwarded <= 50 {
+                    eprintln!("[server stdout] {line}");
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            let mut forwarded = 0usize;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                forwarded += 1;
+                if forwarded <= 100 {
+                    eprintln!("[server] {line}");
+                } else if forwarded == 101 {
+                    eprintln!("[server] (further server log lines are not shown)");
+                }
+            }
+        });
+        let mut server = Server { child };
+        let start = Instant::now();
+        loop {
+            match port_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(port) => return Ok((server, port)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    server.stop();
+                    return Err("server closed stdout without a `listening on` line".into());
+                }
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("server exited before listening: {status}"));
+            }
+            if start.elapsed() > wait {
+                server.stop();
+                return Err(format!(
+                    "no `listening on` line from the server within {wait:?}"
+                ));
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL after 5 s. Returns a description of how it ended.
+    fn stop(&mut self) -> String {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            SERVER_PID.store(0, Ordering::SeqCst);
+            return format!("had already exited ({status})");
+        }
+        let start = Instant::now();
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                SERVER_PID.store(0, Ordering::SeqCst);
+                return format!(
+                    "stopped on SIGTERM in {:.2} s ({status})",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        SERVER_PID.store(0, Ordering::SeqCst);
+        "did not stop within 5 s of SIGTERM; killed with SIGKILL".into()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if SERVER_PID.load(Ordering::SeqCst) != 0 {
+            self.stop();
+        }
+    }
+}
+
+/// Last-resort guard: if the async run does not come back `grace` after the deadline, kill
+/// the server and exit.
+fn spawn_watchdog(after: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        eprintln!("loadgen: watchdog fired {after:?} after start; killing the server and exiting");
+        let pid = SERVER_PID.load(Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: kill(2) on our child's pid.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        std::process::exit(3);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target address
+
+#[derive(Debug, Clone)]
+struct Target {
+    addr: SocketAddr,
+    /// `ws://host:port/path?` or `…?query&`, ready for `vsn=…&user_id=…`.
+    url_prefix: String,
+}
+
+impl Target {
+    fn from_port(port: u16) -> Target {
+        Target {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            url_prefix: format!("ws://127.0.0.1:{port}/socket/websocket?"),
+        }
+    }
+
+    fn from_url(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or("--url must start with ws:// (no TLS)")?;
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/socket/websocket"),
+        };
+        let addr = hostport
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {hostport}: {e}"))?
+            .next()
+            .ok_or(format!("cannot resolve {hostport}"))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "refusing to load {addr}: only loopback (127.0.0.0/8, ::1) targets are allowed"
+            ));
+        }
+        let path = if path.contains('?') {
+            format!("{path}&")
+        } else {
+            format!("{path}?")
+        };
+        Ok(Target {
+            addr,
+            url_prefix: format!("ws://{hostport}{path}"),
+        })
+    }
+
+    fn url(&self, user_id: &str) -> String {
+        format!("{}vsn=2.0.0&user_id={user_id}", self.url_prefix)
+    }
+
+    /// Source address for client `i`: 127.0.0.2–127.0.0.250 when the target is IPv4 loopback.
+    fn source(&self, i: usize) -> Option<SocketAddr> {
+        match self.addr {
+            SocketAddr::V4(v4) if v4.ip().is_loopback() => Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 249) as u8)),
+                0,
+            )),
+            _ => None,
+        }
+    }
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+async fn connect_ws(
+    target: &Target,
+    source: Option<SocketAddr>,
+    user_id: &str,
+    config: WebSocketConfig,
+) -> Result<Ws, String> {
+    let socket = match target.addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(|e| format!("socket: {}", e.kind()))?;
+    if let Some(source) = source {
+        socket
+            .bind(source)
+            .map_err(|e| format!("bind: {}", e.kind()))?;
+    }
+    let stream = socket
+        .connect(target.addr)
+        .await
+        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let _ = stream.set_nodelay(true);
+    let (ws, _response) = client_async_with_config(target.url(user_id), stream, Some(config))
+        .await
+        .map_err(|e| {
+            let text = e.to_string();
+            format!("handshake: {}", text.chars().take(80).collect::<String>())
+        })?;
+    Ok(ws)
+}
+
+/// Sends `phx_join` and waits for its reply (other frames, e.g. presence_state, are skipped).
+async fn join(ws: &mut Ws, topic: &str) -> Result<(), String> {
+    let frame = format!(r#"["{JOIN_REF}","1","{topic}","phx_join",{{}}]"#);
+    ws.send(Message::text(frame))
+        .await
+        .map_err(|e| format!("join send: {e}"))?;
+    let expected = format!(r#"["{JOIN_REF}","1","{topic}","phx_reply","#);
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                if text.as_str().starts_with(&expected) {
+                    return if text.as_str().contains(r#""status":"ok""#) {
+                        Ok(())
+                    } else {
+                        Err("join: error reply".into())
+                    };
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(format!(
+                    "join: closed ({})",
+                    frame.map(|f| u16::from(f.code)).unwrap_or(0)
+                ));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("join: {e}")),
+            None => return Err("join: connection ended".into()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared measurement state
+
+/// Lock-free log-linear histogram of microseconds (64 sub-buckets per power of two, ≤1.6 %).
+struct Histogram {
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram {
+            buckets: (0..128 + 57 * 64).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < 128 {
+            v as usize
+        } else {
+            let e = 63 - v.leading_zeros() as usize;
+            let sub = ((v >> (e - 6)) & 63) as usize;
+            128 + (e - 7) * 64 + sub
+        }
+    }
+
+    /// Smallest value that falls into the bucket after `i` (an upper bound for bucket `i`).
+    fn upper(i: usize) -> u64 {
+        let next = i + 1;
+        if next < 128 {
+            next as u64
+        } else {
+            let e = (next - 128) / 64 + 7;
+            let sub = ((next - 128) % 64) as u64;
+            (64 + sub) << (e - 6)
+        }
+    }
+
+    fn record(&self, v: u64) {
+        self.buckets[Self::index(v)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (count, p50, p99, max) in microseconds, as bucket upper bounds.
+    fn summary(&self) -> (u64, u64, u64, u64) {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return (0, 0, 0, 0);
+        }
+        let quantile = |q: f64| {
+            let rank = ((q * total as f64).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (i, c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    return Self::upper(i);
+                }
+            }
+            0
+        };
+        let max = counts
+            .iter()
+            .rposition(|&c| c > 0)
+            .map(Self::upper)
+            .unwrap_or(0);
+        (total, quantile(0.5), quantile(0.99), max)
+    }
+}
+
+struct Shared {
+    base: Instant,
+    n: usize,
+    rounds: usize,
+    /// Send instant of shout `seq`, ns since `base`.
+    send_ns: Box<[AtomicU64]>,
+    /// How many of the N clients have received shout `seq`.
+    recv_count: Box<[AtomicU32]>,
+    /// Latency-round samples in µs, `[round * n + client]`; u32::MAX = not received.
+    round_lat: Box<[AtomicU32]>,
+    /// Latencies during the sustained phase.
+    sustained_lat: Histogram,
+    /// A shout became complete (received by every live client).
+    completed: Notify,
+    connect_done: AtomicUsize,
+    joined: AtomicUsize,
+    live: AtomicUsize,
+    /// Counting of closes stops when the run is over (the server's shutdown closes everyone).
+    counting_closes: AtomicBool,
+    disconnects: AtomicUsize,
+    close_reasons: Mutex<BTreeMap<String, usize>>,
+    failures: Mutex<BTreeMap<String, usize>>,
+    /// Frames other than shouts and heartbeat replies (presence_state/diff, ...).
+    other_frames: AtomicU64,
+    heartbeats: AtomicU64,
+}
+
+impl Shared {
+    fn new(n: usize, rounds: usize) -> Shared {
+        Shared {
+            base: Instant::now(),
+            n,
+            rounds,
+            send_ns: (0..MAX_SHOUTS).map(|_| AtomicU64::new(0)).collect(),
+            recv_count: (0..MAX_SHOUTS).map(|_| AtomicU32::new(0)).collect(),
+            round_lat: (0..n * rounds).map(|_| AtomicU32::new(u32::MAX)).collect(),
+            sustained_lat: Histogram::new(),
+            completed: Notify::new(),
+            connect_done: AtomicUsize::new(0),
+            joined: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            counting_closes: AtomicBool::new(true),
+            disconnects: AtomicUsize::new(0),
+            close_reasons: Mutex::new(BTreeMap::new()),
+            failures: Mutex::new(BTreeMap::new()),
+            other_frames: AtomicU64::new(0),
+            heartbeats: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    fn fail(&self, reason: String) {
+        *self.failures.lock().unwrap().entry(reason).or_default() += 1;
+        self.connect_done.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn closed(&self, reason: String) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        // A shout may now be complete for the remaining clients.
+        self.completed.notify_one();
+        if self.counting_closes.load(Ordering::Acquire) {
+            self.disconnects.fetch_add(1, Ordering::AcqRel);
+            *self
+                .close_reasons
+                .lock()
+                .unwrap()
+                .entry(reason)
+                .or_default() += 1;
+        }
+    }
+
+    /// Handles one text frame received by client `idx`. No JSON parsing.
+    fn on_text(&self, idx: usize, frame: &[u8]) {
+        let now = self.now_ns();
+        let Some(seq) = shout_seq(frame) else {
+            let heartbeat_reply =
+                frame.starts_with(b"[null,\"") && HEARTBEAT_REPLY.find(frame).is_some();
+            if !heartbeat_reply {
+                self.other_frames.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        };
+        let seq = seq as usize;
+        if seq >= MAX_SHOUTS {
+            return;
+        }
+        let sent = self.send_ns[seq].load(Ordering::Acquire);
+        let lat_us = now.saturating_sub(sent) / 1000;
+        if seq < self.rounds {
+            self.round_lat[seq * self.n + idx]
+                .store(lat_us.min(u32::MAX as u64 - 1) as u32, Ordering::Relaxed);
+        } else {
+            self.sustained_lat.record(lat_us);
+        }
+        let got = self.recv_count[seq].fetch_add(1, Ordering::AcqRel) as usize + 1;
+        if got >= self.live.load(Ordering::Acquire) {
+            self.completed.notify_one();
+        }
+    }
+}
+
+static SHOUT_EVENT: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\",\"shout\",{"));
+static SEQ_KEY: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"\"seq\":"));
+static HEARTBEAT_REPLY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"phoenix\",\"phx_reply\""));
+
+/// `Some(seq)` for a broadcast `[null,null,"<topic>","shout",{…"seq":N…}]`.
+fn shout_seq(frame: &[u8]) -> Option<u64> {
+    if !frame.starts_with(b"[null,null,\"") {
+        return None;
+    }
+    let at = SHOUT_EVENT.find(frame)?;
+    let payload = &frame[at..];
+    let seq_at = SEQ_KEY.rfind(payload)? + 6;
+    let mut value: u64 = 0;
+    let mut digits = 0;
+    for &b in &payload[seq_at..] {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        value = value.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+        digits += 1;
+    }
+    (digits > 0).then_some(value)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+#[derive(Clone)]
+struct ClientCtx {
+    shared: Arc<Shared>,
+    target: Arc<Target>,
+    connect_slots: Arc<tokio::sync::Semaphore>,
+    config: WebSocketConfig,
+    topic: Arc<str>,
+    heartbeat: Duration,
+}
+
+async fn run_client(idx: usize, ctx: ClientCtx) {
+    let shared = &ctx.shared;
+    let Ok(permit) = ctx.connect_slots.acquire().await else {
+        shared.fail("semaphore closed".into());
+        return;
+    };
+    let user_id = format!("u{idx}");
+    let attempt = async {
+        let mut ws = connect_ws(&ctx.target, ctx.target.source(idx), &user_id, ctx.config).await?;
+        join(&mut ws, &ctx.topic).await?;
+        Ok::<_, String>(ws)
+    };
+    let result = tokio::time::timeout(Duration::from_secs(30), attempt).await;
+    drop(permit);
+    let mut ws = match result {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(reason)) => return shared.fail(reason),
+        Err(_) => return shared.fail("connect+join timed out (30 s)".into()),
+    };
+    shared.joined.fetch_add(1, Ordering::AcqRel);
+    shared.live.fetch_add(1, Ordering::AcqRel);
+    shared.connect_done.fetch_add(1, Ordering::AcqRel);
+
+    // Spread heartbeats over the interval so they do not arrive in bursts.
+    let first = ctx
+        .heartbeat
+        .mul_f64(((idx as u64 * 7919) % 1000) as f64 / 1000.0);
+    let sleep = tokio::time::sleep(first);
+    tokio::pin!(sleep);
+    let mut next_ref: u64 = 2;
+    loop {
+        tokio::select! {
+            message = ws.next() => match message {
+                Some(Ok(Message::Text(text))) => shared.on_text(idx, text.as_bytes()),
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = match frame {
+                        Some(f) => format!("close {} {}", u16::from(f.code), f.reason.as_str()),
+                        None => "close (no code)".into(),
+                    };
+                    return shared.closed(reason);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let text = e.to_string();
+                    return shared.closed(format!("error: {}", text.chars().take(60).collect::<String>()));
+                }
+                None => return shared.closed("eof".into()),
+            },
+            () = &mut sleep => {
+                let frame = format!(r#"[null,"{next_ref}","phoenix","heartbeat",{{}}]"#);
+                next_ref += 1;
+                if let Err(e) = ws.send(Message::text(frame)).await {
+                    return shared.closed(format!("heartbeat send: {e}"));
+                }
+                shared.heartbeats.fetch_add(1, Ordering::Relaxed);
+                sleep.as_mut().reset(tokio::time::Instant::now() + ctx.heartbeat);
+            }
+        }
+    }
+}
+
+/// The separate client that pushes shouts. Its own copies of the broadcasts are drained and
+/// not counted.
+struct Sender {
+    sink: Arc<tokio::sync::Mutex<SplitSink<Ws, Message>>>,
+    topic: String,
+    pad: String,
+    next_ref: u64,
+    alive: Arc<AtomicBool>,
+}
+
+impl Sender {
+    async fn connect(ctx: &ClientCtx, pad: usize) -> Result<Sender, String> {
+        let mut ws = connect_ws(&ctx.target, None, "bench-sender", ctx.config).await?;
+        join(&mut ws, &ctx.topic).await?;
+        let (sink, mut stream) = ws.split();
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
+        let alive = Arc::new(AtomicBool::new(true));
+        let reader_alive = alive.clone();
+        let shared = ctx.shared.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Message::Close(frame) = message {
+                    if shared.counting_closes.load(Ordering::Acquire) {
+                        eprintln!("loadgen: the sender was closed by the server: {frame:?}");
+                    }
+                    break;
+                }
+            }
+            reader_alive.store(false, Ordering::Release);
+        });
+        let hb_sink = sink.clone();
+        let heartbeat = ctx.heartbeat;
+        tokio::spawn(async move {
+            let mut hb_ref = 1_000_000_000u64;
+            loop {
+                tokio::time::sleep(heartbeat).await;
+                hb_ref += 1;
+                let frame = format!(r#"[null,"{hb_ref}","phoenix","heartbeat",{{}}]"#);
+                if hb_sink
+                    .lock()
+                    .await
+                    .send(Message::text(frame))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Sender {
+            sink,
+            topic: ctx.topic.to_string(),
+            pad: "x".repeat(pad),
+            next_ref: 2,
+            alive,
+        })
+    }
+
+    /// The shout payload; keys in sorted order, as the server re-encodes them.
+    fn payload(&self, seq: usize) -> String {
+        if self.pad.is_empty() {
+            format!(r#"{{"seq":{seq}}}"#)
+        } else {
+            format!(r#"{{"pad":"{}","seq":{seq}}}"#, self.pad)
+        }
+    }
+
+    fn frame(&mut self, seq: usize) -> String {
+        let r = self.next_ref;
+        self.next_ref += 1;
+        format!(
+            r#"["{JOIN_REF}","{r}","{}","shout",{}]"#,
+            self.topic,
+            self.payload(seq)
+        )
+    }
+
+    /// Size of the broadcast frame the clients receive for `seq`.
+    fn broadcast_len(&self, seq: usize) -> usize {
+        format!(
+            r#"[null,null,"{}","shout",{}]"#,
+            self.topic,
+            self.payload(seq)
+        )
+        .len()
+    }
+
+    /// Stamps the send instant of `seq` and sends it.
+    async fn shout(&mut self, shared: &Shared, seq: usize) -> Result<(), String> {
+        if !self.alive.load(Ordering::Acquire) {
+            return Err("the sender connection is gone".into());
+        }
+        let frame = Message::text(self.frame(seq));
+        let mut sink = self.sink.lock().await;
+        shared.send_ns[seq].store(shared.now_ns(), Ordering::Release);
+        sink.send(frame).await.map_err(|e| format!("sender: {e}"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+#[derive(Debug, Default, Clone)]
+struct PhaseCpu {
+    wall: f64,
+    generator: f64,
+    server: Option<f64>,
+    /// Busy time of all CPUs (every process, interrupts included).
+    machine: Option<f64>,
+}
+
+impl PhaseCpu {
+    fn describe(&self) -> String {
+        let pct = |cpu: f64| {
+            if self.wall > 0.0 {
+                cpu / self.wall * 100.0
+            } else {
+                0.0
+            }
+        };
+        let mut text = format!("generator {:.0} %", pct(self.generator));
+        if let Some(server) = self.server {
+            text += &format!(", server {:.0} %", pct(server));
+        }
+        if let Some(machine) = self.machine {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            text += &format!(", whole machine {:.0} % of {} %", pct(machine), cores * 100);
+        }
+        text + &format!(" (100 % = one core; over {:.1} s)", self.wall)
+    }
+}
+
+struct CpuMark {
+    at: Instant,
+    generator: f64,
+    server: Option<f64>,
+    machine: Option<f64>,
+}
+
+impl CpuMark {
+    fn now(server_pid: Option<u32>) -> CpuMark {
+        CpuMark {
+            at: Instant::now(),
+            generator: self_cpu_secs(),
+            server: server_pid.and_then(proc_cpu_secs),
+            machine: machine_busy_secs(),
+        }
+    }
+
+    fn since(&self, server_pid: Option<u32>) -> PhaseCpu {
+        let end = CpuMark::now(server_pid);
+        PhaseCpu {
+            wall: end.at.duration_since(self.at).as_secs_f64(),
+            generator: end.generator - self.generator,
+            server: match (end.server, self.server) {
+                (Some(a), Some(b)) => Some(a - b),
+                _ => None,
+            },
+            machine: match (end.machine, self.machine) {
+                (Some(a), Some(b)) => Some(a - b),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Report {
+    requested: usize,
+    joined: Option<usize>,
+    failures: BTreeMap<String, usize>,
+    connect: Option<PhaseCpu>,
+    rss_before_kib: Option<u64>,
+    rss_joined_kib: Option<u64>,
+    rss_settle: Option<(f64, bool)>,
+    rss_after_load_kib: Option<u64>,
+    /// Frames other than shouts/heartbeat replies received by all clients after joining.
+    other_frames_at_idle: Option<u64>,
+    rounds_done: usize,
+    round_samples: Vec<u32>,
+    round_misses: usize,
+    latency: Option<PhaseCpu>,
+    sustained_sent: Option<usize>,
+    sustained_delivered: u64,
+    sustained_elapsed: f64,
+    sustained_abandoned: usize,
+    sustained_lat: Option<(u64, u64, u64, u64)>,
+    sustained: Option<PhaseCpu>,
+    disconnects: usize,
+    close_reasons: BTreeMap<String, usize>,
+    generator_rss_kib: Option<u64>,
+    frame_bytes: usize,
+    server_stop: Option<String>,
+    aborted: Option<String>,
+    elapsed: f64,
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn print_report(report: &Report, opts: &Opts, command: &str) {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut row = |k: &str, v: String| rows.push((k.to_string(), v));
+    let joined = report.joined.unwrap_or(0);
+    row(
+        "clients joined / requested (N)",
+        format!("{joined} / {}", report.requested),
+    );
+    let failed: usize = report.failures.values().sum();
+    if failed > 0 {
+        let detail: Vec<String> = report
+            .failures
+            .iter()
+            .map(|(k, v)| format!("{v}× {k}"))
+            .collect();
+        row(
+            "connect/join failures",
+            format!("{failed} ({})", detail.join("; ")),
+        );
+    }
+    if let Some(c) = &report.connect {
+        row(
+            "connect + join time",
+            format!(
+                "{:.2} s ({:.0} joins/s, {} in flight)",
+                c.wall,
+                joined as f64 / c.wall.max(1e-9),
+                opts.connect_concurrency
+            ),
+        );
+    }
+    match (report.rss_before_kib, report.rss_joined_kib) {
+        (Some(before), Some(after)) => {
+            row("server RSS before clients", mib(before));
+            let settle = report
+                .rss_settle
+                .map(|(s, ok)| {
+                    if ok {
+                        format!(", stable after {s:.0} s")
+                    } else {
+                        format!(", NOT stable after {s:.0} s")
+                    }
+                })
+                .unwrap_or_default();
+            row(
+                "server RSS, N joined and idle",
+                format!("{}{settle}", mib(after)),
+            );
+            if joined > 0 {
+                let per = (after as f64 - before as f64) / joined as f64;
+                row(
+                    "**RSS per idle joined connection**",
+                    format!("**{per:.2} KiB**"),
+                );
+            }
+        }
+        (Some(before), None) => row("server RSS before clients", mib(before)),
+        _ => row("server RSS", "not measured (--url)".into()),
+    }
+    if let Some(other) = report.other_frames_at_idle {
+        row(
+            "non-shout frames received while joining",
+            format!("{other}"),
+        );
+    }
+    if report.rounds_done > 0 {
+        let mut samples = report.round_samples.clone();
+        samples.sort_unstable();
+        let q = |p: f64| -> u64 {
+            if samples.is_empty() {
+                return 0;
+            }
+            let rank = ((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+            samples[rank - 1] as u64
+        };
+        row(
+            "broadcast latency rounds",
+            format!(
+                "{} of {} ({} samples, {} missed)",
+                report.rounds_done,
+                opts.rounds,
+                samples.len(),
+                report.round_misses
+            ),
+        );
+        row(
+            "**one broadcast to N: p50 / p99 / max**",
+            format!(
+                "**{} / {} / {} ms**",
+                ms(q(0.5)),
+                ms(q(0.99)),
+                ms(samples.last().copied().unwrap_or(0) as u64)
+            ),
+        );
+    }
+    if let Some(c) = &report.latency {
+        row("CPU during latency rounds", c.describe());
+    }
+    if let Some(sent) = report.sustained_sent {
+        let fps = report.sustained_delivered as f64 / report.sustained_elapsed.max(1e-9);
+        row(
+            "sustained fan-out",
+            format!(
+                "{sent} shouts sent in {:.1} s (window {}), {} frames delivered in {:.2} s",
+                opts.seconds, opts.window, report.sustained_delivered, report.sustained_elapsed
+            ),
+        );
+        row("**delivered frames/s**", format!("**{fps:.0}**"));
+        if report.sustained_abandoned > 0 {
+            row(
+                "shouts not delivered to all within 10 s",
+                format!("{}", report.sustained_abandoned),
+            );
+        }
+        if let Some((count, p50, p99, max)) = report.sustained_lat {
+            row(
+                "latency under sustained load p50 / p99 / max",
+                format!(
+                    "{} / {} / {} ms ({count} samples)",
+                    ms(p50),
+                    ms(p99),
+                    ms(max)
+                ),
+            );
+        }
+    }
+    if let Some(c) = &report.sustained {
+        row("CPU during sustained fan-out", c.describe());
+    }
+    if let Some(kib) = report.rss_after_load_kib {
+        row("server RSS after sustained load", mib(kib));
+    }
+    let reasons: Vec<String> = report
+        .close_reasons
+        .iter()
+        .map(|(k, v)| format!("{v}× {k}"))
+        .collect();
+    row(
+        "**disconnects during the run**",
+        if reasons.is_empty() {
+            format!("**{}**", report.disconnects)
+        } else {
+            format!("**{}** ({})", report.disconnects, reasons.join("; "))
+        },
+    );
+    row("shout frame size", format!("{} bytes", report.frame_bytes));
+    if let Some(kib) = report.generator_rss_kib {
+        row("generator RSS", mib(kib));
+    }
+    if let Some(stop) = &report.server_stop {
+        row("server shutdown", stop.clone());
+    }
+    if let Some(reason) = &report.aborted {
+        row("**ABORTED**", reason.clone());
+    }
+    row("elapsed", format!("{:.1} s", report.elapsed));
+
+    println!();
+    println!("### loadgen result");
+    println!();
+    println!("Machine: {}", machine_summary());
+    println!();
+    println!("Command: `{command}`");
+    println!();
+    println!("| metric | value |");
+    println!("|---|---|");
+    for (k, v) in rows {
+        println!("| {k} | {v} |");
+    }
+    println!();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+async fn run(
+    opts: Opts,
+    target: Target,
+    server_pid: Option<u32>,
+    shared: Arc<Shared>,
+    report: Arc<Mutex<Report>>,
+) -> Result<(), String> {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(opts.read_buf)
+        .write_buffer_size(0);
+    let ctx = ClientCtx {
+        shared: shared.clone(),
+        target: Arc::new(target),
+        connect_slots: Arc::new(tokio::sync::Semaphore::new(opts.connect_concurrency)),
+        config,
+        topic: Arc::from(opts.topic.as_str()),
+        heartbeat: Duration::from_secs_f64(opts.heartbeat_secs),
+    };
+    let n = opts.clients;
+
+    // Sender first, so that the RSS delta covers only the N clients.
+    let mut sender = Sender::connect(&ctx, opts.pad).await?;
+    report.lock().unwrap().frame_bytes = sender.broadcast_len(opts.rounds + 100);
+
+    if let Some(pid) = server_pid {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        report.lock().unwrap().rss_before_kib = rss_kib(&pid.to_string());
+    }
+
+    // Connect and join N clients.
+    eprintln!(
+        "loadgen: connecting {n} clients ({} in flight)…",
+        opts.connect_concurrency
+    );
+    let mark = CpuMark::now(server_pid);
+    for idx in 0..n {
+        tokio::spawn(run_client(idx, ctx.clone()));
+    }
+    let mut last_print = Instant::now();
+    while shared.connect_done.load(Ordering::Acquire) < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if last_print.elapsed() > Duration::from_secs(2) {
+            last_print = Instant::now();
+            eprintln!(
+                "loadgen:   {} joined, {} failed",
+                shared.joined.load(Ordering::Relaxed),
+                shared.failures.lock().unwrap().values().sum::<usize>()
+            );
+        }
+    }
+    let joined = shared.joined.load(Ordering::Acquire);
+    {
+        let mut r = report.lock().unwrap();
+        r.connect = Some(mark.since(server_pid));
+        r.joined = Some(joined);
+        r.failures = shared.failures.lock().unwrap().clone();
+    }
+    eprintln!(
+        "loadgen: {joined} joined in {:.2} s",
+        report
+            .lock()
+            .unwrap()
+            .connect
+            .as_ref()
+            .map(|c| c.wall)
+            .unwrap_or(0.0)
+    );
+    if joined == 0 {
+        return Err("no client could connect and join".into());
+    }
+
+    // Idle: wait until the server's RSS is stable and no presence traffic flows (≤ 30 s).
+    if let Some(pid) = server_pid {
+        let pid = pid.to_string();
+        let start = Instant::now();
+        let mut readings: Vec<u64> = Vec::new();
+        let mut frames_before = shared.other_frames.load(Ordering::Relaxed);
+        let mut settled = false;
+        while start.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let Some(rss) = rss_kib(&pid) else { break };
+            readings.push(rss);
+            let frames = shared.other_frames.load(Ordering::Relaxed);
+            let quiet = frames == frames_before;
+            frames_before = frames;
+            if readings.len() >= 3 && quiet {
+                let last = &readings[readings.len() - 3..];
+                let (lo, hi) = (*last.iter().min().unwrap(), *last.iter().max().unwrap());
+                if hi - lo <= (hi / 200).max(512) {
+                    settled = true;
+                    break;
+                }
+            }
+        }
+        let mut r = report.lock().unwrap();
+        r.rss_joined_kib = readings.last().copied();
+        r.rss_settle = Some((start.elapsed().as_secs_f64(), settled));
+        r.other_frames_at_idle = Some(shared.other_frames.load(Ordering::Relaxed));
+        eprintln!(
+            "loadgen: server RSS {} → {} ({})",
+            r.rss_before_kib.map(mib).unwrap_or_default(),
+            r.rss_joined_kib.map(mib).unwrap_or_default(),
+            if settled { "stable" } else { "not stable" }
+        );
+    } else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        report.lock().unwrap().other_frames_at_idle =
+            Some(shared.other_frames.load(Ordering::Relaxed));
+    }
+
+    // Latency: one broadcast to all N at a time.
+    eprintln!("loadgen: {} latency rounds…", opts.rounds);
+    let mark = CpuMark::now(server_pid);
+    let round_timeout = Duration::from_secs_f64(opts.round_timeout_secs);
+    let mut misses = 0usize;
+    for round in 0..opts.rounds {
+        let expected = shared.live.load(Ordering::Acquire);
+        sender.shout(&shared, round).await?;
+        let sent_at = Instant::now();
+        loop {
+            let got = shared.recv_count[round].load(Ordering::Acquire) as usize;
+            if got >= shared.live.load(Ordering::Acquire) {
+                misses += expected.saturating_sub(got);
+                break;
+            }
+            if sent_at.elapsed() >= round_timeout {
+                misses += expected.saturating_sub(got);
+                eprintln!(
+                    "loadgen:   round {round}: only {got} of {expected} within {round_timeout:?}"
+                );
+                break;
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(5), shared.completed.notified()).await;
+        }
+        {
+            let mut r = report.lock().unwrap();
+            r.rounds_done = round + 1;
+            r.round_misses = misses;
+            r.round_samples.extend(
+                shared.round_lat[round * n..(round + 1) * n]
+                    .iter()
+                    .map(|a| a.load(Ordering::Relaxed))
+                    .filter(|&v| v != u32::MAX),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    report.lock().unwrap().latency = Some(mark.since(server_pid));
+
+    // Sustained fan-out with at most `window` incomplete shouts.
+    if opts.seconds > 0.0 {
+        eprintln!(
+            "loadgen: sustained fan-out for {} s, window {}…",
+            opts.seconds, opts.window
+        );
+        let mark = CpuMark::now(server_pid);
+        let first = opts.rounds;
+        let mut next = first;
+        let mut oldest = first;
+        let mut abandoned = 0usize;
+        let t0 = Instant::now();
+        let send_until = t0 + Duration::from_secs_f64(opts.seconds);
+        let drain_until = send_until + Duration::from_secs(10);
+        let mut last_completion = t0;
+        let mut last_print = t0;
+        loop {
+            let now = Instant::now();
+            while oldest < next {
+                let got = shared.recv_count[oldest].load(Ordering::Acquire) as usize;
+                let sent_ns = shared.send_ns[oldest].load(Ordering::Acquire);
+                let age = Duration::from_nanos(shared.now_ns().saturating_sub(sent_ns));
+                if got >= shared.live.load(Ordering::Acquire) {
+                    oldest += 1;
+                    last_completion = now;
+                } else if age > Duration::from_secs(10) {
+                    oldest += 1;
+                    abandoned += 1;
+                } else {
+                    break;
+                }
+            }
+            if now < send_until && next - oldest < opts.window && next < MAX_SHOUTS {
+                sender.shout(&shared, next).await?;
+                next += 1;
+                continue;
+            }
+            if (now >= send_until && oldest == next) || now >= drain_until {
+                break;
+            }
+            if last_print.elapsed() >= Duration::from_secs(2) {
+                last_print = Instant::now();
+                let delivered: u64 = shared.recv_count[first..next]
+                    .iter()
+                    .map(|c| c.load(Ordering::Relaxed) as u64)
+                    .sum();
+                eprintln!(
+                    "loadgen:   t={:.0}s sent {} delivered {} ({:.0}/s) live {}",
+                    t0.elapsed().as_secs_f64(),
+                    next - first,
+                    delivered,
+                    delivered as f64 / t0.elapsed().as_secs_f64(),
+                    shared.live.load(Ordering::Relaxed)
+                );
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(2), shared.completed.notified()).await;
+        }
+        let delivered: u64 = shared.recv_count[first..next]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed) as u64)
+            .sum();
+        let end = if oldest == next {
+            last_completion
+        } else {
+            Instant::now()
+        };
+        let mut r = report.lock().unwrap();
+        r.sustained = Some(mark.since(server_pid));
+        r.sustained_sent = Some(next - first);
+        r.sustained_delivered = delivered;
+        r.sustained_elapsed = end.duration_since(t0).as_secs_f64();
+        r.sustained_abandoned = abandoned + (next - oldest);
+        r.sustained_lat = Some(shared.sustained_lat.summary());
+    }
+
+    if let Some(pid) = server_pid {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        report.lock().unwrap().rss_after_load_kib = rss_kib(&pid.to_string());
+    }
+    Ok(())
+}
+
+fn main() {
+    // `cargo bench` appends `--bench` to a harness-less bench's arguments.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let opts = match parse_opts(&args) {
+        Ok(opts) => opts,
+        Err(err) => {
+            if !err.is_empty() {
+                eprintln!("loadgen: {err}\n");
+            }
+            eprint!("{USAGE}");
+            std::process::exit(if err.is_empty() { 0 } else { 2 });
+        }
+    };
+    let command = std::iter::once("cargo bench --bench loadgen --".to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let started = Instant::now();
+
+    let want_fds = opts.clients as u64 + 256;
+    let (soft, hard) = raise_nofile(want_fds);
+    if soft < want_fds {
+        eprintln!(
+            "loadgen: RLIMIT_NOFILE is {soft} (hard {hard}) but {want_fds} descriptors are needed \
+             for {} clients; raise the hard limit (e.g. `ulimit -Hn {want_fds}` as root) or use \
+             fewer --clients. Continuing: expect connect failures.",
+            opts.clients
+        );
+    } else {
+        eprintln!("loadgen: RLIMIT_NOFILE {soft} (hard {hard})");
+    }
+
+    let deadline = Duration::from_secs(opts.deadline_secs);
+    spawn_watchdog(deadline + Duration::from_secs(20));
+
+    // The server is started from the main thread (PR_SET_PDEATHSIG follows the spawning thread).
+    let (mut server, target) = match &opts.url {
+        Some(url) => match Target::from_url(url) {
+            Ok(target) => (None, target),
+            Err(err) => {
+                eprintln!("loadgen: {err}");
+                std::process::exit(2);
+            }
+        },
+        None => match Server::spawn(&opts.server, Duration::from_secs(20).min(deadline)) {
+            Ok((server, port)) => {
+                eprintln!(
+                    "loadgen: server {} pid {} listening on port {port}",
+                    opts.server.display(),
+                    server.pid()
+                );
+                (Some(server), Target::from_port(port))
+            }
+            Err(err) => {
+                eprintln!("loadgen: {err}");
+                std::process::exit(2);
+            }
+        },
+    };
+    let server_pid = server.as_ref().map(Server::pid);
+
+    let report = Arc::new(Mutex::new(Report {
+        requested: opts.clients,
+        ..Report::default()
+    }));
+    let shared = Arc::new(Shared::new(opts.clients, opts.rounds));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let remaining = deadline.saturating_sub(started.elapsed());
+    let outcome: Result<(), String> = runtime.block_on(async {
+        tokio::select! {
+            r = tokio::time::timeout(
+                remaining,
+                run(opts.clone(), target, server_pid, shared.clone(), report.clone()),
+            ) => match r {
+                Ok(r) => r,
+                Err(_) => Err(format!("global deadline of {} s reached", opts.deadline_secs)),
+            },
+            _ = tokio::signal::ctrl_c() => Err("interrupted (Ctrl-C)".into()),
+        }
+    });
+
+    // Stop counting closes before the server's shutdown closes every connection.
+    shared.counting_closes.store(false, Ordering::Release);
+    {
+        let mut r = report.lock().unwrap();
+        r.disconnects = shared.disconnects.load(Ordering::Acquire);
+        r.close_reasons = shared.close_reasons.lock().unwrap().clone();
+        if r.joined.is_none() {
+            r.joined = Some(shared.joined.load(Ordering::Acquire));
+            r.failures = shared.failures.lock().unwrap().clone();
+        }
+        r.generator_rss_kib = rss_kib("self");
+        if let Err(err) = &outcome {
+            r.aborted = Some(err.clone());
+        }
+    }
+    if let Some(server) = server.as_mut() {
+        let how = server.stop();
+        report.lock().unwrap().server_stop = Some(how);
+    }
+    let mut r = report.lock().unwrap().clone();
+    r.elapsed = started.elapsed().as_secs_f64();
+    print_report(&r, &opts, &command);
+
+    let joined = r.joined.unwrap_or(0);
+    let failed = opts.clients - joined.min(opts.clients);
+    let allowed = (opts.clients as f64 * opts.fail_tolerance / 100.0).floor() as usize;
+    let code = if let Err(err) = &outcome {
+        eprintln!("loadgen: run aborted: {err}");
+        2
+    } else if failed > allowed {
+        eprintln!(
+            "loadgen: {failed} of {} clients failed to connect/join (tolerance {allowed})",
+            opts.clients
+        );
+        1
+    } else {
+        0
+    };
+    // Exit without tearing down thousands of sockets one by one.
+    std::process::exit(code);
+}

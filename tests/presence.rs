@@ -1,0 +1,430 @@
+//! Presence over real sockets (one server) and replication between several presence
+//! instances in one process, wired through pub/sub.
+
+mod support;
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use support::{Client, TestServer, WAIT, reply, test_config};
+use tether::{
+    SocketRoute,
+    channel::{Channel, HandleResult, JoinError, JoinResult, Reply, Router, Socket},
+    presence::{Presence, PresenceDiff, PresenceHooks, PresenceSettings, Presences},
+    pubsub::{LocalPubSub, PubSub, Subscriber, SubscriberId},
+};
+
+/// Counts hook calls; clients see presences unchanged.
+#[derive(Default, Clone)]
+struct Recorder {
+    fetches: Arc<AtomicUsize>,
+    metas: Arc<Mutex<Vec<(PresenceDiff, Presences)>>>,
+}
+
+impl PresenceHooks for Recorder {
+    async fn fetch(&self, _topic: &str, presences: Presences) -> Value {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        presences.into_json()
+    }
+
+    async fn handle_metas(&self, _topic: &str, diff: &PresenceDiff, current: &Presences) {
+        self.metas
+            .lock()
+            .unwrap()
+            .push((diff.clone(), current.clone()));
+    }
+}
+
+struct Room {
+    presence: Presence,
+}
+
+impl Channel for Room {
+    async fn join(&self, _topic: &str, payload: Value, socket: &mut Socket) -> JoinResult {
+        let key = payload["key"].as_str().unwrap_or("anon").to_string();
+        self.presence
+            .track(socket, &key, json!({"name": key}))
+            .map_err(|e| JoinError::reason(&e.to_string()))?;
+        if payload["listen"] != false {
+            self.presence.subscribe(socket);
+        }
+        Ok(json!({}))
+    }
+
+    async fn handle_in(&self, event: &str, payload: Value, socket: &mut Socket) -> HandleResult {
+        match event {
+            "status" => {
+                let key = payload["key"].as_str().unwrap_or("anon").to_string();
+                self.presence.update(socket, &key, |m| {
+                    let mut m = m.clone();
+                    m.insert("status".into(), payload["status"].clone());
+                    m
+                })?;
+                Ok(Reply::ok())
+            }
+            "count" => Ok(Reply::Ok(json!({
+                "users": self.presence.count_users(socket.topic()),
+                "connections": self.presence.count_connections(socket.topic()),
+                "list": self.presence.list(socket.topic()).await,
+            }))),
+            _ => Ok(Reply::unhandled()),
+        }
+    }
+}
+
+fn settings(coalesce_ms: u64) -> PresenceSettings {
+    PresenceSettings {
+        coalesce: Duration::from_millis(coalesce_ms),
+        broadcast_period: Duration::from_millis(50),
+        down_period: Duration::from_millis(400),
+        permdown_period: Duration::from_millis(1500),
+    }
+}
+
+async fn start(coalesce_ms: u64) -> (TestServer, Presence, Recorder) {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let hooks = Recorder::default();
+    let presence =
+        Presence::start_with("solo", settings(coalesce_ms), pubsub.clone(), hooks.clone());
+    let router = Router::new().channel(
+        "room:*",
+        Room {
+            presence: presence.clone(),
+        },
+    );
+    let server = {
+        let route = SocketRoute::new("/socket", router);
+        let config = test_config();
+        let pubsub = pubsub.clone();
+        // The endpoint must share the presence's pub/sub.
+        support::TestServer::start_with(config, route, Some(pubsub))
+    };
+    (server, presence, hooks)
+}
+
+/// Frames a client receives for presence events, collected until `done` says stop.
+async fn presence_frame(client: &mut Client) -> Value {
+    client
+        .recv_until(|f| f[3] == "presence_state" || f[3] == "presence_diff")
+        .await
+}
+
+fn refs_of(side: &Value) -> Vec<String> {
+    side.as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flat_map(|e| e["metas"].as_array().cloned().unwrap_or_default())
+        .map(|m| m["phx_ref"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_joiner_gets_a_state_with_itself_and_never_its_own_join_as_a_diff() {
+    let (server, _presence, _) = start(20).await;
+    let mut alice = server.client("").await;
+    let (ja, _) = alice.join("room:lobby", json!({"key": "alice"})).await;
+    let state = presence_frame(&mut alice).await;
+    assert_eq!(state[0], ja.as_str());
+    assert_eq!(state[3], "presence_state");
+    let own = refs_of(&state[4]);
+    assert_eq!(own.len(), 1);
+    assert_eq!(state[4]["alice"]["metas"][0]["name"], "alice");
+
+    let mut bob = server.client("").await;
+    bob.join("room:lobby", json!({"key": "bob"})).await;
+    let bob_state = presence_frame(&mut bob).await;
+    assert_eq!(bob_state[4].as_object().unwrap().len(), 2);
+    // Alice's next presence frame announces Bob, and nothing before it mentioned her own ref.
+    let diff = presence_frame(&mut alice).await;
+    assert_eq!(
+        diff,
+        json!([null, null, "room:lobby", "presence_diff", {"joins": {"bob": bob_state[4]["bob"]}, "leaves": {}}])
+    );
+    assert!(!refs_of(&diff[4]["joins"]).contains(&own[0]));
+    // Bob never gets his own join as a diff: the next thing he sees is Alice leaving.
+    alice.close().await;
+    let diff = presence_frame(&mut bob).await;
+    assert_eq!(diff[4]["joins"], json!({}));
+    assert_eq!(refs_of(&diff[4]["leaves"]), own);
+}
+
+#[tokio::test]
+async fn update_is_one_diff_with_the_new_meta_joining_and_the_old_leaving() {
+    let (server, _presence, _) = start(20).await;
+    let mut alice = server.client("").await;
+    let mut bob = server.client("").await;
+    alice.join("room:u", json!({"key": "alice"})).await;
+    presence_frame(&mut alice).await;
+    let (jb, _) = bob.join("room:u", json!({"key": "bob"})).await;
+    let state = presence_frame(&mut bob).await;
+    let old_ref = state[4]["bob"]["metas"][0]["phx_ref"].clone();
+    presence_frame(&mut alice).await; // bob joined
+    let frame = bob
+        .call(
+            "room:u",
+            &jb,
+            "status",
+            json!({"key": "bob", "status": "away"}),
+        )
+        .await;
+    reply(&frame, "ok");
+    let diff = presence_frame(&mut alice).await;
+    let joined = &diff[4]["joins"]["bob"]["metas"][0];
+    assert_eq!(joined["status"], "away");
+    assert_eq!(joined["phx_ref_prev"], old_ref);
+    assert_ne!(joined["phx_ref"], old_ref);
+    assert_eq!(diff[4]["leaves"]["bob"]["metas"][0]["phx_ref"], old_ref);
+}
+
+#[tokio::test]
+async fn counts_list_and_untrack_on_leave_and_disconnect() {
+    let (server, presence, _) = start(10).await;
+    let mut a1 = server.client("").await;
+    let mut a2 = server.client("").await;
+    let mut b = server.client("").await;
+    let (j1, _) = a1.join("room:c", json!({"key": "alice"})).await;
+    a2.join("room:c", json!({"key": "alice"})).await;
+    let (jb, _) = b
+        .join("room:c", json!({"key": "bob", "listen": false}))
+        .await;
+    let frame = a1.call("room:c", &j1, "count", json!({})).await;
+    let answer = reply(&frame, "ok");
+    assert_eq!(
+        (answer["users"].as_u64(), answer["connections"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(
+        answer["list"]["alice"]["metas"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        presence.get_by_key("room:c", "bob").await["metas"][0]["name"],
+        "bob"
+    );
+    assert_eq!(presence.get_by_key("room:c", "nobody").await, Value::Null);
+
+    b.send(Some(&jb), "9", "room:c", "phx_leave", json!({}))
+        .await;
+    drop(a2);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while presence.count_connections("room:c") != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "untrack on leave/disconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(presence.count_users("room:c"), 1);
+}
+
+#[tokio::test]
+async fn fetch_runs_once_per_diff_side_not_per_subscriber_and_handle_metas_sees_each_diff() {
+    let (server, _presence, hooks) = start(20).await;
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let mut client = server.client("").await;
+        client.join("room:f", json!({"key": format!("u{i}")})).await;
+        presence_frame(&mut client).await; // its state
+        clients.push(client);
+    }
+    // Everyone has seen everyone: drain the diffs of later joiners.
+    for (i, client) in clients.iter_mut().enumerate() {
+        for _ in i + 1..6 {
+            presence_frame(client).await;
+        }
+    }
+    let before = hooks.fetches.load(Ordering::SeqCst);
+    let metas_before = hooks.metas.lock().unwrap().len();
+    let mut late = server.client("").await;
+    late.join("room:f", json!({"key": "late"})).await;
+    presence_frame(&mut late).await;
+    for client in &mut clients {
+        let diff = presence_frame(client).await;
+        assert!(diff[4]["joins"]["late"].is_object());
+    }
+    // One diff (joins + leaves) and one state, whatever the number of subscribers.
+    assert_eq!(hooks.fetches.load(Ordering::SeqCst) - before, 3);
+    let metas = hooks.metas.lock().unwrap();
+    assert_eq!(metas.len() - metas_before, 1);
+    let (diff, current) = &metas[metas.len() - 1];
+    assert_eq!(diff.joins.count_metas(), 1);
+    assert_eq!(current.metas("late").len(), 1);
+}
+
+#[tokio::test]
+async fn a_join_storm_is_coalesced_and_every_view_converges() {
+    const N: usize = 40;
+    let (server, _presence, _) = start(100).await;
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        clients.push(server.client("").await);
+    }
+    // Everyone joins at once.
+    for (i, client) in clients.iter_mut().enumerate() {
+        let r = client.next_ref();
+        client
+            .send(
+                Some(&r),
+                &r,
+                "room:storm",
+                "phx_join",
+                json!({"key": format!("u{i}")}),
+            )
+            .await;
+    }
+    let mut frames = 0;
+    for client in &mut clients {
+        let mut count = 0usize;
+        while count < N {
+            let frame = presence_frame(client).await;
+            frames += 1;
+            if frame[3] == "presence_state" {
+                count += frame[4].as_object().unwrap().len();
+            } else {
+                count += frame[4]["joins"].as_object().unwrap().len();
+                assert_eq!(frame[4]["leaves"], json!({}));
+            }
+        }
+        assert_eq!(count, N, "no client counts anyone twice");
+    }
+    // Far fewer than one diff per join per client.
+    assert!(
+        frames < N * N / 4,
+        "{frames} presence frames for {N} joiners"
+    );
+}
+
+/// A pub/sub view that can be cut off, to simulate a crashed or partitioned node.
+struct Cuttable {
+    inner: Arc<LocalPubSub>,
+    cut: Arc<AtomicBool>,
+}
+
+struct CutSubscriber {
+    inner: Arc<dyn Subscriber>,
+    cut: Arc<AtomicBool>,
+}
+
+impl Subscriber for CutSubscriber {
+    fn deliver(&self, message: &Bytes) {
+        if !self.cut.load(Ordering::SeqCst) {
+            self.inner.deliver(message);
+        }
+    }
+}
+
+impl PubSub for Cuttable {
+    fn subscribe(&self, topic: &str, id: SubscriberId, subscriber: Arc<dyn Subscriber>) {
+        let subscriber = CutSubscriber {
+            inner: subscriber,
+            cut: self.cut.clone(),
+        };
+        self.inner.subscribe(topic, id, Arc::new(subscriber));
+    }
+    fn unsubscribe(&self, topic: &str, id: SubscriberId) {
+        self.inner.unsubscribe(topic, id);
+    }
+    fn broadcast(&self, topic: &str, message: Bytes, except: Option<SubscriberId>) {
+        if !self.cut.load(Ordering::SeqCst) {
+            self.inner.broadcast(topic, message, except);
+        }
+    }
+    fn local_broadcast(&self, topic: &str, message: Bytes, except: Option<SubscriberId>) {
+        self.broadcast(topic, message, except);
+    }
+    fn local_subscriber_count(&self, topic: &str) -> usize {
+        self.inner.local_subscriber_count(topic)
+    }
+}
+
+struct Node {
+    presence: Presence,
+    cut: Arc<AtomicBool>,
+}
+
+fn node(bus: &Arc<LocalPubSub>, name: &str) -> Node {
+    let cut = Arc::new(AtomicBool::new(false));
+    let pubsub = Arc::new(Cuttable {
+        inner: bus.clone(),
+        cut: cut.clone(),
+    });
+    Node {
+        presence: Presence::start_with(name, settings(10), pubsub, Recorder::default()),
+        cut,
+    }
+}
+
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn counts(nodes: &[&Node], topic: &str) -> Vec<(usize, usize)> {
+    nodes
+        .iter()
+        .map(|n| {
+            (
+                n.presence.count_users(topic),
+                n.presence.count_connections(topic),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn replicas_converge_and_survive_crash_partition_restart_and_goodbye() {
+    let bus = Arc::new(LocalPubSub::new());
+    let (a, b, c) = (node(&bus, "a"), node(&bus, "b"), node(&bus, "c"));
+    a.presence.track_owner("t", 1, "alice", json!({})).unwrap();
+    a.presence.track_owner("t", 2, "bob", json!({})).unwrap();
+    b.presence.track_owner("t", 1, "alice", json!({})).unwrap();
+    until("all see 2 users / 3 connections", || {
+        counts(&[&a, &b, &c], "t") == vec![(2, 3); 3]
+    })
+    .await;
+
+    // a goes silent (crash or partition): after down_period its presences leave b and c.
+    a.cut.store(true, Ordering::SeqCst);
+    until("a's presences hidden", || {
+        counts(&[&b, &c], "t") == vec![(1, 1); 2]
+    })
+    .await;
+    // a is heard again before permdown: its presences come back.
+    a.cut.store(false, Ordering::SeqCst);
+    until("a back", || counts(&[&a, &b, &c], "t") == vec![(2, 3); 3]).await;
+
+    // A partition past permdown, with a change on a meanwhile: healed by a transfer.
+    a.cut.store(true, Ordering::SeqCst);
+    a.presence.track_owner("t", 3, "carol", json!({})).unwrap();
+    tokio::time::sleep(Duration::from_millis(1800)).await; // pacing: exceed permdown (1.5 s)
+    assert_eq!(counts(&[&b, &c], "t"), vec![(1, 1); 2]);
+    a.cut.store(false, Ordering::SeqCst);
+    until("healed", || counts(&[&a, &b, &c], "t") == vec![(3, 4); 3]).await;
+
+    // a restarts under the same name (new incarnation): the old entries vanish at once,
+    // without waiting for down_period.
+    a.cut.store(true, Ordering::SeqCst);
+    let a2 = node(&bus, "a");
+    a2.presence.track_owner("t", 1, "dave", json!({})).unwrap();
+    until("restart replaces old incarnation", || {
+        counts(&[&b, &c, &a2], "t") == vec![(2, 2); 3]
+    })
+    .await;
+
+    // A graceful shutdown: peers drop the node's entries at once.
+    b.presence.shutdown().await;
+    until("goodbye", || counts(&[&c, &a2], "t") == vec![(1, 1); 2]).await;
+}
