@@ -299,29 +299,49 @@ impl Tracker {
         topic: &str,
         owner: u64,
         key: &str,
-        mut meta: Meta,
+        meta: Meta,
     ) -> Result<Vec<Change>, TrackError> {
         let topic = self.topic_arc(topic);
-        let index = (topic.clone(), owner, key.to_string());
-        if self.local.contains_key(&index) {
+        if self
+            .local
+            .contains_key(&(topic.clone(), owner, key.to_string()))
+        {
             return Err(TrackError::AlreadyTracked);
         }
+        let mut changes = Vec::with_capacity(1);
+        self.add_local(topic, owner, key, meta, None, &mut changes);
+        Ok(changes)
+    }
+
+    /// Writes a new local entry with a fresh `phx_ref` (and `phx_ref_prev`, for an update):
+    /// index, log and view.
+    fn add_local(
+        &mut self,
+        topic: Arc<str>,
+        owner: u64,
+        key: &str,
+        mut meta: Meta,
+        prev: Option<String>,
+        changes: &mut Vec<Change>,
+    ) {
         let phx_ref = self.next_ref();
         meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
+        if let Some(prev) = prev {
+            meta.insert("phx_ref_prev".into(), Value::String(prev));
+        }
         let entry = Entry {
             key: key.to_string(),
             owner,
             phx_ref: phx_ref.clone(),
             meta,
         };
-        self.local.insert(index, phx_ref);
+        self.local
+            .insert((topic.clone(), owner, key.to_string()), phx_ref);
         self.log(Op::Join {
             topic: topic.to_string(),
             entry: entry.clone(),
         });
-        let mut changes = Vec::with_capacity(1);
-        self.show(topic, entry, &mut changes);
-        Ok(changes)
+        self.show(topic, entry, changes);
     }
 
     /// Stops tracking `key` for `owner` on `topic`.
@@ -380,27 +400,13 @@ impl Tracker {
         let old = self
             .hide(topic, key, &old_ref, &mut changes)
             .ok_or(TrackError::NotTracked)?;
-        let mut meta = update(&old.meta);
-        let phx_ref = self.next_ref();
-        meta.insert("phx_ref".into(), Value::String(phx_ref.clone()));
-        meta.insert("phx_ref_prev".into(), Value::String(old_ref.clone()));
-        let entry = Entry {
-            key: key.to_string(),
-            owner,
-            phx_ref: phx_ref.clone(),
-            meta,
-        };
-        self.local.insert(index, phx_ref);
+        let meta = update(&old.meta);
         self.log(Op::Leave {
             topic: topic.to_string(),
             key: key.to_string(),
-            phx_ref: old_ref,
+            phx_ref: old_ref.clone(),
         });
-        self.log(Op::Join {
-            topic: topic.to_string(),
-            entry: entry.clone(),
-        });
-        self.show(topic_arc, entry, &mut changes);
+        self.add_local(topic_arc, owner, key, meta, Some(old_ref), &mut changes);
         // Report the join first, as Phoenix's diff lists the new meta in joins and the old
         // one in leaves.
         changes.reverse();

@@ -53,6 +53,16 @@ fn exchange(from: &mut Tracker, to: &mut Tracker, gossip: Gossip, now: u64) -> V
     changes
 }
 
+/// Two replicas where `b` mirrors `a`, which tracks `key` on "room".
+fn synced_pair(key: &str) -> (Tracker, Tracker) {
+    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
+    a.track("room", 1, key, Meta::new()).unwrap();
+    let hb = a.heartbeat();
+    exchange(&mut a, &mut b, hb, 0);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+    (a, b)
+}
+
 #[test]
 fn track_list_count_untrack() {
     let mut a = replica("a", 1);
@@ -101,12 +111,7 @@ fn update_reports_the_new_meta_as_a_join_and_the_old_as_a_leave() {
 
 #[test]
 fn heartbeats_replicate_joins_and_leaves() {
-    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
-    a.track("room", 1, "alice", Meta::new()).unwrap();
-    let hb = a.heartbeat();
-    let changes = exchange(&mut a, &mut b, hb, 0);
-    assert_eq!(changes.len(), 1);
-    assert_eq!(view(&a, "room"), view(&b, "room"));
+    let (mut a, mut b) = synced_pair("alice");
     // Duplicates change nothing.
     a.untrack("room", 1, "alice").unwrap();
     let hb = a.heartbeat();
@@ -136,10 +141,7 @@ fn a_gap_is_repaired_by_a_transfer() {
 
 #[test]
 fn a_silent_peer_goes_down_comes_back_and_is_finally_forgotten() {
-    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
-    a.track("room", 1, "alice", Meta::new()).unwrap();
-    let hb = a.heartbeat();
-    exchange(&mut a, &mut b, hb, 0);
+    let (mut a, mut b) = synced_pair("alice");
     assert!(b.tick(999).is_empty());
     let leaves = b.tick(1_000);
     assert_eq!(leaves.len(), 1);
@@ -162,10 +164,7 @@ fn a_silent_peer_goes_down_comes_back_and_is_finally_forgotten() {
 
 #[test]
 fn a_new_incarnation_replaces_the_old_at_once() {
-    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
-    a.track("room", 1, "ghost", Meta::new()).unwrap();
-    let hb = a.heartbeat();
-    exchange(&mut a, &mut b, hb, 0);
+    let (mut a, mut b) = synced_pair("ghost");
     let mut restarted = replica("a", 2);
     restarted.track("room", 1, "alice", Meta::new()).unwrap();
     let hb = restarted.heartbeat();
@@ -185,10 +184,7 @@ fn a_new_incarnation_replaces_the_old_at_once() {
 
 #[test]
 fn goodbye_drops_entries_at_once() {
-    let (mut a, mut b) = (replica("a", 1), replica("b", 1));
-    a.track("room", 1, "alice", Meta::new()).unwrap();
-    let hb = a.heartbeat();
-    exchange(&mut a, &mut b, hb, 0);
+    let (mut a, mut b) = synced_pair("alice");
     let bye = a.goodbye();
     let changes = exchange(&mut a, &mut b, bye, 1);
     assert_eq!(changes.len(), 1);
