@@ -24,9 +24,13 @@
 //! Everything is bounded by `--deadline-secs`; the server is killed on every exit path (SIGTERM,
 //! then SIGKILL; it also gets SIGKILL if this process dies, through `PR_SET_PDEATHSIG`).
 //!
-//! Receive loops never parse JSON: a broadcast `shout` is recognised by its prefix
-//! `[null,null,` and the bytes `","shout",`, and its `"seq":` number is read by a byte search.
-//! Every other frame (replies, `presence_state`, `presence_diff`, ...) is only counted.
+//! Receive loops are kept cheap. tokio-tungstenite performs each client's handshake; the N
+//! measured clients then continue on the same TCP stream with a minimal RFC 6455 codec
+//! ([`RawWs`]: no per-read buffer zeroing, no per-message allocation, a read buffer that shrinks
+//! back after a large frame such as a big `presence_state`). They never parse JSON: a broadcast
+//! `shout` is recognised by its prefix `[null,null,` and the bytes `","shout",{`, and its
+//! `"seq":` number is read by a byte search. Every other frame (replies, `presence_state`,
+//! `presence_diff`, ...) is only counted. The sender is a plain tokio-tungstenite client.
 
 use std::{
     collections::BTreeMap,
@@ -63,7 +67,8 @@ usage: cargo bench --bench loadgen -- [options]
   --deadline-secs <T>         hard deadline for the whole run [300]
   --connect-concurrency <C>   handshakes in flight [200]
   --threads <W>               tokio worker threads of the generator [2]
-  --read-buf <bytes>          tungstenite read buffer per client [4096]
+  --read-buf <bytes>          read buffer per client; grows for a larger frame, then
+                              shrinks back [4096]
   --heartbeat-secs <H>        client heartbeat interval [20]
   --round-timeout-secs <S>    per latency round [10]
   --fail-tolerance <pct>      allowed connect/join failures in percent [0.1]
@@ -789,6 +794,7 @@ struct ClientCtx {
     config: WebSocketConfig,
     topic: Arc<str>,
     heartbeat: Duration,
+    read_buf: usize,
 }
 
 async fn run_client(idx: usize, ctx: ClientCtx) {
@@ -799,8 +805,12 @@ async fn run_client(idx: usize, ctx: ClientCtx) {
     };
     let user_id = format!("u{idx}");
     let attempt = async {
-        let mut ws = connect_ws(&ctx.target, ctx.target.source(idx), &user_id, ctx.config).await?;
-        join(&mut ws, &ctx.topic).await?;
+        let ws = connect_ws(&ctx.target, ctx.target.source(idx), &user_id, ctx.config).await?;
+        // The server sends nothing before the join, so tungstenite holds no buffered bytes
+        // beyond the handshake response: the raw stream continues exactly at a frame boundary.
+        let mut ws = RawWs::new(ws.into_inner(), ctx.read_buf, idx as u32);
+        ws.join(&ctx.topic, |frame| shared.on_text(idx, frame))
+            .await?;
         Ok::<_, String>(ws)
     };
     let result = tokio::time::timeout(Duration::from_secs(30), attempt).await;
@@ -822,33 +832,259 @@ async fn run_client(idx: usize, ctx: ClientCtx) {
     tokio::pin!(sleep);
     let mut next_ref: u64 = 2;
     loop {
-        tokio::select! {
-            message = ws.next() => match message {
-                Some(Ok(Message::Text(text))) => shared.on_text(idx, text.as_bytes()),
-                Some(Ok(Message::Close(frame))) => {
-                    let reason = match frame {
-                        Some(f) => format!("close {} {}", u16::from(f.code), f.reason.as_str()),
-                        None => "close (no code)".into(),
-                    };
-                    return shared.closed(reason);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let text = e.to_string();
-                    return shared.closed(format!("error: {}", text.chars().take(60).collect::<String>()));
-                }
-                None => return shared.closed("eof".into()),
+        let step = tokio::select! {
+            filled = ws.fill() => match filled {
+                Ok(()) => ws.process(|frame| shared.on_text(idx, frame)),
+                Err(reason) => Err(reason),
             },
             () = &mut sleep => {
                 let frame = format!(r#"[null,"{next_ref}","phoenix","heartbeat",{{}}]"#);
                 next_ref += 1;
-                if let Err(e) = ws.send(Message::text(frame)).await {
-                    return shared.closed(format!("heartbeat send: {e}"));
-                }
                 shared.heartbeats.fetch_add(1, Ordering::Relaxed);
                 sleep.as_mut().reset(tokio::time::Instant::now() + ctx.heartbeat);
+                ws.send(0x1, frame.as_bytes()).await
+            }
+        };
+        let step = match step {
+            Ok(()) => ws.send_pongs().await,
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = step {
+            return shared.closed(reason);
+        }
+    }
+}
+
+/// A minimal client-side WebSocket codec over the raw TCP stream, used for the N measured
+/// clients after tungstenite did the handshake. It exists to keep 10,000 receive loops cheap:
+/// no zeroing of a read buffer per read, no per-message allocation, no UTF-8 validation
+/// (frames are only byte-searched), and the buffer shrinks back after a large frame (e.g. a
+/// big `presence_state`) instead of keeping its high-water mark per client.
+///
+/// It handles what a server may send: text (also fragmented), binary (ignored), ping (answered
+/// with pong), pong, close. Outgoing frames are masked as RFC 6455 requires.
+struct RawWs {
+    stream: TcpStream,
+    /// Storage; bytes `[start, end)` are received and not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes needed from `start` before the next frame can be parsed.
+    need: usize,
+    default_len: usize,
+    /// A fragmented text message being assembled.
+    fragments: Option<Vec<u8>>,
+    pongs: Vec<Vec<u8>>,
+    mask_state: u32,
+}
+
+/// Largest frame or message accepted from the server.
+const MAX_MESSAGE: usize = 64 << 20;
+
+impl RawWs {
+    fn new(stream: TcpStream, default_len: usize, seed: u32) -> RawWs {
+        let default_len = default_len.max(256);
+        RawWs {
+            stream,
+            buf: vec![0; default_len],
+            start: 0,
+            end: 0,
+            need: 2,
+            default_len,
+            fragments: None,
+            pongs: Vec::new(),
+            mask_state: seed.wrapping_mul(2_654_435_761).max(1),
+        }
+    }
+
+    /// Sends `["1","1",topic,"phx_join",{}]` and reads until its reply; every other frame read
+    /// meanwhile goes to `other`.
+    async fn join(&mut self, topic: &str, mut other: impl FnMut(&[u8])) -> Result<(), String> {
+        let frame = format!(r#"["{JOIN_REF}","1","{topic}","phx_join",{{}}]"#);
+        self.send(0x1, frame.as_bytes()).await?;
+        let expected = format!(r#"["{JOIN_REF}","1","{topic}","phx_reply","#);
+        let mut reply: Option<bool> = None;
+        while reply.is_none() {
+            self.fill().await.map_err(|e| format!("join: {e}"))?;
+            self.process(|frame| {
+                if reply.is_none() && frame.starts_with(expected.as_bytes()) {
+                    reply = Some(memmem::find(frame, br#""status":"ok""#).is_some());
+                } else {
+                    other(frame);
+                }
+            })
+            .map_err(|e| format!("join: {e}"))?;
+            self.send_pongs().await?;
+        }
+        match reply {
+            Some(true) => Ok(()),
+            _ => Err("join: error reply".into()),
+        }
+    }
+
+    /// Reads at least one more chunk from the socket. Cancel-safe: the only await is the read.
+    async fn fill(&mut self) -> Result<(), String> {
+        use tokio::io::AsyncReadExt;
+        if self.start + self.need > self.buf.len() || self.end == self.buf.len() {
+            // Move the unconsumed bytes to the front, and grow only for a frame that needs it.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.need > self.buf.len() {
+                self.buf.resize(self.need, 0);
+            }
+            if self.end == self.buf.len() {
+                // Cannot happen (a full buffer holds a complete frame, already consumed), but
+                // a zero-length read would look like EOF.
+                let len = self.buf.len() * 2;
+                self.buf.resize(len, 0);
             }
         }
+        match self.stream.read(&mut self.buf[self.end..]).await {
+            Ok(0) => Err("eof".into()),
+            Ok(n) => {
+                self.end += n;
+                Ok(())
+            }
+            Err(e) => Err(format!("read: {}", e.kind())),
+        }
+    }
+
+    /// Handles every complete frame in the buffer; text messages go to `on_text`.
+    /// `Err` means the connection is over (close frame or protocol error), with the reason.
+    fn process(&mut self, mut on_text: impl FnMut(&[u8])) -> Result<(), String> {
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            if avail.len() < 2 {
+                self.need = 2;
+                break;
+            }
+            let (b0, b1) = (avail[0], avail[1]);
+            let (fin, opcode, masked) = (b0 & 0x80 != 0, b0 & 0x0f, b1 & 0x80 != 0);
+            let (mut header, len) = match b1 & 0x7f {
+                126 if avail.len() < 4 => {
+                    self.need = 4;
+                    break;
+                }
+                126 => (4, u16::from_be_bytes([avail[2], avail[3]]) as u64),
+                127 if avail.len() < 10 => {
+                    self.need = 10;
+                    break;
+                }
+                127 => {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&avail[2..10]);
+                    (10, u64::from_be_bytes(b))
+                }
+                n => (2, n as u64),
+            };
+            if len > MAX_MESSAGE as u64 {
+                return Err(format!("protocol: frame of {len} bytes"));
+            }
+            let mask_at = header;
+            if masked {
+                header += 4;
+            }
+            let total = header + len as usize;
+            if avail.len() < total {
+                self.need = total;
+                break;
+            }
+            let frame_at = self.start;
+            self.start += total;
+            let payload = frame_at + header..frame_at + total;
+            if masked {
+                let at = frame_at + mask_at;
+                let key = [
+                    self.buf[at],
+                    self.buf[at + 1],
+                    self.buf[at + 2],
+                    self.buf[at + 3],
+                ];
+                for (i, b) in self.buf[payload.clone()].iter_mut().enumerate() {
+                    *b ^= key[i & 3];
+                }
+            }
+            let data = &self.buf[payload];
+            match opcode {
+                0x1 if fin => on_text(data),
+                0x1 => self.fragments = Some(data.to_vec()),
+                0x0 => {
+                    let Some(mut message) = self.fragments.take() else {
+                        return Err("protocol: continuation without a start".into());
+                    };
+                    if message.len() + data.len() > MAX_MESSAGE {
+                        return Err("protocol: message too large".into());
+                    }
+                    message.extend_from_slice(data);
+                    if fin {
+                        on_text(&message);
+                    } else {
+                        self.fragments = Some(message);
+                    }
+                }
+                0x2 => {}
+                0x8 => {
+                    let code = if data.len() >= 2 {
+                        u16::from_be_bytes([data[0], data[1]])
+                    } else {
+                        1005
+                    };
+                    let reason = String::from_utf8_lossy(data.get(2..).unwrap_or_default());
+                    return Err(format!("close {code} {reason}"));
+                }
+                0x9 => self.pongs.push(data.to_vec()),
+                0xA => {}
+                other => return Err(format!("protocol: opcode {other:#x}")),
+            }
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > self.default_len {
+                // Give back what a large frame needed.
+                self.buf = vec![0; self.default_len];
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one masked frame (FIN set) with `opcode`.
+    async fn send(&mut self, opcode: u8, payload: &[u8]) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = Vec::with_capacity(payload.len() + 14);
+        frame.push(0x80 | opcode);
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= u16::MAX as usize => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        // xorshift32: masking keys need not be cryptographic for a load generator.
+        let mut x = self.mask_state;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.mask_state = x;
+        let key = x.to_be_bytes();
+        frame.extend_from_slice(&key);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
+        self.stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| format!("write: {}", e.kind()))
+    }
+
+    async fn send_pongs(&mut self) -> Result<(), String> {
+        for payload in std::mem::take(&mut self.pongs) {
+            self.send(0xA, &payload).await?;
+        }
+        Ok(())
     }
 }
 
@@ -1239,8 +1475,9 @@ async fn run(
     shared: Arc<Shared>,
     report: Arc<Mutex<Report>>,
 ) -> Result<(), String> {
+    // tungstenite does the handshakes and runs the sender; the N clients continue on RawWs.
     let config = WebSocketConfig::default()
-        .read_buffer_size(opts.read_buf)
+        .read_buffer_size(4096)
         .write_buffer_size(0);
     let ctx = ClientCtx {
         shared: shared.clone(),
@@ -1249,6 +1486,7 @@ async fn run(
         config,
         topic: Arc::from(opts.topic.as_str()),
         heartbeat: Duration::from_secs_f64(opts.heartbeat_secs),
+        read_buf: opts.read_buf,
     };
     let n = opts.clients;
 

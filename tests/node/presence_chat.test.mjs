@@ -6,141 +6,26 @@
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import { Serializer, Socket } from "phoenix";
-import WebSocket from "ws";
+import { Serializer } from "phoenix";
+import {
+  Inbox,
+  TEST_OPTS,
+  WAIT_MS,
+  assertServerAlive,
+  cleanup,
+  closeOf,
+  inboxOf,
+  join,
+  phxSocket,
+  pushEvent,
+  rawUpgrade,
+  server,
+  startServer,
+  stopServer,
+  within,
+} from "./support.mjs";
 
-const BIN = fileURLToPath(new URL("../../target/debug/examples/presence_chat", import.meta.url));
-const START_MS = 20_000; // until "listening on …"
-const STOP_MS = 10_000; // SIGTERM to exit
-const WAIT_MS = 5_000; // any single frame or event
-const TEST_OPTS = { timeout: 30_000 };
 const MIB = 1024 * 1024;
-
-let server; // ChildProcess
-let port;
-let output = ""; // the server's stdout+stderr, shown when something fails
-
-// ---------- helpers ----------
-
-/** Resolves like `promise`, or rejects after `ms` naming `what` and the server's output tail. */
-function within(ms, promise, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${ms} ms waiting for ${what}\n--- server output (tail) ---\n${output.slice(-2000)}`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** A FIFO of received items; `next()` waits (bounded) for the next one in arrival order. */
-class Inbox {
-  constructor(label) {
-    this.label = label;
-    this.items = [];
-    this.waiters = [];
-  }
-  push(item) {
-    const waiter = this.waiters.shift();
-    if (waiter) waiter(item);
-    else this.items.push(item);
-  }
-  next(ms = WAIT_MS) {
-    if (this.items.length > 0) return Promise.resolve(this.items.shift());
-    let waiter;
-    const p = new Promise((resolve) => {
-      waiter = resolve;
-      this.waiters.push(resolve);
-    });
-    return within(ms, p, `next item on ${this.label}`).catch((err) => {
-      this.waiters = this.waiters.filter((w) => w !== waiter);
-      throw err;
-    });
-  }
-}
-
-const sockets = new Set(); // phoenix sockets to disconnect after each test
-const raws = new Set(); // raw ws clients to terminate after each test
-
-/** A connected phoenix.js Socket; rejects if it errors or closes before opening. */
-async function phxSocket(userId, opts = {}) {
-  const params = userId === undefined ? {} : { user_id: userId };
-  const socket = new Socket(`ws://127.0.0.1:${port}/socket`, { transport: WebSocket, params, ...opts });
-  sockets.add(socket);
-  const opened = new Promise((resolve, reject) => {
-    const refs = [
-      socket.onOpen(() => {
-        socket.off(refs);
-        resolve();
-      }),
-      socket.onError((err) => {
-        socket.off(refs);
-        reject(new Error(`socket for ${userId} errored before opening: ${err && (err.message || err)}`));
-      }),
-      socket.onClose((ev) => {
-        socket.off(refs);
-        reject(new Error(`socket for ${userId} closed before opening (code ${ev && ev.code})`));
-      }),
-    ];
-  });
-  socket.connect();
-  await within(WAIT_MS, opened, `phoenix socket ${userId} to open`);
-  return socket;
-}
-
-/** Joins `channel`; resolves `{status, response}` for "ok", "error" or "timeout". */
-function join(channel) {
-  const reply = new Promise((resolve) => {
-    channel
-      .join(WAIT_MS)
-      .receive("ok", (response) => resolve({ status: "ok", response }))
-      .receive("error", (response) => resolve({ status: "error", response }))
-      .receive("timeout", () => resolve({ status: "timeout" }));
-  });
-  return within(WAIT_MS + 1_000, reply, `join reply on ${channel.topic}`);
-}
-
-/** An Inbox of the payloads of `event` on `channel`, subscribed now. */
-function inboxOf(channel, event, label) {
-  const inbox = new Inbox(`${label} ${channel.topic} ${event}`);
-  channel.on(event, (payload) => inbox.push(payload));
-  return inbox;
-}
-
-function socketUrl(query) {
-  return `ws://127.0.0.1:${port}/socket/websocket?${new URLSearchParams(query)}`;
-}
-
-/**
- * A raw `ws` upgrade. Resolves `{status: 101, ws}` when it opens, or `{status}` with the HTTP
- * status when the server refuses the upgrade.
- */
-function rawUpgrade(query, headers = {}) {
-  const ws = new WebSocket(socketUrl(query), { headers, perMessageDeflate: false });
-  raws.add(ws);
-  ws.errors = [];
-  ws.on("error", (err) => ws.errors.push(err)); // never an unhandled 'error'
-  const result = new Promise((resolve, reject) => {
-    ws.once("open", () => resolve({ status: 101, ws }));
-    ws.once("unexpected-response", (req, res) => {
-      res.resume();
-      req.destroy();
-      resolve({ status: res.statusCode });
-    });
-    ws.once("error", (err) => reject(err));
-  });
-  return within(WAIT_MS, result, `upgrade response for ?${new URLSearchParams(query)}`);
-}
-
-/** Resolves `{code, reason}` when `ws` closes; subscribe before provoking the close. */
-function closeOf(ws) {
-  return new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
-}
 
 /** A text frame `[null,"1","phoenix","heartbeat",{"pad":"xx…"}]` of exactly `size` bytes. */
 function paddedHeartbeat(size) {
@@ -151,11 +36,9 @@ function paddedHeartbeat(size) {
   return frame;
 }
 
-const pushes = new Set(); // unanswered pushes whose timeout timers are cancelled after each test
-
 /** Pushes a `shout`; the server sends no reply to it (a broadcast, like Phoenix's `:noreply`). */
 function shout(channel, payload) {
-  pushes.add(channel.push("shout", payload));
+  pushEvent(channel, "shout", payload, 10_000);
 }
 
 /** A shout from `channel` comes back to its own socket with exactly that payload. */
@@ -166,71 +49,18 @@ async function assertShoutRoundTrip(channel, inbox, payload) {
 
 // ---------- server lifecycle ----------
 
-before(async () => {
-  if (!existsSync(BIN)) {
-    throw new Error(`${BIN} is missing: run \`cargo build --examples\` in the repo root first`);
-  }
-  server = spawn(BIN, [], {
-    env: { ...process.env, PORT: "0", RUST_LOG: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stderr.on("data", (chunk) => (output += chunk));
-  const listening = new Promise((resolve, reject) => {
-    const lines = createInterface({ input: server.stdout });
-    lines.on("line", (line) => {
-      output += line + "\n";
-      const m = /^listening on http:\/\/127\.0\.0\.1:(\d+)$/.exec(line);
-      if (m) resolve(Number(m[1]));
-    });
-    server.once("error", reject);
-    server.once("exit", (code, signal) =>
-      reject(new Error(`server exited before listening (code ${code}, signal ${signal})\n${output}`)),
-    );
-  });
-  try {
-    port = await within(START_MS, listening, `"listening on http://127.0.0.1:<port>" from ${BIN}`);
-  } catch (err) {
-    server.kill("SIGKILL");
-    throw err;
-  }
-  assert.ok(port > 0, `bad port ${port}`);
-});
+before(() => startServer("presence_chat"));
 
-afterEach(async () => {
-  for (const push of pushes) push.cancelTimeout();
-  pushes.clear();
-  for (const socket of sockets) {
-    // Leave every channel first so no rejoin timer outlives the test.
-    const leaves = socket.channels.map(
-      (ch) => new Promise((resolve) => ch.leave(1_000).receive("ok", resolve).receive("timeout", resolve).receive("error", resolve)),
-    );
-    await within(WAIT_MS, Promise.all(leaves), "channel leaves during cleanup").catch(() => {});
-    await within(WAIT_MS, new Promise((resolve) => socket.disconnect(resolve)), "socket disconnect").catch(() => {});
-  }
-  sockets.clear();
-  for (const ws of raws) ws.terminate();
-  raws.clear();
-});
+afterEach(cleanup);
 
 after(async () => {
-  if (!server) return;
-  if (server.exitCode !== null || server.signalCode !== null) {
-    assert.fail(`server died during the tests (code ${server.exitCode}, signal ${server.signalCode})\n${output}`);
-  }
+  if (!server.proc) return;
+  assertServerAlive();
   // One client stays connected through the shutdown: the server must close it with a close
   // frame whose code is not 1000 (DESIGN §2: phoenix.js does not reconnect after 1000).
   const { ws } = await rawUpgrade({ user_id: "stayer", vsn: "2.0.0" });
   const closed = closeOf(ws);
-  const exited = new Promise((resolve) => server.once("exit", (code, signal) => resolve({ code, signal })));
-  server.kill("SIGTERM");
-  let result;
-  try {
-    result = await within(STOP_MS, exited, "the server to exit after SIGTERM");
-  } catch (err) {
-    server.kill("SIGKILL");
-    throw err;
-  }
-  assert.deepEqual(result, { code: 0, signal: null }, `unclean exit after SIGTERM\n${output}`);
+  await stopServer();
   const { code } = await within(WAIT_MS, closed, "the connected client to be closed by the shutdown");
   assert.ok(code !== 1000 && code !== 1005 && code !== 1006, `shutdown closed a client with code ${code}`);
 });
@@ -311,7 +141,7 @@ describe("presence_chat with the official phoenix client", () => {
   test("e. a foreign Origin is refused with 403, the server's own is accepted", TEST_OPTS, async () => {
     const query = { user_id: "origin", vsn: "2.0.0" };
     assert.equal((await rawUpgrade(query, { Origin: "http://evil.example" })).status, 403, "foreign origin");
-    assert.equal((await rawUpgrade(query, { Origin: `http://127.0.0.1:${port}` })).status, 101, "own origin");
+    assert.equal((await rawUpgrade(query, { Origin: `http://127.0.0.1:${server.port}` })).status, 101, "own origin");
   });
 
   test("f. leave gets ok, fires onClose, and the server sends phx_close", TEST_OPTS, async () => {
