@@ -63,7 +63,7 @@ usage: cargo bench --bench loadgen -- [options]
   --rounds <R>                single-broadcast latency rounds [20]
   --seconds <S>               sustained fan-out duration [10]
   --window <K>                sustained: max shouts not yet delivered to all clients [32]
-  --pad <bytes>               padding in each shout payload (frame ≈ 55 + pad bytes) [48]
+  --pad <bytes>               padding in each shout payload (frame ≈ 53 + pad bytes) [48]
   --deadline-secs <T>         hard deadline for the whole run [300]
   --connect-concurrency <C>   handshakes in flight [200]
   --threads <W>               tokio worker threads of the generator [2]
@@ -1618,7 +1618,9 @@ async fn run(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    report.lock().unwrap().latency = Some(mark.since(server_pid));
+    if opts.rounds > 0 {
+        report.lock().unwrap().latency = Some(mark.since(server_pid));
+    }
 
     // Sustained fan-out with at most `window` incomplete shouts.
     if opts.seconds > 0.0 {
