@@ -54,6 +54,39 @@ pub struct Config {
     pub pubsub: PubSubConfig,
     /// Presence tracking.
     pub presence: PresenceConfig,
+    /// Commanders (the page layer).
+    pub commander: CommanderConfig,
+}
+
+/// `[commander]`: pages driven by commanders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommanderConfig {
+    /// Path of the pages' socket (the client connects to `<path>/websocket`).
+    pub socket_path: String,
+    /// Name of the session cookie (actix-session's default is `id`).
+    pub session_cookie: String,
+    /// Session keys commanders may read (presence `session` keys are added automatically).
+    pub session_keys: Vec<String>,
+    /// Whether `exec_js` may run JavaScript in pages (off by default).
+    pub exec_js: bool,
+    /// Page tokens older than this are refused (seconds).
+    pub page_token_max_age_s: u64,
+    /// How often live counters embedded in pages are refreshed, at most.
+    pub counter_interval_ms: u64,
+}
+
+impl Default for CommanderConfig {
+    fn default() -> Self {
+        CommanderConfig {
+            socket_path: "/tether/socket".to_string(),
+            session_cookie: "id".to_string(),
+            session_keys: Vec::new(),
+            exec_js: false,
+            page_token_max_age_s: 86_400,
+            counter_interval_ms: 250,
+        }
+    }
 }
 
 /// `[endpoint]`: the HTTP/WebSocket side.
@@ -138,7 +171,8 @@ pub enum IdSource {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PresenceConfig {
-    /// Whether pages are tracked at all.
+    /// Whether commanders track their pages automatically (off unless enabled). The
+    /// [`Presence`](crate::presence::Presence) API itself works either way.
     pub enabled: bool,
     /// Presence key sources in order; the browser id is the fallback.
     pub id: Vec<IdSource>,
@@ -156,7 +190,7 @@ pub struct PresenceConfig {
 impl Default for PresenceConfig {
     fn default() -> Self {
         PresenceConfig {
-            enabled: true,
+            enabled: false,
             id: Vec::new(),
             broadcast_period_ms: 1500,
             down_period_ms: 30_000,
@@ -344,6 +378,13 @@ impl Config {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 return invalid("pubsub.url", "must be a redis:// or rediss:// URL");
             }
+        }
+        let socket_path = &self.commander.socket_path;
+        if !socket_path.starts_with('/') || socket_path.ends_with('/') {
+            return invalid(
+                "commander.socket_path",
+                "must start with `/` and not end with `/`",
+            );
         }
         if self.pubsub.node.as_deref() == Some("") {
             return invalid("pubsub.node", "must not be empty");

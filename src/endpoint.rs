@@ -35,7 +35,7 @@ use crate::{
     channel::{Assigns, ChannelSession, Router, socket::Conn},
     config::{CheckOrigin, Config},
     presence::Presence,
-    pubsub::{PubSub, SubscriberId},
+    pubsub::PubSub,
     transport::{self, Limits, Outbox, frame::encode},
 };
 
@@ -309,11 +309,7 @@ impl Endpoint {
             .aggregate_continuations()
             .max_continuation_size(limits.max_frame_bytes);
         let (outbox, outbox_rx) = Outbox::new(limits.max_outbound_bytes);
-        let conn = Conn {
-            outbox: outbox.clone(),
-            pubsub: self.inner.pubsub.clone(),
-            id: SubscriberId::next(),
-        };
+        let conn = Conn::new(outbox.clone(), self.inner.pubsub.clone());
         let handler = ChannelSession::new(
             route.router.clone(),
             conn,

@@ -86,6 +86,7 @@
 #![warn(missing_docs)]
 
 pub mod channel;
+pub mod commander;
 pub mod config;
 pub mod endpoint;
 pub mod presence;

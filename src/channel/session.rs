@@ -12,28 +12,12 @@ use serde_json::{Value, json};
 use super::{
     Assigns, Socket, TerminateReason,
     router::{DynChannel, Router},
-    socket::{ChannelInfo, Conn},
+    socket::{ChannelInfo, Conn, Subscription},
 };
-use crate::{
-    pubsub::{PubSub, SubscriberId},
-    transport::{
-        Disconnect, Frame, Handler,
-        frame::{Status, encode, encode_reply, events},
-    },
+use crate::transport::{
+    Disconnect, Frame, Handler,
+    frame::{Status, encode, encode_reply, events},
 };
-
-/// Unsubscribes when dropped.
-struct Subscription {
-    pubsub: Arc<dyn PubSub>,
-    topic: Arc<str>,
-    id: SubscriberId,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.pubsub.unsubscribe(&self.topic, self.id);
-    }
-}
 
 struct Joined {
     channel: Arc<dyn DynChannel>,
@@ -162,16 +146,7 @@ impl ChannelSession {
         socket.current_ref = None;
         match result {
             Ok(Ok(response)) => {
-                self.conn.pubsub.subscribe(
-                    &topic,
-                    self.conn.id,
-                    Arc::new(self.conn.outbox.clone()),
-                );
-                let subscription = Subscription {
-                    pubsub: self.conn.pubsub.clone(),
-                    topic: topic.clone(),
-                    id: self.conn.id,
-                };
+                let subscription = Subscription::new(&self.conn, topic.clone());
                 self.reply(Some(&join_ref), &frame, Status::Ok, &response);
                 for pushed in socket.take_deferred() {
                     let _ = socket.outbox().push_frame(pushed);

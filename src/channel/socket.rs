@@ -1,7 +1,11 @@
 //! The handle a channel works with: its topic, its assigns, and ways to talk to the client
 //! and to the topic.
 
-use std::{any::Any, collections::BTreeMap, sync::Arc};
+use std::{
+    any::{Any, TypeId},
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -9,7 +13,7 @@ use serde_json::Value;
 
 use super::Reply;
 use crate::{
-    pubsub::{PubSub, SubscriberId},
+    pubsub::{PubSub, Subscriber, SubscriberId},
     transport::{
         Outbox, PushError,
         frame::{Status, encode, encode_reply},
@@ -53,8 +57,46 @@ impl Assigns {
 #[derive(Clone)]
 pub(crate) struct Conn {
     pub(crate) outbox: Outbox,
+    /// The outbox as a pub/sub subscriber (one allocation per connection).
+    pub(crate) subscriber: Arc<dyn Subscriber>,
     pub(crate) pubsub: Arc<dyn PubSub>,
     pub(crate) id: SubscriberId,
+}
+
+impl Conn {
+    pub(crate) fn new(outbox: Outbox, pubsub: Arc<dyn PubSub>) -> Conn {
+        Conn {
+            subscriber: Arc::new(outbox.clone()),
+            outbox,
+            pubsub,
+            id: SubscriberId::next(),
+        }
+    }
+}
+
+/// A pub/sub subscription of a connection's outbox; unsubscribes when dropped.
+pub(crate) struct Subscription {
+    pubsub: Arc<dyn PubSub>,
+    topic: Arc<str>,
+    id: SubscriberId,
+}
+
+impl Subscription {
+    pub(crate) fn new(conn: &Conn, topic: Arc<str>) -> Subscription {
+        conn.pubsub
+            .subscribe(&topic, conn.id, conn.subscriber.clone());
+        Subscription {
+            pubsub: conn.pubsub.clone(),
+            topic,
+            id: conn.id,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.pubsub.unsubscribe(&self.topic, self.id);
+    }
 }
 
 /// Identifies a client push so it can be answered later, from any task
@@ -83,6 +125,10 @@ pub struct Socket {
     deferred: Option<Vec<Bytes>>,
     /// Values kept alive as long as this join (see [`Socket::attach`]).
     attached: Vec<Box<dyn Any + Send>>,
+    /// Typed state of this join (see [`Socket::insert`]).
+    extensions: HashMap<TypeId, Box<dyn Any + Send>>,
+    /// Topics this join listens to besides its own (see [`Socket::subscribe`]).
+    extra: HashMap<Arc<str>, Subscription>,
     /// The ref of the client push being handled, if any.
     pub(crate) current_ref: Option<String>,
 }
@@ -96,6 +142,8 @@ impl Socket {
             conn,
             deferred: Some(Vec::new()),
             attached: Vec::new(),
+            extensions: HashMap::new(),
+            extra: HashMap::new(),
             current_ref: None,
         }
     }
@@ -181,6 +229,65 @@ impl Socket {
         self.attached.push(Box::new(guard));
     }
 
+    /// Stores typed state for this join (one value per type), e.g. a layer's own context.
+    ///
+    /// ```
+    /// # fn f(socket: &mut tether::channel::Socket) {
+    /// struct Visits(u32);
+    /// socket.insert(Visits(1));
+    /// if let Some(v) = socket.get_mut::<Visits>() { v.0 += 1; }
+    /// assert_eq!(socket.get::<Visits>().map(|v| v.0), Some(2));
+    /// # }
+    /// ```
+    pub fn insert<T: Any + Send>(&mut self, value: T) {
+        self.extensions.insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// The state of type `T` stored with [`Socket::insert`].
+    pub fn get<T: Any + Send>(&self) -> Option<&T> {
+        self.extensions
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref())
+    }
+
+    /// The state of type `T`, mutably.
+    pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.extensions
+            .get_mut(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_mut())
+    }
+
+    /// Takes the state of type `T` out of this join.
+    pub fn remove<T: Any + Send>(&mut self) -> Option<T> {
+        self.extensions
+            .remove(&TypeId::of::<T>())
+            .and_then(|b| b.downcast().ok())
+            .map(|b| *b)
+    }
+
+    /// Also delivers broadcasts on `topic` to this client (as frames on `topic`), until
+    /// [`Socket::unsubscribe`] or the end of this join. Returns `false` if already
+    /// subscribed (or if `topic` is this join's own topic).
+    pub fn subscribe(&mut self, topic: &str) -> bool {
+        if topic == &*self.topic || self.extra.contains_key(topic) {
+            return false;
+        }
+        let topic: Arc<str> = topic.into();
+        let subscription = Subscription::new(&self.conn, topic.clone());
+        self.extra.insert(topic, subscription);
+        true
+    }
+
+    /// Stops delivering `topic`; returns `false` if it was not subscribed.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        self.extra.remove(topic).is_some()
+    }
+
+    /// Topics subscribed with [`Socket::subscribe`].
+    pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
+        self.extra.keys().map(|t| &**t)
+    }
+
     /// A `Send` handle to reach this channel from other tasks.
     pub fn handle(&self) -> SocketHandle {
         SocketHandle {
@@ -197,6 +304,11 @@ impl Socket {
 
     pub(crate) fn outbox(&self) -> &Outbox {
         &self.conn.outbox
+    }
+
+    /// The connection's outbox as a pub/sub subscriber.
+    pub(crate) fn subscriber(&self) -> Arc<dyn Subscriber> {
+        self.conn.subscriber.clone()
     }
 
     /// Encodes and queues a reply to `msg_ref` on this channel.

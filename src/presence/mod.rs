@@ -372,11 +372,24 @@ impl Presence {
     /// Tracks this channel's socket under `key` with `meta` (a JSON object; a `phx_ref` is
     /// added) on the socket's topic. Untracked automatically when the join ends.
     pub fn track(&self, socket: &mut Socket, key: &str, meta: Value) -> Result<(), TrackError> {
+        let topic = socket.topic().to_string();
+        self.track_on(socket, &topic, key, meta)
+    }
+
+    /// Tracks this channel's socket under `key` on another `topic` (e.g. a page on its
+    /// broadcasting topics). Untracked automatically when the join ends.
+    pub fn track_on(
+        &self,
+        socket: &mut Socket,
+        topic: &str,
+        key: &str,
+        meta: Value,
+    ) -> Result<(), TrackError> {
         let owner = socket.connection_id();
-        self.track_owner(socket.topic(), owner.get(), key, meta)?;
+        self.track_owner(topic, owner.get(), key, meta)?;
         socket.attach(JoinGuard {
             presence: self.clone(),
-            topic: socket.topic().into(),
+            topic: topic.into(),
             owner,
         });
         Ok(())
@@ -455,7 +468,7 @@ impl Presence {
         let topic: Arc<str> = socket.topic().into();
         let owner = socket.connection_id();
         let listener = Listener {
-            subscriber: Arc::new(socket.outbox().clone()),
+            subscriber: socket.subscriber(),
             join_ref: socket.join_ref().into(),
             awaiting_state: true,
         };

@@ -1,0 +1,190 @@
+//! Drab's online-user counter, on tether.
+//!
+//! Run `cargo run --example online_counter` and open <http://127.0.0.1:4000/> in a few tabs
+//! and browsers: `#number_of_users` (distinct presence keys on the `global` topic) and
+//! `#number_of_connections` (open pages) stay current on every page, through patches the
+//! commander broadcasts when a page connects and when one goes away.
+//!
+//! - The presence key is the browser id by default (two tabs of one browser: 1 user,
+//!   2 connections). With `TETHER_CONFIG` pointing at a file with
+//!   `[presence] id = [{ session = "current_user_id" }]` (or `store`), pages are keyed by that
+//!   value, falling back to the browser id.
+//! - `GET /login?user_id=42` puts `current_user_id = "42"` in the session (actix-session's
+//!   signed-and-encrypted cookie) and redirects to `/`; `GET /logout` clears it.
+//! - The `#remember_me` button puts the `#store_user_id` input's value into the page's store
+//!   as `current_user_id` (effective for presence on the next load).
+
+use actix_session::{Session, SessionMiddleware, storage::CookieSessionStore};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use askama::Template;
+use serde::Deserialize;
+use tether::{
+    Config, Endpoint,
+    channel::BoxError,
+    commander::{
+        Broadcasting, Commander, Commanders, Count, Disconnected, Html, Page, Patch, Sender,
+        same_topic,
+    },
+    presence::Presence,
+};
+
+/// The commander of the counter page.
+struct Counter;
+
+fn global() -> String {
+    same_topic("global")
+}
+
+/// The two patches that show the current counts.
+fn counts(users: usize, connections: usize) -> [Patch; 2] {
+    [
+        Patch::set("#number_of_users", users.to_string()),
+        Patch::set("#number_of_connections", connections.to_string()),
+    ]
+}
+
+impl Commander for Counter {
+    const HANDLERS: &'static [&'static str] = &["remember_me"];
+
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+
+    fn broadcasting(&self) -> Vec<Broadcasting> {
+        vec![Broadcasting::Named("global".into())]
+    }
+
+    /// The page is already tracked here, so it counts itself.
+    async fn on_connect(&self, page: &mut Page<'_>) -> Result<(), BoxError> {
+        let topic = global();
+        for patch in counts(page.count_users(&topic), page.count_connections(&topic)) {
+            page.broadcast(&topic, &patch)?;
+        }
+        Ok(())
+    }
+
+    /// The page is already untracked here, so it is not counted.
+    async fn on_disconnect(&self, _gone: &Disconnected, commanders: &Commanders) {
+        let topic = global();
+        for patch in counts(
+            commanders.count_users(&topic),
+            commanders.count_connections(&topic),
+        ) {
+            commanders.broadcast(&topic, &patch);
+        }
+    }
+
+    async fn handle_event(
+        &self,
+        handler: &str,
+        page: &mut Page<'_>,
+        sender: Sender,
+    ) -> Result<(), BoxError> {
+        match handler {
+            "remember_me" => {
+                let value = sender
+                    .form
+                    .get("store_user_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                page.put_store("current_user_id", value)?;
+                Ok(())
+            }
+            other => Err(format!("no handler {other}").into()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "online_counter.html")]
+struct IndexPage {
+    users: usize,
+    connections: usize,
+    session_user: Option<String>,
+    live_users: Html,
+    script: Html,
+}
+
+async fn index(
+    req: HttpRequest,
+    session: Session,
+    commanders: web::Data<Commanders>,
+) -> HttpResponse {
+    let topic = global();
+    let page = IndexPage {
+        users: commanders.count_users(&topic),
+        connections: commanders.count_connections(&topic),
+        session_user: session.get::<String>("current_user_id").ok().flatten(),
+        live_users: commanders.counter(&topic, Count::Users),
+        script: commanders.script("counter", &req),
+    };
+    match page.render() {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(err) => HttpResponse::InternalServerError().body(err.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Login {
+    user_id: String,
+}
+
+fn to_index() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/"))
+        .finish()
+}
+
+async fn login(session: Session, query: web::Query<Login>) -> HttpResponse {
+    if query.user_id.is_empty() || query.user_id.len() > 128 {
+        return HttpResponse::BadRequest().body("user_id must be 1 to 128 bytes");
+    }
+    match session.insert("current_user_id", &query.user_id) {
+        Ok(()) => to_index(),
+        Err(err) => HttpResponse::InternalServerError().body(err.to_string()),
+    }
+}
+
+async fn logout(session: Session) -> HttpResponse {
+    session.purge();
+    to_index()
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    tether::init_logging();
+    let mut config = Config::from_env().map_err(std::io::Error::other)?;
+    config.presence.enabled = true; // this example is about presence
+    let pubsub = tether::pubsub::from_config(&config).map_err(std::io::Error::other)?;
+    let presence = Presence::start(&config, pubsub.clone());
+    let commanders = Commanders::builder(&config, pubsub.clone())
+        .presence(presence.clone())
+        .commander(Counter)
+        .build();
+    let endpoint = Endpoint::builder(config)
+        .pubsub(pubsub)
+        .presence(presence)
+        .socket(commanders.socket_route())
+        .build()
+        .map_err(std::io::Error::other)?;
+    let key = commanders.keys().key().clone();
+    tether::serve(endpoint, move |routes| {
+        // The session cookie is actix-session's own (encrypted with the app key); the
+        // commanders' socket reads it with the same key.
+        let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_secure(false)
+            .build();
+        routes.app_data(web::Data::new(commanders.clone())).service(
+            web::scope("")
+                .wrap(sessions)
+                .route("/", web::get().to(index))
+                .route("/login", web::get().to(login))
+                .route("/logout", web::get().to(logout)),
+        );
+    })
+    .await
+}

@@ -1,0 +1,241 @@
+//! The page channel `tether:page:<commander>`: verifies the page token, resolves the browser
+//! id, store and session, tracks the page, runs the commander's callbacks and dispatches
+//! DOM events to declared handlers.
+//!
+//! Wire (see the README): join payload `{token, browser_id?, store?, onload, counters}`,
+//! reply `{browser_id, topics, store_rejected}`; client push `event` `{handler, sender}`
+//! answered `ok` or `error {reason}`; server pushes `patch`, `store {token}` and
+//! `error {callback, reason}`; broadcasts arrive as `patch` on the page's topics and
+//! `count` on `tether:count:<topic>`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{
+    Broadcasting, Disconnected, DynCommander, Hub, PageClaims, Sender,
+    page::{Page, PageState},
+    same_commander, same_path, same_topic,
+    token::unix_now,
+};
+use crate::channel::{
+    BoxError, Channel, HandleResult, JoinError, JoinResult, Reply, Socket, TerminateReason,
+};
+
+pub(crate) struct PageChannel {
+    pub(crate) hub: Arc<Hub>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct JoinPayload {
+    token: String,
+    browser_id: Option<String>,
+    store: Option<String>,
+    onload: bool,
+    counters: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct EventPayload {
+    handler: String,
+    #[serde(default)]
+    sender: Sender,
+}
+
+/// Tells the page a callback failed (and logs it).
+fn report(page: &mut Page<'_>, callback: &str, err: BoxError) {
+    tracing::warn!(commander = page.commander(), callback, "{err}");
+    let _ = page.socket.push(
+        "error",
+        &json!({ "callback": callback, "reason": err.to_string() }),
+    );
+}
+
+impl PageChannel {
+    fn commander(&self, name: &str) -> Option<(&'static str, Arc<dyn DynCommander>)> {
+        self.hub
+            .commanders
+            .get_key_value(name)
+            .map(|(name, commander)| (*name, commander.clone()))
+    }
+
+    fn topics(commander: &dyn DynCommander, name: &str, path: &str) -> Vec<String> {
+        let mut topics: Vec<String> = Vec::new();
+        for broadcasting in commander.broadcasting() {
+            let topic = match broadcasting {
+                Broadcasting::SamePath => same_path(path),
+                Broadcasting::SameCommander => same_commander(name),
+                Broadcasting::Named(n) => same_topic(&n),
+            };
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        topics
+    }
+}
+
+impl Channel for PageChannel {
+    async fn join(&self, topic: &str, payload: Value, socket: &mut Socket) -> JoinResult {
+        let hub = &*self.hub;
+        let name = topic.strip_prefix("tether:page:").unwrap_or_default();
+        let Some((name, commander)) = self.commander(name) else {
+            tracing::warn!(%topic, "join of an unknown commander");
+            return Err(JoinError::reason("unknown commander"));
+        };
+        let payload: JoinPayload = serde_json::from_value(payload)
+            .map_err(|_| JoinError::reason("invalid join payload"))?;
+        let now = unix_now();
+        let max_age = Some(hub.config.commander.page_token_max_age_s);
+        let claims: PageClaims = hub
+            .keys
+            .verify("page", &payload.token, now, max_age)
+            .map_err(|err| {
+                tracing::warn!(commander = name, "page token refused: {err}");
+                JoinError::reason("invalid page token")
+            })?;
+        if claims.c != name {
+            tracing::warn!(commander = name, token_for = %claims.c, "page token of another commander refused");
+            return Err(JoinError::reason("invalid page token"));
+        }
+        let browser_id = payload
+            .browser_id
+            .and_then(|token| hub.keys.verify::<String>("browser", &token, now, None).ok())
+            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut store_rejected = false;
+        let store = match payload.store {
+            None => Map::new(),
+            Some(token) => hub
+                .keys
+                .decrypt::<Map<String, Value>>("store", &token, now, None)
+                .unwrap_or_else(|err| {
+                    tracing::warn!(commander = name, "store token refused: {err}");
+                    store_rejected = true;
+                    Map::new()
+                }),
+        };
+        let session = socket
+            .assigns()
+            .get("session")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let topics = PageChannel::topics(&*commander, name, &claims.p);
+        for topic in &topics {
+            socket.subscribe(topic);
+        }
+        for counted in payload.counters.iter().filter(|c| topics.contains(c)) {
+            socket.subscribe(&Hub::counter_topic(counted));
+            hub.watch_counter(counted);
+        }
+        let mut state = PageState {
+            commander: name,
+            path: claims.p,
+            browser_id,
+            session,
+            store,
+            topics: topics.clone(),
+            tracked: Vec::new(),
+        };
+        {
+            let mut page = Page {
+                socket: &mut *socket,
+                state: &mut state,
+                hub,
+            };
+            for topic in &topics {
+                page.track(topic);
+            }
+            if let Err(err) = commander.on_connect(&mut page).await {
+                report(&mut page, "on_connect", err);
+            }
+            if payload.onload {
+                if let Err(err) = commander.on_load(&mut page).await {
+                    report(&mut page, "on_load", err);
+                }
+            }
+        }
+        let browser_token = hub.keys.sign("browser", &state.browser_id, now);
+        socket.insert(state);
+        Ok(json!({
+            "browser_id": browser_token,
+            "topics": topics,
+            "store_rejected": store_rejected,
+        }))
+    }
+
+    async fn handle_in(&self, event: &str, payload: Value, socket: &mut Socket) -> HandleResult {
+        if event != "event" {
+            return Ok(Reply::unhandled());
+        }
+        let Ok(EventPayload { handler, sender }) = serde_json::from_value(payload) else {
+            return Ok(Reply::Error(json!({"reason": "invalid event payload"})));
+        };
+        let Some(mut state) = socket.remove::<PageState>() else {
+            return Err("page state missing".into());
+        };
+        let Some((_, commander)) = self.commander(state.commander) else {
+            return Err("commander vanished".into());
+        };
+        if !commander.handlers().contains(&handler.as_str()) {
+            tracing::warn!(commander = state.commander, %handler, "call of an undeclared handler refused");
+            socket.insert(state);
+            return Ok(Reply::Error(json!({"reason": "unknown handler"})));
+        }
+        let mut page = Page {
+            socket: &mut *socket,
+            state: &mut state,
+            hub: &self.hub,
+        };
+        let reply = if commander.before_handler(&handler, &mut page, &sender).await {
+            let outcome = commander
+                .handle_event(&handler, &mut page, sender.clone())
+                .await
+                .map_err(|err| err.to_string());
+            commander
+                .after_handler(&handler, &mut page, &sender, &outcome)
+                .await;
+            match outcome {
+                Ok(()) => Reply::ok(),
+                Err(reason) => {
+                    tracing::warn!(commander = page.commander(), %handler, "handler failed: {reason}");
+                    Reply::Error(json!({ "reason": reason }))
+                }
+            }
+        } else {
+            Reply::Ok(json!({"skipped": true}))
+        };
+        socket.insert(state);
+        Ok(reply)
+    }
+
+    async fn terminate(&self, _reason: &TerminateReason, socket: &mut Socket) {
+        let Some(mut state) = socket.remove::<PageState>() else {
+            return;
+        };
+        let Some((_, commander)) = self.commander(state.commander) else {
+            return;
+        };
+        // Untrack first, so that counts taken in on_disconnect exclude this page.
+        Page {
+            socket: &mut *socket,
+            state: &mut state,
+            hub: &self.hub,
+        }
+        .untrack(None);
+        let gone = Disconnected {
+            path: state.path,
+            browser_id: state.browser_id,
+            store: state.store,
+            session: state.session,
+            topics: state.topics,
+        };
+        let commanders = super::Commanders {
+            hub: self.hub.clone(),
+        };
+        commander.on_disconnect(&gone, &commanders).await;
+    }
+}

@@ -1,0 +1,216 @@
+//! Signed and encrypted tokens, made with the cookie crate's jars and the app's key.
+//!
+//! - [`Keys::sign`] / [`Keys::verify`]: integrity only (HMAC-SHA256, the signed jar). Used
+//!   for page tokens and browser ids, which are not secret but must not be forged.
+//! - [`Keys::encrypt`] / [`Keys::decrypt`]: secrecy and integrity (AES-256-GCM, the private
+//!   jar). Used for the store a browser keeps for the server.
+//!
+//! Every token names its *purpose* (inside the signed value, and as the AEAD associated
+//! data of encrypted ones) and its issue time, so a token made for one use is refused for
+//! another and old tokens can be refused by age. The key is derived from
+//! `endpoint.secret_key_base` exactly as actix-web's `Key::derive_from` does, so an app can
+//! hand the same [`Key`] to actix-session.
+//!
+//! ```
+//! use tether::commander::token::Keys;
+//! let keys = Keys::from_secret(&"k".repeat(64));
+//! let token = keys.sign("page", &"counter", 100);
+//! let back: String = keys.verify("page", &token, 100, None).unwrap();
+//! assert_eq!(back, "counter");
+//! assert!(keys.verify::<String>("store", &token, 100, None).is_err());
+//! ```
+
+use actix_web::cookie::{Cookie, CookieJar, Key};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The signature or encryption does not check out (forged or tampered).
+    #[error("invalid token")]
+    Invalid,
+    /// The token was made for another purpose.
+    #[error("token made for another purpose")]
+    WrongPurpose,
+    /// The token is older than allowed.
+    #[error("token expired")]
+    Expired,
+}
+
+/// The app's keys for tokens.
+#[derive(Clone)]
+pub struct Keys {
+    key: Key,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    /// Purpose.
+    p: String,
+    /// Issued at (unix seconds).
+    t: u64,
+    /// Data.
+    d: T,
+}
+
+impl Keys {
+    /// Derives the keys from `secret_key_base` (at least 32 bytes; the config demands 64).
+    pub fn from_secret(secret_key_base: &str) -> Keys {
+        Keys {
+            key: Key::derive_from(secret_key_base.as_bytes()),
+        }
+    }
+
+    /// The cookie-crate key, e.g. for actix-session's `SessionMiddleware`.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// Signs `data` for `purpose`, issued at `now` (unix seconds).
+    pub fn sign<T: Serialize>(&self, purpose: &str, data: &T, now: u64) -> String {
+        let value = envelope(purpose, data, now);
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&self.key).add(Cookie::new("t", value));
+        jar.get("t")
+            .map(|c| c.value().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Checks a signed token for `purpose`; `max_age` (seconds) bounds its age at `now`.
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        purpose: &str,
+        token: &str,
+        now: u64,
+        max_age: Option<u64>,
+    ) -> Result<T, TokenError> {
+        let jar = CookieJar::new();
+        let cookie = jar
+            .signed(&self.key)
+            .verify(Cookie::new("t", token.to_string()))
+            .ok_or(TokenError::Invalid)?;
+        open(purpose, cookie.value(), now, max_age)
+    }
+
+    /// Encrypts `data` for `purpose`, issued at `now`.
+    pub fn encrypt<T: Serialize>(&self, purpose: &str, data: &T, now: u64) -> String {
+        let value = envelope(purpose, data, now);
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.key)
+            .add(Cookie::new(purpose.to_string(), value));
+        jar.get(purpose)
+            .map(|c| c.value().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Decrypts a token made by [`Keys::encrypt`] for `purpose`.
+    pub fn decrypt<T: DeserializeOwned>(
+        &self,
+        purpose: &str,
+        token: &str,
+        now: u64,
+        max_age: Option<u64>,
+    ) -> Result<T, TokenError> {
+        let jar = CookieJar::new();
+        let cookie = jar
+            .private(&self.key)
+            .decrypt(Cookie::new(purpose.to_string(), token.to_string()))
+            .ok_or(TokenError::Invalid)?;
+        open(purpose, cookie.value(), now, max_age)
+    }
+}
+
+fn envelope<T: Serialize>(purpose: &str, data: &T, now: u64) -> String {
+    serde_json::to_string(&Envelope {
+        p: purpose.to_string(),
+        t: now,
+        d: data,
+    })
+    .unwrap_or_default()
+}
+
+fn open<T: DeserializeOwned>(
+    purpose: &str,
+    value: &str,
+    now: u64,
+    max_age: Option<u64>,
+) -> Result<T, TokenError> {
+    let envelope: Envelope<T> = serde_json::from_str(value).map_err(|_| TokenError::Invalid)?;
+    if envelope.p != purpose {
+        return Err(TokenError::WrongPurpose);
+    }
+    if max_age.is_some_and(|max| now.saturating_sub(envelope.t) > max) {
+        return Err(TokenError::Expired);
+    }
+    Ok(envelope.d)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::from_secret(&"s".repeat(64))
+    }
+
+    #[test]
+    fn signed_tokens_round_trip_and_refuse_tampering_purpose_and_age() {
+        let keys = keys();
+        let token = keys.sign("browser", &"0b5c…", 1000);
+        assert_eq!(
+            keys.verify::<String>("browser", &token, 1000, Some(10))
+                .unwrap(),
+            "0b5c…"
+        );
+        assert_eq!(
+            keys.verify::<String>("page", &token, 1000, None),
+            Err(TokenError::WrongPurpose)
+        );
+        assert_eq!(
+            keys.verify::<String>("browser", &token, 1011, Some(10)),
+            Err(TokenError::Expired)
+        );
+        let tampered = token.replace("0b5c", "0b5d");
+        assert_eq!(
+            keys.verify::<String>("browser", &tampered, 1000, None),
+            Err(TokenError::Invalid)
+        );
+        let other = Keys::from_secret(&"t".repeat(64));
+        assert_eq!(
+            other.verify::<String>("browser", &token, 1000, None),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            keys.verify::<String>("browser", "", 1000, None),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn encrypted_tokens_hide_the_data_and_refuse_tampering_and_other_purposes() {
+        let keys = keys();
+        let token = keys.encrypt("store", &serde_json::json!({"user": "secret-42"}), 5);
+        assert!(!token.contains("secret-42"));
+        let back: serde_json::Value = keys.decrypt("store", &token, 5, None).unwrap();
+        assert_eq!(back["user"], "secret-42");
+        assert_eq!(
+            keys.decrypt::<serde_json::Value>("page", &token, 5, None),
+            Err(TokenError::Invalid)
+        );
+        let mut bytes = token.into_bytes();
+        let middle = bytes.len() / 2;
+        bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        assert_eq!(
+            keys.decrypt::<serde_json::Value>("store", &tampered, 5, None),
+            Err(TokenError::Invalid)
+        );
+    }
+}
