@@ -2,7 +2,8 @@
 // channels, and a presence view. Our own code; it interoperates with servers that speak
 // the same protocol as the official phoenix.js client.
 //
-// Classic script: it defines `window.Tether = { Socket, Channel, Presence }`.
+// Classic script: it defines `window.Tether = { Socket, Channel, Presence, page }`. Loaded by
+// a commander's page (a script tag with data-tether-token), it also runs that page.
 //
 //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
 //   socket.connect();
@@ -71,7 +72,7 @@
     constructor(socket, topic, params) {
       this.socket = socket;
       this.topic = topic;
-      this.params = params || {};
+      this.params = params || {};  // an object, or a function returning one
       this.state = "closed"; // closed | joining | joined | errored | leaving
       this.joinRef = null;
       this.bindings = [];
@@ -101,6 +102,8 @@
         return;
       }
       this.state = "joining";
+      // Params may be a function, evaluated at every (re)join.
+      this.joinPush.payload = typeof this.params === "function" ? this.params() : this.params;
       this.joinPush.send();
     }
 
@@ -412,5 +415,153 @@
     }
   }
 
-  global.Tether = { Socket, Channel, Presence };
+  // ---------------------------------------------------------------------------------------
+  // Pages driven by a commander. The server renders
+  //   <script src="/tether.js" data-tether-socket=… data-tether-commander=… data-tether-token=…>
+  // and this part joins the page channel, applies patches, binds DOM events (attributes
+  // tether-click, tether-change, tether-input, tether-submit, tether-keyup, tether-keydown)
+  // and keeps the signed browser id and the encrypted store in localStorage.
+
+  const EVENTS = ["click", "change", "input", "submit", "keyup", "keydown"];
+  const FORBIDDEN_PROPS = new Set(["__proto__", "prototype", "constructor"]);
+
+  function storage() {
+    try {
+      const probe = "tether_probe";
+      global.localStorage.setItem(probe, probe);
+      global.localStorage.removeItem(probe);
+      return global.localStorage;
+    } catch (_) {
+      const memory = new Map(); // private mode: keep it for this page only
+      return {
+        getItem: (k) => (memory.has(k) ? memory.get(k) : null),
+        setItem: (k, v) => memory.set(k, String(v)),
+        removeItem: (k) => memory.delete(k),
+      };
+    }
+  }
+
+  function report(what, reason) {
+    console.warn(`tether: ${what}: ${reason}`);
+    document.dispatchEvent(new CustomEvent("tether:error", { detail: { what, reason } }));
+  }
+
+  function applyPatch(patch) {
+    if (patch.op === "js") {
+      (0, eval)(patch.js); // only sent when the server enables exec_js
+      return;
+    }
+    let elements;
+    try {
+      elements = document.querySelectorAll(patch.sel);
+    } catch (_) {
+      report("patch", `invalid selector ${patch.sel}`);
+      return;
+    }
+    for (const el of elements) {
+      switch (patch.op) {
+        case "html": el.innerHTML = patch.html; break;
+        case "text": el.textContent = patch.text; break;
+        case "prop":
+          if (!FORBIDDEN_PROPS.has(patch.prop)) el[patch.prop] = patch.value;
+          break;
+        case "insert":
+          if (patch.html != null) el.insertAdjacentHTML(patch.position, patch.html);
+          else el.insertAdjacentText(patch.position, patch.text);
+          break;
+        case "remove": el.remove(); break;
+        default: report("patch", `unknown op ${patch.op}`);
+      }
+    }
+  }
+
+  function formValues(form) {
+    const values = {};
+    if (!form) return values;
+    for (const field of form.elements) {
+      const name = field.name || field.id;
+      if (!name || field.disabled) continue;
+      if ((field.type === "checkbox" || field.type === "radio") && !field.checked) continue;
+      if (field.type === "select-multiple") {
+        values[name] = [...field.selectedOptions].map((o) => o.value);
+      } else if (field.type !== "button" && field.type !== "submit") {
+        values[name] = field.value;
+      }
+    }
+    return values;
+  }
+
+  function describe(el, event) {
+    const form = el.tagName === "FORM" ? el : el.form || el.closest("form");
+    return {
+      id: el.id || "",
+      name: el.getAttribute("name") || "",
+      value: "value" in el && el.value != null ? String(el.value) : "",
+      dataset: { ...el.dataset },
+      form: formValues(form),
+      event: { type: event.type, key: event.key || "" },
+    };
+  }
+
+  function startPage(script) {
+    const store = storage();
+    const { tetherSocket, tetherCommander, tetherToken } = script.dataset;
+    const socket = new Socket(tetherSocket);
+    let onload = true;
+    const channel = socket.channel(`tether:page:${tetherCommander}`, () => ({
+      token: tetherToken,
+      browser_id: store.getItem("tether_browser_id"),
+      store: store.getItem("tether_store"),
+      onload,
+      counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
+    }));
+    channel.on("patch", applyPatch);
+    channel.on("store", ({ token }) => store.setItem("tether_store", token));
+    channel.on("error", ({ callback, reason }) => report(callback, reason));
+    // This socket carries only this page: the server subscribed it to the page's topics, so
+    // broadcasts on them (which may arrive even before the join reply) apply as they come.
+    socket.onMessage(({ topic, event, payload }) => {
+      if (topic === channel.topic) return;
+      if (event === "patch") applyPatch(payload);
+      if (event === "count") {
+        for (const el of document.querySelectorAll("[data-tether-topic]")) {
+          if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
+        }
+      }
+    });
+    channel.join()
+      .receive("ok", (reply) => {
+        onload = false;
+        store.setItem("tether_browser_id", reply.browser_id);
+        if (reply.store_rejected) store.removeItem("tether_store");
+        document.documentElement.dataset.tether = "connected";
+      })
+      .receive("error", (reply) => report("join", reply.reason));
+    socket.onClose(() => { document.documentElement.dataset.tether = "disconnected"; });
+    for (const type of EVENTS) {
+      document.addEventListener(type, (event) => {
+        const el = event.target instanceof Element ? event.target.closest(`[tether-${type}]`) : null;
+        if (!el) return;
+        if (type === "submit") event.preventDefault();
+        const handler = el.getAttribute(`tether-${type}`);
+        if (channel.state !== "joined") {
+          report(handler, "not connected");
+          return;
+        }
+        channel.push("event", { handler, sender: describe(el, event) })
+          .receive("error", (reply) => report(handler, reply.reason))
+          .receive("timeout", () => report(handler, "timeout"));
+      }, true);
+    }
+    socket.connect();
+    return { socket, channel };
+  }
+
+  const script = typeof document !== "undefined" ? document.currentScript : null;
+  let page = null;
+  if (script && script.dataset.tetherToken) {
+    page = startPage(script);
+  }
+
+  global.Tether = { Socket, Channel, Presence, page };
 })(typeof window !== "undefined" ? window : globalThis);

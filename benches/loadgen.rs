@@ -21,6 +21,15 @@
 //! 5. prints a Markdown result block and exits non-zero if more than `--fail-tolerance` percent
 //!    of the clients could not connect and join, or if the run was aborted.
 //!
+//! `--scenario join-storm` replaces steps 2–4: the N clients (distinct `user_id`s) join
+//! `room:storm` as fast as `--connect-concurrency` allows, and each counts the members it is
+//! told about with a byte scan (occurrences of `"phx_ref":` in its `presence_state`, plus
+//! those in every `presence_diff`'s `joins` part, minus those in its `leaves` part). It
+//! reports the time from the first join sent until every client counts N, the presence
+//! frames and bytes received (compared with N²), the server's peak and post-storm RSS, and
+//! any client whose count ever exceeded N (a server bug). It exits non-zero if the clients
+//! did not converge or anyone over-counted.
+//!
 //! Everything is bounded by `--deadline-secs`; the server is killed on every exit path (SIGTERM,
 //! then SIGKILL; it also gets SIGKILL if this process dies, through `PR_SET_PDEATHSIG`).
 //!
@@ -41,7 +50,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{
         Arc, LazyLock, Mutex,
-        atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -72,7 +81,10 @@ usage: cargo bench --bench loadgen -- [options]
   --heartbeat-secs <H>        client heartbeat interval [20]
   --round-timeout-secs <S>    per latency round [10]
   --fail-tolerance <pct>      allowed connect/join failures in percent [0.1]
-  --topic <topic>             room to join [room:bench]
+  --topic <topic>             room to join [room:bench; room:storm for join-storm]
+  --scenario <name>           fanout (steps above) or join-storm [fanout]
+  --converge-timeout-secs <S> join-storm: give up if not converged S s after the
+                              first join [120]
 ";
 
 const JOIN_REF: &str = "1";
@@ -99,6 +111,16 @@ struct Opts {
     round_timeout_secs: f64,
     fail_tolerance: f64,
     topic: String,
+    scenario: Scenario,
+    converge_timeout_secs: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Idle RSS, one-broadcast latency, sustained fan-out.
+    Fanout,
+    /// N clients join one topic at once and count members from presence frames.
+    JoinStorm,
 }
 
 impl Default for Opts {
@@ -119,6 +141,8 @@ impl Default for Opts {
             round_timeout_secs: 10.0,
             fail_tolerance: 0.1,
             topic: "room:bench".to_string(),
+            scenario: Scenario::Fanout,
+            converge_timeout_secs: 120.0,
         }
     }
 }
@@ -130,6 +154,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             .map_err(|_| format!("invalid value for {key}: {value:?}"))
     }
     let mut opts = Opts::default();
+    let mut topic_given = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "--help" || arg == "-h" {
@@ -160,12 +185,26 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--heartbeat-secs" => opts.heartbeat_secs = num(&key, &value()?)?,
             "--round-timeout-secs" => opts.round_timeout_secs = num(&key, &value()?)?,
             "--fail-tolerance" => opts.fail_tolerance = num(&key, &value()?)?,
-            "--topic" => opts.topic = value()?,
+            "--topic" => {
+                opts.topic = value()?;
+                topic_given = true;
+            }
+            "--scenario" => {
+                opts.scenario = match value()?.as_str() {
+                    "fanout" => Scenario::Fanout,
+                    "join-storm" => Scenario::JoinStorm,
+                    other => return Err(format!("unknown scenario {other:?}")),
+                }
+            }
+            "--converge-timeout-secs" => opts.converge_timeout_secs = num(&key, &value()?)?,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
     if opts.clients == 0 {
         return Err("--clients must be at least 1".into());
+    }
+    if opts.scenario == Scenario::JoinStorm && !topic_given {
+        opts.topic = "room:storm".to_string();
     }
     if opts.rounds + 1 >= MAX_SHOUTS {
         return Err(format!("--rounds must be below {}", MAX_SHOUTS - 1));
@@ -274,10 +313,15 @@ fn machine_busy_secs() -> Option<f64> {
 
 /// VmRSS of process `pid` ("self" for this one) in KiB.
 fn rss_kib(pid: &str) -> Option<u64> {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` field of /proc/<pid>/status (`VmRSS:`, `VmHWM:` = peak RSS, …).
+fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -677,6 +721,127 @@ struct Shared {
     /// Frames other than shouts and heartbeat replies (presence_state/diff, ...).
     other_frames: AtomicU64,
     heartbeats: AtomicU64,
+    /// Join-storm bookkeeping (`None` in the fan-out scenario).
+    storm: Option<Storm>,
+}
+
+/// Per-client member counts kept by the join-storm scenario, from presence frames only.
+struct Storm {
+    /// `["…",…,"<topic>","presence_state",` after the refs.
+    state_event: memmem::Finder<'static>,
+    /// `"<topic>","presence_diff",`.
+    diff_event: memmem::Finder<'static>,
+    /// Member count of each client: metas in its state + diff joins − diff leaves.
+    counts: Box<[AtomicI64]>,
+    /// When each client's count last changed (ns since `base`).
+    last_change_ns: Box<[AtomicU64]>,
+    /// Presence frames received by each client.
+    frames: Box<[AtomicU32]>,
+    /// Each client received its `presence_state` (a second one is reported).
+    got_state: Box<[AtomicBool]>,
+    first_join_ns: AtomicU64,
+    last_join_ns: AtomicU64,
+    state_frames: AtomicU64,
+    diff_frames: AtomicU64,
+    presence_bytes: AtomicU64,
+    state_metas: AtomicU64,
+    join_metas: AtomicU64,
+    leave_metas: AtomicU64,
+    /// Presence frames received after every client had converged.
+    late_frames: AtomicU64,
+    converged: AtomicBool,
+    /// Updates that left a client's count above N (a server bug), and the highest count.
+    overcounts: AtomicU64,
+    max_count: AtomicI64,
+    /// Second `presence_state` to the same client; diffs without a `"leaves":` part.
+    repeated_states: AtomicU64,
+    malformed: AtomicU64,
+}
+
+impl Storm {
+    fn new(n: usize, topic: &str) -> Storm {
+        let state = format!("\"{topic}\",\"presence_state\",").into_bytes();
+        let diff = format!("\"{topic}\",\"presence_diff\",").into_bytes();
+        Storm {
+            state_event: memmem::Finder::new(&state).into_owned(),
+            diff_event: memmem::Finder::new(&diff).into_owned(),
+            counts: (0..n).map(|_| AtomicI64::new(0)).collect(),
+            last_change_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            frames: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            got_state: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            first_join_ns: AtomicU64::new(u64::MAX),
+            last_join_ns: AtomicU64::new(0),
+            state_frames: AtomicU64::new(0),
+            diff_frames: AtomicU64::new(0),
+            presence_bytes: AtomicU64::new(0),
+            state_metas: AtomicU64::new(0),
+            join_metas: AtomicU64::new(0),
+            leave_metas: AtomicU64::new(0),
+            late_frames: AtomicU64::new(0),
+            converged: AtomicBool::new(false),
+            overcounts: AtomicU64::new(0),
+            max_count: AtomicI64::new(0),
+            repeated_states: AtomicU64::new(0),
+            malformed: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a presence frame for client `idx`; `false` if `frame` is not one.
+    fn on_frame(&self, idx: usize, n: usize, now_ns: u64, frame: &[u8]) -> bool {
+        // The event name comes right after the two refs and the topic.
+        let head = &frame[..frame.len().min(64 + self.state_event.needle().len())];
+        let (delta, is_state) = if self.state_event.find(head).is_some() {
+            let metas = PHX_REF.find_iter(frame).count() as i64;
+            self.state_frames.fetch_add(1, Ordering::Relaxed);
+            self.state_metas.fetch_add(metas as u64, Ordering::Relaxed);
+            if self.got_state[idx].swap(true, Ordering::Relaxed) {
+                self.repeated_states.fetch_add(1, Ordering::Relaxed);
+            }
+            (metas, true)
+        } else if self.diff_event.find(head).is_some() {
+            self.diff_frames.fetch_add(1, Ordering::Relaxed);
+            let split = LEAVES_KEY.find(frame).unwrap_or_else(|| {
+                self.malformed.fetch_add(1, Ordering::Relaxed);
+                frame.len()
+            });
+            let joins = PHX_REF.find_iter(&frame[..split]).count() as i64;
+            let leaves = PHX_REF.find_iter(&frame[split..]).count() as i64;
+            self.join_metas.fetch_add(joins as u64, Ordering::Relaxed);
+            self.leave_metas.fetch_add(leaves as u64, Ordering::Relaxed);
+            (joins - leaves, false)
+        } else {
+            return false;
+        };
+        self.presence_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        self.frames[idx].fetch_add(1, Ordering::Relaxed);
+        if self.converged.load(Ordering::Relaxed) {
+            self.late_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        // Only this client's task writes its count.
+        let count = self.counts[idx].load(Ordering::Relaxed) + delta;
+        self.counts[idx].store(count, Ordering::Release);
+        if delta != 0 || is_state {
+            self.last_change_ns[idx].store(now_ns, Ordering::Release);
+        }
+        self.max_count.fetch_max(count, Ordering::Relaxed);
+        if count > n as i64 {
+            let events = self.overcounts.fetch_add(1, Ordering::Relaxed);
+            if events < 10 {
+                eprintln!(
+                    "loadgen: OVER-COUNT: client {idx} counts {count} members (> N = {n}) after a \
+                     {} of {} bytes",
+                    if is_state {
+                        "presence_state"
+                    } else {
+                        "presence_diff"
+                    },
+                    frame.len()
+                );
+            }
+        }
+        true
+    }
 }
 
 impl Shared {
@@ -699,6 +864,7 @@ impl Shared {
             failures: Mutex::new(BTreeMap::new()),
             other_frames: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
+            storm: None,
         }
     }
 
@@ -729,6 +895,11 @@ impl Shared {
     /// Handles one text frame received by client `idx`. No JSON parsing.
     fn on_text(&self, idx: usize, frame: &[u8]) {
         let now = self.now_ns();
+        if let Some(storm) = &self.storm {
+            if storm.on_frame(idx, self.n, now, frame) {
+                return;
+            }
+        }
         let Some(seq) = shout_seq(frame) else {
             let heartbeat_reply =
                 frame.starts_with(b"[null,\"") && HEARTBEAT_REPLY.find(frame).is_some();
@@ -760,6 +931,10 @@ static SHOUT_EVENT: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\",\"shout\",{"));
 static SEQ_KEY: LazyLock<memmem::FinderRev<'static>> =
     LazyLock::new(|| memmem::FinderRev::new(b"\"seq\":"));
+static PHX_REF: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"phx_ref\":"));
+static LEAVES_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"leaves\":"));
 static HEARTBEAT_REPLY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"phoenix\",\"phx_reply\""));
 
@@ -809,8 +984,18 @@ async fn run_client(idx: usize, ctx: ClientCtx) {
         // The server sends nothing before the join, so tungstenite holds no buffered bytes
         // beyond the handshake response: the raw stream continues exactly at a frame boundary.
         let mut ws = RawWs::new(ws.into_inner(), ctx.read_buf, idx as u32);
+        if let Some(storm) = &shared.storm {
+            storm
+                .first_join_ns
+                .fetch_min(shared.now_ns(), Ordering::AcqRel);
+        }
         ws.join(&ctx.topic, |frame| shared.on_text(idx, frame))
             .await?;
+        if let Some(storm) = &shared.storm {
+            storm
+                .last_join_ns
+                .fetch_max(shared.now_ns(), Ordering::AcqRel);
+        }
         Ok::<_, String>(ws)
     };
     let result = tokio::time::timeout(Duration::from_secs(30), attempt).await;
@@ -1283,6 +1468,41 @@ struct Report {
     server_stop: Option<String>,
     aborted: Option<String>,
     elapsed: f64,
+    storm: Option<StormReport>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct StormReport {
+    /// First join sent → last join reply received.
+    join_phase: f64,
+    /// First join sent → the last change of any client's count, once all equal `target`.
+    convergence: Option<f64>,
+    /// Per-client time from the first join sent to its count's last change: p50, p99, max.
+    client_convergence: (f64, f64, f64),
+    /// Expected count (clients joined).
+    target: usize,
+    converged_clients: usize,
+    /// The most frequent counts among clients that did not converge: (count, clients).
+    stuck: Vec<(i64, usize)>,
+    no_state: usize,
+    state_frames: u64,
+    diff_frames: u64,
+    presence_bytes: u64,
+    state_metas: u64,
+    join_metas: u64,
+    leave_metas: u64,
+    max_frames_per_client: u32,
+    late_frames: u64,
+    overcounts: u64,
+    max_count: i64,
+    repeated_states: u64,
+    malformed: u64,
+    /// After the settle period: clients whose count is no longer `target`.
+    drifted_after: usize,
+    cpu: Option<PhaseCpu>,
+    rss_peak_kib: Option<u64>,
+    rss_post_kib: Option<u64>,
+    rss_settle: Option<(f64, bool)>,
 }
 
 fn ms(us: u64) -> String {
@@ -1425,6 +1645,9 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
     if let Some(kib) = report.rss_after_load_kib {
         row("server RSS after sustained load", mib(kib));
     }
+    if let Some(st) = &report.storm {
+        storm_rows(st, report, joined, &mut row);
+    }
     let reasons: Vec<String> = report
         .close_reasons
         .iter()
@@ -1438,7 +1661,9 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
             format!("**{}** ({})", report.disconnects, reasons.join("; "))
         },
     );
-    row("shout frame size", format!("{} bytes", report.frame_bytes));
+    if report.storm.is_none() {
+        row("shout frame size", format!("{} bytes", report.frame_bytes));
+    }
     if let Some(kib) = report.generator_rss_kib {
         row("generator RSS", mib(kib));
     }
@@ -1465,6 +1690,340 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
     println!();
 }
 
+fn storm_rows(
+    st: &StormReport,
+    report: &Report,
+    joined: usize,
+    row: &mut impl FnMut(&str, String),
+) {
+    let n = joined as f64;
+    let n2 = n * n;
+    row(
+        "join phase (first join sent → last join reply)",
+        format!("{:.2} s", st.join_phase),
+    );
+    match st.convergence {
+        Some(secs) => row(
+            "**convergence (first join sent → every client counts N)**",
+            format!("**{secs:.2} s**"),
+        ),
+        None => row(
+            "**convergence**",
+            format!(
+                "**NOT CONVERGED**: {} of {joined} clients count {}",
+                st.converged_clients, st.target
+            ),
+        ),
+    }
+    row(
+        "per client, first join sent → its count's last change: p50 / p99 / max",
+        format!(
+            "{:.2} / {:.2} / {:.2} s",
+            st.client_convergence.0, st.client_convergence.1, st.client_convergence.2
+        ),
+    );
+    if !st.stuck.is_empty() {
+        let stuck: Vec<String> = st
+            .stuck
+            .iter()
+            .map(|(count, clients)| format!("{clients} at {count}"))
+            .collect();
+        row("counts of clients not converged", stuck.join(", "));
+    }
+    let frames = st.state_frames + st.diff_frames;
+    row(
+        "**presence frames received (= sent)**",
+        format!(
+            "**{frames}** ({} states + {} diffs) = {:.5} × N² = {:.5} × N²/2; {:.1} per client, \
+             at most {}",
+            st.state_frames,
+            st.diff_frames,
+            frames as f64 / n2,
+            frames as f64 / (n2 / 2.0),
+            frames as f64 / n,
+            st.max_frames_per_client
+        ),
+    );
+    row(
+        "**presence bytes received**",
+        format!(
+            "**{:.1} MiB** ({:.1} bytes × N²; {:.1} KiB per client)",
+            st.presence_bytes as f64 / 1048576.0,
+            st.presence_bytes as f64 / n2,
+            st.presence_bytes as f64 / n / 1024.0
+        ),
+    );
+    row(
+        "metas received: in states / diff joins / diff leaves",
+        format!(
+            "{} ({:.3} × N²/2) / {} / {}",
+            st.state_metas,
+            st.state_metas as f64 / (n2 / 2.0),
+            st.join_metas,
+            st.leave_metas
+        ),
+    );
+    row(
+        "**over-counts (a client counted more than N)**",
+        if st.overcounts == 0 {
+            format!("**0** (highest count {})", st.max_count)
+        } else {
+            format!(
+                "**{} updates — SERVER BUG** (highest count {})",
+                st.overcounts, st.max_count
+            )
+        },
+    );
+    if st.repeated_states > 0 || st.malformed > 0 || st.no_state > 0 {
+        row(
+            "**anomalies**",
+            format!(
+                "**{} second presence_state, {} diffs without \"leaves\", {} clients without a \
+                 state**",
+                st.repeated_states, st.malformed, st.no_state
+            ),
+        );
+    }
+    row(
+        "presence frames after convergence / counts changed since",
+        format!("{} / {}", st.late_frames, st.drifted_after),
+    );
+    if let Some(c) = &st.cpu {
+        row("CPU, first join → convergence", c.describe());
+    }
+    if let Some(before) = report.rss_before_kib {
+        if let Some(peak) = st.rss_peak_kib {
+            row("**server peak RSS (VmHWM)**", format!("**{}**", mib(peak)));
+        }
+        if let Some(post) = st.rss_post_kib {
+            let settle = st
+                .rss_settle
+                .map(|(s, ok)| {
+                    if ok {
+                        format!(", stable after {s:.0} s")
+                    } else {
+                        format!(", NOT stable after {s:.0} s")
+                    }
+                })
+                .unwrap_or_default();
+            row(
+                "**server RSS after the storm, idle**",
+                format!(
+                    "**{}**{settle}; {:.2} KiB per joined connection",
+                    mib(post),
+                    (post as f64 - before as f64) / n.max(1.0)
+                ),
+            );
+        }
+    }
+}
+
+/// Waits (≤ 30 s) until the server's RSS is stable (3 readings 1 s apart within 0.5 %) and no
+/// non-shout frame arrived in the last second. Returns (last reading, seconds, stable).
+async fn settle_rss(pid: u32, shared: &Shared) -> (Option<u64>, f64, bool) {
+    let pid = pid.to_string();
+    let start = Instant::now();
+    let mut readings: Vec<u64> = Vec::new();
+    let frames_seen = || {
+        shared.other_frames.load(Ordering::Relaxed)
+            + shared.storm.as_ref().map_or(0, |s| {
+                s.state_frames.load(Ordering::Relaxed) + s.diff_frames.load(Ordering::Relaxed)
+            })
+    };
+    let mut frames_before = frames_seen();
+    while start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(rss) = rss_kib(&pid) else { break };
+        readings.push(rss);
+        let frames = frames_seen();
+        let quiet = frames == frames_before;
+        frames_before = frames;
+        if readings.len() >= 3 && quiet {
+            let last = &readings[readings.len() - 3..];
+            let (lo, hi) = (*last.iter().min().unwrap(), *last.iter().max().unwrap());
+            if hi - lo <= (hi / 200).max(512) {
+                return (
+                    readings.last().copied(),
+                    start.elapsed().as_secs_f64(),
+                    true,
+                );
+            }
+        }
+    }
+    (
+        readings.last().copied(),
+        start.elapsed().as_secs_f64(),
+        false,
+    )
+}
+
+/// The join-storm scenario: N clients join one topic at once; every client must end up
+/// counting N members, from its `presence_state` and the `presence_diff`s after it.
+async fn run_storm(
+    opts: &Opts,
+    ctx: ClientCtx,
+    server_pid: Option<u32>,
+    shared: Arc<Shared>,
+    report: Arc<Mutex<Report>>,
+) -> Result<(), String> {
+    let storm = shared.storm.as_ref().expect("storm state");
+    let n = opts.clients;
+    if let Some(pid) = server_pid {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        report.lock().unwrap().rss_before_kib = rss_kib(&pid.to_string());
+    }
+    report.lock().unwrap().storm = Some(StormReport::default());
+    eprintln!(
+        "loadgen: join storm: {n} clients join {} ({} in flight)…",
+        opts.topic, opts.connect_concurrency
+    );
+    let mark = CpuMark::now(server_pid);
+    for idx in 0..n {
+        tokio::spawn(run_client(idx, ctx.clone()));
+    }
+    let timeout = Duration::from_secs_f64(opts.converge_timeout_secs);
+    let started = Instant::now();
+    let mut last_print = started;
+    let mut target: Option<usize> = None;
+    let (converged_clients, converged) = loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let done = shared.connect_done.load(Ordering::Acquire);
+        if target.is_none() && done >= n {
+            let joined = shared.joined.load(Ordering::Acquire);
+            target = Some(joined);
+            let mut r = report.lock().unwrap();
+            r.connect = Some(mark.since(server_pid));
+            r.joined = Some(joined);
+            r.failures = shared.failures.lock().unwrap().clone();
+            if joined == 0 {
+                return Err("no client could connect and join".into());
+            }
+        }
+        let at_target = |t: usize| {
+            storm
+                .counts
+                .iter()
+                .filter(|c| c.load(Ordering::Acquire) == t as i64)
+                .count()
+        };
+        let converged_clients = target.map_or(0, at_target);
+        let all = target.is_some_and(|t| converged_clients >= t);
+        if all || started.elapsed() >= timeout {
+            break (converged_clients, all);
+        }
+        if last_print.elapsed() >= Duration::from_secs(2) {
+            last_print = Instant::now();
+            eprintln!(
+                "loadgen:   t={:.0}s joined {} converged {} presence frames {} ({:.0} MiB)",
+                started.elapsed().as_secs_f64(),
+                shared.joined.load(Ordering::Relaxed),
+                at_target(n),
+                storm.state_frames.load(Ordering::Relaxed)
+                    + storm.diff_frames.load(Ordering::Relaxed),
+                storm.presence_bytes.load(Ordering::Relaxed) as f64 / 1048576.0
+            );
+        }
+    };
+    storm.converged.store(converged, Ordering::Release);
+    let cpu = mark.since(server_pid);
+    let target = target.unwrap_or(shared.joined.load(Ordering::Acquire));
+    let first = storm.first_join_ns.load(Ordering::Acquire);
+    let secs = |ns: u64| ns.saturating_sub(first) as f64 / 1e9;
+    let mut changes: Vec<u64> = storm
+        .last_change_ns
+        .iter()
+        .map(|t| t.load(Ordering::Acquire))
+        .filter(|&t| t > 0)
+        .collect();
+    changes.sort_unstable();
+    let q = |p: f64| -> f64 {
+        if changes.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p * changes.len() as f64).ceil() as usize).clamp(1, changes.len());
+        secs(changes[rank - 1])
+    };
+    let mut stuck: BTreeMap<i64, usize> = BTreeMap::new();
+    for count in storm.counts.iter().map(|c| c.load(Ordering::Acquire)) {
+        if count != target as i64 {
+            *stuck.entry(count).or_default() += 1;
+        }
+    }
+    let mut stuck: Vec<(i64, usize)> = stuck.into_iter().collect();
+    stuck.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    stuck.truncate(8);
+    eprintln!(
+        "loadgen: {}",
+        if converged {
+            format!("all {target} clients count {target} after {:.2} s", q(1.0))
+        } else {
+            format!("NOT converged: {converged_clients} of {target} clients count {target}")
+        }
+    );
+    let final_counts: Vec<i64> = storm
+        .counts
+        .iter()
+        .map(|c| c.load(Ordering::Acquire))
+        .collect();
+
+    // Idle after the storm: RSS once stable, then check that nothing changed meanwhile.
+    let (rss_post, settle_secs, settled) = match server_pid {
+        Some(pid) => settle_rss(pid, &shared).await,
+        None => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            (None, 2.0, false)
+        }
+    };
+    let drifted_after = storm
+        .counts
+        .iter()
+        .zip(&final_counts)
+        .filter(|(c, f)| c.load(Ordering::Acquire) != **f)
+        .count();
+    let mut r = report.lock().unwrap();
+    let st = r.storm.as_mut().expect("storm report");
+    st.join_phase = secs(storm.last_join_ns.load(Ordering::Acquire));
+    st.convergence = converged.then(|| q(1.0));
+    st.client_convergence = (q(0.5), q(0.99), q(1.0));
+    st.target = target;
+    st.converged_clients = converged_clients;
+    st.stuck = stuck;
+    st.no_state = storm
+        .got_state
+        .iter()
+        .filter(|g| !g.load(Ordering::Relaxed))
+        .count();
+    st.state_frames = storm.state_frames.load(Ordering::Relaxed);
+    st.diff_frames = storm.diff_frames.load(Ordering::Relaxed);
+    st.presence_bytes = storm.presence_bytes.load(Ordering::Relaxed);
+    st.state_metas = storm.state_metas.load(Ordering::Relaxed);
+    st.join_metas = storm.join_metas.load(Ordering::Relaxed);
+    st.leave_metas = storm.leave_metas.load(Ordering::Relaxed);
+    st.max_frames_per_client = storm
+        .frames
+        .iter()
+        .map(|f| f.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    st.late_frames = storm.late_frames.load(Ordering::Relaxed);
+    st.overcounts = storm.overcounts.load(Ordering::Relaxed);
+    st.max_count = storm.max_count.load(Ordering::Relaxed);
+    st.repeated_states = storm.repeated_states.load(Ordering::Relaxed);
+    st.malformed = storm.malformed.load(Ordering::Relaxed);
+    st.drifted_after = drifted_after;
+    st.cpu = Some(cpu);
+    st.rss_peak_kib = server_pid.and_then(|pid| proc_status_kib(&pid.to_string(), "VmHWM:"));
+    st.rss_post_kib = rss_post;
+    st.rss_settle = server_pid.map(|_| (settle_secs, settled));
+    if !converged {
+        return Err(format!(
+            "join storm did not converge within {} s",
+            opts.converge_timeout_secs
+        ));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // The run
 
@@ -1489,6 +2048,9 @@ async fn run(
         read_buf: opts.read_buf,
     };
     let n = opts.clients;
+    if opts.scenario == Scenario::JoinStorm {
+        return run_storm(&opts, ctx, server_pid, shared, report).await;
+    }
 
     // Sender first, so that the RSS delta covers only the N clients.
     let mut sender = Sender::connect(&ctx, opts.pad).await?;
@@ -1773,7 +2335,11 @@ fn main() {
         requested: opts.clients,
         ..Report::default()
     }));
-    let shared = Arc::new(Shared::new(opts.clients, opts.rounds));
+    let mut shared = Shared::new(opts.clients, opts.rounds);
+    if opts.scenario == Scenario::JoinStorm {
+        shared.storm = Some(Storm::new(opts.clients, &opts.topic));
+    }
+    let shared = Arc::new(shared);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.threads)
         .enable_all()
@@ -1822,6 +2388,9 @@ fn main() {
     let code = if let Err(err) = &outcome {
         eprintln!("loadgen: run aborted: {err}");
         2
+    } else if r.storm.as_ref().is_some_and(|st| st.overcounts > 0) {
+        eprintln!("loadgen: OVER-COUNT: some client counted more members than clients joined");
+        1
     } else if failed > allowed {
         eprintln!(
             "loadgen: {failed} of {} clients failed to connect/join (tolerance {allowed})",

@@ -1,0 +1,515 @@
+//! Commanders over real sockets: page tokens, browser ids, store, session, callbacks and
+//! their order, declared handlers, patches and broadcasts.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::{
+    cookie::{Cookie, CookieJar},
+    test::TestRequest,
+};
+use serde_json::{Value, json};
+use support::{Client, TestServer, WAIT, reply, test_config};
+use tether::{
+    Config,
+    channel::BoxError,
+    commander::{
+        Broadcasting, Commander, Commanders, Disconnected, Html, Page, Patch, Sender, same_path,
+        same_topic, token::unix_now,
+    },
+    config::IdSource,
+    presence::{Presence, PresenceSettings},
+    pubsub::{LocalPubSub, PubSub},
+};
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+struct Probe {
+    log: Log,
+}
+
+impl Probe {
+    fn note(&self, line: String) {
+        self.log.lock().unwrap().push(line);
+    }
+}
+
+impl Commander for Probe {
+    const HANDLERS: &'static [&'static str] = &[
+        "echo", "html", "fail", "store", "whoami", "blocked", "js", "shout",
+    ];
+
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    fn broadcasting(&self) -> Vec<Broadcasting> {
+        vec![Broadcasting::SamePath, Broadcasting::Named("lobby".into())]
+    }
+
+    async fn on_connect(&self, page: &mut Page<'_>) -> Result<(), BoxError> {
+        self.note(format!(
+            "connect {}",
+            page.count_connections(&same_topic("lobby"))
+        ));
+        Ok(())
+    }
+
+    async fn on_load(&self, _page: &mut Page<'_>) -> Result<(), BoxError> {
+        self.note("load".into());
+        Ok(())
+    }
+
+    async fn on_disconnect(&self, gone: &Disconnected, commanders: &Commanders) {
+        let left = commanders.count_connections(&same_topic("lobby"));
+        self.note(format!(
+            "disconnect {left} {}",
+            Value::Object(gone.store.clone())
+        ));
+    }
+
+    async fn before_handler(&self, handler: &str, _page: &mut Page<'_>, _sender: &Sender) -> bool {
+        handler != "blocked"
+    }
+
+    async fn handle_event(
+        &self,
+        handler: &str,
+        page: &mut Page<'_>,
+        sender: Sender,
+    ) -> Result<(), BoxError> {
+        match handler {
+            "echo" => page.set_html("#out", sender.value)?,
+            "html" => page.set_html("#out", Html::escape(&sender.value))?,
+            "fail" => return Err("boom".into()),
+            "store" => page.put_store("k", sender.value)?,
+            "whoami" => {
+                let who = json!({
+                    "browser": page.browser_id(),
+                    "key": page.presence_key(),
+                    "store": page.get_store("k"),
+                    "session": page.session("current_user_id"),
+                    "form": sender.form,
+                });
+                page.set_html("#who", who.to_string())?;
+            }
+            "js" => page.exec_js("alert(1)")?,
+            "shout" => {
+                page.broadcast_from(&same_path(page.path()), &Patch::set("#shout", sender.value))?
+            }
+            _ => unreachable!("only declared handlers arrive here"),
+        }
+        Ok(())
+    }
+
+    async fn after_handler(
+        &self,
+        handler: &str,
+        _page: &mut Page<'_>,
+        _sender: &Sender,
+        outcome: &Result<(), String>,
+    ) {
+        self.note(format!(
+            "after {handler} {}",
+            if outcome.is_ok() { "ok" } else { "err" }
+        ));
+    }
+}
+
+/// Another commander, to check that tokens are not interchangeable.
+struct Other;
+
+impl Commander for Other {
+    const HANDLERS: &'static [&'static str] = &[];
+    fn name(&self) -> &'static str {
+        "other"
+    }
+}
+
+struct Setup {
+    server: TestServer,
+    commanders: Commanders,
+    log: Log,
+}
+
+async fn setup(adjust: impl FnOnce(&mut Config)) -> Setup {
+    let mut config = test_config();
+    config.presence.enabled = true;
+    adjust(&mut config);
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let settings = PresenceSettings::from_config(&config);
+    let presence = Presence::start_with(
+        "n",
+        settings,
+        pubsub.clone(),
+        tether::presence::DefaultHooks,
+    );
+    let log = Log::default();
+    let commanders = Commanders::builder(&config, pubsub.clone())
+        .presence(presence)
+        .commander(Probe { log: log.clone() })
+        .commander(Other)
+        .build();
+    let route = commanders.socket_route();
+    let server = TestServer::start_with(config, route, Some(pubsub));
+    Setup {
+        server,
+        commanders,
+        log,
+    }
+}
+
+impl Setup {
+    fn token(&self, commander: &str, path: &str) -> String {
+        let req = TestRequest::with_uri(path).to_http_request();
+        let html = self.commanders.script(commander, &req).to_string();
+        let start = html.find("data-tether-token=\"").unwrap() + "data-tether-token=\"".len();
+        let end = start + html[start..].find('"').unwrap();
+        html[start..end].replace("&quot;", "\"")
+    }
+
+    async fn page(&self, cookie: Option<&str>) -> Client {
+        let url = format!(
+            "ws://127.0.0.1:{}/tether/socket/websocket?vsn=2.0.0",
+            self.server.port
+        );
+        let headers: Vec<(&str, &str)> = cookie.map(|c| vec![("cookie", c)]).unwrap_or_default();
+        Client::try_connect(&url, &headers).await.expect("upgrade")
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    async fn wait_log(&self, line: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.log().iter().any(|l| l == line) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no `{line}` in {:?}",
+                self.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn join(client: &mut Client, commander: &str, payload: Value) -> (String, Value) {
+    client
+        .join(&format!("tether:page:{commander}"), payload)
+        .await
+}
+
+/// Sends a DOM event; returns the reply and the frames the page received before it
+/// (pushes made by a handler reach the page before the handler's reply).
+async fn event_with_pushes(
+    client: &mut Client,
+    join_ref: &str,
+    handler: &str,
+    sender: Value,
+) -> (Value, Vec<Value>) {
+    let msg_ref = client.next_ref();
+    let payload = json!({"handler": handler, "sender": sender});
+    client
+        .send(
+            Some(join_ref),
+            &msg_ref,
+            "tether:page:probe",
+            "event",
+            payload,
+        )
+        .await;
+    let mut pushes = Vec::new();
+    loop {
+        let frame = client.recv().await;
+        if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
+            return (frame, pushes);
+        }
+        pushes.push(frame);
+    }
+}
+
+async fn event(client: &mut Client, join_ref: &str, handler: &str, sender: Value) -> Value {
+    event_with_pushes(client, join_ref, handler, sender).await.0
+}
+
+/// The one patch a handler pushed to its own page.
+async fn patch_of(client: &mut Client, join_ref: &str, handler: &str, sender: Value) -> Value {
+    let (frame, frames) = event_with_pushes(client, join_ref, handler, sender).await;
+    reply(&frame, "ok");
+    let patches: Vec<Value> = frames.into_iter().filter(|f| f[3] == "patch").collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    patches[0].clone()
+}
+
+/// What the `whoami` handler reports.
+async fn whoami(client: &mut Client, join_ref: &str, sender: Value) -> Value {
+    let patch = patch_of(client, join_ref, "whoami", sender).await;
+    serde_json::from_str(patch[4]["text"].as_str().unwrap()).unwrap()
+}
+
+async fn next_patch(client: &mut Client) -> Value {
+    client.recv_until(|f| f[3] == "patch").await
+}
+
+#[tokio::test]
+async fn a_page_joins_with_its_token_is_tracked_before_on_connect_and_untracked_before_on_disconnect()
+ {
+    let s = setup(|_| {}).await;
+    let mut page = s.page(None).await;
+    let (_, frame) = join(
+        &mut page,
+        "probe",
+        json!({"token": s.token("probe", "/x"), "onload": true}),
+    )
+    .await;
+    let response = reply(&frame, "ok");
+    assert_eq!(
+        response["topics"],
+        json!([same_path("/x"), same_topic("lobby")])
+    );
+    assert!(response["browser_id"].is_string());
+    assert_eq!(s.log(), vec!["connect 1", "load"]);
+    assert_eq!(s.commanders.count_connections(&same_topic("lobby")), 1);
+    drop(page);
+    s.wait_log("disconnect 0 {}").await;
+}
+
+#[tokio::test]
+async fn forged_expired_and_cross_commander_tokens_are_refused() {
+    let s = setup(|_| {}).await;
+    let mut page = s.page(None).await;
+    let good = s.token("probe", "/x");
+    let forged = good.replace("\"/x\"", "\"/admin\"");
+    let expired = s.commanders.keys().sign(
+        "page",
+        &json!({"c": "probe", "p": "/x"}),
+        unix_now() - 90_000,
+    );
+    let wrong_purpose =
+        s.commanders
+            .keys()
+            .sign("browser", &json!({"c": "probe", "p": "/x"}), unix_now());
+    for token in [
+        forged,
+        expired,
+        wrong_purpose,
+        s.token("other", "/x"),
+        String::new(),
+    ] {
+        let (_, frame) = join(&mut page, "probe", json!({ "token": token })).await;
+        assert_eq!(
+            reply(&frame, "error"),
+            json!({"reason": "invalid page token"})
+        );
+    }
+    let (_, frame) = join(&mut page, "nosuch", json!({ "token": good })).await;
+    assert_eq!(
+        reply(&frame, "error"),
+        json!({"reason": "unknown commander"})
+    );
+    assert!(s.log().is_empty(), "no callback ran: {:?}", s.log());
+    let (_, frame) = join(&mut page, "probe", json!({ "token": good })).await;
+    reply(&frame, "ok");
+}
+
+#[tokio::test]
+async fn browser_ids_are_minted_signed_kept_and_forgeries_replaced() {
+    let s = setup(|_| {}).await;
+    let token = s.token("probe", "/x");
+    let mut first = s.page(None).await;
+    let (jr, frame) = join(&mut first, "probe", json!({ "token": token })).await;
+    let signed = reply(&frame, "ok")["browser_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = whoami(&mut first, &jr, json!({})).await["browser"].clone();
+    assert!(uuid::Uuid::parse_str(id.as_str().unwrap()).is_ok());
+
+    // The same browser (another tab) sends the signed id back: same id, same presence key.
+    let mut second = s.page(None).await;
+    let (jr2, _) = join(
+        &mut second,
+        "probe",
+        json!({ "token": token, "browser_id": signed }),
+    )
+    .await;
+    let me = whoami(&mut second, &jr2, json!({})).await;
+    assert_eq!(me["browser"], id);
+    assert_eq!(me["key"], id);
+    assert_eq!(s.commanders.count_users(&same_topic("lobby")), 1);
+    assert_eq!(s.commanders.count_connections(&same_topic("lobby")), 2);
+
+    // A client-chosen or tampered id is replaced by a fresh one.
+    for forged in [id.as_str().unwrap().to_string(), signed.replace('a', "b")] {
+        let mut third = s.page(None).await;
+        let (jr3, _) = join(
+            &mut third,
+            "probe",
+            json!({ "token": token, "browser_id": forged }),
+        )
+        .await;
+        assert_ne!(whoami(&mut third, &jr3, json!({})).await["browser"], id);
+    }
+}
+
+#[tokio::test]
+async fn the_store_is_encrypted_kept_by_the_browser_and_tampering_is_rejected() {
+    let s = setup(|c| c.presence.id = vec![IdSource::Store("k".into())]).await;
+    let token = s.token("probe", "/x");
+    let mut page = s.page(None).await;
+    let (jr, _) = join(&mut page, "probe", json!({ "token": token })).await;
+    let (frame, pushed) =
+        event_with_pushes(&mut page, &jr, "store", json!({"value": "secret-7"})).await;
+    reply(&frame, "ok");
+    let stored = pushed
+        .iter()
+        .find(|f| f[3] == "store")
+        .expect("a store push")
+        .clone();
+    let store_token = stored[4]["token"].as_str().unwrap().to_string();
+    assert!(!store_token.contains("secret-7"));
+
+    let mut next = s.page(None).await;
+    let (jr, frame) = join(
+        &mut next,
+        "probe",
+        json!({ "token": token, "store": store_token }),
+    )
+    .await;
+    assert_eq!(reply(&frame, "ok")["store_rejected"], false);
+    let who = whoami(&mut next, &jr, json!({})).await;
+    assert_eq!(who["store"], "secret-7");
+    assert_eq!(who["key"], "secret-7", "presence keyed by the store value");
+
+    let mut tampered = store_token.into_bytes();
+    let at = tampered.len() / 2;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let mut evil = s.page(None).await;
+    let (jr, frame) = join(
+        &mut evil,
+        "probe",
+        json!({ "token": token, "store": String::from_utf8(tampered).unwrap() }),
+    )
+    .await;
+    assert_eq!(reply(&frame, "ok")["store_rejected"], true);
+    let who = whoami(&mut evil, &jr, json!({})).await;
+    assert_eq!(who["store"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_read_at_upgrade_and_keys_presence() {
+    let s = setup(|c| c.presence.id = vec![IdSource::Session("current_user_id".into())]).await;
+    // actix-session's cookie store: a private cookie `id` holding a JSON map of JSON values.
+    let mut jar = CookieJar::new();
+    let state = json!({"current_user_id": "\"42\"", "secret": "\"hidden\""}).to_string();
+    jar.private_mut(s.commanders.keys().key())
+        .add(Cookie::new("id", state));
+    let cookie = format!("id={}", jar.get("id").unwrap().value());
+    let token = s.token("probe", "/x");
+    for _ in 0..2 {
+        let mut page = s.page(Some(&cookie)).await;
+        let (jr, _) = join(&mut page, "probe", json!({ "token": token })).await;
+        let who = whoami(&mut page, &jr, json!({})).await;
+        assert_eq!(who["session"], "42");
+        assert_eq!(who["key"], "42");
+        std::mem::forget(page); // keep both connected
+    }
+    assert_eq!(s.commanders.count_users(&same_topic("lobby")), 1);
+    assert_eq!(s.commanders.count_connections(&same_topic("lobby")), 2);
+    // A forged cookie is no session: the page falls back to its browser id.
+    let mut page = s.page(Some("id=forged")).await;
+    let (jr, _) = join(&mut page, "probe", json!({ "token": token })).await;
+    let who = whoami(&mut page, &jr, json!({})).await;
+    assert_eq!(who["session"], Value::Null);
+    assert_eq!(who["key"], who["browser"]);
+}
+
+#[tokio::test]
+async fn only_declared_handlers_run_between_before_and_after() {
+    let s = setup(|_| {}).await;
+    let mut page = s.page(None).await;
+    let (jr, _) = join(
+        &mut page,
+        "probe",
+        json!({ "token": s.token("probe", "/x") }),
+    )
+    .await;
+    let frame = event(&mut page, &jr, "drop_tables", json!({})).await;
+    assert_eq!(reply(&frame, "error"), json!({"reason": "unknown handler"}));
+    let frame = event(&mut page, &jr, "fail", json!({})).await;
+    assert_eq!(reply(&frame, "error"), json!({"reason": "boom"}));
+    let frame = event(&mut page, &jr, "blocked", json!({})).await;
+    assert_eq!(reply(&frame, "ok"), json!({"skipped": true}));
+    let frame = event(&mut page, &jr, "js", json!({})).await;
+    assert!(
+        reply(&frame, "error")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exec_js")
+    );
+    assert_eq!(s.log()[1..], ["after fail err", "after js err"]);
+    // A malformed event payload is an error reply, not a crash.
+    let frame = page
+        .call("tether:page:probe", &jr, "event", json!({"nohandler": 1}))
+        .await;
+    assert_eq!(
+        reply(&frame, "error"),
+        json!({"reason": "invalid event payload"})
+    );
+    let frame = event(&mut page, &jr, "echo", json!({"value": "still here"})).await;
+    reply(&frame, "ok");
+}
+
+#[tokio::test]
+async fn strings_patch_as_text_html_as_markup_and_broadcasts_reach_the_others() {
+    let s = setup(|_| {}).await;
+    let token = s.token("probe", "/x");
+    let mut a = s.page(None).await;
+    let mut b = s.page(None).await;
+    let (ja, _) = join(&mut a, "probe", json!({ "token": token })).await;
+    join(&mut b, "probe", json!({ "token": token })).await;
+    let patch = patch_of(&mut a, &ja, "echo", json!({"value": "<b>x</b>"})).await;
+    assert_eq!(
+        patch[4],
+        json!({"op": "text", "sel": "#out", "text": "<b>x</b>"})
+    );
+    let patch = patch_of(&mut a, &ja, "html", json!({"value": "<b>x</b>"})).await;
+    assert_eq!(
+        patch[4],
+        json!({"op": "html", "sel": "#out", "html": "&lt;b&gt;x&lt;/b&gt;"})
+    );
+    event(&mut a, &ja, "shout", json!({"value": "hi"})).await;
+    let got = next_patch(&mut b).await;
+    assert_eq!(
+        got,
+        json!([null, null, same_path("/x"), "patch", {"op": "text", "sel": "#shout", "text": "hi"}])
+    );
+    // broadcast_from skipped the sender: its next frame is the heartbeat reply.
+    assert!(a.sync().await.is_empty());
+    // From outside any page.
+    s.commanders
+        .broadcast_html(&same_topic("lobby"), "#all", "ping");
+    assert_eq!(next_patch(&mut a).await[2], same_topic("lobby"));
+    assert_eq!(next_patch(&mut b).await[4]["text"], "ping");
+}
+
+#[tokio::test]
+async fn form_values_reach_the_handler() {
+    let s = setup(|_| {}).await;
+    let mut page = s.page(None).await;
+    let (jr, _) = join(
+        &mut page,
+        "probe",
+        json!({ "token": s.token("probe", "/x") }),
+    )
+    .await;
+    let who = whoami(
+        &mut page,
+        &jr,
+        json!({"id": "b", "form": {"store_user_id": "alice"}}),
+    )
+    .await;
+    assert_eq!(who["form"], json!({"store_user_id": "alice"}));
+}
