@@ -13,10 +13,12 @@
 //! | [`pubsub`] | the [`PubSub`](pubsub::PubSub) trait; [`LocalPubSub`](pubsub::LocalPubSub) in-process |
 //! | [`transport`] | Phoenix V2 frames, one task per connection, bounded outbound queues |
 //! | [`channel`] | the [`Channel`](channel::Channel) trait, topic [`Router`](channel::Router), [`Socket`](channel::Socket) |
+//! | [`presence`] | the Phoenix Presence API over a replicated tracker with per-node ownership |
+//! | [`commander`] | the Drab layer: [`Commander`](commander::Commander)s, pages, patches, browser id, session, store |
 //! | [`endpoint`] | actix-web routes, origin check, connect hook, [`serve`] with clean shutdown |
 //!
 //! Lower layers never import higher ones: pub/sub knows nothing of frames, the transport
-//! nothing of channels.
+//! nothing of channels, presence nothing of commanders.
 //!
 //! ## A chat room in a few lines
 //!
@@ -70,6 +72,24 @@
 //! room.on("shout", (msg) => console.log(msg));
 //! room.join().receive("ok", () => room.push("shout", { body: "hi" }));
 //! ```
+//!
+//! ## Presence
+//!
+//! [`presence::Presence`] tracks who is on a topic (`track`, `untrack`, `update`, `list`,
+//! `get_by_key`, `count_users`, `count_connections`, `fetch` and `handle_metas` hooks). A
+//! socket that calls `subscribe` receives `presence_state` and `presence_diff` exactly as the
+//! phoenix.js `Presence` client expects; diffs are coalesced per topic so join storms cost far
+//! less than N² frames. Several nodes share one view through the pub/sub (each node owns its
+//! own entries; see [`presence::tracker`]).
+//!
+//! ## Commanders
+//!
+//! A [`commander::Commander`] drives server-rendered pages: `on_connect`, `on_load`,
+//! `on_disconnect`, declared DOM event handlers, and patches such as
+//! [`Page::set_html`](commander::Page::set_html) or
+//! [`Page::broadcast_html`](commander::Page::broadcast_html) to every page on a topic. Pages are
+//! tracked in presence automatically, keyed by store value, session value or the signed browser
+//! id, as configured. See the README's "Writing a commander" and `examples/online_counter.rs`.
 //!
 //! ## Guarantees
 //!

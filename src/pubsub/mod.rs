@@ -4,8 +4,8 @@
 //! receives a cheap clone of the same buffer. Subscribers are anything that implements
 //! [`Subscriber`] (a connection's outbound queue, a presence tracker's inbox, …).
 //!
-//! Two adapters are planned behind the one [`PubSub`] trait: [`LocalPubSub`] (in-process, the
-//! default) and a Redis adapter for clusters. This module must never know what the bytes mean:
+//! Two adapters implement the one [`PubSub`] trait: [`LocalPubSub`] (in-process, the
+//! default) and [`RedisPubSub`] for clusters. This module must never know what the bytes mean:
 //! no frames, no presence, no channels.
 //!
 //! ```
@@ -36,24 +36,27 @@ use std::sync::{
 use bytes::Bytes;
 
 mod local;
+mod redis;
 
 pub use local::LocalPubSub;
+pub use redis::RedisPubSub;
 
 use crate::config::Config;
 
 /// Errors choosing or starting a pub/sub adapter.
 #[derive(Debug, thiserror::Error)]
 pub enum PubSubError {
-    /// `[pubsub] url` names an adapter this build cannot provide.
-    #[error("pubsub.url is set to `{0}` but this build has no Redis adapter yet")]
-    NoRedisAdapter(String),
+    /// The Redis URL is malformed.
+    #[error("invalid pubsub.url: {0}")]
+    Redis(String),
 }
 
-/// The adapter `config` selects: in-process unless `[pubsub] url` is set.
+/// The adapter `config` selects: in-process unless `[pubsub] url` is set, then Redis (as
+/// node [`Config::node_name`]). Must be called inside a tokio runtime.
 pub fn from_config(config: &Config) -> Result<Arc<dyn PubSub>, PubSubError> {
     match &config.pubsub.url {
         None => Ok(Arc::new(LocalPubSub::new())),
-        Some(url) => Err(PubSubError::NoRedisAdapter(url.clone())),
+        Some(url) => Ok(RedisPubSub::start(url, &config.node_name())?),
     }
 }
 

@@ -222,16 +222,17 @@ export function inboxOf(channel, event, label) {
 
 // ---------- raw ws clients ----------
 
-export function socketUrl(query) {
-  return `ws://127.0.0.1:${server.port}/socket/websocket?${new URLSearchParams(query)}`;
+/** The WebSocket URL of the socket at `path` (default `/socket`) with `query`. */
+export function socketUrl(query, path = "/socket") {
+  return `ws://127.0.0.1:${server.port}${path}/websocket?${new URLSearchParams(query)}`;
 }
 
 /**
  * A raw `ws` upgrade. Resolves `{status: 101, ws}` when it opens, or `{status}` with the HTTP
  * status when the server refuses the upgrade.
  */
-export function rawUpgrade(query, headers = {}) {
-  const ws = new WebSocket(socketUrl(query), { headers, perMessageDeflate: false });
+export function rawUpgrade(query, headers = {}, path = "/socket") {
+  const ws = new WebSocket(socketUrl(query, path), { headers, perMessageDeflate: false });
   raws.add(ws);
   ws.errors = [];
   ws.on("error", (err) => ws.errors.push(err)); // never an unhandled 'error'
@@ -278,9 +279,9 @@ export class RawClient {
     });
   }
 
-  /** Connects with `query` (vsn 2.0.0 added); the upgrade must succeed. */
-  static async connect(label, query = {}) {
-    const { status, ws } = await rawUpgrade({ ...query, vsn: "2.0.0" });
+  /** Connects with `query` (vsn 2.0.0 added) to the socket at `path`; the upgrade must succeed. */
+  static async connect(label, query = {}, path = "/socket") {
+    const { status, ws } = await rawUpgrade({ ...query, vsn: "2.0.0" }, {}, path);
     assert.equal(status, 101, `${label}: upgrade refused with HTTP ${status}`);
     return new RawClient(label, ws);
   }
@@ -337,6 +338,43 @@ export class RawClient {
     assert.equal(status, "ok", `${this.label}: leave ${topic} replied ${status}`);
     await this.next((f) => f.event === "phx_close" && f.topic === topic && f.join_ref === joinRef, `phx_close of ${topic}`);
   }
+}
+
+// ---------- Chromium ----------
+
+export const CHROMIUM = "/usr/bin/chromium";
+// DESIGN §6. Playwright runs with `headless: false` so that these are the only browser-mode
+// flags (it would add its own --headless and friends otherwise); --headless makes it headless.
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+];
+export const LAUNCH_MS = 30_000;
+
+/** The `skip` option of browser suites: skip without Chromium, unless CI is set (then they fail). */
+export const chromiumSkip =
+  !existsSync(CHROMIUM) && !process.env.CI
+    ? `${CHROMIUM} is missing (install the Debian package: apt-get install chromium; .ci/run does); CI is unset, so skipping`
+    : false;
+
+/**
+ * Launches Debian's Chromium (never a downloaded one) with CHROMIUM_ARGS; resolves a
+ * playwright Browser whose `newContext()` contexts are separate browsers (own cookies and
+ * localStorage). playwright-core is loaded only here, so other test files do not pay for it.
+ */
+export async function launchChromium() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing and CI is set: .ci/run must install the Debian package chromium`);
+  }
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({ executablePath: CHROMIUM, headless: false, args: CHROMIUM_ARGS, timeout: LAUNCH_MS });
 }
 
 // ---------- cleanup ----------
