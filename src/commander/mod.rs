@@ -444,10 +444,11 @@ impl Commanders {
     /// commander code (refreshed at most every `[commander] counter_interval_ms`).
     /// The page must be on `topic` (one of its broadcasting topics).
     pub fn counter(&self, topic: &str, count: Count) -> Html {
-        let (kind, n) = match count {
-            Count::Users => ("users", self.count_users(topic)),
-            Count::Connections => ("connections", self.count_connections(topic)),
+        let kind = match count {
+            Count::Users => "users",
+            Count::Connections => "connections",
         };
+        let n = self.hub.count(topic, count);
         Html::trusted(format!(
             r#"<span data-tether-count="{kind}" data-tether-topic="{}">{n}</span>"#,
             Html::escape(topic)
@@ -456,18 +457,12 @@ impl Commanders {
 
     /// Distinct presence keys on `topic` (0 when presence is off).
     pub fn count_users(&self, topic: &str) -> usize {
-        self.hub
-            .presence
-            .as_ref()
-            .map_or(0, |p| p.count_users(topic))
+        self.hub.count(topic, Count::Users)
     }
 
     /// Tracked pages on `topic` (0 when presence is off).
     pub fn count_connections(&self, topic: &str) -> usize {
-        self.hub
-            .presence
-            .as_ref()
-            .map_or(0, |p| p.count_connections(topic))
+        self.hub.count(topic, Count::Connections)
     }
 
     /// Applies `patch` on every page on `topic`, from outside any page.
@@ -496,6 +491,14 @@ impl Commanders {
 }
 
 impl Hub {
+    /// Users or connections on `topic` (0 when presence is off).
+    pub(crate) fn count(&self, topic: &str, count: Count) -> usize {
+        self.presence.as_ref().map_or(0, |presence| match count {
+            Count::Users => presence.count_users(topic),
+            Count::Connections => presence.count_connections(topic),
+        })
+    }
+
     pub(crate) fn broadcast(
         &self,
         topic: &str,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::{Html, Hub, token::unix_now};
+use super::{Count, Html, Hub, token::unix_now};
 use crate::{channel::Socket, config::IdSource, transport::PushError};
 
 /// Markup or text for a patch. Strings are text (shown literally, never parsed as HTML);
@@ -241,18 +241,12 @@ impl Page<'_> {
 
     /// Distinct presence keys on `topic`.
     pub fn count_users(&self, topic: &str) -> usize {
-        self.hub
-            .presence
-            .as_ref()
-            .map_or(0, |p| p.count_users(topic))
+        self.hub.count(topic, Count::Users)
     }
 
     /// Tracked pages on `topic`.
     pub fn count_connections(&self, topic: &str) -> usize {
-        self.hub
-            .presence
-            .as_ref()
-            .map_or(0, |p| p.count_connections(topic))
+        self.hub.count(topic, Count::Connections)
     }
 
     /// Applies `patch` to this page.

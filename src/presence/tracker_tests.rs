@@ -267,6 +267,27 @@ fn replay(model: &mut BTreeMap<String, Vec<String>>, changes: &[Change]) {
     }
 }
 
+/// Delivers heartbeat `hb` of `from` to `to`, with the transfer round trip it may start,
+/// replaying every change `to` reports into its model.
+fn deliver(
+    nodes: &mut [Tracker; 3],
+    models: &mut [BTreeMap<String, Vec<String>>; 3],
+    from: usize,
+    to: usize,
+    hb: &Gossip,
+    now: u64,
+) {
+    let (changes, replies) = nodes[to].receive(hb.clone(), now);
+    replay(&mut models[to], &changes);
+    for reply in replies {
+        let (_, answers) = nodes[from].receive(reply, now);
+        for answer in answers {
+            let (changes, _) = nodes[to].receive(answer, now);
+            replay(&mut models[to], &changes);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -303,15 +324,7 @@ proptest! {
                             continue;
                         }
                         for _ in 0..(1 + usize::from(duplicate)) {
-                            let (changes, replies) = nodes[peer].receive(hb.clone(), now);
-                            replay(&mut models[peer], &changes);
-                            for reply in replies {
-                                let (_, answers) = nodes[node].receive(reply, now);
-                                for answer in answers {
-                                    let (changes, _) = nodes[peer].receive(answer, now);
-                                    replay(&mut models[peer], &changes);
-                                }
-                            }
+                            deliver(&mut nodes, &mut models, node, peer, &hb, now);
                         }
                     }
                 }
@@ -322,17 +335,8 @@ proptest! {
             now += 1_000 * (round + 1);
             for node in 0..3 {
                 let hb = nodes[node].heartbeat();
-                for peer in 0..3 {
-                    if peer == node { continue; }
-                    let (changes, replies) = nodes[peer].receive(hb.clone(), now);
-                    replay(&mut models[peer], &changes);
-                    for reply in replies {
-                        let (_, answers) = nodes[node].receive(reply, now);
-                        for answer in answers {
-                            let (changes, _) = nodes[peer].receive(answer, now);
-                            replay(&mut models[peer], &changes);
-                        }
-                    }
+                for peer in (0..3).filter(|peer| *peer != node) {
+                    deliver(&mut nodes, &mut models, node, peer, &hb, now);
                 }
             }
         }
