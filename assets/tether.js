@@ -376,8 +376,9 @@
       return Presence.syncDiff(state, { joins, leaves }, onJoin, onLeave);
     }
 
-    // Applies a diff: joins first (new metas appended, known refs ignored), then leaves
-    // (unknown refs ignored; a key with no metas left is removed).
+    // Applies a diff: joins first, then leaves. A joined meta replaces a known meta with the
+    // same ref; leaves of unknown refs are ignored; a key with no metas left is removed.
+    // Callbacks get the diff's own entry, as phoenix.js does.
     static syncDiff(current, diff, onJoin, onLeave) {
       const state = Presence.clone(current);
       const joins = diff.joins || {};
@@ -385,20 +386,19 @@
       for (const key of Object.keys(joins)) {
         const entry = joins[key];
         const before = state[key];
-        const known = before ? Presence.refs(before.metas) : new Set();
-        const added = (entry.metas || []).filter((m) => !known.has(m.phx_ref));
-        state[key] = { ...entry, metas: (before ? before.metas : []).concat(added) };
-        if (onJoin) onJoin(key, before, { ...entry, metas: added });
+        const joinedRefs = Presence.refs(entry.metas || []);
+        const kept = before ? before.metas.filter((m) => !joinedRefs.has(m.phx_ref)) : [];
+        state[key] = { ...entry, metas: kept.concat(entry.metas || []) };
+        if (onJoin) onJoin(key, before, entry);
       }
       for (const key of Object.keys(leaves)) {
         const before = state[key];
         if (!before) continue;
         const gone = Presence.refs(leaves[key].metas || []);
-        const kept = before.metas.filter((m) => !gone.has(m.phx_ref));
-        const removed = before.metas.filter((m) => gone.has(m.phx_ref));
-        if (kept.length === 0) delete state[key];
-        else state[key] = { ...before, metas: kept };
-        if (onLeave) onLeave(key, state[key], { ...before, metas: removed });
+        const remaining = { ...before, metas: before.metas.filter((m) => !gone.has(m.phx_ref)) };
+        state[key] = remaining;
+        if (onLeave) onLeave(key, remaining, leaves[key]);
+        if (remaining.metas.length === 0) delete state[key];
       }
       return state;
     }
