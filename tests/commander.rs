@@ -37,7 +37,7 @@ impl Probe {
 
 impl Commander for Probe {
     const HANDLERS: &'static [&'static str] = &[
-        "echo", "html", "fail", "store", "whoami", "blocked", "js", "shout",
+        "echo", "html", "fail", "store", "whoami", "blocked", "js", "shout", "sub", "unsub",
     ];
 
     fn name(&self) -> &'static str {
@@ -512,4 +512,36 @@ async fn form_values_reach_the_handler() {
     )
     .await;
     assert_eq!(who["form"], json!({"store_user_id": "alice"}));
+}
+
+#[tokio::test]
+async fn runtime_subscriptions_receive_broadcasts_and_are_tracked_until_unsubscribed() {
+    let s = setup(|_| {}).await;
+    let mut page = s.page(None).await;
+    let (jr, _) = join(
+        &mut page,
+        "probe",
+        json!({ "token": s.token("probe", "/x") }),
+    )
+    .await;
+    let extra = same_topic("extra");
+    reply(
+        &event(&mut page, &jr, "sub", json!({"value": "extra"})).await,
+        "ok",
+    );
+    assert_eq!(s.commanders.count_connections(&extra), 1);
+    s.commanders.broadcast_html(&extra, "#e", "one");
+    assert_eq!(next_patch(&mut page).await[4]["text"], "one");
+    reply(
+        &event(&mut page, &jr, "unsub", json!({"value": "extra"})).await,
+        "ok",
+    );
+    assert_eq!(s.commanders.count_connections(&extra), 0);
+    s.commanders.broadcast_html(&extra, "#e", "two");
+    assert!(
+        page.sync().await.is_empty(),
+        "no broadcast after unsubscribe"
+    );
+    // The page stays on its broadcasting topics.
+    assert_eq!(s.commanders.count_connections(&same_topic("lobby")), 1);
 }
