@@ -98,6 +98,12 @@ impl Commander for Probe {
             "shout" => {
                 page.broadcast_from(&same_path(page.path()), &Patch::set("#shout", sender.value))?
             }
+            "sub" => {
+                page.subscribe(&same_topic(&sender.value));
+            }
+            "unsub" => {
+                page.unsubscribe(&same_topic(&sender.value));
+            }
             _ => unreachable!("only declared handlers arrive here"),
         }
         Ok(())
