@@ -7,35 +7,10 @@
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { TEST_OPTS, WAIT_MS, server, startServer, stopServer } from "./support.mjs";
+import { TEST_OPTS, WAIT_MS, chromiumSkip, launchChromium, server, startServer, stopServer } from "./support.mjs";
 
-const CHROMIUM = "/usr/bin/chromium";
-// DESIGN §6. Playwright runs with `headless: false` so that these are the only browser-mode
-// flags (it would add its own --headless and friends otherwise); --headless makes it headless.
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-];
-const LAUNCH_MS = 30_000;
-
-const skip =
-  !existsSync(CHROMIUM) && !process.env.CI
-    ? `${CHROMIUM} is missing (install the Debian package: apt-get install chromium; .ci/run does); CI is unset, so skipping`
-    : false;
-
-let context; // the persistent browser context: its pages share one profile, like tabs
-let userDataDir;
+let browser;
+let context; // one browser context: its pages share one profile, like tabs
 const problems = []; // console errors and page errors of every page
 const pages = new Set();
 
@@ -87,19 +62,11 @@ async function converge(page, expected) {
   }
 }
 
-describe("presence_chat page in Chromium", { skip }, () => {
+describe("presence_chat page in Chromium", { skip: chromiumSkip }, () => {
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing and CI is set: .ci/run must install the Debian package chromium`);
-    }
+    browser = await launchChromium();
     await startServer("presence_chat");
-    userDataDir = mkdtempSync(join(tmpdir(), "tether-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: false,
-      args: ARGS,
-      timeout: LAUNCH_MS,
-    });
+    context = await browser.newContext();
   });
 
   afterEach(async () => {
@@ -110,7 +77,7 @@ describe("presence_chat page in Chromium", { skip }, () => {
 
   after(async () => {
     if (context) await context.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    if (browser) await browser.close();
     if (server.proc) await stopServer();
   });
 

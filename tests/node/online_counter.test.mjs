@@ -118,9 +118,9 @@ async function waitOn(page, fn, arg, what) {
   try {
     await page.waitForFunction(fn, arg, { timeout: WAIT_MS });
   } catch (err) {
-    const shown = await shown(page).catch((e) => `(unreadable: ${e.message})`);
+    const state = await shown(page).catch((e) => `(unreadable: ${e.message})`);
     throw new Error(
-      `${page.label}: ${what} not reached within ${WAIT_MS} ms; the page shows ${JSON.stringify(shown)}\n` +
+      `${page.label}: ${what} not reached within ${WAIT_MS} ms; the page shows ${JSON.stringify(state)}\n` +
         `problems: ${JSON.stringify(problems)}\n(${err.message.split("\n")[0]})\n` +
         `--- server output (tail) ---\n${serverLog().slice(-2000)}`,
     );
@@ -247,7 +247,6 @@ describe("online_counter in Chromium", { skip: chromiumSkip }, () => {
     await close(b1);
     await showCounts([a1], 1, 1);
 
-    // Both of A's tabs had the same browser id; B's differs.
     assertNoProblems();
   });
 
