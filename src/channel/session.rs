@@ -4,7 +4,7 @@
 //! leaves this map (leave, rejoin, crash, disconnect) has its `terminate` run and its
 //! subscription dropped (the [`Subscription`] guard unsubscribes even if a callback panics).
 
-use std::{any::Any, collections::HashMap, panic::AssertUnwindSafe, sync::Arc};
+use std::{any::Any, panic::AssertUnwindSafe, sync::Arc};
 
 use futures_util::FutureExt;
 use serde_json::{Value, json};
@@ -31,7 +31,9 @@ pub(crate) struct ChannelSession {
     conn: Conn,
     assigns: Arc<Assigns>,
     max_channels: usize,
-    joined: HashMap<Arc<str>, Joined>,
+    /// Joined channels by topic: a short list (most connections join one or two topics,
+    /// and a map's smallest table is several times the size of one entry).
+    joined: Vec<(Arc<str>, Joined)>,
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {
@@ -56,8 +58,27 @@ impl ChannelSession {
             conn,
             assigns,
             max_channels,
-            joined: HashMap::new(),
+            joined: Vec::new(),
         }
+    }
+
+    fn find(&self, topic: &str) -> Option<&Joined> {
+        self.joined
+            .iter()
+            .find(|(t, _)| &**t == topic)
+            .map(|(_, j)| j)
+    }
+
+    fn find_mut(&mut self, topic: &str) -> Option<&mut Joined> {
+        self.joined
+            .iter_mut()
+            .find(|(t, _)| &**t == topic)
+            .map(|(_, j)| j)
+    }
+
+    fn take(&mut self, topic: &str) -> Option<Joined> {
+        let at = self.joined.iter().position(|(t, _)| &**t == topic)?;
+        Some(self.joined.swap_remove(at).1)
     }
 
     fn reply(&self, join_ref: Option<&str>, frame: &Frame, status: Status, response: &Value) {
@@ -89,7 +110,7 @@ impl ChannelSession {
     }
 
     async fn end(&mut self, topic: &str, reason: TerminateReason) {
-        if let Some(mut joined) = self.joined.remove(topic) {
+        if let Some(mut joined) = self.take(topic) {
             let terminate = joined.channel.terminate(&reason, &mut joined.socket);
             if let Err(panic) = AssertUnwindSafe(terminate).catch_unwind().await {
                 tracing::error!(%topic, "terminate failed: {}", panic_message(&*panic));
@@ -99,7 +120,7 @@ impl ChannelSession {
 
     async fn crash(&mut self, topic: &str, reason: String) {
         tracing::warn!(%topic, %reason, "channel crashed");
-        if let Some(joined) = self.joined.get(topic) {
+        if let Some(joined) = self.find(topic) {
             let join_ref = joined.socket.join_ref().to_string();
             self.end(topic, TerminateReason::Crash(reason)).await;
             self.control(topic, &join_ref, events::ERROR);
@@ -118,7 +139,7 @@ impl ChannelSession {
                 &json!({"reason": "join_ref required"}),
             );
         };
-        if let Some(old) = self.joined.get(frame.topic.as_str()) {
+        if let Some(old) = self.find(&frame.topic) {
             let old_ref = old.socket.join_ref().to_string();
             self.end(&frame.topic, TerminateReason::Rejoin).await;
             self.control(&frame.topic, &old_ref, events::CLOSE);
@@ -151,14 +172,14 @@ impl ChannelSession {
                 for pushed in socket.take_deferred() {
                     let _ = socket.outbox().push_frame(pushed);
                 }
-                self.joined.insert(
+                self.joined.push((
                     topic,
                     Joined {
                         channel,
                         socket,
                         _subscription: subscription,
                     },
-                );
+                ));
             }
             Ok(Err(refusal)) => {
                 tracing::debug!(topic = %frame.topic, response = %refusal.0, "join refused");
@@ -178,8 +199,7 @@ impl ChannelSession {
 
     async fn leave(&mut self, frame: Frame) {
         let current = self
-            .joined
-            .get(frame.topic.as_str())
+            .find(&frame.topic)
             .map(|j| j.socket.join_ref().to_string());
         let ours = matches!((&current, &frame.join_ref), (Some(c), Some(f)) if c == f)
             || (current.is_some() && frame.join_ref.is_none());
@@ -191,7 +211,7 @@ impl ChannelSession {
     }
 
     async fn dispatch(&mut self, frame: Frame) {
-        let Some(joined) = self.joined.get_mut(frame.topic.as_str()) else {
+        let Some(joined) = self.find_mut(&frame.topic) else {
             return self.reply_unmatched(&frame);
         };
         if frame
@@ -230,7 +250,7 @@ impl Handler for ChannelSession {
             tracing::warn!("dropping an info message of an unknown type");
             return;
         };
-        let Some(joined) = self.joined.get_mut(&info.topic) else {
+        let Some(joined) = self.find_mut(&info.topic) else {
             return;
         };
         if joined.socket.join_ref() != &*info.join_ref {
@@ -246,7 +266,7 @@ impl Handler for ChannelSession {
     }
 
     async fn terminate(&mut self, reason: &Disconnect) {
-        let topics: Vec<Arc<str>> = self.joined.keys().cloned().collect();
+        let topics: Vec<Arc<str>> = self.joined.iter().map(|(t, _)| t.clone()).collect();
         for topic in topics {
             self.end(&topic, TerminateReason::Disconnect(reason.clone()))
                 .await;
