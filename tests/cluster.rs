@@ -1,0 +1,1058 @@
+//! Cluster tests: several example processes share presence and broadcasts through a real
+//! `redis-server` (DESIGN.md sections 3 and 6). Nodes are killed, frozen, restarted and
+//! stopped cleanly; Redis itself goes away and comes back.
+//!
+//! Every wait is bounded. Sleeps are used only as pacing where a duration is the thing
+//! under test (an outage or a freeze longer than `down_period`), never to synchronise: the
+//! tests wait for what clients observe. The tests take a process-wide lock and run one at a
+//! time, so timing bounds are not skewed by each other on a 2-core machine.
+//!
+//! Needs `redis-server` on PATH (`.ci/run` installs it) and the examples built
+//! (`cargo build --examples`).
+
+#[path = "support/redis.rs"]
+mod redis_support;
+mod support;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use futures_util::future::join_all;
+use redis_support::{Redis, free_port};
+use serde_json::{Value, json};
+use support::{
+    Client,
+    example::{Example, Launch},
+    reply,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Heartbeat period of every node (ms).
+const BROADCAST_MS: u64 = 100;
+/// Default silence after which a peer is hidden (ms).
+const DOWN_MS: u64 = 600;
+/// Default silence after which a peer is forgotten (ms).
+const PERMDOWN_MS: u64 = 3000;
+/// Presence diff coalescing window (ms).
+const COALESCE_MS: u64 = 50;
+/// Upper bound of any wait for convergence (below `support::WAIT`, so that these waits
+/// fail first, with the view in the message).
+const CONVERGE: Duration = Duration::from_secs(8);
+const LOBBY: &str = "room:lobby";
+
+/// One test at a time (see the module docs). Every test holds the guard to its end.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster: one Redis and named presence_chat / online_counter nodes.
+
+#[derive(Clone, Copy)]
+struct Periods {
+    broadcast: u64,
+    down: u64,
+    permdown: u64,
+}
+
+const FAST: Periods = Periods {
+    broadcast: BROADCAST_MS,
+    down: DOWN_MS,
+    permdown: PERMDOWN_MS,
+};
+
+struct Cluster {
+    // Dropped in this order: the nodes first, so they do not log Redis going away.
+    nodes: BTreeMap<&'static str, Example>,
+    redis: Redis,
+    example: &'static str,
+    periods: Periods,
+}
+
+fn node_env(url: &str, node: &str, periods: Periods) -> Vec<(String, String)> {
+    vec![
+        ("TETHER_PUBSUB_URL".into(), url.into()),
+        ("TETHER_NODE".into(), node.into()),
+        (
+            "TETHER_PRESENCE_BROADCAST_PERIOD_MS".into(),
+            periods.broadcast.to_string(),
+        ),
+        (
+            "TETHER_PRESENCE_DOWN_PERIOD_MS".into(),
+            periods.down.to_string(),
+        ),
+        (
+            "TETHER_PRESENCE_PERMDOWN_PERIOD_MS".into(),
+            periods.permdown.to_string(),
+        ),
+        (
+            "TETHER_PRESENCE_COALESCE_MS".into(),
+            COALESCE_MS.to_string(),
+        ),
+        ("RUST_LOG".into(), "warn,tether::pubsub=info".into()),
+    ]
+}
+
+fn start_node(example: &str, url: &str, node: &str, periods: Periods) -> Example {
+    let env = node_env(url, node, periods);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Example::start_with(
+        example,
+        &env,
+        &Launch {
+            port: None,
+            capture_stderr: true,
+            label: node.to_string(),
+        },
+    )
+}
+
+impl Cluster {
+    fn start(example: &'static str, names: &[&'static str], periods: Periods) -> Cluster {
+        let redis = Redis::start();
+        let mut cluster = Cluster {
+            redis,
+            example,
+            periods,
+            nodes: BTreeMap::new(),
+        };
+        for name in names {
+            cluster.start_node(name);
+        }
+        cluster
+    }
+
+    /// Starts (or restarts, as a new process and so a new incarnation) node `name`.
+    fn start_node(&mut self, name: &'static str) {
+        let node = start_node(self.example, &self.redis.url(), name, self.periods);
+        self.nodes.insert(name, node);
+    }
+
+    fn node(&mut self, name: &str) -> &mut Example {
+        self.nodes.get_mut(name).unwrap()
+    }
+
+    fn port(&self, name: &str) -> u16 {
+        self.nodes[name].port
+    }
+
+    /// No node panicked (every node's stderr is kept).
+    fn assert_no_panic(&self) {
+        for (name, node) in &self.nodes {
+            let stderr = node.stderr();
+            assert!(
+                !stderr.contains("panicked"),
+                "node {name} panicked: {stderr}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A client's presence view, built from `presence_state` and `presence_diff` by phx_ref, as
+// phoenix.js does. Anything phoenix.js would have to paper over is recorded as an anomaly:
+// a diff before the state, a join of a ref already shown, a leave of a ref not shown, a ref
+// on both sides of one diff.
+
+#[derive(Debug, Default, Clone)]
+struct View {
+    /// key -> phx_ref -> meta
+    entries: BTreeMap<String, BTreeMap<String, Value>>,
+    got_state: bool,
+    anomalies: Vec<String>,
+}
+
+fn metas(presences: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    if let Some(map) = presences.as_object() {
+        for (key, entry) in map {
+            for meta in entry["metas"].as_array().into_iter().flatten() {
+                let phx_ref = meta["phx_ref"].as_str().unwrap_or_default().to_string();
+                out.push((key.clone(), phx_ref, meta.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// A join or leave of (key, phx_ref) as one client read it.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // keys are read through Debug in failure messages
+enum Event {
+    Join(String, String),
+    Leave(String, String),
+}
+
+impl View {
+    /// Applies a presence frame; returns the joins and leaves it made.
+    fn apply(&mut self, frame: &Value) -> Vec<Event> {
+        let mut events = Vec::new();
+        match frame[3].as_str() {
+            Some("presence_state") => {
+                if self.got_state {
+                    self.anomalies
+                        .push(format!("second presence_state: {frame}"));
+                }
+                self.got_state = true;
+                self.entries.clear();
+                for (key, phx_ref, meta) in metas(&frame[4]) {
+                    events.push(Event::Join(key.clone(), phx_ref.clone()));
+                    self.entries.entry(key).or_default().insert(phx_ref, meta);
+                }
+            }
+            Some("presence_diff") => {
+                if !self.got_state {
+                    self.anomalies.push(format!("diff before state: {frame}"));
+                }
+                let joins = metas(&frame[4]["joins"]);
+                let leaves = metas(&frame[4]["leaves"]);
+                for (_, r, _) in &joins {
+                    if leaves.iter().any(|(_, l, _)| l == r) {
+                        self.anomalies
+                            .push(format!("{r} joins and leaves in {frame}"));
+                    }
+                }
+                for (key, phx_ref, meta) in joins {
+                    let metas = self.entries.entry(key.clone()).or_default();
+                    if metas.insert(phx_ref.clone(), meta).is_some() {
+                        self.anomalies
+                            .push(format!("duplicate join of {key} {phx_ref}"));
+                    }
+                    events.push(Event::Join(key, phx_ref));
+                }
+                for (key, phx_ref, _) in leaves {
+                    let removed = self
+                        .entries
+                        .get_mut(&key)
+                        .and_then(|metas| metas.remove(&phx_ref));
+                    if removed.is_none() {
+                        self.anomalies
+                            .push(format!("leave of unknown {key} {phx_ref}"));
+                    }
+                    if self.entries.get(&key).is_some_and(BTreeMap::is_empty) {
+                        self.entries.remove(&key);
+                    }
+                    events.push(Event::Leave(key, phx_ref));
+                }
+            }
+            _ => {}
+        }
+        events
+    }
+
+    /// key -> number of metas.
+    fn counts(&self) -> BTreeMap<String, usize> {
+        self.entries
+            .iter()
+            .map(|(k, metas)| (k.clone(), metas.len()))
+            .collect()
+    }
+
+    fn is(&self, expected: &[(&str, usize)]) -> bool {
+        let expected: BTreeMap<String, usize> =
+            expected.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        self.got_state && self.counts() == expected
+    }
+
+    fn refs(&self) -> BTreeSet<String> {
+        self.entries
+            .values()
+            .flat_map(|metas| metas.keys().cloned())
+            .collect()
+    }
+
+    fn refs_of(&self, key: &str) -> BTreeSet<String> {
+        self.entries
+            .get(key)
+            .map(|metas| metas.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A chat client in `room:lobby` that keeps its presence view and the shouts it got.
+struct Member {
+    label: String,
+    client: Client,
+    join_ref: String,
+    view: View,
+    /// Every join and leave applied to the view, with when it was read.
+    events: Vec<(Instant, Event)>,
+    shouts: Vec<Value>,
+    others: Vec<Value>,
+}
+
+impl Member {
+    /// Connects to the node on `port` as `user`, joins the lobby and waits (bounded) for its
+    /// `presence_state`.
+    async fn join(port: u16, user: &str, label: &str) -> Member {
+        let url = format!("ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0&user_id={user}");
+        let mut client = Client::connect(&url).await;
+        let (join_ref, frame) = client.join(LOBBY, json!({})).await;
+        reply(&frame, "ok");
+        let mut member = Member {
+            label: label.to_string(),
+            client,
+            join_ref,
+            view: View::default(),
+            events: Vec::new(),
+            shouts: Vec::new(),
+            others: Vec::new(),
+        };
+        member
+            .wait_until("its presence_state", Instant::now() + CONVERGE, |v| {
+                v.got_state
+            })
+            .await;
+        member
+    }
+
+    fn handle(&mut self, frame: Value) {
+        let now = Instant::now();
+        match frame[3].as_str() {
+            Some("presence_state" | "presence_diff") => {
+                for event in self.view.apply(&frame) {
+                    self.events.push((now, event));
+                }
+            }
+            Some("shout") => self.shouts.push(frame),
+            _ => self.others.push(frame),
+        }
+    }
+
+    /// Reads one frame before `deadline`; false on timeout.
+    async fn next(&mut self, deadline: Instant) -> bool {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // `Client::recv` only polls the stream: dropping it on timeout loses nothing.
+        match tokio::time::timeout(remaining, self.client.recv()).await {
+            Ok(frame) => {
+                self.handle(frame);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Reads frames until `pred` holds for the view; returns when it first held (as read).
+    /// Panics at `deadline`.
+    async fn wait_until(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        pred: impl Fn(&View) -> bool,
+    ) -> Instant {
+        loop {
+            if pred(&self.view) {
+                return Instant::now();
+            }
+            if !self.next(deadline).await {
+                panic!(
+                    "{}: timed out waiting for {what}; view {:?}, anomalies {:?}",
+                    self.label,
+                    self.view.counts(),
+                    self.view.anomalies
+                );
+            }
+        }
+    }
+
+    /// Reads every frame that arrives before `deadline` (pacing only: a quiet period in which
+    /// nothing unexpected may show up).
+    async fn drain_until(&mut self, deadline: Instant) {
+        while self.next(deadline).await {}
+    }
+
+    async fn shout(&mut self, body: &str) {
+        let msg_ref = self.client.next_ref();
+        self.client
+            .send(
+                Some(&self.join_ref),
+                &msg_ref,
+                LOBBY,
+                "shout",
+                json!({ "body": body }),
+            )
+            .await;
+    }
+
+    fn shouts_of(&self, body: &str) -> usize {
+        self.shouts.iter().filter(|f| f[4]["body"] == body).count()
+    }
+}
+
+/// Every member's view satisfies `pred` (read concurrently, so the returned instants are
+/// when each member saw it). Panics after `timeout`.
+async fn all_until(
+    members: &mut [&mut Member],
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&View) -> bool,
+) -> Vec<Instant> {
+    let deadline = Instant::now() + timeout;
+    let pred = &pred;
+    join_all(
+        members
+            .iter_mut()
+            .map(|m| m.wait_until(what, deadline, move |v| pred(v))),
+    )
+    .await
+}
+
+/// Every member's view is exactly `expected` (key, count), and all hold the same refs.
+async fn converge(members: &mut [&mut Member], expected: &[(&str, usize)]) {
+    all_until(members, &format!("view {expected:?}"), CONVERGE, |v| {
+        v.is(expected)
+    })
+    .await;
+    assert_same_refs(members);
+}
+
+fn assert_same_refs(members: &[&mut Member]) {
+    let first = members[0].view.refs();
+    for m in members.iter().skip(1) {
+        assert_eq!(
+            m.view.refs(),
+            first,
+            "{} and {} disagree on phx_refs: {:?} vs {:?}",
+            m.label,
+            members[0].label,
+            m.view.entries,
+            members[0].view.entries
+        );
+    }
+}
+
+fn assert_no_anomalies(members: &[&mut Member]) {
+    for m in members {
+        assert!(
+            m.view.anomalies.is_empty(),
+            "{}: presence anomalies {:#?}",
+            m.label,
+            m.view.anomalies
+        );
+    }
+}
+
+/// Everyone in `members` gets `body` from `sender` exactly once.
+///
+/// Each member reads until a marker shout arrives. Redis delivers one channel to every
+/// subscriber in a single order, so a duplicate that went through Redis (a node taking its
+/// own message back, a double publish) would reach every node before a marker published
+/// after it. The sender's own node delivers its local copy at once, though, ahead of its own
+/// messages coming back from Redis: so, with `fence` (a member on another node), that
+/// member shouts a second marker after it got the first, and everyone reads up to that one.
+/// Without `fence` (a single node, or Redis down) the sender's marker is enough.
+async fn assert_shout_once(
+    sender: usize,
+    fence: Option<usize>,
+    members: &mut [&mut Member],
+    body: &str,
+) {
+    let marker = format!("{body}/marker");
+    members[sender].shout(body).await;
+    members[sender].shout(&marker).await;
+    let deadline = Instant::now() + CONVERGE;
+    await_shout(members, &marker, deadline).await;
+    if let Some(fence) = fence {
+        let marker = format!("{body}/fence");
+        members[fence].shout(&marker).await;
+        await_shout(members, &marker, deadline).await;
+    }
+    for m in members.iter() {
+        assert_eq!(
+            m.shouts_of(body),
+            1,
+            "{} got {body:?} {} times: {:?}",
+            m.label,
+            m.shouts_of(body),
+            m.shouts
+        );
+    }
+}
+
+/// Every member reads until it got a shout `body` (bounded by `deadline`).
+async fn await_shout(members: &mut [&mut Member], body: &str, deadline: Instant) {
+    join_all(members.iter_mut().map(|m| async move {
+        while m.shouts_of(body) == 0 {
+            assert!(
+                m.next(deadline).await,
+                "{}: the shout {body:?} never arrived; shouts {:?}",
+                m.label,
+                m.shouts
+            );
+        }
+    }))
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Three nodes share one view; a shout crosses nodes once.
+
+#[tokio::test]
+async fn three_nodes_converge_and_shouts_cross_nodes_once() {
+    let _serial = serial().await;
+    let cluster = Cluster::start("presence_chat", &["a", "b", "c"], FAST);
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    let mut carol = Member::join(cluster.port("c"), "carol", "carol@c").await;
+    let mut alice2 = Member::join(cluster.port("c"), "alice", "alice@c").await;
+    let mut members = [&mut alice, &mut bob, &mut carol, &mut alice2];
+    converge(&mut members, &[("alice", 2), ("bob", 1), ("carol", 1)]).await;
+    assert_shout_once(0, Some(1), &mut members, "hello from a").await;
+    assert_shout_once(1, Some(2), &mut members, "hello from b").await;
+    assert_no_anomalies(&members);
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. A SIGKILLed node's presences leave everywhere within down_period (+ heartbeat slack).
+
+#[tokio::test]
+async fn a_killed_node_is_hidden_after_down_period() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], FAST);
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    let mut carol = Member::join(cluster.port("c"), "carol", "carol@c").await;
+    {
+        let mut all = [&mut alice, &mut bob, &mut carol];
+        converge(&mut all, &[("alice", 1), ("bob", 1), ("carol", 1)]).await;
+    }
+    let bob_ref = alice.view.refs_of("bob");
+
+    let killed = Instant::now();
+    cluster.node("b").kill();
+    // Only now: closing bob's socket earlier could have untracked him (a prompt leave).
+    drop(bob);
+    let mut observers = [&mut alice, &mut carol];
+    let seen = all_until(&mut observers, "bob's leave", CONVERGE, |v| {
+        v.refs_of("bob").is_empty()
+    })
+    .await;
+    // The leave is the down rule at work: not at once (the last heartbeat may be a period
+    // old at the kill, more if b was slow, hence the generous slack below down_period), and
+    // within down_period plus two periods (heartbeat age and tick granularity), a
+    // coalescing window and a margin for debug builds on a loaded 2-core machine.
+    let lower = ms(DOWN_MS - 3 * BROADCAST_MS);
+    let upper = ms(DOWN_MS + 2 * BROADCAST_MS + COALESCE_MS + 500);
+    for (m, at) in observers.iter().zip(&seen) {
+        let took = at.duration_since(killed);
+        eprintln!("{}: bob left {took:?} after SIGKILL", m.label);
+        assert!(
+            took >= lower && took <= upper,
+            "{}: bob left {took:?} after the kill, expected within [{lower:?}, {upper:?}]",
+            m.label
+        );
+        // Exactly bob's one entry left, and nobody else's.
+        let leaves: Vec<&Event> = m
+            .events
+            .iter()
+            .filter(|(t, e)| *t >= killed && matches!(e, Event::Leave(..)))
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(leaves.len(), 1, "{}: leaves {leaves:?}", m.label);
+        assert!(
+            matches!(leaves[0], Event::Leave(k, r) if k == "bob" && bob_ref.contains(r)),
+            "{}: {leaves:?}",
+            m.label
+        );
+    }
+    // Nothing else changes afterwards (a and c still see each other).
+    let quiet = Instant::now() + ms(DOWN_MS + 2 * BROADCAST_MS);
+    for m in observers.iter_mut() {
+        m.drain_until(quiet).await;
+        assert!(
+            m.view.is(&[("alice", 1), ("carol", 1)]),
+            "{}: {:?}",
+            m.label,
+            m.view.counts()
+        );
+    }
+    assert_no_anomalies(&observers);
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A node restarted under the same name replaces its old incarnation at once.
+
+#[tokio::test]
+async fn a_restarted_node_replaces_its_old_incarnation_without_ghosts() {
+    let _serial = serial().await;
+    // A long down period: the old entries would stay visible for 5 s if the new incarnation
+    // did not replace them, so "gone quickly" can only come from the replacement.
+    let periods = Periods {
+        broadcast: BROADCAST_MS,
+        down: 5000,
+        permdown: 10_000,
+    };
+    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], periods);
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    let mut carol = Member::join(cluster.port("c"), "carol", "carol@c").await;
+    {
+        let mut all = [&mut alice, &mut bob, &mut carol];
+        converge(&mut all, &[("alice", 1), ("bob", 1), ("carol", 1)]).await;
+    }
+    let old_bob = alice.view.refs_of("bob");
+    assert_eq!(old_bob.len(), 1);
+
+    cluster.node("b").kill();
+    // Only now: closing bob's socket earlier could have untracked him (a prompt leave).
+    drop(bob);
+    let restarted = Instant::now();
+    cluster.start_node("b");
+    let listening = restarted.elapsed();
+    let mut observers = [&mut alice, &mut carol];
+    // Old bob still visible here (down_period is far away) until the new b's first
+    // heartbeat replaces the incarnation.
+    let seen = all_until(&mut observers, "old bob replaced", ms(3000), |v| {
+        v.refs_of("bob").is_disjoint(&old_bob)
+    })
+    .await;
+    for (m, at) in observers.iter().zip(&seen) {
+        let took = at.duration_since(restarted);
+        eprintln!(
+            "{}: old bob gone {took:?} after the restart began (listening after {listening:?})",
+            m.label
+        );
+        assert!(
+            took < listening + ms(1500),
+            "{}: old bob lingered {took:?}: not replaced by the new incarnation",
+            m.label
+        );
+    }
+
+    let mut bob2 = Member::join(cluster.port("b"), "bob", "bob@b (restarted)").await;
+    let mut all = [&mut alice, &mut carol, &mut bob2];
+    converge(&mut all, &[("alice", 1), ("bob", 1), ("carol", 1)]).await;
+    assert!(alice.view.refs_of("bob").is_disjoint(&old_bob));
+    // A quiet period of a few heartbeats: the old entry never comes back.
+    let quiet = Instant::now() + ms(5 * BROADCAST_MS);
+    for m in [&mut alice, &mut carol, &mut bob2] {
+        m.drain_until(quiet).await;
+        assert!(
+            m.view.is(&[("alice", 1), ("bob", 1), ("carol", 1)]),
+            "{}: {:?}",
+            m.label,
+            m.view.counts()
+        );
+    }
+    // No ghost: once old bob left a view, it never joined it again.
+    for m in [&alice, &carol, &bob2] {
+        let gone_at = m
+            .events
+            .iter()
+            .position(|(_, e)| matches!(e, Event::Leave(_, r) if old_bob.contains(r)));
+        let after = gone_at.map_or(0, |i| i + 1);
+        let ghosts: Vec<&Event> = m.events[after..]
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| matches!(e, Event::Join(_, r) if old_bob.contains(r)))
+            .collect();
+        assert!(
+            ghosts.is_empty(),
+            "{}: old bob came back: {ghosts:?}",
+            m.label
+        );
+    }
+    assert_no_anomalies(&[&mut alice, &mut carol, &mut bob2]);
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A frozen node is hidden, and comes back with its presences when it resumes.
+
+#[tokio::test]
+async fn a_frozen_node_is_hidden_then_comes_back() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], FAST);
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    let mut carol = Member::join(cluster.port("c"), "carol", "carol@c").await;
+    let mut alice2 = Member::join(cluster.port("c"), "alice", "alice@c").await;
+    let full = [("alice", 2), ("bob", 1), ("carol", 1)];
+    converge(&mut [&mut alice, &mut bob, &mut carol, &mut alice2], &full).await;
+    let before = alice.view.refs();
+
+    let stopped = Instant::now();
+    cluster.node("c").stop();
+    all_until(
+        &mut [&mut alice, &mut bob],
+        "c's presences hidden",
+        CONVERGE,
+        |v| v.is(&[("alice", 1), ("bob", 1)]),
+    )
+    .await;
+    let hidden_after = stopped.elapsed();
+    eprintln!("c's presences hidden {hidden_after:?} after SIGSTOP");
+    // Stay frozen a little past the down period (but far from permdown), then resume.
+    let frozen_for = ms(DOWN_MS + 4 * BROADCAST_MS);
+    tokio::time::sleep(frozen_for.saturating_sub(stopped.elapsed())).await;
+    cluster.node("c").cont();
+    let resumed = Instant::now();
+
+    converge(&mut [&mut alice, &mut bob, &mut carol, &mut alice2], &full).await;
+    eprintln!("converged {:?} after SIGCONT", resumed.elapsed());
+    for m in [&carol, &alice2] {
+        let flaps = m
+            .events
+            .iter()
+            .filter(|(t, e)| *t >= resumed && matches!(e, Event::Leave(..)))
+            .count();
+        eprintln!("{}: {flaps} leaves read after SIGCONT", m.label);
+    }
+    // The same entries came back (hidden, not dropped): nothing was re-tracked.
+    assert_eq!(alice.view.refs(), before);
+    // c's own clients never saw their own node's entries leave.
+    for m in [&carol, &alice2] {
+        let own_leaves: Vec<&Event> = m
+            .events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| matches!(e, Event::Leave(k, _) if k == "carol"))
+            .collect();
+        assert!(own_leaves.is_empty(), "{}: {own_leaves:?}", m.label);
+    }
+    assert_no_anomalies(&[&mut alice, &mut bob, &mut carol, &mut alice2]);
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Redis goes away and comes back on the same port.
+
+#[tokio::test]
+async fn redis_restart_keeps_nodes_serving_and_views_converge() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], FAST);
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    let mut carol = Member::join(cluster.port("c"), "carol", "carol@c").await;
+    converge(
+        &mut [&mut alice, &mut bob, &mut carol],
+        &[("alice", 1), ("bob", 1), ("carol", 1)],
+    )
+    .await;
+
+    let outage = Instant::now();
+    cluster.redis.kill();
+    // During the outage a node still serves its own clients: a new client can connect, join
+    // and sees its node's presences (its own and alice).
+    let mut dave = Member::join(cluster.port("a"), "dave", "dave@a").await;
+    assert_eq!(
+        dave.view.refs_of("dave").len(),
+        1,
+        "{:?}",
+        dave.view.counts()
+    );
+    assert!(dave.view.refs_of("alice") == alice.view.refs_of("alice"));
+    // Local broadcasts still work.
+    assert_shout_once(0, None, &mut [&mut dave, &mut alice], "local during outage").await;
+    // Silent peers are hidden after down_period: the nodes noticed the outage.
+    all_until(
+        &mut [&mut alice, &mut dave],
+        "b and c hidden on a",
+        CONVERGE,
+        |v| v.is(&[("alice", 1), ("dave", 1)]),
+    )
+    .await;
+    all_until(&mut [&mut bob], "a and c hidden on b", CONVERGE, |v| {
+        v.is(&[("bob", 1)])
+    })
+    .await;
+    all_until(&mut [&mut carol], "a and b hidden on c", CONVERGE, |v| {
+        v.is(&[("carol", 1)])
+    })
+    .await;
+    // Keep Redis away a little longer than the down period in total (pacing: the outage
+    // length is what is under test), then bring it back on the same port.
+    tokio::time::sleep(ms(DOWN_MS + 2 * BROADCAST_MS).saturating_sub(outage.elapsed())).await;
+    cluster.redis.restart();
+    let back = Instant::now();
+    eprintln!("redis back after an outage of {:?}", outage.elapsed());
+
+    let full = [("alice", 1), ("bob", 1), ("carol", 1), ("dave", 1)];
+    converge(&mut [&mut alice, &mut bob, &mut carol, &mut dave], &full).await;
+    eprintln!("converged {:?} after redis came back", back.elapsed());
+    // Pub/sub works again both ways (publisher and subscriber of every node reconnected).
+    assert_shout_once(
+        1,
+        Some(2),
+        &mut [&mut alice, &mut bob, &mut carol, &mut dave],
+        "after redis",
+    )
+    .await;
+    // And the view stays right for a few more heartbeats (no late ghosts or losses).
+    let quiet = Instant::now() + ms(5 * BROADCAST_MS);
+    for m in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        m.drain_until(quiet).await;
+        assert!(m.view.is(&full), "{}: {:?}", m.label, m.view.counts());
+    }
+    assert_same_refs(&[&mut alice, &mut bob, &mut carol, &mut dave]);
+    assert_no_anomalies(&[&mut alice, &mut bob, &mut carol, &mut dave]);
+    for name in ["a", "b", "c"] {
+        let stderr = cluster.node(name).stderr();
+        assert!(
+            stderr.contains("recovered"),
+            "node {name} never logged a recovery: {stderr}"
+        );
+    }
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Redis down at start is not an error.
+
+#[tokio::test]
+async fn a_node_starts_and_serves_while_redis_is_down() {
+    let _serial = serial().await;
+    let port = free_port(); // closed: nothing listens there (yet)
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut a = start_node("presence_chat", &url, "a", FAST);
+    let mut alice = Member::join(a.port, "alice", "alice@a").await;
+    assert!(alice.view.is(&[("alice", 1)]), "{:?}", alice.view.counts());
+    assert_shout_once(0, None, &mut [&mut alice], "alone").await;
+    assert!(
+        a.wait_stderr("retrying", Duration::from_secs(5)),
+        "no retry message on stderr: {}",
+        a.stderr()
+    );
+    let stderr = a.stderr();
+    // A clear message: it names Redis, the address it tries and that it retries.
+    assert!(
+        stderr.lines().any(|l| l.contains("redis")
+            && l.contains("retrying")
+            && l.contains(&format!("127.0.0.1:{port}"))),
+        "{stderr}"
+    );
+    assert!(a.is_running(), "node exited: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // It keeps retrying: once Redis appears on that port, the node joins a cluster.
+    let redis = Redis::start_on(port).expect("redis on the formerly closed port");
+    let b = start_node("presence_chat", &redis.url(), "b", FAST);
+    let mut bob = Member::join(b.port, "bob", "bob@b").await;
+    converge(&mut [&mut alice, &mut bob], &[("alice", 1), ("bob", 1)]).await;
+    assert_no_anomalies(&[&mut alice, &mut bob]);
+    assert!(!a.stderr().contains("panicked"));
+    drop((a, b)); // before Redis
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. A clean shutdown says goodbye: peers drop the node's presences at once.
+
+#[tokio::test]
+async fn sigterm_says_goodbye_and_peers_drop_presences_at_once() {
+    let _serial = serial().await;
+    let periods = Periods {
+        broadcast: BROADCAST_MS,
+        down: 5000,
+        permdown: 10_000,
+    };
+    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], periods);
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
+    let mut alice2 = Member::join(cluster.port("a"), "alice", "alice@a#2").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    let mut carol = Member::join(cluster.port("c"), "carol", "carol@c").await;
+    converge(
+        &mut [&mut alice, &mut alice2, &mut bob, &mut carol],
+        &[("alice", 2), ("bob", 1), ("carol", 1)],
+    )
+    .await;
+    let alice_refs = bob.view.refs_of("alice");
+
+    let mut node_a = cluster.nodes.remove("a").unwrap();
+    let terminated = Instant::now();
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = node_a.terminate();
+        (status, node_a)
+    });
+    // a's own clients are closed with 1001 (going away).
+    assert_eq!(alice.client.expect_close().await.0, 1001);
+    assert_eq!(alice2.client.expect_close().await.0, 1001);
+    let mut observers = [&mut bob, &mut carol];
+    let seen = all_until(&mut observers, "alice's leaves", CONVERGE, |v| {
+        v.refs_of("alice").is_empty()
+    })
+    .await;
+    for (m, at) in observers.iter().zip(&seen) {
+        let took = at.duration_since(terminated);
+        eprintln!("{}: alice left {took:?} after SIGTERM", m.label);
+        assert!(
+            took < Duration::from_secs(2),
+            "{}: alice left only {took:?} after SIGTERM (down_period is 5 s): no goodbye?",
+            m.label
+        );
+        let left: BTreeSet<String> = m
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Leave(k, r) if k == "alice" => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(left, alice_refs, "{}", m.label);
+    }
+    let (status, node_a) = exit.await.unwrap();
+    assert!(
+        status.success(),
+        "a exited with {status}: {}",
+        node_a.stderr()
+    );
+    assert!(observers[0].view.is(&[("bob", 1), ("carol", 1)]));
+    assert_no_anomalies(&observers);
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. online_counter on two nodes: commander broadcasts reach pages on both.
+
+/// `GET path` over a raw HTTP/1.1 connection; returns the body (bounded wait).
+async fn http_get(port: u16, path: &str) -> String {
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).expect("utf-8 response")
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .expect("GET timed out");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "GET {path}: {response}"
+    );
+    let (_, body) = response.split_once("\r\n\r\n").expect("no body");
+    body.to_string()
+}
+
+fn unescape(html: &str) -> String {
+    html.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The page token (`data-tether-token`) of an online_counter page.
+fn page_token(html: &str) -> String {
+    let start = html.find("data-tether-token=\"").expect("no token") + "data-tether-token=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    unescape(&html[start..end])
+}
+
+/// The server-rendered `#number_of_connections`.
+fn connections_shown(html: &str) -> Option<usize> {
+    let marker = "<span id=\"number_of_connections\">";
+    let start = html.find(marker)? + marker.len();
+    let end = start + html[start..].find('<')?;
+    html[start..end].trim().parse().ok()
+}
+
+/// Loads `/` from the node on `port` and joins its page channel with the page's token.
+/// Returns the page's socket and the frames it got up to the join reply (on_connect's
+/// patches are pushed before the reply).
+async fn open_page(port: u16) -> (Client, Vec<Value>) {
+    let html = http_get(port, "/").await;
+    let token = page_token(&html);
+    let url = format!("ws://127.0.0.1:{port}/tether/socket/websocket?vsn=2.0.0");
+    let mut page = Client::connect(&url).await;
+    let join_ref = page.next_ref();
+    page.send(
+        Some(&join_ref),
+        &join_ref,
+        "tether:page:counter",
+        "phx_join",
+        json!({ "token": token }),
+    )
+    .await;
+    let mut frames = Vec::new();
+    loop {
+        let frame = page.recv().await;
+        if frame[3] == "phx_reply" && frame[1] == join_ref.as_str() {
+            reply(&frame, "ok");
+            return (page, frames);
+        }
+        frames.push(frame);
+    }
+}
+
+/// The first `#number_of_connections` patch showing `n` among `seen`, else the next one
+/// read (bounded; the panic lists every frame the page got).
+async fn connections_patch(page: &mut Client, seen: &[Value], n: &str, label: &str) -> Value {
+    let mut frames = seen.to_vec();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        if let Some(frame) = frames.iter().find(|f| is_connections_patch(f, n)) {
+            return frame.clone();
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, page.recv()).await {
+            Ok(frame) => frames.push(frame),
+            Err(_) => panic!("{label}: no #number_of_connections patch {n:?}; frames {frames:?}"),
+        }
+    }
+}
+
+fn is_connections_patch(frame: &Value, n: &str) -> bool {
+    frame[2] == "tether:topic:global"
+        && frame[3] == "patch"
+        && frame[4]["sel"] == "#number_of_connections"
+        && frame[4]["text"] == n
+}
+
+#[tokio::test]
+async fn online_counter_broadcasts_reach_pages_on_both_nodes() {
+    let _serial = serial().await;
+    let cluster = Cluster::start("online_counter", &["a", "b"], FAST);
+    let (mut page_a, early_a) = open_page(cluster.port("a")).await;
+    connections_patch(&mut page_a, &early_a, "1", "page on a").await;
+    // Node b counts page a once a's heartbeat reached it (observed through b's own render).
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let html = http_get(cluster.port("b"), "/").await;
+        if connections_shown(&html) == Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node b never counted page a: {:?}",
+            connections_shown(&html)
+        );
+        tokio::time::sleep(ms(20)).await; // polling interval
+    }
+    let (mut page_b, early_b) = open_page(cluster.port("b")).await;
+    // b's on_connect broadcast "2" on tether:topic:global: its own page and, through Redis,
+    // page a on node a receive it.
+    let on_b = connections_patch(&mut page_b, &early_b, "2", "page on b").await;
+    let on_a = connections_patch(&mut page_a, &[], "2", "page on a").await;
+    assert_eq!(on_a, on_b);
+    assert_eq!(on_a[0], Value::Null);
+    // Both nodes now render 2 as well.
+    for node in ["a", "b"] {
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let html = http_get(cluster.port(node), "/").await;
+            if connections_shown(&html) == Some(2) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} renders {:?}",
+                connections_shown(&html)
+            );
+            tokio::time::sleep(ms(20)).await; // polling interval
+        }
+    }
+    cluster.assert_no_panic();
+}
