@@ -85,6 +85,8 @@ usage: cargo bench --bench loadgen -- [options]
   --scenario <name>           fanout (steps above) or join-storm [fanout]
   --converge-timeout-secs <S> join-storm: give up if not converged S s after the
                               first join [120]
+  --hold-secs <S>             keep the clients connected S s before stopping (e.g. to
+                              inspect the server with gdb) [0]
 ";
 
 const JOIN_REF: &str = "1";
@@ -113,6 +115,7 @@ struct Opts {
     topic: String,
     scenario: Scenario,
     converge_timeout_secs: f64,
+    hold_secs: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +146,7 @@ impl Default for Opts {
             topic: "room:bench".to_string(),
             scenario: Scenario::Fanout,
             converge_timeout_secs: 120.0,
+            hold_secs: 0.0,
         }
     }
 }
@@ -197,6 +201,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 }
             }
             "--converge-timeout-secs" => opts.converge_timeout_secs = num(&key, &value()?)?,
+            "--hold-secs" => opts.hold_secs = num(&key, &value()?)?,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -212,7 +217,11 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     if opts.window == 0 || opts.connect_concurrency == 0 || opts.threads == 0 {
         return Err("--window, --connect-concurrency and --threads must be at least 1".into());
     }
-    if !(opts.heartbeat_secs > 0.0 && opts.round_timeout_secs > 0.0 && opts.seconds >= 0.0) {
+    if !(opts.heartbeat_secs > 0.0
+        && opts.round_timeout_secs > 0.0
+        && opts.seconds >= 0.0
+        && opts.hold_secs >= 0.0)
+    {
         return Err("durations must be positive".into());
     }
     if opts.topic.contains(['"', '\\']) {
@@ -1980,41 +1989,43 @@ async fn run_storm(
         .zip(&final_counts)
         .filter(|(c, f)| c.load(Ordering::Acquire) != **f)
         .count();
-    let mut r = report.lock().unwrap();
-    let st = r.storm.as_mut().expect("storm report");
-    st.join_phase = secs(storm.last_join_ns.load(Ordering::Acquire));
-    st.convergence = converged.then(|| q(1.0));
-    st.client_convergence = (q(0.5), q(0.99), q(1.0));
-    st.target = target;
-    st.converged_clients = converged_clients;
-    st.stuck = stuck;
-    st.no_state = storm
-        .got_state
-        .iter()
-        .filter(|g| !g.load(Ordering::Relaxed))
-        .count();
-    st.state_frames = storm.state_frames.load(Ordering::Relaxed);
-    st.diff_frames = storm.diff_frames.load(Ordering::Relaxed);
-    st.presence_bytes = storm.presence_bytes.load(Ordering::Relaxed);
-    st.state_metas = storm.state_metas.load(Ordering::Relaxed);
-    st.join_metas = storm.join_metas.load(Ordering::Relaxed);
-    st.leave_metas = storm.leave_metas.load(Ordering::Relaxed);
-    st.max_frames_per_client = storm
-        .frames
-        .iter()
-        .map(|f| f.load(Ordering::Relaxed))
-        .max()
-        .unwrap_or(0);
-    st.late_frames = storm.late_frames.load(Ordering::Relaxed);
-    st.overcounts = storm.overcounts.load(Ordering::Relaxed);
-    st.max_count = storm.max_count.load(Ordering::Relaxed);
-    st.repeated_states = storm.repeated_states.load(Ordering::Relaxed);
-    st.malformed = storm.malformed.load(Ordering::Relaxed);
-    st.drifted_after = drifted_after;
-    st.cpu = Some(cpu);
-    st.rss_peak_kib = server_pid.and_then(|pid| proc_status_kib(&pid.to_string(), "VmHWM:"));
-    st.rss_post_kib = rss_post;
-    st.rss_settle = server_pid.map(|_| (settle_secs, settled));
+    let st = StormReport {
+        join_phase: secs(storm.last_join_ns.load(Ordering::Acquire)),
+        convergence: converged.then(|| q(1.0)),
+        client_convergence: (q(0.5), q(0.99), q(1.0)),
+        target,
+        converged_clients,
+        stuck,
+        no_state: storm
+            .got_state
+            .iter()
+            .filter(|g| !g.load(Ordering::Relaxed))
+            .count(),
+        state_frames: storm.state_frames.load(Ordering::Relaxed),
+        diff_frames: storm.diff_frames.load(Ordering::Relaxed),
+        presence_bytes: storm.presence_bytes.load(Ordering::Relaxed),
+        state_metas: storm.state_metas.load(Ordering::Relaxed),
+        join_metas: storm.join_metas.load(Ordering::Relaxed),
+        leave_metas: storm.leave_metas.load(Ordering::Relaxed),
+        max_frames_per_client: storm
+            .frames
+            .iter()
+            .map(|f| f.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0),
+        late_frames: storm.late_frames.load(Ordering::Relaxed),
+        overcounts: storm.overcounts.load(Ordering::Relaxed),
+        max_count: storm.max_count.load(Ordering::Relaxed),
+        repeated_states: storm.repeated_states.load(Ordering::Relaxed),
+        malformed: storm.malformed.load(Ordering::Relaxed),
+        drifted_after,
+        cpu: Some(cpu),
+        rss_peak_kib: server_pid.and_then(|pid| proc_status_kib(&pid.to_string(), "VmHWM:")),
+        rss_post_kib: rss_post,
+        rss_settle: server_pid.map(|_| (settle_secs, settled)),
+    };
+    report.lock().unwrap().storm = Some(st);
+    hold(opts, server_pid).await;
     if !converged {
         return Err(format!(
             "join storm did not converge within {} s",
@@ -2022,6 +2033,18 @@ async fn run_storm(
         ));
     }
     Ok(())
+}
+
+/// `--hold-secs`: keeps every client connected a while longer.
+async fn hold(opts: &Opts, server_pid: Option<u32>) {
+    if opts.hold_secs > 0.0 {
+        eprintln!(
+            "loadgen: holding the clients for {} s (server pid {})",
+            opts.hold_secs,
+            server_pid.map_or("unknown".to_string(), |p| p.to_string())
+        );
+        tokio::time::sleep(Duration::from_secs_f64(opts.hold_secs)).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2264,6 +2287,7 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(500)).await;
         report.lock().unwrap().rss_after_load_kib = rss_kib(&pid.to_string());
     }
+    hold(&opts, server_pid).await;
     Ok(())
 }
 
