@@ -508,15 +508,18 @@
     const { tetherSocket, tetherCommander, tetherToken } = script.dataset;
     const socket = new Socket(tetherSocket);
     let onload = true;
+    let topicsToken = null; // signed runtime topics, sent back when rejoining
     const channel = socket.channel(`tether:page:${tetherCommander}`, () => ({
       token: tetherToken,
       browser_id: store.getItem("tether_browser_id"),
       store: store.getItem("tether_store"),
       onload,
+      topics: topicsToken,
       counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
     }));
     channel.on("patch", applyPatch);
     channel.on("store", ({ token }) => store.setItem("tether_store", token));
+    channel.on("topics", ({ token }) => { topicsToken = token; });
     channel.on("error", ({ callback, reason }) => report(callback, reason));
     // This socket carries only this page: the server subscribed it to the page's topics, so
     // broadcasts on them (which may arrive even before the join reply) apply as they come.

@@ -551,3 +551,50 @@ async fn runtime_subscriptions_receive_broadcasts_and_are_tracked_until_unsubscr
     // The page stays on its broadcasting topics.
     assert_eq!(s.commanders.count_connections(&same_topic("lobby")), 1);
 }
+
+#[tokio::test]
+async fn runtime_subscriptions_come_back_after_a_reconnect_and_cannot_be_forged() {
+    let s = setup(|_| {}).await;
+    let token = s.token("probe", "/x");
+    let mut page = s.page(None).await;
+    let (jr, _) = join(&mut page, "probe", json!({ "token": token })).await;
+    let (frame, pushed) = event_with_pushes(&mut page, &jr, "sub", json!({"value": "extra"})).await;
+    reply(&frame, "ok");
+    let topics_token = pushed
+        .iter()
+        .find(|f| f[3] == "topics")
+        .expect("a topics push")[4]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(page); // the connection drops; tether.js would rejoin with the token
+    let expected = json!([same_path("/x"), same_topic("lobby"), same_topic("extra")]);
+    let mut again = s.page(None).await;
+    let (_, frame) = join(
+        &mut again,
+        "probe",
+        json!({ "token": token, "topics": topics_token }),
+    )
+    .await;
+    assert_eq!(reply(&frame, "ok")["topics"], expected);
+    s.server
+        .eventually("tracked on the extra topic again", |_| {
+            s.commanders.count_connections(&same_topic("extra")) == 1
+        })
+        .await;
+    // A forged list, or one signed for another path, is ignored: default topics only.
+    let forged = topics_token.replace("extra", "admin");
+    let other_path = s.commanders.keys().sign(
+        "topics",
+        &json!({"c": "probe", "p": "/y", "t": [same_topic("admin")]}),
+        unix_now(),
+    );
+    for bad in [forged, other_path] {
+        let mut evil = s.page(None).await;
+        let (_, frame) = join(&mut evil, "probe", json!({ "token": token, "topics": bad })).await;
+        assert_eq!(
+            reply(&frame, "ok")["topics"],
+            json!([same_path("/x"), same_topic("lobby")])
+        );
+    }
+}

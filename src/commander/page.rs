@@ -158,6 +158,17 @@ pub enum PatchError {
     JsDisabled,
 }
 
+/// A page's topics, signed for the browser to send back on rejoin.
+#[derive(Debug, serde::Deserialize, Serialize)]
+pub(crate) struct TopicClaims {
+    /// Commander.
+    pub(crate) c: String,
+    /// Path.
+    pub(crate) p: String,
+    /// Topics.
+    pub(crate) t: Vec<String>,
+}
+
 /// Per-join state of a page, kept in the page channel's socket.
 pub(crate) struct PageState {
     pub(crate) commander: &'static str,
@@ -336,6 +347,7 @@ impl Page<'_> {
         self.socket.subscribe(topic);
         self.state.topics.push(topic.to_string());
         self.track(topic);
+        self.remember_topics();
         true
     }
 
@@ -348,7 +360,20 @@ impl Page<'_> {
         self.state.topics.remove(at);
         self.socket.unsubscribe(topic);
         self.untrack(Some(topic));
+        self.remember_topics();
         true
+    }
+
+    /// Gives the browser a signed copy of this page's topics, which tether.js sends back
+    /// when it rejoins (after a reconnect), so runtime subscriptions survive it.
+    fn remember_topics(&mut self) {
+        let claims = TopicClaims {
+            c: self.state.commander.to_string(),
+            p: self.state.path.clone(),
+            t: self.state.topics.clone(),
+        };
+        let token = self.hub.keys.sign("topics", &claims, unix_now());
+        let _ = self.socket.push("topics", &json!({ "token": token }));
     }
 
     /// Tracks this page on `topic` per the commander's presence rule.

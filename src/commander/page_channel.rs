@@ -2,10 +2,11 @@
 //! id, store and session, tracks the page, runs the commander's callbacks and dispatches
 //! DOM events to declared handlers.
 //!
-//! Wire (see the README): join payload `{token, browser_id?, store?, onload, counters}`,
+//! Wire (see the README): join payload `{token, browser_id?, store?, onload, counters,
+//! topics?}`,
 //! reply `{browser_id, topics, store_rejected}`; client push `event` `{handler, sender}`
 //! answered `ok` or `error {reason}`; server pushes `patch`, `store {token}` and
-//! `error {callback, reason}`; broadcasts arrive as `patch` on the page's topics and
+//! `error {callback, reason}`, `topics {token}`; broadcasts arrive as `patch` on the page's topics and
 //! `count` on `tether:count:<topic>`.
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Broadcasting, Disconnected, DynCommander, Hub, PageClaims, Sender,
-    page::{Page, PageState},
+    page::{Page, PageState, TopicClaims},
     same_commander, same_path, same_topic,
     token::unix_now,
 };
@@ -35,6 +36,8 @@ struct JoinPayload {
     store: Option<String>,
     onload: bool,
     counters: Vec<String>,
+    /// Signed topics of this page before a reconnect (see `Page::subscribe`).
+    topics: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -123,7 +126,16 @@ impl Channel for PageChannel {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        let topics = PageChannel::topics(&*commander, name, &claims.p);
+        let remembered = payload.topics.as_deref().and_then(|token| {
+            hub.keys
+                .verify::<TopicClaims>("topics", token, now, max_age)
+                .ok()
+                .filter(|t| t.c == name && t.p == claims.p)
+        });
+        let topics = match remembered {
+            Some(remembered) => remembered.t,
+            None => PageChannel::topics(&*commander, name, &claims.p),
+        };
         for topic in &topics {
             socket.subscribe(topic);
         }
