@@ -27,7 +27,12 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, http::header, web};
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer,
+    body::{BodyStream, MessageBody},
+    http::header,
+    web,
+};
 use serde::Serialize;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -36,7 +41,7 @@ use crate::{
     config::{CheckOrigin, Config},
     presence::Presence,
     pubsub::PubSub,
-    transport::{self, Limits, Outbox, frame::encode},
+    transport::{self, Limits, Outbox, body::OutboxBody, frame::encode},
 };
 
 /// The browser client, served at `/tether.js`.
@@ -273,7 +278,7 @@ impl Endpoint {
         &self,
         route: &SocketRoute,
         req: HttpRequest,
-        body: web::Payload,
+        body_payload: web::Payload,
     ) -> Result<HttpResponse, actix_web::Error> {
         let forbidden = |reason: &str| {
             tracing::info!(peer = ?req.peer_addr(), path = req.path(), "upgrade refused: {reason}");
@@ -303,12 +308,11 @@ impl Endpoint {
         };
 
         let limits = &self.inner.config.endpoint;
-        let (response, session, stream) = actix_ws::handle(&req, body)?;
-        let stream = stream
-            .max_frame_size(limits.max_frame_bytes)
-            .aggregate_continuations()
-            .max_continuation_size(limits.max_frame_bytes);
-        let (outbox, outbox_rx) = Outbox::new(limits.max_outbound_bytes);
+        let mut handshake = actix_http::ws::handshake(req.head())
+            .map_err(|err| actix_web::error::ErrorBadRequest(err.to_string()))?;
+        let outbox = Outbox::new(limits.max_outbound_bytes);
+        let body = BodyStream::new(OutboxBody::new(outbox.shared().clone()));
+        let response = HttpResponse::from(handshake.message_body(body.boxed())?);
         let conn = Conn::new(outbox.clone(), self.inner.pubsub.clone());
         let handler = ChannelSession::new(
             route.router.clone(),
@@ -317,10 +321,8 @@ impl Endpoint {
             limits.max_channels,
         );
         let connection = transport::connection::run(
-            session,
-            stream,
+            body_payload,
             outbox,
-            outbox_rx,
             handler,
             Limits {
                 max_frame_bytes: limits.max_frame_bytes,
@@ -404,6 +406,9 @@ pub async fn serve(
     })
     .disable_signals()
     .backlog(4096)
+    // Never buffer more than a body chunk: actix-http keeps a grown write buffer per
+    // connection (see transport::body).
+    .h1_write_buffer_size(transport::body::CHUNK)
     .shutdown_timeout(1)
     .bind(("127.0.0.1", port))?;
     let addrs = server.addrs();

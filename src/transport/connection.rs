@@ -1,10 +1,11 @@
 //! The task that owns one WebSocket connection.
 //!
-//! It reads client messages (enforcing the frame size limit), decodes Phoenix frames, answers
-//! heartbeats itself, hands every other frame to a [`Handler`], writes whatever was queued in
-//! the connection's [`Outbox`] in batches, and closes the connection for idleness, bad input,
-//! a full outbox or server shutdown — always with a logged reason. It never interprets topics
-//! or events beyond the heartbeat: that is the handler's job.
+//! It reads WebSocket frames from the request body (enforcing the message size limit, with
+//! actix-http's codec), decodes Phoenix frames, answers heartbeats and pings itself, hands
+//! every other frame to a [`Handler`], runs the handler's info messages, and closes the
+//! connection for idleness, bad input, a full outbox or server shutdown — always with a logged
+//! reason. Writing is not its job: the response body writes the [`Outbox`] directly
+//! ([`super::body`]). It never interprets topics or events beyond the heartbeat.
 //!
 //! Close codes: 1000 answers a client's own close; 1001 idle timeout and server shutdown;
 //! 1003 binary frames; 1007 undecodable frames; 1008 outbound queue overflow; 1009 a message
@@ -12,15 +13,18 @@
 
 use std::{any::Any, future::Future, time::Duration};
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use bytestring::ByteString;
+use actix_codec::Decoder;
+use actix_http::ws::{Codec, Frame as WsFrame, Item, ProtocolError};
+use actix_web::web::Payload;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
     frame::{Frame, Status, encode_reply, events},
-    outbox::{Outbound, Outbox, OutboxReceiver, Received},
+    outbox::{Close, Outbox, Received},
 };
 
 /// Why a connection ended; handed to [`Handler::terminate`].
@@ -48,30 +52,19 @@ pub enum Disconnect {
 
 impl Disconnect {
     /// The close frame sent to the client.
-    fn close_reason(&self) -> CloseReason {
-        let (code, text) = match self {
-            Disconnect::ClientClosed => {
-                return CloseReason {
-                    code: CloseCode::Normal,
-                    description: None,
-                };
-            }
-            Disconnect::IdleTimeout => (CloseCode::Away, "idle timeout".to_string()),
-            Disconnect::TooLarge => (CloseCode::Size, "message too large".to_string()),
-            Disconnect::Malformed(reason) => (CloseCode::Invalid, reason.clone()),
-            Disconnect::Binary => (
-                CloseCode::Unsupported,
-                "binary frames are not supported".to_string(),
-            ),
-            Disconnect::SlowConsumer => (CloseCode::Policy, "outbound queue full".to_string()),
-            Disconnect::Protocol(reason) => (CloseCode::Protocol, reason.clone()),
-            Disconnect::Shutdown => (CloseCode::Away, "server shutting down".to_string()),
-            Disconnect::Closed => (CloseCode::Away, "closed by server".to_string()),
+    fn close(&self) -> Close {
+        let (code, reason) = match self {
+            Disconnect::ClientClosed => (1000, String::new()),
+            Disconnect::IdleTimeout => (1001, "idle timeout".to_string()),
+            Disconnect::TooLarge => (1009, "message too large".to_string()),
+            Disconnect::Malformed(reason) => (1007, reason.clone()),
+            Disconnect::Binary => (1003, "binary frames are not supported".to_string()),
+            Disconnect::SlowConsumer => (1008, "outbound queue full".to_string()),
+            Disconnect::Protocol(reason) => (1002, reason.clone()),
+            Disconnect::Shutdown => (1001, "server shutting down".to_string()),
+            Disconnect::Closed => (1001, "closed by server".to_string()),
         };
-        CloseReason {
-            code,
-            description: Some(text),
-        }
+        Close { code, reason }
     }
 }
 
@@ -101,174 +94,197 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct CloseRequest;
 
-/// Runs the connection until it ends, then calls [`Handler::terminate`].
+/// Runs the connection until it ends, then calls [`Handler::terminate`] and closes the
+/// outbox (the body writes the close frame).
 ///
-/// `stream` is actix-ws's message stream; `session` writes to the socket. `shutdown` ends the
+/// `payload` is the upgraded request's body (the client's frames); `shutdown` ends the
 /// connection with 1001 when cancelled.
 pub async fn run<H: Handler>(
-    session: Session,
-    stream: AggregatedMessageStream,
+    payload: Payload,
     outbox: Outbox,
-    outbox_rx: OutboxReceiver,
-    handler: H,
+    mut handler: H,
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let mut connection = Connection {
-        session,
-        outbox,
-        outbox_rx,
-        handler,
+    let mut inbound = Inbound {
+        payload,
+        buf: BytesMut::new(),
+        codec: Codec::new().max_size(limits.max_frame_bytes),
+        partial: None,
+        max: limits.max_frame_bytes,
     };
-    let reason = connection.serve(stream, limits, shutdown).await;
+    let reason = serve(&mut inbound, &outbox, &mut handler, limits, shutdown).await;
     match &reason {
         Disconnect::ClientClosed | Disconnect::Shutdown | Disconnect::Closed => {
             tracing::debug!(?reason, "connection closed")
         }
         _ => tracing::info!(?reason, "connection closed"),
     }
-    connection.handler.terminate(&reason).await;
-    // A client that does not read may never make room for the close frame: bounded wait.
-    let close = connection.session.close(Some(reason.close_reason()));
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+    handler.terminate(&reason).await;
+    outbox.close(reason.close());
 }
 
-/// How long the close frame may wait for room in the socket's write queue.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-struct Connection<H> {
-    session: Session,
-    outbox: Outbox,
-    outbox_rx: OutboxReceiver,
-    handler: H,
+async fn serve<H: Handler>(
+    inbound: &mut Inbound,
+    outbox: &Outbox,
+    handler: &mut H,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> Disconnect {
+    let shutdown = shutdown.cancelled_owned();
+    tokio::pin!(shutdown);
+    let mut last_seen = Instant::now();
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => return Disconnect::Shutdown,
+            received = outbox.recv() => match received {
+                Received::Infos(infos) => {
+                    for info in infos {
+                        if info.is::<CloseRequest>() {
+                            return Disconnect::Closed;
+                        }
+                        handler.handle_info(info).await;
+                    }
+                }
+                Received::Overflowed => return Disconnect::SlowConsumer,
+                Received::BodyGone => return Disconnect::ClientClosed,
+            },
+            message = inbound.next() => {
+                last_seen = Instant::now();
+                match message {
+                    Ok(Message::Text(text)) => {
+                        if let Err(reason) = dispatch(&text, outbox, handler).await {
+                            return reason;
+                        }
+                    }
+                    Ok(Message::Ping(bytes)) => {
+                        let _ = outbox.push_pong(bytes);
+                    }
+                    Err(reason) => return reason,
+                }
+            }
+            _ = &mut idle => {
+                let deadline = last_seen + limits.idle_timeout;
+                if Instant::now() >= deadline {
+                    return Disconnect::IdleTimeout;
+                }
+                idle.as_mut().reset(deadline);
+            }
+        }
+    }
 }
 
-impl<H: Handler> Connection<H> {
-    async fn serve(
-        &mut self,
-        mut stream: AggregatedMessageStream,
-        limits: Limits,
-        shutdown: CancellationToken,
-    ) -> Disconnect {
-        let shutdown = shutdown.cancelled_owned();
-        tokio::pin!(shutdown);
-        let mut last_seen = Instant::now();
-        let idle = tokio::time::sleep(limits.idle_timeout);
-        tokio::pin!(idle);
+/// Decodes one text message and answers or hands it on.
+async fn dispatch<H: Handler>(
+    text: &[u8],
+    outbox: &Outbox,
+    handler: &mut H,
+) -> Result<(), Disconnect> {
+    let text = std::str::from_utf8(text)
+        .map_err(|_| Disconnect::Malformed("malformed frame: text is not UTF-8".to_string()))?;
+    let frame = Frame::decode(text).map_err(|err| {
+        tracing::debug!(frame = %truncate(text, 200), "{err}");
+        Disconnect::Malformed(err.to_string())
+    })?;
+    if frame.topic == events::HEARTBEAT_TOPIC && frame.event == events::HEARTBEAT {
+        let reply = encode_reply(
+            None,
+            frame.msg_ref.as_deref(),
+            events::HEARTBEAT_TOPIC,
+            Status::Ok,
+            &json!({}),
+        );
+        let _ = outbox.push_frame(reply);
+    } else {
+        handler.handle_frame(frame).await;
+    }
+    Ok(())
+}
+
+/// A complete client message the connection acts on.
+enum Message {
+    Text(Bytes),
+    Ping(Bytes),
+}
+
+/// Reads client frames from the request body.
+///
+/// Invariant: the read buffer is released whenever it is empty, so an idle connection holds
+/// no inbound buffer.
+struct Inbound {
+    payload: Payload,
+    buf: BytesMut,
+    codec: Codec,
+    /// A text message arriving in continuation frames.
+    partial: Option<BytesMut>,
+    max: usize,
+}
+
+impl Inbound {
+    /// The next text message or ping; every other outcome ends the connection. Cancel safe:
+    /// bytes read are kept in `buf` until decoded.
+    async fn next(&mut self) -> Result<Message, Disconnect> {
         loop {
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => return Disconnect::Shutdown,
-                received = self.outbox_rx.recv() => {
-                    let batch = match received {
-                        Received::Batch(batch) => batch,
-                        Received::Overflowed => return Disconnect::SlowConsumer,
-                    };
-                    if let Err(reason) = self.write_batch(batch).await {
-                        return reason;
+            let decoded = self.codec.decode(&mut self.buf);
+            if self.buf.is_empty() {
+                self.buf = BytesMut::new();
+            }
+            match decoded {
+                Ok(Some(frame)) => {
+                    if let Some(message) = self.frame(frame)? {
+                        return Ok(message);
                     }
                 }
-                message = stream.recv() => {
-                    last_seen = Instant::now();
-                    if let Err(reason) = self.read(message, limits).await {
-                        return reason;
-                    }
-                }
-                _ = &mut idle => {
-                    let deadline = last_seen + limits.idle_timeout;
-                    if Instant::now() >= deadline {
-                        return Disconnect::IdleTimeout;
-                    }
-                    idle.as_mut().reset(deadline);
-                }
+                Ok(None) => match self.payload.next().await {
+                    Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                    Some(Err(err)) => return Err(Disconnect::Protocol(err.to_string())),
+                    None => return Err(Disconnect::ClientClosed),
+                },
+                Err(ProtocolError::Overflow) => return Err(Disconnect::TooLarge),
+                Err(err) => return Err(Disconnect::Protocol(err.to_string())),
             }
         }
     }
 
-    async fn write_batch(
-        &mut self,
-        batch: std::collections::VecDeque<Outbound>,
-    ) -> Result<(), Disconnect> {
-        for item in batch {
-            match item {
-                Outbound::Frame(bytes) => {
-                    let text = match ByteString::try_from(bytes) {
-                        Ok(text) => text,
-                        Err(err) => {
-                            tracing::error!("dropping a non-UTF-8 outbound frame: {err}");
-                            continue;
-                        }
-                    };
-                    // The write waits while the client is not reading; meanwhile the outbox
-                    // keeps filling and, past its limit, ends the wait.
-                    tokio::select! {
-                        biased;
-                        sent = self.session.text(text) => {
-                            if sent.is_err() {
-                                return Err(Disconnect::ClientClosed);
-                            }
-                        }
-                        _ = self.outbox_rx.overflowed() => return Err(Disconnect::SlowConsumer),
-                    }
-                }
-                Outbound::Info(info) => {
-                    if info.is::<CloseRequest>() {
-                        return Err(Disconnect::Closed);
-                    }
-                    self.handler.handle_info(info).await;
+    fn frame(&mut self, frame: WsFrame) -> Result<Option<Message>, Disconnect> {
+        match frame {
+            WsFrame::Text(bytes) => Ok(Some(Message::Text(bytes))),
+            WsFrame::Binary(_) | WsFrame::Continuation(Item::FirstBinary(_)) => {
+                Err(Disconnect::Binary)
+            }
+            WsFrame::Continuation(Item::FirstText(bytes)) => {
+                self.partial = Some(BytesMut::from(&bytes[..]));
+                Ok(None)
+            }
+            WsFrame::Continuation(Item::Continue(bytes)) => self.append(&bytes).map(|_| None),
+            WsFrame::Continuation(Item::Last(bytes)) => {
+                self.append(&bytes)?;
+                match self.partial.take() {
+                    Some(whole) => Ok(Some(Message::Text(whole.freeze()))),
+                    None => Err(Disconnect::Protocol(
+                        "continuation without a first frame".into(),
+                    )),
                 }
             }
+            WsFrame::Ping(bytes) => Ok(Some(Message::Ping(bytes))),
+            WsFrame::Pong(_) => Ok(None),
+            WsFrame::Close(_) => Err(Disconnect::ClientClosed),
         }
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(), Disconnect> {
+        let partial = self
+            .partial
+            .as_mut()
+            .ok_or_else(|| Disconnect::Protocol("continuation without a first frame".into()))?;
+        if partial.len() + bytes.len() > self.max {
+            return Err(Disconnect::TooLarge);
+        }
+        partial.extend_from_slice(bytes);
         Ok(())
-    }
-
-    async fn read(
-        &mut self,
-        message: Option<Result<AggregatedMessage, actix_ws::ProtocolError>>,
-        limits: Limits,
-    ) -> Result<(), Disconnect> {
-        let message = match message {
-            None => return Err(Disconnect::ClientClosed),
-            Some(Ok(message)) => message,
-            Some(Err(actix_ws::ProtocolError::Overflow)) => return Err(Disconnect::TooLarge),
-            Some(Err(err)) if err.to_string().contains("continuation size") => {
-                return Err(Disconnect::TooLarge);
-            }
-            Some(Err(err)) => return Err(Disconnect::Protocol(err.to_string())),
-        };
-        match message {
-            AggregatedMessage::Text(text) => {
-                if text.len() > limits.max_frame_bytes {
-                    return Err(Disconnect::TooLarge);
-                }
-                let frame = Frame::decode(&text).map_err(|err| {
-                    tracing::debug!(frame = %truncate(&text, 200), "{err}");
-                    Disconnect::Malformed(err.to_string())
-                })?;
-                if frame.topic == events::HEARTBEAT_TOPIC && frame.event == events::HEARTBEAT {
-                    let reply = encode_reply(
-                        None,
-                        frame.msg_ref.as_deref(),
-                        events::HEARTBEAT_TOPIC,
-                        Status::Ok,
-                        &json!({}),
-                    );
-                    let _ = self.outbox.push_frame(reply);
-                } else {
-                    self.handler.handle_frame(frame).await;
-                }
-                Ok(())
-            }
-            AggregatedMessage::Binary(_) => Err(Disconnect::Binary),
-            AggregatedMessage::Ping(bytes) => {
-                if self.session.pong(&bytes).await.is_err() {
-                    return Err(Disconnect::ClientClosed);
-                }
-                Ok(())
-            }
-            AggregatedMessage::Pong(_) => Ok(()),
-            AggregatedMessage::Close(_) => Err(Disconnect::ClientClosed),
-        }
     }
 }
 

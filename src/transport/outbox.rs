@@ -1,38 +1,52 @@
-//! A connection's outbound queue: bounded in bytes, drained in whole batches.
+//! A connection's outbound queue: bounded in bytes, written straight to the socket.
 //!
-//! Everything a connection will write (replies, pushes, broadcast frames, messages for its
-//! channels) goes through its [`Outbox`], so the order in which they were queued is the order
-//! on the wire. The connection task takes *everything* queued at once ([`OutboxReceiver::recv`]),
-//! which lets frames queued for one client be written together.
+//! Everything a connection will write (replies, pushes, broadcast frames, pongs, the close
+//! frame) is queued in its [`Outbox`] and taken from there by the connection's HTTP response
+//! body ([`super::body::OutboxBody`]), in order, in small chunks. Messages for the
+//! connection's handler ([`Outbox::push_info`]) wait in a second queue that the connection
+//! task drains. A push never blocks, so a publisher fanning out to thousands of outboxes is
+//! never held up by one slow client.
 //!
-//! Invariant: the queue never holds more than its byte limit. A push that would exceed it
-//! marks the outbox *overflowed*: the queue is dropped, later pushes fail, and the connection
-//! task is woken to close the connection ("slow consumer"). A push never blocks, so a
-//! publisher fanning out to thousands of outboxes is never held up by one slow client.
-//! An idle outbox holds no buffer.
+//! Invariants:
+//! - The queues never hold more than the byte limit together. A push that would exceed it
+//!   marks the outbox *overflowed*: both queues are dropped, later pushes fail, the body
+//!   writes a close frame (1008) and ends, and the connection task is woken to clean up
+//!   ("slow consumer").
+//! - After [`Outbox::close`] nothing more is accepted; the frames already queued are still
+//!   written, then the close frame, then the body ends.
+//! - An idle outbox holds no buffer.
 
 use std::{
     any::Any,
     collections::VecDeque,
     future::poll_fn,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    task::{Poll, Waker},
+    task::{Context, Poll, Waker},
 };
 
 use bytes::Bytes;
 
 use crate::pubsub::Subscriber;
 
-/// What an outbox carries.
-pub enum Outbound {
-    /// An encoded text frame, written as is.
-    Frame(Bytes),
-    /// A message for the connection's handler (e.g. for a channel's `handle_info`).
-    Info(Box<dyn Any + Send>),
+/// Bytes charged for an info message, which has no byte length of its own.
+const INFO_COST: usize = 64;
+
+/// A close frame: code and reason (at most 123 bytes; longer is cut).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// Close code (1000, 1001, 1008, …).
+    pub code: u16,
+    /// Reason text.
+    pub reason: String,
 }
 
-/// Bytes charged for an [`Outbound::Info`], which has no byte length of its own.
-const INFO_COST: usize = 64;
+/// What the socket writes, in order.
+pub(crate) enum Wire {
+    /// A text frame's payload.
+    Text(Bytes),
+    /// A pong with this payload.
+    Pong(Bytes),
+}
 
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -52,21 +66,33 @@ enum Status {
     Closed,
 }
 
-struct State {
-    queue: VecDeque<Outbound>,
+pub(crate) struct State {
+    wire: VecDeque<Wire>,
+    infos: VecDeque<Box<dyn Any + Send>>,
     bytes: usize,
     status: Status,
-    waker: Option<Waker>,
+    /// Set by `close` (or an overflow): written after the queued frames.
+    pub(crate) close: Option<Close>,
+    /// The body went away (the client is gone).
+    pub(crate) body_gone: bool,
+    body_waker: Option<Waker>,
+    task_waker: Option<Waker>,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     limit: usize,
     state: Mutex<State>,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
     }
 }
 
@@ -76,48 +102,64 @@ pub struct Outbox {
     shared: Arc<Shared>,
 }
 
-/// The receiving side, owned by the connection task. Dropping it closes the outbox.
-pub struct OutboxReceiver {
-    shared: Arc<Shared>,
-}
-
-/// What [`OutboxReceiver::recv`] returns.
+/// What the connection task receives.
 pub enum Received {
-    /// Everything queued since the last call, in order (never empty).
-    Batch(VecDeque<Outbound>),
-    /// The byte limit was exceeded; the connection must close.
+    /// Messages for the handler, in order (never empty).
+    Infos(VecDeque<Box<dyn Any + Send>>),
+    /// The byte limit was exceeded; the connection is closing as a slow consumer.
     Overflowed,
+    /// The response body ended: the client is gone.
+    BodyGone,
 }
 
 impl Outbox {
     /// A new outbox holding at most `limit_bytes` at a time.
-    pub fn new(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
-        let shared = Arc::new(Shared {
-            limit: limit_bytes,
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                bytes: 0,
-                status: Status::Open,
-                waker: None,
+    pub fn new(limit_bytes: usize) -> Outbox {
+        Outbox {
+            shared: Arc::new(Shared {
+                limit: limit_bytes,
+                state: Mutex::new(State {
+                    wire: VecDeque::new(),
+                    infos: VecDeque::new(),
+                    bytes: 0,
+                    status: Status::Open,
+                    close: None,
+                    body_gone: false,
+                    body_waker: None,
+                    task_waker: None,
+                }),
             }),
-        });
-        (
-            Outbox {
-                shared: shared.clone(),
-            },
-            OutboxReceiver { shared },
-        )
+        }
     }
 
-    /// Queues an encoded frame.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Queues a text frame (an encoded Phoenix frame).
     pub fn push_frame(&self, frame: Bytes) -> Result<(), PushError> {
         let cost = frame.len();
-        self.push(Outbound::Frame(frame), cost)
+        self.push(cost, |state| {
+            state.wire.push_back(Wire::Text(frame));
+            state.body_waker.take()
+        })
+    }
+
+    /// Queues a pong.
+    pub(crate) fn push_pong(&self, payload: Bytes) -> Result<(), PushError> {
+        let cost = payload.len();
+        self.push(cost, |state| {
+            state.wire.push_back(Wire::Pong(payload));
+            state.body_waker.take()
+        })
     }
 
     /// Queues a message for the connection's handler.
     pub fn push_info(&self, info: Box<dyn Any + Send>) -> Result<(), PushError> {
-        self.push(Outbound::Info(info), INFO_COST)
+        self.push(INFO_COST, |state| {
+            state.infos.push_back(info);
+            state.task_waker.take()
+        })
     }
 
     /// Whether the connection behind this outbox has ended or is ending.
@@ -125,33 +167,111 @@ impl Outbox {
         self.shared.lock().status != Status::Open
     }
 
-    fn push(&self, item: Outbound, cost: usize) -> Result<(), PushError> {
-        let waker = {
-            let mut state = self.shared.lock();
-            match state.status {
-                Status::Open => {}
-                Status::Overflowed => return Err(PushError::Overflowed),
-                Status::Closed => return Err(PushError::Closed),
-            }
-            if state.bytes + cost > self.shared.limit {
-                state.status = Status::Overflowed;
-                state.queue = VecDeque::new();
-                state.bytes = 0;
-                let waker = state.waker.take();
-                drop(state);
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                return Err(PushError::Overflowed);
-            }
-            state.bytes += cost;
-            state.queue.push_back(item);
-            state.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
+    /// Adds an item with `add`, which returns the waker of the side that consumes it (a
+    /// consumer's waker is present only while it waits on an empty queue).
+    fn push(
+        &self,
+        cost: usize,
+        add: impl FnOnce(&mut State) -> Option<Waker>,
+    ) -> Result<(), PushError> {
+        let mut state = self.shared.lock();
+        match state.status {
+            Status::Open => {}
+            Status::Overflowed => return Err(PushError::Overflowed),
+            Status::Closed => return Err(PushError::Closed),
         }
+        if state.bytes + cost > self.shared.limit {
+            state.status = Status::Overflowed;
+            state.wire = VecDeque::new();
+            state.infos = VecDeque::new();
+            state.bytes = 0;
+            state.close = Some(Close {
+                code: 1008,
+                reason: "outbound queue full".into(),
+            });
+            let (body, task) = (state.body_waker.take(), state.task_waker.take());
+            drop(state);
+            wake(body);
+            wake(task);
+            return Err(PushError::Overflowed);
+        }
+        state.bytes += cost;
+        let waker = add(&mut state);
+        drop(state);
+        wake(waker);
         Ok(())
+    }
+
+    /// Refuses further pushes and has the body write what is queued, then `close`, then end.
+    /// A second close, or a close after an overflow, changes nothing.
+    pub fn close(&self, close: Close) {
+        let mut state = self.shared.lock();
+        if state.status == Status::Open {
+            state.status = Status::Closed;
+            state.close = Some(close);
+        }
+        let waker = state.body_waker.take();
+        drop(state);
+        wake(waker);
+    }
+
+    /// Waits for messages for the handler, an overflow, or the end of the body. Cancel safe.
+    pub async fn recv(&self) -> Received {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.status == Status::Overflowed {
+                return Poll::Ready(Received::Overflowed);
+            }
+            if state.body_gone {
+                return Poll::Ready(Received::BodyGone);
+            }
+            if state.infos.is_empty() {
+                register(&mut state.task_waker, cx);
+                return Poll::Pending;
+            }
+            state.bytes = state.bytes.saturating_sub(INFO_COST * state.infos.len());
+            Poll::Ready(Received::Infos(std::mem::take(&mut state.infos)))
+        })
+        .await
+    }
+}
+
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+impl State {
+    /// The body takes the next wire item, or learns it must wait (`None` + waker kept).
+    pub(crate) fn take_wire(&mut self, cx: &Context<'_>) -> Option<Wire> {
+        match self.wire.pop_front() {
+            Some(item) => {
+                let cost = match &item {
+                    Wire::Text(bytes) | Wire::Pong(bytes) => bytes.len(),
+                };
+                self.bytes = self.bytes.saturating_sub(cost);
+                if self.wire.is_empty() {
+                    self.wire = VecDeque::new(); // an idle outbox holds no buffer
+                }
+                Some(item)
+            }
+            None => {
+                register(&mut self.body_waker, cx);
+                None
+            }
+        }
+    }
+
+    /// The body has ended (written its close frame, or was dropped).
+    pub(crate) fn body_ended(&mut self) -> Option<Waker> {
+        self.body_gone = true;
+        if self.status == Status::Open {
+            self.status = Status::Closed;
+        }
+        self.wire = VecDeque::new();
+        self.task_waker.take()
     }
 }
 
@@ -162,106 +282,49 @@ impl Subscriber for Outbox {
     }
 }
 
-impl OutboxReceiver {
-    /// Waits until something is queued (or the outbox overflowed) and takes all of it.
-    /// Cancel safe: nothing is taken unless it is returned.
-    pub async fn recv(&mut self) -> Received {
-        poll_fn(|cx| {
-            let mut state = self.shared.lock();
-            if state.status == Status::Overflowed {
-                return Poll::Ready(Received::Overflowed);
-            }
-            if state.queue.is_empty() {
-                match &state.waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => state.waker = Some(cx.waker().clone()),
-                }
-                return Poll::Pending;
-            }
-            state.bytes = 0;
-            Poll::Ready(Received::Batch(std::mem::take(&mut state.queue)))
-        })
-        .await
-    }
-}
-
-impl OutboxReceiver {
-    /// Resolves once the outbox has overflowed; used while a write is blocked on a client
-    /// that does not read, so that the connection is dropped instead of waiting forever.
-    pub async fn overflowed(&mut self) {
-        poll_fn(|cx| {
-            let mut state = self.shared.lock();
-            if state.status == Status::Overflowed {
-                return Poll::Ready(());
-            }
-            state.waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
-    }
-}
-
-impl Drop for OutboxReceiver {
-    fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        state.status = Status::Closed;
-        state.queue = VecDeque::new();
-        state.waker = None;
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::task::Waker;
+
     use super::*;
 
-    fn frames(received: Received) -> Vec<Bytes> {
-        match received {
-            Received::Batch(batch) => batch
-                .into_iter()
-                .map(|item| match item {
-                    Outbound::Frame(bytes) => bytes,
-                    Outbound::Info(_) => panic!("unexpected info"),
-                })
-                .collect(),
-            Received::Overflowed => panic!("unexpected overflow"),
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    fn texts(outbox: &Outbox) -> Vec<Bytes> {
+        let mut state = outbox.shared.lock();
+        let mut out = Vec::new();
+        while let Some(Wire::Text(bytes)) = state.take_wire(&cx()) {
+            out.push(bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn frames_come_out_in_order_and_free_the_budget() {
+        let outbox = Outbox::new(10);
+        for round in 0..5u8 {
+            outbox.push_frame(Bytes::from(vec![round; 4])).unwrap();
+            outbox.push_frame(Bytes::from(vec![round; 4])).unwrap();
+            assert_eq!(texts(&outbox).len(), 2);
         }
     }
 
     #[tokio::test]
-    async fn delivers_everything_queued_in_one_batch_in_order() {
-        let (outbox, mut rx) = Outbox::new(1024);
-        for i in 0..5u8 {
-            outbox.push_frame(Bytes::from(vec![i])).unwrap();
-        }
-        let got = frames(rx.recv().await);
-        assert_eq!(
-            got,
-            (0..5u8).map(|i| Bytes::from(vec![i])).collect::<Vec<_>>()
-        );
-    }
-
-    #[tokio::test]
-    async fn wakes_a_waiting_receiver() {
-        let (outbox, mut rx) = Outbox::new(1024);
-        let waiter = tokio::spawn(async move { frames(rx.recv().await) });
-        tokio::task::yield_now().await;
-        outbox.push_frame(Bytes::from_static(b"x")).unwrap();
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
-            .await
-            .expect("receiver was not woken")
-            .unwrap();
-        assert_eq!(got, vec![Bytes::from_static(b"x")]);
-    }
-
-    #[tokio::test]
-    async fn overflow_drops_the_queue_and_refuses_more() {
-        let (outbox, mut rx) = Outbox::new(10);
+    async fn overflow_drops_everything_refuses_more_and_tells_both_sides() {
+        let outbox = Outbox::new(10);
         outbox.push_frame(Bytes::from_static(b"123456")).unwrap();
         assert_eq!(
             outbox.push_frame(Bytes::from_static(b"123456")),
             Err(PushError::Overflowed)
         );
-        assert!(matches!(rx.recv().await, Received::Overflowed));
+        assert!(matches!(outbox.recv().await, Received::Overflowed));
+        assert!(texts(&outbox).is_empty());
+        assert_eq!(
+            outbox.shared.lock().close.as_ref().map(|c| c.code),
+            Some(1008)
+        );
         assert_eq!(
             outbox.push_frame(Bytes::from_static(b"1")),
             Err(PushError::Overflowed)
@@ -269,39 +332,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn draining_frees_the_budget() {
-        let (outbox, mut rx) = Outbox::new(10);
-        for _ in 0..5 {
-            outbox.push_frame(Bytes::from_static(b"12345678")).unwrap();
-            frames(rx.recv().await);
-        }
-    }
-
-    #[tokio::test]
-    async fn overflowed_resolves_only_after_an_overflow() {
-        let (outbox, mut rx) = Outbox::new(4);
-        let waiter = tokio::spawn(async move {
-            rx.overflowed().await;
-            rx
-        });
-        outbox.push_frame(Bytes::from_static(b"1234")).unwrap();
+    async fn infos_reach_the_task_and_wake_it() {
+        let outbox = Outbox::new(1024);
+        let task = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                match outbox.recv().await {
+                    Received::Infos(infos) => infos.len(),
+                    _ => 0,
+                }
+            })
+        };
         tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        assert_eq!(
-            outbox.push_frame(Bytes::from_static(b"5")),
-            Err(PushError::Overflowed)
-        );
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        outbox.push_info(Box::new(1u8)).unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), task)
             .await
-            .expect("not woken on overflow")
+            .expect("task not woken")
             .unwrap();
+        assert_eq!(got, 1);
     }
 
     #[test]
-    fn dropping_the_receiver_closes() {
-        let (outbox, rx) = Outbox::new(10);
-        drop(rx);
-        assert!(outbox.is_closed());
+    fn close_keeps_queued_frames_and_refuses_new_ones() {
+        let outbox = Outbox::new(1024);
+        outbox
+            .push_frame(Bytes::from_static(b"last words"))
+            .unwrap();
+        outbox.close(Close {
+            code: 1001,
+            reason: "bye".into(),
+        });
         assert_eq!(outbox.push_frame(Bytes::new()), Err(PushError::Closed));
+        assert_eq!(texts(&outbox), vec![Bytes::from_static(b"last words")]);
+        assert_eq!(
+            outbox.shared.lock().close.as_ref().map(|c| c.code),
+            Some(1001)
+        );
     }
 }

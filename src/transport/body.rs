@@ -1,0 +1,212 @@
+//! The HTTP response body of a WebSocket connection: it writes the connection's [`Outbox`]
+//! to the socket as WebSocket frames, in chunks of at most [`CHUNK`] bytes.
+//!
+//! Small frames queued together are coalesced into one chunk (so one write); a large frame is
+//! handed over as slices of its encoded payload (no copy). Keeping every chunk small keeps
+//! actix-http's per-connection write buffer at its initial size: a buffer grown by one large
+//! chunk would otherwise stay allocated for the life of the connection.
+//!
+//! When the outbox is closed (or overflows) the body writes what is queued, then the close
+//! frame, then ends, which ends the HTTP response and so the TCP connection. If the body is
+//! dropped first (the client went away), the connection task is told.
+
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::Stream;
+
+use super::outbox::{Close, Shared, Wire};
+
+/// Largest chunk handed to actix-http at once (also configure its `h1_write_buffer_size`
+/// to this, as [`crate::serve`] does, so that its buffer never grows).
+pub const CHUNK: usize = 4096;
+
+const OP_TEXT: u8 = 0x1;
+const OP_CLOSE: u8 = 0x8;
+const OP_PONG: u8 = 0xA;
+const FIN: u8 = 0x80;
+
+/// Writes the header of an unmasked (server) frame.
+fn header(out: &mut BytesMut, opcode: u8, len: usize) {
+    out.put_u8(FIN | opcode);
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if len <= usize::from(u16::MAX) {
+        out.put_u8(126);
+        out.put_u16(len as u16);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
+    }
+}
+
+/// A control frame's payload is at most 125 bytes.
+fn control(out: &mut BytesMut, opcode: u8, payload: &[u8]) {
+    let payload = &payload[..payload.len().min(125)];
+    header(out, opcode, payload.len());
+    out.put_slice(payload);
+}
+
+fn close_frame(out: &mut BytesMut, close: &Close) {
+    let mut end = close.reason.len().min(123);
+    while !close.reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = Vec::with_capacity(2 + end);
+    payload.extend_from_slice(&close.code.to_be_bytes());
+    payload.extend_from_slice(&close.reason.as_bytes()[..end]);
+    control(out, OP_CLOSE, &payload);
+}
+
+/// The body; see the module docs.
+pub struct OutboxBody {
+    shared: Arc<Shared>,
+    /// Pieces of a large frame still to hand over.
+    pieces: VecDeque<Bytes>,
+    finished: bool,
+}
+
+impl OutboxBody {
+    pub(crate) fn new(shared: Arc<Shared>) -> OutboxBody {
+        OutboxBody {
+            shared,
+            pieces: VecDeque::new(),
+            finished: false,
+        }
+    }
+
+    /// Encodes queued frames into `buf` (up to about [`CHUNK`] bytes); large payloads go to
+    /// `self.pieces` as slices.
+    fn fill(&mut self, buf: &mut BytesMut, cx: &Context<'_>) {
+        let mut state = self.shared.lock();
+        while buf.len() < CHUNK {
+            match state.take_wire(cx) {
+                Some(Wire::Text(payload)) => {
+                    header(buf, OP_TEXT, payload.len());
+                    if buf.len() + payload.len() <= CHUNK {
+                        buf.put_slice(&payload);
+                    } else {
+                        let mut at = 0;
+                        while at < payload.len() {
+                            let end = (at + CHUNK).min(payload.len());
+                            self.pieces.push_back(payload.slice(at..end));
+                            at = end;
+                        }
+                        return;
+                    }
+                }
+                Some(Wire::Pong(payload)) => control(buf, OP_PONG, &payload),
+                None => {
+                    // Drained: if the connection is closing, the close frame comes last.
+                    if let Some(close) = state.close.take() {
+                        close_frame(buf, &close);
+                        self.finished = true;
+                        let task = state.body_ended();
+                        drop(state);
+                        if let Some(task) = task {
+                            task.wake();
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Stream for OutboxBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(piece) = this.pieces.pop_front() {
+            return Poll::Ready(Some(Ok(piece)));
+        }
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let mut buf = BytesMut::new();
+        this.fill(&mut buf, cx);
+        if !buf.is_empty() {
+            return Poll::Ready(Some(Ok(buf.freeze())));
+        }
+        match this.pieces.pop_front() {
+            Some(piece) => Poll::Ready(Some(Ok(piece))),
+            None if this.finished => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for OutboxBody {
+    fn drop(&mut self) {
+        let task = self.shared.lock().body_ended();
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::transport::Outbox;
+
+    fn drain(body: &mut OutboxBody) -> Vec<u8> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(Ok(chunk))) = body.poll_next_unpin(&mut cx) {
+            assert!(chunk.len() <= CHUNK + 14, "chunk of {} bytes", chunk.len());
+            out.extend_from_slice(&chunk);
+        }
+        out
+    }
+
+    #[test]
+    fn small_frames_are_coalesced_with_correct_headers() {
+        let outbox = Outbox::new(1 << 20);
+        let mut body = OutboxBody::new(outbox.shared().clone());
+        outbox.push_frame(Bytes::from_static(b"ab")).unwrap();
+        outbox.push_frame(Bytes::from_static(b"cde")).unwrap();
+        assert_eq!(drain(&mut body), b"\x81\x02ab\x81\x03cde");
+    }
+
+    #[test]
+    fn large_frames_use_extended_lengths_and_come_in_small_chunks() {
+        let outbox = Outbox::new(1 << 20);
+        let mut body = OutboxBody::new(outbox.shared().clone());
+        let big = vec![b'x'; 70_000];
+        outbox.push_frame(Bytes::from(big.clone())).unwrap();
+        let out = drain(&mut body);
+        assert_eq!(&out[..2], &[0x81, 127]);
+        assert_eq!(u64::from_be_bytes(out[2..10].try_into().unwrap()), 70_000);
+        assert_eq!(&out[10..], &big[..]);
+        let medium = vec![b'y'; 300];
+        outbox.push_frame(Bytes::from(medium)).unwrap();
+        let out = drain(&mut body);
+        assert_eq!(&out[..4], &[0x81, 126, 1, 44]);
+    }
+
+    #[test]
+    fn close_comes_after_the_queued_frames_and_ends_the_body() {
+        let outbox = Outbox::new(1 << 20);
+        let mut body = OutboxBody::new(outbox.shared().clone());
+        outbox.push_frame(Bytes::from_static(b"x")).unwrap();
+        outbox.close(Close {
+            code: 1001,
+            reason: "bye".into(),
+        });
+        assert_eq!(drain(&mut body), b"\x81\x01x\x88\x05\x03\xe9bye");
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(body.poll_next_unpin(&mut cx), Poll::Ready(None)));
+    }
+}
