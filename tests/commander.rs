@@ -188,6 +188,19 @@ impl Setup {
         self.log.lock().unwrap().clone()
     }
 
+    /// A page of `probe` rendered for `path`, joined.
+    async fn joined(&self, path: &str) -> (Client, String) {
+        let mut page = self.page(None).await;
+        let (jr, frame) = join(
+            &mut page,
+            "probe",
+            json!({ "token": self.token("probe", path) }),
+        )
+        .await;
+        reply(&frame, "ok");
+        (page, jr)
+    }
+
     async fn wait_log(&self, line: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while !self.log().iter().any(|l| l == line) {
@@ -435,13 +448,7 @@ async fn the_session_cookie_is_read_at_upgrade_and_keys_presence() {
 #[tokio::test]
 async fn only_declared_handlers_run_between_before_and_after() {
     let s = setup(|_| {}).await;
-    let mut page = s.page(None).await;
-    let (jr, _) = join(
-        &mut page,
-        "probe",
-        json!({ "token": s.token("probe", "/x") }),
-    )
-    .await;
+    let (mut page, jr) = s.joined("/x").await;
     let frame = event(&mut page, &jr, "drop_tables", json!({})).await;
     assert_eq!(reply(&frame, "error"), json!({"reason": "unknown handler"}));
     let frame = event(&mut page, &jr, "fail", json!({})).await;
@@ -504,13 +511,7 @@ async fn strings_patch_as_text_html_as_markup_and_broadcasts_reach_the_others() 
 #[tokio::test]
 async fn form_values_reach_the_handler() {
     let s = setup(|_| {}).await;
-    let mut page = s.page(None).await;
-    let (jr, _) = join(
-        &mut page,
-        "probe",
-        json!({ "token": s.token("probe", "/x") }),
-    )
-    .await;
+    let (mut page, jr) = s.joined("/x").await;
     let who = whoami(
         &mut page,
         &jr,
@@ -523,13 +524,7 @@ async fn form_values_reach_the_handler() {
 #[tokio::test]
 async fn runtime_subscriptions_receive_broadcasts_and_are_tracked_until_unsubscribed() {
     let s = setup(|_| {}).await;
-    let mut page = s.page(None).await;
-    let (jr, _) = join(
-        &mut page,
-        "probe",
-        json!({ "token": s.token("probe", "/x") }),
-    )
-    .await;
+    let (mut page, jr) = s.joined("/x").await;
     let extra = same_topic("extra");
     reply(
         &event(&mut page, &jr, "sub", json!({"value": "extra"})).await,
