@@ -62,6 +62,14 @@ struct Periods {
     permdown: u64,
 }
 
+/// A long down period: a peer's entries stay visible for 5 s after it falls silent, so
+/// anything faster can only come from a goodbye or a new incarnation.
+const SLOW_DOWN: Periods = Periods {
+    broadcast: BROADCAST_MS,
+    down: 5000,
+    permdown: 10_000,
+};
+
 const FAST: Periods = Periods {
     broadcast: BROADCAST_MS,
     down: DOWN_MS,
@@ -584,14 +592,9 @@ async fn a_killed_node_is_hidden_after_down_period() {
 #[tokio::test]
 async fn a_restarted_node_replaces_its_old_incarnation_without_ghosts() {
     let _serial = serial().await;
-    // A long down period: the old entries would stay visible for 5 s if the new incarnation
-    // did not replace them, so "gone quickly" can only come from the replacement.
-    let periods = Periods {
-        broadcast: BROADCAST_MS,
-        down: 5000,
-        permdown: 10_000,
-    };
-    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], periods);
+    // The old entries would stay visible for 5 s if the new incarnation did not replace
+    // them, so "gone quickly" can only come from the replacement.
+    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], SLOW_DOWN);
     let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
     let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
     let mut carol = Member::join(cluster.port("c"), "carol", "carol@c").await;
@@ -849,12 +852,7 @@ async fn a_node_starts_and_serves_while_redis_is_down() {
 #[tokio::test]
 async fn sigterm_says_goodbye_and_peers_drop_presences_at_once() {
     let _serial = serial().await;
-    let periods = Periods {
-        broadcast: BROADCAST_MS,
-        down: 5000,
-        permdown: 10_000,
-    };
-    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], periods);
+    let mut cluster = Cluster::start("presence_chat", &["a", "b", "c"], SLOW_DOWN);
     let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
     let mut alice2 = Member::join(cluster.port("a"), "alice", "alice@a#2").await;
     let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
