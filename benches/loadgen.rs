@@ -30,8 +30,20 @@
 //! any client whose count ever exceeded N (a server bug). It exits non-zero if the clients
 //! did not converge or anyone over-counted.
 //!
-//! Everything is bounded by `--deadline-secs`; the server is killed on every exit path (SIGTERM,
-//! then SIGKILL; it also gets SIGKILL if this process dies, through `PR_SET_PDEATHSIG`).
+//! `--nodes K` (K > 1) runs a cluster on this machine: it starts its own `redis-server`
+//! (`--port <free> --bind 127.0.0.1 --save "" --appendonly no`), then K servers with
+//! `TETHER_PUBSUB_URL` pointing at it, `TETHER_NODE=node-<i>` and one shared
+//! `TETHER_SECRET_KEY_BASE`, and waits until all K subscribe the Redis bus. Client `i` connects
+//! to node `i mod K`, the fan-out sender to node-0: one-broadcast latency is reported for the
+//! sender's node (local) and the other nodes (remote, one Redis hop), and the join storm
+//! reports when each node's clients converged. RSS and CPU are reported per node and summed.
+//! `--server-env KEY=VALUE` (repeatable) passes e.g. `TETHER_PRESENCE_BROADCAST_PERIOD_MS` to
+//! every server. Each server's stderr is scanned for `panicked`, ` ERROR ` and ` WARN `
+//! lines, redis-server's log for warnings after start; the counts are in the report.
+//!
+//! Everything is bounded by `--deadline-secs`; every child (servers, redis-server) is stopped
+//! on every exit path (SIGTERM, then SIGKILL after 5 s; a watchdog SIGKILLs them 20 s after the
+//! deadline; each also gets SIGKILL if this process dies, through `PR_SET_PDEATHSIG`).
 //!
 //! Receive loops are kept cheap. tokio-tungstenite performs each client's handshake; the N
 //! measured clients then continue on the same TCP stream with a minimal RFC 6455 codec
@@ -87,11 +99,27 @@ usage: cargo bench --bench loadgen -- [options]
                               first join [120]
   --hold-secs <S>             keep the clients connected S s before stopping (e.g. to
                               inspect the server with gdb) [0]
+  --nodes <K>                 server processes [1]. K > 1 starts a redis-server on a free
+                              port and K servers node-0…node-{K-1} joined through it; client
+                              i goes to node i mod K, the fan-out sender to node-0
+  --server-env <KEY=VALUE>    extra environment for every server (repeatable), e.g.
+                              TETHER_PRESENCE_BROADCAST_PERIOD_MS=200
+  --redis-server <path>       redis-server binary for --nodes > 1 [redis-server]
 ";
 
 const JOIN_REF: &str = "1";
 /// Upper bound on shouts in one run (sizes the per-shout arrays).
 const MAX_SHOUTS: usize = 1 << 20;
+/// Upper bound of `--nodes`.
+const MAX_NODES: usize = 32;
+/// The Redis channel every node publishes to and subscribes (`src/pubsub/redis.rs`).
+const BUS_CHANNEL: &str = "tether:bus";
+/// `TETHER_SECRET_KEY_BASE` given to every server (nodes of a cluster must agree); a
+/// `--server-env TETHER_SECRET_KEY_BASE=…` overrides it.
+const SECRET_KEY_BASE: &str =
+    "loadgen-secret-key-base-0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+/// Default of `TETHER_PRESENCE_BROADCAST_PERIOD_MS` (`src/config.rs`).
+const DEFAULT_BROADCAST_PERIOD_MS: u64 = 1500;
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -116,6 +144,9 @@ struct Opts {
     scenario: Scenario,
     converge_timeout_secs: f64,
     hold_secs: f64,
+    nodes: usize,
+    server_env: Vec<(String, String)>,
+    redis_server: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +178,34 @@ impl Default for Opts {
             scenario: Scenario::Fanout,
             converge_timeout_secs: 120.0,
             hold_secs: 0.0,
+            nodes: 1,
+            server_env: Vec::new(),
+            redis_server: PathBuf::from("redis-server"),
+        }
+    }
+}
+
+impl Opts {
+    /// `TETHER_PRESENCE_BROADCAST_PERIOD_MS` as given with --server-env, or the default.
+    fn broadcast_period(&self) -> Duration {
+        let ms = self
+            .server_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "TETHER_PRESENCE_BROADCAST_PERIOD_MS")
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_BROADCAST_PERIOD_MS);
+        Duration::from_millis(ms)
+    }
+
+    /// Wait after the servers are up (and the sender joined) before the baseline RSS: 1 s,
+    /// and with several nodes at least two presence broadcast periods, so that every node
+    /// has heard every other's first heartbeat.
+    fn warmup(&self) -> Duration {
+        if self.nodes > 1 {
+            Duration::from_secs(1).max(self.broadcast_period() * 2)
+        } else {
+            Duration::from_secs(1)
         }
     }
 }
@@ -202,6 +261,15 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             }
             "--converge-timeout-secs" => opts.converge_timeout_secs = num(&key, &value()?)?,
             "--hold-secs" => opts.hold_secs = num(&key, &value()?)?,
+            "--nodes" => opts.nodes = num(&key, &value()?)?,
+            "--server-env" => {
+                let pair = value()?;
+                let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                    return Err(format!("--server-env needs KEY=VALUE, got {pair:?}"));
+                };
+                opts.server_env.push((k.to_string(), v.to_string()));
+            }
+            "--redis-server" => opts.redis_server = PathBuf::from(value()?),
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -223,6 +291,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         && opts.hold_secs >= 0.0)
     {
         return Err("durations must be positive".into());
+    }
+    if opts.nodes == 0 || opts.nodes > MAX_NODES {
+        return Err(format!("--nodes must be 1 to {MAX_NODES}"));
+    }
+    if opts.nodes > 1 && opts.url.is_some() {
+        return Err("--nodes > 1 starts its own servers; it cannot be combined with --url".into());
     }
     if opts.topic.contains(['"', '\\']) {
         return Err("--topic must not contain quotes or backslashes".into());
@@ -362,18 +436,152 @@ fn machine_summary() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server child process
+// The server child processes (and redis-server for --nodes > 1)
 
-/// PID of the server child, for the watchdog thread (0 = none).
-static SERVER_PID: AtomicI32 = AtomicI32::new(0);
+/// PIDs of every child still running (servers, redis-server), for the watchdog thread
+/// (0 = free slot).
+static CHILD_PIDS: [AtomicI32; MAX_NODES + 2] = [const { AtomicI32::new(0) }; MAX_NODES + 2];
+
+fn register_child(pid: u32) {
+    for slot in &CHILD_PIDS {
+        if slot
+            .compare_exchange(0, pid as i32, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+fn unregister_child(pid: u32) {
+    for slot in &CHILD_PIDS {
+        let _ = slot.compare_exchange(pid as i32, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// What a child wrote to its log: every line is scanned for `panicked`, ` ERROR ` and
+/// ` WARN ` (tracing's level column); the first such lines are kept for the report.
+#[derive(Default)]
+struct LogScan {
+    lines: AtomicU64,
+    panics: AtomicU64,
+    errors: AtomicU64,
+    warns: AtomicU64,
+    /// Lines of redis-server's log at warning level (`#`) after it was ready.
+    redis_warnings: AtomicU64,
+    samples: Mutex<Vec<String>>,
+    /// The reader reached EOF (the child closed its end).
+    done: AtomicBool,
+    /// Set before a deliberate stop, so that shutdown messages are not counted.
+    stopping: AtomicBool,
+}
+
+impl LogScan {
+    fn keep(&self, label: &str, line: &str) {
+        let mut samples = self.samples.lock().unwrap();
+        if samples.len() < 8 {
+            samples.push(format!(
+                "{label}: {}",
+                line.chars().take(240).collect::<String>()
+            ));
+        }
+    }
+
+    /// Classifies one line of a server's stderr.
+    fn server_line(&self, label: &str, line: &str) {
+        self.lines.fetch_add(1, Ordering::Relaxed);
+        let flagged = if line.contains("panicked") {
+            self.panics.fetch_add(1, Ordering::Relaxed);
+            true
+        } else if line.contains(" ERROR ") || line.starts_with("ERROR") {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            true
+        } else if line.contains(" WARN ") || line.starts_with("WARN") {
+            self.warns.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        };
+        if flagged {
+            self.keep(label, line);
+        }
+    }
+
+    /// Waits (≤ `wait`) until the reader saw EOF.
+    fn wait_done(&self, wait: Duration) {
+        let start = Instant::now();
+        while !self.done.load(Ordering::Acquire) && start.elapsed() < wait {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Sets PR_SET_PDEATHSIG = SIGKILL in the child, so it dies with this process.
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// SIGTERM to every child, then SIGKILL to those still running after 5 s. Returns how each
+/// ended.
+fn stop_children(children: &mut [&mut Child]) -> Vec<String> {
+    let start = Instant::now();
+    let mut how: Vec<Option<String>> = vec![None; children.len()];
+    for (i, child) in children.iter_mut().enumerate() {
+        if let Ok(Some(status)) = child.try_wait() {
+            how[i] = Some(format!("had already exited ({status})"));
+        } else {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+        }
+    }
+    while how.iter().any(Option::is_none) && start.elapsed() < Duration::from_secs(5) {
+        for (i, child) in children.iter_mut().enumerate() {
+            if how[i].is_none() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    how[i] = Some(format!(
+                        "stopped on SIGTERM in {:.2} s ({status})",
+                        start.elapsed().as_secs_f64()
+                    ));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (i, child) in children.iter_mut().enumerate() {
+        if how[i].is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            how[i] = Some("did not stop within 5 s of SIGTERM; killed with SIGKILL".into());
+        }
+        unregister_child(child.id());
+    }
+    how.into_iter().map(Option::unwrap_or_default).collect()
+}
 
 struct Server {
     child: Child,
+    label: String,
+    log: Arc<LogScan>,
+    stopped: bool,
 }
 
 impl Server {
-    /// Starts the server with PORT=0 and waits for its `listening on` line.
-    fn spawn(path: &PathBuf, wait: Duration) -> Result<(Server, u16), String> {
+    /// Starts the server with PORT=0 (plus `env`, applied last) and waits for its
+    /// `listening on` line. `label` prefixes its forwarded log lines.
+    fn spawn(
+        path: &PathBuf,
+        wait: Duration,
+        label: &str,
+        env: &[(String, String)],
+    ) -> Result<(Server, u16), String> {
         if !path.exists() {
             return Err(format!(
                 "server binary {} not found; build it with \
@@ -384,23 +592,20 @@ impl Server {
         let mut cmd = Command::new(path);
         cmd.env("PORT", "0")
             .env("RUST_LOG", "warn")
+            .env("TETHER_SECRET_KEY_BASE", SECRET_KEY_BASE)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
-        SERVER_PID.store(child.id() as i32, Ordering::SeqCst);
+        register_child(child.id());
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let (port_tx, port_rx) = std::sync::mpsc::channel::<u16>();
+        let tag = label.to_string();
         std::thread::spawn(move || {
             let mut forwarded = 0usize;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -412,22 +617,32 @@ impl Server {
                 }
                 forwarded += 1;
                 if forwarded <= 50 {
-                    eprintln!("[server stdout] {line}");
+                    eprintln!("[{tag} stdout] {line}");
                 }
             }
         });
+        let log = Arc::new(LogScan::default());
+        let scan = log.clone();
+        let tag = label.to_string();
         std::thread::spawn(move || {
             let mut forwarded = 0usize;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                scan.server_line(&tag, &line);
                 forwarded += 1;
                 if forwarded <= 100 {
-                    eprintln!("[server] {line}");
+                    eprintln!("[{tag}] {line}");
                 } else if forwarded == 101 {
-                    eprintln!("[server] (further server log lines are not shown)");
+                    eprintln!("[{tag}] (further log lines are not shown, only counted)");
                 }
             }
+            scan.done.store(true, Ordering::Release);
         });
-        let mut server = Server { child };
+        let mut server = Server {
+            child,
+            label: label.to_string(),
+            log,
+            stopped: false,
+        };
         let start = Instant::now();
         loop {
             match port_rx.recv_timeout(Duration::from_millis(100)) {
@@ -435,16 +650,19 @@ impl Server {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     server.stop();
-                    return Err("server closed stdout without a `listening on` line".into());
+                    return Err(format!(
+                        "{label} closed stdout without a `listening on` line"
+                    ));
                 }
             }
             if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("server exited before listening: {status}"));
+                server.stop();
+                return Err(format!("{label} exited before listening: {status}"));
             }
             if start.elapsed() > wait {
                 server.stop();
                 return Err(format!(
-                    "no `listening on` line from the server within {wait:?}"
+                    "no `listening on` line from {label} within {wait:?}"
                 ));
             }
         }
@@ -456,51 +674,252 @@ impl Server {
 
     /// SIGTERM, then SIGKILL after 5 s. Returns a description of how it ended.
     fn stop(&mut self) -> String {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            SERVER_PID.store(0, Ordering::SeqCst);
-            return format!("had already exited ({status})");
-        }
-        let start = Instant::now();
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                SERVER_PID.store(0, Ordering::SeqCst);
-                return format!(
-                    "stopped on SIGTERM in {:.2} s ({status})",
-                    start.elapsed().as_secs_f64()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        SERVER_PID.store(0, Ordering::SeqCst);
-        "did not stop within 5 s of SIGTERM; killed with SIGKILL".into()
+        stop_servers(std::slice::from_mut(self)).remove(0)
     }
+}
+
+/// Stops every server at once (SIGTERM to all, SIGKILL after 5 s), then waits ≤ 1 s for
+/// each log reader to drain.
+fn stop_servers(servers: &mut [Server]) -> Vec<String> {
+    for server in servers.iter() {
+        server.log.stopping.store(true, Ordering::Release);
+    }
+    let mut children: Vec<&mut Child> = servers.iter_mut().map(|s| &mut s.child).collect();
+    let how = stop_children(&mut children);
+    for server in servers.iter_mut() {
+        server.stopped = true;
+        server.log.wait_done(Duration::from_secs(1));
+    }
+    how
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if SERVER_PID.load(Ordering::SeqCst) != 0 {
+        if !self.stopped {
             self.stop();
         }
     }
 }
 
+/// The `redis-server` of a `--nodes K > 1` run: on a free 127.0.0.1 port, nothing persisted
+/// (`--save "" --appendonly no`), its log scanned for warnings after start.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    log: Arc<LogScan>,
+    stopped: bool,
+}
+
+/// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+impl RedisServer {
+    /// Starts redis-server on a free port (another port if that one was taken meanwhile);
+    /// each attempt waits ≤ `wait` for `PING`.
+    fn spawn(path: &PathBuf, wait: Duration) -> Result<RedisServer, String> {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match RedisServer::spawn_on(path, free_port()?, wait) {
+                Ok(redis) => return Ok(redis),
+                Err(err) => last = err,
+            }
+        }
+        Err(format!("could not start redis-server: {last}"))
+    }
+
+    fn spawn_on(path: &PathBuf, port: u16, wait: Duration) -> Result<RedisServer, String> {
+        let mut cmd = Command::new(path);
+        cmd.args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--daemonize", "no"])
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "cannot run {} (apt-get install redis-server, or --redis-server <path>): {e}",
+                path.display()
+            )
+        })?;
+        register_child(child.id());
+        let stdout = child.stdout.take().expect("piped stdout");
+        let log = Arc::new(LogScan::default());
+        let scan = log.clone();
+        std::thread::spawn(move || {
+            let mut ready = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                scan.lines.fetch_add(1, Ordering::Relaxed);
+                if !ready {
+                    ready = line.contains("Ready to accept connections");
+                    continue;
+                }
+                // `<pid>:M <date> # <text>` is LL_WARNING (e.g. a subscriber closed for
+                // overcoming the output buffer limit).
+                if line.contains(" # ") && !scan.stopping.load(Ordering::Acquire) {
+                    scan.redis_warnings.fetch_add(1, Ordering::Relaxed);
+                    scan.keep("redis", &line);
+                    eprintln!("[redis] {line}");
+                }
+            }
+            scan.done.store(true, Ordering::Release);
+        });
+        let mut redis = RedisServer {
+            child,
+            port,
+            log,
+            stopped: false,
+        };
+        let start = Instant::now();
+        loop {
+            if redis
+                .command("PING\r\n")
+                .is_some_and(|r| r.starts_with("+PONG"))
+            {
+                return Ok(redis);
+            }
+            if let Ok(Some(status)) = redis.child.try_wait() {
+                redis.stop();
+                return Err(format!("redis-server on port {port} exited with {status}"));
+            }
+            if start.elapsed() > wait {
+                redis.stop();
+                return Err(format!("redis-server on port {port} did not answer PING"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Sends one inline command and returns the reply (bounded waits, one read).
+    fn command(&self, inline: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port);
+        let mut stream =
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(1000)))
+            .ok()?;
+        stream.write_all(inline.as_bytes()).ok()?;
+        let mut buf = [0u8; 8192];
+        let n = stream.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// Subscribers of `channel` (`PUBSUB NUMSUB`).
+    fn subscribers(&self, channel: &str) -> Option<usize> {
+        let reply = self.command(&format!("PUBSUB NUMSUB {channel}\r\n"))?;
+        reply
+            .lines()
+            .find_map(|l| l.strip_prefix(':'))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// `connected_clients` of `INFO clients` (this query's own connection included).
+    fn connected_clients(&self) -> Option<usize> {
+        let reply = self.command("INFO clients\r\n")?;
+        reply
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Waits (≤ `wait`) until `nodes` processes subscribe the bus and hold a publishing
+    /// connection too.
+    fn wait_for_nodes(&self, nodes: usize, wait: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            let subs = self.subscribers(BUS_CHANNEL).unwrap_or(0);
+            let clients = self.connected_clients().unwrap_or(0);
+            if subs >= nodes && clients > 2 * nodes {
+                return Ok(());
+            }
+            if start.elapsed() > wait {
+                return Err(format!(
+                    "after {wait:?}, {subs} of {nodes} nodes subscribe {BUS_CHANNEL} and redis \
+                     has {clients} clients (want {} + this query)",
+                    2 * nodes
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) -> String {
+        self.log.stopping.store(true, Ordering::Release);
+        self.stopped = true;
+        let how = stop_children(&mut [&mut self.child]).remove(0);
+        self.log.wait_done(Duration::from_secs(1));
+        how
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.stop();
+        }
+    }
+}
+
+/// The processes a run measures: the servers (empty with `--url`) and redis-server.
+#[derive(Debug, Clone, Default)]
+struct Procs {
+    servers: Vec<u32>,
+    redis: Option<u32>,
+}
+
+impl Procs {
+    /// A `/proc/<pid>/status` field of every server, in KiB; `None` if any is unreadable
+    /// or there are no servers.
+    fn status_kib(&self, field: &str) -> Option<Vec<u64>> {
+        if self.servers.is_empty() {
+            return None;
+        }
+        self.servers
+            .iter()
+            .map(|pid| proc_status_kib(&pid.to_string(), field))
+            .collect()
+    }
+
+    fn rss(&self) -> Option<Vec<u64>> {
+        self.status_kib("VmRSS:")
+    }
+}
+
 /// Last-resort guard: if the async run does not come back `grace` after the deadline, kill
-/// the server and exit.
+/// every child and exit.
 fn spawn_watchdog(after: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(after);
-        eprintln!("loadgen: watchdog fired {after:?} after start; killing the server and exiting");
-        let pid = SERVER_PID.load(Ordering::SeqCst);
-        if pid > 0 {
-            // SAFETY: kill(2) on our child's pid.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
+        eprintln!("loadgen: watchdog fired {after:?} after start; killing the servers and exiting");
+        for slot in &CHILD_PIDS {
+            let pid = slot.load(Ordering::SeqCst);
+            if pid > 0 {
+                // SAFETY: kill(2) on our child's pid.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
             }
         }
         std::process::exit(3);
@@ -674,13 +1093,15 @@ impl Histogram {
         self.buckets[Self::index(v)].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// (count, p50, p99, max) in microseconds, as bucket upper bounds.
-    fn summary(&self) -> (u64, u64, u64, u64) {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+    /// (count, p50, p99, max) in microseconds, as bucket upper bounds, of the union of
+    /// several histograms.
+    fn merged(histograms: &[&Histogram]) -> (u64, u64, u64, u64) {
+        let mut counts = vec![0u64; histograms.first().map_or(0, |h| h.buckets.len())];
+        for h in histograms {
+            for (sum, b) in counts.iter_mut().zip(h.buckets.iter()) {
+                *sum += b.load(Ordering::Relaxed);
+            }
+        }
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return (0, 0, 0, 0);
@@ -715,12 +1136,16 @@ struct Shared {
     recv_count: Box<[AtomicU32]>,
     /// Latency-round samples in µs, `[round * n + client]`; u32::MAX = not received.
     round_lat: Box<[AtomicU32]>,
-    /// Latencies during the sustained phase.
-    sustained_lat: Histogram,
+    /// Number of server nodes; client `idx` is on node `idx % nodes`.
+    nodes: usize,
+    /// Latencies during the sustained phase, per node of the receiving client.
+    sustained_lat: Vec<Histogram>,
     /// A shout became complete (received by every live client).
     completed: Notify,
     connect_done: AtomicUsize,
     joined: AtomicUsize,
+    /// Clients joined on each node.
+    joined_per_node: Box<[AtomicUsize]>,
     live: AtomicUsize,
     /// Counting of closes stops when the run is over (the server's shutdown closes everyone).
     counting_closes: AtomicBool,
@@ -854,7 +1279,7 @@ impl Storm {
 }
 
 impl Shared {
-    fn new(n: usize, rounds: usize) -> Shared {
+    fn new(n: usize, rounds: usize, nodes: usize) -> Shared {
         Shared {
             base: Instant::now(),
             n,
@@ -862,10 +1287,12 @@ impl Shared {
             send_ns: (0..MAX_SHOUTS).map(|_| AtomicU64::new(0)).collect(),
             recv_count: (0..MAX_SHOUTS).map(|_| AtomicU32::new(0)).collect(),
             round_lat: (0..n * rounds).map(|_| AtomicU32::new(u32::MAX)).collect(),
-            sustained_lat: Histogram::new(),
+            nodes,
+            sustained_lat: (0..nodes).map(|_| Histogram::new()).collect(),
             completed: Notify::new(),
             connect_done: AtomicUsize::new(0),
             joined: AtomicUsize::new(0),
+            joined_per_node: (0..nodes).map(|_| AtomicUsize::new(0)).collect(),
             live: AtomicUsize::new(0),
             counting_closes: AtomicBool::new(true),
             disconnects: AtomicUsize::new(0),
@@ -927,7 +1354,7 @@ impl Shared {
             self.round_lat[seq * self.n + idx]
                 .store(lat_us.min(u32::MAX as u64 - 1) as u32, Ordering::Relaxed);
         } else {
-            self.sustained_lat.record(lat_us);
+            self.sustained_lat[idx % self.nodes].record(lat_us);
         }
         let got = self.recv_count[seq].fetch_add(1, Ordering::AcqRel) as usize + 1;
         if got >= self.live.load(Ordering::Acquire) {
@@ -973,7 +1400,8 @@ fn shout_seq(frame: &[u8]) -> Option<u64> {
 #[derive(Clone)]
 struct ClientCtx {
     shared: Arc<Shared>,
-    target: Arc<Target>,
+    /// One per server node; client `idx` connects to `targets[idx % targets.len()]`.
+    targets: Arc<Vec<Target>>,
     connect_slots: Arc<tokio::sync::Semaphore>,
     config: WebSocketConfig,
     topic: Arc<str>,
@@ -989,7 +1417,8 @@ async fn run_client(idx: usize, ctx: ClientCtx) {
     };
     let user_id = format!("u{idx}");
     let attempt = async {
-        let ws = connect_ws(&ctx.target, ctx.target.source(idx), &user_id, ctx.config).await?;
+        let target = &ctx.targets[idx % ctx.targets.len()];
+        let ws = connect_ws(target, target.source(idx), &user_id, ctx.config).await?;
         // The server sends nothing before the join, so tungstenite holds no buffered bytes
         // beyond the handshake response: the raw stream continues exactly at a frame boundary.
         let mut ws = RawWs::new(ws.into_inner(), ctx.read_buf, idx as u32);
@@ -1015,6 +1444,7 @@ async fn run_client(idx: usize, ctx: ClientCtx) {
         Err(_) => return shared.fail("connect+join timed out (30 s)".into()),
     };
     shared.joined.fetch_add(1, Ordering::AcqRel);
+    shared.joined_per_node[idx % shared.nodes].fetch_add(1, Ordering::AcqRel);
     shared.live.fetch_add(1, Ordering::AcqRel);
     shared.connect_done.fetch_add(1, Ordering::AcqRel);
 
@@ -1294,7 +1724,8 @@ struct Sender {
 
 impl Sender {
     async fn connect(ctx: &ClientCtx, pad: usize) -> Result<Sender, String> {
-        let mut ws = connect_ws(&ctx.target, None, "bench-sender", ctx.config).await?;
+        // On node 0: its clients are "local" to the sender, the others "remote".
+        let mut ws = connect_ws(&ctx.targets[0], None, "bench-sender", ctx.config).await?;
         join(&mut ws, &ctx.topic).await?;
         let (sink, mut stream) = ws.split();
         let sink = Arc::new(tokio::sync::Mutex::new(sink));
@@ -1388,7 +1819,11 @@ impl Sender {
 struct PhaseCpu {
     wall: f64,
     generator: f64,
+    /// Sum over the servers.
     server: Option<f64>,
+    /// Each server, when there are several.
+    server_each: Vec<f64>,
+    redis: Option<f64>,
     /// Busy time of all CPUs (every process, interrupts included).
     machine: Option<f64>,
 }
@@ -1404,7 +1839,23 @@ impl PhaseCpu {
         };
         let mut text = format!("generator {:.0} %", pct(self.generator));
         if let Some(server) = self.server {
-            text += &format!(", server {:.0} %", pct(server));
+            if self.server_each.len() > 1 {
+                let each: Vec<String> = self
+                    .server_each
+                    .iter()
+                    .map(|&c| format!("{:.0}", pct(c)))
+                    .collect();
+                text += &format!(
+                    ", servers {:.0} % (node-0…: {} %)",
+                    pct(server),
+                    each.join(" / ")
+                );
+            } else {
+                text += &format!(", server {:.0} %", pct(server));
+            }
+        }
+        if let Some(redis) = self.redis {
+            text += &format!(", redis {:.0} %", pct(redis));
         }
         if let Some(machine) = self.machine {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -1417,26 +1868,41 @@ impl PhaseCpu {
 struct CpuMark {
     at: Instant,
     generator: f64,
-    server: Option<f64>,
+    /// Each server (`None` if one was unreadable or there are none).
+    servers: Option<Vec<f64>>,
+    redis: Option<f64>,
     machine: Option<f64>,
 }
 
 impl CpuMark {
-    fn now(server_pid: Option<u32>) -> CpuMark {
+    fn now(procs: &Procs) -> CpuMark {
         CpuMark {
             at: Instant::now(),
             generator: self_cpu_secs(),
-            server: server_pid.and_then(proc_cpu_secs),
+            servers: if procs.servers.is_empty() {
+                None
+            } else {
+                procs.servers.iter().map(|&p| proc_cpu_secs(p)).collect()
+            },
+            redis: procs.redis.and_then(proc_cpu_secs),
             machine: machine_busy_secs(),
         }
     }
 
-    fn since(&self, server_pid: Option<u32>) -> PhaseCpu {
-        let end = CpuMark::now(server_pid);
+    fn since(&self, procs: &Procs) -> PhaseCpu {
+        let end = CpuMark::now(procs);
+        let each: Option<Vec<f64>> = match (&end.servers, &self.servers) {
+            (Some(a), Some(b)) if a.len() == b.len() => {
+                Some(a.iter().zip(b).map(|(a, b)| a - b).collect())
+            }
+            _ => None,
+        };
         PhaseCpu {
             wall: end.at.duration_since(self.at).as_secs_f64(),
             generator: end.generator - self.generator,
-            server: match (end.server, self.server) {
+            server: each.as_ref().map(|e| e.iter().sum()),
+            server_each: each.unwrap_or_default(),
+            redis: match (end.redis, self.redis) {
                 (Some(a), Some(b)) => Some(a - b),
                 _ => None,
             },
@@ -1454,27 +1920,46 @@ struct Report {
     joined: Option<usize>,
     failures: BTreeMap<String, usize>,
     connect: Option<PhaseCpu>,
-    rss_before_kib: Option<u64>,
-    rss_joined_kib: Option<u64>,
+    /// Clients joined per node (client `idx` is on node `idx % nodes`).
+    joined_per_node: Vec<usize>,
+    /// VmRSS of each server, in KiB.
+    rss_before: Option<Vec<u64>>,
+    rss_joined: Option<Vec<u64>>,
     rss_settle: Option<(f64, bool)>,
-    rss_after_load_kib: Option<u64>,
+    rss_after_load: Option<Vec<u64>>,
     /// Frames other than shouts/heartbeat replies received by all clients after joining.
     other_frames_at_idle: Option<u64>,
     rounds_done: usize,
-    round_samples: Vec<u32>,
+    /// Latency-round samples (µs), per node of the receiving client.
+    round_samples: Vec<Vec<u32>>,
+    /// Per node, per round: the earliest receive among that node's clients (µs), i.e. when
+    /// the node started writing the broadcast.
+    round_first: Vec<Vec<u32>>,
     round_misses: usize,
     latency: Option<PhaseCpu>,
     sustained_sent: Option<usize>,
     sustained_delivered: u64,
     sustained_elapsed: f64,
     sustained_abandoned: usize,
+    /// Sustained-phase latency (count, p50, p99, max in µs): all, clients on the sender's
+    /// node, clients on the other nodes.
     sustained_lat: Option<(u64, u64, u64, u64)>,
+    sustained_lat_local: Option<(u64, u64, u64, u64)>,
+    sustained_lat_remote: Option<(u64, u64, u64, u64)>,
     sustained: Option<PhaseCpu>,
     disconnects: usize,
     close_reasons: BTreeMap<String, usize>,
     generator_rss_kib: Option<u64>,
     frame_bytes: usize,
     server_stop: Option<String>,
+    /// Description of the cluster (nodes, ports, pids, redis).
+    cluster: Option<String>,
+    /// Per server node: (panicked, ERROR, WARN lines, first flagged lines).
+    server_logs: Vec<(u64, u64, u64)>,
+    log_samples: Vec<String>,
+    /// Warning lines in redis-server's log after start.
+    redis_warnings: Option<u64>,
+    redis_stop: Option<String>,
     aborted: Option<String>,
     elapsed: f64,
     storm: Option<StormReport>,
@@ -1509,8 +1994,12 @@ struct StormReport {
     /// After the settle period: clients whose count is no longer `target`.
     drifted_after: usize,
     cpu: Option<PhaseCpu>,
-    rss_peak_kib: Option<u64>,
-    rss_post_kib: Option<u64>,
+    /// Per node: the last change of any of its clients' counts (s after the first join),
+    /// and how many of its clients count the target.
+    per_node: Vec<(f64, usize, usize)>,
+    /// VmHWM and settled VmRSS of each server, in KiB.
+    rss_peak: Option<Vec<u64>>,
+    rss_post: Option<Vec<u64>>,
     rss_settle: Option<(f64, bool)>,
 }
 
@@ -1520,6 +2009,58 @@ fn ms(us: u64) -> String {
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// The sum, and each node's figure when there are several: `912.3 MiB (node-0 …, …)`.
+fn mib_nodes(kib: &[u64]) -> String {
+    let total = mib(kib.iter().sum());
+    if kib.len() > 1 {
+        let each: Vec<String> = kib
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| format!("node-{i} {:.1}", k as f64 / 1024.0))
+            .collect();
+        format!("{total} (MiB: {})", each.join(", "))
+    } else {
+        total
+    }
+}
+
+/// Per-connection growth: the sum over nodes, and each node's own when there are several.
+fn per_conn_nodes(before: &[u64], after: &[u64], joined: &[usize]) -> String {
+    let total: usize = joined.iter().sum();
+    let delta = |b: u64, a: u64| a as f64 - b as f64;
+    let sum: f64 = before.iter().zip(after).map(|(&b, &a)| delta(b, a)).sum();
+    let mut text = format!("{:.2} KiB", sum / total.max(1) as f64);
+    if after.len() > 1 {
+        let each: Vec<String> = (0..after.len())
+            .map(|i| {
+                format!(
+                    "node-{i} {:.2}",
+                    delta(before[i], after[i]) / joined.get(i).copied().unwrap_or(0).max(1) as f64
+                )
+            })
+            .collect();
+        text += &format!(" (KiB: {})", each.join(", "));
+    }
+    text
+}
+
+/// p50 / p99 / max (ms) of sorted µs samples.
+fn quantiles_ms(sorted: &[u32]) -> String {
+    if sorted.is_empty() {
+        return "no samples".into();
+    }
+    let q = |p: f64| -> u64 {
+        let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as u64
+    };
+    format!(
+        "{} / {} / {} ms",
+        ms(q(0.5)),
+        ms(q(0.99)),
+        ms(*sorted.last().unwrap() as u64)
+    )
 }
 
 fn print_report(report: &Report, opts: &Opts, command: &str) {
@@ -1553,9 +2094,19 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
             ),
         );
     }
-    match (report.rss_before_kib, report.rss_joined_kib) {
+    if let Some(cluster) = &report.cluster {
+        row("cluster", cluster.clone());
+        let per: Vec<String> = report
+            .joined_per_node
+            .iter()
+            .enumerate()
+            .map(|(i, j)| format!("node-{i} {j}"))
+            .collect();
+        row("clients joined per node", per.join(", "));
+    }
+    match (&report.rss_before, &report.rss_joined) {
         (Some(before), Some(after)) => {
-            row("server RSS before clients", mib(before));
+            row("server RSS before clients", mib_nodes(before));
             let settle = report
                 .rss_settle
                 .map(|(s, ok)| {
@@ -1568,17 +2119,19 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
                 .unwrap_or_default();
             row(
                 "server RSS, N joined and idle",
-                format!("{}{settle}", mib(after)),
+                format!("{}{settle}", mib_nodes(after)),
             );
             if joined > 0 {
-                let per = (after as f64 - before as f64) / joined as f64;
                 row(
                     "**RSS per idle joined connection**",
-                    format!("**{per:.2} KiB**"),
+                    format!(
+                        "**{}**",
+                        per_conn_nodes(before, after, &report.joined_per_node)
+                    ),
                 );
             }
         }
-        (Some(before), None) => row("server RSS before clients", mib(before)),
+        (Some(before), None) => row("server RSS before clients", mib_nodes(before)),
         _ => row("server RSS", "not measured (--url)".into()),
     }
     if let Some(other) = report.other_frames_at_idle {
@@ -1588,34 +2141,59 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
         );
     }
     if report.rounds_done > 0 {
-        let mut samples = report.round_samples.clone();
-        samples.sort_unstable();
-        let q = |p: f64| -> u64 {
-            if samples.is_empty() {
-                return 0;
-            }
-            let rank = ((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-            samples[rank - 1] as u64
+        let sorted = |nodes: std::ops::Range<usize>| -> Vec<u32> {
+            let mut v: Vec<u32> = report.round_samples[nodes].concat();
+            v.sort_unstable();
+            v
         };
+        let k = report.round_samples.len();
+        let all = sorted(0..k);
         row(
             "broadcast latency rounds",
             format!(
                 "{} of {} ({} samples, {} missed)",
                 report.rounds_done,
                 opts.rounds,
-                samples.len(),
+                all.len(),
                 report.round_misses
             ),
         );
         row(
             "**one broadcast to N: p50 / p99 / max**",
-            format!(
-                "**{} / {} / {} ms**",
-                ms(q(0.5)),
-                ms(q(0.99)),
-                ms(samples.last().copied().unwrap_or(0) as u64)
-            ),
+            format!("**{}**", quantiles_ms(&all)),
         );
+        if k > 1 {
+            let local = sorted(0..1);
+            let remote = sorted(1..k);
+            row(
+                "**… to clients on the sender's node (local)**",
+                format!("**{}** ({} samples)", quantiles_ms(&local), local.len()),
+            );
+            row(
+                "**… to clients on the other nodes (remote, via Redis)**",
+                format!("**{}** ({} samples)", quantiles_ms(&remote), remote.len()),
+            );
+            let each: Vec<String> = (0..k)
+                .map(|i| format!("node-{i} {}", quantiles_ms(&sorted(i..i + 1))))
+                .collect();
+            row("… per node", each.join("; "));
+            let first: Vec<String> = report
+                .round_first
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let mut v = v.clone();
+                    v.sort_unstable();
+                    let median = v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0);
+                    let max = v.last().copied().unwrap_or(0);
+                    format!("node-{i} {} / {} ms", ms(median as u64), ms(max as u64))
+                })
+                .collect();
+            row(
+                "… first client reached on each node, median / max over rounds",
+                first.join("; "),
+            );
+        }
     }
     if let Some(c) = &report.latency {
         row("CPU during latency rounds", c.describe());
@@ -1636,23 +2214,31 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
                 format!("{}", report.sustained_abandoned),
             );
         }
-        if let Some((count, p50, p99, max)) = report.sustained_lat {
+        let lat = |(count, p50, p99, max): (u64, u64, u64, u64)| {
+            format!(
+                "{} / {} / {} ms ({count} samples)",
+                ms(p50),
+                ms(p99),
+                ms(max)
+            )
+        };
+        if let Some(all) = report.sustained_lat {
+            row("latency under sustained load p50 / p99 / max", lat(all));
+        }
+        if let (Some(local), Some(remote)) =
+            (report.sustained_lat_local, report.sustained_lat_remote)
+        {
             row(
-                "latency under sustained load p50 / p99 / max",
-                format!(
-                    "{} / {} / {} ms ({count} samples)",
-                    ms(p50),
-                    ms(p99),
-                    ms(max)
-                ),
+                "… local (sender's node) / remote",
+                format!("{} / {}", lat(local), lat(remote)),
             );
         }
     }
     if let Some(c) = &report.sustained {
         row("CPU during sustained fan-out", c.describe());
     }
-    if let Some(kib) = report.rss_after_load_kib {
-        row("server RSS after sustained load", mib(kib));
+    if let Some(kib) = &report.rss_after_load {
+        row("server RSS after sustained load", mib_nodes(kib));
     }
     if let Some(st) = &report.storm {
         storm_rows(st, report, joined, &mut row);
@@ -1676,8 +2262,42 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
     if let Some(kib) = report.generator_rss_kib {
         row("generator RSS", mib(kib));
     }
+    if !report.server_logs.is_empty() {
+        let (panics, errors, warns) = report
+            .server_logs
+            .iter()
+            .fold((0, 0, 0), |acc, l| (acc.0 + l.0, acc.1 + l.1, acc.2 + l.2));
+        let mut text = format!("{panics} panicked, {errors} ERROR, {warns} WARN lines");
+        if report.server_logs.len() > 1 {
+            let each: Vec<String> = report
+                .server_logs
+                .iter()
+                .enumerate()
+                .map(|(i, l)| format!("node-{i} {}/{}/{}", l.0, l.1, l.2))
+                .collect();
+            text += &format!(" ({})", each.join(", "));
+        }
+        if panics + errors + warns > 0 {
+            text = format!("**{text}**");
+        }
+        row("server stderr", text);
+    }
+    if let Some(warnings) = report.redis_warnings {
+        row("redis-server warnings after start", format!("{warnings}"));
+    }
+    if !report.log_samples.is_empty() {
+        let samples: Vec<String> = report
+            .log_samples
+            .iter()
+            .map(|l| format!("`{}`", l.replace('|', "\\|").replace('`', "'")))
+            .collect();
+        row("first flagged log lines", samples.join("<br>"));
+    }
     if let Some(stop) = &report.server_stop {
         row("server shutdown", stop.clone());
+    }
+    if let Some(stop) = &report.redis_stop {
+        row("redis-server shutdown", stop.clone());
     }
     if let Some(reason) = &report.aborted {
         row("**ABORTED**", reason.clone());
@@ -1731,6 +2351,18 @@ fn storm_rows(
             st.client_convergence.0, st.client_convergence.1, st.client_convergence.2
         ),
     );
+    if st.per_node.len() > 1 {
+        let each: Vec<String> = st
+            .per_node
+            .iter()
+            .enumerate()
+            .map(|(i, (last, ok, of))| format!("node-{i} {last:.2} s ({ok}/{of} at N)"))
+            .collect();
+        row(
+            "**per node, last count change of its clients**",
+            format!("**{}**", each.join(", ")),
+        );
+    }
     if !st.stuck.is_empty() {
         let stuck: Vec<String> = st
             .stuck
@@ -1800,11 +2432,14 @@ fn storm_rows(
     if let Some(c) = &st.cpu {
         row("CPU, first join → convergence", c.describe());
     }
-    if let Some(before) = report.rss_before_kib {
-        if let Some(peak) = st.rss_peak_kib {
-            row("**server peak RSS (VmHWM)**", format!("**{}**", mib(peak)));
+    if let Some(before) = &report.rss_before {
+        if let Some(peak) = &st.rss_peak {
+            row(
+                "**server peak RSS (VmHWM)**",
+                format!("**{}**", mib_nodes(peak)),
+            );
         }
-        if let Some(post) = st.rss_post_kib {
+        if let Some(post) = &st.rss_post {
             let settle = st
                 .rss_settle
                 .map(|(s, ok)| {
@@ -1818,21 +2453,25 @@ fn storm_rows(
             row(
                 "**server RSS after the storm, idle**",
                 format!(
-                    "**{}**{settle}; {:.2} KiB per joined connection",
-                    mib(post),
-                    (post as f64 - before as f64) / n.max(1.0)
+                    "**{}**{settle}; {} per joined connection",
+                    mib_nodes(post),
+                    per_conn_nodes(before, post, &report.joined_per_node)
                 ),
             );
         }
     }
 }
 
-/// Waits (≤ 30 s) until the server's RSS is stable (3 readings 1 s apart within 0.5 %) and no
-/// non-shout frame arrived in the last second. Returns (last reading, seconds, stable).
-async fn settle_rss(pid: u32, shared: &Shared) -> (Option<u64>, f64, bool) {
-    let pid = pid.to_string();
+/// Waits (≤ 30 s) until every server's RSS is stable (3 readings 1 s apart within 0.5 %)
+/// and no non-shout frame arrived in the last second. Returns (last readings, seconds,
+/// stable); `None` readings without servers (`--url`).
+async fn settle_rss(procs: &Procs, shared: &Shared) -> (Option<Vec<u64>>, f64, bool) {
     let start = Instant::now();
-    let mut readings: Vec<u64> = Vec::new();
+    if procs.servers.is_empty() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        return (None, start.elapsed().as_secs_f64(), false);
+    }
+    let mut readings: Vec<Vec<u64>> = Vec::new();
     let frames_seen = || {
         shared.other_frames.load(Ordering::Relaxed)
             + shared.storm.as_ref().map_or(0, |s| {
@@ -1842,28 +2481,24 @@ async fn settle_rss(pid: u32, shared: &Shared) -> (Option<u64>, f64, bool) {
     let mut frames_before = frames_seen();
     while start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let Some(rss) = rss_kib(&pid) else { break };
+        let Some(rss) = procs.rss() else { break };
         readings.push(rss);
         let frames = frames_seen();
         let quiet = frames == frames_before;
         frames_before = frames;
         if readings.len() >= 3 && quiet {
             let last = &readings[readings.len() - 3..];
-            let (lo, hi) = (*last.iter().min().unwrap(), *last.iter().max().unwrap());
-            if hi - lo <= (hi / 200).max(512) {
-                return (
-                    readings.last().copied(),
-                    start.elapsed().as_secs_f64(),
-                    true,
-                );
+            let stable = (0..procs.servers.len()).all(|node| {
+                let values = last.iter().map(|r| r[node]);
+                let (lo, hi) = (values.clone().min().unwrap(), values.max().unwrap());
+                hi - lo <= (hi / 200).max(512)
+            });
+            if stable {
+                return (readings.pop(), start.elapsed().as_secs_f64(), true);
             }
         }
     }
-    (
-        readings.last().copied(),
-        start.elapsed().as_secs_f64(),
-        false,
-    )
+    (readings.pop(), start.elapsed().as_secs_f64(), false)
 }
 
 /// The join-storm scenario: N clients join one topic at once; every client must end up
@@ -1871,22 +2506,22 @@ async fn settle_rss(pid: u32, shared: &Shared) -> (Option<u64>, f64, bool) {
 async fn run_storm(
     opts: &Opts,
     ctx: ClientCtx,
-    server_pid: Option<u32>,
+    procs: &Procs,
     shared: Arc<Shared>,
     report: Arc<Mutex<Report>>,
 ) -> Result<(), String> {
     let storm = shared.storm.as_ref().expect("storm state");
     let n = opts.clients;
-    if let Some(pid) = server_pid {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        report.lock().unwrap().rss_before_kib = rss_kib(&pid.to_string());
+    if !procs.servers.is_empty() {
+        tokio::time::sleep(opts.warmup()).await;
+        report.lock().unwrap().rss_before = procs.rss();
     }
     report.lock().unwrap().storm = Some(StormReport::default());
     eprintln!(
         "loadgen: join storm: {n} clients join {} ({} in flight)…",
         opts.topic, opts.connect_concurrency
     );
-    let mark = CpuMark::now(server_pid);
+    let mark = CpuMark::now(procs);
     for idx in 0..n {
         tokio::spawn(run_client(idx, ctx.clone()));
     }
@@ -1901,7 +2536,7 @@ async fn run_storm(
             let joined = shared.joined.load(Ordering::Acquire);
             target = Some(joined);
             let mut r = report.lock().unwrap();
-            r.connect = Some(mark.since(server_pid));
+            r.connect = Some(mark.since(procs));
             r.joined = Some(joined);
             r.failures = shared.failures.lock().unwrap().clone();
             if joined == 0 {
@@ -1934,7 +2569,7 @@ async fn run_storm(
         }
     };
     storm.converged.store(converged, Ordering::Release);
-    let cpu = mark.since(server_pid);
+    let cpu = mark.since(procs);
     let target = target.unwrap_or(shared.joined.load(Ordering::Acquire));
     let first = storm.first_join_ns.load(Ordering::Acquire);
     let secs = |ns: u64| ns.saturating_sub(first) as f64 / 1e9;
@@ -1952,6 +2587,22 @@ async fn run_storm(
         let rank = ((p * changes.len() as f64).ceil() as usize).clamp(1, changes.len());
         secs(changes[rank - 1])
     };
+    let k = shared.nodes;
+    let per_node: Vec<(f64, usize, usize)> = (0..k)
+        .map(|node| {
+            let clients = (node..n).step_by(k);
+            let last = clients
+                .clone()
+                .map(|i| storm.last_change_ns[i].load(Ordering::Acquire))
+                .max()
+                .unwrap_or(0);
+            let ok = clients
+                .clone()
+                .filter(|&i| storm.counts[i].load(Ordering::Acquire) == target as i64)
+                .count();
+            (secs(last), ok, clients.count())
+        })
+        .collect();
     let mut stuck: BTreeMap<i64, usize> = BTreeMap::new();
     for count in storm.counts.iter().map(|c| c.load(Ordering::Acquire)) {
         if count != target as i64 {
@@ -1976,13 +2627,7 @@ async fn run_storm(
         .collect();
 
     // Idle after the storm: RSS once stable, then check that nothing changed meanwhile.
-    let (rss_post, settle_secs, settled) = match server_pid {
-        Some(pid) => settle_rss(pid, &shared).await,
-        None => {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            (None, 2.0, false)
-        }
-    };
+    let (rss_post, settle_secs, settled) = settle_rss(procs, &shared).await;
     let drifted_after = storm
         .counts
         .iter()
@@ -2020,12 +2665,13 @@ async fn run_storm(
         malformed: storm.malformed.load(Ordering::Relaxed),
         drifted_after,
         cpu: Some(cpu),
-        rss_peak_kib: server_pid.and_then(|pid| proc_status_kib(&pid.to_string(), "VmHWM:")),
-        rss_post_kib: rss_post,
-        rss_settle: server_pid.map(|_| (settle_secs, settled)),
+        per_node,
+        rss_peak: procs.status_kib("VmHWM:"),
+        rss_post,
+        rss_settle: (!procs.servers.is_empty()).then_some((settle_secs, settled)),
     };
     report.lock().unwrap().storm = Some(st);
-    hold(opts, server_pid).await;
+    hold(opts, procs).await;
     if !converged {
         return Err(format!(
             "join storm did not converge within {} s",
@@ -2036,12 +2682,11 @@ async fn run_storm(
 }
 
 /// `--hold-secs`: keeps every client connected a while longer.
-async fn hold(opts: &Opts, server_pid: Option<u32>) {
+async fn hold(opts: &Opts, procs: &Procs) {
     if opts.hold_secs > 0.0 {
         eprintln!(
-            "loadgen: holding the clients for {} s (server pid {})",
-            opts.hold_secs,
-            server_pid.map_or("unknown".to_string(), |p| p.to_string())
+            "loadgen: holding the clients for {} s (server pids {:?})",
+            opts.hold_secs, procs.servers
         );
         tokio::time::sleep(Duration::from_secs_f64(opts.hold_secs)).await;
     }
@@ -2052,8 +2697,8 @@ async fn hold(opts: &Opts, server_pid: Option<u32>) {
 
 async fn run(
     opts: Opts,
-    target: Target,
-    server_pid: Option<u32>,
+    targets: Vec<Target>,
+    procs: Procs,
     shared: Arc<Shared>,
     report: Arc<Mutex<Report>>,
 ) -> Result<(), String> {
@@ -2063,7 +2708,7 @@ async fn run(
         .write_buffer_size(0);
     let ctx = ClientCtx {
         shared: shared.clone(),
-        target: Arc::new(target),
+        targets: Arc::new(targets),
         connect_slots: Arc::new(tokio::sync::Semaphore::new(opts.connect_concurrency)),
         config,
         topic: Arc::from(opts.topic.as_str()),
@@ -2072,16 +2717,16 @@ async fn run(
     };
     let n = opts.clients;
     if opts.scenario == Scenario::JoinStorm {
-        return run_storm(&opts, ctx, server_pid, shared, report).await;
+        return run_storm(&opts, ctx, &procs, shared, report).await;
     }
 
     // Sender first, so that the RSS delta covers only the N clients.
     let mut sender = Sender::connect(&ctx, opts.pad).await?;
     report.lock().unwrap().frame_bytes = sender.broadcast_len(opts.rounds + 100);
 
-    if let Some(pid) = server_pid {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        report.lock().unwrap().rss_before_kib = rss_kib(&pid.to_string());
+    if !procs.servers.is_empty() {
+        tokio::time::sleep(opts.warmup()).await;
+        report.lock().unwrap().rss_before = procs.rss();
     }
 
     // Connect and join N clients.
@@ -2089,7 +2734,7 @@ async fn run(
         "loadgen: connecting {n} clients ({} in flight)…",
         opts.connect_concurrency
     );
-    let mark = CpuMark::now(server_pid);
+    let mark = CpuMark::now(&procs);
     for idx in 0..n {
         tokio::spawn(run_client(idx, ctx.clone()));
     }
@@ -2108,7 +2753,7 @@ async fn run(
     let joined = shared.joined.load(Ordering::Acquire);
     {
         let mut r = report.lock().unwrap();
-        r.connect = Some(mark.since(server_pid));
+        r.connect = Some(mark.since(&procs));
         r.joined = Some(joined);
         r.failures = shared.failures.lock().unwrap().clone();
     }
@@ -2126,48 +2771,26 @@ async fn run(
         return Err("no client could connect and join".into());
     }
 
-    // Idle: wait until the server's RSS is stable and no presence traffic flows (≤ 30 s).
-    if let Some(pid) = server_pid {
-        let pid = pid.to_string();
-        let start = Instant::now();
-        let mut readings: Vec<u64> = Vec::new();
-        let mut frames_before = shared.other_frames.load(Ordering::Relaxed);
-        let mut settled = false;
-        while start.elapsed() < Duration::from_secs(30) {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let Some(rss) = rss_kib(&pid) else { break };
-            readings.push(rss);
-            let frames = shared.other_frames.load(Ordering::Relaxed);
-            let quiet = frames == frames_before;
-            frames_before = frames;
-            if readings.len() >= 3 && quiet {
-                let last = &readings[readings.len() - 3..];
-                let (lo, hi) = (*last.iter().min().unwrap(), *last.iter().max().unwrap());
-                if hi - lo <= (hi / 200).max(512) {
-                    settled = true;
-                    break;
-                }
-            }
-        }
+    // Idle: wait until the servers' RSS is stable and no presence traffic flows (≤ 30 s).
+    {
+        let (rss, secs, settled) = settle_rss(&procs, &shared).await;
         let mut r = report.lock().unwrap();
-        r.rss_joined_kib = readings.last().copied();
-        r.rss_settle = Some((start.elapsed().as_secs_f64(), settled));
         r.other_frames_at_idle = Some(shared.other_frames.load(Ordering::Relaxed));
-        eprintln!(
-            "loadgen: server RSS {} → {} ({})",
-            r.rss_before_kib.map(mib).unwrap_or_default(),
-            r.rss_joined_kib.map(mib).unwrap_or_default(),
-            if settled { "stable" } else { "not stable" }
-        );
-    } else {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        report.lock().unwrap().other_frames_at_idle =
-            Some(shared.other_frames.load(Ordering::Relaxed));
+        if !procs.servers.is_empty() {
+            r.rss_joined = rss;
+            r.rss_settle = Some((secs, settled));
+            eprintln!(
+                "loadgen: server RSS {} → {} ({})",
+                r.rss_before.as_deref().map(mib_nodes).unwrap_or_default(),
+                r.rss_joined.as_deref().map(mib_nodes).unwrap_or_default(),
+                if settled { "stable" } else { "not stable" }
+            );
+        }
     }
 
     // Latency: one broadcast to all N at a time.
     eprintln!("loadgen: {} latency rounds…", opts.rounds);
-    let mark = CpuMark::now(server_pid);
+    let mark = CpuMark::now(&procs);
     let round_timeout = Duration::from_secs_f64(opts.round_timeout_secs);
     let mut misses = 0usize;
     for round in 0..opts.rounds {
@@ -2194,17 +2817,30 @@ async fn run(
             let mut r = report.lock().unwrap();
             r.rounds_done = round + 1;
             r.round_misses = misses;
-            r.round_samples.extend(
-                shared.round_lat[round * n..(round + 1) * n]
-                    .iter()
-                    .map(|a| a.load(Ordering::Relaxed))
-                    .filter(|&v| v != u32::MAX),
-            );
+            let k = shared.nodes;
+            r.round_samples.resize(k, Vec::new());
+            r.round_first.resize(k, Vec::new());
+            let mut first = vec![u32::MAX; k];
+            for (idx, sample) in shared.round_lat[round * n..(round + 1) * n]
+                .iter()
+                .enumerate()
+            {
+                let v = sample.load(Ordering::Relaxed);
+                if v != u32::MAX {
+                    r.round_samples[idx % k].push(v);
+                    first[idx % k] = first[idx % k].min(v);
+                }
+            }
+            for (node, v) in first.into_iter().enumerate() {
+                if v != u32::MAX {
+                    r.round_first[node].push(v);
+                }
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if opts.rounds > 0 {
-        report.lock().unwrap().latency = Some(mark.since(server_pid));
+        report.lock().unwrap().latency = Some(mark.since(&procs));
     }
 
     // Sustained fan-out with at most `window` incomplete shouts.
@@ -2213,7 +2849,7 @@ async fn run(
             "loadgen: sustained fan-out for {} s, window {}…",
             opts.seconds, opts.window
         );
-        let mark = CpuMark::now(server_pid);
+        let mark = CpuMark::now(&procs);
         let first = opts.rounds;
         let mut next = first;
         let mut oldest = first;
@@ -2275,20 +2911,100 @@ async fn run(
             Instant::now()
         };
         let mut r = report.lock().unwrap();
-        r.sustained = Some(mark.since(server_pid));
+        r.sustained = Some(mark.since(&procs));
         r.sustained_sent = Some(next - first);
         r.sustained_delivered = delivered;
         r.sustained_elapsed = end.duration_since(t0).as_secs_f64();
         r.sustained_abandoned = abandoned + (next - oldest);
-        r.sustained_lat = Some(shared.sustained_lat.summary());
+        let hist: Vec<&Histogram> = shared.sustained_lat.iter().collect();
+        r.sustained_lat = Some(Histogram::merged(&hist));
+        if hist.len() > 1 {
+            r.sustained_lat_local = Some(Histogram::merged(&hist[..1]));
+            r.sustained_lat_remote = Some(Histogram::merged(&hist[1..]));
+        }
     }
 
-    if let Some(pid) = server_pid {
+    if !procs.servers.is_empty() {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        report.lock().unwrap().rss_after_load_kib = rss_kib(&pid.to_string());
+        report.lock().unwrap().rss_after_load = procs.rss();
     }
-    hold(&opts, server_pid).await;
+    hold(&opts, &procs).await;
     Ok(())
+}
+
+/// Starts the server (`--nodes 1`), or redis-server and K servers joined through it.
+/// Returns the servers, redis-server, one target per server, and a description. On error,
+/// everything started so far is stopped (dropped) before returning.
+#[allow(clippy::type_complexity)]
+fn start_servers(
+    opts: &Opts,
+    wait: Duration,
+) -> Result<
+    (
+        Vec<Server>,
+        Option<RedisServer>,
+        Vec<Target>,
+        Option<String>,
+    ),
+    String,
+> {
+    let redis = if opts.nodes > 1 {
+        let redis = RedisServer::spawn(&opts.redis_server, wait)?;
+        eprintln!(
+            "loadgen: redis-server pid {} on 127.0.0.1:{}",
+            redis.pid(),
+            redis.port
+        );
+        Some(redis)
+    } else {
+        None
+    };
+    let mut servers = Vec::new();
+    let mut targets = Vec::new();
+    for i in 0..opts.nodes {
+        let label = if opts.nodes > 1 {
+            format!("node-{i}")
+        } else {
+            "server".to_string()
+        };
+        let mut env: Vec<(String, String)> = Vec::new();
+        if let Some(redis) = &redis {
+            env.push(("TETHER_PUBSUB_URL".into(), redis.url()));
+            env.push(("TETHER_NODE".into(), label.clone()));
+        }
+        env.extend(opts.server_env.iter().cloned());
+        let (server, port) = Server::spawn(&opts.server, wait, &label, &env)?;
+        eprintln!(
+            "loadgen: {label} {} pid {} listening on port {port}",
+            opts.server.display(),
+            server.pid()
+        );
+        servers.push(server);
+        targets.push(Target::from_port(port));
+    }
+    let cluster = match &redis {
+        Some(redis) => {
+            redis.wait_for_nodes(opts.nodes, wait)?;
+            let nodes: Vec<String> = servers
+                .iter()
+                .zip(&targets)
+                .map(|(s, t)| format!("{} :{} pid {}", s.label, t.addr.port(), s.pid()))
+                .collect();
+            Some(format!(
+                "{} × {} ({}), redis-server :{} pid {}; all {} subscribe `{BUS_CHANNEL}`",
+                opts.nodes,
+                opts.server
+                    .file_name()
+                    .map_or("server".into(), |f| f.to_string_lossy()),
+                nodes.join(", "),
+                redis.port,
+                redis.pid(),
+                opts.nodes
+            ))
+        }
+        None => None,
+    };
+    Ok((servers, redis, targets, cluster))
 }
 
 fn main() {
@@ -2329,37 +3045,36 @@ fn main() {
     let deadline = Duration::from_secs(opts.deadline_secs);
     spawn_watchdog(deadline + Duration::from_secs(20));
 
-    // The server is started from the main thread (PR_SET_PDEATHSIG follows the spawning thread).
-    let (mut server, target) = match &opts.url {
+    // The servers are started from the main thread (PR_SET_PDEATHSIG follows the spawning
+    // thread).
+    let (mut servers, mut redis, targets, cluster) = match &opts.url {
         Some(url) => match Target::from_url(url) {
-            Ok(target) => (None, target),
+            Ok(target) => (Vec::new(), None, vec![target], None),
             Err(err) => {
                 eprintln!("loadgen: {err}");
                 std::process::exit(2);
             }
         },
-        None => match Server::spawn(&opts.server, Duration::from_secs(20).min(deadline)) {
-            Ok((server, port)) => {
-                eprintln!(
-                    "loadgen: server {} pid {} listening on port {port}",
-                    opts.server.display(),
-                    server.pid()
-                );
-                (Some(server), Target::from_port(port))
-            }
+        None => match start_servers(&opts, Duration::from_secs(20).min(deadline)) {
+            Ok(started) => started,
             Err(err) => {
+                // Whatever had started was stopped when `start_servers` returned.
                 eprintln!("loadgen: {err}");
                 std::process::exit(2);
             }
         },
     };
-    let server_pid = server.as_ref().map(Server::pid);
+    let procs = Procs {
+        servers: servers.iter().map(Server::pid).collect(),
+        redis: redis.as_ref().map(RedisServer::pid),
+    };
 
     let report = Arc::new(Mutex::new(Report {
         requested: opts.clients,
+        cluster,
         ..Report::default()
     }));
-    let mut shared = Shared::new(opts.clients, opts.rounds);
+    let mut shared = Shared::new(opts.clients, opts.rounds, targets.len());
     if opts.scenario == Scenario::JoinStorm {
         shared.storm = Some(Storm::new(opts.clients, &opts.topic));
     }
@@ -2374,7 +3089,7 @@ fn main() {
         tokio::select! {
             r = tokio::time::timeout(
                 remaining,
-                run(opts.clone(), target, server_pid, shared.clone(), report.clone()),
+                run(opts.clone(), targets, procs, shared.clone(), report.clone()),
             ) => match r {
                 Ok(r) => r,
                 Err(_) => Err(format!("global deadline of {} s reached", opts.deadline_secs)),
@@ -2394,13 +3109,48 @@ fn main() {
             r.failures = shared.failures.lock().unwrap().clone();
         }
         r.generator_rss_kib = rss_kib("self");
+        r.joined_per_node = shared
+            .joined_per_node
+            .iter()
+            .map(|j| j.load(Ordering::Acquire))
+            .collect();
         if let Err(err) = &outcome {
             r.aborted = Some(err.clone());
         }
     }
-    if let Some(server) = server.as_mut() {
-        let how = server.stop();
-        report.lock().unwrap().server_stop = Some(how);
+    // Servers first (a clean stop says goodbye through Redis), then redis-server.
+    if !servers.is_empty() {
+        let how = stop_servers(&mut servers);
+        let how = if how.len() == 1 {
+            how[0].clone()
+        } else {
+            let each: Vec<String> = how
+                .iter()
+                .enumerate()
+                .map(|(i, h)| format!("node-{i} {h}"))
+                .collect();
+            each.join("; ")
+        };
+        let mut r = report.lock().unwrap();
+        r.server_stop = Some(how);
+        for server in &servers {
+            let log = &server.log;
+            r.server_logs.push((
+                log.panics.load(Ordering::Acquire),
+                log.errors.load(Ordering::Acquire),
+                log.warns.load(Ordering::Acquire),
+            ));
+            r.log_samples
+                .extend(log.samples.lock().unwrap().iter().cloned());
+        }
+    }
+    if let Some(redis) = redis.as_mut() {
+        let how = redis.stop();
+        let mut r = report.lock().unwrap();
+        r.redis_stop = Some(how);
+        r.redis_warnings = Some(redis.log.redis_warnings.load(Ordering::Acquire));
+        r.log_samples
+            .extend(redis.log.samples.lock().unwrap().iter().cloned());
     }
     let mut r = report.lock().unwrap().clone();
     r.elapsed = started.elapsed().as_secs_f64();

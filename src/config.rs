@@ -215,6 +215,7 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
         "TETHER_PRESENCE_PERMDOWN_PERIOD_MS",
         "presence.permdown_period_ms",
     ),
+    ("TETHER_PRESENCE_COALESCE_MS", "presence.coalesce_ms"),
 ];
 
 impl Config {
@@ -456,11 +457,13 @@ mod tests {
             ("PORT", "4100"),
             ("TETHER_PRESENCE_BROADCAST_PERIOD_MS", "100"),
             ("TETHER_PRESENCE_DOWN_PERIOD_MS", "400"),
+            ("TETHER_PRESENCE_COALESCE_MS", "7"),
         ]))
         .unwrap();
         assert_eq!(config.pubsub.node.as_deref(), Some("env-node"));
         assert_eq!(config.endpoint.port, 4100);
         assert_eq!(config.presence.down_period_ms, 400);
+        assert_eq!(config.presence.coalesce_ms, 7);
         assert_eq!(
             config.presence.id,
             vec![IdSource::Store("k".into()), IdSource::Session("s".into())]
