@@ -376,8 +376,11 @@ impl Config {
             return invalid(key, "must be greater than zero");
         }
         if let Some(url) = &self.pubsub.url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return invalid("pubsub.url", "must be a redis:// or rediss:// URL");
+            if !url.starts_with("redis://") {
+                return invalid(
+                    "pubsub.url",
+                    "must be a redis:// URL (TLS, rediss://, is not built in)",
+                );
             }
         }
         let socket_path = &self.commander.socket_path;
