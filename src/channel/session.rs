@@ -172,6 +172,8 @@ impl ChannelSession {
                 for pushed in socket.take_deferred() {
                     let _ = socket.outbox().push_frame(pushed);
                 }
+                // Exactly one more slot: a Vec's first growth would reserve four.
+                self.joined.reserve_exact(1);
                 self.joined.push((
                     topic,
                     Joined {

@@ -125,6 +125,9 @@ impl Stream for OutboxBody {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if let Some(piece) = this.pieces.pop_front() {
+            if this.pieces.is_empty() {
+                this.pieces = VecDeque::new(); // an idle connection keeps no buffer
+            }
             return Poll::Ready(Some(Ok(piece)));
         }
         if this.finished {
