@@ -2107,16 +2107,7 @@ fn print_report(report: &Report, opts: &Opts, command: &str) {
     match (&report.rss_before, &report.rss_joined) {
         (Some(before), Some(after)) => {
             row("server RSS before clients", mib_nodes(before));
-            let settle = report
-                .rss_settle
-                .map(|(s, ok)| {
-                    if ok {
-                        format!(", stable after {s:.0} s")
-                    } else {
-                        format!(", NOT stable after {s:.0} s")
-                    }
-                })
-                .unwrap_or_default();
+            let settle = settle_note(report.rss_settle);
             row(
                 "server RSS, N joined and idle",
                 format!("{}{settle}", mib_nodes(after)),
@@ -2440,16 +2431,7 @@ fn storm_rows(
             );
         }
         if let Some(post) = &st.rss_post {
-            let settle = st
-                .rss_settle
-                .map(|(s, ok)| {
-                    if ok {
-                        format!(", stable after {s:.0} s")
-                    } else {
-                        format!(", NOT stable after {s:.0} s")
-                    }
-                })
-                .unwrap_or_default();
+            let settle = settle_note(st.rss_settle);
             row(
                 "**server RSS after the storm, idle**",
                 format!(
@@ -3176,4 +3158,17 @@ fn main() {
     };
     // Exit without tearing down thousands of sockets one by one.
     std::process::exit(code);
+}
+
+/// ", stable after N s" (or NOT stable) for an RSS reading that waited to settle.
+fn settle_note(settle: Option<(f64, bool)>) -> String {
+    settle
+        .map(|(s, ok)| {
+            if ok {
+                format!(", stable after {s:.0} s")
+            } else {
+                format!(", NOT stable after {s:.0} s")
+            }
+        })
+        .unwrap_or_default()
 }
