@@ -406,9 +406,9 @@ pub async fn serve(
     })
     .disable_signals()
     .backlog(4096)
-    // Never buffer more than a body chunk: actix-http keeps a grown write buffer per
-    // connection (see transport::body).
-    .h1_write_buffer_size(transport::body::CHUNK)
+    // One body chunk per write, so actix-http's per-connection write buffer never grows
+    // (see transport::body).
+    .h1_write_buffer_size(transport::body::H1_WRITE_BUFFER_SIZE)
     .shutdown_timeout(1)
     .bind(("127.0.0.1", port))?;
     let addrs = server.addrs();

@@ -1,10 +1,11 @@
 //! The HTTP response body of a WebSocket connection: it writes the connection's [`Outbox`]
 //! to the socket as WebSocket frames, in chunks of at most [`CHUNK`] bytes.
 //!
-//! Small frames queued together are coalesced into one chunk (so one write); a large frame is
-//! handed over as slices of its encoded payload (no copy). Keeping every chunk small keeps
-//! actix-http's per-connection write buffer at its initial size: a buffer grown by one large
-//! chunk would otherwise stay allocated for the life of the connection.
+//! Small frames queued together are coalesced into one chunk (so one write); a large frame
+//! fills one chunk and is handed over in further slices of its payload (no copy). No chunk
+//! exceeds actix-http's initial 8 KiB write buffer, and actix-http is told to take a chunk only
+//! when that buffer is empty (`h1_write_buffer_size(1)`), so the buffer never grows: a buffer
+//! grown by one large chunk would otherwise stay allocated for the life of the connection.
 //!
 //! When the outbox is closed (or overflows) the body writes what is queued, then the close
 //! frame, then ends, which ends the HTTP response and so the TCP connection. If the body is
@@ -22,9 +23,16 @@ use futures_util::Stream;
 
 use super::outbox::{Close, Shared, Wire};
 
-/// Largest chunk handed to actix-http at once (also configure its `h1_write_buffer_size`
-/// to this, as [`crate::serve`] does, so that its buffer never grows).
-pub const CHUNK: usize = 4096;
+/// Largest chunk handed to actix-http at once: the size of its initial write buffer.
+pub const CHUNK: usize = 8192;
+
+/// The `h1_write_buffer_size` to give actix-web's `HttpServer` (as [`crate::serve`] does):
+/// take a chunk only when the write buffer is empty, so one chunk is one write and the buffer
+/// keeps its initial size.
+pub const H1_WRITE_BUFFER_SIZE: usize = 1;
+
+/// Room kept for the largest header plus a control frame.
+const CONTROL_ROOM: usize = 14 + 125;
 
 const OP_TEXT: u8 = 0x1;
 const OP_CLOSE: u8 = 0x8;
@@ -80,25 +88,27 @@ impl OutboxBody {
         }
     }
 
-    /// Encodes queued frames into `buf` (up to about [`CHUNK`] bytes); large payloads go to
-    /// `self.pieces` as slices.
+    /// Encodes queued frames into `buf` (at most [`CHUNK`] bytes); the rest of a large payload
+    /// goes to `self.pieces` as slices.
     fn fill(&mut self, buf: &mut BytesMut, cx: &Context<'_>) {
         let mut state = self.shared.lock();
-        while buf.len() < CHUNK {
+        while buf.len() + CONTROL_ROOM <= CHUNK {
             match state.take_wire(cx) {
                 Some(Wire::Text(payload)) => {
                     header(buf, OP_TEXT, payload.len());
-                    if buf.len() + payload.len() <= CHUNK {
+                    let room = CHUNK - buf.len();
+                    if payload.len() <= room {
                         buf.put_slice(&payload);
-                    } else {
-                        let mut at = 0;
-                        while at < payload.len() {
-                            let end = (at + CHUNK).min(payload.len());
-                            self.pieces.push_back(payload.slice(at..end));
-                            at = end;
-                        }
-                        return;
+                        continue;
                     }
+                    buf.put_slice(&payload[..room]);
+                    let mut at = room;
+                    while at < payload.len() {
+                        let end = (at + CHUNK).min(payload.len());
+                        self.pieces.push_back(payload.slice(at..end));
+                        at = end;
+                    }
+                    return;
                 }
                 Some(Wire::Pong(payload)) => control(buf, OP_PONG, &payload),
                 None => {
@@ -168,7 +178,7 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         let mut out = Vec::new();
         while let Poll::Ready(Some(Ok(chunk))) = body.poll_next_unpin(&mut cx) {
-            assert!(chunk.len() <= CHUNK + 14, "chunk of {} bytes", chunk.len());
+            assert!(chunk.len() <= CHUNK, "chunk of {} bytes", chunk.len());
             out.extend_from_slice(&chunk);
         }
         out
@@ -187,7 +197,7 @@ mod tests {
     fn large_frames_use_extended_lengths_and_come_in_small_chunks() {
         let outbox = Outbox::new(1 << 20);
         let mut body = OutboxBody::new(outbox.shared().clone());
-        let big = vec![b'x'; 70_000];
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
         outbox.push_frame(Bytes::from(big.clone())).unwrap();
         let out = drain(&mut body);
         assert_eq!(&out[..2], &[0x81, 127]);
