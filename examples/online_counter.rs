@@ -10,11 +10,13 @@
 //!   `[presence] id = [{ session = "current_user_id" }]` (or `store`), pages are keyed by that
 //!   value, falling back to the browser id.
 //! - `GET /login?user_id=42` puts `current_user_id = "42"` in the session (actix-session's
-//!   signed-and-encrypted cookie) and redirects to `/`; `GET /logout` clears it.
+//!   signed cookie) and redirects to `/`; `GET /logout` clears it.
 //! - The `#remember_me` button puts the `#store_user_id` input's value into the page's store
 //!   as `current_user_id` (effective for presence on the next load).
 
-use actix_session::{Session, SessionMiddleware, storage::CookieSessionStore};
+use actix_session::{
+    Session, SessionMiddleware, config::CookieContentSecurity, storage::CookieSessionStore,
+};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use askama::Template;
 use serde::Deserialize;
@@ -173,9 +175,11 @@ async fn main() -> std::io::Result<()> {
         .map_err(std::io::Error::other)?;
     let key = commanders.keys().key().clone();
     tether::serve(endpoint, move |routes| {
-        // The session cookie is actix-session's own (encrypted with the app key); the
-        // commanders' socket reads it with the same key.
+        // The session cookie is actix-session's own, signed with the app key (actix-session
+        // can also encrypt it; tether reads both); the commanders' socket reads it with the
+        // same key.
         let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_content_security(CookieContentSecurity::Signed)
             .cookie_secure(false)
             .build();
         routes.app_data(web::Data::new(commanders.clone())).service(
