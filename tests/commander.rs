@@ -593,3 +593,11 @@ async fn runtime_subscriptions_come_back_after_a_reconnect_and_cannot_be_forged(
         );
     }
 }
+
+#[tokio::test]
+async fn exec_js_works_only_when_enabled() {
+    let s = setup(|c| c.commander.exec_js = true).await;
+    let (mut page, jr) = s.joined("/x").await;
+    let patch = patch_of(&mut page, &jr, "js", json!({})).await;
+    assert_eq!(patch[4], json!({"op": "js", "js": "alert(1)"}));
+}
