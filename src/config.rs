@@ -506,6 +506,20 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_a_valid_config() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```toml\n")
+            .expect("a toml block in the README")
+            + 8;
+        let end = start + readme[start..].find("```").unwrap();
+        let text = readme[start..end].replace("\"...\"", &format!("\"{}\"", "k".repeat(64)));
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.commander.socket_path, "/tether/socket");
+        assert_eq!(config.presence.coalesce_ms, 50);
+    }
+
+    #[test]
     fn missing_file_is_a_clear_error() {
         let err =
             Config::from_lookup(env(&[("TETHER_CONFIG", "/nonexistent/tether.toml")])).unwrap_err();
