@@ -260,11 +260,17 @@ impl Page<'_> {
         self.hub.count(topic, Count::Connections)
     }
 
-    /// Applies `patch` to this page.
-    pub fn patch(&mut self, patch: &Patch) -> Result<(), PatchError> {
+    /// Refuses a script patch unless `[commander] exec_js` is on.
+    fn allow(&self, patch: &Patch) -> Result<(), PatchError> {
         if matches!(patch, Patch::Js { .. }) && !self.hub.config.commander.exec_js {
             return Err(PatchError::JsDisabled);
         }
+        Ok(())
+    }
+
+    /// Applies `patch` to this page.
+    pub fn patch(&mut self, patch: &Patch) -> Result<(), PatchError> {
+        self.allow(patch)?;
         Ok(self.socket.push("patch", patch)?)
     }
 
@@ -309,18 +315,14 @@ impl Page<'_> {
 
     /// Applies `patch` on every page on `topic` (this one included). Encoded once.
     pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        if matches!(patch, Patch::Js { .. }) && !self.hub.config.commander.exec_js {
-            return Err(PatchError::JsDisabled);
-        }
+        self.allow(patch)?;
         self.hub.broadcast(topic, patch, None);
         Ok(())
     }
 
     /// Applies `patch` on every page on `topic` except this one.
     pub fn broadcast_from(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        if matches!(patch, Patch::Js { .. }) && !self.hub.config.commander.exec_js {
-            return Err(PatchError::JsDisabled);
-        }
+        self.allow(patch)?;
         self.hub
             .broadcast(topic, patch, Some(self.socket.connection_id()));
         Ok(())

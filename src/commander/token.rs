@@ -84,12 +84,10 @@ impl Keys {
         now: u64,
         max_age: Option<u64>,
     ) -> Result<T, TokenError> {
-        let jar = CookieJar::new();
-        let cookie = jar
+        let cookie = CookieJar::new()
             .signed(&self.key)
-            .verify(Cookie::new("t", token.to_string()))
-            .ok_or(TokenError::Invalid)?;
-        open(purpose, cookie.value(), now, max_age)
+            .verify(Cookie::new("t", token.to_string()));
+        open(purpose, cookie, now, max_age)
     }
 
     /// Encrypts `data` for `purpose`, issued at `now`.
@@ -111,12 +109,10 @@ impl Keys {
         now: u64,
         max_age: Option<u64>,
     ) -> Result<T, TokenError> {
-        let jar = CookieJar::new();
-        let cookie = jar
+        let cookie = CookieJar::new()
             .private(&self.key)
-            .decrypt(Cookie::new(purpose.to_string(), token.to_string()))
-            .ok_or(TokenError::Invalid)?;
-        open(purpose, cookie.value(), now, max_age)
+            .decrypt(Cookie::new(purpose.to_string(), token.to_string()));
+        open(purpose, cookie, now, max_age)
     }
 }
 
@@ -129,13 +125,16 @@ fn envelope<T: Serialize>(purpose: &str, data: &T, now: u64) -> String {
     .unwrap_or_default()
 }
 
+/// Checks a verified (or decrypted) cookie's envelope: `None` means the crypto failed.
 fn open<T: DeserializeOwned>(
     purpose: &str,
-    value: &str,
+    cookie: Option<Cookie<'static>>,
     now: u64,
     max_age: Option<u64>,
 ) -> Result<T, TokenError> {
-    let envelope: Envelope<T> = serde_json::from_str(value).map_err(|_| TokenError::Invalid)?;
+    let cookie = cookie.ok_or(TokenError::Invalid)?;
+    let envelope: Envelope<T> =
+        serde_json::from_str(cookie.value()).map_err(|_| TokenError::Invalid)?;
     if envelope.p != purpose {
         return Err(TokenError::WrongPurpose);
     }

@@ -217,12 +217,7 @@ impl Drop for JoinGuard {
                 shard.listeners.remove(&self.topic);
             }
         }
-        let dirty = !changes.is_empty();
-        shard.record(changes);
-        drop(shard);
-        if dirty {
-            presence.schedule_flush();
-        }
+        presence.commit(shard, changes);
     }
 }
 
@@ -344,10 +339,14 @@ impl Presence {
         presence
     }
 
-    fn shard(&self, topic: &str) -> MutexGuard<'_, Shard> {
-        self.inner.shards[shard_of(topic)]
+    fn shard_at(&self, index: usize) -> MutexGuard<'_, Shard> {
+        self.inner.shards[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn shard(&self, topic: &str) -> MutexGuard<'_, Shard> {
+        self.shard_at(shard_of(topic))
     }
 
     fn now_ms(&self) -> u64 {
@@ -528,9 +527,7 @@ impl Presence {
     pub async fn shutdown(&self) {
         for index in 0..SHARDS {
             let goodbye = {
-                let shard = self.inner.shards[index]
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let shard = self.shard_at(index);
                 shard.tracker.goodbye()
             };
             self.publish(index, &goodbye);
@@ -586,9 +583,7 @@ impl Presence {
         let now = self.now_ms();
         for index in 0..SHARDS {
             let heartbeat = {
-                let mut shard = self.inner.shards[index]
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut shard = self.shard_at(index);
                 let changes = shard.tracker.tick(now);
                 let heartbeat = shard.tracker.heartbeat();
                 self.commit(shard, changes);
@@ -608,9 +603,7 @@ impl Presence {
         };
         let now = self.now_ms();
         let replies = {
-            let mut shard = self.inner.shards[index]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut shard = self.shard_at(index);
             let (changes, replies) = shard.tracker.receive(gossip, now);
             self.commit(shard, changes);
             replies
@@ -632,9 +625,7 @@ impl Presence {
     }
 
     fn take_work(&self, index: usize) -> Vec<TopicWork> {
-        let mut shard = self.inner.shards[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self.shard_at(index);
         let dirty = std::mem::take(&mut shard.dirty);
         let mut work = Vec::with_capacity(dirty.len());
         for topic in dirty {
