@@ -108,6 +108,9 @@ pub struct EndpointConfig {
     pub max_channels: usize,
     /// A connection that sends nothing (not even a heartbeat) for this long is closed.
     pub idle_timeout_ms: u64,
+    /// A connection whose pending output makes no progress for this long is dropped and its
+    /// socket released (also when its close frame cannot be written).
+    pub write_timeout_ms: u64,
     /// How long a shutdown waits for connections to run their leave callbacks.
     pub shutdown_timeout_ms: u64,
 }
@@ -122,6 +125,7 @@ impl Default for EndpointConfig {
             max_outbound_bytes: 4 * 1024 * 1024,
             max_channels: 100,
             idle_timeout_ms: 60_000,
+            write_timeout_ms: 10_000,
             shutdown_timeout_ms: 5_000,
         }
     }
@@ -286,6 +290,12 @@ impl Config {
         self
     }
 
+    /// Sets the write timeout in milliseconds (builder style).
+    pub fn with_write_timeout_ms(mut self, ms: u64) -> Self {
+        self.endpoint.write_timeout_ms = ms;
+        self
+    }
+
     /// Sets the most bytes queued per connection (builder style).
     pub fn with_max_outbound_bytes(mut self, bytes: usize) -> Self {
         self.endpoint.max_outbound_bytes = bytes;
@@ -365,6 +375,7 @@ impl Config {
             ("endpoint.max_outbound_bytes", e.max_outbound_bytes as u64),
             ("endpoint.max_channels", e.max_channels as u64),
             ("endpoint.idle_timeout_ms", e.idle_timeout_ms),
+            ("endpoint.write_timeout_ms", e.write_timeout_ms),
             (
                 "presence.broadcast_period_ms",
                 self.presence.broadcast_period_ms,

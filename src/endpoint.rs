@@ -25,11 +25,12 @@
 //! # }
 //! ```
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{any::Any, collections::HashMap, sync::Arc, time::Duration};
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
     body::{BodyStream, MessageBody},
+    dev::Extensions,
     http::header,
     web,
 };
@@ -269,6 +270,37 @@ impl Endpoint {
         }
     }
 
+    /// The callback to give `HttpServer::on_connect` (as [`serve`] does): sets
+    /// `TCP_USER_TIMEOUT` to `endpoint.write_timeout_ms` on every accepted socket, so that the
+    /// kernel releases a socket whose peer stopped reading (a stalled write cannot be
+    /// interrupted from above actix-http). Without it a stalled connection's queue is still
+    /// freed at the write timeout, but its socket lingers until the peer goes away.
+    ///
+    /// ```no_run
+    /// # async fn run(endpoint: tether::Endpoint) -> std::io::Result<()> {
+    /// let app_endpoint = endpoint.clone();
+    /// actix_web::HttpServer::new(move || {
+    ///     let endpoint = app_endpoint.clone();
+    ///     actix_web::App::new().configure(move |cfg| endpoint.configure(cfg))
+    /// })
+    /// .h1_write_buffer_size(tether::transport::body::H1_WRITE_BUFFER_SIZE)
+    /// .on_connect(endpoint.on_connect())
+    /// .bind(("127.0.0.1", 4000))?
+    /// .run()
+    /// .await
+    /// # }
+    /// ```
+    pub fn on_connect(&self) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static {
+        let timeout = Duration::from_millis(self.inner.config.endpoint.write_timeout_ms);
+        move |connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                if let Err(err) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+                    tracing::warn!("cannot set TCP_USER_TIMEOUT: {err}");
+                }
+            }
+        }
+    }
+
     /// Number of live WebSocket connections.
     pub fn connection_count(&self) -> usize {
         self.inner.connections.len()
@@ -327,6 +359,7 @@ impl Endpoint {
             Limits {
                 max_frame_bytes: limits.max_frame_bytes,
                 idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+                write_timeout: Duration::from_millis(limits.write_timeout_ms),
             },
             self.inner.shutdown.clone(),
         );
@@ -409,6 +442,7 @@ pub async fn serve(
     // One body chunk per write, so actix-http's per-connection write buffer never grows
     // (see transport::body).
     .h1_write_buffer_size(transport::body::H1_WRITE_BUFFER_SIZE)
+    .on_connect(endpoint.on_connect())
     .shutdown_timeout(1)
     .bind(("127.0.0.1", port))?;
     let addrs = server.addrs();

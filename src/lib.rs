@@ -94,11 +94,22 @@
 //! ## Guarantees
 //!
 //! - **Broadcasts are encoded once**: the frame bytes are shared by every subscriber.
-//! - **Every queue is bounded**: a client whose outbound queue exceeds
-//!   `endpoint.max_outbound_bytes` is disconnected (close 1008) and logged; nobody else waits.
-//! - **Bad input costs one connection at most**: oversized messages close with 1009,
-//!   undecodable frames with 1007, binary frames with 1003; unknown topics and events get an
-//!   error reply; a failing or panicking handler crashes only its channel (`phx_error`).
+//! - **Every queue is bounded**: every queued outbound item (pongs and empty frames included)
+//!   is charged its size plus 48 bytes against `endpoint.max_outbound_bytes` (4 MiB); a client
+//!   whose outbound queue exceeds it is disconnected (close 1008) and logged; nobody else
+//!   waits. At most one pong is pending per connection.
+//! - **A client that sends faster than it reads is slowed, not cut**: its frames are not read
+//!   while its own outbox is over half of `max_outbound_bytes` (resumed at a quarter).
+//! - **A client that stops reading is released**: pending output that does not move for
+//!   `endpoint.write_timeout_ms` (10 s) ends the connection and frees its queue, and the
+//!   socket is dropped by the kernel (`TCP_USER_TIMEOUT`, set by [`serve`] and
+//!   [`Endpoint::on_connect`]).
+//! - **Bad input costs one connection at most**: a frame whose header declares more than
+//!   `endpoint.max_frame_bytes` (1 MiB; also the running total of a fragmented message)
+//!   closes with 1009 before its payload is read; undecodable frames, topics or events over
+//!   255 bytes and refs over 64 bytes close with 1007, binary frames with 1003; unknown
+//!   topics and events get an error reply; a failing or panicking handler crashes only its
+//!   channel (`phx_error`). Client strings in logs are cut to 256 bytes.
 //! - **Origin checked by default**: a browser upgrade from another host is refused (403).
 //!
 //! [actix-web]: https://docs.rs/actix-web
@@ -111,6 +122,7 @@ pub mod config;
 pub mod endpoint;
 pub mod presence;
 pub mod pubsub;
+mod text;
 pub mod transport;
 
 #[doc(inline)]

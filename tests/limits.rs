@@ -257,3 +257,58 @@ async fn joining_more_than_max_channels_is_refused() {
     let (_, frame) = client.join("room:0", json!({})).await;
     reply(&frame, "ok");
 }
+
+#[tokio::test]
+async fn over_long_topics_events_and_refs_close_with_1007() {
+    let server = start(test_config());
+    let mut bystander = server.client("").await;
+    let long_topic = format!("room:{}", "t".repeat(300));
+    for (bad, why) in [
+        (
+            json!(["1", "1", long_topic, "phx_join", {}]),
+            "topic longer than 255 bytes",
+        ),
+        (
+            json!(["1", "1", "room:a", "e".repeat(256), {}]),
+            "event longer than 255 bytes",
+        ),
+        (
+            json!(["j".repeat(65), "1", "room:a", "phx_join", {}]),
+            "join_ref longer than 64 bytes",
+        ),
+    ] {
+        let mut client = server.client("").await;
+        client.send_text(bad.to_string()).await;
+        let (code, reason) = client.expect_close().await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (1007, &*format!("malformed frame: {why}"))
+        );
+        assert_alive(&mut bystander).await;
+    }
+}
+
+#[tokio::test]
+async fn pings_alone_do_not_keep_a_connection_open() {
+    let server = start(test_config().with_idle_timeout_ms(400));
+    let mut pinger = server.client("").await;
+    let started = tokio::time::Instant::now();
+    // Pings every 50 ms (pacing) for up to 3 s: the idle close must come anyway.
+    let closed = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "pings kept an idle connection open"
+        );
+        pinger
+            .send_message(Message::Ping(b"p".to_vec().into()))
+            .await;
+        match tokio::time::timeout(Duration::from_millis(50), pinger.next_message()).await {
+            Ok(Some(Message::Close(Some(frame)))) => break frame,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        (u16::from(closed.code), closed.reason.as_str()),
+        (1001, "idle timeout")
+    );
+}

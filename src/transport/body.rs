@@ -61,13 +61,10 @@ fn control(out: &mut BytesMut, opcode: u8, payload: &[u8]) {
 }
 
 fn close_frame(out: &mut BytesMut, close: &Close) {
-    let mut end = close.reason.len().min(123);
-    while !close.reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut payload = Vec::with_capacity(2 + end);
+    let reason = crate::text::truncate_utf8(&close.reason, 123);
+    let mut payload = Vec::with_capacity(2 + reason.len());
     payload.extend_from_slice(&close.code.to_be_bytes());
-    payload.extend_from_slice(&close.reason.as_bytes()[..end]);
+    payload.extend_from_slice(reason.as_bytes());
     control(out, OP_CLOSE, &payload);
 }
 
@@ -91,9 +88,10 @@ impl OutboxBody {
     /// Encodes queued frames into `buf` (at most [`CHUNK`] bytes); the rest of a large payload
     /// goes to `self.pieces` as slices.
     fn fill(&mut self, buf: &mut BytesMut, cx: &Context<'_>) {
-        let mut state = self.shared.lock();
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
         while buf.len() + CONTROL_ROOM <= CHUNK {
-            match state.take_wire(cx) {
+            match state.take_wire(&shared, cx) {
                 Some(Wire::Text(payload)) => {
                     header(buf, OP_TEXT, payload.len());
                     let room = CHUNK - buf.len();
@@ -134,25 +132,31 @@ impl Stream for OutboxBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(piece) = this.pieces.pop_front() {
-            if this.pieces.is_empty() {
-                this.pieces = VecDeque::new(); // an idle connection keeps no buffer
+        let chunk = match this.pieces.pop_front() {
+            Some(piece) => {
+                if this.pieces.is_empty() {
+                    this.pieces = VecDeque::new(); // an idle connection keeps no buffer
+                }
+                piece
             }
-            return Poll::Ready(Some(Ok(piece)));
-        }
-        if this.finished {
-            return Poll::Ready(None);
-        }
-        let mut buf = BytesMut::new();
-        this.fill(&mut buf, cx);
-        if !buf.is_empty() {
-            return Poll::Ready(Some(Ok(buf.freeze())));
-        }
-        match this.pieces.pop_front() {
-            Some(piece) => Poll::Ready(Some(Ok(piece))),
-            None if this.finished => Poll::Ready(None),
-            None => Poll::Pending,
-        }
+            None if this.finished => return Poll::Ready(None),
+            None => {
+                let mut buf = BytesMut::new();
+                this.fill(&mut buf, cx);
+                if buf.is_empty() {
+                    match this.pieces.pop_front() {
+                        Some(piece) => piece,
+                        None if this.finished => return Poll::Ready(None),
+                        None => return Poll::Pending,
+                    }
+                } else {
+                    buf.freeze()
+                }
+            }
+        };
+        // Handing a chunk over is progress for the write timeout.
+        this.shared.lock().wrote(!this.pieces.is_empty());
+        Poll::Ready(Some(Ok(chunk)))
     }
 }
 

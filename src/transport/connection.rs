@@ -7,6 +7,21 @@
 //! reason. Writing is not its job: the response body writes the [`Outbox`] directly
 //! ([`super::body`]). It never interprets topics or events beyond the heartbeat.
 //!
+//! Bounds it keeps, whatever the client does:
+//! - **Message size**: a frame whose header declares more than `max_frame_bytes`, or a
+//!   fragment that would take a message's running total past it, closes with 1009 as soon as
+//!   its header has arrived, before its payload is read. A partial message therefore never
+//!   holds more than `max_frame_bytes`.
+//! - **Idle**: only complete text messages (a Phoenix heartbeat at least) count as activity;
+//!   pings, pongs and unfinished fragments do not.
+//! - **Backpressure**: while the connection's own outbox is above its high-water mark (half
+//!   of `max_outbound_bytes`) its client is not read (TCP slows the client down); reading
+//!   resumes at a quarter. A client that pushes faster than it reads is slowed, not cut.
+//! - **Write timeout**: when pending output makes no progress for `write_timeout`, the
+//!   outbox is abandoned (its queue freed) and the connection ends; the same holds after a
+//!   close while the close frame cannot be written. The socket itself is released by the
+//!   kernel (`TCP_USER_TIMEOUT`, set by [`crate::endpoint`] when it accepts the connection).
+//!
 //! Close codes: 1000 answers a client's own close; 1001 idle timeout and server shutdown;
 //! 1003 binary frames; 1007 undecodable frames; 1008 outbound queue overflow; 1009 a message
 //! over the size limit; 1002 other protocol errors. All but 1000 make phoenix.js reconnect.
@@ -42,6 +57,8 @@ pub enum Disconnect {
     Binary,
     /// The outbound queue overflowed: the client could not keep up.
     SlowConsumer,
+    /// Pending output made no progress for the write timeout: the client stopped reading.
+    WriteTimeout,
     /// A WebSocket protocol error or an I/O error.
     Protocol(String),
     /// The server is shutting down.
@@ -60,6 +77,7 @@ impl Disconnect {
             Disconnect::Malformed(reason) => (1007, reason.clone()),
             Disconnect::Binary => (1003, "binary frames are not supported".to_string()),
             Disconnect::SlowConsumer => (1008, "outbound queue full".to_string()),
+            Disconnect::WriteTimeout => (1008, "write timeout".to_string()),
             Disconnect::Protocol(reason) => (1002, reason.clone()),
             Disconnect::Shutdown => (1001, "server shutting down".to_string()),
             Disconnect::Closed => (1001, "closed by server".to_string()),
@@ -88,6 +106,8 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Close after this long without any inbound message.
     pub idle_timeout: Duration,
+    /// Give up on a connection whose pending output has not moved for this long.
+    pub write_timeout: Duration,
 }
 
 /// A request from the handler side to close the connection, sent as an info.
@@ -120,8 +140,36 @@ pub async fn run<H: Handler>(
         }
         _ => tracing::info!(?reason, "connection closed"),
     }
+    drop(inbound); // no more reading: release the read buffer and any partial message
     handler.terminate(&reason).await;
+    if reason == Disconnect::WriteTimeout {
+        outbox.abandon();
+        return;
+    }
     outbox.close(reason.close());
+    // Watch the last writes (queued frames, then the close frame) until the body ends.
+    while !outbox.body_ended() {
+        let Some(since) = outbox.stalled_since() else {
+            break;
+        };
+        let deadline = since + limits.write_timeout;
+        if Instant::now() >= deadline {
+            tracing::info!("write timeout while closing; connection abandoned");
+            outbox.abandon();
+            break;
+        }
+        tokio::select! {
+            _ = outbox.recv() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// When the connection task must next look at the clock: the idle deadline, or the moment
+/// pending output would pass the write timeout (at the latest one write timeout from now).
+fn next_check(last_seen: Instant, outbox: &Outbox, limits: Limits) -> Instant {
+    let write = outbox.stalled_since().unwrap_or_else(Instant::now) + limits.write_timeout;
+    (last_seen + limits.idle_timeout).min(write)
 }
 
 async fn serve<H: Handler>(
@@ -134,9 +182,11 @@ async fn serve<H: Handler>(
     let shutdown = shutdown.cancelled_owned();
     tokio::pin!(shutdown);
     let mut last_seen = Instant::now();
-    let idle = tokio::time::sleep(limits.idle_timeout);
-    tokio::pin!(idle);
+    let check = tokio::time::sleep_until(next_check(last_seen, outbox, limits));
+    tokio::pin!(check);
     loop {
+        // Backpressure: while our own output is high, leave the client's bytes in TCP.
+        let reading = !outbox.is_high();
         tokio::select! {
             biased;
             _ = &mut shutdown => return Disconnect::Shutdown,
@@ -152,26 +202,31 @@ async fn serve<H: Handler>(
                 Received::Overflowed => return Disconnect::SlowConsumer,
                 Received::BodyGone => return Disconnect::ClientClosed,
             },
-            message = inbound.next() => {
-                last_seen = Instant::now();
-                match message {
-                    Ok(Message::Text(text)) => {
-                        if let Err(reason) = dispatch(&text, outbox, handler).await {
-                            return reason;
-                        }
+            message = inbound.next(), if reading => match message {
+                Ok(Message::Text(text)) => {
+                    last_seen = Instant::now();
+                    if let Err(reason) = dispatch(&text, outbox, handler).await {
+                        return reason;
                     }
-                    Ok(Message::Ping(bytes)) => {
-                        let _ = outbox.push_pong(bytes);
-                    }
-                    Err(reason) => return reason,
                 }
-            }
-            _ = &mut idle => {
-                let deadline = last_seen + limits.idle_timeout;
-                if Instant::now() >= deadline {
+                Ok(Message::Ping(bytes)) => {
+                    let _ = outbox.push_pong(&bytes);
+                }
+                Err(reason) => return reason,
+            },
+            _ = outbox.wait_drained(), if !reading => {}
+            _ = &mut check => {
+                let now = Instant::now();
+                if now >= last_seen + limits.idle_timeout {
                     return Disconnect::IdleTimeout;
                 }
-                idle.as_mut().reset(deadline);
+                if outbox
+                    .stalled_since()
+                    .is_some_and(|since| now >= since + limits.write_timeout)
+                {
+                    return Disconnect::WriteTimeout;
+                }
+                check.as_mut().reset(next_check(last_seen, outbox, limits));
             }
         }
     }
@@ -186,7 +241,7 @@ async fn dispatch<H: Handler>(
     let text = std::str::from_utf8(text)
         .map_err(|_| Disconnect::Malformed("malformed frame: text is not UTF-8".to_string()))?;
     let frame = Frame::decode(text).map_err(|err| {
-        tracing::debug!(frame = %truncate(text, 200), "{err}");
+        tracing::debug!(frame = %crate::text::for_log(text), "{err}");
         Disconnect::Malformed(err.to_string())
     })?;
     if frame.topic == events::HEARTBEAT_TOPIC && frame.event == events::HEARTBEAT {
@@ -238,15 +293,36 @@ impl Inbound {
                         return Ok(message);
                     }
                 }
-                Ok(None) => match self.payload.next().await {
-                    Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
-                    Some(Err(err)) => return Err(Disconnect::Protocol(err.to_string())),
-                    None => return Err(Disconnect::ClientClosed),
-                },
+                Ok(None) => {
+                    self.refuse_oversized_header()?;
+                    match self.payload.next().await {
+                        Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                        Some(Err(err)) => return Err(Disconnect::Protocol(err.to_string())),
+                        None => return Err(Disconnect::ClientClosed),
+                    }
+                }
                 Err(ProtocolError::Overflow) => return Err(Disconnect::TooLarge),
                 Err(err) => return Err(Disconnect::Protocol(err.to_string())),
             }
         }
+    }
+
+    /// Called when the buffer holds an incomplete frame: refuses it as soon as its header
+    /// shows that it, or the message it continues, would pass the size limit.
+    fn refuse_oversized_header(&self) -> Result<(), Disconnect> {
+        let Some(declared) = declared_length(&self.buf) else {
+            return Ok(());
+        };
+        // Only a continuation frame adds to the message being assembled.
+        let continues = self.buf.first().is_some_and(|byte| byte & 0x0F == 0);
+        let partial = match &self.partial {
+            Some(partial) if continues => partial.len() as u64,
+            _ => 0,
+        };
+        if declared.saturating_add(partial) > self.max as u64 {
+            return Err(Disconnect::TooLarge);
+        }
+        Ok(())
     }
 
     fn frame(&mut self, frame: WsFrame) -> Result<Option<Message>, Disconnect> {
@@ -288,10 +364,16 @@ impl Inbound {
     }
 }
 
-fn truncate(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
+/// The payload length a frame header at the start of `buf` declares, once enough of the
+/// header has arrived (RFC 6455 §5.2: 7 bits, or 126 + 16 bits, or 127 + 64 bits).
+fn declared_length(buf: &[u8]) -> Option<u64> {
+    let short = buf.get(1)? & 0x7F;
+    match short {
+        126 => Some(u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]))),
+        127 => {
+            let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
+            Some(u64::from_be_bytes(bytes))
+        }
+        n => Some(u64::from(n)),
     }
-    &text[..end]
 }

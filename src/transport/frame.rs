@@ -2,6 +2,8 @@
 //!
 //! Decoding is strict about shape (a 5-element array; refs are strings or null; topic and
 //! event are strings) and lenient about the payload (any JSON value, as Phoenix accepts).
+//! Client-chosen strings are bounded: a topic or event over [`MAX_NAME_BYTES`] or a ref over
+//! [`MAX_REF_BYTES`] makes the frame malformed (the connection closes with 1007).
 //! Encoding writes the same shape; replies carry `{"status": …, "response": …}`.
 //! This module is pure: no I/O, no knowledge of channels.
 //!
@@ -50,6 +52,12 @@ pub struct Frame {
     pub payload: Value,
 }
 
+/// Longest topic or event name a client may send, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Longest `join_ref` or `ref` a client may send, in bytes.
+pub const MAX_REF_BYTES: usize = 64;
+
 /// Why a text frame could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed frame: {0}")]
@@ -61,6 +69,22 @@ impl Frame {
         type Wire = (Option<String>, Option<String>, String, String, Value);
         let (join_ref, msg_ref, topic, event, payload): Wire =
             serde_json::from_str(text).map_err(|err| FrameError(shorten(&err.to_string())))?;
+        let too_long = |what: &str, len: usize, max: usize| {
+            (len > max).then(|| FrameError(format!("{what} longer than {max} bytes")))
+        };
+        let refs = [("join_ref", &join_ref), ("ref", &msg_ref)];
+        let checks = refs
+            .iter()
+            .filter_map(|(what, r)| r.as_ref().map(|r| (*what, r.len(), MAX_REF_BYTES)))
+            .chain([
+                ("topic", topic.len(), MAX_NAME_BYTES),
+                ("event", event.len(), MAX_NAME_BYTES),
+            ]);
+        for (what, len, max) in checks {
+            if let Some(err) = too_long(what, len, max) {
+                return Err(err);
+            }
+        }
         Ok(Frame {
             join_ref,
             msg_ref,
@@ -73,11 +97,7 @@ impl Frame {
 
 fn shorten(reason: &str) -> String {
     // Close reasons must fit in a control frame (123 bytes) together with the prefix.
-    let mut end = reason.len().min(90);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    reason[..end].to_string()
+    crate::text::truncate_utf8(reason, 90).to_string()
 }
 
 /// Status of a reply.
@@ -181,6 +201,23 @@ mod tests {
                 err.to_string().len() <= 110,
                 "reason too long for a close frame"
             );
+        }
+    }
+
+    #[test]
+    fn client_strings_are_bounded() {
+        let frame = |join_ref: &str, topic: &str, event: &str| {
+            json!([join_ref, "1", topic, event, {}]).to_string()
+        };
+        let ok = Frame::decode(&frame(&"r".repeat(64), &"t".repeat(255), &"e".repeat(255)));
+        assert!(ok.is_ok());
+        for bad in [
+            frame(&"r".repeat(65), "t", "e"),
+            frame("r", &"t".repeat(256), "e"),
+            frame("r", "t", &"e".repeat(256)),
+            json!([null, "9".repeat(65), "t", "e", {}]).to_string(),
+        ] {
+            assert!(Frame::decode(&bad).is_err(), "accepted {}", &bad[..40]);
         }
     }
 

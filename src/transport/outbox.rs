@@ -8,12 +8,21 @@
 //! never held up by one slow client.
 //!
 //! Invariants:
-//! - The queues never hold more than the byte limit together. A push that would exceed it
-//!   marks the outbox *overflowed*: both queues are dropped, later pushes fail, the body
-//!   writes a close frame (1008) and ends, and the connection task is woken to clean up
+//! - The queues never hold more than the byte limit together, and every queued item is
+//!   charged at least what it costs to keep: a frame its length plus [`ITEM_COST`], a pong
+//!   its (copied) payload plus [`ITEM_COST`], an info [`INFO_COST`]. A push that would exceed
+//!   the limit marks the outbox *overflowed*: both queues are dropped, later pushes fail, the
+//!   body writes a close frame (1008) and ends, and the connection task is woken to clean up
 //!   ("slow consumer").
+//! - At most one pong is pending: a newer ping replaces the pong of an older one (RFC 6455
+//!   §5.5.3 allows answering only the most recent ping).
 //! - After [`Outbox::close`] nothing more is accepted; the frames already queued are still
 //!   written, then the close frame, then the body ends.
+//! - Progress is recorded: whenever the body hands bytes to the socket, and when output
+//!   becomes pending on an idle outbox. [`Outbox::stalled_since`] tells the connection task
+//!   since when pending output has not moved (the write timeout), and
+//!   [`Outbox::wait_drained`] lets it stop reading while the outbox is above its high-water
+//!   mark (backpressure).
 //! - An idle outbox holds no buffer.
 
 use std::{
@@ -25,11 +34,16 @@ use std::{
 };
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use crate::pubsub::Subscriber;
 
 /// Bytes charged for an info message, which has no byte length of its own.
-const INFO_COST: usize = 64;
+pub const INFO_COST: usize = 64;
+
+/// Bytes charged for every queued frame or pong on top of its payload: its slot in the
+/// queue and its buffer handle.
+pub const ITEM_COST: usize = 48;
 
 /// A close frame: code and reason (at most 123 bytes; longer is cut).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +54,21 @@ pub struct Close {
     pub reason: String,
 }
 
-/// What the socket writes, in order.
+/// What the socket writes next.
 pub(crate) enum Wire {
     /// A text frame's payload.
     Text(Bytes),
     /// A pong with this payload.
     Pong(Bytes),
+}
+
+impl Wire {
+    /// What the item is charged while queued.
+    fn cost(&self) -> usize {
+        match self {
+            Wire::Text(bytes) | Wire::Pong(bytes) => bytes.len() + ITEM_COST,
+        }
+    }
 }
 
 /// Why a push was refused.
@@ -67,21 +90,57 @@ enum Status {
 }
 
 pub(crate) struct State {
-    wire: VecDeque<Wire>,
+    wire: VecDeque<Bytes>,
+    /// The answer to the most recent ping, if not written yet.
+    pong: Option<Bytes>,
     infos: VecDeque<Box<dyn Any + Send>>,
-    bytes: usize,
+    /// Charged for `wire` and `pong`.
+    wire_bytes: usize,
+    /// Charged for `infos`.
+    info_bytes: usize,
     status: Status,
     /// Set by `close` (or an overflow): written after the queued frames.
     pub(crate) close: Option<Close>,
     /// The body went away (the client is gone).
     pub(crate) body_gone: bool,
+    /// The body holds pieces of a large frame it has not handed over yet.
+    body_busy: bool,
+    /// When pending output last moved (or became pending).
+    last_progress: Instant,
     body_waker: Option<Waker>,
     task_waker: Option<Waker>,
+    /// The connection task, waiting for the outbox to drain below the low-water mark.
+    drain_waker: Option<Waker>,
+}
+
+impl State {
+    /// Whether anything is waiting to be written (frames, a pong, a close frame, or the
+    /// rest of a large frame).
+    fn pending(&self) -> bool {
+        !self.wire.is_empty() || self.pong.is_some() || self.close.is_some() || self.body_busy
+    }
+
+    /// Records that output moved, or became pending on an idle outbox.
+    fn progressed(&mut self) {
+        self.last_progress = Instant::now();
+    }
 }
 
 pub(crate) struct Shared {
     limit: usize,
     state: Mutex<State>,
+}
+
+impl Shared {
+    /// Reading pauses above this many queued bytes (half the limit).
+    fn high_water(&self) -> usize {
+        self.limit / 2
+    }
+
+    /// Reading resumes at or below this many queued bytes (a quarter of the limit).
+    fn low_water(&self) -> usize {
+        self.limit / 4
+    }
 }
 
 impl Shared {
@@ -120,13 +179,18 @@ impl Outbox {
                 limit: limit_bytes,
                 state: Mutex::new(State {
                     wire: VecDeque::new(),
+                    pong: None,
                     infos: VecDeque::new(),
-                    bytes: 0,
+                    wire_bytes: 0,
+                    info_bytes: 0,
                     status: Status::Open,
                     close: None,
                     body_gone: false,
+                    body_busy: false,
+                    last_progress: Instant::now(),
                     body_waker: None,
                     task_waker: None,
+                    drain_waker: None,
                 }),
             }),
         }
@@ -138,28 +202,49 @@ impl Outbox {
 
     /// Queues a text frame (an encoded Phoenix frame).
     pub fn push_frame(&self, frame: Bytes) -> Result<(), PushError> {
-        let cost = frame.len();
-        self.push(cost, |state| {
-            state.wire.push_back(Wire::Text(frame));
-            state.body_waker.take()
-        })
+        let cost = frame.len() + ITEM_COST;
+        self.push(
+            |_| cost,
+            |state| {
+                if !state.pending() {
+                    state.progressed();
+                }
+                state.wire.push_back(frame);
+                state.wire_bytes += cost;
+                state.body_waker.take()
+            },
+        )
     }
 
-    /// Queues a pong.
-    pub(crate) fn push_pong(&self, payload: Bytes) -> Result<(), PushError> {
-        let cost = payload.len();
-        self.push(cost, |state| {
-            state.wire.push_back(Wire::Pong(payload));
-            state.body_waker.take()
-        })
+    /// Queues the answer to a ping, replacing the pong of an earlier ping not written yet.
+    /// The payload is copied, so it never keeps the read buffer it was sliced from alive.
+    pub(crate) fn push_pong(&self, payload: &[u8]) -> Result<(), PushError> {
+        let payload = Bytes::copy_from_slice(&payload[..payload.len().min(125)]);
+        let cost = payload.len() + ITEM_COST;
+        let replaced = |state: &State| state.pong.as_ref().map_or(0, |old| old.len() + ITEM_COST);
+        self.push(
+            |state| cost.saturating_sub(replaced(state)),
+            |state| {
+                if !state.pending() {
+                    state.progressed();
+                }
+                state.wire_bytes = state.wire_bytes - replaced(state) + cost;
+                state.pong = Some(payload);
+                state.body_waker.take()
+            },
+        )
     }
 
     /// Queues a message for the connection's handler.
     pub fn push_info(&self, info: Box<dyn Any + Send>) -> Result<(), PushError> {
-        self.push(INFO_COST, |state| {
-            state.infos.push_back(info);
-            state.task_waker.take()
-        })
+        self.push(
+            |_| INFO_COST,
+            |state| {
+                state.infos.push_back(info);
+                state.info_bytes += INFO_COST;
+                state.task_waker.take()
+            },
+        )
     }
 
     /// Whether the connection behind this outbox has ended or is ending.
@@ -167,11 +252,12 @@ impl Outbox {
         self.shared.lock().status != Status::Open
     }
 
-    /// Adds an item with `add`, which returns the waker of the side that consumes it (a
-    /// consumer's waker is present only while it waits on an empty queue).
+    /// Adds an item that adds `cost(state)` bytes with `add` (which charges it and returns
+    /// the waker of the side that consumes it: a consumer's waker is present only while it
+    /// waits).
     fn push(
         &self,
-        cost: usize,
+        cost: impl FnOnce(&State) -> usize,
         add: impl FnOnce(&mut State) -> Option<Waker>,
     ) -> Result<(), PushError> {
         let mut state = self.shared.lock();
@@ -180,26 +266,72 @@ impl Outbox {
             Status::Overflowed => return Err(PushError::Overflowed),
             Status::Closed => return Err(PushError::Closed),
         }
-        if state.bytes + cost > self.shared.limit {
+        if state.wire_bytes + state.info_bytes + cost(&state) > self.shared.limit {
             state.status = Status::Overflowed;
-            state.wire = VecDeque::new();
-            state.infos = VecDeque::new();
-            state.bytes = 0;
+            state.drop_queues();
             state.close = Some(Close {
                 code: 1008,
                 reason: "outbound queue full".into(),
             });
-            let (body, task) = (state.body_waker.take(), state.task_waker.take());
+            let wakers = [
+                state.body_waker.take(),
+                state.task_waker.take(),
+                state.drain_waker.take(),
+            ];
             drop(state);
-            wake(body);
-            wake(task);
+            wakers.into_iter().for_each(wake);
             return Err(PushError::Overflowed);
         }
-        state.bytes += cost;
         let waker = add(&mut state);
         drop(state);
         wake(waker);
         Ok(())
+    }
+
+    /// Whether the queued output is above the high-water mark (half the limit): the
+    /// connection should stop reading its client until [`Outbox::wait_drained`] returns.
+    pub fn is_high(&self) -> bool {
+        self.shared.lock().wire_bytes > self.shared.high_water()
+    }
+
+    /// Waits until the queued output is at or below the low-water mark (a quarter of the
+    /// limit), or the outbox is no longer open. Cancel safe.
+    pub async fn wait_drained(&self) {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.wire_bytes <= self.shared.low_water() || state.status != Status::Open {
+                return Poll::Ready(());
+            }
+            register(&mut state.drain_waker, cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Since when pending output (frames, a pong, the close frame) has not moved, or `None`
+    /// if nothing is pending or the body has ended.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        let state = self.shared.lock();
+        (state.pending() && !state.body_gone).then_some(state.last_progress)
+    }
+
+    /// Whether the body has ended (written its close frame, or was dropped).
+    pub fn body_ended(&self) -> bool {
+        self.shared.lock().body_gone
+    }
+
+    /// Gives up on writing: drops everything queued (frames, pong, close frame) and refuses
+    /// further pushes. For a connection whose writes made no progress for the write timeout.
+    pub fn abandon(&self) {
+        let mut state = self.shared.lock();
+        if state.status == Status::Open {
+            state.status = Status::Closed;
+        }
+        state.drop_queues();
+        state.close = None;
+        let wakers = [state.task_waker.take(), state.drain_waker.take()];
+        drop(state);
+        wakers.into_iter().for_each(wake);
     }
 
     /// Refuses further pushes and has the body write what is queued, then `close`, then end.
@@ -229,7 +361,7 @@ impl Outbox {
                 register(&mut state.task_waker, cx);
                 return Poll::Pending;
             }
-            state.bytes = state.bytes.saturating_sub(INFO_COST * state.infos.len());
+            state.info_bytes = 0;
             Poll::Ready(Received::Infos(std::mem::take(&mut state.infos)))
         })
         .await
@@ -244,33 +376,54 @@ fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
 }
 
 impl State {
-    /// The body takes the next wire item, or learns it must wait (`None` + waker kept).
-    pub(crate) fn take_wire(&mut self, cx: &Context<'_>) -> Option<Wire> {
-        match self.wire.pop_front() {
-            Some(item) => {
-                let cost = match &item {
-                    Wire::Text(bytes) | Wire::Pong(bytes) => bytes.len(),
-                };
-                self.bytes = self.bytes.saturating_sub(cost);
-                if self.wire.is_empty() {
-                    self.wire = VecDeque::new(); // an idle outbox holds no buffer
+    fn drop_queues(&mut self) {
+        self.wire = VecDeque::new();
+        self.pong = None;
+        self.infos = VecDeque::new();
+        self.wire_bytes = 0;
+        self.info_bytes = 0;
+    }
+
+    /// The body takes the next wire item (a pending pong first), or learns it must wait
+    /// (`None` + waker kept). Wakes the connection task if it waits for the outbox to drain.
+    pub(crate) fn take_wire(&mut self, shared: &Shared, cx: &Context<'_>) -> Option<Wire> {
+        let item = match self.pong.take() {
+            Some(pong) => Wire::Pong(pong),
+            None => match self.wire.pop_front() {
+                Some(frame) => Wire::Text(frame),
+                None => {
+                    register(&mut self.body_waker, cx);
+                    return None;
                 }
-                Some(item)
-            }
-            None => {
-                register(&mut self.body_waker, cx);
-                None
-            }
+            },
+        };
+        self.wire_bytes = self.wire_bytes.saturating_sub(item.cost());
+        if self.wire.is_empty() {
+            self.wire = VecDeque::new(); // an idle outbox holds no buffer
         }
+        if self.wire_bytes <= shared.low_water() {
+            wake(self.drain_waker.take());
+        }
+        Some(item)
+    }
+
+    /// The body handed bytes to the socket; `busy`: it still holds pieces of a large frame.
+    pub(crate) fn wrote(&mut self, busy: bool) {
+        self.body_busy = busy;
+        self.progressed();
     }
 
     /// The body has ended (written its close frame, or was dropped).
     pub(crate) fn body_ended(&mut self) -> Option<Waker> {
         self.body_gone = true;
+        self.body_busy = false;
         if self.status == Status::Open {
             self.status = Status::Closed;
         }
         self.wire = VecDeque::new();
+        self.pong = None;
+        self.wire_bytes = 0;
+        wake(self.drain_waker.take());
         self.task_waker.take()
     }
 }
@@ -293,9 +446,10 @@ mod tests {
     }
 
     fn texts(outbox: &Outbox) -> Vec<Bytes> {
-        let mut state = outbox.shared.lock();
+        let shared = outbox.shared.clone();
+        let mut state = shared.lock();
         let mut out = Vec::new();
-        while let Some(Wire::Text(bytes)) = state.take_wire(&cx()) {
+        while let Some(Wire::Text(bytes)) = state.take_wire(&shared, &cx()) {
             out.push(bytes);
         }
         out
@@ -303,7 +457,7 @@ mod tests {
 
     #[test]
     fn frames_come_out_in_order_and_free_the_budget() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::new(2 * (4 + ITEM_COST));
         for round in 0..5u8 {
             outbox.push_frame(Bytes::from(vec![round; 4])).unwrap();
             outbox.push_frame(Bytes::from(vec![round; 4])).unwrap();
@@ -311,9 +465,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn empty_frames_and_pongs_are_charged_too() {
+        let outbox = Outbox::new(10 * ITEM_COST);
+        for _ in 0..10 {
+            outbox.push_frame(Bytes::new()).unwrap();
+        }
+        assert_eq!(outbox.push_frame(Bytes::new()), Err(PushError::Overflowed));
+    }
+
+    #[test]
+    fn at_most_one_pong_is_pending_and_it_answers_the_latest_ping() {
+        let outbox = Outbox::new(2 * ITEM_COST + 10);
+        // A million pings cost one pong's worth.
+        for n in 0..1_000_000u32 {
+            outbox.push_pong(&n.to_be_bytes()).unwrap();
+        }
+        let shared = outbox.shared.clone();
+        let mut state = shared.lock();
+        match state.take_wire(&shared, &cx()) {
+            Some(Wire::Pong(payload)) => assert_eq!(&payload[..], &999_999u32.to_be_bytes()),
+            _ => panic!("expected the latest pong"),
+        }
+        assert!(state.take_wire(&shared, &cx()).is_none());
+        assert_eq!(state.wire_bytes, 0);
+    }
+
     #[tokio::test]
     async fn overflow_drops_everything_refuses_more_and_tells_both_sides() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::new(10 + 2 * ITEM_COST);
         outbox.push_frame(Bytes::from_static(b"123456")).unwrap();
         assert_eq!(
             outbox.push_frame(Bytes::from_static(b"123456")),

@@ -185,3 +185,29 @@ impl Drop for Example {
         let _ = self.child.wait();
     }
 }
+
+/// A config file for an example (`TETHER_CONFIG`), in the temp dir, removed on drop.
+pub struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    pub fn new(text: &str) -> ConfigFile {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "tether-test-config-{}-{n}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        ConfigFile(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod example;
+pub mod raw;
 
 use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
@@ -56,6 +57,8 @@ impl TestServer {
                     App::new().configure(move |cfg| endpoint.configure(cfg))
                 })
                 .workers(2)
+                .h1_write_buffer_size(tether::transport::body::H1_WRITE_BUFFER_SIZE)
+                .on_connect(endpoint.on_connect())
                 .disable_signals()
                 .shutdown_timeout(1)
                 .bind(("127.0.0.1", 0))
@@ -178,6 +181,11 @@ impl Client {
     ) {
         self.send_text(json!([join_ref, msg_ref, topic, event, payload]).to_string())
             .await;
+    }
+
+    /// The next WebSocket message of any kind, `None` when the stream ended or failed.
+    pub async fn next_message(&mut self) -> Option<Message> {
+        self.ws.next().await.and_then(Result::ok)
     }
 
     /// The next text frame, decoded. Panics on close or timeout.

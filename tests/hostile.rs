@@ -1,0 +1,244 @@
+//! Hostile clients below the Phoenix protocol, against the real `presence_chat` process:
+//! each must cost at most bounded memory or its own connection, never anyone else's.
+//!
+//! - a client that floods pings and never reads keeps the server's memory bounded;
+//! - a frame header that declares more than the size limit is refused with 1009 before its
+//!   payload is read (also for a fragmented message);
+//! - a client that stops reading while its topic is busy has its socket released within
+//!   the write timeout;
+//! - a client that sends faster than it reads is slowed down, not cut, and none of its
+//!   pushes are lost: every bystander receives every shout.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{
+    Client,
+    example::{ConfigFile, Example},
+    raw::{self, OP_PING, OP_TEXT},
+    reply,
+};
+use tokio::io::AsyncWriteExt;
+
+const WRITE_TIMEOUT_MS: u64 = 1500;
+
+/// A config file setting a short write timeout; kept as long as the example runs.
+fn write_timeout_config() -> ConfigFile {
+    ConfigFile::new(&format!(
+        "[endpoint]\nwrite_timeout_ms = {WRITE_TIMEOUT_MS}\n"
+    ))
+}
+
+fn socket_path(user: &str) -> String {
+    format!("/socket/websocket?vsn=2.0.0&user_id={user}")
+}
+
+fn ws_url(port: u16, user: &str) -> String {
+    format!("ws://127.0.0.1:{port}{}", socket_path(user))
+}
+
+#[tokio::test]
+async fn a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded() {
+    let example = Example::start("presence_chat", &[]);
+    // A small receive buffer, so that unread pongs back up into the server quickly.
+    let mut flood = raw::connect_with(example.port, &socket_path("flood"), Some(4096)).await;
+    let mut bystander = Client::connect(&ws_url(example.port, "bystander")).await;
+    let before = raw::rss_kib(example.pid());
+    // 4,000,000 empty pings (24 MB) in batches; the client never reads a byte.
+    let batch = raw::frame(OP_PING, b"").repeat(100_000);
+    let started = Instant::now();
+    let mut peak = before;
+    for _ in 0..40 {
+        let written = tokio::time::timeout(Duration::from_secs(5), flood.write_all(&batch)).await;
+        peak = peak.max(raw::rss_kib(example.pid()));
+        // Closed, or the server stopped reading us (TCP pushes back): either is fine.
+        if !matches!(written, Ok(Ok(()))) || started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    // Whatever the server still has to read is at most a few socket buffers.
+    for _ in 0..20 {
+        peak = peak.max(raw::rss_kib(example.pid()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let growth_mib = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "ping flood: {before} KiB before, {peak} KiB peak, {:?}",
+        started.elapsed()
+    );
+    assert!(
+        growth_mib < 16,
+        "server RSS grew by {growth_mib} MiB under a ping flood ({before} KiB before, {peak} KiB peak)"
+    );
+    assert!(bystander.sync().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_header_declaring_more_than_the_limit_is_refused_before_its_payload() {
+    let example = Example::start("presence_chat", &[]);
+    let mut liar = raw::connect(example.port, &socket_path("liar")).await;
+    liar.write_all(&raw::header(true, OP_TEXT, 1 << 40))
+        .await
+        .unwrap();
+    liar.write_all(&[b'x'; 4096]).await.unwrap();
+    let frame = raw::read_frame(&mut liar, Duration::from_secs(3))
+        .await
+        .expect("no close frame within 3 s of a 2^40-byte header");
+    assert_eq!(frame.close_code(), Some(1009), "{frame:?}");
+
+    // A fragmented message: the second fragment's header alone pushes the total over 1 MiB.
+    let mut fragments = raw::connect(example.port, &socket_path("fragments")).await;
+    let first = 600 * 1024;
+    let mut bytes = raw::header(false, OP_TEXT, first as u64);
+    bytes.extend(std::iter::repeat_n(b'x', first));
+    bytes.extend(raw::header(true, 0x0, first as u64));
+    fragments.write_all(&bytes).await.unwrap();
+    let frame = raw::read_frame(&mut fragments, Duration::from_secs(3))
+        .await
+        .expect("no close frame within 3 s of a fragment header over the limit");
+    assert_eq!(frame.close_code(), Some(1009), "{frame:?}");
+
+    let mut bystander = Client::connect(&ws_url(example.port, "bystander")).await;
+    assert!(bystander.sync().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_has_its_socket_released_within_the_write_timeout() {
+    let config = write_timeout_config();
+    let example = Example::start("presence_chat", &[("TETHER_CONFIG", config.path())]);
+    let mut stalled = raw::connect(example.port, &socket_path("stalled")).await;
+    let stalled_port = stalled.local_addr().unwrap().port();
+    stalled
+        .write_all(&raw::frame(
+            OP_TEXT,
+            br#"["1","1","room:lobby","phx_join",{}]"#,
+        ))
+        .await
+        .unwrap();
+    let mut sender = Client::connect(&ws_url(example.port, "sender")).await;
+    let (join_ref, frame) = sender.join("room:lobby", json!({})).await;
+    reply(&frame, "ok");
+    // 20 MB of shouts, more than every buffer between the server and the stalled client
+    // (its outbox, the server's socket send buffer, the client's receive buffer).
+    let body = "s".repeat(100 * 1024);
+    for n in 0..200 {
+        sender
+            .send(
+                Some(&join_ref),
+                &n.to_string(),
+                "room:lobby",
+                "shout",
+                json!({"n": n, "body": body}),
+            )
+            .await;
+        let echo = sender.recv_until(|f| f[3] == "shout").await;
+        assert_eq!(echo[4]["n"], n);
+    }
+    let flooded = Instant::now();
+    let allowed = Duration::from_millis(WRITE_TIMEOUT_MS) + Duration::from_secs(3);
+    while raw::tcp_socket_open(example.port, stalled_port) {
+        assert!(
+            flooded.elapsed() < allowed,
+            "the server still holds the stalled client's socket {:?} after the flood",
+            flooded.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sender.sync().await.is_empty());
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn a_client_that_sends_faster_than_it_reads_is_slowed_and_loses_nothing() {
+    const SHOUTS: usize = 20_000;
+    let example = Example::start("presence_chat", &[]);
+    // Two bystanders that read every frame as it comes and count the shouts.
+    let mut bystanders = Vec::new();
+    for name in ["b1", "b2"] {
+        let mut stream = raw::connect(example.port, &socket_path(name)).await;
+        stream
+            .write_all(&raw::frame(
+                OP_TEXT,
+                br#"["1","1","room:lobby","phx_join",{}]"#,
+            ))
+            .await
+            .unwrap();
+        bystanders.push(tokio::spawn(count_shouts(stream, SHOUTS)));
+    }
+    let mut sender = raw::connect(example.port, &socket_path("sender")).await;
+    sender
+        .write_all(&raw::frame(
+            OP_TEXT,
+            br#"["1","1","room:lobby","phx_join",{}]"#,
+        ))
+        .await
+        .unwrap();
+    // Wait for the sender's join reply before shouting.
+    loop {
+        let frame = raw::read_frame(&mut sender, support::WAIT)
+            .await
+            .expect("no join reply");
+        if frame.payload.windows(11).any(|w| w == b"\"phx_reply\"") {
+            break;
+        }
+    }
+    let (reader, mut writer) = sender.into_split();
+    // The sender reads everything, but more slowly than the server can echo (a pause of
+    // 1 ms every 10 frames: at most 10,000 frames a second).
+    let own = tokio::spawn(count_shouts_paced(reader, SHOUTS));
+    // 20,000 shouts of 1 KB in one write.
+    let body = "b".repeat(1000);
+    let mut all = Vec::new();
+    for n in 0..SHOUTS {
+        let text = format!(r#"["1","{n}","room:lobby","shout",{{"n":{n},"body":"{body}"}}]"#);
+        all.extend(raw::frame(OP_TEXT, text.as_bytes()));
+    }
+    tokio::time::timeout(Duration::from_secs(60), writer.write_all(&all))
+        .await
+        .expect("the server did not take 20 MB within 60 s")
+        .expect("the sender was cut while writing");
+    assert_eq!(own.await.unwrap(), SHOUTS, "the sender lost its own echoes");
+    for bystander in bystanders {
+        assert_eq!(bystander.await.unwrap(), SHOUTS, "a bystander lost shouts");
+    }
+}
+
+/// Reads frames until `expected` shouts were seen, the stream ends, or 60 s pass (bounded);
+/// returns how many shouts arrived.
+async fn count_shouts(stream: impl tokio::io::AsyncReadExt + Unpin, expected: usize) -> usize {
+    count(stream, expected, false).await
+}
+
+/// [`count_shouts`], pausing 1 ms every 10 frames.
+async fn count_shouts_paced(
+    stream: impl tokio::io::AsyncReadExt + Unpin,
+    expected: usize,
+) -> usize {
+    count(stream, expected, true).await
+}
+
+async fn count(
+    mut stream: impl tokio::io::AsyncReadExt + Unpin,
+    expected: usize,
+    paced: bool,
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut shouts = 0;
+    while shouts < expected && Instant::now() < deadline {
+        let Some(frame) = raw::read_frame(&mut stream, Duration::from_secs(10)).await else {
+            break;
+        };
+        if frame.opcode == raw::OP_CLOSE {
+            break;
+        }
+        if frame.payload.windows(8).any(|w| w == b"\"shout\",") {
+            shouts += 1;
+            if paced && shouts % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    shouts
+}
