@@ -9,7 +9,8 @@
 //! - Channel `room:*`: after join, the socket is tracked under its `user_id` with meta
 //!   `{"online_at": "<unix seconds>"}` and receives `presence_state`, then `presence_diff`s.
 //!   `shout` broadcasts its payload to the room; `update_status` `{"status": s}` updates the
-//!   caller's meta.
+//!   caller's meta (an error reply, and no change, if the meta would exceed
+//!   `presence.max_meta_bytes`).
 //! - `GET /?name=Alice` serves the page (tether.js and its Presence client).
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,12 +64,16 @@ impl Channel for Room {
                     return Ok(Reply::Error(json!({"reason": "status required"})));
                 };
                 let user = user_id(socket);
-                self.presence.update(socket, &user, |meta| {
+                let updated = self.presence.update(socket, &user, |meta| {
                     let mut meta = meta.clone();
                     meta.insert("status".into(), status);
                     meta
-                })?;
-                Ok(Reply::ok())
+                });
+                match updated {
+                    Ok(()) => Ok(Reply::ok()),
+                    // e.g. a status that makes the meta larger than presence.max_meta_bytes
+                    Err(err) => Ok(Reply::Error(json!({"reason": err.to_string()}))),
+                }
             }
             _ => Ok(Reply::unhandled()),
         }

@@ -189,6 +189,8 @@ pub struct PresenceConfig {
     /// Window over which a topic's presence changes are merged into one diff.
     /// Env `TETHER_PRESENCE_COALESCE_MS`.
     pub coalesce_ms: u64,
+    /// Largest meta, encoded as JSON; a larger `track` or `update` is refused.
+    pub max_meta_bytes: usize,
 }
 
 impl Default for PresenceConfig {
@@ -200,6 +202,7 @@ impl Default for PresenceConfig {
             down_period_ms: 30_000,
             permdown_period_ms: 1_200_000,
             coalesce_ms: 50,
+            max_meta_bytes: 4096,
         }
     }
 }
@@ -376,6 +379,10 @@ impl Config {
             ("endpoint.max_channels", e.max_channels as u64),
             ("endpoint.idle_timeout_ms", e.idle_timeout_ms),
             ("endpoint.write_timeout_ms", e.write_timeout_ms),
+            (
+                "presence.max_meta_bytes",
+                self.presence.max_meta_bytes as u64,
+            ),
             (
                 "presence.broadcast_period_ms",
                 self.presence.broadcast_period_ms,

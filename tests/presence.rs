@@ -55,6 +55,13 @@ impl Channel for Room {
         if payload["listen"] != false {
             self.presence.subscribe(socket);
         }
+        // Optionally also tracked on, and subscribed to, a topic shared with other joins.
+        if let Some(also) = payload["also"].as_str() {
+            self.presence
+                .track_on(socket, also, &key, json!({}))
+                .map_err(|e| JoinError::reason(&e.to_string()))?;
+            socket.subscribe(also);
+        }
         Ok(json!({}))
     }
 
@@ -62,12 +69,15 @@ impl Channel for Room {
         match event {
             "status" => {
                 let key = payload["key"].as_str().unwrap_or("anon").to_string();
-                self.presence.update(socket, &key, |m| {
+                let updated = self.presence.update(socket, &key, |m| {
                     let mut m = m.clone();
                     m.insert("status".into(), payload["status"].clone());
                     m
-                })?;
-                Ok(Reply::ok())
+                });
+                Ok(match updated {
+                    Ok(()) => Reply::ok(),
+                    Err(err) => Reply::Error(json!({"reason": err.to_string()})),
+                })
             }
             "count" => Ok(Reply::Ok(json!({
                 "users": self.presence.count_users(socket.topic()),
@@ -85,6 +95,7 @@ fn settings(coalesce_ms: u64) -> PresenceSettings {
         broadcast_period: Duration::from_millis(50),
         down_period: Duration::from_millis(400),
         permdown_period: Duration::from_millis(1500),
+        max_meta_bytes: 4096,
     }
 }
 
@@ -427,4 +438,138 @@ async fn replicas_converge_and_survive_crash_partition_restart_and_goodbye() {
     // A graceful shutdown: peers drop the node's entries at once.
     b.presence.shutdown().await;
     until("goodbye", || counts(&[&c, &a2], "t") == vec![(1, 1); 2]).await;
+}
+
+#[tokio::test]
+async fn a_meta_over_the_limit_is_refused_and_nothing_changes() {
+    let (server, presence, _) = start(10).await;
+    let mut alice = server.client("").await;
+    let mut bob = server.client("").await;
+    let (ja, _) = alice.join("room:m", json!({"key": "alice"})).await;
+    bob.join("room:m", json!({"key": "bob"})).await;
+    presence_frame(&mut bob).await; // bob's state
+    let big = "s".repeat(5000);
+    let frame = alice
+        .call(
+            "room:m",
+            &ja,
+            "status",
+            json!({"key": "alice", "status": big}),
+        )
+        .await;
+    let refused = reply(&frame, "error");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("meta too large"),
+        "{refused}"
+    );
+    // Nothing stored, nothing sent: bob sees no diff before his heartbeat reply.
+    tokio::time::sleep(Duration::from_millis(50)).await; // pacing: past one 10 ms window
+    assert!(bob.sync().await.is_empty());
+    let metas = presence.get_by_key("room:m", "alice").await["metas"].clone();
+    assert!(metas[0].get("status").is_none(), "{metas}");
+    // A small status still works, and a join with a huge meta is refused.
+    let frame = alice
+        .call(
+            "room:m",
+            &ja,
+            "status",
+            json!({"key": "alice", "status": "away"}),
+        )
+        .await;
+    reply(&frame, "ok");
+    let mut carol = server.client("").await;
+    let (_, frame) = carol.join("room:m", json!({"key": "c".repeat(5000)})).await;
+    reply(&frame, "error");
+    assert_eq!(presence.count_users("room:m"), 2);
+}
+
+#[tokio::test]
+async fn a_room_larger_than_the_outbound_limit_stays_joinable() {
+    const KEYS: u64 = 60_000;
+    let (server, presence, _) = start(10).await;
+    for owner in 1..=KEYS {
+        presence
+            .track_owner(
+                "room:big",
+                owner,
+                &format!("user-{owner:06}"),
+                json!({"online_at": "1700000000"}),
+            )
+            .unwrap();
+    }
+    let mut joiner = server.client("").await;
+    joiner.join("room:big", json!({"key": "joiner"})).await;
+    let state = presence_frame(&mut joiner).await;
+    assert_eq!(state[3], "presence_state");
+    let size = state.to_string().len();
+    assert!(
+        size > 4 * 1024 * 1024,
+        "the state ({size} bytes) should exceed the 4 MiB outbound limit"
+    );
+    assert_eq!(state[4].as_object().unwrap().len() as u64, KEYS + 1);
+    assert!(joiner.sync().await.is_empty());
+}
+
+#[tokio::test]
+async fn leaving_one_join_never_untracks_or_unsubscribes_another_of_the_same_connection() {
+    let (server, presence, _) = start(10).await;
+    let mut client = server.client("").await;
+    let (jx, _) = client
+        .join("room:x", json!({"key": "k1", "also": "room:shared"}))
+        .await;
+    let (jy, _) = client
+        .join("room:y", json!({"key": "k2", "also": "room:shared"}))
+        .await;
+    assert_eq!(presence.count_users("room:shared"), 2);
+    client
+        .send(Some(&jx), "50", "room:x", "phx_leave", json!({}))
+        .await;
+    client
+        .recv_until(|f| f[3] == "phx_close" && f[2] == "room:x")
+        .await;
+    assert_eq!(presence.count_users("room:shared"), 1);
+    assert_eq!(presence.count_users("room:y"), 1);
+    // room:y's subscription to room:shared still delivers.
+    server
+        .endpoint
+        .broadcast("room:shared", "news", &json!({"n": 1}));
+    let news = client.recv_until(|f| f[3] == "news").await;
+    assert_eq!(news[2], "room:shared");
+    let frame = client.call("room:y", &jy, "count", json!({})).await;
+    assert_eq!(reply(&frame, "ok")["users"], 1);
+}
+
+/// Hooks that take 10 s for every diff (as a slow database would).
+struct SlowHooks;
+
+impl PresenceHooks for SlowHooks {
+    async fn handle_metas(&self, _topic: &str, _diff: &PresenceDiff, _current: &Presences) {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_hook_never_makes_its_node_look_down_to_peers() {
+    let bus: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let slow = Presence::start_with("slow", settings(10), bus.clone(), SlowHooks);
+    let peer = Presence::start_with("peer", settings(10), bus, Recorder::default());
+    slow.track_owner("t", 1, "alice", json!({})).unwrap();
+    until("the peer sees alice", || peer.count_users("t") == 1).await;
+    // The slow node's delivery is now stuck in its hook for 10 s; for four down periods
+    // (400 ms each) the peer must keep seeing alice, i.e. keep hearing heartbeats.
+    slow.track_owner("t", 2, "bob", json!({})).unwrap();
+    until("the peer sees bob", || peer.count_users("t") == 2).await;
+    let watched = tokio::time::Instant::now();
+    while watched.elapsed() < Duration::from_millis(1600) {
+        assert_eq!(
+            peer.count_users("t"),
+            2,
+            "the slow node looked down after {:?}",
+            watched.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -167,7 +167,7 @@ impl ChannelSession {
         socket.current_ref = None;
         match result {
             Ok(Ok(response)) => {
-                let subscription = Subscription::new(&self.conn, topic.clone());
+                let subscription = Subscription::new(&self.conn, topic.clone(), socket.join_id());
                 self.reply(Some(&join_ref), &frame, Status::Ok, &response);
                 for pushed in socket.take_deferred() {
                     let _ = socket.outbox().push_frame(pushed);

@@ -80,7 +80,9 @@ impl Conn {
     }
 }
 
-/// A pub/sub subscription of a connection's outbox; unsubscribes when dropped.
+/// A pub/sub subscription of a connection's outbox, held by one join under that join's id
+/// (so two joins of one connection never replace each other's subscription); unsubscribes
+/// when dropped.
 pub(crate) struct Subscription {
     pubsub: Arc<dyn PubSub>,
     topic: Arc<str>,
@@ -88,13 +90,12 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn new(conn: &Conn, topic: Arc<str>) -> Subscription {
-        conn.pubsub
-            .subscribe(&topic, conn.id, conn.subscriber.clone());
+    pub(crate) fn new(conn: &Conn, topic: Arc<str>, id: SubscriberId) -> Subscription {
+        conn.pubsub.subscribe(&topic, id, conn.subscriber.clone());
         Subscription {
             pubsub: conn.pubsub.clone(),
             topic,
-            id: conn.id,
+            id,
         }
     }
 }
@@ -125,6 +126,9 @@ pub(crate) struct ChannelInfo {
 pub struct Socket {
     topic: Arc<str>,
     join_ref: Arc<str>,
+    /// Unique per join, across connections: owner of this join's subscriptions and
+    /// presences.
+    join_id: SubscriberId,
     assigns: Assigns,
     conn: Conn,
     /// Pushes made during `join`, written after the join reply.
@@ -144,6 +148,7 @@ impl Socket {
         Socket {
             topic,
             join_ref,
+            join_id: SubscriberId::next(),
             assigns,
             conn,
             deferred: Some(Vec::new()),
@@ -174,9 +179,16 @@ impl Socket {
         &mut self.assigns
     }
 
-    /// Identifies the connection (the pub/sub subscriber id of its outbox).
+    /// Identifies the connection (all its joins share it).
     pub fn connection_id(&self) -> SubscriberId {
         self.conn.id
+    }
+
+    /// Identifies this join, unique in the process: its pub/sub subscriptions and its
+    /// presences are held under it, so ending one join never touches another join of the
+    /// same connection.
+    pub fn join_id(&self) -> SubscriberId {
+        self.join_id
     }
 
     /// The pub/sub this socket publishes on.
@@ -215,7 +227,7 @@ impl Socket {
         let frame = encode(None, None, &self.topic, event, payload);
         self.conn
             .pubsub
-            .broadcast(&self.topic, frame, Some(self.conn.id));
+            .broadcast(&self.topic, frame, Some(self.join_id));
     }
 
     /// The reference of the push being handled, to reply to it later with
@@ -279,7 +291,7 @@ impl Socket {
             return false;
         }
         let topic: Arc<str> = topic.into();
-        let subscription = Subscription::new(&self.conn, topic.clone());
+        let subscription = Subscription::new(&self.conn, topic.clone(), self.join_id);
         self.extra.insert(topic, subscription);
         true
     }
@@ -308,13 +320,9 @@ impl Socket {
         self.deferred.take().unwrap_or_default()
     }
 
+    /// The connection's outbound queue.
     pub(crate) fn outbox(&self) -> &Outbox {
         &self.conn.outbox
-    }
-
-    /// The connection's outbox as a pub/sub subscriber.
-    pub(crate) fn subscriber(&self) -> Arc<dyn Subscriber> {
-        self.conn.subscriber.clone()
     }
 
     /// Encodes and queues a reply to `msg_ref` on this channel.

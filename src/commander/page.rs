@@ -324,7 +324,7 @@ impl Page<'_> {
     pub fn broadcast_from(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
         self.allow(patch)?;
         self.hub
-            .broadcast(topic, patch, Some(self.socket.connection_id()));
+            .broadcast(topic, patch, Some(self.socket.join_id()));
         Ok(())
     }
 
@@ -400,7 +400,7 @@ impl Page<'_> {
         let Some(presence) = &self.hub.presence else {
             return;
         };
-        let owner = self.socket.connection_id().get();
+        let owner = self.socket.join_id().get();
         self.state.tracked.retain(|(t, key)| {
             if topic.is_some_and(|topic| topic != t) {
                 return true;

@@ -55,8 +55,10 @@ pub struct PresenceDiff {
 /// Application hooks. Every method has a default; implement the ones you need.
 ///
 /// `fetch` runs once per `list` and, per flushed diff, once for its joins and once for its
-/// leaves — never once per subscriber. It runs in the presence task, so a slow `fetch`
-/// delays later diffs (they queue, in order).
+/// leaves — never once per subscriber. Hooks run in presence's delivery task, apart from
+/// gossip: a slow hook delays later diffs (changes keep merging, in order, until it is
+/// done) but never a heartbeat, so peers never see this node as down because of it. A hook
+/// that panics is logged; `fetch` then falls back to the presences as they are.
 ///
 /// ```
 /// use serde_json::{Value, json};
@@ -79,7 +81,7 @@ pub trait PresenceHooks: Send + Sync + 'static {
         async move { presences.into_json() }
     }
 
-    /// Runs once, in the presence task, before any other hook.
+    /// Runs once, in the delivery task, before any other hook.
     fn init(&self) -> impl Future<Output = ()> + Send {
         async {}
     }

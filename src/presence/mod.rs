@@ -28,6 +28,23 @@
 //! `down_period_ms` and forgets them after `permdown_period_ms`. [`Presence::shutdown`]
 //! tells peers to drop this node's entries at once.
 //!
+//! Two background tasks share the work: one for gossip (heartbeats, peers' messages, the
+//! down rules) and one for delivery (closing windows, running the `fetch` and
+//! `handle_metas` hooks, pushing frames). A slow or panicking hook therefore never delays
+//! a heartbeat, so it never makes this node look down to its peers; windows simply keep
+//! merging until delivery catches up.
+//!
+//! # Bounds
+//!
+//! - A meta is at most `presence.max_meta_bytes` (4 KiB) encoded; a larger `track` or
+//!   `update` fails with [`TrackError::MetaTooLarge`] and nothing is stored or gossiped.
+//! - A `presence_state` is exempt from the subscriber's outbound byte limit (see
+//!   [`Outbox::push_exempt_frame`](crate::transport::Outbox::push_exempt_frame)): a room of
+//!   any size stays joinable; there is at most one per subscription.
+//! - Presences are owned by a join ([`Socket::join_id`]), not by a connection: ending one
+//!   join never untracks or unsubscribes another join of the same connection, and a leave
+//!   costs what that join tracked, not what the shard holds.
+//!
 //! This module must never know about commanders; it knows channels only to track a
 //! channel's socket and to untrack it when the join ends.
 
@@ -36,7 +53,9 @@ pub mod tracker;
 
 use std::{
     collections::HashMap,
+    future::Future,
     hash::{Hash, Hasher},
+    panic::AssertUnwindSafe,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -45,6 +64,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use indexmap::{IndexMap, IndexSet};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -57,7 +77,10 @@ use crate::{
     channel::Socket,
     config::Config,
     pubsub::{PubSub, Subscriber, SubscriberId},
-    transport::frame::{encode, encode_raw},
+    transport::{
+        Outbox,
+        frame::{encode, encode_raw},
+    },
 };
 use hooks::DynHooks;
 use tracker::{Change, ChangeKind, Gossip, Periods, ReplicaId, Tracker};
@@ -79,6 +102,8 @@ pub struct PresenceSettings {
     pub down_period: Duration,
     /// Silence after which a peer is forgotten.
     pub permdown_period: Duration,
+    /// Largest meta, encoded as JSON.
+    pub max_meta_bytes: usize,
 }
 
 impl PresenceSettings {
@@ -90,6 +115,7 @@ impl PresenceSettings {
             broadcast_period: Duration::from_millis(p.broadcast_period_ms),
             down_period: Duration::from_millis(p.down_period_ms),
             permdown_period: Duration::from_millis(p.permdown_period_ms),
+            max_meta_bytes: p.max_meta_bytes,
         }
     }
 }
@@ -135,7 +161,7 @@ impl Window {
 }
 
 struct Listener {
-    subscriber: Arc<dyn Subscriber>,
+    outbox: Outbox,
     join_ref: Arc<str>,
     /// Subscribed during the current window: gets a state at its end instead of the diff.
     awaiting_state: bool,
@@ -335,7 +361,8 @@ impl Presence {
                 }),
             );
         }
-        tokio::spawn(presence.clone().run(inbox));
+        tokio::spawn(presence.clone().run_gossip(inbox));
+        tokio::spawn(presence.clone().run_delivery());
         presence
     }
 
@@ -384,7 +411,7 @@ impl Presence {
         key: &str,
         meta: Value,
     ) -> Result<(), TrackError> {
-        let owner = socket.connection_id();
+        let owner = socket.join_id();
         self.track_owner(topic, owner.get(), key, meta)?;
         socket.attach(JoinGuard {
             presence: self.clone(),
@@ -412,15 +439,26 @@ impl Presence {
                 map
             }
         };
+        self.check_size(&meta)?;
         let mut shard = self.shard(topic);
         let changes = shard.tracker.track(topic, owner, key, meta)?;
         self.commit(shard, changes);
         Ok(())
     }
 
+    /// Refuses a meta over `max_meta_bytes` encoded.
+    fn check_size(&self, meta: &Meta) -> Result<(), TrackError> {
+        let max = self.inner.settings.max_meta_bytes;
+        let size = serde_json::to_vec(meta).map_or(usize::MAX, |bytes| bytes.len());
+        if size > max {
+            return Err(TrackError::MetaTooLarge { size, max });
+        }
+        Ok(())
+    }
+
     /// Stops tracking `key` for this socket.
     pub fn untrack(&self, socket: &Socket, key: &str) -> Result<(), TrackError> {
-        self.untrack_owner(socket.topic(), socket.connection_id().get(), key)
+        self.untrack_owner(socket.topic(), socket.join_id().get(), key)
     }
 
     /// Stops tracking `key` on `topic` for `owner`.
@@ -439,7 +477,7 @@ impl Presence {
         key: &str,
         update: impl FnOnce(&Meta) -> Meta,
     ) -> Result<(), TrackError> {
-        self.update_owner(socket.topic(), socket.connection_id().get(), key, update)
+        self.update_owner(socket.topic(), socket.join_id().get(), key, update)
     }
 
     /// [`Presence::update`] for any owner.
@@ -455,7 +493,8 @@ impl Presence {
             let mut meta = update(old);
             meta.remove("phx_ref");
             meta.remove("phx_ref_prev");
-            meta
+            self.check_size(&meta)?;
+            Ok(meta)
         })?;
         self.commit(shard, changes);
         Ok(())
@@ -465,9 +504,9 @@ impl Presence {
     /// then every `presence_diff` after it. Ends when the join ends.
     pub fn subscribe(&self, socket: &mut Socket) {
         let topic: Arc<str> = socket.topic().into();
-        let owner = socket.connection_id();
+        let owner = socket.join_id();
         let listener = Listener {
-            subscriber: socket.subscriber(),
+            outbox: socket.outbox().clone(),
             join_ref: socket.join_ref().into(),
             awaiting_state: true,
         };
@@ -546,28 +585,13 @@ impl Presence {
         }
     }
 
-    async fn run(self, mut inbox: mpsc::Receiver<(usize, Bytes)>) {
-        self.inner.hooks.init().await;
+    /// Gossip: heartbeats, peers' messages, the down rules. Never runs application hooks.
+    async fn run_gossip(self, mut inbox: mpsc::Receiver<(usize, Bytes)>) {
         let mut heartbeat = tokio::time::interval(self.inner.settings.broadcast_period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut flush_at: Option<tokio::time::Instant> = None;
         loop {
-            let flush = async {
-                match flush_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => break,
-                _ = self.inner.flush_wanted.notified(), if flush_at.is_none() => {
-                    flush_at = Some(tokio::time::Instant::now() + self.inner.settings.coalesce);
-                }
-                _ = flush => {
-                    flush_at = None;
-                    self.inner.flush_scheduled.store(false, Ordering::Release);
-                    self.flush().await;
-                }
                 _ = heartbeat.tick() => self.beat(),
                 Some((shard, bytes)) = inbox.recv() => self.receive(shard, &bytes),
             }
@@ -576,6 +600,25 @@ impl Presence {
             self.inner
                 .pubsub
                 .unsubscribe(&gossip_topic(shard), self.inner.id);
+        }
+    }
+
+    /// Delivery: closes each window `coalesce` after its first change and hands its diffs
+    /// and states out, running the hooks. While it runs, later changes keep merging into
+    /// the next window.
+    async fn run_delivery(self) {
+        guarded("init", self.inner.hooks.init()).await;
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => break,
+                _ = self.inner.flush_wanted.notified() => {}
+            }
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.inner.settings.coalesce) => {}
+            }
+            self.inner.flush_scheduled.store(false, Ordering::Release);
+            self.flush().await;
         }
     }
 
@@ -636,9 +679,9 @@ impl Presence {
                 for listener in listeners.values_mut() {
                     if listener.awaiting_state {
                         listener.awaiting_state = false;
-                        new.push((listener.subscriber.clone(), listener.join_ref.clone()));
+                        new.push((listener.outbox.clone(), listener.join_ref.clone()));
                     } else {
-                        old.push(listener.subscriber.clone());
+                        old.push(listener.outbox.clone());
                     }
                 }
             }
@@ -668,8 +711,8 @@ impl Presence {
         let topic = &*work.topic;
         if !(work.diff.joins.is_empty() && work.diff.leaves.is_empty()) {
             if !work.old.is_empty() {
-                let joins = hooks.fetch(topic, work.diff.joins.clone()).await;
-                let leaves = hooks.fetch(topic, work.diff.leaves.clone()).await;
+                let joins = self.fetch(topic, work.diff.joins.clone()).await;
+                let leaves = self.fetch(topic, work.diff.leaves.clone()).await;
                 let frame = encode(
                     None,
                     None,
@@ -677,24 +720,44 @@ impl Presence {
                     "presence_diff",
                     &json!({"joins": joins, "leaves": leaves}),
                 );
-                for subscriber in &work.old {
-                    subscriber.deliver(&frame);
+                for outbox in &work.old {
+                    // A refused push means that connection is closing; its task logs why.
+                    let _ = outbox.push_frame(frame.clone());
                 }
             }
-            hooks.handle_metas(topic, &work.diff, &work.current).await;
+            guarded(
+                "handle_metas",
+                hooks.handle_metas(topic, &work.diff, &work.current),
+            )
+            .await;
         }
         if let Some(state) = work.state {
-            let fetched = hooks.fetch(topic, state).await;
+            let fetched = self.fetch(topic, state).await;
             let raw = serde_json::to_vec(&fetched).unwrap_or_else(|_| b"{}".to_vec());
-            for (subscriber, join_ref) in &work.new {
-                subscriber.deliver(&encode_raw(
-                    Some(join_ref),
-                    None,
-                    topic,
-                    "presence_state",
-                    &raw,
-                ));
+            for (outbox, join_ref) in &work.new {
+                let frame = encode_raw(Some(join_ref), None, topic, "presence_state", &raw);
+                // Exempt from the byte limit: a room of any size stays joinable.
+                let _ = outbox.push_exempt_frame(frame);
             }
+        }
+    }
+
+    /// The `fetch` hook; if it panics, the presences as they are.
+    async fn fetch(&self, topic: &str, presences: Presences) -> Value {
+        let fallback = presences.clone();
+        guarded("fetch", self.inner.hooks.fetch(topic, presences))
+            .await
+            .unwrap_or_else(|| fallback.into_json())
+    }
+}
+
+/// Runs an application hook; a panic is logged and yields `None` instead of ending the task.
+async fn guarded<T>(name: &str, hook: impl Future<Output = T>) -> Option<T> {
+    match AssertUnwindSafe(hook).catch_unwind().await {
+        Ok(value) => Some(value),
+        Err(_) => {
+            tracing::error!("presence hook `{name}` panicked");
+            None
         }
     }
 }
@@ -703,8 +766,8 @@ struct TopicWork {
     topic: Arc<str>,
     diff: PresenceDiff,
     current: Presences,
-    old: Vec<Arc<dyn Subscriber>>,
-    new: Vec<(Arc<dyn Subscriber>, Arc<str>)>,
+    old: Vec<Outbox>,
+    new: Vec<(Outbox, Arc<str>)>,
     state: Option<Presences>,
 }
 

@@ -158,6 +158,15 @@ pub enum TrackError {
     /// Nothing is tracked under `(topic, owner, key)`.
     #[error("not tracked")]
     NotTracked,
+    /// The meta, encoded as JSON, is larger than `presence.max_meta_bytes`; nothing was
+    /// stored or gossiped.
+    #[error("meta too large ({size} bytes, at most {max})")]
+    MetaTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Timing rules, in milliseconds of the caller's clock.
@@ -194,6 +203,9 @@ pub struct Tracker {
     ref_counter: u64,
     /// (topic, owner, key) -> phx_ref of local entries.
     local: HashMap<(Arc<str>, u64, String), String>,
+    /// owner -> (topic, key) of its local entries, so that an owner's leave costs what it
+    /// tracked, not what the shard holds.
+    owned: HashMap<u64, Vec<(Arc<str>, String)>>,
     peers: HashMap<String, Peer>,
     /// Incarnations that said goodbye or were replaced (with when), ignored if heard
     /// again; forgotten after the permdown period.
@@ -213,6 +225,7 @@ impl Tracker {
             heartbeat_seq: 0,
             ref_counter: 0,
             local: HashMap::new(),
+            owned: HashMap::new(),
             peers: HashMap::new(),
             gone: HashMap::new(),
             view: HashMap::new(),
@@ -309,6 +322,10 @@ impl Tracker {
             return Err(TrackError::AlreadyTracked);
         }
         let mut changes = Vec::with_capacity(1);
+        self.owned
+            .entry(owner)
+            .or_default()
+            .push((topic.clone(), key.to_string()));
         self.add_local(topic, owner, key, meta, None, &mut changes);
         Ok(changes)
     }
@@ -353,6 +370,12 @@ impl Tracker {
     ) -> Result<Vec<Change>, TrackError> {
         let index = (Arc::<str>::from(topic), owner, key.to_string());
         let phx_ref = self.local.remove(&index).ok_or(TrackError::NotTracked)?;
+        if let Some(owned) = self.owned.get_mut(&owner) {
+            owned.retain(|(t, k)| !(&**t == topic && k == key));
+            if owned.is_empty() {
+                self.owned.remove(&owner);
+            }
+        }
         let mut changes = Vec::with_capacity(1);
         self.hide(topic, key, &phx_ref, &mut changes);
         self.log(Op::Leave {
@@ -364,15 +387,18 @@ impl Tracker {
     }
 
     /// Stops tracking everything `owner` tracks on `topic` (or on every topic if `None`).
+    /// Costs O(what the owner tracks), whatever the shard holds.
     pub fn untrack_owner(&mut self, owner: u64, topic: Option<&str>) -> Vec<Change> {
-        let mine: Vec<(Arc<str>, u64, String)> = self
-            .local
-            .keys()
-            .filter(|(t, o, _)| *o == owner && topic.is_none_or(|topic| &**t == topic))
+        let mine: Vec<(Arc<str>, String)> = self
+            .owned
+            .get(&owner)
+            .into_iter()
+            .flatten()
+            .filter(|(t, _)| topic.is_none_or(|topic| &**t == topic))
             .cloned()
             .collect();
         let mut changes = Vec::new();
-        for (topic, owner, key) in mine {
+        for (topic, key) in mine {
             if let Ok(more) = self.untrack(&topic, owner, &key) {
                 changes.extend(more);
             }
@@ -381,13 +407,14 @@ impl Tracker {
     }
 
     /// Replaces the meta of a tracked entry: a new `phx_ref`, `phx_ref_prev` set to the old
-    /// one. Reported as a join of the new meta and a leave of the old, as Phoenix does.
+    /// one. Reported as a join of the new meta and a leave of the old, as Phoenix does. If
+    /// `update` fails, nothing changes and its error is returned.
     pub fn update(
         &mut self,
         topic: &str,
         owner: u64,
         key: &str,
-        update: impl FnOnce(&Meta) -> Meta,
+        update: impl FnOnce(&Meta) -> Result<Meta, TrackError>,
     ) -> Result<Vec<Change>, TrackError> {
         let topic_arc = self.topic_arc(topic);
         let index = (topic_arc.clone(), owner, key.to_string());
@@ -396,11 +423,16 @@ impl Tracker {
             .get(&index)
             .cloned()
             .ok_or(TrackError::NotTracked)?;
-        let mut changes = Vec::with_capacity(2);
-        let old = self
-            .hide(topic, key, &old_ref, &mut changes)
+        let old_meta = self
+            .view
+            .get(topic)
+            .and_then(|keys| keys.get(key))
+            .and_then(|metas| metas.iter().find(|e| e.phx_ref == old_ref))
+            .map(|entry| &entry.meta)
             .ok_or(TrackError::NotTracked)?;
-        let meta = update(&old.meta);
+        let meta = update(old_meta)?;
+        let mut changes = Vec::with_capacity(2);
+        self.hide(topic, key, &old_ref, &mut changes);
         self.log(Op::Leave {
             topic: topic.to_string(),
             key: key.to_string(),

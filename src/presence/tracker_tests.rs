@@ -88,6 +88,42 @@ fn track_list_count_untrack() {
 }
 
 #[test]
+fn untrack_owner_touches_only_that_owner_on_that_topic() {
+    let mut a = replica("a", 1);
+    for (topic, owner, key) in [
+        ("t1", 1, "k"),
+        ("t2", 1, "k"),
+        ("t1", 2, "k"),
+        ("t1", 1, "j"),
+    ] {
+        a.track(topic, owner, key, Meta::new()).unwrap();
+    }
+    // An update keeps the owner's index entry single.
+    a.update("t1", 1, "k", |m| Ok(m.clone())).unwrap();
+    assert_eq!(a.untrack_owner(1, Some("t1")).len(), 2);
+    assert_eq!((a.count_metas("t1"), a.count_metas("t2")), (1, 1));
+    assert_eq!(a.untrack_owner(1, None).len(), 1);
+    assert_eq!(a.untrack_owner(1, None).len(), 0);
+    assert_eq!(a.count_metas("t1"), 1, "owner 2 keeps its entry");
+}
+
+#[test]
+fn a_refused_update_changes_nothing() {
+    let mut a = replica("a", 1);
+    a.track("t", 1, "k", meta(json!({"x": 1}))).unwrap();
+    let before = a.list("t");
+    let refused = a.update("t", 1, "k", |_| {
+        Err(TrackError::MetaTooLarge { size: 9, max: 1 })
+    });
+    assert_eq!(refused, Err(TrackError::MetaTooLarge { size: 9, max: 1 }));
+    assert_eq!(a.list("t"), before);
+    let Gossip::Heartbeat { ops, .. } = a.heartbeat() else {
+        panic!("not a heartbeat")
+    };
+    assert_eq!(ops.len(), 1, "only the track was logged");
+}
+
+#[test]
 fn update_reports_the_new_meta_as_a_join_and_the_old_as_a_leave() {
     let mut a = replica("a", 1);
     a.track("room", 1, "alice", meta(json!({"status": "here"})))
@@ -97,7 +133,7 @@ fn update_reports_the_new_meta_as_a_join_and_the_old_as_a_leave() {
         .update("room", 1, "alice", |old| {
             let mut m = old.clone();
             m.insert("status".into(), json!("away"));
-            m
+            Ok(m)
         })
         .unwrap();
     assert_eq!(changes.len(), 2);
@@ -313,7 +349,7 @@ proptest! {
                     }
                 }
                 Action::Update { node, owner, key } => {
-                    if let Ok(changes) = nodes[node].update("t", owner, &key.to_string(), Meta::clone) {
+                    if let Ok(changes) = nodes[node].update("t", owner, &key.to_string(), |m| Ok(m.clone())) {
                         replay(&mut models[node], &changes);
                     }
                 }

@@ -62,15 +62,6 @@ pub(crate) enum Wire {
     Pong(Bytes),
 }
 
-impl Wire {
-    /// What the item is charged while queued.
-    fn cost(&self) -> usize {
-        match self {
-            Wire::Text(bytes) | Wire::Pong(bytes) => bytes.len() + ITEM_COST,
-        }
-    }
-}
-
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
@@ -89,8 +80,14 @@ enum Status {
     Closed,
 }
 
+/// A queued text frame and what it is charged.
+struct Queued {
+    frame: Bytes,
+    charged: usize,
+}
+
 pub(crate) struct State {
-    wire: VecDeque<Bytes>,
+    wire: VecDeque<Queued>,
     /// The answer to the most recent ping, if not written yet.
     pong: Option<Bytes>,
     infos: VecDeque<Box<dyn Any + Send>>,
@@ -203,14 +200,27 @@ impl Outbox {
     /// Queues a text frame (an encoded Phoenix frame).
     pub fn push_frame(&self, frame: Bytes) -> Result<(), PushError> {
         let cost = frame.len() + ITEM_COST;
+        self.push_charged(frame, cost)
+    }
+
+    /// Queues a frame whose payload is exempt from the byte limit: it is charged only
+    /// [`ITEM_COST`], so it is accepted even when it alone exceeds the limit. For frames a
+    /// client cannot do without and whose number is bounded elsewhere (a `presence_state`:
+    /// one per presence subscription); the write timeout still drops a client that does not
+    /// read it.
+    pub fn push_exempt_frame(&self, frame: Bytes) -> Result<(), PushError> {
+        self.push_charged(frame, ITEM_COST)
+    }
+
+    fn push_charged(&self, frame: Bytes, charged: usize) -> Result<(), PushError> {
         self.push(
-            |_| cost,
+            |_| charged,
             |state| {
                 if !state.pending() {
                     state.progressed();
                 }
-                state.wire.push_back(frame);
-                state.wire_bytes += cost;
+                state.wire.push_back(Queued { frame, charged });
+                state.wire_bytes += charged;
                 state.body_waker.take()
             },
         )
@@ -387,17 +397,20 @@ impl State {
     /// The body takes the next wire item (a pending pong first), or learns it must wait
     /// (`None` + waker kept). Wakes the connection task if it waits for the outbox to drain.
     pub(crate) fn take_wire(&mut self, shared: &Shared, cx: &Context<'_>) -> Option<Wire> {
-        let item = match self.pong.take() {
-            Some(pong) => Wire::Pong(pong),
+        let (item, charged) = match self.pong.take() {
+            Some(pong) => {
+                let charged = pong.len() + ITEM_COST;
+                (Wire::Pong(pong), charged)
+            }
             None => match self.wire.pop_front() {
-                Some(frame) => Wire::Text(frame),
+                Some(Queued { frame, charged }) => (Wire::Text(frame), charged),
                 None => {
                     register(&mut self.body_waker, cx);
                     return None;
                 }
             },
         };
-        self.wire_bytes = self.wire_bytes.saturating_sub(item.cost());
+        self.wire_bytes = self.wire_bytes.saturating_sub(charged);
         if self.wire.is_empty() {
             self.wire = VecDeque::new(); // an idle outbox holds no buffer
         }
