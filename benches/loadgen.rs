@@ -113,7 +113,8 @@ const MAX_SHOUTS: usize = 1 << 20;
 /// Upper bound of `--nodes`.
 const MAX_NODES: usize = 32;
 /// The Redis channel every node publishes to and subscribes (`src/pubsub/redis.rs`).
-const BUS_CHANNEL: &str = "tether:bus";
+/// The Redis channel every server is told to use (`TETHER_PUBSUB_CHANNEL`).
+const BUS_CHANNEL: &str = "tether:bus:loadgen";
 /// `TETHER_SECRET_KEY_BASE` given to every server (nodes of a cluster must agree); a
 /// `--server-env TETHER_SECRET_KEY_BASE=…` overrides it.
 const SECRET_KEY_BASE: &str =
@@ -593,6 +594,7 @@ impl Server {
         cmd.env("PORT", "0")
             .env("RUST_LOG", "warn")
             .env("TETHER_SECRET_KEY_BASE", SECRET_KEY_BASE)
+            .env("TETHER_PUBSUB_CHANNEL", BUS_CHANNEL)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -157,8 +157,12 @@ impl Default for CheckOrigin {
 pub struct PubSubConfig {
     /// `redis://…` URL. Env `TETHER_PUBSUB_URL`. `None` means in-process only.
     pub url: Option<String>,
-    /// This node's name in a cluster. Env `TETHER_NODE`. Defaults to `node-<pid>`.
+    /// This node's name in a cluster. Env `TETHER_NODE`. Defaults to
+    /// `<hostname>-<random suffix chosen once per process>` (see [`Config::node_name`]).
     pub node: Option<String>,
+    /// The Redis channel the nodes share. Env `TETHER_PUBSUB_CHANNEL`. Defaults to `tether:bus:<16 hex digits>` derived
+    /// from `secret_key_base`, so apps with different secrets never share a channel.
+    pub channel: Option<String>,
 }
 
 /// Where a presence key comes from, tried in order; see [`PresenceConfig::id`].
@@ -213,6 +217,7 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PORT", "endpoint.port"),
     ("TETHER_PUBSUB_URL", "pubsub.url"),
     ("TETHER_NODE", "pubsub.node"),
+    ("TETHER_PUBSUB_CHANNEL", "pubsub.channel"),
     (
         "TETHER_PRESENCE_BROADCAST_PERIOD_MS",
         "presence.broadcast_period_ms",
@@ -230,6 +235,7 @@ impl Config {
     /// development secret if none was given, and validates.
     ///
     /// Overrides: `TETHER_SECRET_KEY_BASE`, `PORT`, `TETHER_PUBSUB_URL`, `TETHER_NODE`,
+    /// `TETHER_PUBSUB_CHANNEL`,
     /// `TETHER_PRESENCE_BROADCAST_PERIOD_MS`, `TETHER_PRESENCE_DOWN_PERIOD_MS`,
     /// `TETHER_PRESENCE_PERMDOWN_PERIOD_MS`, `TETHER_PRESENCE_COALESCE_MS`. An empty variable
     /// counts as unset.
@@ -311,12 +317,12 @@ impl Config {
         self
     }
 
-    /// The node name: `[pubsub] node`, or `node-<pid>`.
+    /// The node name: `[pubsub] node`, or `<hostname>-<suffix>` where the suffix is random
+    /// and chosen once per process, so that two processes never share a default name (in
+    /// containers every process may be PID 1 on the same image). Set `TETHER_NODE` to keep
+    /// a node's name across restarts.
     pub fn node_name(&self) -> String {
-        self.pubsub
-            .node
-            .clone()
-            .unwrap_or_else(|| format!("node-{}", std::process::id()))
+        self.pubsub.node.clone().unwrap_or_else(default_node_name)
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
@@ -331,6 +337,7 @@ impl Config {
             "endpoint.port" => self.endpoint.port = number(value)?,
             "pubsub.url" => self.pubsub.url = Some(value.to_string()),
             "pubsub.node" => self.pubsub.node = Some(value.to_string()),
+            "pubsub.channel" => self.pubsub.channel = Some(value.to_string()),
             "presence.broadcast_period_ms" => self.presence.broadcast_period_ms = number(value)?,
             "presence.down_period_ms" => self.presence.down_period_ms = number(value)?,
             "presence.permdown_period_ms" => self.presence.permdown_period_ms = number(value)?,
@@ -411,6 +418,9 @@ impl Config {
         if self.pubsub.node.as_deref() == Some("") {
             return invalid("pubsub.node", "must not be empty");
         }
+        if self.pubsub.channel.as_deref() == Some("") {
+            return invalid("pubsub.channel", "must not be empty");
+        }
         let p = &self.presence;
         if p.down_period_ms < 2 * p.broadcast_period_ms {
             return invalid(
@@ -426,6 +436,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `<hostname>-<8 hex digits>`, the same for the whole process.
+fn default_node_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".to_string());
+        format!("{host}-{:08x}", rand::random::<u32>())
+    })
+    .clone()
 }
 
 fn random_secret() -> String {
@@ -535,6 +560,16 @@ mod tests {
         let config = Config::from_toml_str(&text).unwrap();
         assert_eq!(config.commander.socket_path, "/tether/socket");
         assert_eq!(config.presence.coalesce_ms, 50);
+    }
+
+    #[test]
+    fn default_node_names_are_stable_in_a_process_and_not_pid_based() {
+        let config = Config::default();
+        let name = config.node_name();
+        assert_eq!(name, Config::default().node_name());
+        assert_ne!(name, format!("node-{}", std::process::id()));
+        let suffix = name.rsplit('-').next().unwrap();
+        assert_eq!(suffix.len(), 8, "{name}");
     }
 
     #[test]

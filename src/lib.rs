@@ -119,6 +119,7 @@
 pub mod channel;
 pub mod commander;
 pub mod config;
+mod drops;
 pub mod endpoint;
 pub mod presence;
 pub mod pubsub;

@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::future::join_all;
+use futures_util::{StreamExt, future::join_all};
 use redis_support::{Redis, free_port};
 use serde_json::{Value, json};
 use support::{
@@ -1052,5 +1052,139 @@ async fn online_counter_broadcasts_reach_pages_on_both_nodes() {
             tokio::time::sleep(ms(20)).await; // polling interval
         }
     }
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Anyone who can PUBLISH on the Redis server: garbage, a forged goodbye, a heartbeat with
+// seq = u64::MAX, a `js` patch. None of it has any effect; the nodes count and log it.
+
+/// The parts of a bus envelope (version 1): `[1][mac: 32][instance: u64][u16 node][node]
+/// [u16 topic][topic][payload]`.
+struct Envelope {
+    head: Vec<u8>,
+    node: String,
+    topic: String,
+    payload: Vec<u8>,
+}
+
+impl Envelope {
+    fn parse(bytes: &[u8]) -> Envelope {
+        let head = bytes[..41].to_vec();
+        let mut at = 41;
+        let mut text = || {
+            let len = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+            let s = String::from_utf8(bytes[at + 2..at + 2 + len].to_vec()).unwrap();
+            at += 2 + len;
+            s
+        };
+        let node = text();
+        let topic = text();
+        Envelope {
+            head,
+            node,
+            topic,
+            payload: bytes[at..].to_vec(),
+        }
+    }
+
+    /// The same head (version, MAC, instance) around another node, topic and payload: what
+    /// an attacker who copied a genuine message can build.
+    fn forge(&self, node: &str, topic: &str, payload: &[u8]) -> Vec<u8> {
+        let mut out = self.head.clone();
+        for part in [node.as_bytes(), topic.as_bytes()] {
+            out.extend_from_slice(&(part.len() as u16).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+}
+
+#[tokio::test]
+async fn foreign_publishes_on_the_bus_have_no_effect() {
+    let _serial = serial().await;
+    let cluster = Cluster::start("presence_chat", &["a", "b"], FAST);
+    // The examples run with TETHER_SECRET_KEY_BASE = "s" x 64 and no [pubsub] channel.
+    let bus = tether::pubsub::BusIdentity::derive("s".repeat(64).as_bytes(), None);
+    let channel = bus.channel().to_string();
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    converge(&mut [&mut alice, &mut bob], &[("alice", 1), ("bob", 1)]).await;
+    assert_eq!(
+        cluster.redis.subscribers(&channel),
+        Some(2),
+        "the nodes do not listen on the derived channel {channel}"
+    );
+
+    // Copy a genuine heartbeat of node a from the bus.
+    let redis = redis::Client::open(cluster.redis.url()).unwrap();
+    let mut sniffer = redis.get_async_pubsub().await.unwrap();
+    sniffer.subscribe(&channel).await.unwrap();
+    let heartbeat = {
+        let mut messages = sniffer.on_message();
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let message = tokio::time::timeout(remaining, messages.next())
+                .await
+                .expect("no heartbeat of node a on the bus")
+                .unwrap();
+            let envelope = Envelope::parse(message.get_payload_bytes());
+            let gossip: Value = serde_json::from_slice(&envelope.payload).unwrap_or_default();
+            if envelope.node == "a" && gossip["g"]["Heartbeat"].is_object() {
+                break (envelope, gossip);
+            }
+        }
+    };
+    let (envelope, gossip) = heartbeat;
+    let from = gossip["g"]["Heartbeat"]["from"].clone();
+    let mut frozen = gossip.clone();
+    frozen["g"]["Heartbeat"]["seq"] = json!(u64::MAX);
+    frozen["g"]["Heartbeat"]["ops"] = json!([]);
+    let goodbye = json!({"v": 1, "g": {"Goodbye": {"from": from}}});
+    let js = json!([null, null, LOBBY, "patch", {"op": "js", "js": "alert(1)"}]);
+    let attacks: Vec<Vec<u8>> = vec![
+        b"garbage".to_vec(),
+        envelope.forge("a", &envelope.topic, goodbye.to_string().as_bytes()),
+        envelope.forge("a", &envelope.topic, frozen.to_string().as_bytes()),
+        envelope.forge("x", LOBBY, js.to_string().as_bytes()),
+        envelope.forge("x", LOBBY, b"\xff\xfe not utf-8"),
+    ];
+    let mut publisher = redis.get_multiplexed_async_connection().await.unwrap();
+    for attack in &attacks {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(attack.as_slice())
+            .query_async(&mut publisher)
+            .await
+            .unwrap();
+    }
+    // A forged goodbye would drop alice from b at once; several down periods pass quietly.
+    let quiet = Instant::now() + ms(3 * DOWN_MS);
+    bob.drain_until(quiet).await;
+    alice.drain_until(Instant::now()).await;
+    assert!(bob.view.is(&[("alice", 1), ("bob", 1)]), "{:?}", bob.view);
+    // A frozen mirror would never show a's later changes: carol joins on a.
+    let mut carol = Member::join(cluster.port("a"), "carol", "carol@a").await;
+    converge(
+        &mut [&mut alice, &mut bob, &mut carol],
+        &[("alice", 1), ("bob", 1), ("carol", 1)],
+    )
+    .await;
+    for member in [&alice, &bob, &carol] {
+        assert!(
+            member.others.iter().all(|f| f[3] != "patch"),
+            "{} received a forged patch: {:?}",
+            member.label,
+            member.others
+        );
+    }
+    assert_no_anomalies(&[&mut alice, &mut bob, &mut carol]);
+    let b = &cluster.nodes["b"];
+    assert!(
+        b.wait_stderr("dropped a message on the redis bus", CONVERGE),
+        "node b did not report the forged messages"
+    );
     cluster.assert_no_panic();
 }

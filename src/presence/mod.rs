@@ -76,6 +76,7 @@ pub use tracker::{Meta, TrackError};
 use crate::{
     channel::Socket,
     config::Config,
+    drops::DropCounter,
     pubsub::{PubSub, Subscriber, SubscriberId},
     transport::{
         Outbox,
@@ -197,6 +198,7 @@ struct Inner {
     shutdown: CancellationToken,
     id: SubscriberId,
     epoch: Instant,
+    dropped_gossip: DropCounter,
 }
 
 /// A presence tracker for every topic of an endpoint. Cheap to clone.
@@ -348,6 +350,7 @@ impl Presence {
                 shutdown: CancellationToken::new(),
                 id: SubscriberId::next(),
                 epoch: Instant::now(),
+                dropped_gossip: DropCounter::new(),
             }),
         };
         let (queue, inbox) = mpsc::channel(GOSSIP_QUEUE);
@@ -562,6 +565,11 @@ impl Presence {
         self.shard(topic).tracker.count_metas(topic)
     }
 
+    /// Gossip messages dropped so far because they were undecodable or of an unknown version.
+    pub fn dropped_gossip(&self) -> u64 {
+        self.inner.dropped_gossip.total()
+    }
+
     /// Tells peers to drop this node's presences now, and stops the background task.
     pub async fn shutdown(&self) {
         for index in 0..SHARDS {
@@ -575,7 +583,7 @@ impl Presence {
     }
 
     fn publish(&self, shard: usize, gossip: &Gossip) {
-        match serde_json::to_vec(gossip) {
+        match gossip.encode() {
             Ok(bytes) => self.inner.pubsub.broadcast(
                 &gossip_topic(shard),
                 Bytes::from(bytes),
@@ -637,10 +645,12 @@ impl Presence {
     }
 
     fn receive(&self, index: usize, bytes: &[u8]) {
-        let gossip: Gossip = match serde_json::from_slice(bytes) {
+        let gossip = match Gossip::decode(bytes) {
             Ok(gossip) => gossip,
             Err(err) => {
-                tracing::warn!(shard = index, "undecodable presence gossip: {err}");
+                self.inner.dropped_gossip.count(|total| {
+                    tracing::warn!(shard = index, total, "presence gossip dropped: {err}")
+                });
                 return;
             }
         };

@@ -88,7 +88,8 @@ pub enum Op {
     },
 }
 
-/// Messages between replicas of the same shard.
+/// Messages between replicas of the same shard. On the wire they travel versioned (see
+/// [`Gossip::encode`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Gossip {
     /// Periodic liveness plus the ops numbered `since+1 ..= seq`.
@@ -125,6 +126,53 @@ pub enum Gossip {
         /// The departing replica.
         from: ReplicaId,
     },
+}
+
+/// The gossip format this replica writes and reads.
+pub const GOSSIP_VERSION: u32 = 1;
+
+/// Why received gossip was dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipError {
+    /// Not a versioned gossip message, or not a valid message of its version.
+    #[error("undecodable gossip: {0}")]
+    Malformed(String),
+    /// A version this replica does not know (e.g. from a newer node).
+    #[error("gossip version {0} is not supported (this node speaks {GOSSIP_VERSION})")]
+    Version(u32),
+}
+
+#[derive(Serialize)]
+struct VersionedOut<'a> {
+    v: u32,
+    g: &'a Gossip,
+}
+
+#[derive(Deserialize)]
+struct VersionedIn<'a> {
+    v: u32,
+    #[serde(borrow)]
+    g: &'a serde_json::value::RawValue,
+}
+
+impl Gossip {
+    /// Encodes as `{"v": GOSSIP_VERSION, "g": <message>}`.
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&VersionedOut {
+            v: GOSSIP_VERSION,
+            g: self,
+        })
+    }
+
+    /// Decodes what [`Gossip::encode`] wrote; refuses other versions.
+    pub fn decode(bytes: &[u8]) -> Result<Gossip, GossipError> {
+        let wire: VersionedIn<'_> =
+            serde_json::from_slice(bytes).map_err(|e| GossipError::Malformed(e.to_string()))?;
+        if wire.v != GOSSIP_VERSION {
+            return Err(GossipError::Version(wire.v));
+        }
+        serde_json::from_str(wire.g.get()).map_err(|e| GossipError::Malformed(e.to_string()))
+    }
 }
 
 /// A change of the view, to be reported to subscribers of `topic`.
@@ -615,7 +663,11 @@ impl Tracker {
         if peer.seq >= seq {
             return; // nothing new
         }
-        if peer.seq < since {
+        // A heartbeat must carry exactly the ops numbered since+1 ..= seq. One that does not
+        // (corrupt, or not from a correct peer) is never applied: it is treated as a gap,
+        // which a transfer (a snapshot) repairs.
+        let consistent = seq.checked_sub(since) == Some(ops.len() as u64);
+        if !consistent || peer.seq < since {
             // A gap: ask for a snapshot (not too often).
             let due = peer
                 .requested_at

@@ -157,6 +157,76 @@ fn heartbeats_replicate_joins_and_leaves() {
 }
 
 #[test]
+fn a_heartbeat_whose_ops_do_not_match_its_range_is_repaired_not_applied() {
+    let (mut a, mut b) = synced_pair("alice");
+    a.track("room", 2, "bob", Meta::new()).unwrap();
+    a.track("room", 3, "carol", Meta::new()).unwrap();
+    let Gossip::Heartbeat {
+        from,
+        since,
+        seq,
+        mut ops,
+    } = a.heartbeat()
+    else {
+        panic!("not a heartbeat")
+    };
+    // Claims two ops, carries one; and one claiming the whole sequence space.
+    ops.truncate(1);
+    let short = Gossip::Heartbeat {
+        from: from.clone(),
+        since,
+        seq,
+        ops,
+    };
+    let huge = Gossip::Heartbeat {
+        from,
+        since,
+        seq: u64::MAX,
+        ops: Vec::new(),
+    };
+    for (bad, now) in [(short, 1), (huge, 200)] {
+        let (changes, replies) = b.receive(bad, now);
+        assert!(changes.is_empty(), "nothing applied from a bad heartbeat");
+        assert!(matches!(
+            replies.as_slice(),
+            [Gossip::TransferRequest { .. }]
+        ));
+    }
+    // The next genuine heartbeat still works after the transfer: no frozen mirror.
+    let (_, transfer) = a.receive(
+        Gossip::TransferRequest {
+            from: b.id().clone(),
+            to: a.id().name.clone(),
+        },
+        300,
+    );
+    b.receive(transfer.into_iter().next().unwrap(), 300);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+    a.track("room", 4, "dave", Meta::new()).unwrap();
+    let hb = a.heartbeat();
+    assert_eq!(exchange(&mut a, &mut b, hb, 400).len(), 1);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+}
+
+#[test]
+fn gossip_travels_versioned_and_other_versions_are_refused() {
+    let a = replica("a", 1);
+    let bytes = a.goodbye().encode().unwrap();
+    assert_eq!(Gossip::decode(&bytes).unwrap(), a.goodbye());
+    let future = String::from_utf8(bytes)
+        .unwrap()
+        .replace("\"v\":1", "\"v\":2");
+    assert!(matches!(
+        Gossip::decode(future.as_bytes()),
+        Err(GossipError::Version(2))
+    ));
+    assert!(matches!(
+        Gossip::decode(br#"{"Goodbye":{}}"#),
+        Err(GossipError::Malformed(_))
+    ));
+}
+
+#[test]
 fn a_gap_is_repaired_by_a_transfer() {
     let (mut a, mut b) = (replica("a", 1), replica("b", 1));
     a.track("room", 1, "alice", Meta::new()).unwrap();

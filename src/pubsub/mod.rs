@@ -39,7 +39,7 @@ mod local;
 mod redis;
 
 pub use local::LocalPubSub;
-pub use redis::RedisPubSub;
+pub use redis::{BusIdentity, PUBLISH_QUEUE_BYTES, RedisPubSub};
 
 use crate::config::Config;
 
@@ -52,11 +52,19 @@ pub enum PubSubError {
 }
 
 /// The adapter `config` selects: in-process unless `[pubsub] url` is set, then Redis (as
-/// node [`Config::node_name`]). Must be called inside a tokio runtime.
+/// node [`Config::node_name`], on the channel and with the envelope key of
+/// [`BusIdentity::derive`] from `secret_key_base` and `[pubsub] channel`). Must be called
+/// inside a tokio runtime.
 pub fn from_config(config: &Config) -> Result<Arc<dyn PubSub>, PubSubError> {
     match &config.pubsub.url {
         None => Ok(Arc::new(LocalPubSub::new())),
-        Some(url) => Ok(RedisPubSub::start(url, &config.node_name())?),
+        Some(url) => {
+            let bus = BusIdentity::derive(
+                config.endpoint.secret_key_base.as_bytes(),
+                config.pubsub.channel.as_deref(),
+            );
+            Ok(RedisPubSub::start(url, &config.node_name(), bus)?)
+        }
     }
 }
 

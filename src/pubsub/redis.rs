@@ -2,80 +2,270 @@
 //! channel.
 //!
 //! A broadcast is delivered to this node's subscribers at once and published **once** to
-//! Redis as `[node][topic][payload]`; every other node delivers the payload to its own
-//! subscribers (a node ignores its own messages). Redis is only the transport: nothing is
-//! stored there, so no Redis key is a source of truth.
+//! Redis as an authenticated envelope; every other node checks it and delivers the payload to
+//! its own subscribers (a node ignores its own messages). Redis is only the transport:
+//! nothing is stored there, so no Redis key is a source of truth.
 //!
-//! Failure policy: publishing never blocks a caller. Messages wait in a bounded queue
-//! (`PUBLISH_QUEUE`); when it is full, or while Redis is unreachable, they are dropped with a
-//! warning. Both the publisher and the subscriber reconnect with jittered exponential
-//! backoff (100 ms up to 5 s), logging once when Redis goes away and once when it is back.
-//! Presence repairs itself after an outage (heartbeat gaps trigger snapshots); plain channel
-//! broadcasts sent during an outage are lost. Redis down at start is not an error: the node
-//! serves its local pages and keeps retrying.
+//! # Trust
+//!
+//! Anyone who can `PUBLISH` on the Redis server could otherwise speak for a node. So:
+//! - The channel is namespaced: `[pubsub] channel`, by default `tether:bus:<16 hex digits>`
+//!   derived from `secret_key_base` (apps with different secrets never share a channel, even
+//!   on one Redis).
+//! - Every envelope carries an HMAC-SHA256 of everything else in it, under a key derived
+//!   from `secret_key_base` (which every node of a cluster shares). A message whose MAC
+//!   does not verify, that is malformed, or that has a version this node does not know is
+//!   dropped and counted ([`RedisPubSub::rejected`]), with at most one log line per 10 s.
+//! - Replays of a genuine envelope are possible (there is no clock in it): presence gossip
+//!   is idempotent by sequence number, a replayed broadcast is delivered again.
+//!
+//! Envelope (version 1): `[1][mac: 32][instance: u64][u16 node len][node][u16 topic len]
+//! [topic][payload]`, the MAC taken over the version byte and everything after the MAC.
+//! `instance` is random per process: a message under this node's own name from another
+//! instance means two processes share a name, which is logged as an error.
+//!
+//! Failure policy: publishing never blocks a caller. Messages wait in a queue bounded in
+//! count (`PUBLISH_QUEUE`) and in bytes (`PUBLISH_QUEUE_BYTES`); when it is full, or while
+//! Redis is unreachable, they are dropped with a warning. Both the publisher and the
+//! subscriber reconnect with jittered exponential backoff (100 ms up to 5 s), logging once
+//! when Redis goes away and once when it is back. Presence repairs itself after an outage
+//! (heartbeat gaps trigger snapshots); plain channel broadcasts sent during an outage are
+//! lost. Redis down at start is not an error: the node serves its local pages and keeps
+//! retrying.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use super::{LocalPubSub, PubSub, PubSubError, Subscriber, SubscriberId};
+use crate::drops::DropCounter;
 
 /// Messages waiting to be published, at most.
 const PUBLISH_QUEUE: usize = 65_536;
+
+/// Bytes waiting to be published, at most.
+pub const PUBLISH_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The envelope format this node writes and reads.
+const VERSION: u8 = 1;
+
+const MAC_LEN: usize = 32;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 of `parts` under `key`.
+fn mac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    // HMAC accepts keys of any length.
+    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+/// Where nodes meet and how they recognise each other: the Redis channel and the envelope
+/// key, both derived from the app's secret unless the channel is configured.
+#[derive(Clone)]
+pub struct BusIdentity {
+    channel: String,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for BusIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusIdentity")
+            .field("channel", &self.channel)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl BusIdentity {
+    /// Derives the envelope key from `secret`, and the channel name too unless `channel`
+    /// is given.
+    ///
+    /// ```
+    /// use tether::pubsub::BusIdentity;
+    /// let a = BusIdentity::derive(b"one secret", None);
+    /// let b = BusIdentity::derive(b"another secret", None);
+    /// assert!(a.channel().starts_with("tether:bus:"));
+    /// assert_ne!(a.channel(), b.channel());
+    /// assert_eq!(BusIdentity::derive(b"x", Some("app:bus")).channel(), "app:bus");
+    /// ```
+    pub fn derive(secret: &[u8], channel: Option<&str>) -> BusIdentity {
+        let key: [u8; 32] = mac(secret, &[b"tether redis bus key v1"])
+            .finalize()
+            .into_bytes()
+            .into();
+        let channel = match channel {
+            Some(channel) => channel.to_string(),
+            None => {
+                let tag = mac(secret, &[b"tether redis bus channel v1"])
+                    .finalize()
+                    .into_bytes();
+                let hex: String = tag[..8].iter().map(|b| format!("{b:02x}")).collect();
+                format!("tether:bus:{hex}")
+            }
+        };
+        BusIdentity { channel, key }
+    }
+
+    /// The Redis channel.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Seals `[instance][node][topic][payload]` into an envelope; `None` if the node or
+    /// topic name is longer than 65,535 bytes.
+    fn seal(&self, instance: u64, node: &str, topic: &str, payload: &[u8]) -> Option<Bytes> {
+        let node_len = u16::try_from(node.len()).ok()?;
+        let topic_len = u16::try_from(topic.len()).ok()?;
+        let mut body = BytesMut::with_capacity(12 + node.len() + topic.len() + payload.len());
+        body.put_u64(instance);
+        body.put_u16(node_len);
+        body.put_slice(node.as_bytes());
+        body.put_u16(topic_len);
+        body.put_slice(topic.as_bytes());
+        body.put_slice(payload);
+        let tag = mac(&self.key, &[&[VERSION], &body]).finalize().into_bytes();
+        let mut out = BytesMut::with_capacity(1 + MAC_LEN + body.len());
+        out.put_u8(VERSION);
+        out.put_slice(&tag);
+        out.put_slice(&body);
+        Some(out.freeze())
+    }
+
+    /// Checks and splits an envelope.
+    fn open<'a>(&self, bytes: &'a [u8]) -> Result<Opened<'a>, Rejected> {
+        let (&version, rest) = bytes.split_first().ok_or(Rejected::Malformed)?;
+        if version != VERSION {
+            return Err(Rejected::Version(version));
+        }
+        let (tag, body) = rest.split_at_checked(MAC_LEN).ok_or(Rejected::Malformed)?;
+        mac(&self.key, &[&[version], body])
+            .verify_slice(tag)
+            .map_err(|_| Rejected::Forged)?;
+        let (instance, rest) = body.split_at_checked(8).ok_or(Rejected::Malformed)?;
+        let instance = u64::from_be_bytes(instance.try_into().map_err(|_| Rejected::Malformed)?);
+        let (node, rest) = take_str(rest).ok_or(Rejected::Malformed)?;
+        let (topic, payload) = take_str(rest).ok_or(Rejected::Malformed)?;
+        Ok(Opened {
+            instance,
+            node,
+            topic,
+            payload,
+        })
+    }
+}
+
+/// A `[u16 len][utf-8]` string at the start of `bytes`, and the rest.
+fn take_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));
+    let text = std::str::from_utf8(bytes.get(2..2 + len)?).ok()?;
+    Some((text, &bytes[2 + len..]))
+}
+
+/// A verified envelope.
+#[derive(Debug, PartialEq)]
+struct Opened<'a> {
+    instance: u64,
+    node: &'a str,
+    topic: &'a str,
+    payload: &'a [u8],
+}
+
+/// Why an envelope was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejected {
+    Malformed,
+    Version(u8),
+    Forged,
+}
 
 /// In-process delivery plus Redis between nodes.
 pub struct RedisPubSub {
     local: Arc<LocalPubSub>,
     node: Arc<str>,
+    instance: u64,
+    bus: BusIdentity,
     outgoing: mpsc::Sender<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+    rejected: Arc<DropCounter>,
+    not_sent: DropCounter,
 }
 
 impl RedisPubSub {
-    /// Connects (in the background) to `url` as node `node`, on the Redis channel
-    /// `tether:bus`. Must be called inside a tokio runtime. Fails only on a malformed URL.
-    pub fn start(url: &str, node: &str) -> Result<Arc<RedisPubSub>, PubSubError> {
+    /// Connects (in the background) to `url` as node `node`, on `bus`'s channel. Must be
+    /// called inside a tokio runtime. Fails only on a malformed URL.
+    pub fn start(url: &str, node: &str, bus: BusIdentity) -> Result<Arc<RedisPubSub>, PubSubError> {
         let client = redis::Client::open(url).map_err(|err| PubSubError::Redis(err.to_string()))?;
         let local = Arc::new(LocalPubSub::new());
         let node: Arc<str> = node.into();
+        let instance = rand::random::<u64>();
         let (outgoing, queue) = mpsc::channel(PUBLISH_QUEUE);
-        let channel = "tether:bus";
-        tokio::spawn(publish(client.clone(), channel, queue, url.to_string()));
-        tokio::spawn(subscribe(client, channel, local.clone(), node.clone()));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let rejected = Arc::new(DropCounter::new());
+        tracing::info!(channel = bus.channel(), %node, "redis bus");
+        tokio::spawn(publish(
+            client.clone(),
+            bus.channel.clone(),
+            queue,
+            queued_bytes.clone(),
+            url.to_string(),
+        ));
+        tokio::spawn(subscribe(
+            client,
+            Receiver {
+                bus: bus.clone(),
+                local: local.clone(),
+                node: node.clone(),
+                instance,
+                rejected: rejected.clone(),
+                impostors: DropCounter::new(),
+            },
+        ));
         Ok(Arc::new(RedisPubSub {
             local,
             node,
+            instance,
+            bus,
             outgoing,
+            queued_bytes,
+            rejected,
+            not_sent: DropCounter::new(),
         }))
     }
-}
 
-/// `[u16 node len][node][u16 topic len][topic][payload]`.
-fn envelope(node: &str, topic: &str, payload: &[u8]) -> Option<Bytes> {
-    let node_len = u16::try_from(node.len()).ok()?;
-    let topic_len = u16::try_from(topic.len()).ok()?;
-    let mut out = BytesMut::with_capacity(4 + node.len() + topic.len() + payload.len());
-    out.put_u16(node_len);
-    out.put_slice(node.as_bytes());
-    out.put_u16(topic_len);
-    out.put_slice(topic.as_bytes());
-    out.put_slice(payload);
-    Some(out.freeze())
-}
+    /// Messages from Redis dropped so far because they were forged, malformed or of an
+    /// unknown version.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.total()
+    }
 
-/// Splits an envelope into (node, topic, payload).
-fn open(bytes: &[u8]) -> Option<(&str, &str, &[u8])> {
-    let take = |bytes: &'_ [u8]| -> Option<(usize, usize)> {
-        let len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));
-        (bytes.len() >= 2 + len).then_some((2, 2 + len))
-    };
-    let (start, end) = take(bytes)?;
-    let node = std::str::from_utf8(&bytes[start..end]).ok()?;
-    let rest = &bytes[end..];
-    let (start, end) = take(rest)?;
-    let topic = std::str::from_utf8(&rest[start..end]).ok()?;
-    Some((node, topic, &rest[end..]))
+    fn enqueue(&self, topic: &str, envelope: Bytes) {
+        let len = envelope.len();
+        let queued = self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
+        if queued > PUBLISH_QUEUE_BYTES || self.outgoing.try_send(envelope).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.not_sent.count(|total| {
+                tracing::warn!(
+                    %topic,
+                    total,
+                    "redis publish queue full or closed; messages not sent to other nodes"
+                )
+            });
+        }
+    }
 }
 
 impl PubSub for RedisPubSub {
@@ -88,13 +278,12 @@ impl PubSub for RedisPubSub {
     }
 
     fn broadcast(&self, topic: &str, message: Bytes, except: Option<SubscriberId>) {
-        match envelope(&self.node, topic, &message) {
-            Some(bytes) => {
-                if self.outgoing.try_send(bytes).is_err() {
-                    tracing::warn!(%topic, "redis publish queue full or closed; message not sent to other nodes");
-                }
-            }
-            None => tracing::error!(%topic, "topic or node name too long for the redis envelope"),
+        match self.bus.seal(self.instance, &self.node, topic, &message) {
+            Some(envelope) => self.enqueue(topic, envelope),
+            None => tracing::error!(
+                topic = %crate::text::for_log(topic),
+                "topic or node name too long for the redis envelope"
+            ),
         }
         self.local.local_broadcast(topic, message, except);
     }
@@ -146,28 +335,35 @@ impl Backoff {
 
 async fn publish(
     client: redis::Client,
-    channel: &'static str,
+    channel: String,
     mut queue: mpsc::Receiver<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
     url: String,
 ) {
     let mut backoff = Backoff::new();
+    let take = |message: Option<Bytes>| {
+        if let Some(message) = &message {
+            queued_bytes.fetch_sub(message.len(), Ordering::AcqRel);
+        }
+        message
+    };
     loop {
         let mut connection = match client.get_multiplexed_async_connection().await {
             Ok(connection) => connection,
             Err(err) => {
                 // Drop what piled up meanwhile, so a long outage does not replay stale traffic.
-                while queue.try_recv().is_ok() {}
+                while take(queue.try_recv().ok()).is_some() {}
                 backoff.failed(&format!("connection to {url}"), &err).await;
                 continue;
             }
         };
         backoff.succeeded("publisher");
         loop {
-            let Some(message) = queue.recv().await else {
+            let Some(message) = take(queue.recv().await) else {
                 return;
             };
             let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
-                .arg(channel)
+                .arg(&channel)
                 .arg(message.as_ref())
                 .query_async(&mut connection)
                 .await;
@@ -179,12 +375,51 @@ async fn publish(
     }
 }
 
-async fn subscribe(
-    client: redis::Client,
-    channel: &'static str,
+/// What the subscriber needs to check and deliver messages from other nodes.
+struct Receiver {
+    bus: BusIdentity,
     local: Arc<LocalPubSub>,
     node: Arc<str>,
-) {
+    instance: u64,
+    rejected: Arc<DropCounter>,
+    impostors: DropCounter,
+}
+
+impl Receiver {
+    fn receive(&self, bytes: &[u8]) {
+        match self.bus.open(bytes) {
+            Ok(opened) if opened.node == &*self.node => {
+                if opened.instance != self.instance {
+                    self.impostors.count(|total| {
+                        tracing::error!(
+                            node = %self.node,
+                            total,
+                            "another process publishes under this node's name: every node \
+                             needs a unique TETHER_NODE"
+                        )
+                    });
+                }
+            }
+            Ok(opened) => {
+                self.local.local_broadcast(
+                    opened.topic,
+                    Bytes::copy_from_slice(opened.payload),
+                    None,
+                );
+            }
+            Err(why) => self.rejected.count(|total| {
+                tracing::warn!(
+                    channel = self.bus.channel(),
+                    ?why,
+                    total,
+                    "dropped a message on the redis bus that is not from a node of this cluster"
+                )
+            }),
+        }
+    }
+}
+
+async fn subscribe(client: redis::Client, receiver: Receiver) {
     let mut backoff = Backoff::new();
     loop {
         let mut pubsub = match client.get_async_pubsub().await {
@@ -194,20 +429,14 @@ async fn subscribe(
                 continue;
             }
         };
-        if let Err(err) = pubsub.subscribe(channel).await {
+        if let Err(err) = pubsub.subscribe(receiver.bus.channel()).await {
             backoff.failed("subscribe", &err).await;
             continue;
         }
         backoff.succeeded("subscriber");
         let mut messages = pubsub.into_on_message();
         while let Some(message) = messages.next().await {
-            match open(message.get_payload_bytes()) {
-                Some((from, _, _)) if from == &*node => {}
-                Some((_, topic, payload)) => {
-                    local.local_broadcast(topic, Bytes::copy_from_slice(payload), None);
-                }
-                None => tracing::warn!("undecodable message on redis channel {channel}"),
-            }
+            receiver.receive(message.get_payload_bytes());
         }
         backoff.failed("subscription", &"connection lost").await;
     }
@@ -218,11 +447,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn envelopes_round_trip_and_reject_garbage() {
-        let bytes = envelope("node-a", "room:lobby", b"[1,2]").unwrap();
-        assert_eq!(open(&bytes), Some(("node-a", "room:lobby", &b"[1,2]"[..])));
-        assert_eq!(open(b""), None);
-        assert_eq!(open(&[0, 9, b'x']), None);
-        assert!(envelope(&"n".repeat(70_000), "t", b"").is_none());
+    fn envelopes_round_trip_and_reject_garbage_forgery_and_other_versions() {
+        let bus = BusIdentity::derive(&[7; 64], None);
+        let bytes = bus.seal(9, "node-a", "room:lobby", b"[1,2]").unwrap();
+        assert_eq!(
+            bus.open(&bytes),
+            Ok(Opened {
+                instance: 9,
+                node: "node-a",
+                topic: "room:lobby",
+                payload: b"[1,2]",
+            })
+        );
+        assert_eq!(bus.open(b""), Err(Rejected::Malformed));
+        assert_eq!(bus.open(&[1, 0, 9]), Err(Rejected::Malformed));
+        assert_eq!(bus.open(&[2; 80]), Err(Rejected::Version(2)));
+        // Any changed byte after the MAC is a forgery.
+        for at in [1, 33, 45, bytes.len() - 1] {
+            let mut forged = bytes.to_vec();
+            forged[at] ^= 1;
+            assert_eq!(bus.open(&forged), Err(Rejected::Forged), "byte {at}");
+        }
+        // Another secret's envelope is a forgery too.
+        let other = BusIdentity::derive(&[8; 64], Some(bus.channel()));
+        assert_eq!(other.open(&bytes), Err(Rejected::Forged));
+        assert!(bus.seal(1, &"n".repeat(70_000), "t", b"").is_none());
     }
 }
