@@ -446,9 +446,40 @@
     document.dispatchEvent(new CustomEvent("tether:error", { detail: { what, reason } }));
   }
 
-  function applyPatch(patch) {
+  // The same rules the server applies to every patch (Patch::check): script only when the
+  // join reply said exec_js is on, and no plain value into a property that would parse it
+  // as markup or script (only an `html` value, which the server sends for Html, may go there).
+  const MARKUP_PROPS = new Set(["innerhtml", "outerhtml", "srcdoc"]);
+  const URL_PROPS = new Set(["href", "src", "action", "formaction"]);
+
+  function isScriptUrl(value) {
+    const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
+    return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
+  }
+
+  // Why `patch` must not be applied, or null.
+  function refusal(patch, execJs) {
+    if (patch.op === "js") return execJs ? null : "script patches are disabled (exec_js)";
+    if (patch.op !== "prop") return null;
+    const prop = String(patch.prop);
+    if (FORBIDDEN_PROPS.has(prop)) return `property ${prop} is forbidden`;
+    if (patch.html != null) return null;
+    const lower = prop.toLowerCase();
+    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `property ${prop} takes only Html`;
+    if (URL_PROPS.has(lower) && typeof patch.value === "string" && isScriptUrl(patch.value)) {
+      return `property ${prop} takes only Html`;
+    }
+    return null;
+  }
+
+  function applyPatch(patch, execJs) {
+    const refused = refusal(patch, execJs);
+    if (refused) {
+      report("patch", refused);
+      return;
+    }
     if (patch.op === "js") {
-      (0, eval)(patch.js); // only sent when the server enables exec_js
+      (0, eval)(patch.js);
       return;
     }
     let elements;
@@ -462,9 +493,7 @@
       switch (patch.op) {
         case "html": el.innerHTML = patch.html; break;
         case "text": el.textContent = patch.text; break;
-        case "prop":
-          if (!FORBIDDEN_PROPS.has(patch.prop)) el[patch.prop] = patch.value;
-          break;
+        case "prop": el[patch.prop] = patch.html != null ? patch.html : patch.value; break;
         case "insert":
           if (patch.html != null) el.insertAdjacentHTML(patch.position, patch.html);
           else el.insertAdjacentText(patch.position, patch.text);
@@ -517,7 +546,9 @@
       topics: topicsToken,
       counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
     }));
-    channel.on("patch", applyPatch);
+    let execJs = false; // until a join reply says otherwise
+    const apply = (patch) => applyPatch(patch, execJs);
+    channel.on("patch", apply);
     channel.on("store", ({ token }) => store.setItem("tether_store", token));
     channel.on("topics", ({ token }) => { topicsToken = token; });
     channel.on("error", ({ callback, reason }) => report(callback, reason));
@@ -525,7 +556,7 @@
     // broadcasts on them (which may arrive even before the join reply) apply as they come.
     socket.onMessage(({ topic, event, payload }) => {
       if (topic === channel.topic) return;
-      if (event === "patch") applyPatch(payload);
+      if (event === "patch") apply(payload);
       if (event === "count") {
         for (const el of document.querySelectorAll("[data-tether-topic]")) {
           if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
@@ -535,6 +566,7 @@
     channel.join()
       .receive("ok", (reply) => {
         onload = false;
+        execJs = reply.exec_js === true;
         store.setItem("tether_browser_id", reply.browser_id);
         if (reply.store_rejected) store.removeItem("tether_store");
         document.documentElement.dataset.tether = "connected";
@@ -566,5 +598,5 @@
     page = startPage(script);
   }
 
-  global.Tether = { Socket, Channel, Presence, page };
+  global.Tether = { Socket, Channel, Presence, page, refusal };
 })(typeof window !== "undefined" ? window : globalThis);

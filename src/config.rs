@@ -98,6 +98,11 @@ pub struct EndpointConfig {
     pub secret_key_base: String,
     /// Origin policy for WebSocket upgrades.
     pub check_origin: CheckOrigin,
+    /// The public origin of the app (`https://example.com`), as browsers see it. With
+    /// `check_origin = true` a browser upgrade must come from exactly this origin; unset,
+    /// [`serve`](crate::serve) allows the origins it is bound to
+    /// (`http://127.0.0.1:<port>`, `http://localhost:<port>`). Set it behind a proxy.
+    pub url: Option<String>,
     /// TCP port the examples bind on 127.0.0.1. Env `PORT`.
     pub port: u16,
     /// Largest inbound WebSocket message, in bytes; larger closes the connection with 1009.
@@ -120,6 +125,7 @@ impl Default for EndpointConfig {
         EndpointConfig {
             secret_key_base: String::new(),
             check_origin: CheckOrigin::default(),
+            url: None,
             port: 4000,
             max_frame_bytes: 1024 * 1024,
             max_outbound_bytes: 4 * 1024 * 1024,
@@ -133,13 +139,14 @@ impl Default for EndpointConfig {
 
 /// The origin check applied to WebSocket upgrades.
 ///
-/// In TOML: `check_origin = true` (the default: the `Origin` must name the request's own
-/// host), `false` (no check), or a list of allowed origins such as `["https://example.com"]`.
-/// Requests without an `Origin` header (non-browser clients) are always allowed, as in Phoenix.
+/// In TOML: `check_origin = true` (the default: the `Origin` must be `endpoint.url`, or where
+/// [`serve`](crate::serve) listens), `false` (no check), or a list of allowed origins such as
+/// `["https://example.com"]`. Requests without an `Origin` header (non-browser clients) are
+/// always allowed, as in Phoenix.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum CheckOrigin {
-    /// `true`: same host as the request; `false`: anything.
+    /// `true`: `endpoint.url` (or where `serve` listens); `false`: anything.
     Enabled(bool),
     /// Exactly these origins (`scheme://host[:port]`).
     AllowList(Vec<String>),
@@ -247,7 +254,7 @@ impl Config {
     pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let env = |name: &str| env(name).filter(|value| !value.is_empty());
         let mut config = match env("TETHER_CONFIG") {
-            Some(path) => Config::from_file(Path::new(&path))?,
+            Some(path) => Config::read_file(Path::new(&path))?,
             None => Config::default(),
         };
         for (var, key) in ENV_OVERRIDES {
@@ -263,8 +270,14 @@ impl Config {
         config.finish()
     }
 
-    /// Parses a TOML file and validates it (no environment overrides).
+    /// Parses a TOML file and validates it (no environment overrides), filling in a
+    /// development secret if none is set, like [`Config::from_env`].
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::read_file(path)?.finish()
+    }
+
+    /// Parses a TOML file without validating it (overrides may still follow).
+    fn read_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
@@ -377,6 +390,14 @@ impl Config {
                 return invalid(
                     "endpoint.check_origin",
                     &format!("`{bad}` is not an origin like https://example.com"),
+                );
+            }
+        }
+        if let Some(url) = &e.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid(
+                    "endpoint.url",
+                    &format!("`{url}` is not an origin like https://example.com"),
                 );
             }
         }
@@ -570,6 +591,29 @@ mod tests {
         assert_ne!(name, format!("node-{}", std::process::id()));
         let suffix = name.rsplit('-').next().unwrap();
         assert_eq!(suffix.len(), 8, "{name}");
+    }
+
+    #[test]
+    fn from_file_validates() {
+        let dir = std::env::temp_dir().join(format!("tether-config-v-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("short.toml");
+        std::fs::write(&file, "[endpoint]\nsecret_key_base = \"too short\"\n").unwrap();
+        let err = Config::from_file(&file).unwrap_err();
+        assert!(
+            err.to_string().contains("endpoint.secret_key_base"),
+            "{err}"
+        );
+        std::fs::write(&file, "[endpoint]\nurl = \"example.com\"\n").unwrap();
+        let err = Config::from_file(&file).unwrap_err();
+        assert!(err.to_string().contains("endpoint.url"), "{err}");
+        std::fs::write(&file, "[presence]\ncoalesce_ms = 5\n").unwrap();
+        let config = Config::from_file(&file).unwrap();
+        assert!(
+            config.endpoint.secret_key_base.len() >= 64,
+            "a dev secret is filled in"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

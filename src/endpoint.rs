@@ -129,6 +129,9 @@ impl SocketRoute {
 
 struct Inner {
     config: Config,
+    /// The origins browsers may connect from under `check_origin = true`: `endpoint.url`,
+    /// or, unset, the addresses [`serve`] listens on (set when it binds).
+    origins: std::sync::OnceLock<Vec<String>>,
     pubsub: Arc<dyn PubSub>,
     sockets: Vec<Arc<SocketRoute>>,
     presences: Vec<Presence>,
@@ -175,8 +178,13 @@ impl EndpointBuilder {
             Some(pubsub) => pubsub,
             None => crate::pubsub::from_config(&self.config)?,
         };
+        let origins = std::sync::OnceLock::new();
+        if let Some(url) = &self.config.endpoint.url {
+            let _ = origins.set(vec![normalize_origin(url)]);
+        }
         Ok(Endpoint {
             inner: Arc::new(Inner {
+                origins,
                 config: self.config,
                 pubsub,
                 sockets: self.sockets.into_iter().map(Arc::new).collect(),
@@ -327,7 +335,8 @@ impl Endpoint {
         if params.get("vsn").is_some_and(|vsn| !vsn.starts_with("2.")) {
             return forbidden("unsupported protocol version (only vsn=2.0.0)");
         }
-        if let Err(reason) = check_origin(&self.inner.config.endpoint.check_origin, &req) {
+        let origins = self.inner.origins.get().map(Vec::as_slice);
+        if let Err(reason) = check_origin(&self.inner.config.endpoint.check_origin, origins, &req) {
             return forbidden(&reason);
         }
         let info = ConnectInfo {
@@ -368,45 +377,85 @@ impl Endpoint {
     }
 }
 
-/// Applies the origin policy; `Err` says why the origin was refused.
-fn check_origin(policy: &CheckOrigin, req: &HttpRequest) -> Result<(), String> {
+/// `scheme://host[:port]` lowercased, without a trailing slash or a default port.
+fn normalize_origin(origin: &str) -> String {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    match origin.split_once("://") {
+        Some((scheme, authority)) => {
+            format!("{scheme}://{}", strip_default_port(scheme, authority))
+        }
+        None => origin,
+    }
+}
+
+/// Applies the origin policy; `Err` says why the origin was refused. `origins` are the
+/// allowed origins of `check_origin = true` (`endpoint.url`, or where `serve` listens); when
+/// there are none (an app that mounts the endpoint itself and set no `endpoint.url`), the
+/// `Origin` is compared with the request's `Host` (logged as a warning once).
+fn check_origin(
+    policy: &CheckOrigin,
+    origins: Option<&[String]>,
+    req: &HttpRequest,
+) -> Result<(), String> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(()); // not a browser: nothing to check, as in Phoenix
     };
     let origin = origin
         .to_str()
-        .map_err(|_| "Origin header is not ASCII".to_string())?
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
+        .map_err(|_| "Origin header is not ASCII".to_string())?;
+    let origin = normalize_origin(origin);
+    let allowed = |list: &[String]| list.iter().any(|a| normalize_origin(a) == origin);
     match policy {
         CheckOrigin::Enabled(false) => Ok(()),
-        CheckOrigin::Enabled(true) => {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .ok_or_else(|| "no Host header to compare the Origin with".to_string())?;
-            let (scheme, authority) = origin
-                .split_once("://")
-                .ok_or_else(|| format!("Origin `{origin}` is not scheme://host"))?;
-            if strip_default_port(scheme, authority)
-                == strip_default_port(scheme, &host.to_ascii_lowercase())
-            {
+        CheckOrigin::Enabled(true) => match origins {
+            Some(origins) if allowed(origins) => Ok(()),
+            Some(_) => Err(format!(
+                "Origin `{}` is not endpoint.url (or where the server listens)",
+                crate::text::for_log(&origin)
+            )),
+            None => same_host(&origin, req),
+        },
+        CheckOrigin::AllowList(list) => {
+            if allowed(list) {
                 Ok(())
             } else {
-                Err(format!("Origin `{origin}` is not this host `{host}`"))
+                Err(format!(
+                    "Origin `{}` is not in endpoint.check_origin",
+                    crate::text::for_log(&origin)
+                ))
             }
         }
-        CheckOrigin::AllowList(allowed) => {
-            if allowed
-                .iter()
-                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
-            {
-                Ok(())
-            } else {
-                Err(format!("Origin `{origin}` is not in endpoint.check_origin"))
-            }
-        }
+    }
+}
+
+/// The fallback without configured origins: the `Origin` must name the request's `Host`.
+fn same_host(origin: &str, req: &HttpRequest) -> Result<(), String> {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "endpoint.url is not set: the origin check compares the Origin with the request's \
+             Host header, which DNS rebinding and some proxies defeat; set endpoint.url"
+        )
+    });
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| "no Host header to compare the Origin with".to_string())?;
+    let (scheme, _) = origin.split_once("://").ok_or_else(|| {
+        format!(
+            "Origin `{}` is not scheme://host",
+            crate::text::for_log(origin)
+        )
+    })?;
+    if normalize_origin(&format!("{scheme}://{host}")) == origin {
+        Ok(())
+    } else {
+        Err(format!(
+            "Origin `{}` is not this host `{}`",
+            crate::text::for_log(origin),
+            crate::text::for_log(host)
+        ))
     }
 }
 
@@ -446,6 +495,15 @@ pub async fn serve(
     .shutdown_timeout(1)
     .bind(("127.0.0.1", port))?;
     let addrs = server.addrs();
+    // Without endpoint.url, browsers may connect from where we listen.
+    let served: Vec<String> = addrs
+        .iter()
+        .flat_map(|addr| {
+            let port = addr.port();
+            [format!("http://{addr}"), format!("http://localhost:{port}")]
+        })
+        .collect();
+    let _ = endpoint.inner.origins.set(served);
     let server = server.run();
     for addr in addrs {
         println!("listening on http://{addr}");
@@ -502,8 +560,26 @@ mod tests {
     }
 
     #[test]
+    fn configured_origins_not_the_host_header() {
+        let policy = CheckOrigin::Enabled(true);
+        let url = vec!["https://App.example.com/".to_string()];
+        let origins = Some(url.as_slice());
+        let ok = |origin, host| check_origin(&policy, origins, &request(Some(origin), host));
+        assert!(ok("https://app.example.com", "internal:8080").is_ok());
+        assert!(ok("https://app.example.com:443", "x").is_ok());
+        // DNS rebinding: Origin and Host both name the attacker's host.
+        assert!(ok("http://evil.example", "evil.example").is_err());
+        assert!(
+            ok("http://app.example.com", "app.example.com").is_err(),
+            "scheme counts"
+        );
+    }
+
+    #[test]
     fn same_host_origin_check() {
         let policy = CheckOrigin::Enabled(true);
+        let check_origin =
+            |policy: &CheckOrigin, req: &HttpRequest| check_origin(policy, None, req);
         assert!(check_origin(&policy, &request(None, "127.0.0.1:4000")).is_ok());
         assert!(
             check_origin(
@@ -545,6 +621,8 @@ mod tests {
 
     #[test]
     fn allow_list_origin_check() {
+        let check_origin =
+            |policy: &CheckOrigin, req: &HttpRequest| check_origin(policy, None, req);
         let policy = CheckOrigin::AllowList(vec!["https://app.example.com".into()]);
         assert!(check_origin(&policy, &request(Some("https://app.example.com/"), "x")).is_ok());
         assert!(check_origin(&policy, &request(Some("http://app.example.com"), "x")).is_err());

@@ -37,7 +37,20 @@ impl Probe {
 
 impl Commander for Probe {
     const HANDLERS: &'static [&'static str] = &[
-        "echo", "html", "fail", "store", "whoami", "blocked", "js", "shout", "sub", "unsub",
+        "echo",
+        "html",
+        "fail",
+        "store",
+        "whoami",
+        "blocked",
+        "js",
+        "shout",
+        "sub",
+        "unsub",
+        "prop",
+        "prop_html",
+        "panic",
+        "broadcast_js",
     ];
 
     fn name(&self) -> &'static str {
@@ -104,6 +117,20 @@ impl Commander for Probe {
             "unsub" => {
                 page.unsubscribe(&same_topic(&sender.value));
             }
+            // The property is the sender's `name`, the value its `value`.
+            "prop" => page.set_prop("#out", &sender.name, sender.value)?,
+            "prop_html" => page.patch(&Patch::prop_html(
+                "#out",
+                &sender.name,
+                Html::escape(&sender.value),
+            ))?,
+            "panic" => panic!("handler panicked on purpose"),
+            "broadcast_js" => page.broadcast(
+                &same_topic("lobby"),
+                &Patch::Js {
+                    js: "alert(1)".into(),
+                },
+            )?,
             _ => unreachable!("only declared handlers arrive here"),
         }
         Ok(())
@@ -156,7 +183,8 @@ async fn setup(adjust: impl FnOnce(&mut Config)) -> Setup {
         .presence(presence)
         .commander(Probe { log: log.clone() })
         .commander(Other)
-        .build();
+        .build()
+        .unwrap();
     let route = commanders.socket_route();
     let server = TestServer::start_with(config, route, Some(pubsub));
     Setup {
@@ -361,7 +389,11 @@ async fn browser_ids_are_minted_signed_kept_and_forgeries_replaced() {
     assert_eq!(s.commanders.count_connections(&same_topic("lobby")), 2);
 
     // A client-chosen or tampered id is replaced by a fresh one.
-    for forged in [id.as_str().unwrap().to_string(), signed.replace('a', "b")] {
+    // Tampered: one character of the signature changed (always a change, whatever it was).
+    let mut tampered = signed.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for forged in [id.as_str().unwrap().to_string(), tampered] {
         let mut third = s.page(None).await;
         let (jr3, _) = join(
             &mut third,
@@ -378,7 +410,8 @@ async fn the_store_is_encrypted_kept_by_the_browser_and_tampering_is_rejected() 
     let s = setup(|c| c.presence.id = vec![IdSource::Store("k".into())]).await;
     let token = s.token("probe", "/x");
     let mut page = s.page(None).await;
-    let (jr, _) = join(&mut page, "probe", json!({ "token": token })).await;
+    let (jr, frame) = join(&mut page, "probe", json!({ "token": token })).await;
+    let browser = reply(&frame, "ok")["browser_id"].clone();
     let (frame, pushed) =
         event_with_pushes(&mut page, &jr, "store", json!({"value": "secret-7"})).await;
     reply(&frame, "ok");
@@ -394,7 +427,7 @@ async fn the_store_is_encrypted_kept_by_the_browser_and_tampering_is_rejected() 
     let (jr, frame) = join(
         &mut next,
         "probe",
-        json!({ "token": token, "store": store_token }),
+        json!({ "token": token, "store": store_token, "browser_id": browser }),
     )
     .await;
     assert_eq!(reply(&frame, "ok")["store_rejected"], false);
@@ -409,7 +442,7 @@ async fn the_store_is_encrypted_kept_by_the_browser_and_tampering_is_rejected() 
     let (jr, frame) = join(
         &mut evil,
         "probe",
-        json!({ "token": token, "store": String::from_utf8(tampered).unwrap() }),
+        json!({ "token": token, "store": String::from_utf8(tampered).unwrap(), "browser_id": browser }),
     )
     .await;
     assert_eq!(reply(&frame, "ok")["store_rejected"], true);
@@ -503,7 +536,8 @@ async fn strings_patch_as_text_html_as_markup_and_broadcasts_reach_the_others() 
     assert!(a.sync().await.is_empty());
     // From outside any page.
     s.commanders
-        .broadcast_html(&same_topic("lobby"), "#all", "ping");
+        .broadcast_html(&same_topic("lobby"), "#all", "ping")
+        .unwrap();
     assert_eq!(next_patch(&mut a).await[2], same_topic("lobby"));
     assert_eq!(next_patch(&mut b).await[4]["text"], "ping");
 }
@@ -531,14 +565,14 @@ async fn runtime_subscriptions_receive_broadcasts_and_are_tracked_until_unsubscr
         "ok",
     );
     assert_eq!(s.commanders.count_connections(&extra), 1);
-    s.commanders.broadcast_html(&extra, "#e", "one");
+    s.commanders.broadcast_html(&extra, "#e", "one").unwrap();
     assert_eq!(next_patch(&mut page).await[4]["text"], "one");
     reply(
         &event(&mut page, &jr, "unsub", json!({"value": "extra"})).await,
         "ok",
     );
     assert_eq!(s.commanders.count_connections(&extra), 0);
-    s.commanders.broadcast_html(&extra, "#e", "two");
+    s.commanders.broadcast_html(&extra, "#e", "two").unwrap();
     assert!(
         page.sync().await.is_empty(),
         "no broadcast after unsubscribe"
@@ -552,7 +586,8 @@ async fn runtime_subscriptions_come_back_after_a_reconnect_and_cannot_be_forged(
     let s = setup(|_| {}).await;
     let token = s.token("probe", "/x");
     let mut page = s.page(None).await;
-    let (jr, _) = join(&mut page, "probe", json!({ "token": token })).await;
+    let (jr, frame) = join(&mut page, "probe", json!({ "token": token })).await;
+    let browser = reply(&frame, "ok")["browser_id"].clone();
     let (frame, pushed) = event_with_pushes(&mut page, &jr, "sub", json!({"value": "extra"})).await;
     reply(&frame, "ok");
     let topics_token = pushed
@@ -562,13 +597,13 @@ async fn runtime_subscriptions_come_back_after_a_reconnect_and_cannot_be_forged(
         .as_str()
         .unwrap()
         .to_string();
-    drop(page); // the connection drops; tether.js would rejoin with the token
+    drop(page); // the connection drops; tether.js rejoins with the token and its browser id
     let expected = json!([same_path("/x"), same_topic("lobby"), same_topic("extra")]);
     let mut again = s.page(None).await;
     let (_, frame) = join(
         &mut again,
         "probe",
-        json!({ "token": token, "topics": topics_token }),
+        json!({ "token": token, "topics": topics_token, "browser_id": browser }),
     )
     .await;
     assert_eq!(reply(&frame, "ok")["topics"], expected);
@@ -577,21 +612,221 @@ async fn runtime_subscriptions_come_back_after_a_reconnect_and_cannot_be_forged(
             s.commanders.count_connections(&same_topic("extra")) == 1
         })
         .await;
-    // A forged list, or one signed for another path, is ignored: default topics only.
+    // A forged list, one signed for another path, and the genuine one presented by another
+    // browser are all ignored: default topics only.
     let forged = topics_token.replace("extra", "admin");
     let other_path = s.commanders.keys().sign(
         "topics",
         &json!({"c": "probe", "p": "/y", "t": [same_topic("admin")]}),
         unix_now(),
     );
-    for bad in [forged, other_path] {
+    for (bad, browser_id) in [
+        (forged, browser.clone()),
+        (other_path, browser.clone()),
+        (topics_token.clone(), Value::Null),
+    ] {
         let mut evil = s.page(None).await;
-        let (_, frame) = join(&mut evil, "probe", json!({ "token": token, "topics": bad })).await;
+        let (_, frame) = join(
+            &mut evil,
+            "probe",
+            json!({ "token": token, "topics": bad, "browser_id": browser_id }),
+        )
+        .await;
         assert_eq!(
             reply(&frame, "ok")["topics"],
             json!([same_path("/x"), same_topic("lobby")])
         );
     }
+}
+
+#[tokio::test]
+async fn an_unsubscribed_topic_cannot_come_back_with_an_older_topics_token() {
+    let s = setup(|_| {}).await;
+    let token = s.token("probe", "/x");
+    let mut page = s.page(None).await;
+    let (jr, frame) = join(&mut page, "probe", json!({ "token": token })).await;
+    let browser = reply(&frame, "ok")["browser_id"].clone();
+    let topics_token = |pushed: &[Value]| {
+        pushed
+            .iter()
+            .find(|f| f[3] == "topics")
+            .expect("a topics push")[4]["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (_, pushed) = event_with_pushes(&mut page, &jr, "sub", json!({"value": "vip"})).await;
+    let with_vip = topics_token(&pushed);
+    let (_, pushed) = event_with_pushes(&mut page, &jr, "unsub", json!({"value": "vip"})).await;
+    let without_vip = topics_token(&pushed);
+    drop(page);
+    let defaults = json!([same_path("/x"), same_topic("lobby")]);
+    for replayed in [with_vip, without_vip] {
+        let mut again = s.page(None).await;
+        let (_, frame) = join(
+            &mut again,
+            "probe",
+            json!({ "token": token, "topics": replayed, "browser_id": browser }),
+        )
+        .await;
+        assert_eq!(reply(&frame, "ok")["topics"], defaults);
+    }
+    assert_eq!(s.commanders.count_connections(&same_topic("vip")), 0);
+}
+
+#[tokio::test]
+async fn exec_js_is_refused_everywhere_when_disabled_and_the_client_is_told() {
+    let s = setup(|_| {}).await;
+    let mut watcher = s.page(None).await;
+    let (_, frame) = join(
+        &mut watcher,
+        "probe",
+        json!({ "token": s.token("probe", "/w") }),
+    )
+    .await;
+    assert_eq!(reply(&frame, "ok")["exec_js"], false);
+    let (mut page, jr) = s.joined("/x").await;
+    for handler in ["js", "broadcast_js"] {
+        let frame = event(&mut page, &jr, handler, json!({})).await;
+        let reason = reply(&frame, "error")["reason"].clone();
+        assert!(reason.as_str().unwrap().contains("exec_js"), "{reason}");
+    }
+    let from_outside = s.commanders.broadcast(
+        &same_topic("lobby"),
+        &Patch::Js {
+            js: "alert(1)".into(),
+        },
+    );
+    assert!(from_outside.is_err());
+    // Nothing reached the other page.
+    assert!(watcher.sync().await.iter().all(|f| f[3] != "patch"));
+}
+
+#[tokio::test]
+async fn a_string_never_becomes_markup_through_a_property() {
+    let s = setup(|_| {}).await;
+    let (mut page, jr) = s.joined("/x").await;
+    for (prop, value) in [
+        ("innerHTML", "<img src=x onerror=alert(1)>"),
+        ("outerHTML", "<b>x</b>"),
+        ("srcdoc", "<script>alert(1)</script>"),
+        ("onclick", "alert(1)"),
+        ("OnMouseOver", "alert(1)"),
+        ("href", "javascript:alert(1)"),
+        ("src", " \tJaVaScRiPt:alert(1)"),
+        ("formAction", "javascript:alert(1)"),
+        ("action", "java\nscript:alert(1)"),
+    ] {
+        let frame = event(
+            &mut page,
+            &jr,
+            "prop",
+            json!({"name": prop, "value": value}),
+        )
+        .await;
+        let reason = reply(&frame, "error")["reason"].clone();
+        assert!(
+            reason.as_str().unwrap().contains("takes only Html"),
+            "{prop}: {reason}"
+        );
+    }
+    for (prop, value) in [("value", "<b>x</b>"), ("href", "https://example.com/")] {
+        let patch = patch_of(
+            &mut page,
+            &jr,
+            "prop",
+            json!({"name": prop, "value": value}),
+        )
+        .await;
+        assert_eq!(patch[4]["value"], value);
+    }
+    let patch = patch_of(
+        &mut page,
+        &jr,
+        "prop_html",
+        json!({"name": "innerHTML", "value": "<b>x</b>"}),
+    )
+    .await;
+    assert_eq!(
+        patch[4],
+        json!({"op": "prop", "sel": "#out", "prop": "innerHTML", "html": "&lt;b&gt;x&lt;/b&gt;"})
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_handler_still_leaves_the_page_consistent() {
+    let s = setup(|_| {}).await;
+    let (mut page, jr) = s.joined("/x").await;
+    assert_eq!(s.commanders.count_connections(&same_topic("lobby")), 1);
+    page.send(
+        Some(&jr),
+        "77",
+        "tether:page:probe",
+        "event",
+        json!({"handler": "panic", "sender": {}}),
+    )
+    .await;
+    page.recv_until(|f| f[3] == "phx_error").await;
+    // on_disconnect ran, after the page was untracked.
+    s.wait_log("disconnect 0 {}").await;
+    assert_eq!(s.commanders.count_connections(&same_topic("lobby")), 0);
+    assert!(page.sync().await.is_empty(), "the connection carries on");
+}
+
+#[tokio::test]
+async fn the_store_is_bounded_and_bound_to_its_browser() {
+    let s = setup(|_| {}).await;
+    let token = s.token("probe", "/x");
+    let mut page = s.page(None).await;
+    let (jr, frame) = join(&mut page, "probe", json!({ "token": token })).await;
+    let browser = reply(&frame, "ok")["browser_id"].clone();
+    let (_, pushed) = event_with_pushes(&mut page, &jr, "store", json!({"value": "v"})).await;
+    let store = pushed.iter().find(|f| f[3] == "store").unwrap()[4]["token"].clone();
+    // Too large: refused, nothing pushed, the old value kept.
+    let (frame, pushed) =
+        event_with_pushes(&mut page, &jr, "store", json!({"value": "x".repeat(5000)})).await;
+    let reason = reply(&frame, "error")["reason"].clone();
+    assert!(
+        reason.as_str().unwrap().starts_with("store too large"),
+        "{reason}"
+    );
+    assert!(pushed.iter().all(|f| f[3] != "store"));
+    assert_eq!(whoami(&mut page, &jr, json!({})).await["store"], "v");
+    // The store token works for its browser, not for another one.
+    for (browser_id, rejected) in [(browser, false), (Value::Null, true)] {
+        let mut next = s.page(None).await;
+        let (_, frame) = join(
+            &mut next,
+            "probe",
+            json!({ "token": token, "store": store, "browser_id": browser_id }),
+        )
+        .await;
+        assert_eq!(reply(&frame, "ok")["store_rejected"], rejected);
+    }
+    // A token over 4 KiB is refused without being decrypted.
+    let mut next = s.page(None).await;
+    let (_, frame) = join(
+        &mut next,
+        "probe",
+        json!({ "token": token, "store": "A".repeat(5000) }),
+    )
+    .await;
+    assert_eq!(reply(&frame, "ok")["store_rejected"], true);
+}
+
+#[tokio::test]
+async fn a_secret_too_short_for_keys_is_an_error_not_a_panic() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let config = Config::default(); // empty secret
+    let err = Commanders::builder(&config, pubsub)
+        .commander(Other)
+        .build()
+        .err()
+        .expect("an empty secret must be refused");
+    assert!(
+        err.to_string().contains("endpoint.secret_key_base"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -312,3 +312,28 @@ async fn pings_alone_do_not_keep_a_connection_open() {
         (1001, "idle timeout")
     );
 }
+
+#[tokio::test]
+async fn with_endpoint_url_the_origin_must_be_that_url_whatever_the_host_header() {
+    let mut config = test_config();
+    config.endpoint.url = Some("https://app.example".into());
+    let server = start(config);
+    let url = server.url("");
+    assert!(
+        Client::try_connect(&url, &[("origin", "https://app.example")])
+            .await
+            .is_ok()
+    );
+    // The request's own host is no longer enough (as behind a proxy, or under DNS rebinding).
+    let own = format!("http://127.0.0.1:{}", server.port);
+    for origin in [own.as_str(), "http://app.example", "https://evil.example"] {
+        assert_eq!(
+            Client::try_connect(&url, &[("origin", origin)])
+                .await
+                .err()
+                .map(|r| r.0),
+            Some(403),
+            "{origin}"
+        );
+    }
+}

@@ -23,6 +23,7 @@
 pub mod html;
 mod page;
 mod page_channel;
+mod revocations;
 pub mod session;
 pub mod token;
 
@@ -39,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 pub use html::Html;
-pub use page::{Content, Page, Patch};
+pub use page::{Content, MAX_STORE_BYTES, Page, Patch, PatchError, Position};
 
 use crate::{
     channel::{Assigns, BoxError, Router},
@@ -324,6 +325,16 @@ pub(crate) struct Hub {
     pub(crate) pubsub: Arc<dyn PubSub>,
     /// Last counts sent per counter topic, to send only changes.
     counters: Mutex<HashMap<String, (usize, usize)>>,
+    /// Runtime unsubscribes, shared by every node (see [`Hub::revoke`]).
+    revocations: Arc<revocations::Revocations>,
+}
+
+/// Why [`CommandersBuilder::build`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration is invalid (e.g. a `secret_key_base` too short to derive keys).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Every commander of an app, with what they share: keys, presence, pub/sub. Cheap to clone.
@@ -354,23 +365,39 @@ impl CommandersBuilder {
         self
     }
 
-    /// Builds, and starts the live-counter task (needs a tokio runtime).
-    pub fn build(self) -> Commanders {
+    /// Validates the config, builds, and starts the live-counter task (needs a tokio
+    /// runtime). Fails, naming the key, on an invalid config (such as a `secret_key_base`
+    /// too short to derive keys from).
+    pub fn build(self) -> Result<Commanders, BuildError> {
+        self.config.validate()?;
+        let keys = Keys::from_secret(&self.config.endpoint.secret_key_base).map_err(|err| {
+            crate::config::ConfigError::Invalid {
+                key: "endpoint.secret_key_base".into(),
+                reason: err.to_string(),
+            }
+        })?;
         let presence = self.presence.filter(|_| self.config.presence.enabled);
+        let max_age_ms = self
+            .config
+            .commander
+            .page_token_max_age_s
+            .saturating_mul(1000);
+        let revocations = revocations::Revocations::start(self.pubsub.clone(), max_age_ms);
         let commanders = Commanders {
             hub: Arc::new(Hub {
-                keys: Keys::from_secret(&self.config.endpoint.secret_key_base),
+                keys,
                 config: self.config,
                 commanders: self.commanders,
                 presence,
                 pubsub: self.pubsub,
                 counters: Mutex::new(HashMap::new()),
+                revocations,
             }),
         };
         if commanders.hub.presence.is_some() {
             tokio::spawn(commanders.clone().refresh_counters());
         }
-        commanders
+        Ok(commanders)
     }
 }
 
@@ -465,14 +492,20 @@ impl Commanders {
         self.hub.count(topic, Count::Connections)
     }
 
-    /// Applies `patch` on every page on `topic`, from outside any page.
-    pub fn broadcast(&self, topic: &str, patch: &Patch) {
-        self.hub.broadcast(topic, patch, None);
+    /// Applies `patch` on every page on `topic`, from outside any page. Refused like any
+    /// patch: script without `exec_js`, a plain value for a markup property.
+    pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
+        self.hub.broadcast(topic, patch, None)
     }
 
     /// Sets the inner HTML (or text) of `selector` on every page on `topic`.
-    pub fn broadcast_html(&self, topic: &str, selector: &str, content: impl Into<Content>) {
-        self.broadcast(topic, &Patch::set(selector, content));
+    pub fn broadcast_html(
+        &self,
+        topic: &str,
+        selector: &str,
+        content: impl Into<Content>,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::set(selector, content))
     }
 
     /// Sends changed counts of every counter topic to its pages, every interval.
@@ -499,14 +532,44 @@ impl Hub {
         })
     }
 
+    /// The one check every patch passes, wherever it is sent from (a page, a broadcast,
+    /// [`Commanders`]): see [`Patch`].
+    pub(crate) fn check(&self, patch: &Patch) -> Result<(), PatchError> {
+        patch.check(self.config.commander.exec_js)
+    }
+
     pub(crate) fn broadcast(
         &self,
         topic: &str,
         patch: &Patch,
         except: Option<crate::pubsub::SubscriberId>,
-    ) {
+    ) -> Result<(), PatchError> {
+        self.check(patch)?;
         let frame = encode(None, None, topic, "patch", patch);
         self.pubsub.broadcast(topic, frame, except);
+        Ok(())
+    }
+
+    /// Records that `browser` left `topic` now: topics tokens of that browser issued
+    /// before now no longer bring the topic back (on every node).
+    pub(crate) fn revoke(&self, browser: &str, topic: &str) {
+        self.revocations.revoke(browser, topic);
+    }
+
+    /// Whether a topics token of `browser` issued at `issued_ms` may still name `topic`.
+    pub(crate) fn may_rejoin(&self, browser: &str, topic: &str, issued_ms: u64) -> bool {
+        !self.revocations.is_revoked(browser, topic, issued_ms)
+    }
+
+    /// The issue time for a new topics token of `browser` naming `topics`: now, or just
+    /// after the latest time the browser left one of them (a page that leaves and rejoins a
+    /// topic within a millisecond keeps it).
+    pub(crate) fn topics_issue_ms(&self, browser: &str, topics: &[String]) -> u64 {
+        topics
+            .iter()
+            .filter_map(|topic| self.revocations.left_at(browser, topic))
+            .map(|at| at + 1)
+            .fold(token::unix_now_ms(), u64::max)
     }
 
     /// The counter topic of `topic`: pages showing its counts subscribe to it.

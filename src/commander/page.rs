@@ -67,7 +67,10 @@ pub enum Patch {
         /// Text.
         text: String,
     },
-    /// Set a DOM property (`value`, `checked`, `disabled`, …).
+    /// Set a DOM property (`value`, `checked`, `disabled`, …) to a plain value. A property
+    /// that would turn a string into markup or script (`innerHTML`, `outerHTML`, `srcdoc`,
+    /// any `on*`, or a `javascript:` URL in `href`, `src`, `action`, `formAction`) is refused
+    /// (see [`Patch::prop_html`]).
     Prop {
         /// CSS selector.
         sel: String,
@@ -75,6 +78,17 @@ pub enum Patch {
         prop: String,
         /// New value.
         value: Value,
+    },
+    /// Set a DOM property to markup the app vouches for ([`Html`]); the only way to set
+    /// `innerHTML`-like properties.
+    #[serde(rename = "prop")]
+    PropHtml {
+        /// CSS selector.
+        sel: String,
+        /// Property name.
+        prop: String,
+        /// Markup.
+        html: String,
     },
     /// Insert markup or text next to or inside the element.
     Insert {
@@ -125,6 +139,34 @@ impl Patch {
         }
     }
 
+    /// Sets property `prop` of `sel` to markup: the only way to set `innerHTML`,
+    /// `outerHTML`, `srcdoc`, an `on*` handler or a script URL, because [`Html`] says the
+    /// app made or vetted it.
+    ///
+    /// ```
+    /// use tether::commander::{Html, Patch};
+    /// let patch = Patch::prop_html("#frame", "srcdoc", Html::escape("<p>hi</p>"));
+    /// assert!(matches!(patch, Patch::PropHtml { .. }));
+    /// ```
+    pub fn prop_html(sel: &str, prop: &str, html: Html) -> Patch {
+        Patch::PropHtml {
+            sel: sel.to_string(),
+            prop: prop.to_string(),
+            html: html.as_str().to_string(),
+        }
+    }
+
+    /// Checks the patch against the rules every patch obeys, wherever it is sent from:
+    /// script only with `exec_js`, and no plain value that a property would turn into
+    /// markup or script.
+    pub(crate) fn check(&self, exec_js: bool) -> Result<(), PatchError> {
+        match self {
+            Patch::Js { .. } if !exec_js => Err(PatchError::JsDisabled),
+            Patch::Prop { prop, value, .. } => check_plain_prop(prop, value),
+            _ => Ok(()),
+        }
+    }
+
     /// Inserts `content` at `position` relative to `sel`.
     pub fn insert(sel: &str, position: Position, content: impl Into<Content>) -> Patch {
         let (html, text) = match content.into() {
@@ -147,7 +189,43 @@ impl Patch {
     }
 }
 
-/// Why a patch was not sent.
+/// Properties whose string value is parsed as markup or script.
+fn is_markup_prop(prop: &str) -> bool {
+    let prop = prop.to_ascii_lowercase();
+    matches!(prop.as_str(), "innerhtml" | "outerhtml" | "srcdoc") || prop.starts_with("on")
+}
+
+/// Properties holding a URL that navigates or loads.
+fn is_url_prop(prop: &str) -> bool {
+    let prop = prop.to_ascii_lowercase();
+    matches!(prop.as_str(), "href" | "src" | "action" | "formaction")
+}
+
+/// Whether `url` is a script URL once the characters browsers ignore are gone.
+fn is_script_url(url: &str) -> bool {
+    let scheme: String = url
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control())
+        .take(11)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    scheme.starts_with("javascript:") || scheme.starts_with("vbscript:")
+}
+
+fn check_plain_prop(prop: &str, value: &Value) -> Result<(), PatchError> {
+    let unsafe_string = match value {
+        Value::String(text) => is_url_prop(prop) && is_script_url(text),
+        _ => false,
+    };
+    if is_markup_prop(prop) || unsafe_string {
+        return Err(PatchError::UnsafeProp(
+            crate::text::for_log(prop).to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a patch (or a store change) was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
     /// The page's connection is gone.
@@ -156,6 +234,30 @@ pub enum PatchError {
     /// `exec_js` is off in the config.
     #[error("exec_js is disabled ([commander] exec_js = false)")]
     JsDisabled,
+    /// A plain value for a property that would turn it into markup or script; use
+    /// [`Patch::prop_html`] with [`Html`].
+    #[error("property `{0}` takes only Html (Patch::prop_html), not a plain value")]
+    UnsafeProp(String),
+    /// The store would exceed its size limit once encrypted.
+    #[error("store too large ({size} bytes encrypted, at most {max})")]
+    StoreTooLarge {
+        /// The encrypted size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Largest store token (the encrypted store) a page may have, in bytes: a cookie's worth.
+pub const MAX_STORE_BYTES: usize = 4096;
+
+/// What a store token holds: the store, bound to the browser it was made for.
+#[derive(Debug, serde::Deserialize, Serialize)]
+pub(crate) struct StoreClaims {
+    /// Browser id.
+    pub(crate) b: String,
+    /// The store.
+    pub(crate) s: Map<String, Value>,
 }
 
 /// A page's topics, signed for the browser to send back on rejoin.
@@ -165,6 +267,10 @@ pub(crate) struct TopicClaims {
     pub(crate) c: String,
     /// Path.
     pub(crate) p: String,
+    /// Browser id the token was made for.
+    pub(crate) b: String,
+    /// Issued at, in unix milliseconds (to compare with unsubscribes).
+    pub(crate) ms: u64,
     /// Topics.
     pub(crate) t: Vec<String>,
 }
@@ -216,16 +322,28 @@ impl Page<'_> {
         self.state.store.get(key)
     }
 
-    /// Sets a store value; the browser keeps the store, encrypted, and sends it back on
-    /// every join (effective for presence on the next load).
-    pub fn put_store(&mut self, key: &str, value: impl Serialize) -> Result<(), PushError> {
+    /// Sets a store value; the browser keeps the store, encrypted and bound to its browser
+    /// id, and sends it back on every join (effective for presence on the next load).
+    /// Refused, changing nothing, if the encrypted store would exceed [`MAX_STORE_BYTES`].
+    pub fn put_store(&mut self, key: &str, value: impl Serialize) -> Result<(), PatchError> {
         let value = serde_json::to_value(value).unwrap_or(Value::Null);
-        self.state.store.insert(key.to_string(), value);
-        let token = self
-            .hub
-            .keys
-            .encrypt("store", &self.state.store, unix_now());
-        self.socket.push("store", &json!({ "token": token }))
+        let previous = self.state.store.insert(key.to_string(), value);
+        let claims = StoreClaims {
+            b: self.state.browser_id.clone(),
+            s: self.state.store.clone(),
+        };
+        let token = self.hub.keys.encrypt("store", &claims, unix_now());
+        if token.len() > MAX_STORE_BYTES {
+            match previous {
+                Some(previous) => self.state.store.insert(key.to_string(), previous),
+                None => self.state.store.remove(key),
+            };
+            return Err(PatchError::StoreTooLarge {
+                size: token.len(),
+                max: MAX_STORE_BYTES,
+            });
+        }
+        Ok(self.socket.push("store", &json!({ "token": token }))?)
     }
 
     /// The page's topics (broadcasting, then subscribed).
@@ -260,17 +378,9 @@ impl Page<'_> {
         self.hub.count(topic, Count::Connections)
     }
 
-    /// Refuses a script patch unless `[commander] exec_js` is on.
-    fn allow(&self, patch: &Patch) -> Result<(), PatchError> {
-        if matches!(patch, Patch::Js { .. }) && !self.hub.config.commander.exec_js {
-            return Err(PatchError::JsDisabled);
-        }
-        Ok(())
-    }
-
     /// Applies `patch` to this page.
     pub fn patch(&mut self, patch: &Patch) -> Result<(), PatchError> {
-        self.allow(patch)?;
+        self.hub.check(patch)?;
         Ok(self.socket.push("patch", patch)?)
     }
 
@@ -283,7 +393,8 @@ impl Page<'_> {
         self.patch(&Patch::set(selector, content))
     }
 
-    /// Sets a DOM property on this page.
+    /// Sets a DOM property on this page to a plain value (refused for properties that
+    /// would parse it as markup or script; see [`Patch::prop_html`]).
     pub fn set_prop(
         &mut self,
         selector: &str,
@@ -315,29 +426,35 @@ impl Page<'_> {
 
     /// Applies `patch` on every page on `topic` (this one included). Encoded once.
     pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.allow(patch)?;
-        self.hub.broadcast(topic, patch, None);
-        Ok(())
+        self.hub.broadcast(topic, patch, None)
     }
 
     /// Applies `patch` on every page on `topic` except this one.
     pub fn broadcast_from(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.allow(patch)?;
         self.hub
-            .broadcast(topic, patch, Some(self.socket.join_id()));
-        Ok(())
+            .broadcast(topic, patch, Some(self.socket.join_id()))
     }
 
     /// Sets the content of `selector` on every page on `topic`.
-    pub fn broadcast_html(&self, topic: &str, selector: &str, content: impl Into<Content>) {
-        self.hub
-            .broadcast(topic, &Patch::set(selector, content), None);
+    pub fn broadcast_html(
+        &self,
+        topic: &str,
+        selector: &str,
+        content: impl Into<Content>,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::set(selector, content))
     }
 
-    /// Sets a DOM property on every page on `topic`.
-    pub fn broadcast_prop(&self, topic: &str, selector: &str, prop: &str, value: impl Serialize) {
-        self.hub
-            .broadcast(topic, &Patch::prop(selector, prop, value), None);
+    /// Sets a DOM property on every page on `topic` (a plain value; see
+    /// [`Page::set_prop`]).
+    pub fn broadcast_prop(
+        &self,
+        topic: &str,
+        selector: &str,
+        prop: &str,
+        value: impl Serialize,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::prop(selector, prop, value))
     }
 
     /// Joins `topic` at run time: receives its broadcasts and is tracked on it. Returns
@@ -362,6 +479,8 @@ impl Page<'_> {
         self.state.topics.remove(at);
         self.socket.unsubscribe(topic);
         self.untrack(Some(topic));
+        // Older topics tokens of this browser still name the topic: refuse it from them.
+        self.hub.revoke(&self.state.browser_id, topic);
         self.remember_topics();
         true
     }
@@ -372,6 +491,10 @@ impl Page<'_> {
         let claims = TopicClaims {
             c: self.state.commander.to_string(),
             p: self.state.path.clone(),
+            b: self.state.browser_id.clone(),
+            ms: self
+                .hub
+                .topics_issue_ms(&self.state.browser_id, &self.state.topics),
             t: self.state.topics.clone(),
         };
         let token = self.hub.keys.sign("topics", &claims, unix_now());

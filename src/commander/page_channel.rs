@@ -9,14 +9,14 @@
 //! `error {callback, reason}`, `topics {token}`; broadcasts arrive as `patch` on the page's topics and
 //! `count` on `tether:count:<topic>`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
     Broadcasting, Disconnected, DynCommander, Hub, PageClaims, Sender,
-    page::{Page, PageState, TopicClaims},
+    page::{MAX_STORE_BYTES, Page, PageState, StoreClaims, TopicClaims},
     same_commander, same_path, same_topic,
     token::unix_now,
 };
@@ -26,6 +26,40 @@ use crate::channel::{
 
 pub(crate) struct PageChannel {
     pub(crate) hub: Arc<Hub>,
+}
+
+/// Where a joined page keeps its state (in the socket's extensions). A handler borrows the
+/// state out of it through a [`Borrowed`] guard, which puts it back even if the handler
+/// panics, so `terminate` always finds it (untracks, runs `on_disconnect`).
+#[derive(Clone)]
+struct PageSlot(Arc<Mutex<Option<PageState>>>);
+
+impl PageSlot {
+    fn new(state: PageState) -> PageSlot {
+        PageSlot(Arc::new(Mutex::new(Some(state))))
+    }
+
+    fn take(&self) -> Option<PageState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    fn put(&self, state: PageState) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(state);
+    }
+}
+
+/// A page's state taken out of its slot; back in the slot when dropped (unwinding too).
+struct Borrowed {
+    slot: PageSlot,
+    state: Option<PageState>,
+}
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            self.slot.put(state);
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -85,7 +119,7 @@ impl Channel for PageChannel {
         let hub = &*self.hub;
         let name = topic.strip_prefix("tether:page:").unwrap_or_default();
         let Some((name, commander)) = self.commander(name) else {
-            tracing::warn!(%topic, "join of an unknown commander");
+            tracing::warn!(topic = %crate::text::for_log(topic), "join of an unknown commander");
             return Err(JoinError::reason("unknown commander"));
         };
         let payload: JoinPayload = serde_json::from_value(payload)
@@ -111,14 +145,25 @@ impl Channel for PageChannel {
         let mut store_rejected = false;
         let store = match payload.store {
             None => Map::new(),
-            Some(token) => hub
-                .keys
-                .decrypt::<Map<String, Value>>("store", &token, now, None)
-                .unwrap_or_else(|err| {
-                    tracing::warn!(commander = name, "store token refused: {err}");
+            Some(token) => {
+                let opened = if token.len() > MAX_STORE_BYTES {
+                    Err(format!("{} bytes, over {MAX_STORE_BYTES}", token.len()))
+                } else {
+                    hub.keys
+                        .decrypt::<StoreClaims>("store", &token, now, None)
+                        .map_err(|err| err.to_string())
+                        .and_then(|claims| {
+                            (claims.b == browser_id)
+                                .then_some(claims.s)
+                                .ok_or_else(|| "made for another browser".to_string())
+                        })
+                };
+                opened.unwrap_or_else(|why| {
+                    tracing::warn!(commander = name, "store token refused: {why}");
                     store_rejected = true;
                     Map::new()
-                }),
+                })
+            }
         };
         let session = socket
             .assigns()
@@ -126,14 +171,21 @@ impl Channel for PageChannel {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
+        // A topics token counts only for the commander, path and browser it was made for,
+        // and never brings back a topic this browser left after it was made.
         let remembered = payload.topics.as_deref().and_then(|token| {
             hub.keys
                 .verify::<TopicClaims>("topics", token, now, max_age)
                 .ok()
-                .filter(|t| t.c == name && t.p == claims.p)
+                .filter(|t| t.c == name && t.p == claims.p && t.b == browser_id)
         });
         let topics = match remembered {
-            Some(remembered) => remembered.t,
+            Some(remembered) => {
+                let issued = remembered.ms;
+                let mut topics = remembered.t;
+                topics.retain(|topic| hub.may_rejoin(&browser_id, topic, issued));
+                topics
+            }
             None => PageChannel::topics(&*commander, name, &claims.p),
         };
         for topic in &topics {
@@ -171,11 +223,12 @@ impl Channel for PageChannel {
             }
         }
         let browser_token = hub.keys.sign("browser", &state.browser_id, now);
-        socket.insert(state);
+        socket.insert(PageSlot::new(state));
         Ok(json!({
             "browser_id": browser_token,
             "topics": topics,
             "store_rejected": store_rejected,
+            "exec_js": hub.config.commander.exec_js,
         }))
     }
 
@@ -186,20 +239,30 @@ impl Channel for PageChannel {
         let Ok(EventPayload { handler, sender }) = serde_json::from_value(payload) else {
             return Ok(Reply::Error(json!({"reason": "invalid event payload"})));
         };
-        let Some(mut state) = socket.remove::<PageState>() else {
+        let Some(slot) = socket.get::<PageSlot>().cloned() else {
+            return Err("page state missing".into());
+        };
+        let mut borrowed = Borrowed {
+            state: slot.take(),
+            slot,
+        };
+        let Some(state) = borrowed.state.as_mut() else {
             return Err("page state missing".into());
         };
         let Some((_, commander)) = self.commander(state.commander) else {
             return Err("commander vanished".into());
         };
         if !commander.handlers().contains(&handler.as_str()) {
-            tracing::warn!(commander = state.commander, %handler, "call of an undeclared handler refused");
-            socket.insert(state);
+            tracing::warn!(
+                commander = state.commander,
+                handler = %crate::text::for_log(&handler),
+                "call of an undeclared handler refused"
+            );
             return Ok(Reply::Error(json!({"reason": "unknown handler"})));
         }
         let mut page = Page {
             socket: &mut *socket,
-            state: &mut state,
+            state,
             hub: &self.hub,
         };
         let reply = if commander.before_handler(&handler, &mut page, &sender).await {
@@ -220,12 +283,11 @@ impl Channel for PageChannel {
         } else {
             Reply::Ok(json!({"skipped": true}))
         };
-        socket.insert(state);
         Ok(reply)
     }
 
     async fn terminate(&self, _reason: &TerminateReason, socket: &mut Socket) {
-        let Some(mut state) = socket.remove::<PageState>() else {
+        let Some(mut state) = socket.remove::<PageSlot>().and_then(|slot| slot.take()) else {
             return;
         };
         let Some((_, commander)) = self.commander(state.commander) else {

@@ -13,7 +13,8 @@
 //!
 //! ```
 //! use tether::commander::token::Keys;
-//! let keys = Keys::from_secret(&"k".repeat(64));
+//! let keys = Keys::from_secret(&"k".repeat(64)).unwrap();
+//! assert!(Keys::from_secret("short").is_err());
 //! let token = keys.sign("page", &"counter", 100);
 //! let back: String = keys.verify("page", &token, 100, None).unwrap();
 //! assert_eq!(back, "counter");
@@ -37,6 +38,16 @@ pub enum TokenError {
     Expired,
 }
 
+/// The secret is too short to derive keys from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "endpoint.secret_key_base must be at least {MIN_SECRET_BYTES} bytes (64 recommended), got {0}"
+)]
+pub struct ShortSecret(pub usize);
+
+/// The fewest bytes of `secret_key_base` keys can be derived from.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The app's keys for tokens.
 #[derive(Clone)]
 pub struct Keys {
@@ -55,10 +66,13 @@ struct Envelope<T> {
 
 impl Keys {
     /// Derives the keys from `secret_key_base` (at least 32 bytes; the config demands 64).
-    pub fn from_secret(secret_key_base: &str) -> Keys {
-        Keys {
-            key: Key::derive_from(secret_key_base.as_bytes()),
+    pub fn from_secret(secret_key_base: &str) -> Result<Keys, ShortSecret> {
+        if secret_key_base.len() < MIN_SECRET_BYTES {
+            return Err(ShortSecret(secret_key_base.len()));
         }
+        Ok(Keys {
+            key: Key::derive_from(secret_key_base.as_bytes()),
+        })
     }
 
     /// The cookie-crate key, e.g. for actix-session's `SessionMiddleware`.
@@ -146,9 +160,14 @@ fn open<T: DeserializeOwned>(
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
+    unix_now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -156,7 +175,7 @@ mod tests {
     use super::*;
 
     fn keys() -> Keys {
-        Keys::from_secret(&"s".repeat(64))
+        Keys::from_secret(&"s".repeat(64)).unwrap()
     }
 
     #[test]
@@ -181,7 +200,7 @@ mod tests {
             keys.verify::<String>("browser", &tampered, 1000, None),
             Err(TokenError::Invalid)
         );
-        let other = Keys::from_secret(&"t".repeat(64));
+        let other = Keys::from_secret(&"t".repeat(64)).unwrap();
         assert_eq!(
             other.verify::<String>("browser", &token, 1000, None),
             Err(TokenError::Invalid)
