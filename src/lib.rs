@@ -121,6 +121,9 @@ pub mod commander;
 pub mod config;
 mod drops;
 pub mod endpoint;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod presence;
 pub mod pubsub;
 mod text;

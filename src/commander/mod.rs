@@ -23,6 +23,8 @@
 pub mod html;
 mod page;
 mod page_channel;
+#[cfg(feature = "fuzzing")]
+pub(crate) use page_channel::decode_payloads;
 mod revocations;
 pub mod session;
 pub mod token;

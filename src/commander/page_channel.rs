@@ -313,3 +313,16 @@ impl Channel for PageChannel {
         commander.on_disconnect(&gone, &commanders).await;
     }
 }
+
+/// Decodes `data` as a client would send it in a page channel's join and event payloads
+/// (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn decode_payloads(data: &[u8]) {
+    if let Ok(value) = serde_json::from_slice::<Value>(data) {
+        let _ = serde_json::from_value::<JoinPayload>(value.clone());
+        if let Ok(EventPayload { handler, sender }) = serde_json::from_value(value) {
+            let _ = crate::text::for_log(&handler);
+            let _ = serde_json::to_value(&sender);
+        }
+    }
+}

@@ -39,6 +39,8 @@ mod local;
 mod redis;
 
 pub use local::LocalPubSub;
+#[cfg(feature = "fuzzing")]
+pub(crate) use redis::fuzz_envelope;
 pub use redis::{BusIdentity, PUBLISH_QUEUE_BYTES, RedisPubSub};
 
 use crate::config::Config;

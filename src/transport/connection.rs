@@ -28,16 +28,14 @@
 
 use std::{any::Any, future::Future, time::Duration};
 
-use actix_codec::Decoder;
-use actix_http::ws::{Codec, Frame as WsFrame, Item, ProtocolError};
 use actix_web::web::Payload;
-use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    assembler::{Assembler, Message},
     frame::{Frame, Status, encode_reply, events},
     outbox::{Close, Outbox, Received},
 };
@@ -128,10 +126,7 @@ pub async fn run<H: Handler>(
 ) {
     let mut inbound = Inbound {
         payload,
-        buf: BytesMut::new(),
-        codec: Codec::new().max_size(limits.max_frame_bytes),
-        partial: None,
-        max: limits.max_frame_bytes,
+        assembler: Assembler::new(limits.max_frame_bytes),
     };
     let reason = serve(&mut inbound, &outbox, &mut handler, limits, shutdown).await;
     match &reason {
@@ -259,121 +254,25 @@ async fn dispatch<H: Handler>(
     Ok(())
 }
 
-/// A complete client message the connection acts on.
-enum Message {
-    Text(Bytes),
-    Ping(Bytes),
-}
-
-/// Reads client frames from the request body.
-///
-/// Invariant: the read buffer is released whenever it is empty, so an idle connection holds
-/// no inbound buffer.
+/// Reads client frames from the request body into an [`Assembler`].
 struct Inbound {
     payload: Payload,
-    buf: BytesMut,
-    codec: Codec,
-    /// A text message arriving in continuation frames.
-    partial: Option<BytesMut>,
-    max: usize,
+    assembler: Assembler,
 }
 
 impl Inbound {
     /// The next text message or ping; every other outcome ends the connection. Cancel safe:
-    /// bytes read are kept in `buf` until decoded.
+    /// bytes read are kept in the assembler until decoded.
     async fn next(&mut self) -> Result<Message, Disconnect> {
         loop {
-            let decoded = self.codec.decode(&mut self.buf);
-            if self.buf.is_empty() {
-                self.buf = BytesMut::new();
+            if let Some(message) = self.assembler.next_message()? {
+                return Ok(message);
             }
-            match decoded {
-                Ok(Some(frame)) => {
-                    if let Some(message) = self.frame(frame)? {
-                        return Ok(message);
-                    }
-                }
-                Ok(None) => {
-                    self.refuse_oversized_header()?;
-                    match self.payload.next().await {
-                        Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
-                        Some(Err(err)) => return Err(Disconnect::Protocol(err.to_string())),
-                        None => return Err(Disconnect::ClientClosed),
-                    }
-                }
-                Err(ProtocolError::Overflow) => return Err(Disconnect::TooLarge),
-                Err(err) => return Err(Disconnect::Protocol(err.to_string())),
+            match self.payload.next().await {
+                Some(Ok(chunk)) => self.assembler.feed(&chunk),
+                Some(Err(err)) => return Err(Disconnect::Protocol(err.to_string())),
+                None => return Err(Disconnect::ClientClosed),
             }
         }
-    }
-
-    /// Called when the buffer holds an incomplete frame: refuses it as soon as its header
-    /// shows that it, or the message it continues, would pass the size limit.
-    fn refuse_oversized_header(&self) -> Result<(), Disconnect> {
-        let Some(declared) = declared_length(&self.buf) else {
-            return Ok(());
-        };
-        // Only a continuation frame adds to the message being assembled.
-        let continues = self.buf.first().is_some_and(|byte| byte & 0x0F == 0);
-        let partial = match &self.partial {
-            Some(partial) if continues => partial.len() as u64,
-            _ => 0,
-        };
-        if declared.saturating_add(partial) > self.max as u64 {
-            return Err(Disconnect::TooLarge);
-        }
-        Ok(())
-    }
-
-    fn frame(&mut self, frame: WsFrame) -> Result<Option<Message>, Disconnect> {
-        match frame {
-            WsFrame::Text(bytes) => Ok(Some(Message::Text(bytes))),
-            WsFrame::Binary(_) | WsFrame::Continuation(Item::FirstBinary(_)) => {
-                Err(Disconnect::Binary)
-            }
-            WsFrame::Continuation(Item::FirstText(bytes)) => {
-                self.partial = Some(BytesMut::from(&bytes[..]));
-                Ok(None)
-            }
-            WsFrame::Continuation(Item::Continue(bytes)) => self.append(&bytes).map(|_| None),
-            WsFrame::Continuation(Item::Last(bytes)) => {
-                self.append(&bytes)?;
-                match self.partial.take() {
-                    Some(whole) => Ok(Some(Message::Text(whole.freeze()))),
-                    None => Err(Disconnect::Protocol(
-                        "continuation without a first frame".into(),
-                    )),
-                }
-            }
-            WsFrame::Ping(bytes) => Ok(Some(Message::Ping(bytes))),
-            WsFrame::Pong(_) => Ok(None),
-            WsFrame::Close(_) => Err(Disconnect::ClientClosed),
-        }
-    }
-
-    fn append(&mut self, bytes: &[u8]) -> Result<(), Disconnect> {
-        let partial = self
-            .partial
-            .as_mut()
-            .ok_or_else(|| Disconnect::Protocol("continuation without a first frame".into()))?;
-        if partial.len() + bytes.len() > self.max {
-            return Err(Disconnect::TooLarge);
-        }
-        partial.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
-/// The payload length a frame header at the start of `buf` declares, once enough of the
-/// header has arrived (RFC 6455 §5.2: 7 bits, or 126 + 16 bits, or 127 + 64 bits).
-fn declared_length(buf: &[u8]) -> Option<u64> {
-    let short = buf.get(1)? & 0x7F;
-    match short {
-        126 => Some(u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]))),
-        127 => {
-            let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
-            Some(u64::from_be_bytes(bytes))
-        }
-        n => Some(u64::from(n)),
     }
 }

@@ -5,6 +5,7 @@
 //! presence or commanders: decoded frames are handed to a [`connection::Handler`] that the
 //! channel layer implements.
 
+pub(crate) mod assembler;
 pub mod body;
 pub mod connection;
 pub mod frame;
