@@ -321,7 +321,11 @@ impl Endpoint {
         body_payload: web::Payload,
     ) -> Result<HttpResponse, actix_web::Error> {
         let forbidden = |reason: &str| {
-            tracing::info!(peer = ?req.peer_addr(), path = req.path(), "upgrade refused: {reason}");
+            tracing::info!(
+                peer = ?req.peer_addr(),
+                path = crate::text::for_log(req.path()),
+                "upgrade refused: {reason}"
+            );
             Ok(HttpResponse::Forbidden().finish())
         };
         if self.inner.shutdown.is_cancelled() {

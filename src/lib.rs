@@ -110,7 +110,17 @@
 //!   255 bytes and refs over 64 bytes close with 1007, binary frames with 1003; unknown
 //!   topics and events get an error reply; a failing or panicking handler crashes only its
 //!   channel (`phx_error`). Client strings in logs are cut to 256 bytes.
-//! - **Origin checked by default**: a browser upgrade from another host is refused (403).
+//! - **Origin checked by default**: a browser upgrade whose `Origin` is not `endpoint.url`
+//!   (or, unset, where [`serve`] listens) is refused (403); the `Host` header is not trusted.
+//! - **Presence is bounded**: a meta is at most `presence.max_meta_bytes` (4 KiB) encoded;
+//!   a `presence_state` is exempt from the outbound limit, so a room of any size stays
+//!   joinable; slow hooks never delay gossip.
+//! - **The cluster bus is authenticated**: every Redis message carries an HMAC under a key
+//!   derived from `secret_key_base`, on a channel derived from it; anything else is dropped
+//!   and counted.
+//! - **Pages run only what the server allows**: every patch passes one check (script only
+//!   with `exec_js`, no plain string into `innerHTML`-like properties or `javascript:` URLs),
+//!   and tether.js applies the same rules.
 //!
 //! [actix-web]: https://docs.rs/actix-web
 

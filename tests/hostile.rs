@@ -31,6 +31,12 @@ fn write_timeout_config() -> ConfigFile {
     ))
 }
 
+/// Sends a join of `room:lobby` on a raw connection (the reply is read, or not, by the test).
+async fn join_lobby(stream: &mut tokio::net::TcpStream) {
+    let join = raw::frame(OP_TEXT, br#"["1","1","room:lobby","phx_join",{}]"#);
+    stream.write_all(&join).await.unwrap();
+}
+
 fn socket_path(user: &str) -> String {
     format!("/socket/websocket?vsn=2.0.0&user_id={user}")
 }
@@ -79,6 +85,7 @@ async fn a_ping_flood_from_a_client_that_never_reads_keeps_memory_bounded() {
 async fn a_header_declaring_more_than_the_limit_is_refused_before_its_payload() {
     let example = Example::start("presence_chat", &[]);
     let mut liar = raw::connect(example.port, &socket_path("liar")).await;
+    let sent = Instant::now();
     liar.write_all(&raw::header(true, OP_TEXT, 1 << 40))
         .await
         .unwrap();
@@ -87,6 +94,10 @@ async fn a_header_declaring_more_than_the_limit_is_refused_before_its_payload() 
         .await
         .expect("no close frame within 3 s of a 2^40-byte header");
     assert_eq!(frame.close_code(), Some(1009), "{frame:?}");
+    eprintln!(
+        "2^40-byte header: closed with 1009 after {:?}",
+        sent.elapsed()
+    );
 
     // A fragmented message: the second fragment's header alone pushes the total over 1 MiB.
     let mut fragments = raw::connect(example.port, &socket_path("fragments")).await;
@@ -110,19 +121,14 @@ async fn a_client_that_stops_reading_has_its_socket_released_within_the_write_ti
     let example = Example::start("presence_chat", &[("TETHER_CONFIG", config.path())]);
     let mut stalled = raw::connect(example.port, &socket_path("stalled")).await;
     let stalled_port = stalled.local_addr().unwrap().port();
-    stalled
-        .write_all(&raw::frame(
-            OP_TEXT,
-            br#"["1","1","room:lobby","phx_join",{}]"#,
-        ))
-        .await
-        .unwrap();
+    join_lobby(&mut stalled).await;
     let mut sender = Client::connect(&ws_url(example.port, "sender")).await;
     let (join_ref, frame) = sender.join("room:lobby", json!({})).await;
     reply(&frame, "ok");
     // 20 MB of shouts, more than every buffer between the server and the stalled client
     // (its outbox, the server's socket send buffer, the client's receive buffer).
     let body = "s".repeat(100 * 1024);
+    let flood = Instant::now();
     for n in 0..200 {
         sender
             .send(
@@ -146,6 +152,11 @@ async fn a_client_that_stops_reading_has_its_socket_released_within_the_write_ti
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    eprintln!(
+        "stalled reader: server socket gone {:?} after the end of a {:?} flood",
+        flooded.elapsed(),
+        flooded.duration_since(flood)
+    );
     assert!(sender.sync().await.is_empty());
     drop(stalled);
 }
@@ -158,23 +169,11 @@ async fn a_client_that_sends_faster_than_it_reads_is_slowed_and_loses_nothing() 
     let mut bystanders = Vec::new();
     for name in ["b1", "b2"] {
         let mut stream = raw::connect(example.port, &socket_path(name)).await;
-        stream
-            .write_all(&raw::frame(
-                OP_TEXT,
-                br#"["1","1","room:lobby","phx_join",{}]"#,
-            ))
-            .await
-            .unwrap();
+        join_lobby(&mut stream).await;
         bystanders.push(tokio::spawn(count_shouts(stream, SHOUTS)));
     }
     let mut sender = raw::connect(example.port, &socket_path("sender")).await;
-    sender
-        .write_all(&raw::frame(
-            OP_TEXT,
-            br#"["1","1","room:lobby","phx_join",{}]"#,
-        ))
-        .await
-        .unwrap();
+    join_lobby(&mut sender).await;
     // Wait for the sender's join reply before shouting.
     loop {
         let frame = raw::read_frame(&mut sender, support::WAIT)
@@ -203,6 +202,7 @@ async fn a_client_that_sends_faster_than_it_reads_is_slowed_and_loses_nothing() 
     for bystander in bystanders {
         assert_eq!(bystander.await.unwrap(), SHOUTS, "a bystander lost shouts");
     }
+    eprintln!("fast sender: {SHOUTS} of {SHOUTS} shouts reached the sender and both bystanders");
 }
 
 /// Reads frames until `expected` shouts were seen, the stream ends, or 60 s pass (bounded);
