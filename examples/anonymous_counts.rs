@@ -1,4 +1,5 @@
 //! The anonymized counter: only counts ever leave the server.
+//! (Its exact contract, which the tests drive: `docs/contracts.md`, "The examples".)
 //!
 //! Run `cargo run --example anonymous_counts`, connect phoenix.js clients to
 //! `ws://127.0.0.1:4000/socket` (param `user_id` optional) and join `video:<id>`.

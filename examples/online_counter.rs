@@ -1,4 +1,5 @@
 //! Drab's online-user counter, on tether.
+//! (Its exact contract, which the tests drive: `docs/contracts.md`, "The examples".)
 //!
 //! Run `cargo run --example online_counter` and open <http://127.0.0.1:4000/> in a few tabs
 //! and browsers: `#number_of_users` (distinct presence keys on the `global` topic) and

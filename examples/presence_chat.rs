@@ -1,4 +1,5 @@
 //! The Phoenix Presence guide's chat, served by tether.
+//! (Its exact contract, which the tests drive: `docs/contracts.md`, "The examples".)
 //!
 //! Run `cargo run --example presence_chat`, then open <http://127.0.0.1:4000/?name=Alice> in
 //! two tabs and <http://127.0.0.1:4000/?name=Bob> in a third: every page lists

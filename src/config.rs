@@ -44,7 +44,7 @@ pub enum ConfigError {
     },
 }
 
-/// The whole configuration; see the module docs and DESIGN section 4.
+/// The whole configuration; see the module docs and the README's "Configuration".
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

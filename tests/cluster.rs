@@ -1,5 +1,5 @@
 //! Cluster tests: several example processes share presence and broadcasts through a real
-//! `redis-server` (DESIGN.md sections 3 and 6). Nodes are killed, frozen, restarted and
+//! `redis-server` (docs/contracts.md). Nodes are killed, frozen, restarted and
 //! stopped cleanly; Redis itself goes away and comes back.
 //!
 //! Every wait is bounded. Sleeps are used only as pacing where a duration is the thing

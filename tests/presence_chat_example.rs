@@ -1,4 +1,4 @@
-//! The `presence_chat` example against its contract (DESIGN.md section 5), as a real process.
+//! The `presence_chat` example against its contract (docs/contracts.md), as a real process.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! The HTTP response body of a WebSocket connection: it writes the connection's [`Outbox`]
+//! The HTTP response body of a WebSocket connection: it writes the connection's [`Outbox`](super::Outbox)
 //! to the socket as WebSocket frames, in chunks of at most [`CHUNK`] bytes.
 //!
 //! Small frames queued together are coalesced into one chunk (so one write); a large frame

@@ -1,4 +1,4 @@
-// The `online_counter` example (DESIGN §5: Drab's online-user counter on a commander) in
+// The `online_counter` example (docs/contracts.md: Drab's online-user counter on a commander) in
 // Debian's Chromium, driven by playwright-core, plus raw `ws` checks of the page channel.
 // Run with `node --test` from tests/node after `cargo build --examples` (scripts/test does both).
 //

@@ -57,7 +57,7 @@ after(async () => {
   if (!server.proc) return;
   assertServerAlive();
   // One client stays connected through the shutdown: the server must close it with a close
-  // frame whose code is not 1000 (DESIGN §2: phoenix.js does not reconnect after 1000).
+  // frame whose code is not 1000 (docs/contracts.md, wire protocol: phoenix.js does not reconnect after 1000).
   const { ws } = await rawUpgrade({ user_id: "stayer", vsn: "2.0.0" });
   const closed = closeOf(ws);
   await stopServer();
@@ -167,7 +167,7 @@ describe("presence_chat with the official phoenix client", () => {
     assert.equal(await within(WAIT_MS + 1_000, left, "leave reply"), "ok");
     await within(WAIT_MS, closed, "channel onClose");
 
-    // On the wire: the ok reply to phx_leave, then phx_close for the join (DESIGN §2).
+    // On the wire: the ok reply to phx_leave, then phx_close for the join (docs/contracts.md, wire protocol).
     const reply = await frames.next();
     assert.equal(reply.event, "phx_reply", `expected the leave reply, got ${JSON.stringify(reply)}`);
     assert.equal(reply.payload.status, "ok");

@@ -343,7 +343,7 @@ export class RawClient {
 // ---------- Chromium ----------
 
 export const CHROMIUM = "/usr/bin/chromium";
-// DESIGN §6. Playwright runs with `headless: false` so that these are the only browser-mode
+// docs/contracts.md, tests and benchmarks. Playwright runs with `headless: false` so that these are the only browser-mode
 // flags (it would add its own --headless and friends otherwise); --headless makes it headless.
 export const CHROMIUM_ARGS = [
   "--headless",
