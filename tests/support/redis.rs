@@ -1,13 +1,16 @@
 //! A real `redis-server` for cluster tests: on a free port, nothing persisted
 //! (`--save "" --appendonly no`), killed on drop. It can be killed and started again on the
 //! same port (a Redis restart as the nodes see it). Every wait is bounded.
+//!
+//! `benches/loadgen` uses it too, through [`Redis::start_with`]: its own binary and wait,
+//! the child made to die with the load generator, and the log piped for scanning.
 #![allow(dead_code)]
 
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStdout, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -18,48 +21,88 @@ pub struct Redis {
     pub port: u16,
     child: Option<Child>,
     dir: PathBuf,
+    config: RedisConfig,
+}
+
+/// How a `redis-server` is run; the default is what the tests use.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// The binary to run.
+    pub binary: PathBuf,
+    /// How long a starting server may take to answer `PING`.
+    pub start_wait: Duration,
+    /// Pipe the server's stdout (its log) for [`Redis::take_log`]; otherwise it is discarded.
+    pub pipe_log: bool,
+    /// Called with the command before each spawn (e.g. to make the server die with the
+    /// process that starts it).
+    pub prepare: fn(&mut Command),
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            binary: PathBuf::from("redis-server"),
+            start_wait: START_WAIT,
+            pipe_log: false,
+            prepare: |_| {},
+        }
+    }
 }
 
 /// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
 pub fn free_port() -> u16 {
+    try_free_port().unwrap()
+}
+
+/// [`free_port`], with an error instead of a panic.
+pub fn try_free_port() -> Result<u16, String> {
     TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
 }
 
 impl Redis {
     /// Starts `redis-server` on a free port (retrying with another port if one was taken
     /// in between).
     pub fn start() -> Redis {
+        Redis::start_with(RedisConfig::default()).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`Redis::start`] as `config` says, with an error instead of a panic.
+    pub fn start_with(config: RedisConfig) -> Result<Redis, String> {
         let mut last_error = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            match Redis::start_on(port) {
-                Ok(redis) => return redis,
+            let port = try_free_port()?;
+            match Redis::start_on_with(port, config.clone()) {
+                Ok(redis) => return Ok(redis),
                 Err(err) => last_error = err,
             }
         }
-        panic!("could not start redis-server: {last_error}");
+        Err(format!("could not start redis-server: {last_error}"))
     }
 
     /// Starts `redis-server` on `port`; waits (bounded) until it answers `PING`.
     pub fn start_on(port: u16) -> Result<Redis, String> {
+        Redis::start_on_with(port, RedisConfig::default())
+    }
+
+    fn start_on_with(port: u16, config: RedisConfig) -> Result<Redis, String> {
         let dir = std::env::temp_dir().join(format!("tether-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mut redis = Redis {
             port,
             child: None,
             dir,
+            config,
         };
         redis.spawn()?;
         Ok(redis)
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new(&self.config.binary);
+        cmd.args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -68,17 +111,26 @@ impl Redis {
             .arg("--dir")
             .arg(&self.dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run redis-server (is it installed?): {e}"))?;
+            .stdout(if self.config.pipe_log {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::null());
+        (self.config.prepare)(&mut cmd);
+        let child = cmd.spawn().map_err(|e| {
+            format!(
+                "cannot run {} (is it installed?): {e}",
+                self.config.binary.display()
+            )
+        })?;
         self.child = Some(child);
-        let deadline = Instant::now() + START_WAIT;
+        let deadline = Instant::now() + self.config.start_wait;
         loop {
             if self.ping() {
                 return Ok(());
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 self.child = None;
                 return Err(format!(
                     "redis-server on port {} exited with {status}",
@@ -130,9 +182,33 @@ impl Redis {
         count.trim().parse().ok()
     }
 
+    /// `connected_clients` of `INFO clients` (this query's own connection included).
+    pub fn connected_clients(&self) -> Option<usize> {
+        let reply = self.command("INFO clients\r\n")?;
+        let count = reply
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))?;
+        count.trim().parse().ok()
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// The server's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's log (its stdout), once, if [`RedisConfig::pipe_log`] was set.
+    pub fn take_log(&mut self) -> Option<ChildStdout> {
+        self.child.as_mut()?.stdout.take()
+    }
+
+    /// The server process, e.g. to stop it more gently than [`Redis::kill`].
+    pub fn child_mut(&mut self) -> Option<&mut Child> {
+        self.child.as_mut()
     }
 
     /// SIGKILLs the server (no clean shutdown) and reaps it.
@@ -148,7 +224,7 @@ impl Redis {
         self.kill();
         // The port is free once the old process is reaped (redis sets SO_REUSEADDR); retry
         // briefly anyway in case the kernel is slow to release it.
-        let deadline = Instant::now() + START_WAIT;
+        let deadline = Instant::now() + self.config.start_wait;
         loop {
             match self.spawn() {
                 Ok(()) => return,

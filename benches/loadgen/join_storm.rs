@@ -1,0 +1,360 @@
+//! The join-storm scenario: N clients (distinct `user_id`s) join one topic at once; each
+//! counts the members it is told about from presence frames alone ([`Storm`]), and the run
+//! measures when every client counts N, what the presence traffic cost, and whether anyone
+//! ever counted more than N (a server bug).
+//!
+//! It must never parse JSON on the receive path (byte scans for `"phx_ref":` only) and never
+//! wait past `--converge-timeout-secs` for convergence.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        LazyLock,
+        atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use memchr::memmem;
+
+use crate::{histogram::Summary, procfs::CpuMark, report::StormReport, run::RunCtx};
+
+static PHX_REF: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"phx_ref\":"));
+static LEAVES_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"leaves\":"));
+
+/// Per-client member counts kept by the join-storm scenario, from presence frames only.
+pub struct Storm {
+    /// `["…",…,"<topic>","presence_state",` after the refs.
+    state_event: memmem::Finder<'static>,
+    /// `"<topic>","presence_diff",`.
+    diff_event: memmem::Finder<'static>,
+    /// Member count of each client: metas in its state + diff joins − diff leaves.
+    counts: Box<[AtomicI64]>,
+    /// When each client's count last changed (ns since `base`).
+    last_change_ns: Box<[AtomicU64]>,
+    /// Presence frames received by each client.
+    frames: Box<[AtomicU32]>,
+    /// Each client received its `presence_state` (a second one is reported).
+    got_state: Box<[AtomicBool]>,
+    pub first_join_ns: AtomicU64,
+    pub last_join_ns: AtomicU64,
+    state_frames: AtomicU64,
+    diff_frames: AtomicU64,
+    presence_bytes: AtomicU64,
+    state_metas: AtomicU64,
+    join_metas: AtomicU64,
+    leave_metas: AtomicU64,
+    /// Presence frames received after every client had converged.
+    late_frames: AtomicU64,
+    converged: AtomicBool,
+    /// Updates that left a client's count above N (a server bug), and the highest count.
+    overcounts: AtomicU64,
+    max_count: AtomicI64,
+    /// Second `presence_state` to the same client; diffs without a `"leaves":` part.
+    repeated_states: AtomicU64,
+    malformed: AtomicU64,
+}
+
+impl Storm {
+    pub fn new(n: usize, topic: &str) -> Storm {
+        let state = format!("\"{topic}\",\"presence_state\",").into_bytes();
+        let diff = format!("\"{topic}\",\"presence_diff\",").into_bytes();
+        Storm {
+            state_event: memmem::Finder::new(&state).into_owned(),
+            diff_event: memmem::Finder::new(&diff).into_owned(),
+            counts: (0..n).map(|_| AtomicI64::new(0)).collect(),
+            last_change_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            frames: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            got_state: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            first_join_ns: AtomicU64::new(u64::MAX),
+            last_join_ns: AtomicU64::new(0),
+            state_frames: AtomicU64::new(0),
+            diff_frames: AtomicU64::new(0),
+            presence_bytes: AtomicU64::new(0),
+            state_metas: AtomicU64::new(0),
+            join_metas: AtomicU64::new(0),
+            leave_metas: AtomicU64::new(0),
+            late_frames: AtomicU64::new(0),
+            converged: AtomicBool::new(false),
+            overcounts: AtomicU64::new(0),
+            max_count: AtomicI64::new(0),
+            repeated_states: AtomicU64::new(0),
+            malformed: AtomicU64::new(0),
+        }
+    }
+
+    /// Presence frames (states and diffs) received so far by all clients.
+    pub fn presence_frames(&self) -> u64 {
+        self.state_frames.load(Ordering::Relaxed) + self.diff_frames.load(Ordering::Relaxed)
+    }
+
+    /// Counts a presence frame for client `idx`; `false` if `frame` is not one.
+    pub fn on_frame(&self, idx: usize, n: usize, now_ns: u64, frame: &[u8]) -> bool {
+        let Some((delta, is_state)) = self.classify(idx, frame) else {
+            return false;
+        };
+        self.presence_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        self.frames[idx].fetch_add(1, Ordering::Relaxed);
+        if self.converged.load(Ordering::Relaxed) {
+            self.late_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        // Only this client's task writes its count.
+        let count = self.counts[idx].load(Ordering::Relaxed) + delta;
+        self.counts[idx].store(count, Ordering::Release);
+        if delta != 0 || is_state {
+            self.last_change_ns[idx].store(now_ns, Ordering::Release);
+        }
+        self.max_count.fetch_max(count, Ordering::Relaxed);
+        if count > n as i64 {
+            let events = self.overcounts.fetch_add(1, Ordering::Relaxed);
+            if events < 10 {
+                let kind = if is_state {
+                    "presence_state"
+                } else {
+                    "presence_diff"
+                };
+                eprintln!(
+                    "loadgen: OVER-COUNT: client {idx} counts {count} members (> N = {n}) after a \
+                     {kind} of {} bytes",
+                    frame.len()
+                );
+            }
+        }
+        true
+    }
+
+    /// For a presence frame to client `idx`: (change of its member count, whether it is a
+    /// `presence_state`), with the frame and meta totals counted; `None` for other frames.
+    fn classify(&self, idx: usize, frame: &[u8]) -> Option<(i64, bool)> {
+        // The event name comes right after the two refs and the topic.
+        let head = &frame[..frame.len().min(64 + self.state_event.needle().len())];
+        if self.state_event.find(head).is_some() {
+            let metas = PHX_REF.find_iter(frame).count() as i64;
+            self.state_frames.fetch_add(1, Ordering::Relaxed);
+            self.state_metas.fetch_add(metas as u64, Ordering::Relaxed);
+            if self.got_state[idx].swap(true, Ordering::Relaxed) {
+                self.repeated_states.fetch_add(1, Ordering::Relaxed);
+            }
+            Some((metas, true))
+        } else if self.diff_event.find(head).is_some() {
+            self.diff_frames.fetch_add(1, Ordering::Relaxed);
+            let split = LEAVES_KEY.find(frame).unwrap_or_else(|| {
+                self.malformed.fetch_add(1, Ordering::Relaxed);
+                frame.len()
+            });
+            let joins = PHX_REF.find_iter(&frame[..split]).count() as i64;
+            let leaves = PHX_REF.find_iter(&frame[split..]).count() as i64;
+            self.join_metas.fetch_add(joins as u64, Ordering::Relaxed);
+            self.leave_metas.fetch_add(leaves as u64, Ordering::Relaxed);
+            Some((joins - leaves, false))
+        } else {
+            None
+        }
+    }
+
+    /// Clients whose count is `target`.
+    fn at_target(&self, target: usize) -> usize {
+        self.counts
+            .iter()
+            .filter(|c| c.load(Ordering::Acquire) == target as i64)
+            .count()
+    }
+
+    fn count_of(&self, idx: usize) -> i64 {
+        self.counts[idx].load(Ordering::Acquire)
+    }
+}
+
+/// The join-storm scenario: N clients join one topic at once; every client must end up
+/// counting N members, from its `presence_state` and the `presence_diff`s after it.
+pub async fn run_storm(run: &RunCtx<'_>) -> Result<(), String> {
+    let (opts, procs, shared) = (run.opts, run.procs, run.shared);
+    let storm = shared.storm.as_ref().expect("storm state");
+    run.baseline_rss().await;
+    run.report.lock().unwrap().storm = Some(StormReport::default());
+    eprintln!(
+        "loadgen: join storm: {} clients join {} ({} in flight)…",
+        opts.clients, opts.topic, opts.connect_concurrency
+    );
+    let mark = CpuMark::now(procs);
+    run.spawn_clients();
+    let (target, converged_clients) = converge(run, &mark).await?;
+    let converged = target.is_some_and(|t| converged_clients >= t);
+    storm.converged.store(converged, Ordering::Release);
+    let cpu = mark.since(procs);
+    let target = target.unwrap_or(shared.joined.load(Ordering::Acquire));
+    let mut st = StormReport {
+        target,
+        converged_clients,
+        cpu: Some(cpu),
+        ..convergence(storm, shared.nodes, target)
+    };
+    let last_change = st.client_convergence.2;
+    st.convergence = converged.then_some(last_change);
+    eprintln!(
+        "loadgen: {}",
+        if converged {
+            format!("all {target} clients count {target} after {last_change:.2} s")
+        } else {
+            format!("NOT converged: {converged_clients} of {target} clients count {target}")
+        }
+    );
+    let final_counts: Vec<i64> = (0..storm.counts.len()).map(|i| storm.count_of(i)).collect();
+    // Idle after the storm: RSS once stable, then check that nothing changed meanwhile.
+    let (rss_post, settle_secs, settled) = run.settle_rss().await;
+    add_totals(storm, &mut st);
+    st.drifted_after = (0..final_counts.len())
+        .filter(|&i| storm.count_of(i) != final_counts[i])
+        .count();
+    st.rss_peak = procs.status_kib("VmHWM:");
+    st.rss_post = rss_post;
+    st.rss_settle = (!procs.servers.is_empty()).then_some((settle_secs, settled));
+    run.report.lock().unwrap().storm = Some(st);
+    run.hold().await;
+    if !converged {
+        return Err(format!(
+            "join storm did not converge within {} s",
+            opts.converge_timeout_secs
+        ));
+    }
+    Ok(())
+}
+
+/// Waits until every joined client counts the number joined (the target, known once every
+/// client has connected or failed), or `--converge-timeout-secs`. Returns (target, clients
+/// at the target).
+async fn converge(run: &RunCtx<'_>, mark: &CpuMark) -> Result<(Option<usize>, usize), String> {
+    let (opts, shared) = (run.opts, run.shared);
+    let storm = shared.storm.as_ref().expect("storm state");
+    let n = opts.clients;
+    let timeout = Duration::from_secs_f64(opts.converge_timeout_secs);
+    let started = Instant::now();
+    let mut last_print = started;
+    let mut target: Option<usize> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if target.is_none() && shared.connect_done.load(Ordering::Acquire) >= n {
+            let joined = run.record_joined(mark.since(run.procs));
+            target = Some(joined);
+            if joined == 0 {
+                return Err("no client could connect and join".into());
+            }
+        }
+        let converged_clients = target.map_or(0, |t| storm.at_target(t));
+        if target.is_some_and(|t| converged_clients >= t) || started.elapsed() >= timeout {
+            return Ok((target, converged_clients));
+        }
+        if last_print.elapsed() >= Duration::from_secs(2) {
+            last_print = Instant::now();
+            eprintln!(
+                "loadgen:   t={:.0}s joined {} converged {} presence frames {} ({:.0} MiB)",
+                started.elapsed().as_secs_f64(),
+                shared.joined.load(Ordering::Relaxed),
+                storm.at_target(n),
+                storm.presence_frames(),
+                storm.presence_bytes.load(Ordering::Relaxed) as f64 / 1048576.0
+            );
+        }
+    }
+}
+
+/// When the clients' counts last changed (per client and per node), and the counts of those
+/// not at `target`, as the storm ends.
+fn convergence(storm: &Storm, nodes: usize, target: usize) -> StormReport {
+    let first = storm.first_join_ns.load(Ordering::Acquire);
+    let secs = |ns: u64| ns.saturating_sub(first) as f64 / 1e9;
+    let changes = Summary::of(
+        storm
+            .last_change_ns
+            .iter()
+            .map(|t| t.load(Ordering::Acquire))
+            .filter(|&t| t > 0)
+            .map(|t| t.saturating_sub(first)),
+    );
+    StormReport {
+        client_convergence: (
+            changes.p50 as f64 / 1e9,
+            changes.p99 as f64 / 1e9,
+            changes.max as f64 / 1e9,
+        ),
+        stuck: stuck_counts(storm, target),
+        per_node: per_node(storm, nodes, target, secs),
+        ..StormReport::default()
+    }
+}
+
+/// The join phase and the presence traffic's totals, read after the idle period (so that
+/// late frames count).
+fn add_totals(storm: &Storm, st: &mut StormReport) {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let first = storm.first_join_ns.load(Ordering::Acquire);
+    let last_join = storm.last_join_ns.load(Ordering::Acquire);
+    st.join_phase = last_join.saturating_sub(first) as f64 / 1e9;
+    st.no_state = storm
+        .got_state
+        .iter()
+        .filter(|g| !g.load(Ordering::Relaxed))
+        .count();
+    st.state_frames = load(&storm.state_frames);
+    st.diff_frames = load(&storm.diff_frames);
+    st.presence_bytes = load(&storm.presence_bytes);
+    st.state_metas = load(&storm.state_metas);
+    st.join_metas = load(&storm.join_metas);
+    st.leave_metas = load(&storm.leave_metas);
+    st.max_frames_per_client = storm
+        .frames
+        .iter()
+        .map(|f| f.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    st.late_frames = load(&storm.late_frames);
+    st.overcounts = load(&storm.overcounts);
+    st.max_count = storm.max_count.load(Ordering::Relaxed);
+    st.repeated_states = load(&storm.repeated_states);
+    st.malformed = load(&storm.malformed);
+}
+
+/// Per node: the last change of any of its clients' counts (s after the first join), how
+/// many of its clients count `target`, and how many clients it has.
+fn per_node(
+    storm: &Storm,
+    nodes: usize,
+    target: usize,
+    secs: impl Fn(u64) -> f64,
+) -> Vec<(f64, usize, usize)> {
+    let n = storm.counts.len();
+    (0..nodes)
+        .map(|node| {
+            let clients = (node..n).step_by(nodes);
+            let last = clients
+                .clone()
+                .map(|i| storm.last_change_ns[i].load(Ordering::Acquire))
+                .max()
+                .unwrap_or(0);
+            let ok = clients
+                .clone()
+                .filter(|&i| storm.count_of(i) == target as i64)
+                .count();
+            (secs(last), ok, clients.count())
+        })
+        .collect()
+}
+
+/// The most frequent counts among clients that do not count `target`: (count, clients),
+/// at most 8.
+fn stuck_counts(storm: &Storm, target: usize) -> Vec<(i64, usize)> {
+    let mut stuck: BTreeMap<i64, usize> = BTreeMap::new();
+    for i in 0..storm.counts.len() {
+        let count = storm.count_of(i);
+        if count != target as i64 {
+            *stuck.entry(count).or_default() += 1;
+        }
+    }
+    let mut stuck: Vec<(i64, usize)> = stuck.into_iter().collect();
+    stuck.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    stuck.truncate(8);
+    stuck
+}

@@ -1,0 +1,116 @@
+//! Load generator: thousands of real WebSocket clients against `examples/presence_chat`.
+//!
+//! ```text
+//! cargo build --release --example presence_chat
+//! cargo bench --bench loadgen -- --clients 10000
+//! ```
+//!
+//! It starts the server itself (`--server`, env `PORT=0`, `RUST_LOG=warn`), or targets a running
+//! one (`--url ws://127.0.0.1:4000/socket/websocket`, loopback only, then no RSS figures), and:
+//!
+//! 1. connects N clients (each from its own source address in 127.0.0.2–127.0.0.250, at most
+//!    `--connect-concurrency` handshakes in flight), all joining `room:bench`;
+//! 2. reads the server's VmRSS before the N connect and once they are joined and idle (stable),
+//!    and reports the delta per connection;
+//! 3. measures one broadcast to all N, `--rounds` times: a separate sender pushes a `shout`
+//!    carrying a sequence number; every client takes the receive instant (same process, monotonic
+//!    clock) and latency = receive − send;
+//! 4. saturates the fan-out for `--seconds`: the sender keeps at most `--window` shouts whose
+//!    delivery to all N is incomplete, and the delivered frames/s are counted (plus closes, e.g.
+//!    slow consumers);
+//! 5. prints a Markdown result block and exits non-zero if more than `--fail-tolerance` percent
+//!    of the clients could not connect and join, or if the run was aborted.
+//!
+//! `--scenario join-storm` replaces steps 2–4: the N clients (distinct `user_id`s) join
+//! `room:storm` as fast as `--connect-concurrency` allows, and each counts the members it is
+//! told about with a byte scan (occurrences of `"phx_ref":` in its `presence_state`, plus
+//! those in every `presence_diff`'s `joins` part, minus those in its `leaves` part). It
+//! reports the time from the first join sent until every client counts N, the presence
+//! frames and bytes received (compared with N²), the server's peak and post-storm RSS, and
+//! any client whose count ever exceeded N (a server bug). It exits non-zero if the clients
+//! did not converge or anyone over-counted.
+//!
+//! `--nodes K` (K > 1) runs a cluster on this machine: it starts its own `redis-server`
+//! (`--port <free> --bind 127.0.0.1 --save "" --appendonly no`), then K servers with
+//! `TETHER_PUBSUB_URL` pointing at it, `TETHER_NODE=node-<i>` and one shared
+//! `TETHER_SECRET_KEY_BASE`, and waits until all K subscribe the Redis bus. Client `i` connects
+//! to node `i mod K`, the fan-out sender to node-0: one-broadcast latency is reported for the
+//! sender's node (local) and the other nodes (remote, one Redis hop), and the join storm
+//! reports when each node's clients converged. RSS and CPU are reported per node and summed.
+//! `--server-env KEY=VALUE` (repeatable) passes e.g. `TETHER_PRESENCE_BROADCAST_PERIOD_MS` to
+//! every server. Each server's stderr is scanned for `panicked`, ` ERROR ` and ` WARN `
+//! lines, redis-server's log for warnings after start; the counts are in the report.
+//!
+//! Everything is bounded by `--deadline-secs`; every child (servers, redis-server) is stopped
+//! on every exit path (SIGTERM, then SIGKILL after 5 s; a watchdog SIGKILLs them 20 s after the
+//! deadline; each also gets SIGKILL if this process dies, through `PR_SET_PDEATHSIG`).
+//!
+//! Receive loops are kept cheap. tokio-tungstenite performs each client's handshake; the N
+//! measured clients then continue on the same TCP stream with a minimal RFC 6455 codec
+//! ([`RawWs`](client::RawWs): no per-read buffer zeroing, no per-message allocation, a read
+//! buffer that shrinks back after a large frame such as a big `presence_state`). They never
+//! parse JSON: a broadcast `shout` is recognised by its prefix `[null,null,` and the bytes
+//! `","shout",{`, and its `"seq":` number is read by a byte search. Every other frame
+//! (replies, `presence_state`, `presence_diff`, ...) is only counted. The sender is a plain
+//! tokio-tungstenite client.
+//!
+//! The modules, one job each: [`options`] (the command line), [`process`] (child processes:
+//! die-with-parent, stop, watchdog, log scanning), [`servers`] (the servers under test and the
+//! cluster), [`redis`] (the cluster's redis-server), [`procfs`] (RSS and CPU readings),
+//! [`connect`] (targets, handshake, Phoenix frames), [`client`] (the RFC 6455 codec),
+//! [`session`] (one measured client), [`shared`] (the state the clients and scenarios share),
+//! [`histogram`] (percentiles), [`run`] (what every scenario shares), [`fanout`] and
+//! [`join_storm`] (the scenarios), [`report`] (the printed result and the exit code).
+
+mod client;
+mod connect;
+mod fanout;
+mod histogram;
+mod join_storm;
+mod options;
+mod process;
+mod procfs;
+mod redis;
+#[path = "../../tests/support/redis.rs"]
+mod redis_support;
+mod report;
+mod run;
+mod servers;
+mod session;
+mod shared;
+
+use std::time::{Duration, Instant};
+
+fn main() {
+    // `cargo bench` appends `--bench` to a harness-less bench's arguments.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let opts = options::parse_or_exit(&args);
+    let command = options::command_line(&args);
+    let started = Instant::now();
+    process::check_nofile(opts.clients);
+    let deadline = Duration::from_secs(opts.deadline_secs);
+    process::spawn_watchdog(deadline + Duration::from_secs(20));
+
+    // The servers are started from the main thread (PR_SET_PDEATHSIG follows the spawning
+    // thread).
+    let mut fleet = match servers::Fleet::start(&opts, Duration::from_secs(20).min(deadline)) {
+        Ok(fleet) => fleet,
+        Err(err) => {
+            // Whatever had started was stopped when `Fleet::start` returned.
+            eprintln!("loadgen: {err}");
+            std::process::exit(2);
+        }
+    };
+    let remaining = deadline.saturating_sub(started.elapsed());
+    let (mut report, outcome) = run::execute(&opts, &fleet, remaining);
+    // Servers first (a clean stop says goodbye through Redis), then redis-server.
+    fleet.stop(&mut report);
+    report.elapsed = started.elapsed().as_secs_f64();
+    report::print_report(&report, &opts, &command);
+    let code = report::exit_code(&report, &opts, &outcome);
+    // Exit without tearing down thousands of sockets one by one.
+    std::process::exit(code);
+}

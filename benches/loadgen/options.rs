@@ -1,0 +1,285 @@
+//! The command line: every flag, its default and its `--help` text ([`USAGE`]), parsed with
+//! `lexopt` and checked before anything starts, and the command echoed in the report.
+//!
+//! It only reads the arguments: it must never start a process, open a socket or measure
+//! anything, and it must not accept a value that the run cannot honour (zero clients, more
+//! than [`MAX_NODES`] nodes, a topic that would break the hand-built JSON frames).
+
+use std::{path::PathBuf, time::Duration};
+
+use lexopt::Arg::{Long, Short, Value};
+
+use crate::shared::MAX_SHOUTS;
+
+pub const USAGE: &str = "\
+usage: cargo bench --bench loadgen -- [options]
+
+  --server <path>             server binary [target/release/examples/presence_chat]
+  --url <ws://127.0.0.1:P/…>  use a running server instead (loopback only; no RSS figures)
+  --clients <N>               WebSocket clients [10000]
+  --rounds <R>                single-broadcast latency rounds [20]
+  --seconds <S>               sustained fan-out duration [10]
+  --window <K>                sustained: max shouts not yet delivered to all clients [32]
+  --pad <bytes>               padding in each shout payload (frame ≈ 53 + pad bytes) [48]
+  --deadline-secs <T>         hard deadline for the whole run [300]
+  --connect-concurrency <C>   handshakes in flight [200]
+  --threads <W>               tokio worker threads of the generator [2]
+  --read-buf <bytes>          read buffer per client; grows for a larger frame, then
+                              shrinks back [4096]
+  --heartbeat-secs <H>        client heartbeat interval [20]
+  --round-timeout-secs <S>    per latency round [10]
+  --fail-tolerance <pct>      allowed connect/join failures in percent [0.1]
+  --topic <topic>             room to join [room:bench; room:storm for join-storm]
+  --scenario <name>           fanout (steps above) or join-storm [fanout]
+  --converge-timeout-secs <S> join-storm: give up if not converged S s after the
+                              first join [120]
+  --hold-secs <S>             keep the clients connected S s before stopping (e.g. to
+                              inspect the server with gdb) [0]
+  --nodes <K>                 server processes [1]. K > 1 starts a redis-server on a free
+                              port and K servers node-0…node-{K-1} joined through it; client
+                              i goes to node i mod K, the fan-out sender to node-0
+  --server-env <KEY=VALUE>    extra environment for every server (repeatable), e.g.
+                              TETHER_PRESENCE_BROADCAST_PERIOD_MS=200
+  --redis-server <path>       redis-server binary for --nodes > 1 [redis-server]
+";
+
+/// Upper bound of `--nodes`.
+pub const MAX_NODES: usize = 32;
+/// Default of `TETHER_PRESENCE_BROADCAST_PERIOD_MS` (`src/config.rs`).
+const DEFAULT_BROADCAST_PERIOD_MS: u64 = 1500;
+
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub server: PathBuf,
+    pub url: Option<String>,
+    pub clients: usize,
+    pub rounds: usize,
+    pub seconds: f64,
+    pub window: usize,
+    pub pad: usize,
+    pub deadline_secs: u64,
+    pub connect_concurrency: usize,
+    pub threads: usize,
+    pub read_buf: usize,
+    pub heartbeat_secs: f64,
+    pub round_timeout_secs: f64,
+    pub fail_tolerance: f64,
+    pub topic: String,
+    pub scenario: Scenario,
+    pub converge_timeout_secs: f64,
+    pub hold_secs: f64,
+    pub nodes: usize,
+    pub server_env: Vec<(String, String)>,
+    pub redis_server: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Idle RSS, one-broadcast latency, sustained fan-out.
+    Fanout,
+    /// N clients join one topic at once and count members from presence frames.
+    JoinStorm,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            server: PathBuf::from("target/release/examples/presence_chat"),
+            url: None,
+            clients: 10_000,
+            rounds: 20,
+            seconds: 10.0,
+            window: 32,
+            pad: 48,
+            deadline_secs: 300,
+            connect_concurrency: 200,
+            threads: 2,
+            read_buf: 4096,
+            heartbeat_secs: 20.0,
+            round_timeout_secs: 10.0,
+            fail_tolerance: 0.1,
+            topic: "room:bench".to_string(),
+            scenario: Scenario::Fanout,
+            converge_timeout_secs: 120.0,
+            hold_secs: 0.0,
+            nodes: 1,
+            server_env: Vec::new(),
+            redis_server: PathBuf::from("redis-server"),
+        }
+    }
+}
+
+impl Opts {
+    /// `TETHER_PRESENCE_BROADCAST_PERIOD_MS` as given with --server-env, or the default.
+    pub fn broadcast_period(&self) -> Duration {
+        let ms = self
+            .server_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "TETHER_PRESENCE_BROADCAST_PERIOD_MS")
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_BROADCAST_PERIOD_MS);
+        Duration::from_millis(ms)
+    }
+
+    /// Wait after the servers are up (and the sender joined) before the baseline RSS: 1 s,
+    /// and with several nodes at least two presence broadcast periods, so that every node
+    /// has heard every other's first heartbeat.
+    pub fn warmup(&self) -> Duration {
+        if self.nodes > 1 {
+            Duration::from_secs(1).max(self.broadcast_period() * 2)
+        } else {
+            Duration::from_secs(1)
+        }
+    }
+
+    /// Checks the parsed options; with join-storm and no `--topic`, the room is `room:storm`.
+    fn validate(mut self, topic_given: bool) -> Result<Opts, String> {
+        if self.clients == 0 {
+            return Err("--clients must be at least 1".into());
+        }
+        if self.scenario == Scenario::JoinStorm && !topic_given {
+            self.topic = "room:storm".to_string();
+        }
+        if self.rounds + 1 >= MAX_SHOUTS {
+            return Err(format!("--rounds must be below {}", MAX_SHOUTS - 1));
+        }
+        if self.window == 0 || self.connect_concurrency == 0 || self.threads == 0 {
+            return Err("--window, --connect-concurrency and --threads must be at least 1".into());
+        }
+        if !(self.heartbeat_secs > 0.0
+            && self.round_timeout_secs > 0.0
+            && self.seconds >= 0.0
+            && self.hold_secs >= 0.0)
+        {
+            return Err("durations must be positive".into());
+        }
+        if self.nodes == 0 || self.nodes > MAX_NODES {
+            return Err(format!("--nodes must be 1 to {MAX_NODES}"));
+        }
+        if self.nodes > 1 && self.url.is_some() {
+            return Err(
+                "--nodes > 1 starts its own servers; it cannot be combined with --url".into(),
+            );
+        }
+        if self.topic.contains(['"', '\\']) {
+            return Err("--topic must not contain quotes or backslashes".into());
+        }
+        Ok(self)
+    }
+}
+
+/// The options, or (after the usage text) an exit: 0 for `--help`, 2 for a bad command line.
+pub fn parse_or_exit(args: &[String]) -> Opts {
+    match parse_opts(args) {
+        Ok(opts) => opts,
+        Err(err) => {
+            if !err.is_empty() {
+                eprintln!("loadgen: {err}\n");
+            }
+            eprint!("{USAGE}");
+            std::process::exit(if err.is_empty() { 0 } else { 2 });
+        }
+    }
+}
+
+/// Parses the arguments after `--` (`--key value` or `--key=value`). `Err("")` means
+/// `--help`/`-h`: print the usage and exit 0.
+fn parse_opts(args: &[String]) -> Result<Opts, String> {
+    let mut opts = Opts::default();
+    let mut topic_given = false;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Err(String::new()),
+            Long(name) => {
+                let key = format!("--{name}");
+                topic_given |= apply(&mut opts, &key, &mut parser)?;
+            }
+            Short(c) => return Err(format!("unknown option \"-{c}\"")),
+            Value(other) => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    opts.validate(topic_given)
+}
+
+/// Sets option `key` (`--name`) from the value that follows it. `Ok(true)` for `--topic`.
+fn apply(opts: &mut Opts, key: &str, parser: &mut lexopt::Parser) -> Result<bool, String> {
+    let mut value = || -> Result<String, String> {
+        parser
+            .value()
+            .map_err(|_| format!("{key} needs a value"))?
+            .into_string()
+            .map_err(|v| format!("invalid value for {key}: {v:?}"))
+    };
+    match key {
+        "--server" => opts.server = PathBuf::from(value()?),
+        "--url" => opts.url = Some(value()?),
+        "--clients" => opts.clients = num(key, &value()?)?,
+        "--rounds" => opts.rounds = num(key, &value()?)?,
+        "--seconds" => opts.seconds = num(key, &value()?)?,
+        "--window" => opts.window = num(key, &value()?)?,
+        "--pad" => opts.pad = num(key, &value()?)?,
+        "--deadline-secs" => opts.deadline_secs = num(key, &value()?)?,
+        "--connect-concurrency" => opts.connect_concurrency = num(key, &value()?)?,
+        "--threads" => opts.threads = num(key, &value()?)?,
+        "--read-buf" => opts.read_buf = num(key, &value()?)?,
+        "--heartbeat-secs" => opts.heartbeat_secs = num(key, &value()?)?,
+        "--round-timeout-secs" => opts.round_timeout_secs = num(key, &value()?)?,
+        "--fail-tolerance" => opts.fail_tolerance = num(key, &value()?)?,
+        "--topic" => {
+            opts.topic = value()?;
+            return Ok(true);
+        }
+        "--scenario" => opts.scenario = scenario(&value()?)?,
+        "--converge-timeout-secs" => opts.converge_timeout_secs = num(key, &value()?)?,
+        "--hold-secs" => opts.hold_secs = num(key, &value()?)?,
+        "--nodes" => opts.nodes = num(key, &value()?)?,
+        "--server-env" => opts.server_env.push(env_pair(&value()?)?),
+        "--redis-server" => opts.redis_server = PathBuf::from(value()?),
+        other => return Err(format!("unknown option {other:?}")),
+    }
+    Ok(false)
+}
+
+fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("invalid value for {key}: {value:?}"))
+}
+
+fn scenario(name: &str) -> Result<Scenario, String> {
+    match name {
+        "fanout" => Ok(Scenario::Fanout),
+        "join-storm" => Ok(Scenario::JoinStorm),
+        other => Err(format!("unknown scenario {other:?}")),
+    }
+}
+
+/// `KEY=VALUE` of `--server-env` (a non-empty key).
+fn env_pair(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("--server-env needs KEY=VALUE, got {pair:?}")),
+    }
+}
+
+/// The command as the report shows it: `cargo bench --bench loadgen -- <args, shell-quoted>`.
+pub fn command_line(args: &[String]) -> String {
+    std::iter::once("cargo bench --bench loadgen --".to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b))
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}

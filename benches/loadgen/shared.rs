@@ -1,0 +1,190 @@
+//! The measurement state that the N client tasks, the sender and the scenarios share
+//! ([`Shared`]), and the receive path of every measured frame ([`Shared::on_text`]).
+//!
+//! The receive path must stay cheap and must not trust the server: it never parses JSON
+//! (byte searches only), never allocates per frame, and ignores a shout sequence number
+//! outside [`MAX_SHOUTS`] instead of indexing with it.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        LazyLock, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use memchr::memmem;
+use tokio::sync::Notify;
+
+use crate::{
+    histogram::Recorder,
+    join_storm::Storm,
+    options::{Opts, Scenario},
+};
+
+/// Upper bound on shouts in one run (sizes the per-shout arrays).
+pub const MAX_SHOUTS: usize = 1 << 20;
+
+pub struct Shared {
+    base: Instant,
+    pub n: usize,
+    rounds: usize,
+    /// Send instant of shout `seq`, ns since `base`.
+    pub send_ns: Box<[AtomicU64]>,
+    /// How many of the N clients have received shout `seq`.
+    pub recv_count: Box<[AtomicU32]>,
+    /// Latency-round samples in µs, `[round * n + client]`; u32::MAX = not received.
+    pub round_lat: Box<[AtomicU32]>,
+    /// Number of server nodes; client `idx` is on node `idx % nodes`.
+    pub nodes: usize,
+    /// Latencies during the sustained phase, per node of the receiving client.
+    pub sustained_lat: Vec<Recorder>,
+    /// A shout became complete (received by every live client).
+    pub completed: Notify,
+    pub connect_done: AtomicUsize,
+    pub joined: AtomicUsize,
+    /// Clients joined on each node.
+    pub joined_per_node: Box<[AtomicUsize]>,
+    pub live: AtomicUsize,
+    /// Counting of closes stops when the run is over (the server's shutdown closes everyone).
+    pub counting_closes: AtomicBool,
+    pub disconnects: AtomicUsize,
+    pub close_reasons: Mutex<BTreeMap<String, usize>>,
+    pub failures: Mutex<BTreeMap<String, usize>>,
+    /// Frames other than shouts and heartbeat replies (presence_state/diff, ...).
+    pub other_frames: AtomicU64,
+    pub heartbeats: AtomicU64,
+    /// Join-storm bookkeeping (`None` in the fan-out scenario).
+    pub storm: Option<Storm>,
+}
+
+static SHOUT_EVENT: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\",\"shout\",{"));
+static SEQ_KEY: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"\"seq\":"));
+static HEARTBEAT_REPLY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"phoenix\",\"phx_reply\""));
+
+impl Shared {
+    /// The state of a run of `opts` against `nodes` servers.
+    pub fn for_run(opts: &Opts, nodes: usize) -> Shared {
+        let (n, rounds) = (opts.clients, opts.rounds);
+        Shared {
+            base: Instant::now(),
+            n,
+            rounds,
+            send_ns: (0..MAX_SHOUTS).map(|_| AtomicU64::new(0)).collect(),
+            recv_count: (0..MAX_SHOUTS).map(|_| AtomicU32::new(0)).collect(),
+            round_lat: (0..n * rounds).map(|_| AtomicU32::new(u32::MAX)).collect(),
+            nodes,
+            sustained_lat: (0..nodes).map(|_| Recorder::new()).collect(),
+            completed: Notify::new(),
+            connect_done: AtomicUsize::new(0),
+            joined: AtomicUsize::new(0),
+            joined_per_node: (0..nodes).map(|_| AtomicUsize::new(0)).collect(),
+            live: AtomicUsize::new(0),
+            counting_closes: AtomicBool::new(true),
+            disconnects: AtomicUsize::new(0),
+            close_reasons: Mutex::new(BTreeMap::new()),
+            failures: Mutex::new(BTreeMap::new()),
+            other_frames: AtomicU64::new(0),
+            heartbeats: AtomicU64::new(0),
+            storm: (opts.scenario == Scenario::JoinStorm).then(|| Storm::new(n, &opts.topic)),
+        }
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// A client could not connect and join, for `reason`.
+    pub fn fail(&self, reason: String) {
+        *self.failures.lock().unwrap().entry(reason).or_default() += 1;
+        self.connect_done.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A joined client's connection ended, for `reason`.
+    pub fn closed(&self, reason: String) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        // A shout may now be complete for the remaining clients.
+        self.completed.notify_one();
+        if self.counting_closes.load(Ordering::Acquire) {
+            self.disconnects.fetch_add(1, Ordering::AcqRel);
+            *self
+                .close_reasons
+                .lock()
+                .unwrap()
+                .entry(reason)
+                .or_default() += 1;
+        }
+    }
+
+    /// Handles one text frame received by client `idx`. No JSON parsing.
+    pub fn on_text(&self, idx: usize, frame: &[u8]) {
+        let now = self.now_ns();
+        if let Some(storm) = &self.storm {
+            if storm.on_frame(idx, self.n, now, frame) {
+                return;
+            }
+        }
+        let Some(seq) = shout_seq(frame) else {
+            let heartbeat_reply =
+                frame.starts_with(b"[null,\"") && HEARTBEAT_REPLY.find(frame).is_some();
+            if !heartbeat_reply {
+                self.other_frames.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        };
+        let seq = seq as usize;
+        if seq >= MAX_SHOUTS {
+            return;
+        }
+        let sent = self.send_ns[seq].load(Ordering::Acquire);
+        let lat_us = now.saturating_sub(sent) / 1000;
+        if seq < self.rounds {
+            self.round_lat[seq * self.n + idx]
+                .store(lat_us.min(u32::MAX as u64 - 1) as u32, Ordering::Relaxed);
+        } else {
+            self.sustained_lat[idx % self.nodes].record(idx / self.nodes, lat_us);
+        }
+        let got = self.recv_count[seq].fetch_add(1, Ordering::AcqRel) as usize + 1;
+        if got >= self.live.load(Ordering::Acquire) {
+            self.completed.notify_one();
+        }
+    }
+
+    /// Frames that are not shouts received so far (presence frames included).
+    pub fn non_shout_frames(&self) -> u64 {
+        self.other_frames.load(Ordering::Relaxed)
+            + self.storm.as_ref().map_or(0, Storm::presence_frames)
+    }
+
+    /// Shout deliveries counted for the shouts `range`.
+    pub fn delivered(&self, range: std::ops::Range<usize>) -> u64 {
+        self.recv_count[range]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed) as u64)
+            .sum()
+    }
+}
+
+/// `Some(seq)` for a broadcast `[null,null,"<topic>","shout",{…"seq":N…}]`.
+pub fn shout_seq(frame: &[u8]) -> Option<u64> {
+    if !frame.starts_with(b"[null,null,\"") {
+        return None;
+    }
+    let at = SHOUT_EVENT.find(frame)?;
+    let payload = &frame[at..];
+    let seq_at = SEQ_KEY.rfind(payload)? + 6;
+    let mut value: u64 = 0;
+    let mut digits = 0;
+    for &b in &payload[seq_at..] {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        value = value.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+        digits += 1;
+    }
+    (digits > 0).then_some(value)
+}
