@@ -13,7 +13,10 @@
 use std::time::Instant;
 
 use serde_json::{Map, Value};
-use tether::presence::tracker::{Periods, ReplicaId, Tracker};
+use tether::{
+    config::PresenceConfig,
+    presence::tracker::{ReplicaId, Tracker},
+};
 
 fn storm(n: u64) -> (f64, f64) {
     let mut tracker = Tracker::new(
@@ -21,11 +24,7 @@ fn storm(n: u64) -> (f64, f64) {
             name: "bench#0".into(),
             incarnation: 1,
         },
-        Periods {
-            down_ms: 30_000,
-            permdown_ms: 1_200_000,
-            retransfer_ms: 3_000,
-        },
+        &PresenceConfig::default(),
     );
     let mut meta = Map::new();
     meta.insert("online_at".into(), Value::String("1795446275".into()));

@@ -26,7 +26,10 @@ use std::{
 };
 
 use serde_json::{Map, Value};
-use tether::presence::tracker::{Periods, ReplicaId, Tracker};
+use tether::{
+    config::PresenceConfig,
+    presence::tracker::{ReplicaId, Tracker},
+};
 
 /// The system allocator, counting live bytes and allocations.
 struct Counting;
@@ -98,12 +101,8 @@ fn since(a: Snap, b: Snap) -> Snap {
     }
 }
 
-fn periods() -> Periods {
-    Periods {
-        down_ms: 30_000,
-        permdown_ms: 1_200_000,
-        retransfer_ms: 3_000,
-    }
+fn periods() -> PresenceConfig {
+    PresenceConfig::default()
 }
 
 fn meta() -> Map<String, Value> {
@@ -138,7 +137,7 @@ fn measure(shape: &str, count: usize, place: impl Fn(usize) -> (String, String))
             name: "bench@origin#0".into(),
             incarnation: 1_795_446_275_000_001,
         },
-        periods(),
+        &periods(),
     );
     let t0 = Instant::now();
     for (owner, (topic, key, meta)) in inputs.into_iter().enumerate() {
@@ -156,7 +155,7 @@ fn measure(shape: &str, count: usize, place: impl Fn(usize) -> (String, String))
             name: "bench@mirror#0".into(),
             incarnation: 1_795_446_275_000_002,
         },
-        periods(),
+        &periods(),
     );
     let t1 = Instant::now();
     let (changes, replies) = mirror.receive(gossip, 1);

@@ -11,10 +11,12 @@
 //! counts and each diff's joins, and subtracting each diff's leaves: it never receives its
 //! own join twice.
 
+mod support;
+
 use serde_json::{Value, json};
 use tether::{
     Config, Endpoint, SocketRoute,
-    channel::{Assigns, Channel, JoinError, JoinResult, Router, Socket},
+    channel::{Assigns, Channel, JoinResult, Router, Socket},
     endpoint::{ConnectError, ConnectInfo},
     presence::{Presence, PresenceHooks, Presences},
 };
@@ -42,9 +44,7 @@ impl Channel for Video {
             Some(id) => ("users", json!({ "user_id": id })),
             None => ("viewers", json!({})),
         };
-        self.presence
-            .track(socket, key, meta)
-            .map_err(|err| JoinError::reason(&err.to_string()))?;
+        self.presence.track(socket, key, meta)?;
         self.presence.subscribe(socket);
         Ok(json!({}))
     }
@@ -63,21 +63,19 @@ fn connect(info: &ConnectInfo<'_>) -> Result<Assigns, ConnectError> {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    tether::init_logging();
+    support::init_logging();
     let config = Config::from_env().map_err(std::io::Error::other)?;
-    let pubsub = tether::pubsub::from_config(&config).map_err(std::io::Error::other)?;
-    let presence = Presence::start_with_hooks(&config, pubsub.clone(), CountsOnly);
-    let router = Router::new().channel(
-        "video:*",
-        Video {
-            presence: presence.clone(),
-        },
-    );
-    let endpoint = Endpoint::builder(config)
-        .pubsub(pubsub)
-        .presence(presence)
+    let port = config.endpoint.port;
+    let builder = Endpoint::builder(config)
+        .map_err(std::io::Error::other)?
+        .presence_hooks(CountsOnly);
+    let video = Video {
+        presence: builder.presence(),
+    };
+    let router = Router::new().channel("video:*", video);
+    let endpoint = builder
         .socket(SocketRoute::new("/socket", router).connect(connect))
         .build()
         .map_err(std::io::Error::other)?;
-    tether::serve(endpoint, |_routes| {}).await
+    tether::serve(endpoint, support::listen(port)?, |_routes| {}).await
 }

@@ -15,6 +15,8 @@
 //! - The `#remember_me` button puts the `#store_user_id` input's value into the page's store
 //!   as `current_user_id` (effective for presence on the next load).
 
+mod support;
+
 use actix_session::{
     Session, SessionMiddleware, config::CookieContentSecurity, storage::CookieSessionStore,
 };
@@ -28,7 +30,6 @@ use tether::{
         Broadcasting, Commander, Commanders, Count, Disconnected, Html, Page, Patch, Sender,
         same_topic,
     },
-    presence::Presence,
 };
 
 /// The commander of the counter page.
@@ -160,24 +161,15 @@ async fn logout(session: Session) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    tether::init_logging();
-    let mut config = Config::from_env().map_err(std::io::Error::other)?;
-    config.presence.enabled = true; // this example is about presence
-    let pubsub = tether::pubsub::from_config(&config).map_err(std::io::Error::other)?;
-    let presence = Presence::start(&config, pubsub.clone());
-    let commanders = Commanders::builder(&config, pubsub.clone())
-        .presence(presence.clone())
-        .commander(Counter)
-        .build()
-        .map_err(std::io::Error::other)?;
+    support::init_logging();
+    let config = Config::from_env().map_err(std::io::Error::other)?;
+    let port = config.endpoint.port;
     let endpoint = Endpoint::builder(config)
-        .pubsub(pubsub)
-        .presence(presence)
-        .socket(commanders.socket_route())
-        .build()
+        .and_then(|builder| builder.commander(Counter).build())
         .map_err(std::io::Error::other)?;
+    let commanders = endpoint.commanders().clone();
     let key = commanders.keys().key().clone();
-    tether::serve(endpoint, move |routes| {
+    tether::serve(endpoint, support::listen(port)?, move |routes| {
         // The session cookie is actix-session's own, signed with the app key (actix-session
         // can also encrypt it; tether reads both); the commanders' socket reads it with the
         // same key.

@@ -14,6 +14,8 @@
 //!   `presence.max_meta_bytes`).
 //! - `GET /?name=Alice` serves the page (tether.js and its Presence client).
 
+mod support;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{HttpResponse, web};
@@ -22,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tether::{
     Config, Endpoint, SocketRoute,
-    channel::{Assigns, Channel, HandleResult, JoinError, JoinResult, Reply, Router, Socket},
+    channel::{Assigns, Channel, HandleResult, JoinResult, Reply, Router, Socket},
     endpoint::{ConnectError, ConnectInfo},
     presence::Presence,
 };
@@ -48,8 +50,7 @@ impl Channel for Room {
             .to_string();
         let user = user_id(socket);
         self.presence
-            .track(socket, &user, json!({ "online_at": online_at }))
-            .map_err(|err| JoinError::reason(&err.to_string()))?;
+            .track(socket, &user, json!({ "online_at": online_at }))?;
         self.presence.subscribe(socket);
         Ok(json!({}))
     }
@@ -120,24 +121,20 @@ async fn page(query: web::Query<PageQuery>) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    tether::init_logging();
+    support::init_logging();
     let config = Config::from_env().map_err(std::io::Error::other)?;
-    let pubsub = tether::pubsub::from_config(&config).map_err(std::io::Error::other)?;
-    let presence = Presence::start(&config, pubsub.clone());
-    let router = Router::new().channel(
-        "room:*",
-        Room {
-            presence: presence.clone(),
-        },
-    );
-    let socket = SocketRoute::new("/socket", router).connect(connect);
-    let endpoint = Endpoint::builder(config)
-        .pubsub(pubsub)
-        .presence(presence)
+    let port = config.endpoint.port;
+    let builder = Endpoint::builder(config).map_err(std::io::Error::other)?;
+    let room = Room {
+        presence: builder.presence(),
+    };
+    let socket =
+        SocketRoute::new("/socket", Router::new().channel("room:*", room)).connect(connect);
+    let endpoint = builder
         .socket(socket)
         .build()
         .map_err(std::io::Error::other)?;
-    tether::serve(endpoint, |routes| {
+    tether::serve(endpoint, support::listen(port)?, |routes| {
         routes.route("/", web::get().to(page));
     })
     .await

@@ -165,11 +165,21 @@ pub struct PubSubConfig {
     /// `redis://…` URL. Env `TETHER_PUBSUB_URL`. `None` means in-process only.
     pub url: Option<String>,
     /// This node's name in a cluster. Env `TETHER_NODE`. Defaults to
-    /// `<hostname>-<random suffix chosen once per process>` (see [`Config::node_name`]).
+    /// `<hostname>-<random suffix chosen once per process>` (see [`PubSubConfig::node_name`]).
     pub node: Option<String>,
     /// The Redis channel the nodes share. Env `TETHER_PUBSUB_CHANNEL`. Defaults to `tether:bus:<16 hex digits>` derived
     /// from `secret_key_base`, so apps with different secrets never share a channel.
     pub channel: Option<String>,
+}
+
+impl PubSubConfig {
+    /// The node name: `[pubsub] node`, or `<hostname>-<suffix>` where the suffix is random
+    /// and chosen once per process, so that two processes never share a default name (in
+    /// containers every process may be PID 1 on the same image). Set `TETHER_NODE` to keep
+    /// a node's name across restarts.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(default_node_name)
+    }
 }
 
 /// Where a presence key comes from, tried in order; see [`PresenceConfig::id`].
@@ -186,7 +196,8 @@ pub enum IdSource {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PresenceConfig {
-    /// Whether commanders track their pages automatically (off unless enabled). The
+    /// Whether commanders track their pages automatically (on by default; each commander's
+    /// `presence` callback still chooses per topic). The
     /// [`Presence`](crate::presence::Presence) API itself works either way.
     pub enabled: bool,
     /// Presence key sources in order; the browser id is the fallback.
@@ -207,7 +218,7 @@ pub struct PresenceConfig {
 impl Default for PresenceConfig {
     fn default() -> Self {
         PresenceConfig {
-            enabled: false,
+            enabled: true,
             id: Vec::new(),
             broadcast_period_ms: 1500,
             down_period_ms: 30_000,
@@ -330,14 +341,6 @@ impl Config {
         self
     }
 
-    /// The node name: `[pubsub] node`, or `<hostname>-<suffix>` where the suffix is random
-    /// and chosen once per process, so that two processes never share a default name (in
-    /// containers every process may be PID 1 on the same image). Set `TETHER_NODE` to keep
-    /// a node's name across restarts.
-    pub fn node_name(&self) -> String {
-        self.pubsub.node.clone().unwrap_or_else(default_node_name)
-    }
-
     fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
             value
@@ -429,8 +432,7 @@ impl Config {
                 );
             }
         }
-        let socket_path = &self.commander.socket_path;
-        if !socket_path.starts_with('/') || socket_path.ends_with('/') {
+        if !valid_socket_path(&self.commander.socket_path) {
             return invalid(
                 "commander.socket_path",
                 "must start with `/` and not end with `/`",
@@ -457,6 +459,11 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `path` can be a socket's mount path: it starts with `/` and does not end with one.
+pub(crate) fn valid_socket_path(path: &str) -> bool {
+    path.starts_with('/') && !path.ends_with('/')
 }
 
 /// `<hostname>-<8 hex digits>`, the same for the whole process.
@@ -586,8 +593,8 @@ mod tests {
     #[test]
     fn default_node_names_are_stable_in_a_process_and_not_pid_based() {
         let config = Config::default();
-        let name = config.node_name();
-        assert_eq!(name, Config::default().node_name());
+        let name = config.pubsub.node_name();
+        assert_eq!(name, Config::default().pubsub.node_name());
         assert_ne!(name, format!("node-{}", std::process::id()));
         let suffix = name.rsplit('-').next().unwrap();
         assert_eq!(suffix.len(), 8, "{name}");

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     commander::token::Keys,
-    presence::tracker::{Gossip, Periods, ReplicaId, Tracker},
+    presence::tracker::{Gossip, ReplicaId, Tracker},
     pubsub::BusIdentity,
     transport::{
         Frame,
@@ -89,10 +89,11 @@ pub fn bus(data: &[u8]) {
             name: "me#0".into(),
             incarnation: 1,
         },
-        Periods {
-            down_ms: 1_000,
-            permdown_ms: 10_000,
-            retransfer_ms: 100,
+        &crate::config::PresenceConfig {
+            broadcast_period_ms: 50,
+            down_period_ms: 1_000,
+            permdown_period_ms: 10_000,
+            ..Default::default()
         },
     );
     let _ = tracker.track("room:a", 1, "k", Map::new());

@@ -57,8 +57,11 @@
 //!             }
 //!             _ => Err(ConnectError::new("user_id required")),
 //!         });
-//!     let endpoint = Endpoint::builder(config).socket(socket).build().expect("endpoint");
-//!     tether::serve(endpoint, |_app_routes| {}).await
+//!     let endpoint = Endpoint::builder(config)
+//!         .and_then(|builder| builder.socket(socket).build())
+//!         .expect("endpoint");
+//!     let listener = std::net::TcpListener::bind(("127.0.0.1", 4000))?;
+//!     tether::serve(endpoint, listener, |_app_routes| {}).await
 //! }
 //! ```
 //!
@@ -142,22 +145,5 @@ pub mod transport;
 #[doc(inline)]
 pub use config::Config;
 
-/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `info`); colours only on
-/// a terminal. A convenience for binaries and examples; a library user may install any
-/// other subscriber instead. Calling it twice does nothing the second time.
-///
-/// ```
-/// tether::init_logging();
-/// ```
-pub fn init_logging() {
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
 #[doc(inline)]
 pub use endpoint::{Endpoint, SocketRoute, serve};

@@ -936,10 +936,14 @@ async fn http_get(port: u16, path: &str) -> String {
 
 fn unescape(html: &str) -> String {
     html.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
+        .replace("&#60;", "<")
         .replace("&gt;", ">")
+        .replace("&#62;", ">")
         .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 /// The page token (`data-tether-token`) of an online_counter page.

@@ -19,7 +19,6 @@ use tether::{
         same_topic, token::unix_now,
     },
     config::IdSource,
-    presence::{Presence, PresenceSettings},
     pubsub::{LocalPubSub, PubSub},
 };
 
@@ -168,25 +167,12 @@ struct Setup {
 
 async fn setup(adjust: impl FnOnce(&mut Config)) -> Setup {
     let mut config = test_config();
-    config.presence.enabled = true;
     adjust(&mut config);
-    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
-    let settings = PresenceSettings::from_config(&config);
-    let presence = Presence::start_with(
-        "n",
-        settings,
-        pubsub.clone(),
-        tether::presence::DefaultHooks,
-    );
     let log = Log::default();
-    let commanders = Commanders::builder(&config, pubsub.clone())
-        .presence(presence)
-        .commander(Probe { log: log.clone() })
-        .commander(Other)
-        .build()
-        .unwrap();
-    let route = commanders.socket_route();
-    let server = TestServer::start_with(config, route, Some(pubsub));
+    let probe = Probe { log: log.clone() };
+    let server =
+        TestServer::start_with(config, |builder| builder.commander(probe).commander(Other));
+    let commanders = server.endpoint.commanders().clone();
     Setup {
         server,
         commanders,
@@ -200,7 +186,7 @@ impl Setup {
         let html = self.commanders.script(commander, &req).to_string();
         let start = html.find("data-tether-token=\"").unwrap() + "data-tether-token=\"".len();
         let end = start + html[start..].find('"').unwrap();
-        html[start..end].replace("&quot;", "\"")
+        html[start..end].replace("&#34;", "\"")
     }
 
     async fn page(&self, cookie: Option<&str>) -> Client {
@@ -524,7 +510,7 @@ async fn strings_patch_as_text_html_as_markup_and_broadcasts_reach_the_others() 
     let patch = patch_of(&mut a, &ja, "html", json!({"value": "<b>x</b>"})).await;
     assert_eq!(
         patch[4],
-        json!({"op": "html", "sel": "#out", "html": "&lt;b&gt;x&lt;/b&gt;"})
+        json!({"op": "html", "sel": "#out", "html": "&#60;b&#62;x&#60;/b&#62;"})
     );
     event(&mut a, &ja, "shout", json!({"value": "hi"})).await;
     let got = next_patch(&mut b).await;
@@ -749,7 +735,7 @@ async fn a_string_never_becomes_markup_through_a_property() {
     .await;
     assert_eq!(
         patch[4],
-        json!({"op": "prop", "sel": "#out", "prop": "innerHTML", "html": "&lt;b&gt;x&lt;/b&gt;"})
+        json!({"op": "prop", "sel": "#out", "prop": "innerHTML", "html": "&#60;b&#62;x&#60;/b&#62;"})
     );
 }
 

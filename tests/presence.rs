@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use support::{Client, TestServer, WAIT, reply, test_config};
 use tether::{
     SocketRoute,
-    channel::{Channel, HandleResult, JoinError, JoinResult, Reply, Router, Socket},
-    presence::{Presence, PresenceDiff, PresenceHooks, PresenceSettings, Presences},
+    channel::{Channel, HandleResult, JoinResult, Reply, Router, Socket},
+    config::PresenceConfig,
+    presence::{Presence, PresenceDiff, PresenceHooks, Presences},
     pubsub::{LocalPubSub, PubSub, Subscriber, SubscriberId},
 };
 
@@ -49,17 +50,13 @@ struct Room {
 impl Channel for Room {
     async fn join(&self, _topic: &str, payload: Value, socket: &mut Socket) -> JoinResult {
         let key = payload["key"].as_str().unwrap_or("anon").to_string();
-        self.presence
-            .track(socket, &key, json!({"name": key}))
-            .map_err(|e| JoinError::reason(&e.to_string()))?;
+        self.presence.track(socket, &key, json!({"name": key}))?;
         if payload["listen"] != false {
             self.presence.subscribe(socket);
         }
         // Optionally also tracked on, and subscribed to, a topic shared with other joins.
         if let Some(also) = payload["also"].as_str() {
-            self.presence
-                .track_on(socket, also, &key, json!({}))
-                .map_err(|e| JoinError::reason(&e.to_string()))?;
+            self.presence.track_on(socket, also, &key, json!({}))?;
             socket.subscribe(also);
         }
         Ok(json!({}))
@@ -89,34 +86,44 @@ impl Channel for Room {
     }
 }
 
-fn settings(coalesce_ms: u64) -> PresenceSettings {
-    PresenceSettings {
-        coalesce: Duration::from_millis(coalesce_ms),
-        broadcast_period: Duration::from_millis(50),
-        down_period: Duration::from_millis(400),
-        permdown_period: Duration::from_millis(1500),
-        max_meta_bytes: 4096,
+fn settings(coalesce_ms: u64) -> PresenceConfig {
+    PresenceConfig {
+        coalesce_ms,
+        broadcast_period_ms: 50,
+        down_period_ms: 400,
+        permdown_period_ms: 1500,
+        ..PresenceConfig::default()
     }
 }
 
+/// A started presence of its own (a node of a simulated cluster).
+fn started(
+    name: &str,
+    config: PresenceConfig,
+    pubsub: Arc<dyn PubSub>,
+    hooks: impl PresenceHooks,
+) -> Presence {
+    let presence = Presence::new(name, &config, pubsub);
+    presence.set_hooks(hooks);
+    presence.start(&tokio_util::task::TaskTracker::new());
+    presence
+}
+
 async fn start(coalesce_ms: u64) -> (TestServer, Presence, Recorder) {
-    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let hooks = Recorder::default();
-    let presence =
-        Presence::start_with("solo", settings(coalesce_ms), pubsub.clone(), hooks.clone());
-    let router = Router::new().channel(
-        "room:*",
-        Room {
-            presence: presence.clone(),
-        },
-    );
-    let server = {
-        let route = SocketRoute::new("/socket", router);
-        let config = test_config();
-        let pubsub = pubsub.clone();
-        // The endpoint must share the presence's pub/sub.
-        support::TestServer::start_with(config, route, Some(pubsub))
-    };
+    let mut config = test_config();
+    config.presence = settings(coalesce_ms);
+    let recorder = hooks.clone();
+    let server = TestServer::start_with(config, move |builder| {
+        let room = Room {
+            presence: builder.presence(),
+        };
+        builder.presence_hooks(recorder).socket(SocketRoute::new(
+            "/socket",
+            Router::new().channel("room:*", room),
+        ))
+    });
+    let presence = server.endpoint.presence().clone();
     (server, presence, hooks)
 }
 
@@ -367,7 +374,7 @@ fn node(bus: &Arc<LocalPubSub>, name: &str) -> Node {
         cut: cut.clone(),
     });
     Node {
-        presence: Presence::start_with(name, settings(10), pubsub, Recorder::default()),
+        presence: started(name, settings(10), pubsub, Recorder::default()),
         cut,
     }
 }
@@ -554,8 +561,8 @@ impl PresenceHooks for SlowHooks {
 #[tokio::test]
 async fn a_slow_hook_never_makes_its_node_look_down_to_peers() {
     let bus: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
-    let slow = Presence::start_with("slow", settings(10), bus.clone(), SlowHooks);
-    let peer = Presence::start_with("peer", settings(10), bus, Recorder::default());
+    let slow = started("slow", settings(10), bus.clone(), SlowHooks);
+    let peer = started("peer", settings(10), bus, Recorder::default());
     slow.track_owner("t", 1, "alice", json!({})).unwrap();
     until("the peer sees alice", || peer.count_users("t") == 1).await;
     // The slow node's delivery is now stuck in its hook for 10 s; for four down periods

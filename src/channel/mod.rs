@@ -47,12 +47,14 @@ use std::{any::Any, future::Future};
 
 use serde_json::{Value, json};
 
+mod joined;
+mod route;
 mod router;
-mod session;
 pub(crate) mod socket;
 
+pub(crate) use joined::JoinedChannels;
+pub use route::{ConnectError, ConnectInfo, SocketRoute, TETHER_JS_ROUTE, socket_route_name};
 pub use router::Router;
-pub(crate) use session::ChannelSession;
 pub use socket::{Assigns, ReplyRef, Socket, SocketHandle};
 
 /// Any error a handler may return; it crashes the channel (the client gets `phx_error`).

@@ -1,11 +1,9 @@
 //! The handle a channel works with: its topic, its assigns, and ways to talk to the client
 //! and to the topic.
 
-use std::{
-    any::{Any, TypeId},
-    collections::HashMap,
-    sync::Arc,
-};
+use std::{any::Any, collections::HashMap, sync::Arc};
+
+use actix_http::Extensions;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -16,7 +14,7 @@ use crate::{
     pubsub::{PubSub, Subscriber, SubscriberId},
     transport::{
         Outbox, PushError,
-        frame::{Status, encode, encode_reply},
+        frame::{Status, encode, encode_broadcast, encode_reply},
     },
 };
 
@@ -136,7 +134,7 @@ pub struct Socket {
     /// Values kept alive as long as this join (see [`Socket::attach`]).
     attached: Vec<Box<dyn Any + Send>>,
     /// Typed state of this join (see [`Socket::insert`]).
-    extensions: HashMap<TypeId, Box<dyn Any + Send>>,
+    extensions: Extensions,
     /// Topics this join listens to besides its own (see [`Socket::subscribe`]).
     extra: HashMap<Arc<str>, Subscription>,
     /// The ref of the client push being handled, if any.
@@ -153,7 +151,7 @@ impl Socket {
             conn,
             deferred: Some(Vec::new()),
             attached: Vec::new(),
-            extensions: HashMap::new(),
+            extensions: Extensions::new(),
             extra: HashMap::new(),
             current_ref: None,
         }
@@ -218,13 +216,13 @@ impl Socket {
     /// Sends `event` to every client joined to this topic, this one included.
     /// The frame is encoded once and shared by all subscribers.
     pub fn broadcast(&self, event: &str, payload: &(impl Serialize + ?Sized)) {
-        let frame = encode(None, None, &self.topic, event, payload);
+        let frame = encode_broadcast(&self.topic, event, payload);
         self.conn.pubsub.broadcast(&self.topic, frame, None);
     }
 
     /// Sends `event` to every client joined to this topic except this one.
     pub fn broadcast_from(&self, event: &str, payload: &(impl Serialize + ?Sized)) {
-        let frame = encode(None, None, &self.topic, event, payload);
+        let frame = encode_broadcast(&self.topic, event, payload);
         self.conn
             .pubsub
             .broadcast(&self.topic, frame, Some(self.join_id));
@@ -257,30 +255,23 @@ impl Socket {
     /// assert_eq!(socket.get::<Visits>().map(|v| v.0), Some(2));
     /// # }
     /// ```
-    pub fn insert<T: Any + Send>(&mut self, value: T) {
-        self.extensions.insert(TypeId::of::<T>(), Box::new(value));
+    pub fn insert<T: Any>(&mut self, value: T) {
+        self.extensions.insert(value);
     }
 
     /// The state of type `T` stored with [`Socket::insert`].
-    pub fn get<T: Any + Send>(&self) -> Option<&T> {
-        self.extensions
-            .get(&TypeId::of::<T>())
-            .and_then(|b| b.downcast_ref())
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.extensions.get()
     }
 
     /// The state of type `T`, mutably.
-    pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
-        self.extensions
-            .get_mut(&TypeId::of::<T>())
-            .and_then(|b| b.downcast_mut())
+    pub fn get_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.extensions.get_mut()
     }
 
     /// Takes the state of type `T` out of this join.
-    pub fn remove<T: Any + Send>(&mut self) -> Option<T> {
-        self.extensions
-            .remove(&TypeId::of::<T>())
-            .and_then(|b| b.downcast().ok())
-            .map(|b| *b)
+    pub fn remove<T: Any>(&mut self) -> Option<T> {
+        self.extensions.remove()
     }
 
     /// Also delivers broadcasts on `topic` to this client (as frames on `topic`), until

@@ -40,17 +40,17 @@ use actix_web::HttpRequest;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use html::Html;
 pub use page::{Content, MAX_STORE_BYTES, Page, Patch, PatchError, Position};
 
 use crate::{
-    channel::{Assigns, BoxError, Router},
+    channel::{Assigns, BoxError, Router, SocketRoute, TETHER_JS_ROUTE, socket_route_name},
     config::{Config, IdSource},
-    endpoint::SocketRoute,
     presence::Presence,
     pubsub::PubSub,
-    transport::frame::encode,
+    transport::frame::encode_broadcast,
 };
 use page_channel::PageChannel;
 use token::{Keys, unix_now};
@@ -361,15 +361,15 @@ impl CommandersBuilder {
         self
     }
 
-    /// Tracks pages in `presence` (only if `[presence] enabled`).
+    /// Tracks pages in `presence` (unless `[presence] enabled = false`).
     pub fn presence(mut self, presence: Presence) -> CommandersBuilder {
         self.presence = Some(presence);
         self
     }
 
-    /// Validates the config, builds, and starts the live-counter task (needs a tokio
-    /// runtime). Fails, naming the key, on an invalid config (such as a `secret_key_base`
-    /// too short to derive keys from).
+    /// Validates the config and builds; spawns nothing (the live-counter task starts with
+    /// [`Commanders::start`], which the endpoint calls). Fails, naming the key, on an invalid
+    /// config (such as a `secret_key_base` too short to derive keys from).
     pub fn build(self) -> Result<Commanders, BuildError> {
         self.config.validate()?;
         let keys = Keys::from_secret(&self.config.endpoint.secret_key_base).map_err(|err| {
@@ -396,9 +396,6 @@ impl CommandersBuilder {
                 revocations,
             }),
         };
-        if commanders.hub.presence.is_some() {
-            tokio::spawn(commanders.clone().refresh_counters());
-        }
         Ok(commanders)
     }
 }
@@ -446,7 +443,8 @@ impl Commanders {
     }
 
     /// The tags a page of `commander` includes (`{{ script }}` in askama): tether.js and
-    /// a signed token naming the commander and the request's path.
+    /// a signed token naming the commander and the request's path. The script and socket
+    /// paths are where the endpoint's routes are mounted (under a `web::scope` too).
     ///
     /// Panics if `commander` is not registered (a programming error, caught at the first
     /// render).
@@ -460,9 +458,22 @@ impl Commanders {
             p: request.path().to_string(),
         };
         let token = self.hub.keys.sign("page", &claims, unix_now());
+        // Where the endpoint is mounted (under a scope, say), as actix knows it.
+        let path_of = |name: &str| {
+            request
+                .url_for_static(name)
+                .ok()
+                .map(|url| url.path().to_string())
+        };
+        let socket_path = &self.hub.config.commander.socket_path;
+        let src = path_of(TETHER_JS_ROUTE).unwrap_or_else(|| "/tether.js".to_string());
+        let socket = path_of(&socket_route_name(socket_path))
+            .and_then(|p| p.strip_suffix("/websocket").map(str::to_string))
+            .unwrap_or_else(|| socket_path.clone());
         Html::trusted(format!(
-            r#"<script src="/tether.js" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}" defer></script>"#,
-            Html::escape(&self.hub.config.commander.socket_path),
+            r#"<script src="{}" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}" defer></script>"#,
+            Html::escape(&src),
+            Html::escape(&socket),
             Html::escape(commander),
             Html::escape(&token),
         ))
@@ -510,17 +521,24 @@ impl Commanders {
         self.broadcast(topic, &Patch::set(selector, content))
     }
 
+    /// Spawns the live-counter task on `tasks` (when pages are tracked in presence); it runs
+    /// until `shutdown`. Needs a tokio runtime; the endpoint calls it once.
+    pub fn start(&self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+        if self.hub.presence.is_some() {
+            tasks.spawn(self.clone().refresh_counters(shutdown.clone()));
+        }
+    }
+
     /// Sends changed counts of every counter topic to its pages, every interval.
-    async fn refresh_counters(self) {
+    async fn refresh_counters(self, shutdown: CancellationToken) {
         let period = Duration::from_millis(self.hub.config.commander.counter_interval_ms);
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            interval.tick().await;
-            if Arc::strong_count(&self.hub) == 1 {
-                return; // every other handle is gone
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => self.hub.send_counts(),
             }
-            self.hub.send_counts();
         }
     }
 }
@@ -547,7 +565,7 @@ impl Hub {
         except: Option<crate::pubsub::SubscriberId>,
     ) -> Result<(), PatchError> {
         self.check(patch)?;
-        let frame = encode(None, None, topic, "patch", patch);
+        let frame = encode_broadcast(topic, "patch", patch);
         self.pubsub.broadcast(topic, frame, except);
         Ok(())
     }
@@ -604,7 +622,7 @@ impl Hub {
             if now != *last {
                 *last = now;
                 let payload = json!({"topic": topic, "users": now.0, "connections": now.1});
-                let frame = encode(None, None, &counter_topic, "count", &payload);
+                let frame = encode_broadcast(&counter_topic, "count", &payload);
                 self.pubsub.local_broadcast(&counter_topic, frame, None);
             }
             true

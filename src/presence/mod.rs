@@ -54,10 +54,10 @@ pub mod tracker;
 use std::{
     collections::HashMap,
     future::Future,
-    hash::{Hash, Hasher},
+    hash::Hasher,
     panic::AssertUnwindSafe,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -68,14 +68,14 @@ use futures_util::FutureExt;
 use indexmap::{IndexMap, IndexSet};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use hooks::{DefaultHooks, PresenceDiff, PresenceHooks, Presences};
 pub use tracker::{Meta, TrackError};
 
 use crate::{
     channel::Socket,
-    config::Config,
+    config::PresenceConfig,
     drops::DropCounter,
     pubsub::{PubSub, Subscriber, SubscriberId},
     transport::{
@@ -84,42 +84,13 @@ use crate::{
     },
 };
 use hooks::DynHooks;
-use tracker::{Change, ChangeKind, Gossip, Periods, ReplicaId, Tracker};
+use tracker::{Change, ChangeKind, Gossip, ReplicaId, Tracker};
 
 /// Number of tracker shards; must be the same on every node of a cluster.
 pub const SHARDS: usize = 8;
 
 /// Gossip messages waiting for the presence task, at most.
 const GOSSIP_QUEUE: usize = 4096;
-
-/// Timing of one presence instance.
-#[derive(Debug, Clone, Copy)]
-pub struct PresenceSettings {
-    /// Window over which changes of a topic are merged into one diff.
-    pub coalesce: Duration,
-    /// Heartbeat period.
-    pub broadcast_period: Duration,
-    /// Silence after which a peer's presences are hidden.
-    pub down_period: Duration,
-    /// Silence after which a peer is forgotten.
-    pub permdown_period: Duration,
-    /// Largest meta, encoded as JSON.
-    pub max_meta_bytes: usize,
-}
-
-impl PresenceSettings {
-    /// The `[presence]` section of `config`.
-    pub fn from_config(config: &Config) -> PresenceSettings {
-        let p = &config.presence;
-        PresenceSettings {
-            coalesce: Duration::from_millis(p.coalesce_ms),
-            broadcast_period: Duration::from_millis(p.broadcast_period_ms),
-            down_period: Duration::from_millis(p.down_period_ms),
-            permdown_period: Duration::from_millis(p.permdown_period_ms),
-            max_meta_bytes: p.max_meta_bytes,
-        }
-    }
-}
 
 /// Changes of one topic waiting for the end of the window.
 #[derive(Default)]
@@ -191,10 +162,11 @@ impl Shard {
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
     pubsub: Arc<dyn PubSub>,
-    hooks: Arc<dyn DynHooks>,
-    settings: PresenceSettings,
+    hooks: RwLock<Arc<dyn DynHooks>>,
+    config: PresenceConfig,
     flush_scheduled: AtomicBool,
     flush_wanted: Notify,
+    started: AtomicBool,
     shutdown: CancellationToken,
     id: SubscriberId,
     epoch: Instant,
@@ -213,8 +185,7 @@ struct Inner {
 /// impl Channel for Room {
 ///     async fn join(&self, _topic: &str, _payload: Value, socket: &mut Socket) -> JoinResult {
 ///         let user = socket.assigns().get_str("user_id").unwrap_or("anon").to_string();
-///         self.presence.track(socket, &user, json!({"online_at": "0"}))
-///             .map_err(|e| tether::channel::JoinError::reason(&e.to_string()))?;
+///         self.presence.track(socket, &user, json!({"online_at": "0"}))?; // refused if it fails
 ///         self.presence.subscribe(socket); // presence_state, then presence_diff
 ///         Ok(json!({}))
 ///     }
@@ -223,6 +194,13 @@ struct Inner {
 #[derive(Clone)]
 pub struct Presence {
     inner: Arc<Inner>,
+}
+
+/// A join that could not be tracked is refused with `{"reason": "<why>"}`.
+impl From<TrackError> for crate::channel::JoinError {
+    fn from(err: TrackError) -> crate::channel::JoinError {
+        crate::channel::JoinError::reason(&err.to_string())
+    }
 }
 
 /// Untracks a join's presences and ends its subscription when the join ends.
@@ -271,58 +249,31 @@ fn gossip_topic(shard: usize) -> String {
     format!("tether:presence:{shard}")
 }
 
-/// The shard of `topic`: a fixed hash (FNV-1a), so every node agrees.
+/// The shard of `topic`: FNV-1a of its bytes, a fixed hash (unlike std's `Hash` stream, which
+/// is not promised stable across Rust versions), so every node agrees.
 fn shard_of(topic: &str) -> usize {
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for byte in bytes {
-                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-    topic.hash(&mut hasher);
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(topic.as_bytes());
     (hasher.finish() % SHARDS as u64) as usize
 }
 
 impl Presence {
-    /// Starts presence with the default hooks. Must be called inside a tokio runtime (the
-    /// background task is spawned on it).
-    pub fn start(config: &Config, pubsub: Arc<dyn PubSub>) -> Presence {
-        Presence::start_with_hooks(config, pubsub, DefaultHooks)
-    }
-
-    /// Starts presence with application hooks.
-    pub fn start_with_hooks(
-        config: &Config,
-        pubsub: Arc<dyn PubSub>,
-        hooks: impl PresenceHooks,
-    ) -> Presence {
-        Presence::start_with(
-            &config.node_name(),
-            PresenceSettings::from_config(config),
-            pubsub,
-            hooks,
-        )
-    }
-
-    /// Starts presence for node `node` with explicit settings.
-    pub fn start_with(
-        node: &str,
-        settings: PresenceSettings,
-        pubsub: Arc<dyn PubSub>,
-        hooks: impl PresenceHooks,
-    ) -> Presence {
+    /// Presence for node `node` timed and bounded by `config` (`[presence]`), with the
+    /// default hooks. Spawns nothing: call [`Presence::start`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use tether::{config::PresenceConfig, presence::Presence, pubsub::LocalPubSub};
+    /// let config = PresenceConfig::default();
+    /// let presence = Presence::new("node-a", &config, Arc::new(LocalPubSub::new()));
+    /// presence.start(&tokio_util::task::TaskTracker::new());
+    /// presence.track_owner("room:lobby", 1, "alice", serde_json::json!({})).unwrap();
+    /// assert_eq!(presence.count_users("room:lobby"), 1);
+    /// # }
+    /// ```
+    pub fn new(node: &str, config: &PresenceConfig, pubsub: Arc<dyn PubSub>) -> Presence {
         let incarnation = incarnation();
-        let periods = Periods {
-            down_ms: settings.down_period.as_millis() as u64,
-            permdown_ms: settings.permdown_period.as_millis() as u64,
-            retransfer_ms: 2 * settings.broadcast_period.as_millis() as u64,
-        };
         let shards = (0..SHARDS)
             .map(|index| {
                 Mutex::new(Shard {
@@ -331,7 +282,7 @@ impl Presence {
                             name: format!("{node}#{index}"),
                             incarnation,
                         },
-                        periods,
+                        config,
                     ),
                     windows: HashMap::new(),
                     listeners: HashMap::new(),
@@ -339,34 +290,60 @@ impl Presence {
                 })
             })
             .collect();
-        let presence = Presence {
+        Presence {
             inner: Arc::new(Inner {
                 shards,
                 pubsub,
-                hooks: Arc::new(hooks),
-                settings,
+                hooks: RwLock::new(Arc::new(DefaultHooks)),
+                config: config.clone(),
                 flush_scheduled: AtomicBool::new(false),
                 flush_wanted: Notify::new(),
+                started: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
                 id: SubscriberId::next(),
                 epoch: Instant::now(),
                 dropped_gossip: DropCounter::new(),
             }),
-        };
+        }
+    }
+
+    /// Replaces the hooks (before [`Presence::start`]; later only `list` and `get_by_key`
+    /// would see the change).
+    pub fn set_hooks(&self, hooks: impl PresenceHooks) {
+        *self
+            .inner
+            .hooks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(hooks);
+    }
+
+    fn hooks(&self) -> Arc<dyn DynHooks> {
+        self.inner
+            .hooks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Subscribes to gossip and spawns the gossip and delivery tasks on `tasks` (once; later
+    /// calls do nothing). They run until [`Presence::shutdown`]. Needs a tokio runtime.
+    pub fn start(&self, tasks: &TaskTracker) {
+        if self.inner.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let (queue, inbox) = mpsc::channel(GOSSIP_QUEUE);
         for shard in 0..SHARDS {
-            presence.inner.pubsub.subscribe(
+            self.inner.pubsub.subscribe(
                 &gossip_topic(shard),
-                presence.inner.id,
+                self.inner.id,
                 Arc::new(GossipInbox {
                     shard,
                     queue: queue.clone(),
                 }),
             );
         }
-        tokio::spawn(presence.clone().run_gossip(inbox));
-        tokio::spawn(presence.clone().run_delivery());
-        presence
+        tasks.spawn(self.clone().run_gossip(inbox));
+        tasks.spawn(self.clone().run_delivery());
     }
 
     fn shard_at(&self, index: usize) -> MutexGuard<'_, Shard> {
@@ -451,7 +428,7 @@ impl Presence {
 
     /// Refuses a meta over `max_meta_bytes` encoded.
     fn check_size(&self, meta: &Meta) -> Result<(), TrackError> {
-        let max = self.inner.settings.max_meta_bytes;
+        let max = self.inner.config.max_meta_bytes;
         let size = serde_json::to_vec(meta).map_or(usize::MAX, |bytes| bytes.len());
         if size > max {
             return Err(TrackError::MetaTooLarge { size, max });
@@ -533,7 +510,7 @@ impl Presence {
     /// Everyone on `topic`, after `fetch`.
     pub async fn list(&self, topic: &str) -> Value {
         let presences = Presences(self.shard(topic).tracker.list(topic));
-        self.inner.hooks.fetch(topic, presences).await
+        self.fetch(topic, presences).await
     }
 
     /// Everyone on `topic`, raw (no `fetch`).
@@ -548,7 +525,7 @@ impl Presence {
             return Value::Null;
         }
         let presences = Presences([(key.to_string(), metas)].into_iter().collect());
-        let fetched = self.inner.hooks.fetch(topic, presences).await;
+        let fetched = self.fetch(topic, presences).await;
         match fetched {
             Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
             other => other,
@@ -595,7 +572,8 @@ impl Presence {
 
     /// Gossip: heartbeats, peers' messages, the down rules. Never runs application hooks.
     async fn run_gossip(self, mut inbox: mpsc::Receiver<(usize, Bytes)>) {
-        let mut heartbeat = tokio::time::interval(self.inner.settings.broadcast_period);
+        let period = Duration::from_millis(self.inner.config.broadcast_period_ms);
+        let mut heartbeat = tokio::time::interval(period);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -615,7 +593,7 @@ impl Presence {
     /// and states out, running the hooks. While it runs, later changes keep merging into
     /// the next window.
     async fn run_delivery(self) {
-        guarded("init", self.inner.hooks.init()).await;
+        guarded("init", self.hooks().init()).await;
         loop {
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => break,
@@ -623,7 +601,7 @@ impl Presence {
             }
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.inner.settings.coalesce) => {}
+                _ = tokio::time::sleep(Duration::from_millis(self.inner.config.coalesce_ms)) => {}
             }
             self.inner.flush_scheduled.store(false, Ordering::Release);
             self.flush().await;
@@ -717,7 +695,7 @@ impl Presence {
     }
 
     async fn deliver(&self, work: TopicWork) {
-        let hooks = &self.inner.hooks;
+        let hooks = self.hooks();
         let topic = &*work.topic;
         if !(work.diff.joins.is_empty() && work.diff.leaves.is_empty()) {
             if !work.old.is_empty() {
@@ -755,7 +733,7 @@ impl Presence {
     /// The `fetch` hook; if it panics, the presences as they are.
     async fn fetch(&self, topic: &str, presences: Presences) -> Value {
         let fallback = presences.clone();
-        guarded("fetch", self.inner.hooks.fetch(topic, presences))
+        guarded("fetch", self.hooks().fetch(topic, presences))
             .await
             .unwrap_or_else(|| fallback.into_json())
     }

@@ -36,10 +36,13 @@
 //!   sequence number until a transfer fills a gap.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::config::PresenceConfig;
 
 /// Metadata of one presence, as sent to clients (includes `phx_ref`, and `phx_ref_prev`
 /// after an update).
@@ -217,15 +220,15 @@ pub enum TrackError {
     },
 }
 
-/// Timing rules, in milliseconds of the caller's clock.
+/// Timing rules, in milliseconds of the caller's clock, taken from `[presence]`.
 #[derive(Debug, Clone, Copy)]
-pub struct Periods {
+struct Periods {
     /// Silence after which a peer is hidden.
-    pub down_ms: u64,
+    down_ms: u64,
     /// Silence after which a peer is forgotten.
-    pub permdown_ms: u64,
-    /// Minimum time between two transfer requests to the same peer.
-    pub retransfer_ms: u64,
+    permdown_ms: u64,
+    /// Minimum time between two transfer requests to the same peer (two heartbeats).
+    retransfer_ms: u64,
 }
 
 struct Peer {
@@ -249,6 +252,9 @@ pub struct Tracker {
     pending: Vec<Op>,
     heartbeat_seq: u64,
     ref_counter: u64,
+    /// A 48-bit tag of (name, incarnation), the first half of every `phx_ref` made here:
+    /// refs are unique per replica run.
+    ref_tag: u64,
     /// (topic, owner, key) -> phx_ref of local entries.
     local: HashMap<(Arc<str>, u64, String), String>,
     /// owner -> (topic, key) of its local entries, so that an owner's leave costs what it
@@ -263,11 +269,20 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// A new replica with nothing tracked.
-    pub fn new(me: ReplicaId, periods: Periods) -> Tracker {
+    /// A new replica with nothing tracked, timed by `config` (its down and permdown
+    /// periods; transfers are asked again after two broadcast periods).
+    pub fn new(me: ReplicaId, config: &PresenceConfig) -> Tracker {
+        let mut hasher = fnv::FnvHasher::default();
+        hasher.write(me.name.as_bytes());
+        hasher.write(&me.incarnation.to_le_bytes());
         Tracker {
+            ref_tag: hasher.finish() >> 16,
             me,
-            periods,
+            periods: Periods {
+                down_ms: config.down_period_ms,
+                permdown_ms: config.permdown_period_ms,
+                retransfer_ms: 2 * config.broadcast_period_ms,
+            },
             seq: 0,
             pending: Vec::new(),
             heartbeat_seq: 0,
@@ -287,17 +302,7 @@ impl Tracker {
 
     fn next_ref(&mut self) -> String {
         self.ref_counter += 1;
-        // A 48-bit tag of (name, incarnation) and the counter: unique per replica run.
-        let mut tag: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in self
-            .me
-            .name
-            .bytes()
-            .chain(self.me.incarnation.to_le_bytes())
-        {
-            tag = (tag ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
-        }
-        format!("{:012X}{:04X}", tag >> 16, self.ref_counter)
+        format!("{:012X}{:04X}", self.ref_tag, self.ref_counter)
     }
 
     fn topic_arc(&self, topic: &str) -> Arc<str> {

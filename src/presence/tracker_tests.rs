@@ -5,11 +5,15 @@ use serde_json::json;
 
 use super::*;
 
-const PERIODS: Periods = Periods {
-    down_ms: 1_000,
-    permdown_ms: 10_000,
-    retransfer_ms: 100,
-};
+/// Down after 1 s, forgotten after 10 s, transfers asked again after 100 ms.
+fn config() -> PresenceConfig {
+    PresenceConfig {
+        broadcast_period_ms: 50,
+        down_period_ms: 1_000,
+        permdown_period_ms: 10_000,
+        ..PresenceConfig::default()
+    }
+}
 
 fn replica(name: &str, incarnation: u64) -> Tracker {
     Tracker::new(
@@ -17,7 +21,7 @@ fn replica(name: &str, incarnation: u64) -> Tracker {
             name: name.into(),
             incarnation,
         },
-        PERIODS,
+        &config(),
     )
 }
 

@@ -34,6 +34,7 @@ use std::sync::{
 };
 
 use bytes::Bytes;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 mod local;
 mod redis;
@@ -41,9 +42,9 @@ mod redis;
 pub use local::LocalPubSub;
 #[cfg(feature = "fuzzing")]
 pub(crate) use redis::fuzz_envelope;
-pub use redis::{BusIdentity, PUBLISH_QUEUE_BYTES, RedisPubSub};
+pub use redis::{BusIdentity, FLUSH_TIMEOUT, PUBLISH_QUEUE_BYTES, RedisPubSub};
 
-use crate::config::Config;
+use crate::config::PubSubConfig;
 
 /// Errors choosing or starting a pub/sub adapter.
 #[derive(Debug, thiserror::Error)]
@@ -53,19 +54,16 @@ pub enum PubSubError {
     Redis(String),
 }
 
-/// The adapter `config` selects: in-process unless `[pubsub] url` is set, then Redis (as
-/// node [`Config::node_name`], on the channel and with the envelope key of
-/// [`BusIdentity::derive`] from `secret_key_base` and `[pubsub] channel`). Must be called
-/// inside a tokio runtime.
-pub fn from_config(config: &Config) -> Result<Arc<dyn PubSub>, PubSubError> {
-    match &config.pubsub.url {
+/// The adapter `config` (`[pubsub]`) selects: in-process unless `url` is set, then Redis
+/// (as node [`PubSubConfig::node_name`], on the channel and with the envelope key that
+/// [`BusIdentity::derive`] makes of `secret` — `secret_key_base` — and `channel`). Connects
+/// nothing until [`PubSub::start`].
+pub fn from_config(config: &PubSubConfig, secret: &str) -> Result<Arc<dyn PubSub>, PubSubError> {
+    match &config.url {
         None => Ok(Arc::new(LocalPubSub::new())),
         Some(url) => {
-            let bus = BusIdentity::derive(
-                config.endpoint.secret_key_base.as_bytes(),
-                config.pubsub.channel.as_deref(),
-            );
-            Ok(RedisPubSub::start(url, &config.node_name(), bus)?)
+            let bus = BusIdentity::derive(secret.as_bytes(), config.channel.as_deref());
+            Ok(Arc::new(RedisPubSub::new(url, &config.node_name(), bus)?))
         }
     }
 }
@@ -99,6 +97,13 @@ pub trait Subscriber: Send + Sync + 'static {
 
 /// A pub/sub bus. Implementations: [`LocalPubSub`]; a Redis adapter for clusters.
 pub trait PubSub: Send + Sync + 'static {
+    /// Starts what the adapter runs in the background (connections to other nodes) on
+    /// `tasks`, until `shutdown`. Nothing for the in-process adapter. Called once by the
+    /// endpoint; needs a tokio runtime.
+    fn start(&self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+        let _ = (tasks, shutdown);
+    }
+
     /// Subscribes `subscriber` to `topic` under `id`. Subscribing the same id twice to one
     /// topic replaces the earlier subscriber.
     fn subscribe(&self, topic: &str, id: SubscriberId, subscriber: Arc<dyn Subscriber>);

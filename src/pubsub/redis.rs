@@ -35,7 +35,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -46,6 +46,7 @@ use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{LocalPubSub, PubSub, PubSubError, Subscriber, SubscriberId};
 use crate::drops::DropCounter;
@@ -216,48 +217,38 @@ pub struct RedisPubSub {
     queued_bytes: Arc<AtomicUsize>,
     rejected: Arc<DropCounter>,
     not_sent: DropCounter,
+    /// What the publisher and subscriber tasks take when started.
+    idle: Mutex<Option<Idle>>,
+}
+
+/// A bus not started yet.
+struct Idle {
+    client: redis::Client,
+    queue: mpsc::Receiver<Bytes>,
+    url: String,
 }
 
 impl RedisPubSub {
-    /// Connects (in the background) to `url` as node `node`, on `bus`'s channel. Must be
-    /// called inside a tokio runtime. Fails only on a malformed URL.
-    pub fn start(url: &str, node: &str, bus: BusIdentity) -> Result<Arc<RedisPubSub>, PubSubError> {
+    /// A Redis bus for node `node` on `bus`'s channel; nothing connects until
+    /// [`PubSub::start`] (the endpoint calls it). Fails only on a malformed URL.
+    pub fn new(url: &str, node: &str, bus: BusIdentity) -> Result<RedisPubSub, PubSubError> {
         let client = redis::Client::open(url).map_err(|err| PubSubError::Redis(err.to_string()))?;
-        let local = Arc::new(LocalPubSub::new());
-        let node: Arc<str> = node.into();
-        let instance = rand::random::<u64>();
         let (outgoing, queue) = mpsc::channel(PUBLISH_QUEUE);
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
-        let rejected = Arc::new(DropCounter::new());
-        tracing::info!(channel = bus.channel(), %node, "redis bus");
-        tokio::spawn(publish(
-            client.clone(),
-            bus.channel.clone(),
-            queue,
-            queued_bytes.clone(),
-            url.to_string(),
-        ));
-        tokio::spawn(subscribe(
-            client,
-            Receiver {
-                bus: bus.clone(),
-                local: local.clone(),
-                node: node.clone(),
-                instance,
-                rejected: rejected.clone(),
-                impostors: DropCounter::new(),
-            },
-        ));
-        Ok(Arc::new(RedisPubSub {
-            local,
-            node,
-            instance,
+        Ok(RedisPubSub {
+            local: Arc::new(LocalPubSub::new()),
+            node: node.into(),
+            instance: rand::random::<u64>(),
             bus,
             outgoing,
-            queued_bytes,
-            rejected,
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            rejected: Arc::new(DropCounter::new()),
             not_sent: DropCounter::new(),
-        }))
+            idle: Mutex::new(Some(Idle {
+                client,
+                queue,
+                url: url.to_string(),
+            })),
+        })
     }
 
     /// Messages from Redis dropped so far because they were forged, malformed or of an
@@ -283,6 +274,39 @@ impl RedisPubSub {
 }
 
 impl PubSub for RedisPubSub {
+    /// Spawns the publisher and the subscriber (once). On `shutdown` the subscriber stops and
+    /// the publisher sends what is queued (at most [`FLUSH_TIMEOUT`]), then stops.
+    fn start(&self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+        let Some(Idle { client, queue, url }) = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        tracing::info!(channel = self.bus.channel(), node = %self.node, "redis bus");
+        tasks.spawn(publish(
+            Publisher {
+                client: client.clone(),
+                channel: self.bus.channel.clone(),
+                queued_bytes: self.queued_bytes.clone(),
+                url,
+            },
+            queue,
+            shutdown.clone(),
+        ));
+        let receiver = Receiver {
+            bus: self.bus.clone(),
+            local: self.local.clone(),
+            node: self.node.clone(),
+            instance: self.instance,
+            rejected: self.rejected.clone(),
+            impostors: DropCounter::new(),
+        };
+        tasks.spawn(subscribe(client, receiver, shutdown.clone()));
+    }
+
     fn subscribe(&self, topic: &str, id: SubscriberId, subscriber: Arc<dyn Subscriber>) {
         self.local.subscribe(topic, id, subscriber);
     }
@@ -326,7 +350,13 @@ impl Backoff {
         }
     }
 
-    async fn failed(&mut self, what: &str, err: &(dyn std::fmt::Display + Sync)) {
+    /// Logs (once per outage) and waits the backoff delay; `false` if `shutdown` came first.
+    async fn failed(
+        &mut self,
+        what: &str,
+        err: &(dyn std::fmt::Display + Sync),
+        shutdown: &CancellationToken,
+    ) -> bool {
         if !self.failing {
             tracing::warn!("redis {what} failed: {err}; retrying with backoff up to 5 s");
             self.failing = true;
@@ -334,8 +364,12 @@ impl Backoff {
             tracing::debug!("redis {what} failed again: {err}");
         }
         let jitter = 0.75 + rand::random::<f64>() / 2.0;
-        tokio::time::sleep(self.delay.mul_f64(jitter)).await;
+        let delay = self.delay.mul_f64(jitter);
         self.delay = (self.delay * 2).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
     }
 
     fn succeeded(&mut self, what: &str) {
@@ -347,42 +381,94 @@ impl Backoff {
     }
 }
 
-async fn publish(
+/// Longest a stopping publisher spends sending what is still queued (goodbyes included).
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the publisher task needs besides its queue.
+struct Publisher {
     client: redis::Client,
     channel: String,
-    mut queue: mpsc::Receiver<Bytes>,
     queued_bytes: Arc<AtomicUsize>,
     url: String,
-) {
-    let mut backoff = Backoff::new();
-    let take = |message: Option<Bytes>| {
+}
+
+impl Publisher {
+    fn take(&self, message: Option<Bytes>) -> Option<Bytes> {
         if let Some(message) = &message {
-            queued_bytes.fetch_sub(message.len(), Ordering::AcqRel);
+            self.queued_bytes.fetch_sub(message.len(), Ordering::AcqRel);
         }
         message
-    };
-    loop {
-        let mut connection = match client.get_multiplexed_async_connection().await {
-            Ok(connection) => connection,
-            Err(err) => {
-                // Drop what piled up meanwhile, so a long outage does not replay stale traffic.
-                while take(queue.try_recv().ok()).is_some() {}
-                backoff.failed(&format!("connection to {url}"), &err).await;
-                continue;
+    }
+
+    async fn send(
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
+        message: &[u8],
+    ) -> redis::RedisResult<()> {
+        redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(message)
+            .query_async(connection)
+            .await
+    }
+
+    /// Sends what is queued now, within [`FLUSH_TIMEOUT`].
+    async fn flush(
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
+        queue: &mut mpsc::Receiver<Bytes>,
+    ) {
+        let flushing = async {
+            while let Some(message) = self.take(queue.try_recv().ok()) {
+                if self.send(connection, &message).await.is_err() {
+                    return;
+                }
             }
+        };
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, flushing).await;
+    }
+}
+
+async fn publish(
+    publisher: Publisher,
+    mut queue: mpsc::Receiver<Bytes>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::new();
+    loop {
+        let connecting = publisher.client.get_multiplexed_async_connection();
+        let mut connection = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            connected = connecting => match connected {
+                Ok(connection) => connection,
+                Err(err) => {
+                    // Drop what piled up meanwhile, so a long outage does not replay stale
+                    // traffic.
+                    while publisher.take(queue.try_recv().ok()).is_some() {}
+                    let what = format!("connection to {}", publisher.url);
+                    if !backoff.failed(&what, &err, &shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
         };
         backoff.succeeded("publisher");
         loop {
-            let Some(message) = take(queue.recv().await) else {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    publisher.flush(&mut connection, &mut queue).await;
+                    return;
+                }
+                message = queue.recv() => message,
+            };
+            let Some(message) = publisher.take(message) else {
                 return;
             };
-            let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(message.as_ref())
-                .query_async(&mut connection)
-                .await;
-            if let Err(err) = sent {
-                backoff.failed("publish", &err).await;
+            if let Err(err) = publisher.send(&mut connection, &message).await {
+                if !backoff.failed("publish", &err, &shutdown).await {
+                    return;
+                }
                 break;
             }
         }
@@ -433,26 +519,49 @@ impl Receiver {
     }
 }
 
-async fn subscribe(client: redis::Client, receiver: Receiver) {
+async fn subscribe(client: redis::Client, receiver: Receiver, shutdown: CancellationToken) {
     let mut backoff = Backoff::new();
     loop {
-        let mut pubsub = match client.get_async_pubsub().await {
-            Ok(pubsub) => pubsub,
-            Err(err) => {
-                backoff.failed("subscriber connection", &err).await;
-                continue;
-            }
+        let connecting = async {
+            let mut pubsub = client
+                .get_async_pubsub()
+                .await
+                .map_err(|e| ("connection", e))?;
+            pubsub
+                .subscribe(receiver.bus.channel())
+                .await
+                .map_err(|e| ("subscribe", e))?;
+            Ok::<_, (&str, redis::RedisError)>(pubsub)
         };
-        if let Err(err) = pubsub.subscribe(receiver.bus.channel()).await {
-            backoff.failed("subscribe", &err).await;
-            continue;
-        }
+        let pubsub = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            connected = connecting => match connected {
+                Ok(pubsub) => pubsub,
+                Err((what, err)) => {
+                    if !backoff.failed(&format!("subscriber {what}"), &err, &shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
         backoff.succeeded("subscriber");
         let mut messages = pubsub.into_on_message();
-        while let Some(message) = messages.next().await {
-            receiver.receive(message.get_payload_bytes());
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                message = messages.next() => match message {
+                    Some(message) => receiver.receive(message.get_payload_bytes()),
+                    None => break,
+                },
+            }
         }
-        backoff.failed("subscription", &"connection lost").await;
+        if !backoff
+            .failed("subscription", &"connection lost", &shutdown)
+            .await
+        {
+            return;
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use actix_http::ws::{CloseReason, OpCode, Parser};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 
@@ -35,11 +36,11 @@ pub const H1_WRITE_BUFFER_SIZE: usize = 1;
 const CONTROL_ROOM: usize = 14 + 125;
 
 const OP_TEXT: u8 = 0x1;
-const OP_CLOSE: u8 = 0x8;
-const OP_PONG: u8 = 0xA;
 const FIN: u8 = 0x80;
 
-/// Writes the header of an unmasked (server) frame.
+/// Writes the header of an unmasked (server) text frame; its payload follows, possibly in
+/// several chunks (which is why this is not actix-http's `Parser::write_message`, which
+/// copies the payload).
 fn header(out: &mut BytesMut, opcode: u8, len: usize) {
     out.put_u8(FIN | opcode);
     if len < 126 {
@@ -53,19 +54,18 @@ fn header(out: &mut BytesMut, opcode: u8, len: usize) {
     }
 }
 
-/// A control frame's payload is at most 125 bytes.
-fn control(out: &mut BytesMut, opcode: u8, payload: &[u8]) {
-    let payload = &payload[..payload.len().min(125)];
-    header(out, opcode, payload.len());
-    out.put_slice(payload);
+/// A pong (its payload is at most 125 bytes: the outbox keeps no more of a ping's).
+fn pong(out: &mut BytesMut, payload: &[u8]) {
+    Parser::write_message(out, payload, OpCode::Pong, true, false);
 }
 
+/// A close frame; its reason is cut to fit a control frame (123 bytes after the code).
 fn close_frame(out: &mut BytesMut, close: &Close) {
-    let reason = crate::text::truncate_utf8(&close.reason, 123);
-    let mut payload = Vec::with_capacity(2 + reason.len());
-    payload.extend_from_slice(&close.code.to_be_bytes());
-    payload.extend_from_slice(reason.as_bytes());
-    control(out, OP_CLOSE, &payload);
+    let reason = CloseReason {
+        code: close.code,
+        description: Some(crate::text::truncate_utf8(&close.reason, 123).to_string()),
+    };
+    Parser::write_close(out, Some(reason), false);
 }
 
 /// The body; see the module docs.
@@ -108,7 +108,7 @@ impl OutboxBody {
                     }
                     return;
                 }
-                Some(Wire::Pong(payload)) => control(buf, OP_PONG, &payload),
+                Some(Wire::Pong(payload)) => pong(buf, &payload),
                 None => {
                     // Drained: if the connection is closing, the close frame comes last.
                     if let Some(close) = state.close.take() {
@@ -177,6 +177,7 @@ mod tests {
 
     use super::*;
     use crate::transport::Outbox;
+    use actix_http::ws::CloseCode;
 
     fn drain(body: &mut OutboxBody) -> Vec<u8> {
         let mut cx = Context::from_waker(Waker::noop());
@@ -219,7 +220,7 @@ mod tests {
         let mut body = OutboxBody::new(outbox.shared().clone());
         outbox.push_frame(Bytes::from_static(b"x")).unwrap();
         outbox.close(Close {
-            code: 1001,
+            code: CloseCode::Away,
             reason: "bye".into(),
         });
         assert_eq!(drain(&mut body), b"\x81\x01x\x88\x05\x03\xe9bye");

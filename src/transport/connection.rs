@@ -28,6 +28,7 @@
 
 use std::{any::Any, future::Future, time::Duration};
 
+use actix_http::ws::CloseCode;
 use actix_web::web::Payload;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -61,24 +62,24 @@ pub enum Disconnect {
     Protocol(String),
     /// The server is shutting down.
     Shutdown,
-    /// The connection asked itself to close (e.g. its handler decided so).
-    Closed,
 }
 
 impl Disconnect {
     /// The close frame sent to the client.
     fn close(&self) -> Close {
         let (code, reason) = match self {
-            Disconnect::ClientClosed => (1000, String::new()),
-            Disconnect::IdleTimeout => (1001, "idle timeout".to_string()),
-            Disconnect::TooLarge => (1009, "message too large".to_string()),
-            Disconnect::Malformed(reason) => (1007, reason.clone()),
-            Disconnect::Binary => (1003, "binary frames are not supported".to_string()),
-            Disconnect::SlowConsumer => (1008, "outbound queue full".to_string()),
-            Disconnect::WriteTimeout => (1008, "write timeout".to_string()),
-            Disconnect::Protocol(reason) => (1002, reason.clone()),
-            Disconnect::Shutdown => (1001, "server shutting down".to_string()),
-            Disconnect::Closed => (1001, "closed by server".to_string()),
+            Disconnect::ClientClosed => (CloseCode::Normal, String::new()),
+            Disconnect::IdleTimeout => (CloseCode::Away, "idle timeout".to_string()),
+            Disconnect::TooLarge => (CloseCode::Size, "message too large".to_string()),
+            Disconnect::Malformed(reason) => (CloseCode::Invalid, reason.clone()),
+            Disconnect::Binary => (
+                CloseCode::Unsupported,
+                "binary frames are not supported".to_string(),
+            ),
+            Disconnect::SlowConsumer => (CloseCode::Policy, "outbound queue full".to_string()),
+            Disconnect::WriteTimeout => (CloseCode::Policy, "write timeout".to_string()),
+            Disconnect::Protocol(reason) => (CloseCode::Protocol, reason.clone()),
+            Disconnect::Shutdown => (CloseCode::Away, "server shutting down".to_string()),
         };
         Close { code, reason }
     }
@@ -88,7 +89,7 @@ impl Disconnect {
 ///
 /// The handler writes through the [`Outbox`] it was built with; the connection task writes
 /// whatever is queued there.
-pub trait Handler {
+pub(crate) trait Handler {
     /// A decoded frame other than a heartbeat.
     fn handle_frame(&mut self, frame: Frame) -> impl Future<Output = ()>;
     /// A message queued with [`Outbox::push_info`].
@@ -99,25 +100,21 @@ pub trait Handler {
 
 /// Limits one connection runs under.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest inbound message in bytes.
-    pub max_frame_bytes: usize,
+    pub(crate) max_frame_bytes: usize,
     /// Close after this long without any inbound message.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Give up on a connection whose pending output has not moved for this long.
-    pub write_timeout: Duration,
+    pub(crate) write_timeout: Duration,
 }
-
-/// A request from the handler side to close the connection, sent as an info.
-#[derive(Debug)]
-pub struct CloseRequest;
 
 /// Runs the connection until it ends, then calls [`Handler::terminate`] and closes the
 /// outbox (the body writes the close frame).
 ///
 /// `payload` is the upgraded request's body (the client's frames); `shutdown` ends the
 /// connection with 1001 when cancelled.
-pub async fn run<H: Handler>(
+pub(crate) async fn run<H: Handler>(
     payload: Payload,
     outbox: Outbox,
     mut handler: H,
@@ -130,7 +127,7 @@ pub async fn run<H: Handler>(
     };
     let reason = serve(&mut inbound, &outbox, &mut handler, limits, shutdown).await;
     match &reason {
-        Disconnect::ClientClosed | Disconnect::Shutdown | Disconnect::Closed => {
+        Disconnect::ClientClosed | Disconnect::Shutdown => {
             tracing::debug!(?reason, "connection closed")
         }
         _ => tracing::info!(?reason, "connection closed"),
@@ -188,9 +185,6 @@ async fn serve<H: Handler>(
             received = outbox.recv() => match received {
                 Received::Infos(infos) => {
                     for info in infos {
-                        if info.is::<CloseRequest>() {
-                            return Disconnect::Closed;
-                        }
                         handler.handle_info(info).await;
                     }
                 }

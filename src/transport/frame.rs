@@ -134,6 +134,18 @@ pub fn encode<T: Serialize + ?Sized>(
     out.into_inner().freeze()
 }
 
+/// Encodes a broadcast: V2 broadcasts carry no refs, so the bytes are the same for every
+/// subscriber and are encoded once.
+///
+/// ```
+/// use tether::transport::frame::encode_broadcast;
+/// let bytes = encode_broadcast("room:lobby", "shout", &serde_json::json!({"body": "hi"}));
+/// assert_eq!(&bytes[..], br#"[null,null,"room:lobby","shout",{"body":"hi"}]"#);
+/// ```
+pub fn encode_broadcast<T: Serialize + ?Sized>(topic: &str, event: &str, payload: &T) -> Bytes {
+    encode(None, None, topic, event, payload)
+}
+
 /// Encodes a frame around a payload that is already JSON (`raw_payload` must be one valid
 /// JSON value). Lets one encoded payload be shared by frames that differ only in refs.
 pub fn encode_raw(

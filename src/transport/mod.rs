@@ -2,15 +2,18 @@
 //! the response body that writes that queue to the socket.
 //!
 //! This layer knows frames, heartbeats, limits and close codes. It must never know channels,
-//! presence or commanders: decoded frames are handed to a [`connection::Handler`] that the
-//! channel layer implements.
+//! presence or commanders: decoded frames are handed to a handler that the channel layer
+//! implements, and [`upgrade`](upgrade::upgrade) is how a connection starts. Only the frame
+//! format and the few types other layers' public APIs mention are public.
 
 pub(crate) mod assembler;
-pub mod body;
-pub mod connection;
+pub(crate) mod body;
+pub(crate) mod connection;
 pub mod frame;
-pub mod outbox;
+pub(crate) mod outbox;
+pub(crate) mod upgrade;
 
-pub use connection::{Disconnect, Handler, Limits};
+pub use connection::Disconnect;
 pub use frame::{Frame, FrameError};
-pub use outbox::{Close, Outbox, PushError};
+pub(crate) use outbox::Outbox;
+pub use outbox::PushError;

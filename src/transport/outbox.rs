@@ -33,6 +33,7 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
+use actix_http::ws::CloseCode;
 use bytes::Bytes;
 use tokio::time::Instant;
 
@@ -49,7 +50,7 @@ pub const ITEM_COST: usize = 48;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Close {
     /// Close code (1000, 1001, 1008, …).
-    pub code: u16,
+    pub code: CloseCode,
     /// Reason text.
     pub reason: String,
 }
@@ -257,11 +258,6 @@ impl Outbox {
         )
     }
 
-    /// Whether the connection behind this outbox has ended or is ending.
-    pub fn is_closed(&self) -> bool {
-        self.shared.lock().status != Status::Open
-    }
-
     /// Adds an item that adds `cost(state)` bytes with `add` (which charges it and returns
     /// the waker of the side that consumes it: a consumer's waker is present only while it
     /// waits).
@@ -280,7 +276,7 @@ impl Outbox {
             state.status = Status::Overflowed;
             state.drop_queues();
             state.close = Some(Close {
-                code: 1008,
+                code: CloseCode::Policy,
                 reason: "outbound queue full".into(),
             });
             let wakers = [
@@ -516,7 +512,7 @@ mod tests {
         assert!(texts(&outbox).is_empty());
         assert_eq!(
             outbox.shared.lock().close.as_ref().map(|c| c.code),
-            Some(1008)
+            Some(CloseCode::Policy)
         );
         assert_eq!(
             outbox.push_frame(Bytes::from_static(b"1")),
@@ -552,14 +548,14 @@ mod tests {
             .push_frame(Bytes::from_static(b"last words"))
             .unwrap();
         outbox.close(Close {
-            code: 1001,
+            code: CloseCode::Away,
             reason: "bye".into(),
         });
         assert_eq!(outbox.push_frame(Bytes::new()), Err(PushError::Closed));
         assert_eq!(texts(&outbox), vec![Bytes::from_static(b"last words")]);
         assert_eq!(
             outbox.shared.lock().close.as_ref().map(|c| c.code),
-            Some(1001)
+            Some(CloseCode::Away)
         );
     }
 }

@@ -182,11 +182,15 @@ async function pageToken() {
   assert.ok(m, `no data-tether-token in GET /:\n${html}`);
   return m[1]
     .replaceAll("&quot;", '"')
+    .replaceAll("&#34;", '"')
     .replaceAll("&#39;", "'")
+    .replaceAll("&#60;", "<")
+    .replaceAll("&#62;", ">")
     .replaceAll("&#x27;", "'")
     .replaceAll("&lt;", "<")
     .replaceAll("&gt;", ">")
-    .replaceAll("&amp;", "&");
+    .replaceAll("&amp;", "&")
+    .replaceAll("&#38;", "&");
 }
 
 /** `token` with the character at `index` replaced by another one. */

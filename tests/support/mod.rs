@@ -10,7 +10,7 @@ use std::{sync::Arc, thread::JoinHandle, time::Duration};
 use actix_web::{App, HttpServer, dev::ServerHandle};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tether::{Config, Endpoint, SocketRoute, pubsub::PubSub};
+use tether::{Config, Endpoint, SocketRoute, endpoint::EndpointBuilder};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
@@ -34,35 +34,29 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(config: Config, route: SocketRoute) -> TestServer {
-        TestServer::start_with(config, route, None)
+        TestServer::start_with(config, move |builder| builder.socket(route))
     }
 
-    /// Starts a server whose endpoint uses `pubsub` (e.g. shared with a presence).
+    /// Starts a server whose endpoint `setup` completes (sockets, commanders, hooks; the
+    /// builder's presence is the endpoint's).
     pub fn start_with(
         config: Config,
-        route: SocketRoute,
-        pubsub: Option<Arc<dyn PubSub>>,
+        setup: impl FnOnce(EndpointBuilder) -> EndpointBuilder + Send + 'static,
     ) -> TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let mut builder = Endpoint::builder(config).socket(route);
-                if let Some(pubsub) = pubsub {
-                    builder = builder.pubsub(pubsub);
-                }
-                let endpoint = builder.build().unwrap();
+                let builder = Endpoint::builder(config).unwrap();
+                let endpoint = setup(builder).build().unwrap();
                 let app_endpoint = endpoint.clone();
                 let server = HttpServer::new(move || {
                     let endpoint = app_endpoint.clone();
                     App::new().configure(move |cfg| endpoint.configure(cfg))
                 })
                 .workers(2)
-                .h1_write_buffer_size(tether::transport::body::H1_WRITE_BUFFER_SIZE)
-                .on_connect(endpoint.on_connect())
                 .disable_signals()
-                .shutdown_timeout(1)
-                .bind(("127.0.0.1", 0))
-                .unwrap();
+                .shutdown_timeout(1);
+                let server = endpoint.tune_server(server).bind(("127.0.0.1", 0)).unwrap();
                 let port = server.addrs()[0].port();
                 let server = server.run();
                 tx.send((port, endpoint, server.handle())).unwrap();

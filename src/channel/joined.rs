@@ -15,7 +15,8 @@ use super::{
     socket::{ChannelInfo, Conn, Subscription},
 };
 use crate::transport::{
-    Disconnect, Frame, Handler,
+    Disconnect, Frame,
+    connection::Handler,
     frame::{Status, encode, encode_reply, events},
 };
 
@@ -26,7 +27,7 @@ struct Joined {
 }
 
 /// All channels joined on one connection.
-pub(crate) struct ChannelSession {
+pub(crate) struct JoinedChannels {
     router: Arc<Router>,
     conn: Conn,
     assigns: Arc<Assigns>,
@@ -46,14 +47,14 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-impl ChannelSession {
+impl JoinedChannels {
     pub(crate) fn new(
         router: Arc<Router>,
         conn: Conn,
         assigns: Arc<Assigns>,
         max_channels: usize,
-    ) -> ChannelSession {
-        ChannelSession {
+    ) -> JoinedChannels {
+        JoinedChannels {
             router,
             conn,
             assigns,
@@ -238,7 +239,7 @@ impl ChannelSession {
     }
 }
 
-impl Handler for ChannelSession {
+impl Handler for JoinedChannels {
     async fn handle_frame(&mut self, frame: Frame) {
         match frame.event.as_str() {
             events::JOIN => self.join(frame).await,

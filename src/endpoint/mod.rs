@@ -1,0 +1,460 @@
+//! actix-web integration: one [`Endpoint`] owns the pub/sub, presence, the commanders, the
+//! WebSocket routes and every background task, from start to an orderly shutdown.
+//!
+//! Build it with [`Endpoint::builder`]: the builder creates the pub/sub (in-process, or Redis
+//! when `[pubsub] url` is set) and presence once, hands out [`EndpointBuilder::presence`] to
+//! channels that track, and takes sockets ([`SocketRoute`]), commanders and presence hooks.
+//! Nothing runs until the endpoint is started ([`Endpoint::start`], which [`serve`] and
+//! [`Endpoint::configure`] call), and [`Endpoint::shutdown`] stops it all in order: connections
+//! close (their channels terminate, so presences leave), peers are told goodbye, then the
+//! presence, counter and bus tasks stop.
+//!
+//! Mount it with [`serve`] (a whole server on a listener you bound), or into your own
+//! actix-web `App` with [`Endpoint::configure`] and your own `HttpServer` tuned by
+//! [`Endpoint::tune_server`].
+//!
+//! An upgrade is refused with HTTP 403 when the `Origin` fails the check, when `vsn` is not
+//! 2.x, or when the connect hook refuses; nothing is upgraded, and nothing else is affected.
+//!
+//! This module prints nothing to stdout (the examples print their `listening on` line).
+//!
+//! ```no_run
+//! use tether::{Config, Endpoint, SocketRoute, channel::{Assigns, Router}, endpoint::ConnectError};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let builder = Endpoint::builder(Config::from_env().unwrap()).unwrap();
+//! let router = Router::new(); // .channel("room:*", Room { presence: builder.presence() })
+//! let socket = SocketRoute::new("/socket", router).connect(|info| {
+//!     let user_id = info.param("user_id").ok_or(ConnectError::new("user_id required"))?;
+//!     let mut assigns = Assigns::default();
+//!     assigns.insert("user_id", user_id);
+//!     Ok(assigns)
+//! });
+//! let endpoint = builder.socket(socket).build().unwrap();
+//! let listener = std::net::TcpListener::bind(("127.0.0.1", 4000))?;
+//! tether::serve(endpoint, listener, |_routes| {}).await
+//! # }
+//! ```
+
+mod origin;
+mod serve;
+
+use std::{
+    any::Any,
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use actix_service::IntoServiceFactory;
+use actix_web::{
+    HttpRequest, HttpResponse, HttpServer,
+    body::MessageBody,
+    dev::{AppConfig, Extensions, Response, Service, ServiceFactory},
+    http::header,
+    web,
+};
+use serde::Serialize;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use crate::channel::{ConnectError, ConnectInfo, SocketRoute};
+use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
+pub use serve::{serve, shutdown_signal};
+
+use crate::{
+    channel::{JoinedChannels, socket::Conn},
+    commander::{Commander, Commanders, CommandersBuilder},
+    config::Config,
+    presence::{Presence, PresenceHooks},
+    pubsub::{FLUSH_TIMEOUT, PubSub},
+    transport::{
+        connection::Limits,
+        frame::encode_broadcast,
+        upgrade::{Runtime, upgrade},
+    },
+};
+use origin::{check_origin, normalize_origin};
+
+/// The browser client, served at `tether.js` where the endpoint is mounted.
+pub const TETHER_JS: &str = include_str!("../../assets/tether.js");
+
+/// Errors building an [`Endpoint`].
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// A socket path must start with `/` and not end with one.
+    #[error("invalid socket path `{0}`: it must start with `/` and not end with `/`")]
+    InvalidPath(String),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The pub/sub adapter could not be set up.
+    #[error(transparent)]
+    PubSub(#[from] crate::pubsub::PubSubError),
+    /// The commanders could not be built.
+    #[error(transparent)]
+    Commanders(#[from] crate::commander::BuildError),
+}
+
+/// Builds an [`Endpoint`]; see the module docs.
+pub struct EndpointBuilder {
+    config: Config,
+    pubsub: Arc<dyn PubSub>,
+    presence: Presence,
+    sockets: Vec<SocketRoute>,
+    commanders: CommandersBuilder,
+    has_commanders: bool,
+}
+
+impl fmt::Debug for EndpointBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointBuilder")
+            .field("sockets", &self.sockets.len())
+            .field("has_commanders", &self.has_commanders)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointBuilder {
+    /// The endpoint's presence, for channels that track (there is one per endpoint).
+    pub fn presence(&self) -> Presence {
+        self.presence.clone()
+    }
+
+    /// The endpoint's pub/sub, for code that broadcasts from outside any channel.
+    pub fn pubsub(&self) -> Arc<dyn PubSub> {
+        self.pubsub.clone()
+    }
+
+    /// Uses `hooks` (`fetch`, `init`, `handle_metas`) for the endpoint's presence.
+    pub fn presence_hooks(self, hooks: impl PresenceHooks) -> EndpointBuilder {
+        self.presence.set_hooks(hooks);
+        self
+    }
+
+    /// Adds a socket route.
+    pub fn socket(mut self, route: SocketRoute) -> EndpointBuilder {
+        self.sockets.push(route);
+        self
+    }
+
+    /// Adds a commander; its pages connect to `[commander] socket_path` and are tracked in
+    /// the endpoint's presence (unless `[presence] enabled = false`).
+    pub fn commander(mut self, commander: impl Commander) -> EndpointBuilder {
+        self.commanders = self.commanders.commander(commander);
+        self.has_commanders = true;
+        self
+    }
+
+    /// Checks the routes and builds the endpoint; starts nothing.
+    pub fn build(self) -> Result<Endpoint, EndpointError> {
+        let commanders = self.commanders.build()?;
+        let mut sockets = self.sockets;
+        if self.has_commanders {
+            sockets.push(commanders.socket_route());
+        }
+        for route in &sockets {
+            if !crate::config::valid_socket_path(&route.path) {
+                return Err(EndpointError::InvalidPath(route.path.clone()));
+            }
+        }
+        let origins = OnceLock::new();
+        if let Some(url) = &self.config.endpoint.url {
+            let _ = origins.set(vec![normalize_origin(url)]);
+        }
+        let e = &self.config.endpoint;
+        let runtime = Runtime {
+            limits: Limits {
+                max_frame_bytes: e.max_frame_bytes,
+                idle_timeout: Duration::from_millis(e.idle_timeout_ms),
+                write_timeout: Duration::from_millis(e.write_timeout_ms),
+            },
+            max_outbound_bytes: e.max_outbound_bytes,
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        };
+        Ok(Endpoint {
+            inner: Arc::new(Inner {
+                origins,
+                runtime,
+                pubsub: self.pubsub,
+                presence: self.presence,
+                commanders,
+                sockets: sockets.into_iter().map(Arc::new).collect(),
+                background: TaskTracker::new(),
+                stop_background: CancellationToken::new(),
+                started: AtomicBool::new(false),
+                config: self.config,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    config: Config,
+    /// The origins browsers may connect from under `check_origin = true`: `endpoint.url`,
+    /// or, unset, the addresses [`serve`] listens on (set when it binds).
+    origins: OnceLock<Vec<String>>,
+    runtime: Runtime,
+    pubsub: Arc<dyn PubSub>,
+    presence: Presence,
+    commanders: Commanders,
+    sockets: Vec<Arc<SocketRoute>>,
+    /// The pub/sub, presence and counter tasks.
+    background: TaskTracker,
+    stop_background: CancellationToken,
+    started: AtomicBool,
+}
+
+/// The running framework: config, pub/sub, presence, commanders, sockets and live
+/// connections. Cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("sockets", &self.inner.sockets.len())
+            .field("connections", &self.connection_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Starts building an endpoint from `config` (validated here): creates its pub/sub and
+    /// its presence, without starting either.
+    pub fn builder(config: Config) -> Result<EndpointBuilder, EndpointError> {
+        config.validate()?;
+        let pubsub = crate::pubsub::from_config(&config.pubsub, &config.endpoint.secret_key_base)?;
+        let node = config.pubsub.node_name();
+        let presence = Presence::new(&node, &config.presence, pubsub.clone());
+        let commanders = Commanders::builder(&config, pubsub.clone()).presence(presence.clone());
+        Ok(EndpointBuilder {
+            config,
+            pubsub,
+            presence,
+            sockets: Vec::new(),
+            commanders,
+            has_commanders: false,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The pub/sub every connection subscribes through.
+    pub fn pubsub(&self) -> &Arc<dyn PubSub> {
+        &self.inner.pubsub
+    }
+
+    /// The endpoint's presence.
+    pub fn presence(&self) -> &Presence {
+        &self.inner.presence
+    }
+
+    /// The endpoint's commanders (no commander registered: no page socket, but counts and
+    /// broadcasts still work).
+    pub fn commanders(&self) -> &Commanders {
+        &self.inner.commanders
+    }
+
+    /// Starts the background tasks (the pub/sub's connections, presence's gossip and
+    /// delivery, live counters) on the current tokio runtime; later calls do nothing.
+    /// [`serve`] and [`Endpoint::configure`] call it.
+    pub fn start(&self) {
+        if self.inner.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (tasks, stop) = (&self.inner.background, &self.inner.stop_background);
+        self.inner.pubsub.start(tasks, stop);
+        self.inner.presence.start(tasks);
+        self.inner.commanders.start(tasks, stop);
+    }
+
+    /// Sends `event` with `payload` to every client joined to `topic`, from outside any
+    /// channel. Encoded once.
+    pub fn broadcast(&self, topic: &str, event: &str, payload: &(impl Serialize + ?Sized)) {
+        let frame = encode_broadcast(topic, event, payload);
+        self.inner.pubsub.broadcast(topic, frame, None);
+    }
+
+    /// Registers the WebSocket routes and `tether.js` (the browser client) on an actix-web
+    /// app, relative to where it is called (works under a `web::scope`), and starts the
+    /// endpoint: `App::new().configure(|cfg| endpoint.configure(cfg))`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        self.start();
+        cfg.service(
+            web::resource("/tether.js")
+                .name(TETHER_JS_ROUTE)
+                .route(web::get().to(|| async {
+                    HttpResponse::Ok()
+                        .content_type("text/javascript; charset=utf-8")
+                        .insert_header((header::CACHE_CONTROL, "no-cache"))
+                        .body(TETHER_JS)
+                })),
+        );
+        for route in &self.inner.sockets {
+            let endpoint = self.clone();
+            let route = route.clone();
+            let path = format!("{}/websocket", route.path);
+            cfg.service(
+                web::resource(path)
+                    .name(&socket_route_name(&route.path))
+                    .route(web::get().to(move |req: HttpRequest, body: web::Payload| {
+                        let endpoint = endpoint.clone();
+                        let route = route.clone();
+                        async move { endpoint.upgrade(&route, req, body) }
+                    })),
+            );
+        }
+    }
+
+    /// Tunes an `HttpServer` you run yourself for tether's connections, as [`serve`] does:
+    /// actix-http's per-connection write buffer never grows (one body chunk per write), and
+    /// each accepted socket gets `TCP_USER_TIMEOUT` = `endpoint.write_timeout_ms`, so the
+    /// kernel releases a socket whose peer stopped reading.
+    ///
+    /// ```no_run
+    /// # async fn run(endpoint: tether::Endpoint) -> std::io::Result<()> {
+    /// let app_endpoint = endpoint.clone();
+    /// let server = actix_web::HttpServer::new(move || {
+    ///     let endpoint = app_endpoint.clone();
+    ///     actix_web::App::new().configure(move |cfg| endpoint.configure(cfg))
+    /// });
+    /// endpoint.tune_server(server).bind(("127.0.0.1", 4000))?.run().await
+    /// # }
+    /// ```
+    pub fn tune_server<F, I, S, B>(&self, server: HttpServer<F, I, S, B>) -> HttpServer<F, I, S, B>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: IntoServiceFactory<S, actix_http::Request>,
+        S: ServiceFactory<actix_http::Request, Config = AppConfig> + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: fmt::Debug,
+        S::Response: Into<Response<B>> + 'static,
+        <S::Service as Service<actix_http::Request>>::Future: 'static,
+        S::Service: 'static,
+        B: MessageBody + 'static,
+    {
+        server
+            .h1_write_buffer_size(crate::transport::body::H1_WRITE_BUFFER_SIZE)
+            .on_connect(self.on_connect())
+    }
+
+    /// Sets `TCP_USER_TIMEOUT` to the write timeout on every accepted socket (a stalled
+    /// write cannot be interrupted from above actix-http; the kernel can).
+    fn on_connect(&self) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static {
+        let timeout = Duration::from_millis(self.inner.config.endpoint.write_timeout_ms);
+        move |connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                if let Err(err) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+                    tracing::warn!("cannot set TCP_USER_TIMEOUT: {err}");
+                }
+            }
+        }
+    }
+
+    /// Stops everything in order: every connection closes (code 1001, so clients reconnect
+    /// elsewhere) and its channels terminate (waiting up to `shutdown_timeout_ms`), new
+    /// upgrades are refused, peers are told to drop this node's presences, then the
+    /// background tasks stop (the bus sends what is queued first).
+    pub async fn shutdown(&self) {
+        let runtime = &self.inner.runtime;
+        runtime.shutdown.cancel();
+        runtime.connections.close();
+        let timeout = Duration::from_millis(self.inner.config.endpoint.shutdown_timeout_ms);
+        if tokio::time::timeout(timeout, runtime.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = runtime.connections.len(),
+                "shutdown timed out waiting for connections"
+            );
+        }
+        self.inner.presence.shutdown().await;
+        self.inner.stop_background.cancel();
+        self.inner.background.close();
+        let background = FLUSH_TIMEOUT + Duration::from_secs(1);
+        if tokio::time::timeout(background, self.inner.background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timed out waiting for background tasks");
+        }
+    }
+
+    /// Number of live WebSocket connections.
+    pub fn connection_count(&self) -> usize {
+        self.inner.runtime.connections.len()
+    }
+
+    /// Allows browsers from where a server listens (used by [`serve`] without
+    /// `endpoint.url`).
+    fn allow_served_origins(&self, addrs: &[std::net::SocketAddr]) {
+        let served: Vec<String> = addrs
+            .iter()
+            .flat_map(|addr| {
+                let port = addr.port();
+                [format!("http://{addr}"), format!("http://localhost:{port}")]
+            })
+            .collect();
+        let _ = self.inner.origins.set(served);
+    }
+
+    fn upgrade(
+        &self,
+        route: &SocketRoute,
+        req: HttpRequest,
+        payload: web::Payload,
+    ) -> Result<HttpResponse, actix_web::Error> {
+        let forbidden = |reason: &str| {
+            tracing::info!(
+                peer = ?req.peer_addr(),
+                path = crate::text::for_log(req.path()),
+                "upgrade refused: {reason}"
+            );
+            Ok(HttpResponse::Forbidden().finish())
+        };
+        if self.inner.runtime.shutdown.is_cancelled() {
+            return Ok(HttpResponse::ServiceUnavailable().finish());
+        }
+        let Ok(web::Query(params)) =
+            web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        else {
+            return Ok(HttpResponse::BadRequest().body("malformed query string"));
+        };
+        if params.get("vsn").is_some_and(|vsn| !vsn.starts_with("2.")) {
+            return forbidden("unsupported protocol version (only vsn=2.0.0)");
+        }
+        let origins = self.inner.origins.get().map(Vec::as_slice);
+        if let Err(reason) = check_origin(&self.inner.config.endpoint.check_origin, origins, &req) {
+            return forbidden(&reason);
+        }
+        let info = ConnectInfo {
+            request: &req,
+            params: &params,
+        };
+        let assigns = match (route.connect)(&info) {
+            Ok(assigns) => assigns,
+            Err(err) => return forbidden(&err.0),
+        };
+        let pubsub = self.inner.pubsub.clone();
+        let max_channels = self.inner.config.endpoint.max_channels;
+        upgrade(&req, payload, &self.inner.runtime, |outbox| {
+            JoinedChannels::new(
+                route.router.clone(),
+                Conn::new(outbox, pubsub),
+                Arc::new(assigns),
+                max_channels,
+            )
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! A ready-made server: the endpoint's routes plus the app's, on a listener the caller bound,
+//! stopped cleanly on SIGTERM or SIGINT.
+
+use actix_web::{App, HttpServer, web};
+
+use super::Endpoint;
+
+/// Runs an actix-web server for `endpoint` on `listener`, with the endpoint's routes plus
+/// the app's own (`routes`), tuned by [`Endpoint::tune_server`]; starts the endpoint. Without
+/// `endpoint.url`, browsers may connect from where `listener` listens. On SIGTERM or SIGINT
+/// every connection closes (their channels terminate, so presences leave first), peers are
+/// told goodbye, then the server stops. Prints nothing.
+///
+/// ```no_run
+/// # async fn run(endpoint: tether::Endpoint) -> std::io::Result<()> {
+/// let listener = std::net::TcpListener::bind(("127.0.0.1", 4000))?;
+/// println!("listening on http://{}", listener.local_addr()?);
+/// tether::serve(endpoint, listener, |_routes| {}).await
+/// # }
+/// ```
+pub async fn serve(
+    endpoint: Endpoint,
+    listener: std::net::TcpListener,
+    routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+) -> std::io::Result<()> {
+    endpoint.allow_served_origins(&[listener.local_addr()?]);
+    endpoint.start();
+    let app_endpoint = endpoint.clone();
+    let server = HttpServer::new(move || {
+        let endpoint = app_endpoint.clone();
+        App::new()
+            .configure(|cfg| endpoint.configure(cfg))
+            .configure(routes.clone())
+    })
+    .disable_signals()
+    .backlog(4096)
+    .shutdown_timeout(1);
+    let server = endpoint.tune_server(server).listen(listener)?.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        endpoint.shutdown().await;
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
