@@ -106,7 +106,7 @@
 //! - **A client that stops reading is released**: pending output that does not move for
 //!   `endpoint.write_timeout_ms` (10 s) ends the connection and frees its queue, and the
 //!   socket is dropped by the kernel (`TCP_USER_TIMEOUT`, set by [`serve`] and
-//!   [`Endpoint::on_connect`]).
+//!   [`Endpoint::tune_server`]).
 //! - **Bad input costs one connection at most**: a frame whose header declares more than
 //!   `endpoint.max_frame_bytes` (1 MiB; also the running total of a fragmented message)
 //!   closes with 1009 before its payload is read; undecodable frames, topics or events over
@@ -127,7 +127,13 @@
 //!
 //! [actix-web]: https://docs.rs/actix-web
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::print_stdout
+)]
 
 pub mod channel;
 pub mod commander;
@@ -141,6 +147,11 @@ pub mod presence;
 pub mod pubsub;
 mod text;
 pub mod transport;
+
+/// The README's Rust snippets, compiled and run as doctests (never rendered).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[doc(inline)]
 pub use config::Config;

@@ -807,8 +807,7 @@ async fn a_secret_too_short_for_keys_is_an_error_not_a_panic() {
     let err = Commanders::builder(&config, pubsub)
         .commander(Other)
         .build()
-        .err()
-        .expect("an empty secret must be refused");
+        .expect_err("an empty secret must be refused");
     assert!(
         err.to_string().contains("endpoint.secret_key_base"),
         "{err}"

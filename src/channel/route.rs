@@ -38,6 +38,15 @@ pub struct ConnectInfo<'a> {
     pub(crate) params: &'a HashMap<String, String>,
 }
 
+impl std::fmt::Debug for ConnectInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectInfo")
+            .field("path", &self.request.path())
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ConnectInfo<'_> {
     /// A query parameter of the socket URL (`/socket/websocket?user_id=…`).
     pub fn param(&self, name: &str) -> Option<&str> {
@@ -65,6 +74,15 @@ pub struct SocketRoute {
     pub(crate) path: String,
     pub(crate) router: Arc<Router>,
     pub(crate) connect: Arc<ConnectHook>,
+}
+
+impl std::fmt::Debug for SocketRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketRoute")
+            .field("path", &self.path)
+            .field("router", &self.router)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SocketRoute {

@@ -72,6 +72,7 @@ impl<C: Channel> DynChannel for C {
     }
 }
 
+#[derive(Debug)]
 enum Pattern {
     Exact(String),
     Prefix(String),
@@ -109,6 +110,17 @@ impl Pattern {
 #[derive(Default)]
 pub struct Router {
     routes: Vec<(Pattern, Arc<dyn DynChannel>)>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field(
+                "routes",
+                &self.routes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl Router {

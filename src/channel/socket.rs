@@ -141,6 +141,17 @@ pub struct Socket {
     pub(crate) current_ref: Option<String>,
 }
 
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("topic", &self.topic)
+            .field("join_ref", &self.join_ref)
+            .field("join_id", &self.join_id)
+            .field("assigns", &self.assigns)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Socket {
     pub(crate) fn new(topic: Arc<str>, join_ref: Arc<str>, assigns: Assigns, conn: Conn) -> Socket {
         Socket {
@@ -349,6 +360,15 @@ pub struct SocketHandle {
     topic: Arc<str>,
     join_ref: Arc<str>,
     outbox: Outbox,
+}
+
+impl std::fmt::Debug for SocketHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketHandle")
+            .field("topic", &self.topic)
+            .field("join_ref", &self.join_ref)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SocketHandle {

@@ -18,7 +18,10 @@
 //! [`Broadcasting::SameCommander`], [`Broadcasting::Named`]; name them from outside a page
 //! with [`same_path`], [`same_commander`], [`same_topic`].
 //!
-//! This module must never reach below the channel layer's public API.
+//! This module builds on the channel, presence and pub/sub layers' public APIs; it must
+//! never import the endpoint (which mounts it).
+//!
+#![doc = include_str!("../../docs/page-channel.md")]
 
 pub mod html;
 mod page;
@@ -345,12 +348,32 @@ pub struct Commanders {
     pub(crate) hub: Arc<Hub>,
 }
 
+impl std::fmt::Debug for Commanders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commanders")
+            .field(
+                "commanders",
+                &self.hub.commanders.keys().collect::<Vec<_>>(),
+            )
+            .field("tracks_pages", &self.hub.presence.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Builds [`Commanders`].
 pub struct CommandersBuilder {
     config: Config,
     pubsub: Arc<dyn PubSub>,
     presence: Option<Presence>,
     commanders: HashMap<&'static str, Arc<dyn DynCommander>>,
+}
+
+impl std::fmt::Debug for CommandersBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandersBuilder")
+            .field("commanders", &self.commanders.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CommandersBuilder {

@@ -295,6 +295,17 @@ pub struct Page<'a> {
     pub(crate) hub: &'a Hub,
 }
 
+impl std::fmt::Debug for Page<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Page")
+            .field("commander", &self.state.commander)
+            .field("path", &self.state.path)
+            .field("browser_id", &self.state.browser_id)
+            .field("topics", &self.state.topics)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Page<'_> {
     /// The request path the page was rendered for.
     pub fn path(&self) -> &str {

@@ -2,12 +2,8 @@
 //! id, store and session, tracks the page, runs the commander's callbacks and dispatches
 //! DOM events to declared handlers.
 //!
-//! Wire (see the README): join payload `{token, browser_id?, store?, onload, counters,
-//! topics?}`,
-//! reply `{browser_id, topics, store_rejected}`; client push `event` `{handler, sender}`
-//! answered `ok` or `error {reason}`; server pushes `patch`, `store {token}` and
-//! `error {callback, reason}`, `topics {token}`; broadcasts arrive as `patch` on the page's topics and
-//! `count` on `tether:count:<topic>`.
+//! The wire protocol is described once, in `docs/page-channel.md` (included in the
+//! `commander` module docs).
 
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -54,6 +54,12 @@ pub struct Keys {
     key: Key,
 }
 
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(<redacted>)")
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<T> {
     /// Purpose.

@@ -99,6 +99,7 @@ pub trait PresenceHooks: Send + Sync + 'static {
 }
 
 /// The default hooks: clients see presences as they are.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultHooks;
 
 impl PresenceHooks for DefaultHooks {}

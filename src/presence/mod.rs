@@ -39,7 +39,7 @@
 //! - A meta is at most `presence.max_meta_bytes` (4 KiB) encoded; a larger `track` or
 //!   `update` fails with [`TrackError::MetaTooLarge`] and nothing is stored or gossiped.
 //! - A `presence_state` is exempt from the subscriber's outbound byte limit (see
-//!   [`Outbox::push_exempt_frame`](crate::transport::Outbox::push_exempt_frame)): a room of
+//!   the outbox's `push_exempt_frame`): a room of
 //!   any size stays joinable; there is at most one per subscription.
 //! - Presences are owned by a join ([`Socket::join_id`]), not by a connection: ending one
 //!   join never untracks or unsubscribes another join of the same connection, and a leave
@@ -194,6 +194,14 @@ struct Inner {
 #[derive(Clone)]
 pub struct Presence {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A join that could not be tracked is refused with `{"reason": "<why>"}`.

@@ -268,6 +268,17 @@ pub struct Tracker {
     view: HashMap<Arc<str>, BTreeMap<String, Vec<Entry>>>,
 }
 
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("me", &self.me)
+            .field("seq", &self.seq)
+            .field("local", &self.local.len())
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Tracker {
     /// A new replica with nothing tracked, timed by `config` (its down and permdown
     /// periods; transfers are asked again after two broadcast periods).

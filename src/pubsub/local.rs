@@ -29,6 +29,12 @@ pub struct LocalPubSub {
     shards: Box<[Shard]>,
 }
 
+impl std::fmt::Debug for LocalPubSub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPubSub").finish_non_exhaustive()
+    }
+}
+
 impl Default for LocalPubSub {
     fn default() -> Self {
         LocalPubSub::new()

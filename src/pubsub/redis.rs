@@ -221,6 +221,15 @@ pub struct RedisPubSub {
     idle: Mutex<Option<Idle>>,
 }
 
+impl std::fmt::Debug for RedisPubSub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisPubSub")
+            .field("node", &self.node)
+            .field("bus", &self.bus)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A bus not started yet.
 struct Idle {
     client: redis::Client,

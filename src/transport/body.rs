@@ -25,12 +25,12 @@ use futures_util::Stream;
 use super::outbox::{Close, Shared, Wire};
 
 /// Largest chunk handed to actix-http at once: the size of its initial write buffer.
-pub const CHUNK: usize = 8192;
+pub(crate) const CHUNK: usize = 8192;
 
 /// The `h1_write_buffer_size` to give actix-web's `HttpServer` (as [`crate::serve`] does):
 /// take a chunk only when the write buffer is empty, so one chunk is one write and the buffer
 /// keeps its initial size.
-pub const H1_WRITE_BUFFER_SIZE: usize = 1;
+pub(crate) const H1_WRITE_BUFFER_SIZE: usize = 1;
 
 /// Room kept for the largest header plus a control frame.
 const CONTROL_ROOM: usize = 14 + 125;
@@ -69,7 +69,7 @@ fn close_frame(out: &mut BytesMut, close: &Close) {
 }
 
 /// The body; see the module docs.
-pub struct OutboxBody {
+pub(crate) struct OutboxBody {
     shared: Arc<Shared>,
     /// Pieces of a large frame still to hand over.
     pieces: VecDeque<Bytes>,

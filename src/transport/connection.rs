@@ -41,7 +41,7 @@ use super::{
     outbox::{Close, Outbox, Received},
 };
 
-/// Why a connection ended; handed to [`Handler::terminate`].
+/// Why a connection ended; channels see it in [`TerminateReason::Disconnect`](crate::channel::TerminateReason::Disconnect).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disconnect {
     /// The client sent a close frame or the stream ended.

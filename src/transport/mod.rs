@@ -3,7 +3,7 @@
 //!
 //! This layer knows frames, heartbeats, limits and close codes. It must never know channels,
 //! presence or commanders: decoded frames are handed to a handler that the channel layer
-//! implements, and [`upgrade`](upgrade::upgrade) is how a connection starts. Only the frame
+//! implements, and `upgrade` is how a connection starts. Only the frame
 //! format and the few types other layers' public APIs mention are public.
 
 pub(crate) mod assembler;

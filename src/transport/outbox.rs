@@ -40,15 +40,15 @@ use tokio::time::Instant;
 use crate::pubsub::Subscriber;
 
 /// Bytes charged for an info message, which has no byte length of its own.
-pub const INFO_COST: usize = 64;
+pub(crate) const INFO_COST: usize = 64;
 
 /// Bytes charged for every queued frame or pong on top of its payload: its slot in the
 /// queue and its buffer handle.
-pub const ITEM_COST: usize = 48;
+pub(crate) const ITEM_COST: usize = 48;
 
 /// A close frame: code and reason (at most 123 bytes; longer is cut).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Close {
+pub(crate) struct Close {
     /// Close code (1000, 1001, 1008, …).
     pub code: CloseCode,
     /// Reason text.
@@ -155,12 +155,12 @@ fn wake(waker: Option<Waker>) {
 
 /// The sending side; cheap to clone and `Send`.
 #[derive(Clone)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
 /// What the connection task receives.
-pub enum Received {
+pub(crate) enum Received {
     /// Messages for the handler, in order (never empty).
     Infos(VecDeque<Box<dyn Any + Send>>),
     /// The byte limit was exceeded; the connection is closing as a slow consumer.
@@ -171,7 +171,7 @@ pub enum Received {
 
 impl Outbox {
     /// A new outbox holding at most `limit_bytes` at a time.
-    pub fn new(limit_bytes: usize) -> Outbox {
+    pub(crate) fn new(limit_bytes: usize) -> Outbox {
         Outbox {
             shared: Arc::new(Shared {
                 limit: limit_bytes,
@@ -199,7 +199,7 @@ impl Outbox {
     }
 
     /// Queues a text frame (an encoded Phoenix frame).
-    pub fn push_frame(&self, frame: Bytes) -> Result<(), PushError> {
+    pub(crate) fn push_frame(&self, frame: Bytes) -> Result<(), PushError> {
         let cost = frame.len() + ITEM_COST;
         self.push_charged(frame, cost)
     }
@@ -209,7 +209,7 @@ impl Outbox {
     /// client cannot do without and whose number is bounded elsewhere (a `presence_state`:
     /// one per presence subscription); the write timeout still drops a client that does not
     /// read it.
-    pub fn push_exempt_frame(&self, frame: Bytes) -> Result<(), PushError> {
+    pub(crate) fn push_exempt_frame(&self, frame: Bytes) -> Result<(), PushError> {
         self.push_charged(frame, ITEM_COST)
     }
 
@@ -247,7 +247,7 @@ impl Outbox {
     }
 
     /// Queues a message for the connection's handler.
-    pub fn push_info(&self, info: Box<dyn Any + Send>) -> Result<(), PushError> {
+    pub(crate) fn push_info(&self, info: Box<dyn Any + Send>) -> Result<(), PushError> {
         self.push(
             |_| INFO_COST,
             |state| {
@@ -296,13 +296,13 @@ impl Outbox {
 
     /// Whether the queued output is above the high-water mark (half the limit): the
     /// connection should stop reading its client until [`Outbox::wait_drained`] returns.
-    pub fn is_high(&self) -> bool {
+    pub(crate) fn is_high(&self) -> bool {
         self.shared.lock().wire_bytes > self.shared.high_water()
     }
 
     /// Waits until the queued output is at or below the low-water mark (a quarter of the
     /// limit), or the outbox is no longer open. Cancel safe.
-    pub async fn wait_drained(&self) {
+    pub(crate) async fn wait_drained(&self) {
         poll_fn(|cx| {
             let mut state = self.shared.lock();
             if state.wire_bytes <= self.shared.low_water() || state.status != Status::Open {
@@ -316,19 +316,19 @@ impl Outbox {
 
     /// Since when pending output (frames, a pong, the close frame) has not moved, or `None`
     /// if nothing is pending or the body has ended.
-    pub fn stalled_since(&self) -> Option<Instant> {
+    pub(crate) fn stalled_since(&self) -> Option<Instant> {
         let state = self.shared.lock();
         (state.pending() && !state.body_gone).then_some(state.last_progress)
     }
 
     /// Whether the body has ended (written its close frame, or was dropped).
-    pub fn body_ended(&self) -> bool {
+    pub(crate) fn body_ended(&self) -> bool {
         self.shared.lock().body_gone
     }
 
     /// Gives up on writing: drops everything queued (frames, pong, close frame) and refuses
     /// further pushes. For a connection whose writes made no progress for the write timeout.
-    pub fn abandon(&self) {
+    pub(crate) fn abandon(&self) {
         let mut state = self.shared.lock();
         if state.status == Status::Open {
             state.status = Status::Closed;
@@ -342,7 +342,7 @@ impl Outbox {
 
     /// Refuses further pushes and has the body write what is queued, then `close`, then end.
     /// A second close, or a close after an overflow, changes nothing.
-    pub fn close(&self, close: Close) {
+    pub(crate) fn close(&self, close: Close) {
         let mut state = self.shared.lock();
         if state.status == Status::Open {
             state.status = Status::Closed;
@@ -354,7 +354,7 @@ impl Outbox {
     }
 
     /// Waits for messages for the handler, an overflow, or the end of the body. Cancel safe.
-    pub async fn recv(&self) -> Received {
+    pub(crate) async fn recv(&self) -> Received {
         poll_fn(|cx| {
             let mut state = self.shared.lock();
             if state.status == Status::Overflowed {
