@@ -27,7 +27,6 @@ use support::{
     example::{Example, Launch},
     reply,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Heartbeat period of every node (ms).
 const BROADCAST_MS: u64 = 100;
@@ -910,22 +909,9 @@ async fn sigterm_says_goodbye_and_peers_drop_presences_at_once() {
 // ---------------------------------------------------------------------------------------
 // 8. online_counter on two nodes: commander broadcasts reach pages on both.
 
-/// `GET path` over a raw HTTP/1.1 connection; returns the body (bounded wait).
+/// `GET path`; asserts a 200 and returns the body.
 async fn http_get(port: u16, path: &str) -> String {
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        String::from_utf8(response).expect("utf-8 response")
-    };
-    let response = tokio::time::timeout(Duration::from_secs(10), fetch)
-        .await
-        .expect("GET timed out");
+    let response = support::http_get(port, path).await;
     assert!(
         response.starts_with("HTTP/1.1 200"),
         "GET {path}: {response}"

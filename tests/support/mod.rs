@@ -281,6 +281,26 @@ impl Client {
     }
 }
 
+/// `GET path` over a raw HTTP/1.1 connection to `127.0.0.1:port`; the whole response
+/// (status line, headers, body). Bounded by [`WAIT`].
+pub async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).expect("utf-8 response")
+    };
+    tokio::time::timeout(WAIT, fetch)
+        .await
+        .expect("GET timed out")
+}
+
 /// Asserts a reply frame's status and returns its response.
 pub fn reply(frame: &Value, status: &str) -> Value {
     assert_eq!(frame[3], "phx_reply", "not a reply: {frame}");
