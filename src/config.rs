@@ -229,8 +229,9 @@ impl Default for PresenceConfig {
     }
 }
 
-/// Environment variables read by [`Config::from_env`], and the key each overrides.
-const ENV_OVERRIDES: &[(&str, &str)] = &[
+/// Environment variables read by [`Config::from_env`], and the key each overrides: the one
+/// list that parsing uses (and that the README's configuration block is checked against).
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_SECRET_KEY_BASE", "endpoint.secret_key_base"),
     ("PORT", "endpoint.port"),
     ("TETHER_PUBSUB_URL", "pubsub.url"),
@@ -252,11 +253,7 @@ impl Config {
     /// Loads `TETHER_CONFIG` (if set), applies the environment overrides, fills in a
     /// development secret if none was given, and validates.
     ///
-    /// Overrides: `TETHER_SECRET_KEY_BASE`, `PORT`, `TETHER_PUBSUB_URL`, `TETHER_NODE`,
-    /// `TETHER_PUBSUB_CHANNEL`,
-    /// `TETHER_PRESENCE_BROADCAST_PERIOD_MS`, `TETHER_PRESENCE_DOWN_PERIOD_MS`,
-    /// `TETHER_PRESENCE_PERMDOWN_PERIOD_MS`, `TETHER_PRESENCE_COALESCE_MS`. An empty variable
-    /// counts as unset.
+    /// The overrides are [`ENV_OVERRIDES`]; an empty variable counts as unset.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
@@ -621,6 +618,21 @@ mod tests {
             "a dev secret is filled in"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_readme_names_every_environment_override() {
+        let readme = include_str!("../README.md");
+        for (var, key) in ENV_OVERRIDES {
+            let field = key.rsplit('.').next().unwrap_or(key);
+            let line = readme
+                .lines()
+                .find(|line| line.starts_with(&format!("{field} ")) && line.contains(var));
+            assert!(
+                line.is_some(),
+                "README's config block lacks `{field} … # env {var}`"
+            );
+        }
     }
 
     #[test]

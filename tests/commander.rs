@@ -324,9 +324,16 @@ async fn forged_expired_and_cross_commander_tokens_are_refused() {
         s.commanders
             .keys()
             .sign("browser", &json!({"c": "probe", "p": "/x"}), unix_now());
+    // Issued a day from now: would never expire.
+    let from_the_future = s.commanders.keys().sign(
+        "page",
+        &json!({"c": "probe", "p": "/x"}),
+        unix_now() + 86_400,
+    );
     for token in [
         forged,
         expired,
+        from_the_future,
         wrong_purpose,
         s.token("other", "/x"),
         String::new(),

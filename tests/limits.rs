@@ -138,8 +138,15 @@ async fn a_fragmented_message_over_the_limit_closes_with_1009() {
 #[tokio::test]
 async fn a_slow_consumer_is_disconnected_and_nobody_else_waits() {
     // 64 KiB of outbound queue; a reader that never reads fills its socket buffers and then
-    // its queue, and must be dropped while a reading client gets every broadcast.
-    let server = start(test_config().with_max_outbound_bytes(64 * 1024));
+    // its queue, and must be dropped while a reading client gets every broadcast. The write
+    // timeout is long (60 s) so that nothing here waits for it: the cut slow consumer, whose
+    // close frame cannot be written, must not hold up its worker meanwhile (each wait below
+    // is bounded by 10 s).
+    let server = start(
+        test_config()
+            .with_max_outbound_bytes(64 * 1024)
+            .with_write_timeout_ms(60_000),
+    );
     let mut slow = server.client("").await;
     let mut fast = server.client("").await;
     let mut sender = server.client("").await;

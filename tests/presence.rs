@@ -223,10 +223,10 @@ async fn counts_list_and_untrack_on_leave_and_disconnect() {
         2
     );
     assert_eq!(
-        presence.get_by_key("room:c", "bob").await["metas"][0]["name"],
+        presence.get_by_key("room:c", "bob").await.unwrap()["metas"][0]["name"],
         "bob"
     );
-    assert_eq!(presence.get_by_key("room:c", "nobody").await, Value::Null);
+    assert_eq!(presence.get_by_key("room:c", "nobody").await, None);
 
     b.send(Some(&jb), "9", "room:c", "phx_leave", json!({}))
         .await;
@@ -475,7 +475,7 @@ async fn a_meta_over_the_limit_is_refused_and_nothing_changes() {
     // Nothing stored, nothing sent: bob sees no diff before his heartbeat reply.
     tokio::time::sleep(Duration::from_millis(50)).await; // pacing: past one 10 ms window
     assert!(bob.sync().await.is_empty());
-    let metas = presence.get_by_key("room:m", "alice").await["metas"].clone();
+    let metas = presence.get_by_key("room:m", "alice").await.unwrap()["metas"].clone();
     assert!(metas[0].get("status").is_none(), "{metas}");
     // A small status still works, and a join with a huge meta is refused.
     let frame = alice

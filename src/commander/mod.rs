@@ -317,9 +317,11 @@ pub enum Count {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PageClaims {
     /// Commander.
-    pub(crate) c: String,
+    #[serde(rename = "c")]
+    pub(crate) commander: String,
     /// Request path.
-    pub(crate) p: String,
+    #[serde(rename = "p")]
+    pub(crate) path: String,
 }
 
 pub(crate) struct Hub {
@@ -477,8 +479,8 @@ impl Commanders {
             "commander `{commander}` is not registered"
         );
         let claims = PageClaims {
-            c: commander.to_string(),
-            p: request.path().to_string(),
+            commander: commander.to_string(),
+            path: request.path().to_string(),
         };
         let token = self.hub.keys.sign("page", &claims, unix_now());
         // Where the endpoint is mounted (under a scope, say), as actix knows it.

@@ -255,24 +255,31 @@ pub const MAX_STORE_BYTES: usize = 4096;
 #[derive(Debug, serde::Deserialize, Serialize)]
 pub(crate) struct StoreClaims {
     /// Browser id.
-    pub(crate) b: String,
+    #[serde(rename = "b")]
+    pub(crate) browser_id: String,
     /// The store.
-    pub(crate) s: Map<String, Value>,
+    #[serde(rename = "s")]
+    pub(crate) store: Map<String, Value>,
 }
 
 /// A page's topics, signed for the browser to send back on rejoin.
 #[derive(Debug, serde::Deserialize, Serialize)]
 pub(crate) struct TopicClaims {
     /// Commander.
-    pub(crate) c: String,
+    #[serde(rename = "c")]
+    pub(crate) commander: String,
     /// Path.
-    pub(crate) p: String,
+    #[serde(rename = "p")]
+    pub(crate) path: String,
     /// Browser id the token was made for.
-    pub(crate) b: String,
+    #[serde(rename = "b")]
+    pub(crate) browser_id: String,
     /// Issued at, in unix milliseconds (to compare with unsubscribes).
-    pub(crate) ms: u64,
+    #[serde(rename = "ms")]
+    pub(crate) issued_ms: u64,
     /// Topics.
-    pub(crate) t: Vec<String>,
+    #[serde(rename = "t")]
+    pub(crate) topics: Vec<String>,
 }
 
 /// Per-join state of a page, kept in the page channel's socket.
@@ -340,8 +347,8 @@ impl Page<'_> {
         let value = serde_json::to_value(value).unwrap_or(Value::Null);
         let previous = self.state.store.insert(key.to_string(), value);
         let claims = StoreClaims {
-            b: self.state.browser_id.clone(),
-            s: self.state.store.clone(),
+            browser_id: self.state.browser_id.clone(),
+            store: self.state.store.clone(),
         };
         let token = self.hub.keys.encrypt("store", &claims, unix_now());
         if token.len() > MAX_STORE_BYTES {
@@ -500,13 +507,13 @@ impl Page<'_> {
     /// when it rejoins (after a reconnect), so runtime subscriptions survive it.
     fn remember_topics(&mut self) {
         let claims = TopicClaims {
-            c: self.state.commander.to_string(),
-            p: self.state.path.clone(),
-            b: self.state.browser_id.clone(),
-            ms: self
+            commander: self.state.commander.to_string(),
+            path: self.state.path.clone(),
+            browser_id: self.state.browser_id.clone(),
+            issued_ms: self
                 .hub
                 .topics_issue_ms(&self.state.browser_id, &self.state.topics),
-            t: self.state.topics.clone(),
+            topics: self.state.topics.clone(),
         };
         let token = self.hub.keys.sign("topics", &claims, unix_now());
         let _ = self.socket.push("topics", &json!({ "token": token }));

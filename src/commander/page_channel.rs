@@ -129,8 +129,8 @@ impl Channel for PageChannel {
                 tracing::warn!(commander = name, "page token refused: {err}");
                 JoinError::reason("invalid page token")
             })?;
-        if claims.c != name {
-            tracing::warn!(commander = name, token_for = %claims.c, "page token of another commander refused");
+        if claims.commander != name {
+            tracing::warn!(commander = name, token_for = %claims.commander, "page token of another commander refused");
             return Err(JoinError::reason("invalid page token"));
         }
         let browser_id = payload
@@ -149,8 +149,8 @@ impl Channel for PageChannel {
                         .decrypt::<StoreClaims>("store", &token, now, None)
                         .map_err(|err| err.to_string())
                         .and_then(|claims| {
-                            (claims.b == browser_id)
-                                .then_some(claims.s)
+                            (claims.browser_id == browser_id)
+                                .then_some(claims.store)
                                 .ok_or_else(|| "made for another browser".to_string())
                         })
                 };
@@ -173,16 +173,18 @@ impl Channel for PageChannel {
             hub.keys
                 .verify::<TopicClaims>("topics", token, now, max_age)
                 .ok()
-                .filter(|t| t.c == name && t.p == claims.p && t.b == browser_id)
+                .filter(|t| {
+                    t.commander == name && t.path == claims.path && t.browser_id == browser_id
+                })
         });
         let topics = match remembered {
             Some(remembered) => {
-                let issued = remembered.ms;
-                let mut topics = remembered.t;
+                let issued = remembered.issued_ms;
+                let mut topics = remembered.topics;
                 topics.retain(|topic| hub.may_rejoin(&browser_id, topic, issued));
                 topics
             }
-            None => PageChannel::topics(&*commander, name, &claims.p),
+            None => PageChannel::topics(&*commander, name, &claims.path),
         };
         for topic in &topics {
             socket.subscribe(topic);
@@ -193,7 +195,7 @@ impl Channel for PageChannel {
         }
         let mut state = PageState {
             commander: name,
-            path: claims.p,
+            path: claims.path,
             browser_id,
             session,
             store,

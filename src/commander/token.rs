@@ -63,11 +63,14 @@ impl std::fmt::Debug for Keys {
 #[derive(Serialize, Deserialize)]
 struct Envelope<T> {
     /// Purpose.
-    p: String,
+    #[serde(rename = "p")]
+    purpose: String,
     /// Issued at (unix seconds).
-    t: u64,
+    #[serde(rename = "t")]
+    issued: u64,
     /// Data.
-    d: T,
+    #[serde(rename = "d")]
+    data: T,
 }
 
 impl Keys {
@@ -138,12 +141,15 @@ impl Keys {
 
 fn envelope<T: Serialize>(purpose: &str, data: &T, now: u64) -> String {
     serde_json::to_string(&Envelope {
-        p: purpose.to_string(),
-        t: now,
-        d: data,
+        purpose: purpose.to_string(),
+        issued: now,
+        data,
     })
     .unwrap_or_default()
 }
+
+/// How far in the future a token's issue time may be (clocks of a cluster's nodes differ).
+const MAX_CLOCK_SKEW_S: u64 = 300;
 
 /// Checks a verified (or decrypted) cookie's envelope: `None` means the crypto failed.
 fn open<T: DeserializeOwned>(
@@ -155,13 +161,17 @@ fn open<T: DeserializeOwned>(
     let cookie = cookie.ok_or(TokenError::Invalid)?;
     let envelope: Envelope<T> =
         serde_json::from_str(cookie.value()).map_err(|_| TokenError::Invalid)?;
-    if envelope.p != purpose {
+    if envelope.purpose != purpose {
         return Err(TokenError::WrongPurpose);
     }
-    if max_age.is_some_and(|max| now.saturating_sub(envelope.t) > max) {
+    // A token from the future (more than a clock skew ahead) never ages: refuse it.
+    if envelope.issued > now.saturating_add(MAX_CLOCK_SKEW_S) {
+        return Err(TokenError::Invalid);
+    }
+    if max_age.is_some_and(|max| now.saturating_sub(envelope.issued) > max) {
         return Err(TokenError::Expired);
     }
-    Ok(envelope.d)
+    Ok(envelope.data)
 }
 
 /// Seconds since the Unix epoch.

@@ -526,17 +526,17 @@ impl Presence {
         Presences(self.shard(topic).tracker.list(topic))
     }
 
-    /// The entry under `key` on `topic` after `fetch` (`{"metas": [...]}`), or `null`.
-    pub async fn get_by_key(&self, topic: &str, key: &str) -> Value {
+    /// The entry under `key` on `topic` after `fetch` (`{"metas": [...]}`), or `None` when
+    /// nobody is tracked under `key`.
+    pub async fn get_by_key(&self, topic: &str, key: &str) -> Option<Value> {
         let metas = self.shard(topic).tracker.get_by_key(topic, key);
         if metas.is_empty() {
-            return Value::Null;
+            return None;
         }
         let presences = Presences([(key.to_string(), metas)].into_iter().collect());
-        let fetched = self.fetch(topic, presences).await;
-        match fetched {
-            Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
-            other => other,
+        match self.fetch(topic, presences).await {
+            Value::Object(mut map) => map.remove(key),
+            other => Some(other),
         }
     }
 

@@ -36,13 +36,21 @@ use std::sync::{
 use bytes::Bytes;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+mod bus;
 mod local;
+#[cfg(feature = "redis")]
 mod redis;
 
-pub use local::LocalPubSub;
+pub use bus::BusIdentity;
 #[cfg(feature = "fuzzing")]
-pub(crate) use redis::fuzz_envelope;
-pub use redis::{BusIdentity, FLUSH_TIMEOUT, PUBLISH_QUEUE_BYTES, RedisPubSub};
+pub(crate) use bus::fuzz_envelope;
+pub use local::LocalPubSub;
+#[cfg(feature = "redis")]
+pub use redis::{FLUSH_TIMEOUT, PUBLISH_QUEUE_BYTES, RedisPubSub};
+
+/// Longest a stopping bus spends sending what is still queued (goodbyes included).
+#[cfg(not(feature = "redis"))]
+pub const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 use crate::config::PubSubConfig;
 
@@ -61,9 +69,17 @@ pub enum PubSubError {
 pub fn from_config(config: &PubSubConfig, secret: &str) -> Result<Arc<dyn PubSub>, PubSubError> {
     match &config.url {
         None => Ok(Arc::new(LocalPubSub::new())),
+        #[cfg(feature = "redis")]
         Some(url) => {
             let bus = BusIdentity::derive(secret.as_bytes(), config.channel.as_deref());
             Ok(Arc::new(RedisPubSub::new(url, &config.node_name(), bus)?))
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => {
+            let _ = secret;
+            Err(PubSubError::Redis(
+                "pubsub.url is set but tether was built without its `redis` feature".into(),
+            ))
         }
     }
 }

@@ -139,11 +139,9 @@ pub(crate) async fn run<H: Handler>(
         return;
     }
     outbox.close(reason.close());
-    // Watch the last writes (queued frames, then the close frame) until the body ends.
-    while !outbox.body_ended() {
-        let Some(since) = outbox.stalled_since() else {
-            break;
-        };
+    // Watch the last writes (queued frames, then the close frame) until the body ends; the
+    // deadline moves with every write that makes progress.
+    while let Some(since) = outbox.stalled_since() {
         let deadline = since + limits.write_timeout;
         if Instant::now() >= deadline {
             tracing::info!("write timeout while closing; connection abandoned");
@@ -151,7 +149,7 @@ pub(crate) async fn run<H: Handler>(
             break;
         }
         tokio::select! {
-            _ = outbox.recv() => {}
+            _ = outbox.body_ended() => break,
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }

@@ -321,9 +321,18 @@ impl Outbox {
         (state.pending() && !state.body_gone).then_some(state.last_progress)
     }
 
-    /// Whether the body has ended (written its close frame, or was dropped).
-    pub(crate) fn body_ended(&self) -> bool {
-        self.shared.lock().body_gone
+    /// Waits until the body has ended (written its close frame, or was dropped). Cancel
+    /// safe.
+    pub(crate) async fn body_ended(&self) {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.body_gone {
+                return Poll::Ready(());
+            }
+            register(&mut state.task_waker, cx);
+            Poll::Pending
+        })
+        .await
     }
 
     /// Gives up on writing: drops everything queued (frames, pong, close frame) and refuses

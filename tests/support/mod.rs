@@ -138,7 +138,8 @@ impl Client {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        let connecting = tokio_tungstenite::connect_async(request);
+        // No Nagle: a test client waiting for a reply must not wait for a delayed ACK.
+        let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
         match tokio::time::timeout(WAIT, connecting)
             .await
             .expect("connect timed out")
