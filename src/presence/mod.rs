@@ -48,25 +48,24 @@
 //! This module must never know about commanders; it knows channels only to track a
 //! channel's socket and to untrack it when the join ends.
 
+mod delivery;
 pub mod hooks;
+mod replication;
 pub mod tracker;
+mod window;
 
 use std::{
     collections::HashMap,
-    future::Future,
     hash::Hasher,
-    panic::AssertUnwindSafe,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use bytes::Bytes;
-use futures_util::FutureExt;
 use indexmap::{IndexMap, IndexSet};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -77,60 +76,19 @@ use crate::{
     channel::Socket,
     config::PresenceConfig,
     drops::DropCounter,
-    pubsub::{PubSub, Subscriber, SubscriberId},
-    transport::{
-        Outbox,
-        frame::{encode, encode_raw},
-    },
+    pubsub::{PubSub, SubscriberId},
+    transport::Outbox,
 };
 use hooks::DynHooks;
-use tracker::{Change, ChangeKind, Gossip, ReplicaId, Tracker};
+use replication::{GossipInbox, gossip_topic, incarnation};
+use tracker::{Change, ReplicaId, Tracker};
+use window::Window;
 
 /// Number of tracker shards; must be the same on every node of a cluster.
 pub const SHARDS: usize = 8;
 
 /// Gossip messages waiting for the presence task, at most.
 const GOSSIP_QUEUE: usize = 4096;
-
-/// Changes of one topic waiting for the end of the window.
-#[derive(Default)]
-struct Window {
-    joins: IndexMap<String, (String, Meta)>,
-    leaves: IndexMap<String, (String, Meta)>,
-}
-
-impl Window {
-    fn record(&mut self, change: Change) {
-        let phx_ref = change
-            .meta
-            .get("phx_ref")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let (same_side, other_side) = match change.kind {
-            ChangeKind::Join => (&mut self.joins, &mut self.leaves),
-            ChangeKind::Leave => (&mut self.leaves, &mut self.joins),
-        };
-        // A leave of a ref that joined in this window (or the reverse) cancels out.
-        if other_side.shift_remove(&phx_ref).is_none() {
-            same_side.insert(phx_ref, (change.key, change.meta));
-        }
-    }
-
-    fn into_diff(self) -> PresenceDiff {
-        fn group(side: IndexMap<String, (String, Meta)>) -> Presences {
-            let mut presences = Presences::default();
-            for (_, (key, meta)) in side {
-                presences.0.entry(key).or_default().push(meta);
-            }
-            presences
-        }
-        PresenceDiff {
-            joins: group(self.joins),
-            leaves: group(self.leaves),
-        }
-    }
-}
 
 struct Listener {
     outbox: Outbox,
@@ -233,28 +191,6 @@ impl Drop for JoinGuard {
         }
         presence.commit(shard, changes);
     }
-}
-
-/// Receives this node's share of presence gossip from pub/sub.
-struct GossipInbox {
-    shard: usize,
-    queue: mpsc::Sender<(usize, Bytes)>,
-}
-
-impl Subscriber for GossipInbox {
-    fn deliver(&self, message: &Bytes) {
-        if self.queue.try_send((self.shard, message.clone())).is_err() {
-            // Dropped gossip is repaired by the next heartbeat's gap check (a transfer).
-            tracing::warn!(
-                shard = self.shard,
-                "presence gossip queue full; message dropped"
-            );
-        }
-    }
-}
-
-fn gossip_topic(shard: usize) -> String {
-    format!("tether:presence:{shard}")
 }
 
 /// The shard of `topic`: FNV-1a of its bytes, a fixed hash (unlike std's `Hash` stream, which
@@ -566,212 +502,4 @@ impl Presence {
         }
         self.inner.shutdown.cancel();
     }
-
-    fn publish(&self, shard: usize, gossip: &Gossip) {
-        match gossip.encode() {
-            Ok(bytes) => self.inner.pubsub.broadcast(
-                &gossip_topic(shard),
-                Bytes::from(bytes),
-                Some(self.inner.id),
-            ),
-            Err(err) => tracing::error!("cannot encode presence gossip: {err}"),
-        }
-    }
-
-    /// Gossip: heartbeats, peers' messages, the down rules. Never runs application hooks.
-    async fn run_gossip(self, mut inbox: mpsc::Receiver<(usize, Bytes)>) {
-        let period = Duration::from_millis(self.inner.config.broadcast_period_ms);
-        let mut heartbeat = tokio::time::interval(period);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => break,
-                _ = heartbeat.tick() => self.beat(),
-                Some((shard, bytes)) = inbox.recv() => self.receive(shard, &bytes),
-            }
-        }
-        for shard in 0..SHARDS {
-            self.inner
-                .pubsub
-                .unsubscribe(&gossip_topic(shard), self.inner.id);
-        }
-    }
-
-    /// Delivery: closes each window `coalesce` after its first change and hands its diffs
-    /// and states out, running the hooks. While it runs, later changes keep merging into
-    /// the next window.
-    async fn run_delivery(self) {
-        guarded("init", self.hooks().init()).await;
-        loop {
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => break,
-                _ = self.inner.flush_wanted.notified() => {}
-            }
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_millis(self.inner.config.coalesce_ms)) => {}
-            }
-            self.inner.flush_scheduled.store(false, Ordering::Release);
-            self.flush().await;
-        }
-    }
-
-    fn beat(&self) {
-        let now = self.now_ms();
-        for index in 0..SHARDS {
-            let heartbeat = {
-                let mut shard = self.shard_at(index);
-                let changes = shard.tracker.tick(now);
-                let heartbeat = shard.tracker.heartbeat();
-                self.commit(shard, changes);
-                heartbeat
-            };
-            self.publish(index, &heartbeat);
-        }
-    }
-
-    fn receive(&self, index: usize, bytes: &[u8]) {
-        let gossip = match Gossip::decode(bytes) {
-            Ok(gossip) => gossip,
-            Err(err) => {
-                self.inner.dropped_gossip.count(|total| {
-                    tracing::warn!(shard = index, total, "presence gossip dropped: {err}")
-                });
-                return;
-            }
-        };
-        let now = self.now_ms();
-        let replies = {
-            let mut shard = self.shard_at(index);
-            let (changes, replies) = shard.tracker.receive(gossip, now);
-            self.commit(shard, changes);
-            replies
-        };
-        for reply in replies {
-            self.publish(index, &reply);
-        }
-    }
-
-    /// Ends the window: one diff per changed topic to its subscribers, one state to each
-    /// topic's new subscribers.
-    async fn flush(&self) {
-        for index in 0..SHARDS {
-            let work = self.take_work(index);
-            for topic_work in work {
-                self.deliver(topic_work).await;
-            }
-        }
-    }
-
-    fn take_work(&self, index: usize) -> Vec<TopicWork> {
-        let mut shard = self.shard_at(index);
-        let dirty = std::mem::take(&mut shard.dirty);
-        let mut work = Vec::with_capacity(dirty.len());
-        for topic in dirty {
-            let diff = shard.windows.remove(&topic).unwrap_or_default().into_diff();
-            let mut old = Vec::new();
-            let mut new = Vec::new();
-            if let Some(listeners) = shard.listeners.get_mut(&topic) {
-                for listener in listeners.values_mut() {
-                    if listener.awaiting_state {
-                        listener.awaiting_state = false;
-                        new.push((listener.outbox.clone(), listener.join_ref.clone()));
-                    } else {
-                        old.push(listener.outbox.clone());
-                    }
-                }
-            }
-            let state = (!new.is_empty()).then(|| Presences(shard.tracker.list(&topic)));
-            let current = Presences(
-                diff.joins
-                    .0
-                    .keys()
-                    .chain(diff.leaves.0.keys())
-                    .map(|key| (key.clone(), shard.tracker.get_by_key(&topic, key)))
-                    .collect(),
-            );
-            work.push(TopicWork {
-                topic,
-                diff,
-                current,
-                old,
-                new,
-                state,
-            });
-        }
-        work
-    }
-
-    async fn deliver(&self, work: TopicWork) {
-        let hooks = self.hooks();
-        let topic = &*work.topic;
-        if !(work.diff.joins.is_empty() && work.diff.leaves.is_empty()) {
-            if !work.old.is_empty() {
-                let joins = self.fetch(topic, work.diff.joins.clone()).await;
-                let leaves = self.fetch(topic, work.diff.leaves.clone()).await;
-                let frame = encode(
-                    None,
-                    None,
-                    topic,
-                    "presence_diff",
-                    &json!({"joins": joins, "leaves": leaves}),
-                );
-                for outbox in &work.old {
-                    // A refused push means that connection is closing; its task logs why.
-                    let _ = outbox.push_frame(frame.clone());
-                }
-            }
-            guarded(
-                "handle_metas",
-                hooks.handle_metas(topic, &work.diff, &work.current),
-            )
-            .await;
-        }
-        if let Some(state) = work.state {
-            let fetched = self.fetch(topic, state).await;
-            let raw = serde_json::to_vec(&fetched).unwrap_or_else(|_| b"{}".to_vec());
-            for (outbox, join_ref) in &work.new {
-                let frame = encode_raw(Some(join_ref), None, topic, "presence_state", &raw);
-                // Exempt from the byte limit: a room of any size stays joinable.
-                let _ = outbox.push_exempt_frame(frame);
-            }
-        }
-    }
-
-    /// The `fetch` hook; if it panics, the presences as they are.
-    async fn fetch(&self, topic: &str, presences: Presences) -> Value {
-        let fallback = presences.clone();
-        guarded("fetch", self.hooks().fetch(topic, presences))
-            .await
-            .unwrap_or_else(|| fallback.into_json())
-    }
-}
-
-/// Runs an application hook; a panic is logged and yields `None` instead of ending the task.
-async fn guarded<T>(name: &str, hook: impl Future<Output = T>) -> Option<T> {
-    match AssertUnwindSafe(hook).catch_unwind().await {
-        Ok(value) => Some(value),
-        Err(_) => {
-            tracing::error!("presence hook `{name}` panicked");
-            None
-        }
-    }
-}
-
-struct TopicWork {
-    topic: Arc<str>,
-    diff: PresenceDiff,
-    current: Presences,
-    old: Vec<Outbox>,
-    new: Vec<(Outbox, Arc<str>)>,
-    state: Option<Presences>,
-}
-
-/// A number that differs between runs of a node: start time in microseconds, mixed with
-/// randomness so two processes started in the same microsecond differ too.
-fn incarnation() -> u64 {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    micros ^ (rand::random::<u64>() & 0xFFFF)
 }

@@ -1,0 +1,156 @@
+//! Delivery: the task that closes each topic's window `coalesce_ms` after its first change
+//! and hands out what it holds: one `presence_diff` (after `fetch`) to the topic's
+//! subscribers, one `presence_state` to those that subscribed during the window, and the diff
+//! to `handle_metas`. While it runs (hooks may be slow), later changes keep merging into the
+//! next window.
+//!
+//! A panicking hook is logged and the task carries on. It must never touch gossip.
+
+use std::{
+    future::Future,
+    panic::AssertUnwindSafe,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use futures_util::FutureExt;
+use serde_json::{Value, json};
+
+use super::{
+    Presence, SHARDS,
+    hooks::{PresenceDiff, Presences},
+};
+use crate::transport::{
+    Outbox,
+    frame::{encode_broadcast, encode_raw},
+};
+
+impl Presence {
+    /// Delivery: closes each window `coalesce` after its first change and hands its diffs
+    /// and states out, running the hooks. While it runs, later changes keep merging into
+    /// the next window.
+    pub(super) async fn run_delivery(self) {
+        guarded("init", self.hooks().init()).await;
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => break,
+                _ = self.inner.flush_wanted.notified() => {}
+            }
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(self.inner.config.coalesce_ms)) => {}
+            }
+            self.inner.flush_scheduled.store(false, Ordering::Release);
+            self.flush().await;
+        }
+    }
+
+    /// Ends the window: one diff per changed topic to its subscribers, one state to each
+    /// topic's new subscribers.
+    async fn flush(&self) {
+        for index in 0..SHARDS {
+            let work = self.take_work(index);
+            for topic_work in work {
+                self.deliver(topic_work).await;
+            }
+        }
+    }
+
+    fn take_work(&self, index: usize) -> Vec<TopicWork> {
+        let mut shard = self.shard_at(index);
+        let dirty = std::mem::take(&mut shard.dirty);
+        let mut work = Vec::with_capacity(dirty.len());
+        for topic in dirty {
+            let diff = shard.windows.remove(&topic).unwrap_or_default().into_diff();
+            let mut old = Vec::new();
+            let mut new = Vec::new();
+            if let Some(listeners) = shard.listeners.get_mut(&topic) {
+                for listener in listeners.values_mut() {
+                    if listener.awaiting_state {
+                        listener.awaiting_state = false;
+                        new.push((listener.outbox.clone(), listener.join_ref.clone()));
+                    } else {
+                        old.push(listener.outbox.clone());
+                    }
+                }
+            }
+            let state = (!new.is_empty()).then(|| Presences(shard.tracker.list(&topic)));
+            let current = Presences(
+                diff.joins
+                    .0
+                    .keys()
+                    .chain(diff.leaves.0.keys())
+                    .map(|key| (key.clone(), shard.tracker.get_by_key(&topic, key)))
+                    .collect(),
+            );
+            work.push(TopicWork {
+                topic,
+                diff,
+                current,
+                old,
+                new,
+                state,
+            });
+        }
+        work
+    }
+
+    async fn deliver(&self, work: TopicWork) {
+        let hooks = self.hooks();
+        let topic = &*work.topic;
+        if !(work.diff.joins.is_empty() && work.diff.leaves.is_empty()) {
+            if !work.old.is_empty() {
+                let joins = self.fetch(topic, work.diff.joins.clone()).await;
+                let leaves = self.fetch(topic, work.diff.leaves.clone()).await;
+                let diff = json!({"joins": joins, "leaves": leaves});
+                let frame = encode_broadcast(topic, "presence_diff", &diff);
+                for outbox in &work.old {
+                    // A refused push means that connection is closing; its task logs why.
+                    let _ = outbox.push_frame(frame.clone());
+                }
+            }
+            guarded(
+                "handle_metas",
+                hooks.handle_metas(topic, &work.diff, &work.current),
+            )
+            .await;
+        }
+        if let Some(state) = work.state {
+            let fetched = self.fetch(topic, state).await;
+            let raw = serde_json::to_vec(&fetched).unwrap_or_else(|_| b"{}".to_vec());
+            for (outbox, join_ref) in &work.new {
+                let frame = encode_raw(Some(join_ref), None, topic, "presence_state", &raw);
+                // Exempt from the byte limit: a room of any size stays joinable.
+                let _ = outbox.push_exempt_frame(frame);
+            }
+        }
+    }
+
+    /// The `fetch` hook; if it panics, the presences as they are.
+    pub(super) async fn fetch(&self, topic: &str, presences: Presences) -> Value {
+        let fallback = presences.clone();
+        guarded("fetch", self.hooks().fetch(topic, presences))
+            .await
+            .unwrap_or_else(|| fallback.into_json())
+    }
+}
+
+/// Runs an application hook; a panic is logged and yields `None` instead of ending the task.
+pub(super) async fn guarded<T>(name: &str, hook: impl Future<Output = T>) -> Option<T> {
+    match AssertUnwindSafe(hook).catch_unwind().await {
+        Ok(value) => Some(value),
+        Err(_) => {
+            tracing::error!("presence hook `{name}` panicked");
+            None
+        }
+    }
+}
+
+struct TopicWork {
+    topic: Arc<str>,
+    diff: PresenceDiff,
+    current: Presences,
+    old: Vec<Outbox>,
+    new: Vec<(Outbox, Arc<str>)>,
+    state: Option<Presences>,
+}
