@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Broadcasting, Disconnected, DynCommander, Hub, PageClaims, Sender,
+    Broadcasting, Disconnected, Sender,
+    callbacks::DynCommander,
+    hub::{Hub, PageClaims},
     page::{MAX_STORE_BYTES, Page, PageState, StoreClaims, TopicClaims},
     same_commander, same_path, same_topic,
     token::unix_now,
@@ -94,6 +96,129 @@ impl PageChannel {
             .map(|(name, commander)| (*name, commander.clone()))
     }
 
+    /// The path a page token was signed for, if it is genuine, young enough and made for
+    /// commander `name`.
+    fn verify_page_token(&self, name: &str, token: &str, now: u64) -> Result<String, JoinError> {
+        let max_age = Some(self.hub.config.commander.page_token_max_age_s);
+        let claims: PageClaims =
+            self.hub
+                .keys
+                .verify("page", token, now, max_age)
+                .map_err(|err| {
+                    tracing::warn!(commander = name, "page token refused: {err}");
+                    JoinError::reason("invalid page token")
+                })?;
+        if claims.commander != name {
+            tracing::warn!(commander = name, token_for = %claims.commander, "page token of another commander refused");
+            return Err(JoinError::reason("invalid page token"));
+        }
+        Ok(claims.path)
+    }
+
+    /// The browser's id from its signed token, or a fresh one (none, forged, not a UUID).
+    fn browser_id(&self, token: Option<&str>, now: u64) -> String {
+        token
+            .and_then(|token| {
+                self.hub
+                    .keys
+                    .verify::<String>("browser", token, now, None)
+                    .ok()
+            })
+            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The page's store from its encrypted token: empty without one; `Err` (logged) when
+    /// the token is too large, tampered, or made for another browser.
+    fn open_store(
+        &self,
+        name: &str,
+        token: Option<&str>,
+        browser_id: &str,
+        now: u64,
+    ) -> Result<Map<String, Value>, ()> {
+        let Some(token) = token else {
+            return Ok(Map::new());
+        };
+        let opened = if token.len() > MAX_STORE_BYTES {
+            Err(format!("{} bytes, over {MAX_STORE_BYTES}", token.len()))
+        } else {
+            self.hub
+                .keys
+                .decrypt::<StoreClaims>("store", token, now, None)
+                .map_err(|err| err.to_string())
+                .and_then(|claims| {
+                    (claims.browser_id == browser_id)
+                        .then_some(claims.store)
+                        .ok_or_else(|| "made for another browser".to_string())
+                })
+        };
+        opened.map_err(|why| tracing::warn!(commander = name, "store token refused: {why}"))
+    }
+
+    /// The topics a rejoining page had, from its signed topics token: only a token made for
+    /// this commander, path and browser counts, and never a topic the browser left after the
+    /// token was made.
+    fn remembered_topics(
+        &self,
+        name: &str,
+        path: &str,
+        browser_id: &str,
+        payload: &JoinPayload,
+        now: u64,
+    ) -> Option<Vec<String>> {
+        let max_age = Some(self.hub.config.commander.page_token_max_age_s);
+        let claims = self
+            .hub
+            .keys
+            .verify::<TopicClaims>("topics", payload.topics.as_deref()?, now, max_age)
+            .ok()
+            .filter(|t| t.commander == name && t.path == path && t.browser_id == browser_id)?;
+        let issued = claims.issued_ms;
+        let mut topics = claims.topics;
+        topics.retain(|topic| self.hub.may_rejoin(browser_id, topic, issued));
+        Some(topics)
+    }
+
+    /// Subscribes the page to its topics, and to the counts of those it shows counters of.
+    fn subscribe(&self, socket: &mut Socket, topics: &[String], counters: &[String]) {
+        for topic in topics {
+            socket.subscribe(topic);
+        }
+        for counted in counters.iter().filter(|c| topics.contains(c)) {
+            socket.subscribe(&Hub::counter_topic(counted));
+            self.hub.watch_counter(counted);
+        }
+    }
+
+    /// Tracks the page on its topics, then runs `on_connect` (and `on_load` on the first
+    /// join of a page load): tracked first, so counts taken there include this page.
+    async fn connect(
+        &self,
+        commander: &dyn DynCommander,
+        socket: &mut Socket,
+        state: &mut PageState,
+        onload: bool,
+    ) {
+        let topics = state.topics.clone();
+        let mut page = Page {
+            socket,
+            state,
+            hub: &self.hub,
+        };
+        for topic in &topics {
+            page.track(topic);
+        }
+        if let Err(err) = commander.on_connect(&mut page).await {
+            report(&mut page, "on_connect", err);
+        }
+        if onload {
+            if let Err(err) = commander.on_load(&mut page).await {
+                report(&mut page, "on_load", err);
+            }
+        }
+    }
+
     fn topics(commander: &dyn DynCommander, name: &str, path: &str) -> Vec<String> {
         let mut topics: Vec<String> = Vec::new();
         for broadcasting in commander.broadcasting() {
@@ -112,7 +237,6 @@ impl PageChannel {
 
 impl Channel for PageChannel {
     async fn join(&self, topic: &str, payload: Value, socket: &mut Socket) -> JoinResult {
-        let hub = &*self.hub;
         let name = topic.strip_prefix("tether:page:").unwrap_or_default();
         let Some((name, commander)) = self.commander(name) else {
             tracing::warn!(topic = %crate::text::for_log(topic), "join of an unknown commander");
@@ -121,112 +245,38 @@ impl Channel for PageChannel {
         let payload: JoinPayload = serde_json::from_value(payload)
             .map_err(|_| JoinError::reason("invalid join payload"))?;
         let now = unix_now();
-        let max_age = Some(hub.config.commander.page_token_max_age_s);
-        let claims: PageClaims = hub
-            .keys
-            .verify("page", &payload.token, now, max_age)
-            .map_err(|err| {
-                tracing::warn!(commander = name, "page token refused: {err}");
-                JoinError::reason("invalid page token")
-            })?;
-        if claims.commander != name {
-            tracing::warn!(commander = name, token_for = %claims.commander, "page token of another commander refused");
-            return Err(JoinError::reason("invalid page token"));
-        }
-        let browser_id = payload
-            .browser_id
-            .and_then(|token| hub.keys.verify::<String>("browser", &token, now, None).ok())
-            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut store_rejected = false;
-        let store = match payload.store {
-            None => Map::new(),
-            Some(token) => {
-                let opened = if token.len() > MAX_STORE_BYTES {
-                    Err(format!("{} bytes, over {MAX_STORE_BYTES}", token.len()))
-                } else {
-                    hub.keys
-                        .decrypt::<StoreClaims>("store", &token, now, None)
-                        .map_err(|err| err.to_string())
-                        .and_then(|claims| {
-                            (claims.browser_id == browser_id)
-                                .then_some(claims.store)
-                                .ok_or_else(|| "made for another browser".to_string())
-                        })
-                };
-                opened.unwrap_or_else(|why| {
-                    tracing::warn!(commander = name, "store token refused: {why}");
-                    store_rejected = true;
-                    Map::new()
-                })
-            }
+        let path = self.verify_page_token(name, &payload.token, now)?;
+        let browser_id = self.browser_id(payload.browser_id.as_deref(), now);
+        let store = self.open_store(name, payload.store.as_deref(), &browser_id, now);
+        let topics = match self.remembered_topics(name, &path, &browser_id, &payload, now) {
+            Some(topics) => topics,
+            None => PageChannel::topics(&*commander, name, &path),
         };
+        self.subscribe(socket, &topics, &payload.counters);
         let session = socket
             .assigns()
             .get("session")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        // A topics token counts only for the commander, path and browser it was made for,
-        // and never brings back a topic this browser left after it was made.
-        let remembered = payload.topics.as_deref().and_then(|token| {
-            hub.keys
-                .verify::<TopicClaims>("topics", token, now, max_age)
-                .ok()
-                .filter(|t| {
-                    t.commander == name && t.path == claims.path && t.browser_id == browser_id
-                })
-        });
-        let topics = match remembered {
-            Some(remembered) => {
-                let issued = remembered.issued_ms;
-                let mut topics = remembered.topics;
-                topics.retain(|topic| hub.may_rejoin(&browser_id, topic, issued));
-                topics
-            }
-            None => PageChannel::topics(&*commander, name, &claims.path),
-        };
-        for topic in &topics {
-            socket.subscribe(topic);
-        }
-        for counted in payload.counters.iter().filter(|c| topics.contains(c)) {
-            socket.subscribe(&Hub::counter_topic(counted));
-            hub.watch_counter(counted);
-        }
         let mut state = PageState {
             commander: name,
-            path: claims.path,
+            path,
             browser_id,
             session,
-            store,
+            store: store.as_ref().map_or_else(|_| Map::new(), Clone::clone),
             topics: topics.clone(),
             tracked: Vec::new(),
         };
-        {
-            let mut page = Page {
-                socket: &mut *socket,
-                state: &mut state,
-                hub,
-            };
-            for topic in &topics {
-                page.track(topic);
-            }
-            if let Err(err) = commander.on_connect(&mut page).await {
-                report(&mut page, "on_connect", err);
-            }
-            if payload.onload {
-                if let Err(err) = commander.on_load(&mut page).await {
-                    report(&mut page, "on_load", err);
-                }
-            }
-        }
-        let browser_token = hub.keys.sign("browser", &state.browser_id, now);
+        self.connect(&*commander, socket, &mut state, payload.onload)
+            .await;
+        let browser_token = self.hub.keys.sign("browser", &state.browser_id, now);
         socket.insert(PageSlot::new(state));
         Ok(json!({
             "browser_id": browser_token,
             "topics": topics,
-            "store_rejected": store_rejected,
-            "exec_js": hub.config.commander.exec_js,
+            "store_rejected": store.is_err(),
+            "exec_js": self.hub.config.commander.exec_js,
         }))
     }
 

@@ -1,0 +1,94 @@
+//! The hub: what every commander of an app shares (keys, config, presence, pub/sub), the one
+//! check every patch passes, and the runtime-topic revocations.
+//!
+//! It must never hold a page's state (the page channel's socket does).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Count, Patch, PatchError,
+    callbacks::DynCommander,
+    revocations,
+    token::{self, Keys},
+};
+use crate::{
+    config::Config, presence::Presence, pubsub::PubSub, transport::frame::encode_broadcast,
+};
+
+/// Claims inside a page token.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PageClaims {
+    /// Commander.
+    #[serde(rename = "c")]
+    pub(crate) commander: String,
+    /// Request path.
+    #[serde(rename = "p")]
+    pub(crate) path: String,
+}
+
+pub(crate) struct Hub {
+    pub(crate) keys: Keys,
+    pub(crate) config: Config,
+    pub(crate) commanders: HashMap<&'static str, Arc<dyn DynCommander>>,
+    pub(crate) presence: Option<Presence>,
+    pub(crate) pubsub: Arc<dyn PubSub>,
+    /// Last counts sent per counter topic, to send only changes.
+    pub(crate) counters: Mutex<HashMap<String, (usize, usize)>>,
+    /// Runtime unsubscribes, shared by every node (see [`Hub::revoke`]).
+    pub(crate) revocations: Arc<revocations::Revocations>,
+}
+
+impl Hub {
+    /// Users or connections on `topic` (0 when presence is off).
+    pub(crate) fn count(&self, topic: &str, count: Count) -> usize {
+        self.presence.as_ref().map_or(0, |presence| match count {
+            Count::Users => presence.count_users(topic),
+            Count::Connections => presence.count_connections(topic),
+        })
+    }
+
+    /// The one check every patch passes, wherever it is sent from (a page, a broadcast,
+    /// [`Commanders`]): see [`Patch`].
+    pub(crate) fn check(&self, patch: &Patch) -> Result<(), PatchError> {
+        patch.check(self.config.commander.exec_js)
+    }
+
+    pub(crate) fn broadcast(
+        &self,
+        topic: &str,
+        patch: &Patch,
+        except: Option<crate::pubsub::SubscriberId>,
+    ) -> Result<(), PatchError> {
+        self.check(patch)?;
+        let frame = encode_broadcast(topic, "patch", patch);
+        self.pubsub.broadcast(topic, frame, except);
+        Ok(())
+    }
+
+    /// Records that `browser` left `topic` now: topics tokens of that browser issued
+    /// before now no longer bring the topic back (on every node).
+    pub(crate) fn revoke(&self, browser: &str, topic: &str) {
+        self.revocations.revoke(browser, topic);
+    }
+
+    /// Whether a topics token of `browser` issued at `issued_ms` may still name `topic`.
+    pub(crate) fn may_rejoin(&self, browser: &str, topic: &str, issued_ms: u64) -> bool {
+        !self.revocations.is_revoked(browser, topic, issued_ms)
+    }
+
+    /// The issue time for a new topics token of `browser` naming `topics`: now, or just
+    /// after the latest time the browser left one of them (a page that leaves and rejoins a
+    /// topic within a millisecond keeps it).
+    pub(crate) fn topics_issue_ms(&self, browser: &str, topics: &[String]) -> u64 {
+        topics
+            .iter()
+            .filter_map(|topic| self.revocations.left_at(browser, topic))
+            .map(|at| at + 1)
+            .fold(token::unix_now_ms(), u64::max)
+    }
+}

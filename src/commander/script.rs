@@ -1,0 +1,48 @@
+//! The `<script>` tag a page of a commander includes: tether.js, where the endpoint is
+//! mounted, and a signed page token naming the commander and the request's path.
+//!
+//! It must never render anything but that tag.
+
+use actix_web::HttpRequest;
+
+use super::{Commanders, Html, hub::PageClaims, token::unix_now};
+use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
+
+impl Commanders {
+    /// The tags a page of `commander` includes (`{{ script }}` in askama): tether.js and
+    /// a signed token naming the commander and the request's path. The script and socket
+    /// paths are where the endpoint's routes are mounted (under a `web::scope` too).
+    ///
+    /// Panics if `commander` is not registered (a programming error, caught at the first
+    /// render).
+    pub fn script(&self, commander: &str, request: &HttpRequest) -> Html {
+        assert!(
+            self.hub.commanders.contains_key(commander),
+            "commander `{commander}` is not registered"
+        );
+        let claims = PageClaims {
+            commander: commander.to_string(),
+            path: request.path().to_string(),
+        };
+        let token = self.hub.keys.sign("page", &claims, unix_now());
+        // Where the endpoint is mounted (under a scope, say), as actix knows it.
+        let path_of = |name: &str| {
+            request
+                .url_for_static(name)
+                .ok()
+                .map(|url| url.path().to_string())
+        };
+        let socket_path = &self.hub.config.commander.socket_path;
+        let src = path_of(TETHER_JS_ROUTE).unwrap_or_else(|| "/tether.js".to_string());
+        let socket = path_of(&socket_route_name(socket_path))
+            .and_then(|p| p.strip_suffix("/websocket").map(str::to_string))
+            .unwrap_or_else(|| socket_path.clone());
+        Html::trusted(format!(
+            r#"<script src="{}" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}" defer></script>"#,
+            Html::escape(&src),
+            Html::escape(&socket),
+            Html::escape(commander),
+            Html::escape(&token),
+        ))
+    }
+}
