@@ -41,7 +41,7 @@ use super::{
     outbox::{Close, Outbox, Received},
 };
 
-/// Why a connection ended; channels see it in [`TerminateReason::Disconnect`](crate::channel::TerminateReason::Disconnect).
+/// Why a connection ended (the channel layer hands it to every channel that terminates).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disconnect {
     /// The client sent a close frame or the stream ended.
