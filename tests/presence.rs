@@ -18,7 +18,7 @@ use tether::{
     SocketRoute,
     channel::{Channel, HandleResult, JoinResult, Reply, Router, Socket},
     config::PresenceConfig,
-    presence::{Presence, PresenceDiff, PresenceHooks, Presences},
+    presence::{OwnerId, Presence, PresenceDiff, PresenceHooks, Presences},
     pubsub::{LocalPubSub, PubSub, Subscriber, SubscriberId},
 };
 
@@ -406,9 +406,15 @@ fn counts(nodes: &[&Node], topic: &str) -> Vec<(usize, usize)> {
 async fn replicas_converge_and_survive_crash_partition_restart_and_goodbye() {
     let bus = Arc::new(LocalPubSub::new());
     let (a, b, c) = (node(&bus, "a"), node(&bus, "b"), node(&bus, "c"));
-    a.presence.track_owner("t", 1, "alice", json!({})).unwrap();
-    a.presence.track_owner("t", 2, "bob", json!({})).unwrap();
-    b.presence.track_owner("t", 1, "alice", json!({})).unwrap();
+    a.presence
+        .track_owner("t", OwnerId(1), "alice", json!({}))
+        .unwrap();
+    a.presence
+        .track_owner("t", OwnerId(2), "bob", json!({}))
+        .unwrap();
+    b.presence
+        .track_owner("t", OwnerId(1), "alice", json!({}))
+        .unwrap();
     until("all see 2 users / 3 connections", || {
         counts(&[&a, &b, &c], "t") == vec![(2, 3); 3]
     })
@@ -426,7 +432,9 @@ async fn replicas_converge_and_survive_crash_partition_restart_and_goodbye() {
 
     // A partition past permdown, with a change on a meanwhile: healed by a transfer.
     a.cut.store(true, Ordering::SeqCst);
-    a.presence.track_owner("t", 3, "carol", json!({})).unwrap();
+    a.presence
+        .track_owner("t", OwnerId(3), "carol", json!({}))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1800)).await; // pacing: exceed permdown (1.5 s)
     assert_eq!(counts(&[&b, &c], "t"), vec![(1, 1); 2]);
     a.cut.store(false, Ordering::SeqCst);
@@ -436,7 +444,9 @@ async fn replicas_converge_and_survive_crash_partition_restart_and_goodbye() {
     // without waiting for down_period.
     a.cut.store(true, Ordering::SeqCst);
     let a2 = node(&bus, "a");
-    a2.presence.track_owner("t", 1, "dave", json!({})).unwrap();
+    a2.presence
+        .track_owner("t", OwnerId(1), "dave", json!({}))
+        .unwrap();
     until("restart replaces old incarnation", || {
         counts(&[&b, &c, &a2], "t") == vec![(2, 2); 3]
     })
@@ -501,7 +511,7 @@ async fn a_room_larger_than_the_outbound_limit_stays_joinable() {
         presence
             .track_owner(
                 "room:big",
-                owner,
+                OwnerId(owner),
                 &format!("user-{owner:06}"),
                 json!({"online_at": "1700000000"}),
             )
@@ -563,11 +573,12 @@ async fn a_slow_hook_never_makes_its_node_look_down_to_peers() {
     let bus: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let slow = started("slow", settings(10), bus.clone(), SlowHooks);
     let peer = started("peer", settings(10), bus, Recorder::default());
-    slow.track_owner("t", 1, "alice", json!({})).unwrap();
+    slow.track_owner("t", OwnerId(1), "alice", json!({}))
+        .unwrap();
     until("the peer sees alice", || peer.count_users("t") == 1).await;
     // The slow node's delivery is now stuck in its hook for 10 s; for four down periods
     // (400 ms each) the peer must keep seeing alice, i.e. keep hearing heartbeats.
-    slow.track_owner("t", 2, "bob", json!({})).unwrap();
+    slow.track_owner("t", OwnerId(2), "bob", json!({})).unwrap();
     until("the peer sees bob", || peer.count_users("t") == 2).await;
     let watched = tokio::time::Instant::now();
     while watched.elapsed() < Duration::from_millis(1600) {

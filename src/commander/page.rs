@@ -10,7 +10,7 @@ use super::{
     patch::{Content, Patch, PatchError, Position},
     token::unix_now,
 };
-use crate::{channel::Socket, config::IdSource};
+use crate::{channel::Socket, config::IdSource, presence::OwnerId};
 
 /// Largest store token (the encrypted store) a page may have, in bytes: a cookie's worth.
 pub const MAX_STORE_BYTES: usize = 4096;
@@ -306,7 +306,7 @@ impl Page<'_> {
         let Some(presence) = &self.hub.presence else {
             return;
         };
-        let owner = self.socket.join_id().get();
+        let owner = OwnerId::of(self.socket);
         self.state.tracked.retain(|(t, key)| {
             if topic.is_some_and(|topic| topic != t) {
                 return true;

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::transport::{
     Outbox,
-    frame::{encode_broadcast, encode_raw},
+    frame::{encode, encode_broadcast},
 };
 
 impl Presence {
@@ -117,9 +117,10 @@ impl Presence {
         }
         if let Some(state) = work.state {
             let fetched = self.fetch(topic, state).await;
-            let raw = serde_json::to_vec(&fetched).unwrap_or_else(|_| b"{}".to_vec());
+            // Encoded once; each joiner's frame splices it in around its own join ref.
+            let raw = serde_json::value::to_raw_value(&fetched).unwrap_or_default();
             for (outbox, join_ref) in &work.new {
-                let frame = encode_raw(Some(join_ref), None, topic, "presence_state", &raw);
+                let frame = encode(Some(join_ref), None, topic, "presence_state", &raw);
                 // Exempt from the byte limit: a room of any size stays joinable.
                 let _ = outbox.push_exempt_frame(frame);
             }

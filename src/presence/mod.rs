@@ -162,6 +162,24 @@ impl std::fmt::Debug for Presence {
     }
 }
 
+/// Who tracks a presence on this node: a channel's join ([`OwnerId::of`]), or anything an
+/// app tracks for itself (a task, a job), named by a number of its choosing. Its meaning is
+/// local to this node; it never leaves it.
+///
+/// ```
+/// use tether::presence::OwnerId;
+/// assert_ne!(OwnerId(1), OwnerId(2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OwnerId(pub u64);
+
+impl OwnerId {
+    /// The owner of the presences a channel's join tracks ([`Socket::join_id`]).
+    pub fn of(socket: &Socket) -> OwnerId {
+        OwnerId(socket.join_id().get())
+    }
+}
+
 /// A join that could not be tracked is refused with `{"reason": "<why>"}`.
 impl From<TrackError> for crate::channel::JoinError {
     fn from(err: TrackError) -> crate::channel::JoinError {
@@ -208,11 +226,11 @@ impl Presence {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use std::sync::Arc;
-    /// use tether::{config::PresenceConfig, presence::Presence, pubsub::LocalPubSub};
+    /// use tether::{config::PresenceConfig, presence::{OwnerId, Presence}, pubsub::LocalPubSub};
     /// let config = PresenceConfig::default();
     /// let presence = Presence::new("node-a", &config, Arc::new(LocalPubSub::new()));
     /// presence.start(&tokio_util::task::TaskTracker::new());
-    /// presence.track_owner("room:lobby", 1, "alice", serde_json::json!({})).unwrap();
+    /// presence.track_owner("room:lobby", OwnerId(1), "alice", serde_json::json!({})).unwrap();
     /// assert_eq!(presence.count_users("room:lobby"), 1);
     /// # }
     /// ```
@@ -336,7 +354,7 @@ impl Presence {
         meta: Value,
     ) -> Result<(), TrackError> {
         let owner = socket.join_id();
-        self.track_owner(topic, owner.get(), key, meta)?;
+        self.track_owner(topic, OwnerId(owner.get()), key, meta)?;
         socket.attach(JoinGuard {
             presence: self.clone(),
             topic: topic.into(),
@@ -350,7 +368,7 @@ impl Presence {
     pub fn track_owner(
         &self,
         topic: &str,
-        owner: u64,
+        owner: OwnerId,
         key: &str,
         meta: Value,
     ) -> Result<(), TrackError> {
@@ -365,7 +383,7 @@ impl Presence {
         };
         self.check_size(&meta)?;
         let mut shard = self.shard(topic);
-        let changes = shard.tracker.track(topic, owner, key, meta)?;
+        let changes = shard.tracker.track(topic, owner.0, key, meta)?;
         self.commit(shard, changes);
         Ok(())
     }
@@ -382,13 +400,13 @@ impl Presence {
 
     /// Stops tracking `key` for this socket.
     pub fn untrack(&self, socket: &Socket, key: &str) -> Result<(), TrackError> {
-        self.untrack_owner(socket.topic(), socket.join_id().get(), key)
+        self.untrack_owner(socket.topic(), OwnerId::of(socket), key)
     }
 
     /// Stops tracking `key` on `topic` for `owner`.
-    pub fn untrack_owner(&self, topic: &str, owner: u64, key: &str) -> Result<(), TrackError> {
+    pub fn untrack_owner(&self, topic: &str, owner: OwnerId, key: &str) -> Result<(), TrackError> {
         let mut shard = self.shard(topic);
-        let changes = shard.tracker.untrack(topic, owner, key)?;
+        let changes = shard.tracker.untrack(topic, owner.0, key)?;
         self.commit(shard, changes);
         Ok(())
     }
@@ -401,19 +419,19 @@ impl Presence {
         key: &str,
         update: impl FnOnce(&Meta) -> Meta,
     ) -> Result<(), TrackError> {
-        self.update_owner(socket.topic(), socket.join_id().get(), key, update)
+        self.update_owner(socket.topic(), OwnerId::of(socket), key, update)
     }
 
     /// [`Presence::update`] for any owner.
     pub fn update_owner(
         &self,
         topic: &str,
-        owner: u64,
+        owner: OwnerId,
         key: &str,
         update: impl FnOnce(&Meta) -> Meta,
     ) -> Result<(), TrackError> {
         let mut shard = self.shard(topic);
-        let changes = shard.tracker.update(topic, owner, key, |old| {
+        let changes = shard.tracker.update(topic, owner.0, key, |old| {
             let mut meta = update(old);
             meta.remove("phx_ref");
             meta.remove("phx_ref_prev");

@@ -4,7 +4,9 @@
 //! event are strings) and lenient about the payload (any JSON value, as Phoenix accepts).
 //! Client-chosen strings are bounded: a topic or event over [`MAX_NAME_BYTES`] or a ref over
 //! [`MAX_REF_BYTES`] makes the frame malformed (the connection closes with 1007).
-//! Encoding writes the same shape; replies carry `{"status": …, "response": …}`.
+//! Encoding writes the same shape; replies carry `{"status": …, "response": …}`. A payload
+//! encoded once for many frames (a `presence_state` for several joiners) is passed as a
+//! `serde_json::value::RawValue`, which is spliced in as it is.
 //! This module is pure: no I/O, no knowledge of channels.
 //!
 //! ```
@@ -146,29 +148,6 @@ pub fn encode_broadcast<T: Serialize + ?Sized>(topic: &str, event: &str, payload
     encode(None, None, topic, event, payload)
 }
 
-/// Encodes a frame around a payload that is already JSON (`raw_payload` must be one valid
-/// JSON value). Lets one encoded payload be shared by frames that differ only in refs.
-pub fn encode_raw(
-    join_ref: Option<&str>,
-    msg_ref: Option<&str>,
-    topic: &str,
-    event: &str,
-    raw_payload: &[u8],
-) -> Bytes {
-    let mut out = BytesMut::with_capacity(48 + topic.len() + event.len() + raw_payload.len());
-    out.put_u8(b'[');
-    let head = (join_ref, msg_ref, topic, event);
-    // Strings and options always serialize.
-    if let Ok(head) = serde_json::to_vec(&head) {
-        // `head` is `[a,b,c,d]`: keep `a,b,c,d` and add `,payload]`.
-        out.extend_from_slice(&head[1..head.len() - 1]);
-    }
-    out.put_u8(b',');
-    out.extend_from_slice(raw_payload);
-    out.put_u8(b']');
-    out.freeze()
-}
-
 /// Encodes a `phx_reply` to the frame with `join_ref`/`msg_ref` on `topic`.
 pub fn encode_reply<T: Serialize + ?Sized>(
     join_ref: Option<&str>,
@@ -249,9 +228,9 @@ mod tests {
     }
 
     #[test]
-    fn raw_payloads_are_spliced_in() {
-        let raw = br#"{"a":{"metas":[]}}"#;
-        let bytes = encode_raw(Some("7"), None, "room:\"x", "presence_state", raw);
+    fn pre_encoded_payloads_are_spliced_in_as_raw_values() {
+        let raw = serde_json::value::RawValue::from_string(r#"{"a":{"metas":[]}}"#.into()).unwrap();
+        let bytes = encode(Some("7"), None, "room:\"x", "presence_state", &raw);
         let frame = Frame::decode(std::str::from_utf8(&bytes).unwrap()).unwrap();
         assert_eq!(frame.join_ref.as_deref(), Some("7"));
         assert_eq!(frame.topic, "room:\"x");
