@@ -39,6 +39,7 @@ struct Video {
 }
 
 impl Channel for Video {
+    type Info = ();
     async fn join(&self, _topic: &str, _payload: Value, socket: &mut Socket) -> JoinResult {
         let (key, meta) = match socket.assigns().get_str("user_id") {
             Some(id) => ("users", json!({ "user_id": id })),

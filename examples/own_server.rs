@@ -24,6 +24,7 @@ use tether::{
 struct Room;
 
 impl Channel for Room {
+    type Info = ();
     async fn join(&self, _topic: &str, _payload: Value, _socket: &mut Socket) -> JoinResult {
         Ok(json!({}))
     }

@@ -43,6 +43,7 @@ fn user_id(socket: &Socket) -> String {
 }
 
 impl Channel for Room {
+    type Info = ();
     async fn join(&self, _topic: &str, _payload: Value, socket: &mut Socket) -> JoinResult {
         let online_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)

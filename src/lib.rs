@@ -30,6 +30,7 @@
 //! struct Room;
 //!
 //! impl Channel for Room {
+//!     type Info = ();
 //!     async fn join(&self, _topic: &str, _payload: Value, _socket: &mut Socket) -> JoinResult {
 //!         Ok(json!({}))
 //!     }

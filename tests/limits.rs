@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 struct Echo;
 
 impl Channel for Echo {
+    type Info = ();
     async fn join(&self, _topic: &str, _payload: Value, _socket: &mut Socket) -> JoinResult {
         Ok(json!({}))
     }

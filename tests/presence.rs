@@ -48,6 +48,7 @@ struct Room {
 }
 
 impl Channel for Room {
+    type Info = ();
     async fn join(&self, _topic: &str, payload: Value, socket: &mut Socket) -> JoinResult {
         let key = payload["key"].as_str().unwrap_or("anon").to_string();
         self.presence.track(socket, &key, json!({"name": key}))?;

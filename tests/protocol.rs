@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::any::Any;
-
 use serde_json::{Value, json};
 use support::{Client, TestServer, WAIT, reply, test_config};
 use tether::{
@@ -23,6 +21,7 @@ struct TestChannel {
 }
 
 impl Channel for TestChannel {
+    type Info = Value;
     async fn join(&self, topic: &str, payload: Value, socket: &mut Socket) -> JoinResult {
         if payload["refuse"] == true {
             return Err(JoinError::reason("refused"));
@@ -71,17 +70,17 @@ impl Channel for TestChannel {
                 std::thread::spawn(move || handle.send_info(payload).unwrap());
                 Ok(Reply::None)
             }
+            // A message of another type than the channel's `Info`: dropped, nothing breaks.
+            "wrong_info" => {
+                socket.handle().send_info(5u8)?;
+                Ok(Reply::ok())
+            }
             _ => Ok(Reply::unhandled()),
         }
     }
 
-    async fn handle_info(
-        &self,
-        message: Box<dyn Any + Send>,
-        socket: &mut Socket,
-    ) -> Result<(), BoxError> {
-        let payload = message.downcast::<Value>().map_err(|_| "not a Value")?;
-        socket.push("info", &*payload)?;
+    async fn handle_info(&self, payload: Value, socket: &mut Socket) -> Result<(), BoxError> {
+        socket.push("info", &payload)?;
         Ok(())
     }
 
@@ -388,6 +387,10 @@ async fn replies_and_infos_can_come_from_other_threads() {
         .call("test:t", &join_ref, "later", json!({"done": true}))
         .await;
     assert_eq!(reply(&frame, "ok"), json!({"done": true}));
+    let frame = client
+        .call("test:t", &join_ref, "wrong_info", json!({}))
+        .await;
+    reply(&frame, "ok");
     client
         .send(
             Some(&join_ref),

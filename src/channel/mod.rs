@@ -24,6 +24,7 @@
 //! struct Room;
 //!
 //! impl Channel for Room {
+//!     type Info = ();
 //!     async fn join(&self, _topic: &str, _payload: Value, _socket: &mut Socket) -> JoinResult {
 //!         Ok(json!({}))
 //!     }
@@ -43,7 +44,7 @@
 //! # let _ = router;
 //! ```
 
-use std::{any::Any, future::Future};
+use std::future::Future;
 
 use serde_json::{Value, json};
 
@@ -125,6 +126,11 @@ pub enum TerminateReason {
 /// Only `join` is required. Defaults: `handle_in` replies [`Reply::unhandled`],
 /// `handle_info` logs and drops the message, `terminate` does nothing.
 pub trait Channel: Send + Sync + 'static {
+    /// The messages its joins receive in [`Channel::handle_info`] (sent with
+    /// [`SocketHandle::send_info`]); `()` for a channel that takes none. A message of another
+    /// type is dropped with a log line.
+    type Info: Send + 'static;
+
     /// Authorizes a join. `Ok(response)` joins (the client receives `response` in the ok
     /// reply); `Err` refuses with the error reply. The socket's assigns start as the
     /// connection's assigns and may be changed here.
@@ -150,7 +156,7 @@ pub trait Channel: Send + Sync + 'static {
     /// Handles a message sent with [`SocketHandle::send_info`].
     fn handle_info(
         &self,
-        message: Box<dyn Any + Send>,
+        message: Self::Info,
         socket: &mut Socket,
     ) -> impl Future<Output = Result<(), BoxError>> {
         let _ = message;

@@ -60,7 +60,16 @@ impl<C: Channel> DynChannel for C {
         message: Box<dyn Any + Send>,
         socket: &'a mut Socket,
     ) -> LocalBoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(Channel::handle_info(self, message, socket))
+        match message.downcast::<C::Info>() {
+            Ok(message) => Box::pin(Channel::handle_info(self, *message, socket)),
+            Err(_) => {
+                tracing::warn!(
+                    topic = socket.topic(),
+                    "dropping an info message of another type than the channel's Info"
+                );
+                Box::pin(async { Ok(()) })
+            }
+        }
     }
 
     fn terminate<'a>(
@@ -101,6 +110,7 @@ impl Pattern {
 /// # use tether::channel::{Channel, JoinResult, Router, Socket};
 /// struct Lobby;
 /// impl Channel for Lobby {
+///     type Info = ();
 ///     async fn join(&self, _: &str, _: Value, _: &mut Socket) -> JoinResult { Ok(json!({})) }
 /// }
 /// let router = Router::new().channel("room:*", Lobby);

@@ -236,6 +236,7 @@ impl PageChannel {
 }
 
 impl Channel for PageChannel {
+    type Info = ();
     async fn join(&self, topic: &str, payload: Value, socket: &mut Socket) -> JoinResult {
         let name = topic.strip_prefix("tether:page:").unwrap_or_default();
         let Some((name, commander)) = self.commander(name) else {

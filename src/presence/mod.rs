@@ -141,6 +141,7 @@ struct Inner {
 /// struct Room { presence: Presence }
 ///
 /// impl Channel for Room {
+///     type Info = ();
 ///     async fn join(&self, _topic: &str, _payload: Value, socket: &mut Socket) -> JoinResult {
 ///         let user = socket.assigns().get_str("user_id").unwrap_or("anon").to_string();
 ///         self.presence.track(socket, &user, json!({"online_at": "0"}))?; // refused if it fails
