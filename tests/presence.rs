@@ -80,7 +80,8 @@ impl Channel for Room {
             "count" => Ok(Reply::Ok(json!({
                 "users": self.presence.count_users(socket.topic()),
                 "connections": self.presence.count_connections(socket.topic()),
-                "list": self.presence.list(socket.topic()).await,
+                "list": self.presence.list_for_clients(socket.topic()).await,
+                "keys": self.presence.list(socket.topic()).count_keys(),
             }))),
             _ => Ok(Reply::unhandled()),
         }
@@ -219,6 +220,11 @@ async fn counts_list_and_untrack_on_leave_and_disconnect() {
         (answer["users"].as_u64(), answer["connections"].as_u64()),
         (Some(2), Some(3))
     );
+    assert_eq!(
+        answer["list"]["alice"]["metas"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(answer["keys"].as_u64(), Some(2), "list is typed: {answer}");
     assert_eq!(
         answer["list"]["alice"]["metas"].as_array().unwrap().len(),
         2

@@ -1,7 +1,7 @@
 //! Presence: who is on each topic, on this node and — through pub/sub — on every node.
 //!
 //! The API is Phoenix's: [`Presence::track`], [`untrack`](Presence::untrack),
-//! [`update`](Presence::update), [`list`](Presence::list),
+//! [`update`](Presence::update), [`list`](Presence::list) (typed; [`list_for_clients`](Presence::list_for_clients) after `fetch`),
 //! [`get_by_key`](Presence::get_by_key), plus [`count_users`](Presence::count_users)
 //! (distinct keys) and [`count_connections`](Presence::count_connections) (metas), and the
 //! `fetch` / `handle_metas` hooks of [`PresenceHooks`].
@@ -470,15 +470,15 @@ impl Presence {
         });
     }
 
-    /// Everyone on `topic`, after `fetch`.
-    pub async fn list(&self, topic: &str) -> Value {
-        let presences = Presences(self.shard(topic).tracker.list(topic));
-        self.fetch(topic, presences).await
+    /// Everyone on `topic`: key → metas, as tracked (no `fetch`).
+    pub fn list(&self, topic: &str) -> Presences {
+        Presences(self.shard(topic).tracker.list(topic))
     }
 
-    /// Everyone on `topic`, raw (no `fetch`).
-    pub fn list_raw(&self, topic: &str) -> Presences {
-        Presences(self.shard(topic).tracker.list(topic))
+    /// Everyone on `topic` as clients see it: the `fetch` hook's JSON (what a
+    /// `presence_state` carries).
+    pub async fn list_for_clients(&self, topic: &str) -> Value {
+        self.fetch(topic, self.list(topic)).await
     }
 
     /// The entry under `key` on `topic` after `fetch` (`{"metas": [...]}`), or `None` when
