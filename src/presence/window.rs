@@ -85,6 +85,44 @@ mod tests {
         assert_eq!(diff.leaves.metas("bob")[0]["phx_ref"], "3");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Whatever happens inside one window, its diff is the net change: the refs present
+        /// at its end but not at its start join, those present at its start but not at its
+        /// end leave, and nothing else appears (a join and a leave of one ref cancel).
+        #[test]
+        fn a_window_reports_exactly_the_net_change(
+            before in proptest::collection::btree_set(0u8..12, 0..8),
+            steps in proptest::collection::vec(0u8..12, 0..40),
+        ) {
+            let mut present = before.clone();
+            let mut window = Window::default();
+            for r in steps {
+                // Each step flips one ref: a leave if present, else a join (always valid).
+                let kind = if present.remove(&r) {
+                    ChangeKind::Leave
+                } else {
+                    present.insert(r);
+                    ChangeKind::Join
+                };
+                window.record(change(kind, &format!("k{}", r % 3), &r.to_string()));
+            }
+            let diff = window.into_diff();
+            let refs = |side: &Presences| -> std::collections::BTreeSet<u8> {
+                side.0
+                    .values()
+                    .flatten()
+                    .map(|m| m["phx_ref"].as_str().unwrap().parse().unwrap())
+                    .collect()
+            };
+            let joined: std::collections::BTreeSet<u8> = present.difference(&before).copied().collect();
+            let left: std::collections::BTreeSet<u8> = before.difference(&present).copied().collect();
+            proptest::prop_assert_eq!(refs(&diff.joins), joined);
+            proptest::prop_assert_eq!(refs(&diff.leaves), left);
+        }
+    }
+
     #[test]
     fn a_leave_then_a_join_of_one_ref_cancel_too() {
         let mut window = Window::default();
