@@ -811,10 +811,15 @@ async fn the_store_is_bounded_and_bound_to_its_browser() {
 async fn a_secret_too_short_for_keys_is_an_error_not_a_panic() {
     let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let config = Config::default(); // empty secret
-    let err = Commanders::builder(&config, pubsub)
-        .commander(Other)
-        .build()
-        .expect_err("an empty secret must be refused");
+    let err = Commanders::builder(
+        &config.commander,
+        &config.presence,
+        &config.endpoint.secret_key_base,
+        pubsub,
+    )
+    .commander(Other)
+    .build()
+    .expect_err("an empty secret must be refused");
     assert!(
         err.to_string().contains("endpoint.secret_key_base"),
         "{err}"

@@ -113,3 +113,54 @@ async fn under_a_scope_the_client_script_and_socket_follow_the_scope() {
     );
     drop(stream);
 }
+
+/// A commander whose pages are rendered under a scope.
+struct Scoped;
+
+impl tether::commander::Commander for Scoped {
+    const HANDLERS: &'static [&'static str] = &[];
+    fn name(&self) -> &'static str {
+        "scoped"
+    }
+}
+
+#[actix_web::test]
+async fn the_script_tag_points_where_the_endpoint_is_mounted() {
+    use actix_web::{App, HttpRequest, HttpResponse, test, web};
+    let config = support::test_config();
+    let endpoint = tether::Endpoint::builder(config)
+        .and_then(|builder| builder.commander(Scoped).build())
+        .unwrap();
+    let mounted = endpoint.clone();
+    let app = test::init_service(App::new().service(
+        web::scope("/live")
+            .configure(move |cfg| mounted.configure(cfg))
+            .app_data(web::Data::new(endpoint.commanders().clone()))
+            .route(
+                "/page",
+                web::get().to(
+                    |req: HttpRequest, commanders: web::Data<tether::commander::Commanders>| async move {
+                        HttpResponse::Ok().body(commanders.script("scoped", &req).to_string())
+                    },
+                ),
+            ),
+    ))
+    .await;
+    let page = test::call_and_read_body(
+        &app,
+        test::TestRequest::get().uri("/live/page").to_request(),
+    )
+    .await;
+    let tag = String::from_utf8(page.to_vec()).unwrap();
+    assert!(tag.contains(r#"src="/live/tether.js""#), "{tag}");
+    assert!(
+        tag.contains(r#"data-tether-socket="/live/tether/socket""#),
+        "{tag}"
+    );
+    let script = test::call_service(
+        &app,
+        test::TestRequest::get().uri("/live/tether.js").to_request(),
+    )
+    .await;
+    assert!(script.status().is_success());
+}

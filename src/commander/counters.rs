@@ -39,7 +39,7 @@ impl Commanders {
 
     /// Sends changed counts of every counter topic to its pages, every interval.
     async fn refresh_counters(self, shutdown: CancellationToken) {
-        let period = Duration::from_millis(self.hub.config.commander.counter_interval_ms);
+        let period = Duration::from_millis(self.hub.config.counter_interval_ms);
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -17,7 +17,10 @@ use super::{
     token::{self, Keys},
 };
 use crate::{
-    config::Config, presence::Presence, pubsub::PubSub, transport::frame::encode_broadcast,
+    config::{CommanderConfig, IdSource},
+    presence::Presence,
+    pubsub::PubSub,
+    transport::frame::encode_broadcast,
 };
 
 /// Claims inside a page token.
@@ -33,7 +36,10 @@ pub(crate) struct PageClaims {
 
 pub(crate) struct Hub {
     pub(crate) keys: Keys,
-    pub(crate) config: Config,
+    /// `[commander]`.
+    pub(crate) config: CommanderConfig,
+    /// `[presence] id`: where page presence keys come from.
+    pub(crate) presence_id: Vec<IdSource>,
     pub(crate) commanders: HashMap<&'static str, Arc<dyn DynCommander>>,
     pub(crate) presence: Option<Presence>,
     pub(crate) pubsub: Arc<dyn PubSub>,
@@ -55,7 +61,7 @@ impl Hub {
     /// The one check every patch passes, wherever it is sent from (a page, a broadcast,
     /// [`Commanders`]): see [`Patch`].
     pub(crate) fn check(&self, patch: &Patch) -> Result<(), PatchError> {
-        patch.check(self.config.commander.exec_js)
+        patch.check(self.config.exec_js)
     }
 
     pub(crate) fn broadcast(

@@ -53,7 +53,7 @@ pub use topics::{Broadcasting, same_commander, same_path, same_topic};
 
 use crate::{
     channel::{Assigns, Router, SocketRoute},
-    config::{Config, IdSource},
+    config::{CommanderConfig, IdSource, PresenceConfig},
     presence::Presence,
     pubsub::PubSub,
 };
@@ -99,7 +99,12 @@ impl std::fmt::Debug for Commanders {
 
 /// Builds [`Commanders`].
 pub struct CommandersBuilder {
-    config: Config,
+    config: CommanderConfig,
+    /// `[presence] id`: where page presence keys come from.
+    presence_id: Vec<IdSource>,
+    /// `[presence] enabled`.
+    track_pages: bool,
+    secret: String,
     pubsub: Arc<dyn PubSub>,
     presence: Option<Presence>,
     commanders: HashMap<&'static str, Arc<dyn DynCommander>>,
@@ -127,28 +132,23 @@ impl CommandersBuilder {
         self
     }
 
-    /// Validates the config and builds; spawns nothing (the live-counter task starts with
-    /// [`Commanders::start`], which the endpoint calls). Fails, naming the key, on an invalid
-    /// config (such as a `secret_key_base` too short to derive keys from).
+    /// Builds; spawns nothing (the live-counter task starts with [`Commanders::start`],
+    /// which the endpoint calls). Fails, naming the key, when the secret is too short to
+    /// derive keys from.
     pub fn build(self) -> Result<Commanders, BuildError> {
-        self.config.validate()?;
-        let keys = Keys::from_secret(&self.config.endpoint.secret_key_base).map_err(|err| {
-            crate::config::ConfigError::Invalid {
+        let keys =
+            Keys::from_secret(&self.secret).map_err(|err| crate::config::ConfigError::Invalid {
                 key: "endpoint.secret_key_base".into(),
                 reason: err.to_string(),
-            }
-        })?;
-        let presence = self.presence.filter(|_| self.config.presence.enabled);
-        let max_age_ms = self
-            .config
-            .commander
-            .page_token_max_age_s
-            .saturating_mul(1000);
+            })?;
+        let presence = self.presence.filter(|_| self.track_pages);
+        let max_age_ms = self.config.page_token_max_age_s.saturating_mul(1000);
         let revocations = revocations::Revocations::start(self.pubsub.clone(), max_age_ms);
         let commanders = Commanders {
             hub: Arc::new(Hub {
                 keys,
                 config: self.config,
+                presence_id: self.presence_id,
                 commanders: self.commanders,
                 presence,
                 pubsub: self.pubsub,
@@ -161,10 +161,20 @@ impl CommandersBuilder {
 }
 
 impl Commanders {
-    /// Starts registering commanders.
-    pub fn builder(config: &Config, pubsub: Arc<dyn PubSub>) -> CommandersBuilder {
+    /// Starts registering commanders, configured by `config` (`[commander]`), `presence`
+    /// (`[presence]`: whether pages are tracked, and under which key) and `secret`
+    /// (`endpoint.secret_key_base`, for tokens).
+    pub fn builder(
+        config: &CommanderConfig,
+        presence: &PresenceConfig,
+        secret: &str,
+        pubsub: Arc<dyn PubSub>,
+    ) -> CommandersBuilder {
         CommandersBuilder {
             config: config.clone(),
+            presence_id: presence.id.clone(),
+            track_pages: presence.enabled,
+            secret: secret.to_string(),
             pubsub,
             presence: None,
             commanders: HashMap::new(),
@@ -180,8 +190,8 @@ impl Commanders {
     /// reads the session cookie.
     pub fn socket_route(&self) -> SocketRoute {
         let hub = self.hub.clone();
-        let mut allowed = hub.config.commander.session_keys.clone();
-        for source in &hub.config.presence.id {
+        let mut allowed = hub.config.session_keys.clone();
+        for source in &hub.presence_id {
             if let IdSource::Session(key) = source {
                 if !allowed.contains(key) {
                     allowed.push(key.clone());
@@ -189,10 +199,10 @@ impl Commanders {
             }
         }
         let router = Router::new().channel("tether:page:*", PageChannel { hub: hub.clone() });
-        SocketRoute::new(&hub.config.commander.socket_path, router).connect(move |info| {
+        SocketRoute::new(&hub.config.socket_path, router).connect(move |info| {
             let session = session::read(
                 info.request(),
-                &hub.config.commander.session_cookie,
+                &hub.config.session_cookie,
                 &hub.keys,
                 &allowed,
             );

@@ -136,7 +136,7 @@ impl Page<'_> {
     /// The page's presence key: the first of `[presence] id` that has a value, else the
     /// browser id.
     pub fn presence_key(&self) -> String {
-        for source in &self.hub.config.presence.id {
+        for source in &self.hub.presence_id {
             let value = match source {
                 IdSource::Store(key) => self.state.store.get(key),
                 IdSource::Session(key) => self.state.session.get(key),

@@ -99,7 +99,7 @@ impl PageChannel {
     /// The path a page token was signed for, if it is genuine, young enough and made for
     /// commander `name`.
     fn verify_page_token(&self, name: &str, token: &str, now: u64) -> Result<String, JoinError> {
-        let max_age = Some(self.hub.config.commander.page_token_max_age_s);
+        let max_age = Some(self.hub.config.page_token_max_age_s);
         let claims: PageClaims =
             self.hub
                 .keys
@@ -167,7 +167,7 @@ impl PageChannel {
         payload: &JoinPayload,
         now: u64,
     ) -> Option<Vec<String>> {
-        let max_age = Some(self.hub.config.commander.page_token_max_age_s);
+        let max_age = Some(self.hub.config.page_token_max_age_s);
         let claims = self
             .hub
             .keys
@@ -277,7 +277,7 @@ impl Channel for PageChannel {
             "browser_id": browser_token,
             "topics": topics,
             "store_rejected": store.is_err(),
-            "exec_js": self.hub.config.commander.exec_js,
+            "exec_js": self.hub.config.exec_js,
         }))
     }
 

@@ -32,7 +32,7 @@ impl Commanders {
                 .ok()
                 .map(|url| url.path().to_string())
         };
-        let socket_path = &self.hub.config.commander.socket_path;
+        let socket_path = &self.hub.config.socket_path;
         let src = path_of(TETHER_JS_ROUTE).unwrap_or_else(|| "/tether.js".to_string());
         let socket = path_of(&socket_route_name(socket_path))
             .and_then(|p| p.strip_suffix("/websocket").map(str::to_string))
