@@ -114,6 +114,12 @@ impl RedisPubSub {
         self.rejected.total()
     }
 
+    /// Broadcasts not sent to other nodes so far because the publish queue was full (in
+    /// messages or bytes) or closed. They were still delivered on this node.
+    pub fn unsent(&self) -> u64 {
+        self.not_sent.total()
+    }
+
     fn enqueue(&self, topic: &str, envelope: Bytes) {
         let len = envelope.len();
         let queued = self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
@@ -419,5 +425,24 @@ async fn subscribe(client: redis::Client, receiver: Receiver, shutdown: Cancella
         {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_publish_queue_is_bounded_in_bytes() {
+        // Not started: nothing drains the queue, as when Redis is slow.
+        let bus = BusIdentity::derive(&[1; 64], None);
+        let redis = RedisPubSub::new("redis://127.0.0.1:1/", "n", bus).unwrap();
+        let megabyte = Bytes::from(vec![b'x'; 1024 * 1024]);
+        for _ in 0..70 {
+            redis.broadcast("t", megabyte.clone(), None);
+        }
+        // 64 MiB fit (envelopes are a little larger than their payloads), the rest do not.
+        assert_eq!(redis.unsent(), 70 - 63);
+        assert!(redis.queued_bytes.load(Ordering::Acquire) <= PUBLISH_QUEUE_BYTES);
     }
 }
