@@ -10,15 +10,16 @@
 //! | module | job |
 //! |---|---|
 //! | [`config`] | one [`Config`] from a TOML file (`TETHER_CONFIG`) and environment overrides |
-//! | [`pubsub`] | the [`PubSub`](pubsub::PubSub) trait; [`LocalPubSub`](pubsub::LocalPubSub) in-process |
-//! | [`transport`] | Phoenix V2 frames, one task per connection, bounded outbound queues |
+//! | [`pubsub`] | the [`PubSub`](pubsub::PubSub) trait; [`LocalPubSub`](pubsub::LocalPubSub) in-process; the Redis adapter (feature `redis`, on by default) with an authenticated bus |
+//! | [`transport`] | Phoenix V2 frames (public: [`transport::frame`]); the rest — one task per connection, bounded outbound queues, the write timeout — is internal |
 //! | [`channel`] | the [`Channel`](channel::Channel) trait, topic [`Router`](channel::Router), [`Socket`](channel::Socket) |
 //! | [`presence`] | the Phoenix Presence API over a replicated tracker with per-node ownership |
 //! | [`commander`] | the Drab layer: [`Commander`](commander::Commander)s, pages, patches, browser id, session, store |
-//! | [`endpoint`] | actix-web routes, origin check, connect hook, [`serve`] with clean shutdown |
+//! | [`endpoint`] | the owner of it all: [`Endpoint::builder`] creates the pub/sub and presence once, takes sockets and commanders, starts and stops every task; actix-web routes, origin check, [`serve`], [`Endpoint::tune_server`] |
 //!
 //! Lower layers never import higher ones: pub/sub knows nothing of frames, the transport
-//! nothing of channels, presence nothing of commanders.
+//! nothing of channels, presence nothing of commanders, commanders nothing of the endpoint.
+//! Each takes its own config section.
 //!
 //! ## A chat room in a few lines
 //!
@@ -93,7 +94,9 @@
 //! [`Page::set_html`](commander::Page::set_html) or
 //! [`Page::broadcast_html`](commander::Page::broadcast_html) to every page on a topic. Pages are
 //! tracked in presence automatically, keyed by store value, session value or the signed browser
-//! id, as configured. See the README's "Writing a commander" and `examples/online_counter.rs`.
+//! id, as configured. Register them on the endpoint (`builder.commander(Counter)`); the page
+//! channel's wire protocol is in the [`commander`] docs. See the README's "Writing a
+//! commander" and `examples/online_counter.rs`.
 //!
 //! ## Guarantees
 //!
