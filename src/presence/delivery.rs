@@ -6,24 +6,13 @@
 //!
 //! A panicking hook is logged and the task carries on. It must never touch gossip.
 
-use std::{
-    future::Future,
-    panic::AssertUnwindSafe,
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
-};
+use std::{future::Future, panic::AssertUnwindSafe, sync::atomic::Ordering, time::Duration};
 
 use futures_util::FutureExt;
 use serde_json::{Value, json};
 
-use super::{
-    Presence, SHARDS,
-    hooks::{PresenceDiff, Presences},
-};
-use crate::transport::{
-    Outbox,
-    frame::{encode, encode_broadcast},
-};
+use super::{Presence, SHARDS, hooks::Presences, shard::TopicWork};
+use crate::transport::frame::{encode, encode_broadcast};
 
 impl Presence {
     /// Delivery: closes each window `coalesce` after its first change and hands its diffs
@@ -49,50 +38,11 @@ impl Presence {
     /// topic's new subscribers.
     async fn flush(&self) {
         for index in 0..SHARDS {
-            let work = self.take_work(index);
+            let work = self.shard_at(index).plan();
             for topic_work in work {
                 self.deliver(topic_work).await;
             }
         }
-    }
-
-    fn take_work(&self, index: usize) -> Vec<TopicWork> {
-        let mut shard = self.shard_at(index);
-        let dirty = std::mem::take(&mut shard.dirty);
-        let mut work = Vec::with_capacity(dirty.len());
-        for topic in dirty {
-            let diff = shard.windows.remove(&topic).unwrap_or_default().into_diff();
-            let mut old = Vec::new();
-            let mut new = Vec::new();
-            if let Some(listeners) = shard.listeners.get_mut(&topic) {
-                for listener in listeners.values_mut() {
-                    if listener.awaiting_state {
-                        listener.awaiting_state = false;
-                        new.push((listener.outbox.clone(), listener.join_ref.clone()));
-                    } else {
-                        old.push(listener.outbox.clone());
-                    }
-                }
-            }
-            let state = (!new.is_empty()).then(|| Presences(shard.tracker.list(&topic)));
-            let current = Presences(
-                diff.joins
-                    .0
-                    .keys()
-                    .chain(diff.leaves.0.keys())
-                    .map(|key| (key.clone(), shard.tracker.get_by_key(&topic, key)))
-                    .collect(),
-            );
-            work.push(TopicWork {
-                topic,
-                diff,
-                current,
-                old,
-                new,
-                state,
-            });
-        }
-        work
     }
 
     async fn deliver(&self, work: TopicWork) {
@@ -145,13 +95,4 @@ pub(super) async fn guarded<T>(name: &str, hook: impl Future<Output = T>) -> Opt
             None
         }
     }
-}
-
-struct TopicWork {
-    topic: Arc<str>,
-    diff: PresenceDiff,
-    current: Presences,
-    old: Vec<Outbox>,
-    new: Vec<(Outbox, Arc<str>)>,
-    state: Option<Presences>,
 }

@@ -51,6 +51,7 @@
 mod delivery;
 pub mod hooks;
 mod replication;
+mod shard;
 pub mod tracker;
 mod window;
 
@@ -64,7 +65,7 @@ use std::{
     time::Instant,
 };
 
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexSet;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -77,45 +78,17 @@ use crate::{
     config::PresenceConfig,
     drops::DropCounter,
     pubsub::{PubSub, SubscriberId},
-    transport::Outbox,
 };
 use hooks::DynHooks;
 use replication::{GossipInbox, gossip_topic, incarnation};
+use shard::{Listener, Shard};
 use tracker::{Change, ReplicaId, Tracker};
-use window::Window;
 
 /// Number of tracker shards; must be the same on every node of a cluster.
 pub const SHARDS: usize = 8;
 
 /// Gossip messages waiting for the presence task, at most.
 const GOSSIP_QUEUE: usize = 4096;
-
-struct Listener {
-    outbox: Outbox,
-    join_ref: Arc<str>,
-    /// Subscribed during the current window: gets a state at its end instead of the diff.
-    awaiting_state: bool,
-}
-
-struct Shard {
-    tracker: Tracker,
-    windows: HashMap<Arc<str>, Window>,
-    listeners: HashMap<Arc<str>, IndexMap<SubscriberId, Listener>>,
-    /// Topics to flush at the end of the window.
-    dirty: IndexSet<Arc<str>>,
-}
-
-impl Shard {
-    fn record(&mut self, changes: Vec<Change>) {
-        for change in changes {
-            self.dirty.insert(change.topic.clone());
-            self.windows
-                .entry(change.topic.clone())
-                .or_default()
-                .record(change);
-        }
-    }
-}
 
 struct Inner {
     shards: Box<[Mutex<Shard>]>,

@@ -1,0 +1,167 @@
+//! One shard's presence state and its windows: the tracker, the changes of each topic since
+//! the last flush, and who listens. [`Shard::plan`] ends a window: it decides who gets a
+//! diff and who a state.
+//!
+//! No tokio, no I/O, no clock: planning is unit-tested here. It must never send anything (the
+//! delivery task does).
+
+use std::{collections::HashMap, sync::Arc};
+
+use indexmap::{IndexMap, IndexSet};
+
+use super::{
+    hooks::{PresenceDiff, Presences},
+    tracker::{Change, Tracker},
+    window::Window,
+};
+use crate::{pubsub::SubscriberId, transport::Outbox};
+
+pub(super) struct Listener {
+    pub(super) outbox: Outbox,
+    pub(super) join_ref: Arc<str>,
+    /// Subscribed during the current window: gets a state at its end instead of the diff.
+    pub(super) awaiting_state: bool,
+}
+
+pub(super) struct Shard {
+    pub(super) tracker: Tracker,
+    pub(super) windows: HashMap<Arc<str>, Window>,
+    pub(super) listeners: HashMap<Arc<str>, IndexMap<SubscriberId, Listener>>,
+    /// Topics to flush at the end of the window.
+    pub(super) dirty: IndexSet<Arc<str>>,
+}
+
+impl Shard {
+    pub(super) fn record(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            self.dirty.insert(change.topic.clone());
+            self.windows
+                .entry(change.topic.clone())
+                .or_default()
+                .record(change);
+        }
+    }
+
+    /// Ends the window of every topic that changed (or got a new listener): one diff each,
+    /// for the listeners that already had their state; a state, taken after the window's
+    /// changes, for those that subscribed during it (they get diffs from the next window).
+    pub(super) fn plan(&mut self) -> Vec<TopicWork> {
+        let shard = self;
+        let dirty = std::mem::take(&mut shard.dirty);
+        let mut work = Vec::with_capacity(dirty.len());
+        for topic in dirty {
+            let diff = shard.windows.remove(&topic).unwrap_or_default().into_diff();
+            let mut old = Vec::new();
+            let mut new = Vec::new();
+            if let Some(listeners) = shard.listeners.get_mut(&topic) {
+                for listener in listeners.values_mut() {
+                    if listener.awaiting_state {
+                        listener.awaiting_state = false;
+                        new.push((listener.outbox.clone(), listener.join_ref.clone()));
+                    } else {
+                        old.push(listener.outbox.clone());
+                    }
+                }
+            }
+            let state = (!new.is_empty()).then(|| Presences(shard.tracker.list(&topic)));
+            let current = Presences(
+                diff.joins
+                    .0
+                    .keys()
+                    .chain(diff.leaves.0.keys())
+                    .map(|key| (key.clone(), shard.tracker.get_by_key(&topic, key)))
+                    .collect(),
+            );
+            work.push(TopicWork {
+                topic,
+                diff,
+                current,
+                old,
+                new,
+                state,
+            });
+        }
+        work
+    }
+}
+
+/// What the end of one topic's window hands out.
+pub(super) struct TopicWork {
+    pub(super) topic: Arc<str>,
+    /// The window's diff.
+    pub(super) diff: PresenceDiff,
+    /// The current metas of the keys the diff touches (for `handle_metas`).
+    pub(super) current: Presences,
+    /// Listeners that get the diff.
+    pub(super) old: Vec<Outbox>,
+    /// Listeners that get a state instead, with their join refs.
+    pub(super) new: Vec<(Outbox, Arc<str>)>,
+    /// The state, if anyone needs it.
+    pub(super) state: Option<Presences>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::PresenceConfig, presence::tracker::ReplicaId};
+
+    fn shard() -> Shard {
+        let me = ReplicaId {
+            name: "a#0".into(),
+            incarnation: 1,
+        };
+        Shard {
+            tracker: Tracker::new(me, &PresenceConfig::default()),
+            windows: HashMap::new(),
+            listeners: HashMap::new(),
+            dirty: IndexSet::new(),
+        }
+    }
+
+    fn listen(shard: &mut Shard, topic: &str, id: SubscriberId) {
+        let listener = Listener {
+            outbox: Outbox::new(1 << 20),
+            join_ref: "1".into(),
+            awaiting_state: true,
+        };
+        shard
+            .listeners
+            .entry(topic.into())
+            .or_default()
+            .insert(id, listener);
+        shard.dirty.insert(topic.into());
+    }
+
+    #[test]
+    fn a_new_listener_gets_a_state_with_the_window_and_old_ones_get_the_diff() {
+        let mut shard = shard();
+        let (old, new) = (SubscriberId::next(), SubscriberId::next());
+        listen(&mut shard, "t", old);
+        assert!(
+            shard.plan()[0].state.is_some(),
+            "the first listener's state"
+        );
+        // In the next window: a join, and a listener that subscribes.
+        let changes = shard
+            .tracker
+            .track("t", 1, "alice", Default::default())
+            .unwrap();
+        shard.record(changes);
+        listen(&mut shard, "t", new);
+        let work = shard.plan();
+        assert_eq!(work.len(), 1);
+        let work = &work[0];
+        assert_eq!(work.old.len(), 1, "the old listener gets the diff");
+        assert_eq!(work.new.len(), 1, "the new one gets a state instead");
+        assert_eq!(work.diff.joins.count_metas(), 1);
+        let state = work.state.as_ref().expect("a state for the new listener");
+        assert_eq!(
+            state.metas("alice").len(),
+            1,
+            "taken after the window's changes"
+        );
+        assert_eq!(work.current.metas("alice").len(), 1);
+        // Nothing changed since: nothing to hand out.
+        assert!(shard.plan().is_empty());
+    }
+}
