@@ -1178,3 +1178,25 @@ async fn foreign_publishes_on_the_bus_have_no_effect() {
     );
     cluster.assert_no_panic();
 }
+
+// ---------------------------------------------------------------------------------------
+// 10. Two processes under one node name ignore each other's messages (each takes the other's
+// for its own); each must say so loudly instead of partitioning silently.
+
+#[tokio::test]
+async fn two_processes_with_one_node_name_are_reported() {
+    let _serial = serial().await;
+    let cluster = Cluster::start("presence_chat", &["a"], FAST);
+    let twin = start_node("presence_chat", &cluster.redis.url(), "a", FAST);
+    // Each publishes heartbeats every 100 ms; both hear the other under their own name.
+    let needle = "another process publishes under this node's name";
+    assert!(
+        twin.wait_stderr(needle, CONVERGE),
+        "the second process did not report the first"
+    );
+    assert!(
+        cluster.nodes["a"].wait_stderr(needle, CONVERGE),
+        "the first process did not report the second"
+    );
+    cluster.assert_no_panic();
+}
