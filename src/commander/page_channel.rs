@@ -248,7 +248,8 @@ impl Channel for PageChannel {
         let now = unix_now();
         let path = self.verify_page_token(name, &payload.token, now)?;
         let browser_id = self.browser_id(payload.browser_id.as_deref(), now);
-        let store = self.open_store(name, payload.store.as_deref(), &browser_id, now);
+        let opened = self.open_store(name, payload.store.as_deref(), &browser_id, now);
+        let store_rejected = opened.is_err();
         let topics = match self.remembered_topics(name, &path, &browser_id, &payload, now) {
             Some(topics) => topics,
             None => PageChannel::topics(&*commander, name, &path),
@@ -265,7 +266,7 @@ impl Channel for PageChannel {
             path,
             browser_id,
             session,
-            store: store.as_ref().map_or_else(|_| Map::new(), Clone::clone),
+            store: opened.unwrap_or_default(),
             topics: topics.clone(),
             tracked: Vec::new(),
         };
@@ -276,7 +277,7 @@ impl Channel for PageChannel {
         Ok(json!({
             "browser_id": browser_token,
             "topics": topics,
-            "store_rejected": store.is_err(),
+            "store_rejected": store_rejected,
             "exec_js": self.hub.config.exec_js,
         }))
     }

@@ -19,9 +19,7 @@
 //! - Replays of a genuine envelope are possible (there is no clock in it): presence gossip
 //!   is idempotent by sequence number, a replayed broadcast is delivered again.
 //!
-//! Envelope (version 1): `[1][mac: 32][instance: u64][u16 node len][node][u16 topic len]
-//! [topic][payload]`, the MAC taken over the version byte and everything after the MAC.
-//! `instance` is random per process: a message under this node's own name from another
+//! The envelope's format is in `pubsub::bus`. Its `instance` is random per process: a message under this node's own name from another
 //! instance means two processes share a name, which is logged as an error.
 //!
 //! Failure policy: publishing never blocks a caller. Messages wait in a queue bounded in

@@ -87,11 +87,13 @@ impl OutboxBody {
 
     /// Encodes queued frames into `buf` (at most [`CHUNK`] bytes); the rest of a large payload
     /// goes to `self.pieces` as slices.
+    /// Records the hand-over as progress for the write timeout (under the lock it holds).
     fn fill(&mut self, buf: &mut BytesMut, cx: &Context<'_>) {
-        let shared = self.shared.clone();
+        let shared = &self.shared;
         let mut state = shared.lock();
+        let mut ended = None;
         while buf.len() + CONTROL_ROOM <= CHUNK {
-            match state.take_wire(&shared, cx) {
+            match state.take_wire(shared, cx) {
                 Some(Wire::Text(payload)) => {
                     header(buf, OP_TEXT, payload.len());
                     let room = CHUNK - buf.len();
@@ -106,7 +108,7 @@ impl OutboxBody {
                         self.pieces.push_back(payload.slice(at..end));
                         at = end;
                     }
-                    return;
+                    break;
                 }
                 Some(Wire::Pong(payload)) => pong(buf, &payload),
                 None => {
@@ -114,15 +116,18 @@ impl OutboxBody {
                     if let Some(close) = state.close.take() {
                         close_frame(buf, &close);
                         self.finished = true;
-                        let task = state.body_ended();
-                        drop(state);
-                        if let Some(task) = task {
-                            task.wake();
-                        }
+                        ended = state.body_ended();
                     }
-                    return;
+                    break;
                 }
             }
+        }
+        if !buf.is_empty() && !self.finished {
+            state.wrote(!self.pieces.is_empty());
+        }
+        drop(state);
+        if let Some(task) = ended {
+            task.wake();
         }
     }
 }
@@ -132,31 +137,28 @@ impl Stream for OutboxBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let chunk = match this.pieces.pop_front() {
-            Some(piece) => {
-                if this.pieces.is_empty() {
-                    this.pieces = VecDeque::new(); // an idle connection keeps no buffer
-                }
-                piece
+        if let Some(piece) = this.pieces.pop_front() {
+            if this.pieces.is_empty() {
+                this.pieces = VecDeque::new(); // an idle connection keeps no buffer
             }
-            None if this.finished => return Poll::Ready(None),
-            None => {
-                let mut buf = BytesMut::new();
-                this.fill(&mut buf, cx);
-                if buf.is_empty() {
-                    match this.pieces.pop_front() {
-                        Some(piece) => piece,
-                        None if this.finished => return Poll::Ready(None),
-                        None => return Poll::Pending,
-                    }
-                } else {
-                    buf.freeze()
-                }
-            }
-        };
-        // Handing a chunk over is progress for the write timeout.
-        this.shared.lock().wrote(!this.pieces.is_empty());
-        Poll::Ready(Some(Ok(chunk)))
+            // Handing a piece over is progress for the write timeout.
+            this.shared.lock().wrote(!this.pieces.is_empty());
+            return Poll::Ready(Some(Ok(piece)));
+        }
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        let mut buf = BytesMut::new();
+        this.fill(&mut buf, cx);
+        if buf.is_empty() {
+            // Nothing queued (a chunk always holds the start of what was taken).
+            return if this.finished {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            };
+        }
+        Poll::Ready(Some(Ok(buf.freeze())))
     }
 }
 
