@@ -27,8 +27,8 @@ use tether::{
     Config, Endpoint,
     channel::BoxError,
     commander::{
-        Broadcasting, Commander, Commanders, Count, Disconnected, Html, Page, Patch, Sender,
-        same_topic,
+        Broadcasting, Commander, Commanders, Count, Disconnected, Handlers, Html, Page, Patch,
+        Sender, same_topic,
     },
 };
 
@@ -48,10 +48,12 @@ fn counts(users: usize, connections: usize) -> [Patch; 2] {
 }
 
 impl Commander for Counter {
-    const HANDLERS: &'static [&'static str] = &["remember_me"];
-
     fn name(&self) -> &'static str {
         "counter"
+    }
+
+    fn handlers() -> Handlers<Self> {
+        Handlers::new().on("remember_me", Self::remember_me)
     }
 
     fn broadcasting(&self) -> Vec<Broadcasting> {
@@ -59,7 +61,7 @@ impl Commander for Counter {
     }
 
     /// The page is already tracked here, so it counts itself.
-    async fn on_connect(&self, page: &mut Page<'_>) -> Result<(), BoxError> {
+    async fn on_connect(&self, page: &mut Page) -> Result<(), BoxError> {
         let topic = global();
         for patch in counts(page.count_users(&topic), page.count_connections(&topic)) {
             page.broadcast(&topic, &patch)?;
@@ -78,27 +80,21 @@ impl Commander for Counter {
             let _ = commanders.broadcast(&topic, &patch);
         }
     }
+}
 
-    async fn handle_event(
-        &self,
-        handler: &str,
-        page: &mut Page<'_>,
-        sender: Sender,
-    ) -> Result<(), BoxError> {
-        match handler {
-            "remember_me" => {
-                let value = sender
-                    .form
-                    .get("store_user_id")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                page.put_store("current_user_id", value)?;
-                Ok(())
-            }
-            other => Err(format!("no handler {other}").into()),
-        }
+impl Counter {
+    /// The click on `#remember_me`: the input's value goes into the store (keying presence
+    /// from the next load on).
+    async fn remember_me(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        let value = sender
+            .form
+            .get("store_user_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        page.put_store("current_user_id", value)?;
+        Ok(())
     }
 }
 

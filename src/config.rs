@@ -74,6 +74,19 @@ pub struct CommanderConfig {
     pub page_token_max_age_s: u64,
     /// How often live counters embedded in pages are refreshed, at most.
     pub counter_interval_ms: u64,
+    /// How long a browser round trip (`exec_js`, `query`, `cookies`) may take before it fails
+    /// with `CallError::Timeout`.
+    pub browser_response_timeout_ms: u64,
+    /// Most DOM events and messages waiting for one page's commander; beyond it an event gets
+    /// the error reply `{"reason": "too many pending events"}` and a message is refused.
+    pub max_queued_events: usize,
+    /// Whether tether.js disables a control while its handler runs (`tether-no-disable`
+    /// opts one out).
+    pub disable_while_processing: bool,
+    /// The DOM events whose element is disabled while their handler runs.
+    pub disable_events: Vec<String>,
+    /// Whether tether.js disables the page's controls while its socket is down.
+    pub disable_when_disconnected: bool,
 }
 
 impl Default for CommanderConfig {
@@ -85,6 +98,11 @@ impl Default for CommanderConfig {
             exec_js: false,
             page_token_max_age_s: 86_400,
             counter_interval_ms: 250,
+            browser_response_timeout_ms: 5_000,
+            max_queued_events: 64,
+            disable_while_processing: true,
+            disable_events: vec!["click".to_string(), "submit".to_string()],
+            disable_when_disconnected: true,
         }
     }
 }
@@ -414,6 +432,14 @@ impl Config {
             (
                 "presence.broadcast_period_ms",
                 self.presence.broadcast_period_ms,
+            ),
+            (
+                "commander.browser_response_timeout_ms",
+                self.commander.browser_response_timeout_ms,
+            ),
+            (
+                "commander.max_queued_events",
+                self.commander.max_queued_events as u64,
             ),
         ]
         .into_iter()

@@ -1,7 +1,6 @@
-//! Cutting client-controlled text to a bounded length, on a character boundary.
-//!
-//! Used wherever text a client chose ends up in a log line or a close frame. This module is
-//! pure and knows nothing of the layers that use it.
+//! Text for logs and replies: client-controlled text cut to a bounded length on a character
+//! boundary (wherever text a client chose ends up in a log line or a close frame), and what
+//! a caught panic says. This module is pure and knows nothing of the layers that use it.
 
 /// Most bytes of a client-chosen string written to a log line.
 pub(crate) const LOG_MAX: usize = 256;
@@ -18,6 +17,17 @@ pub(crate) fn truncate_utf8(text: &str, max: usize) -> &str {
 /// `text` cut to [`LOG_MAX`] bytes, for logs.
 pub(crate) fn for_log(text: &str) -> &str {
     truncate_utf8(text, LOG_MAX)
+}
+
+/// What a caught panic says, for a log line or an error reply: `panic: <message>`.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        format!("panic: {text}")
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        format!("panic: {text}")
+    } else {
+        "panic".to_string()
+    }
 }
 
 #[cfg(test)]

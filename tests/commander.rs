@@ -15,8 +15,8 @@ use tether::{
     Config,
     channel::BoxError,
     commander::{
-        Broadcasting, Commander, Commanders, Disconnected, Html, Page, Patch, Sender, same_path,
-        same_topic, token::unix_now,
+        Broadcasting, Commander, Commanders, Disconnected, Handlers, Html, Outcome, Page, Patch,
+        Sender, same_path, same_topic, token::unix_now,
     },
     config::IdSource,
     pubsub::{LocalPubSub, PubSub},
@@ -32,63 +32,11 @@ impl Probe {
     fn note(&self, line: String) {
         self.log.lock().unwrap().push(line);
     }
-}
 
-impl Commander for Probe {
-    const HANDLERS: &'static [&'static str] = &[
-        "echo",
-        "html",
-        "fail",
-        "store",
-        "whoami",
-        "blocked",
-        "js",
-        "shout",
-        "sub",
-        "unsub",
-        "prop",
-        "prop_html",
-        "panic",
-        "broadcast_js",
-    ];
-
-    fn name(&self) -> &'static str {
-        "probe"
-    }
-
-    fn broadcasting(&self) -> Vec<Broadcasting> {
-        vec![Broadcasting::SamePath, Broadcasting::Named("lobby".into())]
-    }
-
-    async fn on_connect(&self, page: &mut Page<'_>) -> Result<(), BoxError> {
-        self.note(format!(
-            "connect {}",
-            page.count_connections(&same_topic("lobby"))
-        ));
-        Ok(())
-    }
-
-    async fn on_load(&self, _page: &mut Page<'_>) -> Result<(), BoxError> {
-        self.note("load".into());
-        Ok(())
-    }
-
-    async fn on_disconnect(&self, gone: &Disconnected, commanders: &Commanders) {
-        let left = commanders.count_connections(&same_topic("lobby"));
-        self.note(format!(
-            "disconnect {left} {}",
-            Value::Object(gone.store.clone())
-        ));
-    }
-
-    async fn before_handler(&self, handler: &str, _page: &mut Page<'_>, _sender: &Sender) -> bool {
-        handler != "blocked"
-    }
-
-    async fn handle_event(
+    async fn dispatch(
         &self,
         handler: &str,
-        page: &mut Page<'_>,
+        page: &mut Page,
         sender: Sender,
     ) -> Result<(), BoxError> {
         match handler {
@@ -106,7 +54,7 @@ impl Commander for Probe {
                 });
                 page.set_html("#who", who.to_string())?;
             }
-            "js" => page.exec_js("alert(1)")?,
+            "js" => page.patch(&Patch::js("alert(1)"))?,
             "shout" => {
                 page.broadcast_from(&same_path(page.path()), &Patch::set("#shout", sender.value))?
             }
@@ -134,13 +82,78 @@ impl Commander for Probe {
         }
         Ok(())
     }
+}
+
+const HANDLERS: [&str; 14] = [
+    "echo",
+    "html",
+    "fail",
+    "store",
+    "whoami",
+    "blocked",
+    "js",
+    "shout",
+    "sub",
+    "unsub",
+    "prop",
+    "prop_html",
+    "panic",
+    "broadcast_js",
+];
+
+impl Commander for Probe {
+    fn handlers() -> Handlers<Self> {
+        let mut table = Handlers::new();
+        for name in HANDLERS {
+            table = table.on(
+                name,
+                async move |probe: &Probe, page: &mut Page, sender: Sender| {
+                    probe.dispatch(name, page, sender).await
+                },
+            );
+        }
+        table
+    }
+
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    fn broadcasting(&self) -> Vec<Broadcasting> {
+        vec![Broadcasting::SamePath, Broadcasting::Named("lobby".into())]
+    }
+
+    async fn on_connect(&self, page: &mut Page) -> Result<(), BoxError> {
+        self.note(format!(
+            "connect {}",
+            page.count_connections(&same_topic("lobby"))
+        ));
+        Ok(())
+    }
+
+    async fn on_load(&self, _page: &mut Page) -> Result<(), BoxError> {
+        self.note("load".into());
+        Ok(())
+    }
+
+    async fn on_disconnect(&self, gone: &Disconnected, commanders: &Commanders) {
+        let left = commanders.count_connections(&same_topic("lobby"));
+        self.note(format!(
+            "disconnect {left} {}",
+            Value::Object(gone.store.clone())
+        ));
+    }
+
+    async fn before_handler(&self, handler: &str, _page: &mut Page, _sender: &Sender) -> bool {
+        handler != "blocked"
+    }
 
     async fn after_handler(
         &self,
         handler: &str,
-        _page: &mut Page<'_>,
+        _page: &mut Page,
         _sender: &Sender,
-        outcome: &Result<(), String>,
+        outcome: &Outcome,
     ) {
         self.note(format!(
             "after {handler} {}",
@@ -153,7 +166,6 @@ impl Commander for Probe {
 struct Other;
 
 impl Commander for Other {
-    const HANDLERS: &'static [&'static str] = &[];
     fn name(&self) -> &'static str {
         "other"
     }

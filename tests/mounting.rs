@@ -118,7 +118,6 @@ async fn under_a_scope_the_client_script_and_socket_follow_the_scope() {
 struct Scoped;
 
 impl tether::commander::Commander for Scoped {
-    const HANDLERS: &'static [&'static str] = &[];
     fn name(&self) -> &'static str {
         "scoped"
     }

@@ -14,6 +14,7 @@ use super::{
     router::{DynChannel, Router},
     socket::{ChannelInfo, Conn, Subscription},
 };
+use crate::text::panic_message;
 use crate::transport::{
     Disconnect, Frame,
     connection::Handler,
@@ -35,16 +36,6 @@ pub(crate) struct JoinedChannels {
     /// Joined channels by topic: a short list (most connections join one or two topics,
     /// and a map's smallest table is several times the size of one entry).
     joined: Vec<(Arc<str>, Joined)>,
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        format!("panic: {text}")
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        format!("panic: {text}")
-    } else {
-        "panic".to_string()
-    }
 }
 
 impl JoinedChannels {

@@ -1,7 +1,11 @@
 //! The handle a channel works with: its topic, its assigns, and ways to talk to the client
 //! and to the topic.
 
-use std::{any::Any, collections::HashMap, sync::Arc};
+use std::{
+    any::Any,
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use actix_http::Extensions;
 
@@ -104,6 +108,49 @@ impl Drop for Subscription {
     }
 }
 
+/// The topics one join listens to besides its own, shared by its [`Socket`] and every
+/// [`SocketHandle`]; `None` once the join has ended (its subscriptions dropped, and no new
+/// one can be made).
+#[derive(Clone)]
+struct Extra(Arc<Mutex<Option<Subscriptions>>>);
+
+/// Subscriptions by topic.
+type Subscriptions = HashMap<Arc<str>, Subscription>;
+
+impl Extra {
+    fn new() -> Extra {
+        Extra(Arc::new(Mutex::new(Some(HashMap::new()))))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Subscriptions) -> R) -> Option<R> {
+        let mut extra = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        extra.as_mut().map(f)
+    }
+
+    /// Ends every subscription; later subscribes fail.
+    fn close(&self) {
+        let ended = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(ended); // unsubscribes, outside the lock
+    }
+
+    fn subscribe(&self, conn: &Conn, own: &str, topic: &str, id: SubscriberId) -> Option<bool> {
+        self.with(|extra| {
+            if topic == own || extra.contains_key(topic) {
+                return false;
+            }
+            let topic: Arc<str> = topic.into();
+            let subscription = Subscription::new(conn, topic.clone(), id);
+            extra.insert(topic, subscription);
+            true
+        })
+    }
+
+    fn unsubscribe(&self, topic: &str) -> Option<bool> {
+        let removed = self.with(|extra| extra.remove(topic))?;
+        Some(removed.is_some())
+    }
+}
+
 /// Identifies a client push so it can be answered later, from any task
 /// ([`SocketHandle::reply`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +183,7 @@ pub struct Socket {
     /// Typed state of this join (see [`Socket::insert`]).
     extensions: Extensions,
     /// Topics this join listens to besides its own (see [`Socket::subscribe`]).
-    extra: HashMap<Arc<str>, Subscription>,
+    extra: Extra,
     /// The ref of the client push being handled, if any.
     pub(crate) current_ref: Option<String>,
 }
@@ -163,7 +210,7 @@ impl Socket {
             deferred: Some(Vec::new()),
             attached: Vec::new(),
             extensions: Extensions::new(),
-            extra: HashMap::new(),
+            extra: Extra::new(),
             current_ref: None,
         }
     }
@@ -289,23 +336,21 @@ impl Socket {
     /// [`Socket::unsubscribe`] or the end of this join. Returns `false` if already
     /// subscribed (or if `topic` is this join's own topic).
     pub fn subscribe(&mut self, topic: &str) -> bool {
-        if topic == &*self.topic || self.extra.contains_key(topic) {
-            return false;
-        }
-        let topic: Arc<str> = topic.into();
-        let subscription = Subscription::new(&self.conn, topic.clone(), self.join_id);
-        self.extra.insert(topic, subscription);
-        true
+        self.extra
+            .subscribe(&self.conn, &self.topic, topic, self.join_id)
+            .unwrap_or(false)
     }
 
     /// Stops delivering `topic`; returns `false` if it was not subscribed.
     pub fn unsubscribe(&mut self, topic: &str) -> bool {
-        self.extra.remove(topic).is_some()
+        self.extra.unsubscribe(topic).unwrap_or(false)
     }
 
-    /// Topics subscribed with [`Socket::subscribe`].
-    pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
-        self.extra.keys().map(|t| &**t)
+    /// Topics subscribed with [`Socket::subscribe`] (or [`SocketHandle::subscribe`]).
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.extra
+            .with(|extra| extra.keys().map(|t| t.to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// A `Send` handle to reach this channel from other tasks.
@@ -313,7 +358,9 @@ impl Socket {
         SocketHandle {
             topic: self.topic.clone(),
             join_ref: self.join_ref.clone(),
-            outbox: self.conn.outbox.clone(),
+            join_id: self.join_id,
+            conn: self.conn.clone(),
+            extra: self.extra.clone(),
         }
     }
 
@@ -332,6 +379,14 @@ impl Socket {
         if let Some(frame) = reply_frame(&self.topic, Some(&self.join_ref), msg_ref, reply) {
             let _ = self.conn.outbox.push_frame(frame);
         }
+    }
+}
+
+impl Drop for Socket {
+    /// The join has ended: its subscriptions end with it, also those made through a
+    /// [`SocketHandle`] that is still around.
+    fn drop(&mut self) {
+        self.extra.close();
     }
 }
 
@@ -359,7 +414,9 @@ fn reply_frame(
 pub struct SocketHandle {
     topic: Arc<str>,
     join_ref: Arc<str>,
-    outbox: Outbox,
+    join_id: SubscriberId,
+    conn: Conn,
+    extra: Extra,
 }
 
 impl std::fmt::Debug for SocketHandle {
@@ -374,7 +431,7 @@ impl std::fmt::Debug for SocketHandle {
 impl SocketHandle {
     /// Pushes `event` to the client on this channel.
     pub fn push(&self, event: &str, payload: &(impl Serialize + ?Sized)) -> Result<(), PushError> {
-        self.outbox.push_frame(encode(
+        self.conn.outbox.push_frame(encode(
             Some(&self.join_ref),
             None,
             &self.topic,
@@ -386,17 +443,35 @@ impl SocketHandle {
     /// Answers a push that was left unanswered by `handle_in`.
     pub fn reply(&self, to: &ReplyRef, reply: Reply) -> Result<(), PushError> {
         match reply_frame(&to.topic, Some(&to.join_ref), Some(&to.msg_ref), &reply) {
-            Some(frame) => self.outbox.push_frame(frame),
+            Some(frame) => self.conn.outbox.push_frame(frame),
             None => Ok(()),
         }
     }
 
     /// Delivers `message` to the channel's `handle_info`, in the connection's task.
     pub fn send_info(&self, message: impl Any + Send) -> Result<(), PushError> {
-        self.outbox.push_info(Box::new(ChannelInfo {
+        self.conn.outbox.push_info(Box::new(ChannelInfo {
             topic: self.topic.clone(),
             join_ref: self.join_ref.clone(),
             message: Box::new(message),
         }))
+    }
+
+    /// The join this handle reaches (see [`Socket::join_id`]).
+    pub fn join_id(&self) -> SubscriberId {
+        self.join_id
+    }
+
+    /// [`Socket::subscribe`] from any task. `Err(Closed)` once the join has ended: a
+    /// subscription never outlives its join.
+    pub fn subscribe(&self, topic: &str) -> Result<bool, PushError> {
+        self.extra
+            .subscribe(&self.conn, &self.topic, topic, self.join_id)
+            .ok_or(PushError::Closed)
+    }
+
+    /// [`Socket::unsubscribe`] from any task; `Err(Closed)` once the join has ended.
+    pub fn unsubscribe(&self, topic: &str) -> Result<bool, PushError> {
+        self.extra.unsubscribe(topic).ok_or(PushError::Closed)
     }
 }

@@ -1,33 +1,119 @@
 //! The [`Commander`] trait (a page's behaviour on the server), its object-safe form, and
-//! what callbacks receive: [`Sender`] for DOM events, [`Disconnected`] for a page gone.
+//! what callbacks receive: [`Sender`] for DOM events, [`Info`] for messages, [`Disconnected`]
+//! for a page gone.
 //!
-//! It must never run a callback itself (the page channel does).
+//! It must never run a callback itself (the page's task does, see `runtime`).
 
-use std::future::Future;
+use std::{any::Any, future::Future};
 
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Broadcasting, Commanders, Page};
+use super::{Broadcasting, Commanders, Handlers, Page};
 use crate::channel::BoxError;
 
-/// What a DOM event sends: the element and, inside a form, the form's values.
+/// What a DOM event sends: the element, its argument, and, inside a form, the form's values.
+/// The fields are described in the wire protocol (module docs, *Events*).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Sender {
     /// The element's `id`.
     pub id: String,
+    /// The `tether-id` tether.js stamped on the element (see [`Sender::this`]).
+    pub tether_id: String,
     /// The element's `name`.
     pub name: String,
+    /// The element's `class` attribute.
+    pub class: String,
+    /// The element's text (trimmed, at most 1,000 characters).
+    pub text: String,
     /// The element's `value` (inputs, selects, buttons).
     pub value: String,
+    /// Whether a checkbox or radio button is checked (`None` for other elements).
+    pub checked: Option<bool>,
     /// The element's `data-*` attributes.
     pub dataset: Map<String, Value>,
     /// The enclosing form's fields (name or id → value; checked boxes only).
     pub form: Map<String, Value>,
-    /// The DOM event: `type`, and `key` for keyboard events.
+    /// The DOM event: `type`, and what it has of `key`, `code`, `altKey`, `ctrlKey`,
+    /// `shiftKey`, `metaKey`, `button`, `clientX`, `clientY`.
     pub event: Map<String, Value>,
+    /// The handler's argument: `tether-click="remove(42)"` gives `42`; else the nearest
+    /// `tether-arg` of the element or an ancestor; else `null`.
+    pub arg: Value,
+    /// The selector of the enclosing `tether-commander` region (`""` outside one).
+    pub scope: String,
+}
+
+impl Sender {
+    /// A selector for the sender element, even when it has no `id` (Drab's `this/1`).
+    ///
+    /// ```
+    /// let sender = tether::commander::Sender { tether_id: "t3".into(), ..Default::default() };
+    /// assert_eq!(sender.this(), r#"[tether-id="t3"]"#);
+    /// ```
+    pub fn this(&self) -> String {
+        format!(r#"[tether-id="{}"]"#, css_string(&self.tether_id))
+    }
+
+    /// `selector` within the sender's `tether-commander` region (Drab's `this_commander`),
+    /// or `selector` itself outside one.
+    ///
+    /// ```
+    /// let sender = tether::commander::Sender { scope: r#"[tether-id="t1"]"#.into(), ..Default::default() };
+    /// assert_eq!(sender.within(".total"), r#"[tether-id="t1"] .total"#);
+    /// ```
+    pub fn within(&self, selector: &str) -> String {
+        if self.scope.is_empty() {
+            selector.to_string()
+        } else {
+            format!("{} {selector}", self.scope)
+        }
+    }
+}
+
+/// `text` made safe inside a double-quoted CSS string.
+fn css_string(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// A message for [`Commander::handle_info`].
+#[derive(Debug)]
+pub enum Info {
+    /// Sent to this page with [`PageHandle::send`](super::PageHandle::send).
+    Message(Box<dyn Any + Send>),
+    /// Sent with [`Commanders::send_info`] to a topic this page listens to
+    /// ([`Page::listen`]).
+    Broadcast {
+        /// The topic.
+        topic: String,
+        /// The event name.
+        event: String,
+        /// The payload.
+        payload: Value,
+    },
+}
+
+impl Info {
+    /// The message, if it is a `T` sent with [`PageHandle::send`](super::PageHandle::send).
+    ///
+    /// ```
+    /// let info = tether::commander::Info::Message(Box::new(42u32));
+    /// assert_eq!(info.message::<u32>(), Some(42));
+    /// ```
+    pub fn message<T: Any>(self) -> Option<T> {
+        match self {
+            Info::Message(message) => message.downcast().ok().map(|boxed| *boxed),
+            Info::Broadcast { .. } => None,
+        }
+    }
 }
 
 /// What is left of a page once it is gone; handed to [`Commander::on_disconnect`].
@@ -45,19 +131,37 @@ pub struct Disconnected {
     pub topics: Vec<String>,
 }
 
+/// What a handler returned, as [`Commander::after_handler`] sees it: the value (also the
+/// `result` of the event's reply), or the error's message.
+pub type Outcome = Result<Value, String>;
+
 /// A page's behaviour on the server. Only `name` is required.
 ///
+/// Every callback and handler of one page runs in that page's own task, one at a time, in
+/// the order the events arrived (as in Drab); the connection keeps reading meanwhile, so a
+/// handler may wait for the browser ([`PageHandle::exec_js`](super::PageHandle::exec_js),
+/// [`query`](super::PageHandle::query), [`modal`](super::PageHandle::modal), …) and may run
+/// for minutes without the page missing a heartbeat.
+///
 /// ```
-/// use tether::commander::{Broadcasting, Commander, Page, same_topic};
+/// use tether::commander::{Broadcasting, Commander, Handlers, Page, Sender, same_topic};
 /// use tether::channel::BoxError;
 ///
 /// struct Counter;
 ///
+/// impl Counter {
+///     async fn bump(&self, page: &mut Page, sender: Sender) -> Result<u64, BoxError> {
+///         let by = sender.arg.as_u64().unwrap_or(1);
+///         page.set_html("#bumped", format!("+{by}"))?;
+///         Ok(by)
+///     }
+/// }
+///
 /// impl Commander for Counter {
-///     const HANDLERS: &'static [&'static str] = &[];
 ///     fn name(&self) -> &'static str { "counter" }
+///     fn handlers() -> Handlers<Self> { Handlers::new().on("bump", Self::bump) }
 ///     fn broadcasting(&self) -> Vec<Broadcasting> { vec![Broadcasting::Named("global".into())] }
-///     async fn on_connect(&self, page: &mut Page<'_>) -> Result<(), BoxError> {
+///     async fn on_connect(&self, page: &mut Page) -> Result<(), BoxError> {
 ///         let users = page.count_users(&same_topic("global"));
 ///         // A string is text: it is shown literally, never parsed as HTML.
 ///         page.broadcast_html(&same_topic("global"), "#number_of_users", users.to_string())?;
@@ -65,12 +169,19 @@ pub struct Disconnected {
 ///     }
 /// }
 /// ```
-pub trait Commander: Send + Sync + 'static {
-    /// The handlers a page may call; any other name is refused (error reply, logged).
-    const HANDLERS: &'static [&'static str];
+pub trait Commander: Send + Sync + Sized + 'static {
+    /// Whether this commander may also serve regions (`tether-commander="<name>"`) of pages
+    /// of other commanders whose token allows it (Drab's shared commanders).
+    const SHARED: bool = false;
 
     /// The commander's name (in page tokens and topics).
     fn name(&self) -> &'static str;
+
+    /// The handlers a page may call, declared once: any other name is refused (error reply,
+    /// logged). Default: none.
+    fn handlers() -> Handlers<Self> {
+        Handlers::new()
+    }
 
     /// The topics this commander's pages share. Default: same path.
     fn broadcasting(&self) -> Vec<Broadcasting> {
@@ -78,19 +189,20 @@ pub trait Commander: Send + Sync + 'static {
     }
 
     /// Every (re)join of a page, after it is tracked.
-    fn on_connect(&self, page: &mut Page<'_>) -> impl Future<Output = Result<(), BoxError>> {
+    fn on_connect(&self, page: &mut Page) -> impl Future<Output = Result<(), BoxError>> {
         let _ = page;
         async { Ok(()) }
     }
 
     /// The first join of a page load, after `on_connect`.
-    fn on_load(&self, page: &mut Page<'_>) -> impl Future<Output = Result<(), BoxError>> {
+    fn on_load(&self, page: &mut Page) -> impl Future<Output = Result<(), BoxError>> {
         let _ = page;
         async { Ok(()) }
     }
 
-    /// The page is gone (closed, navigated away, connection lost); it is already untracked.
-    /// `commanders` reaches the other pages (counts, broadcasts).
+    /// The page is gone (closed, navigated away, connection lost); it is already untracked,
+    /// and the handler that was running (if any) has finished. `commanders` reaches the
+    /// other pages (counts, broadcasts).
     fn on_disconnect(
         &self,
         gone: &Disconnected,
@@ -100,36 +212,36 @@ pub trait Commander: Send + Sync + 'static {
         async {}
     }
 
+    /// A message for this page: from [`PageHandle::send`](super::PageHandle::send), or a
+    /// broadcast on a topic it listens to. Runs in order with its events. Default: logs and
+    /// drops it.
+    fn handle_info(
+        &self,
+        page: &mut Page,
+        info: Info,
+    ) -> impl Future<Output = Result<(), BoxError>> {
+        tracing::debug!(commander = page.commander(), ?info, "unhandled info");
+        async { Ok(()) }
+    }
+
     /// Runs before each handler; returning `false` skips the handler and `after_handler`.
     fn before_handler(
         &self,
         handler: &str,
-        page: &mut Page<'_>,
+        page: &mut Page,
         sender: &Sender,
     ) -> impl Future<Output = bool> {
         let _ = (handler, page, sender);
         async { true }
     }
 
-    /// Runs a declared handler.
-    fn handle_event(
-        &self,
-        handler: &str,
-        page: &mut Page<'_>,
-        sender: Sender,
-    ) -> impl Future<Output = Result<(), BoxError>> {
-        let _ = (page, sender);
-        let handler = handler.to_string();
-        async move { Err(format!("handler `{handler}` is declared but not implemented").into()) }
-    }
-
-    /// Runs after each handler that ran, with its outcome.
+    /// Runs after each handler that ran, with what it returned.
     fn after_handler(
         &self,
         handler: &str,
-        page: &mut Page<'_>,
+        page: &mut Page,
         sender: &Sender,
-        outcome: &Result<(), String>,
+        outcome: &Outcome,
     ) -> impl Future<Output = ()> {
         let _ = (handler, page, sender, outcome);
         async {}
@@ -137,97 +249,98 @@ pub trait Commander: Send + Sync + 'static {
 
     /// The presence key and meta of `page` on `topic`; `None` does not track it there.
     /// Default: the key from `[presence] id` (falling back to the browser id), meta `{}`.
-    fn presence(&self, page: &Page<'_>, topic: &str) -> Option<(String, Value)> {
+    fn presence(&self, page: &Page, topic: &str) -> Option<(String, Value)> {
         let _ = topic;
         Some((page.presence_key(), json!({})))
     }
 }
 
-/// Object-safe form of [`Commander`].
-pub(crate) trait DynCommander: Send + Sync {
-    fn handlers(&self) -> &'static [&'static str];
-    fn broadcasting(&self) -> Vec<Broadcasting>;
-    fn on_connect<'a>(&'a self, page: &'a mut Page<'_>)
-    -> LocalBoxFuture<'a, Result<(), BoxError>>;
-    fn on_load<'a>(&'a self, page: &'a mut Page<'_>) -> LocalBoxFuture<'a, Result<(), BoxError>>;
-    fn on_disconnect<'a>(
-        &'a self,
-        gone: &'a Disconnected,
-        commanders: &'a Commanders,
-    ) -> LocalBoxFuture<'a, ()>;
-    fn before_handler<'a>(
-        &'a self,
-        handler: &'a str,
-        page: &'a mut Page<'_>,
-        sender: &'a Sender,
-    ) -> LocalBoxFuture<'a, bool>;
-    fn handle_event<'a>(
-        &'a self,
-        handler: &'a str,
-        page: &'a mut Page<'_>,
-        sender: Sender,
-    ) -> LocalBoxFuture<'a, Result<(), BoxError>>;
-    fn after_handler<'a>(
-        &'a self,
-        handler: &'a str,
-        page: &'a mut Page<'_>,
-        sender: &'a Sender,
-        outcome: &'a Result<(), String>,
-    ) -> LocalBoxFuture<'a, ()>;
-    fn presence(&self, page: &Page<'_>, topic: &str) -> Option<(String, Value)>;
+/// A commander with its handler table, as registered.
+pub(crate) struct Registered<C: Commander> {
+    pub(crate) commander: C,
+    pub(crate) handlers: Handlers<C>,
 }
 
-impl<C: Commander> DynCommander for C {
-    fn handlers(&self) -> &'static [&'static str] {
-        C::HANDLERS
+/// Object-safe form of [`Commander`].
+pub(crate) trait DynCommander: Send + Sync {
+    fn shared(&self) -> bool;
+    fn declares(&self, handler: &str) -> bool;
+    fn broadcasting(&self) -> Vec<Broadcasting>;
+    fn on_connect<'a>(&'a self, page: &'a mut Page) -> LocalBoxFuture<'a, Result<(), BoxError>>;
+    fn on_load<'a>(&'a self, page: &'a mut Page) -> LocalBoxFuture<'a, Result<(), BoxError>>;
+    fn on_disconnect<'a>(
+        &'a self,
+        gone: &'a Disconnected,
+        commanders: &'a Commanders,
+    ) -> LocalBoxFuture<'a, ()>;
+    fn handle_info<'a>(
+        &'a self,
+        page: &'a mut Page,
+        info: Info,
+    ) -> LocalBoxFuture<'a, Result<(), BoxError>>;
+    /// Runs `handler` between the before and after hooks; `None` when `before_handler`
+    /// skipped it.
+    fn handle_event<'a>(
+        &'a self,
+        handler: &'a str,
+        page: &'a mut Page,
+        sender: Sender,
+    ) -> LocalBoxFuture<'a, Option<Outcome>>;
+    fn presence(&self, page: &Page, topic: &str) -> Option<(String, Value)>;
+}
+
+impl<C: Commander> DynCommander for Registered<C> {
+    fn shared(&self) -> bool {
+        C::SHARED
+    }
+    fn declares(&self, handler: &str) -> bool {
+        self.handlers.get(handler).is_some()
     }
     fn broadcasting(&self) -> Vec<Broadcasting> {
-        Commander::broadcasting(self)
+        self.commander.broadcasting()
     }
-    fn on_connect<'a>(
-        &'a self,
-        page: &'a mut Page<'_>,
-    ) -> LocalBoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(Commander::on_connect(self, page))
+    fn on_connect<'a>(&'a self, page: &'a mut Page) -> LocalBoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(self.commander.on_connect(page))
     }
-    fn on_load<'a>(&'a self, page: &'a mut Page<'_>) -> LocalBoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(Commander::on_load(self, page))
+    fn on_load<'a>(&'a self, page: &'a mut Page) -> LocalBoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(self.commander.on_load(page))
     }
     fn on_disconnect<'a>(
         &'a self,
         gone: &'a Disconnected,
         commanders: &'a Commanders,
     ) -> LocalBoxFuture<'a, ()> {
-        Box::pin(Commander::on_disconnect(self, gone, commanders))
+        Box::pin(self.commander.on_disconnect(gone, commanders))
     }
-    fn before_handler<'a>(
+    fn handle_info<'a>(
         &'a self,
-        handler: &'a str,
-        page: &'a mut Page<'_>,
-        sender: &'a Sender,
-    ) -> LocalBoxFuture<'a, bool> {
-        Box::pin(Commander::before_handler(self, handler, page, sender))
+        page: &'a mut Page,
+        info: Info,
+    ) -> LocalBoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(self.commander.handle_info(page, info))
     }
     fn handle_event<'a>(
         &'a self,
         handler: &'a str,
-        page: &'a mut Page<'_>,
+        page: &'a mut Page,
         sender: Sender,
-    ) -> LocalBoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(Commander::handle_event(self, handler, page, sender))
+    ) -> LocalBoxFuture<'a, Option<Outcome>> {
+        Box::pin(async move {
+            let run = self.handlers.get(handler)?;
+            let commander = &self.commander;
+            if !commander.before_handler(handler, page, &sender).await {
+                return None;
+            }
+            let outcome = run(commander, page, sender.clone())
+                .await
+                .map_err(|err| err.to_string());
+            commander
+                .after_handler(handler, page, &sender, &outcome)
+                .await;
+            Some(outcome)
+        })
     }
-    fn after_handler<'a>(
-        &'a self,
-        handler: &'a str,
-        page: &'a mut Page<'_>,
-        sender: &'a Sender,
-        outcome: &'a Result<(), String>,
-    ) -> LocalBoxFuture<'a, ()> {
-        Box::pin(Commander::after_handler(
-            self, handler, page, sender, outcome,
-        ))
-    }
-    fn presence(&self, page: &Page<'_>, topic: &str) -> Option<(String, Value)> {
-        Commander::presence(self, page, topic)
+    fn presence(&self, page: &Page, topic: &str) -> Option<(String, Value)> {
+        self.commander.presence(page, topic)
     }
 }

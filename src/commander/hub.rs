@@ -32,6 +32,16 @@ pub(crate) struct PageClaims {
     /// Request path.
     #[serde(rename = "p")]
     pub(crate) path: String,
+    /// Shared commanders the page may call.
+    #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) shared: Vec<String>,
+    /// Assigns from the controller.
+    #[serde(
+        rename = "a",
+        default,
+        skip_serializing_if = "serde_json::Map::is_empty"
+    )]
+    pub(crate) assigns: serde_json::Map<String, serde_json::Value>,
 }
 
 pub(crate) struct Hub {

@@ -9,10 +9,16 @@
 //!    enabled) — **before** `on_connect`, so a count taken there includes this page;
 //! 2. runs [`Commander::on_connect`] (every join, also after reconnects) and, on the first
 //!    join of a page load, [`Commander::on_load`];
-//! 3. dispatches DOM events to **declared** handlers only ([`Commander::HANDLERS`]), between
-//!    [`Commander::before_handler`] and [`Commander::after_handler`];
+//! 3. dispatches DOM events to **declared** handlers only ([`Commander::handlers`]), between
+//!    [`Commander::before_handler`] and [`Commander::after_handler`], and messages to
+//!    [`Commander::handle_info`];
 //! 4. when the page goes away, untracks it and **then** runs [`Commander::on_disconnect`]
 //!    with its last store and session, so a count taken there excludes it.
+//!
+//! Steps 2–4 run in the page's own task, one at a time and in order, while the connection
+//! keeps reading: a handler can ask the browser ([`PageHandle::exec_js`],
+//! [`PageHandle::query`], [`PageHandle::wait_for`], [`PageHandle::modal`]) and wait for the
+//! answer, and a [`PageHandle`] lets a spawned task keep patching the page.
 //!
 //! Broadcasting topics: [`Broadcasting::SamePath`] (pages with the same path),
 //! [`Broadcasting::SameCommander`], [`Broadcasting::Named`]; name them from outside a page
@@ -24,12 +30,16 @@
 #![doc = include_str!("../../docs/page-channel.md")]
 
 mod callbacks;
+mod calls;
 mod counters;
+mod handle;
+mod handlers;
 pub mod html;
 mod hub;
 mod page;
 mod page_channel;
 mod patch;
+mod runtime;
 #[cfg(feature = "fuzzing")]
 pub(crate) use page_channel::decode_payloads;
 mod revocations;
@@ -45,10 +55,14 @@ use std::{
 
 use serde_json::Value;
 
-pub use callbacks::{Commander, Disconnected, Sender};
+pub use callbacks::{Commander, Disconnected, Info, Outcome, Sender};
+pub use calls::{CallError, MAX_PENDING_CALLS};
+pub use handle::{Cookie, DEFAULT_MODAL_TIMEOUT, Modal, ModalAnswer, PageHandle, Queried};
+pub use handlers::{Handlers, IntoOutcome};
 pub use html::Html;
 pub use page::{MAX_STORE_BYTES, Page};
-pub use patch::{Content, Patch, PatchError, Position};
+pub use patch::{ConsoleLevel, Content, Patch, PatchError, Position};
+pub use script::PageOptions;
 pub use topics::{Broadcasting, same_commander, same_path, same_topic};
 
 use crate::{
@@ -57,7 +71,7 @@ use crate::{
     presence::Presence,
     pubsub::PubSub,
 };
-use callbacks::DynCommander;
+use callbacks::{DynCommander, Registered};
 use hub::Hub;
 use page_channel::PageChannel;
 use token::Keys;
@@ -120,9 +134,13 @@ impl std::fmt::Debug for CommandersBuilder {
 
 impl CommandersBuilder {
     /// Registers a commander.
-    pub fn commander(mut self, commander: impl Commander) -> CommandersBuilder {
-        self.commanders
-            .insert(Commander::name(&commander), Arc::new(commander));
+    pub fn commander<C: Commander>(mut self, commander: C) -> CommandersBuilder {
+        let name = commander.name();
+        let registered = Registered {
+            commander,
+            handlers: C::handlers(),
+        };
+        self.commanders.insert(name, Arc::new(registered));
         self
     }
 
@@ -208,6 +226,17 @@ impl Commanders {
             );
             let mut assigns = Assigns::default();
             assigns.insert("session", Value::Object(session));
+            let header = |name| {
+                info.request()
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| crate::text::truncate_utf8(v, 512).to_string())
+                    .unwrap_or_default()
+            };
+            assigns.insert("user_agent", header(actix_web::http::header::USER_AGENT));
+            let languages = accept_language(&header(actix_web::http::header::ACCEPT_LANGUAGE));
+            assigns.insert("languages", languages);
             Ok(assigns)
         })
     }
@@ -236,5 +265,82 @@ impl Commanders {
         content: impl Into<Content>,
     ) -> Result<(), PatchError> {
         self.broadcast(topic, &Patch::set(selector, content))
+    }
+
+    /// Sets a DOM property (a plain value) of `selector` on every page on `topic`.
+    pub fn broadcast_prop(
+        &self,
+        topic: &str,
+        selector: &str,
+        prop: &str,
+        value: impl serde::Serialize,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::prop(selector, prop, value))
+    }
+
+    /// Sets properties, styles, data, attributes and classes of `selector` on every page
+    /// on `topic` (see [`Patch::props`]).
+    pub fn broadcast_props(
+        &self,
+        topic: &str,
+        selector: &str,
+        props: Value,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::props(selector, props))
+    }
+
+    /// Inserts content next to or inside `selector` on every page on `topic`.
+    pub fn broadcast_insert(
+        &self,
+        topic: &str,
+        selector: &str,
+        position: Position,
+        content: impl Into<Content>,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::insert(selector, position, content))
+    }
+
+    /// Sends `payload` as `event` to the [`Commander::handle_info`] of every page that
+    /// [listens](Page::listen) to `topic`, on every node.
+    pub fn send_info(&self, topic: &str, event: &str, payload: &Value) {
+        let info_topic = runtime::info_topic(topic);
+        let frame = crate::transport::frame::encode_broadcast(&info_topic, event, payload);
+        self.hub.pubsub.broadcast(&info_topic, frame, None);
+    }
+}
+
+/// The languages of an `Accept-Language` header, most preferred first (by `q`, then order);
+/// at most 16.
+fn accept_language(header: &str) -> Vec<String> {
+    let mut weighted: Vec<(u16, usize, String)> = header
+        .split(',')
+        .take(16)
+        .enumerate()
+        .filter_map(|(at, part)| {
+            let mut pieces = part.split(';');
+            let tag = pieces.next()?.trim();
+            if tag.is_empty() || tag == "*" {
+                return None;
+            }
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (q > 0.0).then(|| ((q.clamp(0.0, 1.0) * 1000.0) as u16, at, tag.to_string()))
+        })
+        .collect();
+    weighted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    weighted.into_iter().map(|(_, _, tag)| tag).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn languages_come_most_preferred_first() {
+        assert_eq!(
+            super::accept_language("fr;q=0.5, en-GB, de;q=0.8, *;q=0.1, x;q=0"),
+            ["en-GB", "de", "fr"]
+        );
+        assert!(super::accept_language("").is_empty());
     }
 }

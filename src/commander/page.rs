@@ -1,16 +1,18 @@
 //! [`Page`]: what a commander's callbacks and handlers work with — the page's identity,
-//! session and store, its topics, and patches to it or to every page on a topic.
+//! session, store and assigns, its topics and presence, what its browser said at connect;
+//! and, through [`PageHandle`] (which it derefs to), patches and questions to the browser.
+//!
+//! A `Page` is owned by the page's task (see `runtime`): only the running callback or
+//! handler holds it, so nothing here is locked. It must never be shared with another task
+//! (hand out [`Page::handle`] instead).
+
+use std::{collections::HashMap, ops::Deref, sync::Arc};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::{
-    Count,
-    hub::Hub,
-    patch::{Content, Patch, PatchError, Position},
-    token::unix_now,
-};
-use crate::{channel::Socket, config::IdSource, presence::OwnerId};
+use super::{PageHandle, PatchError, hub::Hub, runtime::InfoSubscription, token::unix_now};
+use crate::{config::IdSource, presence::OwnerId, transport::PushError};
 
 /// Largest store token (the encrypted store) a page may have, in bytes: a cookie's worth.
 pub const MAX_STORE_BYTES: usize = 4096;
@@ -46,30 +48,43 @@ pub(crate) struct TopicClaims {
     pub(crate) topics: Vec<String>,
 }
 
-/// Per-join state of a page, kept in the page channel's socket.
+/// Per-join state of a page.
 pub(crate) struct PageState {
-    pub(crate) commander: &'static str,
     pub(crate) path: String,
     pub(crate) browser_id: String,
     pub(crate) session: Map<String, Value>,
     pub(crate) store: Map<String, Value>,
+    /// Signed by the controller into the page token (see `PageOptions::assign`).
+    pub(crate) assigns: Map<String, Value>,
     /// Broadcasting and subscribed topics, in order.
     pub(crate) topics: Vec<String>,
-    /// (topic, key) tracked in presence.
-    pub(crate) tracked: Vec<(String, String)>,
+    /// Shared commanders the page token allows, registered and shared.
+    pub(crate) shared: Vec<&'static str>,
+    /// From the upgrade request and the join.
+    pub(crate) browser: BrowserInfo,
 }
 
-/// One connected page, as its commander sees it.
-pub struct Page<'a> {
-    pub(crate) socket: &'a mut Socket,
-    pub(crate) state: &'a mut PageState,
-    pub(crate) hub: &'a Hub,
+/// What the browser told about itself when the page connected.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BrowserInfo {
+    pub(crate) user_agent: String,
+    pub(crate) languages: Vec<String>,
+    pub(crate) utc_offset_minutes: Option<i32>,
 }
 
-impl std::fmt::Debug for Page<'_> {
+/// One connected page, as its commander sees it in a callback or handler. Derefs to its
+/// [`PageHandle`] (patches, broadcasts, browser round trips).
+pub struct Page {
+    pub(crate) handle: PageHandle,
+    pub(crate) state: PageState,
+    /// Topics listened to with [`Page::listen`].
+    listens: HashMap<String, InfoSubscription>,
+}
+
+impl std::fmt::Debug for Page {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Page")
-            .field("commander", &self.state.commander)
+            .field("commander", &self.handle.commander())
             .field("path", &self.state.path)
             .field("browser_id", &self.state.browser_id)
             .field("topics", &self.state.topics)
@@ -77,15 +92,35 @@ impl std::fmt::Debug for Page<'_> {
     }
 }
 
-impl Page<'_> {
+impl Deref for Page {
+    type Target = PageHandle;
+
+    fn deref(&self) -> &PageHandle {
+        &self.handle
+    }
+}
+
+impl Page {
+    pub(crate) fn new(handle: PageHandle, state: PageState) -> Page {
+        Page {
+            handle,
+            state,
+            listens: HashMap::new(),
+        }
+    }
+
+    fn hub(&self) -> &Arc<Hub> {
+        &self.handle.0.hub
+    }
+
+    /// A handle to this page for other tasks (`Clone + Send + 'static`).
+    pub fn handle(&self) -> PageHandle {
+        self.handle.clone()
+    }
+
     /// The request path the page was rendered for.
     pub fn path(&self) -> &str {
         &self.state.path
-    }
-
-    /// The commander's name.
-    pub fn commander(&self) -> &str {
-        self.state.commander
     }
 
     /// The browser's id: a UUID the server minted and signed, shared by every tab of the
@@ -97,6 +132,28 @@ impl Page<'_> {
     /// A session value (allowed keys only), read when the page connected.
     pub fn session(&self, key: &str) -> Option<&Value> {
         self.state.session.get(key)
+    }
+
+    /// A value the controller signed into the page's token
+    /// ([`PageOptions::assign`](super::PageOptions::assign)); the browser can read it but not
+    /// change it.
+    pub fn assign(&self, key: &str) -> Option<&Value> {
+        self.state.assigns.get(key)
+    }
+
+    /// The browser's `User-Agent`, from the socket's upgrade request.
+    pub fn user_agent(&self) -> &str {
+        &self.state.browser.user_agent
+    }
+
+    /// The browser's languages, most preferred first, from `Accept-Language`.
+    pub fn languages(&self) -> &[String] {
+        &self.state.browser.languages
+    }
+
+    /// The browser's offset from UTC in minutes (east positive), if it said.
+    pub fn utc_offset_minutes(&self) -> Option<i32> {
+        self.state.browser.utc_offset_minutes
     }
 
     /// A store value.
@@ -114,7 +171,7 @@ impl Page<'_> {
             browser_id: self.state.browser_id.clone(),
             store: self.state.store.clone(),
         };
-        let token = self.hub.keys.encrypt("store", &claims, unix_now());
+        let token = self.hub().keys.encrypt("store", &claims, unix_now());
         if token.len() > MAX_STORE_BYTES {
             match previous {
                 Some(previous) => self.state.store.insert(key.to_string(), previous),
@@ -125,7 +182,14 @@ impl Page<'_> {
                 max: MAX_STORE_BYTES,
             });
         }
-        Ok(self.socket.push("store", &json!({ "token": token }))?)
+        Ok(self.push_control("store", &json!({ "token": token }))?)
+    }
+
+    fn push_control(&self, event: &str, payload: &Value) -> Result<(), PushError> {
+        if self.handle.is_gone() {
+            return Err(PushError::Closed);
+        }
+        self.handle.0.socket.push(event, payload)
     }
 
     /// The page's topics (broadcasting, then subscribed).
@@ -136,7 +200,7 @@ impl Page<'_> {
     /// The page's presence key: the first of `[presence] id` that has a value, else the
     /// browser id.
     pub fn presence_key(&self) -> String {
-        for source in &self.hub.presence_id {
+        for source in &self.hub().presence_id {
             let value = match source {
                 IdSource::Store(key) => self.state.store.get(key),
                 IdSource::Session(key) => self.state.session.get(key),
@@ -150,103 +214,15 @@ impl Page<'_> {
         self.state.browser_id.clone()
     }
 
-    /// Distinct presence keys on `topic`.
-    pub fn count_users(&self, topic: &str) -> usize {
-        self.hub.count(topic, Count::Users)
-    }
-
-    /// Tracked pages on `topic`.
-    pub fn count_connections(&self, topic: &str) -> usize {
-        self.hub.count(topic, Count::Connections)
-    }
-
-    /// Applies `patch` to this page.
-    pub fn patch(&mut self, patch: &Patch) -> Result<(), PatchError> {
-        self.hub.check(patch)?;
-        Ok(self.socket.push("patch", patch)?)
-    }
-
-    /// Sets the content of `selector` on this page (markup for [`Html`](super::Html), text
-    /// otherwise).
-    pub fn set_html(
-        &mut self,
-        selector: &str,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::set(selector, content))
-    }
-
-    /// Sets a DOM property on this page to a plain value (refused for properties that
-    /// would parse it as markup or script; see [`Patch::prop_html`]).
-    pub fn set_prop(
-        &mut self,
-        selector: &str,
-        prop: &str,
-        value: impl Serialize,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::prop(selector, prop, value))
-    }
-
-    /// Inserts content on this page.
-    pub fn insert_html(
-        &mut self,
-        selector: &str,
-        position: Position,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::insert(selector, position, content))
-    }
-
-    /// Removes elements on this page.
-    pub fn remove(&mut self, selector: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::remove(selector))
-    }
-
-    /// Runs JavaScript on this page; refused unless `[commander] exec_js = true`.
-    pub fn exec_js(&mut self, js: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::Js { js: js.to_string() })
-    }
-
-    /// Applies `patch` on every page on `topic` (this one included). Encoded once.
-    pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.hub.broadcast(topic, patch, None)
-    }
-
-    /// Applies `patch` on every page on `topic` except this one.
-    pub fn broadcast_from(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.hub
-            .broadcast(topic, patch, Some(self.socket.join_id()))
-    }
-
-    /// Sets the content of `selector` on every page on `topic`.
-    pub fn broadcast_html(
-        &self,
-        topic: &str,
-        selector: &str,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::set(selector, content))
-    }
-
-    /// Sets a DOM property on every page on `topic` (a plain value; see
-    /// [`Page::set_prop`]).
-    pub fn broadcast_prop(
-        &self,
-        topic: &str,
-        selector: &str,
-        prop: &str,
-        value: impl Serialize,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::prop(selector, prop, value))
-    }
-
     /// Joins `topic` at run time: receives its broadcasts and is tracked on it. Returns
-    /// `false` if the page is already on it.
+    /// `false` if the page is already on it (or gone).
     pub fn subscribe(&mut self, topic: &str) -> bool {
         if self.state.topics.iter().any(|t| t == topic) {
             return false;
         }
-        self.socket.subscribe(topic);
+        if self.handle.0.socket.subscribe(topic) != Ok(true) {
+            return false;
+        }
         self.state.topics.push(topic.to_string());
         self.track(topic);
         self.remember_topics();
@@ -260,59 +236,93 @@ impl Page<'_> {
             return false;
         };
         self.state.topics.remove(at);
-        self.socket.unsubscribe(topic);
-        self.untrack(Some(topic));
+        let _ = self.handle.0.socket.unsubscribe(topic);
+        self.untrack(topic);
         // Older topics tokens of this browser still name the topic: refuse it from them.
-        self.hub.revoke(&self.state.browser_id, topic);
+        self.hub().revoke(&self.state.browser_id, topic);
         self.remember_topics();
         true
+    }
+
+    /// Delivers messages sent with [`Commanders::send_info`](super::Commanders::send_info)
+    /// to `topic` (on any node) to this page's
+    /// [`Commander::handle_info`](super::Commander::handle_info), until
+    /// [`Page::unlisten`] or the page goes away. Returns `false` if already listening.
+    pub fn listen(&mut self, topic: &str) -> bool {
+        if self.listens.contains_key(topic) || self.handle.is_gone() {
+            return false;
+        }
+        let subscription = InfoSubscription::new(self.hub(), topic, &self.handle);
+        self.listens.insert(topic.to_string(), subscription);
+        true
+    }
+
+    /// Stops [`Page::listen`]ing to `topic`; `false` if it was not.
+    pub fn unlisten(&mut self, topic: &str) -> bool {
+        self.listens.remove(topic).is_some()
     }
 
     /// Gives the browser a signed copy of this page's topics, which tether.js sends back
     /// when it rejoins (after a reconnect), so runtime subscriptions survive it.
     fn remember_topics(&mut self) {
+        let hub = self.hub();
         let claims = TopicClaims {
-            commander: self.state.commander.to_string(),
+            commander: self.handle.commander().to_string(),
             path: self.state.path.clone(),
             browser_id: self.state.browser_id.clone(),
-            issued_ms: self
-                .hub
-                .topics_issue_ms(&self.state.browser_id, &self.state.topics),
+            issued_ms: hub.topics_issue_ms(&self.state.browser_id, &self.state.topics),
             topics: self.state.topics.clone(),
         };
-        let token = self.hub.keys.sign("topics", &claims, unix_now());
-        let _ = self.socket.push("topics", &json!({ "token": token }));
+        let token = hub.keys.sign("topics", &claims, unix_now());
+        let _ = self.push_control("topics", &json!({ "token": token }));
     }
 
-    /// Tracks this page on `topic` per the commander's presence rule.
+    /// Tracks this page on `topic` per its commander's presence rule (not once it is gone).
     pub(crate) fn track(&mut self, topic: &str) {
-        let Some(presence) = self.hub.presence.clone() else {
+        let hub = self.hub().clone();
+        let Some(presence) = &hub.presence else {
             return;
         };
-        let Some(commander) = self.hub.commanders.get(self.state.commander).cloned() else {
+        let Some(commander) = hub.commanders.get(self.handle.commander()) else {
             return;
         };
         let Some((key, meta)) = commander.presence(self, topic) else {
             return;
         };
-        match presence.track_on(self.socket, topic, &key, meta) {
-            Ok(()) => self.state.tracked.push((topic.to_string(), key)),
+        let shared = &self.handle.0;
+        let mut tracked = shared
+            .tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(tracked) = tracked.as_mut() else {
+            return;
+        };
+        let owner = OwnerId(shared.socket.join_id().get());
+        match presence.track_owner(topic, owner, &key, meta) {
+            Ok(()) => tracked.push((topic.to_string(), key)),
             Err(err) => tracing::warn!(%topic, %key, "cannot track page: {err}"),
         }
     }
 
-    /// Untracks this page from `topic`, or from every topic.
-    pub(crate) fn untrack(&mut self, topic: Option<&str>) {
-        let Some(presence) = &self.hub.presence else {
+    /// Untracks this page from `topic`.
+    fn untrack(&mut self, topic: &str) {
+        let shared = &self.handle.0;
+        let Some(presence) = &shared.hub.presence else {
             return;
         };
-        let owner = OwnerId::of(self.socket);
-        self.state.tracked.retain(|(t, key)| {
-            if topic.is_some_and(|topic| topic != t) {
-                return true;
-            }
-            let _ = presence.untrack_owner(t, owner, key);
-            false
-        });
+        let owner = OwnerId(shared.socket.join_id().get());
+        let mut tracked = shared
+            .tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tracked) = tracked.as_mut() {
+            tracked.retain(|(t, key)| {
+                if t != topic {
+                    return true;
+                }
+                let _ = presence.untrack_owner(t, owner, key);
+                false
+            });
+        }
     }
 }

@@ -1,20 +1,26 @@
 //! The page channel `tether:page:<commander>`: verifies the page token, resolves the browser
-//! id, store and session, tracks the page, runs the commander's callbacks and dispatches
-//! DOM events to declared handlers.
+//! id, store and session, tracks the page, starts the page's task (which runs the
+//! commander's callbacks), queues DOM events for declared handlers, and hands the browser's
+//! answers to pending round trips.
 //!
 //! The wire protocol is described once, in `docs/page-channel.md` (included in the
 //! `commander` module docs).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::{
-    Broadcasting, Disconnected, Sender,
+    Broadcasting, PageHandle, Sender,
     callbacks::DynCommander,
+    calls::{CallError, Calls},
+    handle::PageShared,
     hub::{Hub, PageClaims},
-    page::{MAX_STORE_BYTES, Page, PageState, StoreClaims, TopicClaims},
+    page::{BrowserInfo, MAX_STORE_BYTES, Page, PageState, StoreClaims, TopicClaims},
+    runtime::{self, PageCrash, Work},
     same_commander, same_path, same_topic,
     token::unix_now,
 };
@@ -26,39 +32,8 @@ pub(crate) struct PageChannel {
     pub(crate) hub: Arc<Hub>,
 }
 
-/// Where a joined page keeps its state (in the socket's extensions). A handler borrows the
-/// state out of it through a [`Borrowed`] guard, which puts it back even if the handler
-/// panics, so `terminate` always finds it (untracks, runs `on_disconnect`).
-#[derive(Clone)]
-struct PageSlot(Arc<Mutex<Option<PageState>>>);
-
-impl PageSlot {
-    fn new(state: PageState) -> PageSlot {
-        PageSlot(Arc::new(Mutex::new(Some(state))))
-    }
-
-    fn take(&self) -> Option<PageState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-
-    fn put(&self, state: PageState) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(state);
-    }
-}
-
-/// A page's state taken out of its slot; back in the slot when dropped (unwinding too).
-struct Borrowed {
-    slot: PageSlot,
-    state: Option<PageState>,
-}
-
-impl Drop for Borrowed {
-    fn drop(&mut self) {
-        if let Some(state) = self.state.take() {
-            self.slot.put(state);
-        }
-    }
-}
+/// What a joined page keeps in its socket: the handle to its task.
+struct PageSlot(PageHandle);
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -70,22 +45,28 @@ struct JoinPayload {
     counters: Vec<String>,
     /// Signed topics of this page before a reconnect (see `Page::subscribe`).
     topics: Option<String>,
+    /// The browser's offset from UTC, in minutes.
+    utc_offset: Option<i32>,
 }
 
 #[derive(Deserialize)]
 struct EventPayload {
     handler: String,
+    /// A shared commander serving the region the event came from.
+    #[serde(default)]
+    commander: Option<String>,
     #[serde(default)]
     sender: Sender,
 }
 
-/// Tells the page a callback failed (and logs it).
-fn report(page: &mut Page<'_>, callback: &str, err: BoxError) {
-    tracing::warn!(commander = page.commander(), callback, "{err}");
-    let _ = page.socket.push(
-        "error",
-        &json!({ "callback": callback, "reason": err.to_string() }),
-    );
+/// The browser's answer to a round trip: `ok` (any JSON, `null` included) or `error`.
+#[derive(Deserialize)]
+struct CallReply {
+    id: u64,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    ok: Value,
 }
 
 impl PageChannel {
@@ -96,9 +77,13 @@ impl PageChannel {
             .map(|(name, commander)| (*name, commander.clone()))
     }
 
-    /// The path a page token was signed for, if it is genuine, young enough and made for
-    /// commander `name`.
-    fn verify_page_token(&self, name: &str, token: &str, now: u64) -> Result<String, JoinError> {
+    /// What a page token says, if it is genuine, young enough and made for commander `name`.
+    fn verify_page_token(
+        &self,
+        name: &str,
+        token: &str,
+        now: u64,
+    ) -> Result<PageClaims, JoinError> {
         let max_age = Some(self.hub.config.page_token_max_age_s);
         let claims: PageClaims =
             self.hub
@@ -112,7 +97,7 @@ impl PageChannel {
             tracing::warn!(commander = name, token_for = %claims.commander, "page token of another commander refused");
             return Err(JoinError::reason("invalid page token"));
         }
-        Ok(claims.path)
+        Ok(claims)
     }
 
     /// The browser's id from its signed token, or a fresh one (none, forged, not a UUID).
@@ -191,34 +176,6 @@ impl PageChannel {
         }
     }
 
-    /// Tracks the page on its topics, then runs `on_connect` (and `on_load` on the first
-    /// join of a page load): tracked first, so counts taken there include this page.
-    async fn connect(
-        &self,
-        commander: &dyn DynCommander,
-        socket: &mut Socket,
-        state: &mut PageState,
-        onload: bool,
-    ) {
-        let topics = state.topics.clone();
-        let mut page = Page {
-            socket,
-            state,
-            hub: &self.hub,
-        };
-        for topic in &topics {
-            page.track(topic);
-        }
-        if let Err(err) = commander.on_connect(&mut page).await {
-            report(&mut page, "on_connect", err);
-        }
-        if onload {
-            if let Err(err) = commander.on_load(&mut page).await {
-                report(&mut page, "on_load", err);
-            }
-        }
-    }
-
     fn topics(commander: &dyn DynCommander, name: &str, path: &str) -> Vec<String> {
         let mut topics: Vec<String> = Vec::new();
         for broadcasting in commander.broadcasting() {
@@ -235,8 +192,57 @@ impl PageChannel {
     }
 }
 
+impl PageChannel {
+    /// The shared commanders of `claims` that are registered and shared.
+    fn allowed_shared(&self, claims: &PageClaims) -> Vec<&'static str> {
+        claims
+            .shared
+            .iter()
+            .filter_map(|name| self.commander(name))
+            .filter(|(_, commander)| commander.shared())
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// What the browser said about itself: from the upgrade (connect assigns) and the join.
+    fn browser_info(socket: &Socket, payload: &JoinPayload) -> BrowserInfo {
+        let assigns = socket.assigns();
+        BrowserInfo {
+            user_agent: assigns
+                .get_str("user_agent")
+                .unwrap_or_default()
+                .to_string(),
+            languages: assigns
+                .get("languages")
+                .and_then(|l| serde_json::from_value(l.clone()).ok())
+                .unwrap_or_default(),
+            utc_offset_minutes: payload.utc_offset.filter(|m| m.abs() <= 24 * 60),
+        }
+    }
+
+    /// Which commander an event is for, if the page may call `handler` there: the page's
+    /// own, or a shared one its token allows.
+    fn target(
+        &self,
+        page: &PageHandle,
+        allowed: &[&'static str],
+        event: &EventPayload,
+    ) -> Option<Arc<dyn DynCommander>> {
+        let name = match &event.commander {
+            None => page.commander(),
+            Some(name) => allowed.iter().copied().find(|a| a == name)?,
+        };
+        let (_, commander) = self.commander(name)?;
+        commander.declares(&event.handler).then_some(commander)
+    }
+}
+
+/// What a page's socket holds besides its handle: the shared commanders its token allows.
+struct Allowed(Vec<&'static str>);
+
 impl Channel for PageChannel {
-    type Info = ();
+    type Info = PageCrash;
+
     async fn join(&self, topic: &str, payload: Value, socket: &mut Socket) -> JoinResult {
         let name = topic.strip_prefix("tether:page:").unwrap_or_default();
         let Some((name, commander)) = self.commander(name) else {
@@ -246,7 +252,8 @@ impl Channel for PageChannel {
         let payload: JoinPayload = serde_json::from_value(payload)
             .map_err(|_| JoinError::reason("invalid join payload"))?;
         let now = unix_now();
-        let path = self.verify_page_token(name, &payload.token, now)?;
+        let claims = self.verify_page_token(name, &payload.token, now)?;
+        let path = claims.path.clone();
         let browser_id = self.browser_id(payload.browser_id.as_deref(), now);
         let opened = self.open_store(name, payload.store.as_deref(), &browser_id, now);
         let store_rejected = opened.is_err();
@@ -261,106 +268,114 @@ impl Channel for PageChannel {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        let mut state = PageState {
-            commander: name,
+        let allowed = self.allowed_shared(&claims);
+        let state = PageState {
             path,
             browser_id,
             session,
             store: opened.unwrap_or_default(),
+            assigns: claims.assigns,
             topics: topics.clone(),
-            tracked: Vec::new(),
+            shared: allowed.clone(),
+            browser: PageChannel::browser_info(socket, &payload),
         };
-        self.connect(&*commander, socket, &mut state, payload.onload)
-            .await;
         let browser_token = self.hub.keys.sign("browser", &state.browser_id, now);
-        socket.insert(PageSlot::new(state));
+        let (queue, work) = mpsc::channel(self.hub.config.max_queued_events);
+        let handle = PageHandle(Arc::new(PageShared {
+            hub: self.hub.clone(),
+            commander: name,
+            socket: socket.handle(),
+            queue,
+            calls: Calls::default(),
+            tracked: Mutex::new(Some(Vec::new())),
+            gone: CancellationToken::new(),
+        }));
+        let mut page = Page::new(handle.clone(), state);
+        // Tracked here, before `on_connect` runs, so counts taken there include this page.
+        for topic in &topics {
+            page.track(topic);
+        }
+        // The task runs once this join has returned: its pushes follow the join reply.
+        let _ = handle.0.queue.try_send(Work::Connect {
+            onload: payload.onload,
+        });
+        actix_web::rt::spawn(runtime::run(page, work));
+        socket.insert(PageSlot(handle));
+        socket.insert(Allowed(allowed));
+        let config = &self.hub.config;
         Ok(json!({
             "browser_id": browser_token,
             "topics": topics,
             "store_rejected": store_rejected,
-            "exec_js": self.hub.config.exec_js,
+            "exec_js": config.exec_js,
+            "disable": {
+                "while_processing": config.disable_while_processing,
+                "events": config.disable_events,
+                "when_disconnected": config.disable_when_disconnected,
+            },
         }))
     }
 
     async fn handle_in(&self, event: &str, payload: Value, socket: &mut Socket) -> HandleResult {
-        if event != "event" {
-            return Ok(Reply::unhandled());
-        }
-        let Ok(EventPayload { handler, sender }) = serde_json::from_value(payload) else {
-            return Ok(Reply::Error(json!({"reason": "invalid event payload"})));
-        };
-        let Some(slot) = socket.get::<PageSlot>().cloned() else {
+        let Some(PageSlot(page)) = socket.get::<PageSlot>() else {
             return Err("page state missing".into());
         };
-        let mut borrowed = Borrowed {
-            state: slot.take(),
-            slot,
-        };
-        let Some(state) = borrowed.state.as_mut() else {
-            return Err("page state missing".into());
-        };
-        let Some((_, commander)) = self.commander(state.commander) else {
-            return Err("commander vanished".into());
-        };
-        if !commander.handlers().contains(&handler.as_str()) {
-            tracing::warn!(
-                commander = state.commander,
-                handler = %crate::text::for_log(&handler),
-                "call of an undeclared handler refused"
-            );
-            return Ok(Reply::Error(json!({"reason": "unknown handler"})));
-        }
-        let mut page = Page {
-            socket: &mut *socket,
-            state,
-            hub: &self.hub,
-        };
-        let reply = if commander.before_handler(&handler, &mut page, &sender).await {
-            let outcome = commander
-                .handle_event(&handler, &mut page, sender.clone())
-                .await
-                .map_err(|err| err.to_string());
-            commander
-                .after_handler(&handler, &mut page, &sender, &outcome)
-                .await;
-            match outcome {
-                Ok(()) => Reply::ok(),
-                Err(reason) => {
-                    tracing::warn!(commander = page.commander(), %handler, "handler failed: {reason}");
-                    Reply::Error(json!({ "reason": reason }))
+        match event {
+            "event" => {
+                let Ok(event) = serde_json::from_value::<EventPayload>(payload) else {
+                    return Ok(Reply::Error(json!({"reason": "invalid event payload"})));
+                };
+                let allowed = socket.get::<Allowed>().map_or(&[][..], |a| &a.0);
+                let Some(commander) = self.target(page, allowed, &event) else {
+                    tracing::warn!(
+                        commander = page.commander(),
+                        handler = %crate::text::for_log(&event.handler),
+                        shared = ?event.commander.as_deref().map(crate::text::for_log),
+                        "call of an undeclared handler refused"
+                    );
+                    return Ok(Reply::Error(json!({"reason": "unknown handler"})));
+                };
+                let work = Work::Event {
+                    commander,
+                    handler: event.handler,
+                    sender: Box::new(event.sender),
+                    reply: socket.reply_ref(),
+                };
+                match page.0.queue.try_send(work) {
+                    Ok(()) => Ok(Reply::None),
+                    Err(_) => Ok(Reply::Error(json!({"reason": "too many pending events"}))),
                 }
             }
-        } else {
-            Reply::Ok(json!({"skipped": true}))
-        };
-        Ok(reply)
+            "call_reply" => {
+                let Ok(answer) = serde_json::from_value::<CallReply>(payload) else {
+                    return Ok(Reply::Error(json!({"reason": "invalid call reply"})));
+                };
+                let result = match answer.error {
+                    Some(message) => Err(CallError::Browser(
+                        crate::text::truncate_utf8(&message, 1024).to_string(),
+                    )),
+                    None => Ok(answer.ok),
+                };
+                if !page.0.calls.answer(answer.id, result) {
+                    tracing::debug!(id = answer.id, "answer to no pending call ignored");
+                }
+                Ok(Reply::ok())
+            }
+            _ => Ok(Reply::unhandled()),
+        }
+    }
+
+    async fn handle_info(&self, message: PageCrash, _socket: &mut Socket) -> Result<(), BoxError> {
+        let PageCrash::Panicked(reason) = message;
+        Err(reason.into())
     }
 
     async fn terminate(&self, _reason: &TerminateReason, socket: &mut Socket) {
-        let Some(mut state) = socket.remove::<PageSlot>().and_then(|slot| slot.take()) else {
-            return;
-        };
-        let Some((_, commander)) = self.commander(state.commander) else {
-            return;
-        };
-        // Untrack first, so that counts taken in on_disconnect exclude this page.
-        Page {
-            socket: &mut *socket,
-            state: &mut state,
-            hub: &self.hub,
+        // Untracks the page, fails its pending round trips and wakes its task, which runs
+        // `on_disconnect` once the handler it is running (if any) has finished.
+        if let Some(PageSlot(page)) = socket.remove::<PageSlot>() {
+            page.0.close();
         }
-        .untrack(None);
-        let gone = Disconnected {
-            path: state.path,
-            browser_id: state.browser_id,
-            store: state.store,
-            session: state.session,
-            topics: state.topics,
-        };
-        let commanders = super::Commanders {
-            hub: self.hub.clone(),
-        };
-        commander.on_disconnect(&gone, &commanders).await;
     }
 }
 
@@ -370,7 +385,11 @@ impl Channel for PageChannel {
 pub(crate) fn decode_payloads(data: &[u8]) {
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
         let _ = serde_json::from_value::<JoinPayload>(value.clone());
-        if let Ok(EventPayload { handler, sender }) = serde_json::from_value(value) {
+        let _ = serde_json::from_value::<CallReply>(value.clone());
+        if let Ok(EventPayload {
+            handler, sender, ..
+        }) = serde_json::from_value(value)
+        {
             let _ = crate::text::for_log(&handler);
             let _ = serde_json::to_value(&sender);
         }

@@ -6,7 +6,7 @@
 //! Pure: it builds and checks patches; it must never send one.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use super::Html;
 use crate::transport::PushError;
@@ -112,11 +112,68 @@ pub enum Patch {
         /// CSS selector.
         sel: String,
     },
+    /// Set several things at once: `style`, `dataset`, `attributes` (objects; `null`
+    /// removes), `classList` (`{add, remove, toggle}` arrays), and any other key as a plain
+    /// property (same rules as [`Patch::Prop`]). Built by [`Patch::props`], [`Patch::style`],
+    /// [`Patch::attr`], [`Patch::data`] and the class helpers.
+    Props {
+        /// CSS selector.
+        sel: String,
+        /// What to set.
+        props: Map<String, Value>,
+    },
     /// Run JavaScript (only when `[commander] exec_js` is on).
     Js {
         /// The script.
         js: String,
     },
+    /// Navigate the page to `url` (`location.assign`).
+    Redirect {
+        /// Where to.
+        url: String,
+    },
+    /// Change the address bar to `url` without loading it (`history.pushState`; same origin).
+    #[serde(rename = "set_url")]
+    SetUrl {
+        /// The new URL.
+        url: String,
+    },
+    /// Write to the browser's console.
+    Console {
+        /// Which console method.
+        level: ConsoleLevel,
+        /// The message.
+        msg: String,
+    },
+    /// Set a cookie in the browser (`value: None` deletes it).
+    Cookie {
+        /// Cookie name (RFC 6265 token).
+        name: String,
+        /// Cookie value (RFC 6265 cookie-octets), or `None` to delete.
+        value: Option<String>,
+        /// Lifetime in seconds; a session cookie when `None`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_age: Option<u64>,
+        /// Cookie path; the page's default when `None`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+}
+
+/// A browser console method, for [`Patch::Console`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleLevel {
+    /// `console.log`
+    Log,
+    /// `console.info`
+    Info,
+    /// `console.warn`
+    Warn,
+    /// `console.error`
+    Error,
+    /// `console.debug`
+    Debug,
 }
 
 impl Patch {
@@ -160,13 +217,86 @@ impl Patch {
         }
     }
 
+    /// Sets several things of `sel` at once (see [`Patch::Props`]).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use tether::commander::Patch;
+    /// let patch = Patch::props("#bar", json!({
+    ///     "value": 40,
+    ///     "style": {"width": "40%"},
+    ///     "dataset": {"state": "running"},
+    ///     "attributes": {"aria-busy": "true"},
+    ///     "classList": {"add": ["busy"], "remove": ["idle"]},
+    /// }));
+    /// assert!(matches!(patch, Patch::Props { .. }));
+    /// ```
+    pub fn props(sel: &str, props: Value) -> Patch {
+        let props = match props {
+            Value::Object(props) => props,
+            _ => Map::new(),
+        };
+        Patch::Props {
+            sel: sel.to_string(),
+            props,
+        }
+    }
+
+    fn one(sel: &str, group: &str, name: &str, value: Value) -> Patch {
+        Patch::props(sel, json!({ group: { name: value } }))
+    }
+
+    /// Sets inline style `name` (`width`, `background-color`, …); `None` removes it.
+    pub fn style(sel: &str, name: &str, value: Option<&str>) -> Patch {
+        Patch::one(sel, "style", name, json!(value))
+    }
+
+    /// Sets attribute `name`; `None` removes it. Event-handler attributes (`on*`), `srcdoc`
+    /// and script URLs are refused.
+    pub fn attr(sel: &str, name: &str, value: Option<&str>) -> Patch {
+        Patch::one(sel, "attributes", name, json!(value))
+    }
+
+    /// Sets `data-<key>` (`dataset[key]`, camelCase as in the DOM); `None` removes it.
+    pub fn data(sel: &str, key: &str, value: Option<&str>) -> Patch {
+        Patch::one(sel, "dataset", key, json!(value))
+    }
+
+    /// Adds `class`.
+    pub fn add_class(sel: &str, class: &str) -> Patch {
+        Patch::one(sel, "classList", "add", json!([class]))
+    }
+
+    /// Removes `class`.
+    pub fn remove_class(sel: &str, class: &str) -> Patch {
+        Patch::one(sel, "classList", "remove", json!([class]))
+    }
+
+    /// Toggles `class`.
+    pub fn toggle_class(sel: &str, class: &str) -> Patch {
+        Patch::one(sel, "classList", "toggle", json!([class]))
+    }
+
+    /// Runs `js` in the page, without waiting for its result (only with `exec_js`; for
+    /// the result, see [`PageHandle::exec_js`](super::PageHandle::exec_js)).
+    pub fn js(js: &str) -> Patch {
+        Patch::Js { js: js.to_string() }
+    }
+
     /// Checks the patch against the rules every patch obeys, wherever it is sent from:
-    /// script only with `exec_js`, and no plain value that a property would turn into
-    /// markup or script.
+    /// script only with `exec_js`, no plain value that a property or attribute would turn
+    /// into markup or script, no script URL to navigate to, well-formed cookies.
     pub(crate) fn check(&self, exec_js: bool) -> Result<(), PatchError> {
         match self {
             Patch::Js { .. } if !exec_js => Err(PatchError::JsDisabled),
             Patch::Prop { prop, value, .. } => check_plain_prop(prop, value),
+            Patch::Props { props, .. } => check_props(props),
+            Patch::Redirect { url } | Patch::SetUrl { url } if is_script_url(url) => {
+                Err(PatchError::UnsafeProp("url".to_string()))
+            }
+            Patch::Cookie {
+                name, value, path, ..
+            } => check_cookie(name, value.as_deref(), path.as_deref()),
             _ => Ok(()),
         }
     }
@@ -229,6 +359,54 @@ fn check_plain_prop(prop: &str, value: &Value) -> Result<(), PatchError> {
     Ok(())
 }
 
+/// Checks every part of a [`Patch::Props`].
+fn check_props(props: &Map<String, Value>) -> Result<(), PatchError> {
+    for (key, value) in props {
+        match (key.as_str(), value) {
+            ("style" | "dataset", Value::Object(_)) => {}
+            ("classList", Value::Object(ops)) => {
+                if let Some(op) = ops
+                    .keys()
+                    .find(|op| !matches!(op.as_str(), "add" | "remove" | "toggle"))
+                {
+                    return Err(PatchError::UnsafeProp(format!(
+                        "classList.{}",
+                        crate::text::for_log(op)
+                    )));
+                }
+            }
+            ("attributes", Value::Object(attributes)) => {
+                for (name, value) in attributes {
+                    check_plain_prop(name, value)?;
+                }
+            }
+            ("style" | "dataset" | "classList" | "attributes", _) => {
+                return Err(PatchError::UnsafeProp(key.clone()));
+            }
+            _ => check_plain_prop(key, value)?,
+        }
+    }
+    Ok(())
+}
+
+/// A cookie name is an RFC 6265 token; a value and a path are cookie-octets (no spaces,
+/// quotes, commas, semicolons or backslashes), so nothing can add attributes to it.
+fn check_cookie(name: &str, value: Option<&str>, path: Option<&str>) -> Result<(), PatchError> {
+    let octet = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\');
+    let token = |c: char| octet(c) && !"()<>@:/[]?={}".contains(c);
+    let valid = !name.is_empty()
+        && name.chars().all(token)
+        && value.is_none_or(|v| v.chars().all(octet))
+        && path.is_none_or(|p| p.chars().all(octet));
+    if valid {
+        Ok(())
+    } else {
+        Err(PatchError::InvalidCookie(
+            crate::text::for_log(name).to_string(),
+        ))
+    }
+}
+
 /// Why a patch (or a store change) was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
@@ -242,6 +420,9 @@ pub enum PatchError {
     /// [`Patch::prop_html`] with [`Html`].
     #[error("property `{0}` takes only Html (Patch::prop_html), not a plain value")]
     UnsafeProp(String),
+    /// A cookie name, value or path with characters a cookie cannot hold.
+    #[error("cookie `{0}`: name must be a token, value and path cookie-octets")]
+    InvalidCookie(String),
     /// The store would exceed its size limit once encrypted.
     #[error("store too large ({size} bytes encrypted, at most {max})")]
     StoreTooLarge {

@@ -1,12 +1,51 @@
 //! The `<script>` tag a page of a commander includes: tether.js, where the endpoint is
-//! mounted, and a signed page token naming the commander and the request's path.
+//! mounted, and a signed page token naming the commander, the request's path, and what the
+//! controller added ([`PageOptions`]: shared commanders, assigns).
 //!
 //! It must never render anything but that tag.
 
 use actix_web::HttpRequest;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::{Commanders, Html, hub::PageClaims, token::unix_now};
 use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
+
+/// What a controller adds to a page's token ([`Commanders::script_with`]): shared commanders
+/// the page may call, and assigns its commander can read ([`Page::assign`](super::Page::assign)).
+/// The token is signed, not encrypted: the browser can read assigns but not change them.
+///
+/// ```
+/// use tether::commander::PageOptions;
+/// let options = PageOptions::new().shared("cart").assign("product_id", 42);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PageOptions {
+    shared: Vec<String>,
+    assigns: Map<String, Value>,
+}
+
+impl PageOptions {
+    /// Nothing added.
+    pub fn new() -> PageOptions {
+        PageOptions::default()
+    }
+
+    /// Lets regions `tether-commander="<name>"` of the page call the shared commander `name`
+    /// (one registered with `SHARED = true`).
+    pub fn shared(mut self, name: &str) -> PageOptions {
+        self.shared.push(name.to_string());
+        self
+    }
+
+    /// Signs `key = value` into the page's token.
+    pub fn assign(mut self, key: &str, value: impl Serialize) -> PageOptions {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.assigns.insert(key.to_string(), value);
+        self
+    }
+}
 
 impl Commanders {
     /// The tags a page of `commander` includes (`{{ script }}` in askama): tether.js and
@@ -16,6 +55,17 @@ impl Commanders {
     /// Panics if `commander` is not registered (a programming error, caught at the first
     /// render).
     pub fn script(&self, commander: &str, request: &HttpRequest) -> Html {
+        self.script_with(commander, request, &PageOptions::new())
+    }
+
+    /// [`Commanders::script`] with shared commanders and assigns in the token (Drab's
+    /// `Drab.Client.run(conn, assigns)`).
+    pub fn script_with(
+        &self,
+        commander: &str,
+        request: &HttpRequest,
+        options: &PageOptions,
+    ) -> Html {
         assert!(
             self.hub.commanders.contains_key(commander),
             "commander `{commander}` is not registered"
@@ -23,6 +73,8 @@ impl Commanders {
         let claims = PageClaims {
             commander: commander.to_string(),
             path: request.path().to_string(),
+            shared: options.shared.clone(),
+            assigns: options.assigns.clone(),
         };
         let token = self.hub.keys.sign("page", &claims, unix_now());
         // Where the endpoint is mounted (under a scope, say), as actix knows it.

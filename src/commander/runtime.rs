@@ -1,0 +1,236 @@
+//! The page's task: runs a page's callbacks, handlers and messages one at a time, in the
+//! order they arrived (as Drab does), off the connection's task — so the connection keeps
+//! reading heartbeats, browser answers and further events while a handler runs or waits.
+//!
+//! Life of a page's task:
+//! 1. spawned by the join (on the connection's thread: commander futures are not `Send`),
+//!    with `Connect` as its first work (so `on_connect` pushes follow the join reply);
+//! 2. takes work from the page's bounded queue until the page is gone;
+//! 3. then runs `on_disconnect` — after the handler that was running has finished (its
+//!    round trips failed with `Disconnected` and its pushes with `Closed`, so it ends soon)
+//!    — and ends. Work still queued is dropped.
+//!
+//! A panic in a callback or handler crashes the page's channel (the client gets
+//! `phx_error` and rejoins), as a crash in the connection's task would.
+//!
+//! It must never parse client frames (the page channel does) nor decide what a page may
+//! call.
+
+use std::{panic::AssertUnwindSafe, sync::Arc};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{
+    Commanders, Disconnected, Info, Page, PageHandle, Sender, callbacks::DynCommander, hub::Hub,
+};
+use crate::{
+    channel::{BoxError, Reply, ReplyRef},
+    drops::DropCounter,
+    pubsub::{Subscriber, SubscriberId},
+    text::panic_message,
+};
+
+/// One thing for a page's task to do.
+pub(crate) enum Work {
+    /// `on_connect` (and `on_load` on the first join of a page load) of the page's
+    /// commander, then of its shared commanders.
+    Connect { onload: bool },
+    /// A DOM event for a declared handler of `commander`.
+    Event {
+        commander: Arc<dyn DynCommander>,
+        handler: String,
+        sender: Box<Sender>,
+        reply: Option<ReplyRef>,
+    },
+    /// A message for the page commander's `handle_info`.
+    Info(Info),
+}
+
+/// What the page's task tells the page channel (through the connection's task).
+pub(crate) enum PageCrash {
+    /// A callback or handler panicked: end the join.
+    Panicked(String),
+}
+
+/// Runs `page` until it is gone, then its `on_disconnect`s.
+pub(crate) async fn run(mut page: Page, mut queue: mpsc::Receiver<Work>) {
+    let shared = page.handle.0.clone();
+    let Some(commander) = shared.hub.commanders.get(shared.commander).cloned() else {
+        return;
+    };
+    loop {
+        let work = tokio::select! {
+            biased;
+            _ = shared.gone.cancelled() => break,
+            work = queue.recv() => match work {
+                Some(work) => work,
+                None => break,
+            },
+        };
+        let doing = AssertUnwindSafe(perform(&*commander, &mut page, work));
+        if let Err(panic) = doing.catch_unwind().await {
+            let reason = panic_message(&*panic);
+            tracing::error!(commander = shared.commander, "page crashed: {reason}");
+            if shared
+                .socket
+                .send_info(PageCrash::Panicked(reason))
+                .is_err()
+            {
+                shared.close();
+            }
+            break;
+        }
+    }
+    shared.gone.cancelled().await;
+    drop(queue);
+    let state = page.state;
+    let gone = Disconnected {
+        path: state.path,
+        browser_id: state.browser_id,
+        store: state.store,
+        session: state.session,
+        topics: state.topics,
+    };
+    let commanders = Commanders {
+        hub: shared.hub.clone(),
+    };
+    let shared_commanders = shared_commanders(&shared.hub, &state.shared);
+    for commander in std::iter::once(commander).chain(shared_commanders) {
+        let ending = AssertUnwindSafe(commander.on_disconnect(&gone, &commanders));
+        if let Err(panic) = ending.catch_unwind().await {
+            tracing::error!(path = %gone.path, "on_disconnect failed: {}", panic_message(&*panic));
+        }
+    }
+}
+
+fn shared_commanders(hub: &Hub, names: &[&'static str]) -> Vec<Arc<dyn DynCommander>> {
+    names
+        .iter()
+        .filter_map(|name| hub.commanders.get(name).cloned())
+        .collect()
+}
+
+/// Tells the page a callback failed (and logs it).
+fn report(page: &Page, callback: &str, err: BoxError) {
+    tracing::warn!(commander = page.commander(), callback, "{err}");
+    let _ = page.handle.0.socket.push(
+        "error",
+        &json!({ "callback": callback, "reason": err.to_string() }),
+    );
+}
+
+async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
+    match work {
+        Work::Connect { onload } => {
+            let shared = shared_commanders(&page.handle.0.hub, &page.state.shared);
+            let all: Vec<&dyn DynCommander> = std::iter::once(commander)
+                .chain(shared.iter().map(|c| &**c))
+                .collect();
+            for commander in &all {
+                if let Err(err) = commander.on_connect(page).await {
+                    report(page, "on_connect", err);
+                }
+            }
+            if onload {
+                for commander in &all {
+                    if let Err(err) = commander.on_load(page).await {
+                        report(page, "on_load", err);
+                    }
+                }
+            }
+        }
+        Work::Event {
+            commander: target,
+            handler,
+            sender,
+            reply,
+        } => {
+            let answer = match target.handle_event(&handler, page, *sender).await {
+                None => Reply::Ok(json!({"skipped": true})),
+                Some(Ok(result)) => Reply::Ok(json!({ "result": result })),
+                Some(Err(reason)) => {
+                    tracing::warn!(commander = page.commander(), %handler, "handler failed: {reason}");
+                    Reply::Error(json!({ "reason": reason }))
+                }
+            };
+            if let Some(to) = reply {
+                let _ = page.handle.0.socket.reply(&to, answer);
+            }
+        }
+        Work::Info(info) => {
+            if let Err(err) = commander.handle_info(page, info).await {
+                report(page, "handle_info", err);
+            }
+        }
+    }
+}
+
+/// The server-side subscription of a page to messages sent to a topic with
+/// [`Commanders::send_info`]: a pub/sub subscriber that decodes each message into an
+/// [`Info::Broadcast`] on the page's queue. Unsubscribes when dropped.
+pub(crate) struct InfoSubscription {
+    hub: Arc<Hub>,
+    topic: String,
+    id: SubscriberId,
+}
+
+/// The pub/sub topic carrying [`Commanders::send_info`] messages for `topic`.
+pub(crate) fn info_topic(topic: &str) -> String {
+    format!("tether:info:{topic}")
+}
+
+struct InfoQueue {
+    queue: mpsc::Sender<Work>,
+    drops: DropCounter,
+}
+
+impl Subscriber for InfoQueue {
+    fn deliver(&self, message: &Bytes) {
+        // A broadcast frame: [join_ref, ref, topic, event, payload].
+        let Ok((_, _, topic, event, payload)) =
+            serde_json::from_slice::<(Value, Value, String, String, Value)>(message)
+        else {
+            return;
+        };
+        let topic = topic
+            .strip_prefix("tether:info:")
+            .unwrap_or(&topic)
+            .to_string();
+        let info = Info::Broadcast {
+            topic,
+            event,
+            payload,
+        };
+        if self.queue.try_send(Work::Info(info)).is_err() {
+            self.drops.count(|total| {
+                tracing::warn!(total, "info messages dropped: the page's queue is full");
+            });
+        }
+    }
+}
+
+impl InfoSubscription {
+    pub(crate) fn new(hub: &Arc<Hub>, topic: &str, page: &PageHandle) -> InfoSubscription {
+        let id = SubscriberId::next();
+        let subscriber = InfoQueue {
+            queue: page.0.queue.clone(),
+            drops: DropCounter::new(),
+        };
+        hub.pubsub
+            .subscribe(&info_topic(topic), id, Arc::new(subscriber));
+        InfoSubscription {
+            hub: hub.clone(),
+            topic: info_topic(topic),
+            id,
+        }
+    }
+}
+
+impl Drop for InfoSubscription {
+    fn drop(&mut self) {
+        self.hub.pubsub.unsubscribe(&self.topic, self.id);
+    }
+}
