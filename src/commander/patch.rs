@@ -432,3 +432,69 @@ pub enum PatchError {
         max: usize,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn props_obey_the_property_rules_in_every_part() {
+        let safe = Patch::props(
+            "#x",
+            json!({
+                "value": "<b>text</b>",
+                "style": {"width": "2em"},
+                "dataset": {"k": null},
+                "attributes": {"aria-busy": "true", "href": "/next"},
+                "classList": {"add": ["a"], "toggle": ["b"]},
+            }),
+        );
+        assert!(safe.check(false).is_ok());
+        for bad in [
+            json!({"innerHTML": "<img src=x onerror=alert(1)>"}),
+            json!({"attributes": {"onclick": "alert(1)"}}),
+            json!({"attributes": {"srcdoc": "<script></script>"}}),
+            json!({"attributes": {"href": " javascript:alert(1)"}}),
+            json!({"classList": {"replace": ["a"]}}),
+            json!({"style": "width: 2em"}),
+        ] {
+            let patch = Patch::props("#x", bad.clone());
+            assert!(
+                matches!(patch.check(true), Err(PatchError::UnsafeProp(_))),
+                "{bad}"
+            );
+        }
+        assert!(Patch::attr("#x", "onload", Some("x")).check(true).is_err());
+        assert!(Patch::style("#x", "color", None).check(false).is_ok());
+    }
+
+    #[test]
+    fn navigation_refuses_script_urls_and_cookies_must_be_well_formed() {
+        let go = |url: &str| Patch::Redirect { url: url.into() }.check(true);
+        assert!(go("/lists/home").is_ok());
+        assert!(go("JavaScript:alert(1)").is_err());
+        assert!(
+            Patch::SetUrl {
+                url: "javascript:x".into()
+            }
+            .check(true)
+            .is_err()
+        );
+        let cookie = |name: &str, value: Option<&str>| {
+            Patch::Cookie {
+                name: name.into(),
+                value: value.map(str::to_string),
+                max_age: None,
+                path: None,
+            }
+            .check(false)
+        };
+        assert!(cookie("theme", Some("dark")).is_ok());
+        assert!(cookie("theme", None).is_ok());
+        assert!(cookie("theme", Some("dark; domain=evil.example")).is_err());
+        assert!(cookie("a=b", Some("1")).is_err());
+        assert!(cookie("", Some("1")).is_err());
+    }
+}
