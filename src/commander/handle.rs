@@ -258,6 +258,15 @@ impl PageHandle {
         self.0.commander
     }
 
+    /// Every commander of the app (counts, broadcasts, [`Commanders::send_info`]).
+    ///
+    /// [`Commanders::send_info`]: super::Commanders::send_info
+    pub fn commanders(&self) -> super::Commanders {
+        super::Commanders {
+            hub: self.0.hub.clone(),
+        }
+    }
+
     /// Whether the page is gone (everything then fails).
     pub fn is_gone(&self) -> bool {
         self.0.gone.is_cancelled()

@@ -79,6 +79,8 @@ pub struct Page {
     pub(crate) state: PageState,
     /// Topics listened to with [`Page::listen`].
     listens: HashMap<String, InfoSubscription>,
+    /// The commander's own per-page values (see [`Page::insert`]).
+    extensions: actix_http::Extensions,
 }
 
 impl std::fmt::Debug for Page {
@@ -106,7 +108,38 @@ impl Page {
             handle,
             state,
             listens: HashMap::new(),
+            extensions: actix_http::Extensions::new(),
         }
+    }
+
+    /// Keeps `value` with this page (one value per type) for its later callbacks and
+    /// handlers, until it goes away — Drab's socket assigns. A reconnect starts afresh.
+    ///
+    /// ```
+    /// # fn f(page: &mut tether::commander::Page) {
+    /// #[derive(Default)]
+    /// struct Filter(String);
+    /// page.insert(Filter("milk".into()));
+    /// assert_eq!(page.get::<Filter>().map(|f| f.0.as_str()), Some("milk"));
+    /// # }
+    /// ```
+    pub fn insert<T: 'static>(&mut self, value: T) {
+        self.extensions.insert(value);
+    }
+
+    /// The value of type `T` kept with [`Page::insert`].
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.extensions.get()
+    }
+
+    /// The value of type `T`, mutably; inserted as `T::default()` first if absent.
+    pub fn get_mut<T: Default + 'static>(&mut self) -> &mut T {
+        if !self.extensions.contains::<T>() {
+            self.extensions.insert(T::default());
+        }
+        self.extensions
+            .get_mut()
+            .expect("inserted just above when absent")
     }
 
     fn hub(&self) -> &Arc<Hub> {

@@ -1,0 +1,387 @@
+//! The commander tour: a shared todo list per list name. Every page open on a list sees every
+//! change live; the page asks before clearing (a native dialog), runs an import job in the
+//! background with a progress bar, filters as you type (debounced), measures itself in the
+//! browser, and disables its controls while they work or while the socket is down.
+//!
+//! Run `cargo run --example live_todo`, then open <http://127.0.0.1:4000/lists/home> in two
+//! tabs.
+//!
+//! The contract the tests drive (also in `docs/contracts.md`):
+//! - `GET /` redirects to `/lists/home`; `GET /lists/<name>` (`name`: 1–32 of `[a-z0-9-]`,
+//!   else 404) renders the list's page with askama. The list lives in the server's memory
+//!   (lost on restart); at most [`MAX_ITEMS`] items per list and [`MAX_LISTS`] lists.
+//! - `<ul id="items">` holds one `<li class="item">` per item, oldest first, each with
+//!   `<span class="text">` (the item's text, as text), `<input type="checkbox" class="done">`
+//!   and `<button class="remove">`; `<span id="count">` shows the number of items.
+//! - `<input id="new_item">` and `<button id="add">`: a click adds the trimmed text on every
+//!   page of the list and clears the input on the clicking page only; empty text, or text over
+//!   200 characters, adds nothing and shows a message in `<p id="error">` (empty otherwise).
+//! - Checking `.done` toggles class `done` on that `li` on every page; `.remove` removes the
+//!   item on every page. Re-rendering `#items` never touches `#new_item` or `#filter`, so a
+//!   person typing on another page keeps focus and text.
+//! - `<input id="filter">` filters this page's items (case-insensitive substring), debounced
+//!   (`tether-debounce="300"`); `<span id="filter_calls">` counts the server's filter runs.
+//! - `<button id="clear">` opens a `<dialog open>` with `button[value=ok]` and
+//!   `button[value=cancel]`; ok empties the list on every page, cancel changes nothing.
+//! - `<button id="import">` starts a job (about 2 s) adding `sample 1` … `sample 5` one by one,
+//!   moving `<progress id="progress" max="100">` on the clicking page from 0 to 100; `#import`
+//!   is disabled while it runs, and `#add` keeps working meanwhile.
+//! - `<button id="measure">` reads `#items`' `offsetWidth` in the browser into `<span id="width">`.
+//! - `<span id="viewers">` is a live count of pages open on this list.
+//! - While the socket is down, `#add` and `#import` are disabled (tether.js), and enabled
+//!   again after it reconnects.
+//!
+//! What each part teaches: handler arguments (`tether-click="remove(3)"`), `handle_info`
+//! with [`Page::listen`] / [`Commanders::send_info`] (each page re-renders with its own
+//! filter), a [`PageHandle`] in a spawned job, [`PageHandle::confirm`] and
+//! [`PageHandle::query_one`] round trips, assigns in the page token ([`PageOptions`]), and
+//! per-page values ([`Page::get_mut`]).
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use askama::Template;
+use serde_json::{Value, json};
+use tether::{
+    Config, Endpoint,
+    channel::BoxError,
+    commander::{
+        Commander, Commanders, Count, Handlers, Html, Info, Page, PageHandle, PageOptions,
+        Sender, same_path,
+    },
+};
+
+/// Most items one list holds.
+const MAX_ITEMS: usize = 500;
+/// Most lists the server keeps.
+const MAX_LISTS: usize = 1_000;
+/// Longest item text, in characters.
+const MAX_TEXT_CHARS: usize = 200;
+
+#[derive(Clone)]
+struct Item {
+    id: u64,
+    text: String,
+    done: bool,
+}
+
+/// Every list, by name, in memory.
+#[derive(Clone, Default)]
+struct Lists(Arc<Mutex<HashMap<String, Vec<Item>>>>);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Lists {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Vec<Item>>) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn items(&self, list: &str) -> Vec<Item> {
+        self.with(|lists| lists.get(list).cloned().unwrap_or_default())
+    }
+
+    /// Adds an item; the error says why not, for `#error`.
+    fn add(&self, list: &str, text: &str) -> Result<(), &'static str> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("Type something first.");
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err("An item is at most 200 characters.");
+        }
+        self.with(|lists| {
+            if !lists.contains_key(list) && lists.len() >= MAX_LISTS {
+                return Err("The server holds too many lists.");
+            }
+            let items = lists.entry(list.to_string()).or_default();
+            if items.len() >= MAX_ITEMS {
+                return Err("This list is full.");
+            }
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            items.push(Item {
+                id,
+                text: text.to_string(),
+                done: false,
+            });
+            Ok(())
+        })
+    }
+
+    fn change(&self, list: &str, change: impl FnOnce(&mut Vec<Item>)) {
+        self.with(|lists| {
+            if let Some(items) = lists.get_mut(list) {
+                change(items);
+            }
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "live_todo_items.html")]
+struct ItemsView<'a> {
+    items: Vec<&'a Item>,
+}
+
+#[derive(Template)]
+#[template(path = "live_todo.html")]
+struct ListPage<'a> {
+    name: &'a str,
+    count: usize,
+    items: Html,
+    viewers: Html,
+    script: Html,
+}
+
+/// The `#items` markup: the items whose text contains `filter` (case-insensitive).
+fn render_items(items: &[Item], filter: &str) -> Result<Html, askama::Error> {
+    let filter = filter.to_lowercase();
+    let shown = items
+        .iter()
+        .filter(|item| item.text.to_lowercase().contains(&filter))
+        .collect();
+    Ok(Html::trusted(ItemsView { items: shown }.render()?))
+}
+
+/// What one page keeps between its handlers.
+#[derive(Default)]
+struct View {
+    filter: String,
+    filter_calls: u64,
+}
+
+/// The commander of list pages.
+struct Todo {
+    lists: Lists,
+}
+
+/// The topic a list's changes are announced on.
+fn list_topic(list: &str) -> String {
+    format!("list:{list}")
+}
+
+fn list_of(page: &Page) -> String {
+    page.assign("list")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Todo {
+    /// Re-renders this page's `#items` (with its own filter) and `#count`.
+    fn show(&self, page: &mut Page) -> Result<(), BoxError> {
+        let items = self.lists.items(&list_of(page));
+        let filter = page.get_mut::<View>().filter.clone();
+        page.set_html("#items", render_items(&items, &filter)?)?;
+        page.set_html("#count", items.len().to_string())?;
+        Ok(())
+    }
+
+    /// Tells every page of the list (on every node) to re-render.
+    fn changed(commanders: &Commanders, list: &str) {
+        commanders.send_info(&list_topic(list), "changed", &json!({}));
+    }
+
+    async fn add(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        let list = list_of(page);
+        let text = sender
+            .form
+            .get("new_item")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match self.lists.add(&list, text) {
+            Ok(()) => {
+                page.set_html("#error", "")?;
+                page.set_prop("#new_item", "value", "")?;
+                Todo::changed(&page.commanders(), &list);
+            }
+            Err(why) => page.set_html("#error", why)?,
+        }
+        Ok(())
+    }
+
+    async fn toggle(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        let id = sender.arg.as_u64().ok_or("toggle takes an item id")?;
+        let list = list_of(page);
+        self.lists.change(&list, |items| {
+            if let Some(item) = items.iter_mut().find(|item| item.id == id) {
+                item.done = !item.done;
+            }
+        });
+        Todo::changed(&page.commanders(), &list);
+        Ok(())
+    }
+
+    async fn remove(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        let id = sender.arg.as_u64().ok_or("remove takes an item id")?;
+        let list = list_of(page);
+        self.lists
+            .change(&list, |items| items.retain(|item| item.id != id));
+        Todo::changed(&page.commanders(), &list);
+        Ok(())
+    }
+
+    async fn filter(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        let view = page.get_mut::<View>();
+        view.filter = sender.value.chars().take(MAX_TEXT_CHARS).collect();
+        view.filter_calls += 1;
+        let calls = view.filter_calls;
+        page.set_html("#filter_calls", calls.to_string())?;
+        self.show(page)
+    }
+
+    /// Asks first; the handler waits for the person's answer.
+    async fn clear(&self, page: &mut Page, _: Sender) -> Result<bool, BoxError> {
+        let sure = page
+            .confirm("Clear the list?", "Every item goes, on every page.")
+            .await?;
+        if sure {
+            let list = list_of(page);
+            self.lists.change(&list, Vec::clear);
+            Todo::changed(&page.commanders(), &list);
+        }
+        Ok(sure)
+    }
+
+    /// Starts the job and returns at once: the page keeps handling events (`#add`) while it
+    /// runs, and the job drives the page through its handle.
+    async fn import(&self, page: &mut Page, _: Sender) -> Result<(), BoxError> {
+        let handle = page.handle();
+        handle.set_prop("#import", "disabled", true)?;
+        handle.set_prop("#progress", "value", 0)?;
+        tokio::task::spawn(import_samples(handle, self.lists.clone(), list_of(page)));
+        Ok(())
+    }
+
+    /// Reads a live layout property in the browser (no `eval`: works with exec_js off).
+    async fn measure(&self, page: &mut Page, _: Sender) -> Result<Value, BoxError> {
+        let props = page.query_one("#items", &["offsetWidth"]).await?;
+        let width = props.get("offsetWidth").cloned().unwrap_or(Value::Null);
+        page.set_html("#width", width.to_string())?;
+        Ok(width)
+    }
+}
+
+/// Adds `sample 1` … `sample 5`, 400 ms apart, moving the clicking page's progress bar. The
+/// list changes even if that page goes away meanwhile; only its own patches stop.
+async fn import_samples(page: PageHandle, lists: Lists, list: String) {
+    let commanders = page.commanders();
+    for n in 1..=5u32 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        if lists.add(&list, &format!("sample {n}")).is_ok() {
+            Todo::changed(&commanders, &list);
+        }
+        let _ = page.set_prop("#progress", "value", n * 20);
+    }
+    let _ = page.set_prop("#import", "disabled", false);
+}
+
+impl Commander for Todo {
+    fn name(&self) -> &'static str {
+        "todo"
+    }
+
+    fn handlers() -> Handlers<Self> {
+        Handlers::new()
+            .on("add", Self::add)
+            .on("toggle", Self::toggle)
+            .on("remove", Self::remove)
+            .on("filter", Self::filter)
+            .on("clear", Self::clear)
+            .on("import", Self::import)
+            .on("measure", Self::measure)
+    }
+
+    /// Every (re)join: listen to the list's changes, and catch up with what was missed.
+    async fn on_connect(&self, page: &mut Page) -> Result<(), BoxError> {
+        page.listen(&list_topic(&list_of(page)));
+        self.show(page)
+    }
+
+    async fn handle_info(&self, page: &mut Page, info: Info) -> Result<(), BoxError> {
+        match info {
+            Info::Broadcast { event, .. } if event == "changed" => self.show(page),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A list name: 1–32 of `[a-z0-9-]`.
+fn valid_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+async fn list_page(
+    req: HttpRequest,
+    name: web::Path<String>,
+    lists: web::Data<Lists>,
+    commanders: web::Data<Commanders>,
+) -> HttpResponse {
+    if !valid_name(&name) {
+        return HttpResponse::NotFound().body("no such list");
+    }
+    let items = lists.items(&name);
+    let rendered = render_items(&items, "").and_then(|items_html| {
+        ListPage {
+            name: &name,
+            count: items.len(),
+            items: items_html,
+            viewers: commanders.counter(&same_path(req.path()), Count::Connections),
+            script: commanders.script_with(
+                "todo",
+                &req,
+                &PageOptions::new().assign("list", name.as_str()),
+            ),
+        }
+        .render()
+    });
+    match rendered {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(err) => HttpResponse::InternalServerError().body(err.to_string()),
+    }
+}
+
+async fn home() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, "/lists/home"))
+        .finish()
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    support::init_logging();
+    let config = Config::from_env().map_err(std::io::Error::other)?;
+    let port = config.endpoint.port;
+    let lists = Lists::default();
+    let endpoint = Endpoint::builder(config)
+        .and_then(|builder| {
+            builder
+                .commander(Todo {
+                    lists: lists.clone(),
+                })
+                .build()
+        })
+        .map_err(std::io::Error::other)?;
+    let commanders = endpoint.commanders().clone();
+    tether::serve(endpoint, support::listen(port)?, move |routes| {
+        routes
+            .app_data(web::Data::new(commanders.clone()))
+            .app_data(web::Data::new(lists.clone()))
+            .route("/", web::get().to(home))
+            .route("/lists/{name}", web::get().to(list_page));
+    })
+    .await
+}
