@@ -300,9 +300,11 @@ impl Commander for Todo {
             .on("measure", Self::measure)
     }
 
-    /// Every (re)join: listen to the list's changes, and catch up with what was missed.
+    /// Every (re)join: listen to the list's changes, and catch up with what was missed. An
+    /// import job of an earlier connection can no longer enable `#import`: do it here.
     async fn on_connect(&self, page: &mut Page) -> Result<(), BoxError> {
         page.listen(&list_topic(&list_of(page)));
+        page.set_prop("#import", "disabled", false)?;
         self.show(page)
     }
 
