@@ -418,11 +418,36 @@
   // ---------------------------------------------------------------------------------------
   // Pages driven by a commander. The server renders
   //   <script src="/tether.js" data-tether-socket=… data-tether-commander=… data-tether-token=…>
-  // and this part joins the page channel, applies patches, binds DOM events (attributes
-  // tether-click, tether-change, tether-input, tether-submit, tether-keyup, tether-keydown)
-  // and keeps the signed browser id and the encrypted store in localStorage.
+  // and this part joins the page channel (docs/page-channel.md is the wire contract), applies
+  // patches, answers round trips (`call`), keeps the signed browser id and the encrypted store
+  // in localStorage, and sends the DOM events that attributes name to the commander:
+  //
+  //   tether-click="save"               shorthands: tether-click, -dblclick, -change, -input,
+  //                                     -submit, -keyup, -keydown, -focus, -blur
+  //   tether-on="blur:save mouseenter:peek"   any DOM event: space-separated type:handler pairs
+  //   tether-click='pick({"id": 3})'    an argument in parentheses, parsed as JSON (never run)
+  //   tether-arg='<JSON>'               the argument of handlers on it or inside it naming none
+  //   tether-debounce="300"             one call, 300 ms after the last event
+  //   tether-throttle="300"             at most one call per 300 ms (the last of a burst too)
+  //   tether-no-disable                 stays enabled while its event is processed
+  //   tether-commander="<name>"         events inside it go to that shared commander
+  //   tether-id="t1"                    stamped by tether.js: how the server selects a sender
+  //
+  // Bubbling events call the handler of the closest element that has one for the type;
+  // non-bubbling ones (focus, blur, mouseenter, …) only the target's own. While a click or a
+  // submit is processed its control (a form's submit buttons) is disabled, and so is every
+  // control with a handler while the page is not joined (the join reply's `disable` says).
 
-  const EVENTS = ["click", "change", "input", "submit", "keyup", "keydown"];
+  const SHORTHANDS = ["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
+  const HANDLER_ATTRIBUTES = SHORTHANDS.map((type) => `tether-${type}`).concat("tether-on");
+  const BOUND = HANDLER_ATTRIBUTES.map((name) => `[${name}]`).join(",");
+  const EVENT_FIELDS = ["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
+  const TEXT_MAX = 1000;
+  // An event's reply comes once its handler has finished, which may take minutes: its push
+  // does not time out (a day is "never"), and the socket closing is what gives up on it.
+  const EVENT_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+  const DEFAULT_DISABLE = { while_processing: true, events: ["click", "submit"], when_disconnected: true };
+  const CONSOLE_LEVELS = new Set(["log", "info", "warn", "error", "debug"]);
   const FORBIDDEN_PROPS = new Set(["__proto__", "prototype", "constructor"]);
 
   function storage() {
@@ -451,35 +476,149 @@
   // as markup or script (only an `html` value, which the server sends for Html, may go there).
   const MARKUP_PROPS = new Set(["innerhtml", "outerhtml", "srcdoc"]);
   const URL_PROPS = new Set(["href", "src", "action", "formaction"]);
+  const URL_ATTRIBUTES = new Set(["href", "src", "action", "formaction", "xlink:href"]);
+  // The keys of a `props` patch that hold an object of their own rather than a property value.
+  const PROPS_GROUPS = new Set(["style", "dataset", "attributes", "classList"]);
+  const CLASS_LIST_OPS = ["add", "remove", "toggle"];
+  // The server's cookie rules (Patch::check): a name is an RFC 6265 token, a value and a path
+  // are cookie-octets (printable ASCII but `"`, `,`, `;`, `\`), so none can smuggle an
+  // attribute (`; domain=…`) into document.cookie.
+  const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
+  const ELEMENT_OPS = new Set(["html", "text", "prop", "props", "insert", "remove"]);
 
   function isScriptUrl(value) {
     const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
     return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
   }
 
-  // Why `patch` must not be applied, or null.
-  function refusal(patch, execJs) {
-    if (patch.op === "js") return execJs ? null : "script patches are disabled (exec_js)";
-    if (patch.op !== "prop") return null;
-    const prop = String(patch.prop);
-    if (FORBIDDEN_PROPS.has(prop)) return `property ${prop} is forbidden`;
-    if (patch.html != null) return null;
-    const lower = prop.toLowerCase();
-    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `property ${prop} takes only Html`;
-    if (URL_PROPS.has(lower) && typeof patch.value === "string" && isScriptUrl(patch.value)) {
-      return `property ${prop} takes only Html`;
+  function isObject(value) {
+    return value !== null && typeof value === "object" && !Array.isArray(value);
+  }
+
+  // Why a plain value (not Html) must not go into property `prop`, or null.
+  function plainPropRefusal(prop, value) {
+    const name = String(prop);
+    if (FORBIDDEN_PROPS.has(name)) return `property ${name} is forbidden`;
+    const lower = name.toLowerCase();
+    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `property ${name} takes only Html`;
+    if (URL_PROPS.has(lower) && typeof value === "string" && isScriptUrl(value)) return `property ${name} takes only Html`;
+    return null;
+  }
+
+  // Why attribute `name` must not be set to `value` (null removes it), or null: the property
+  // rules, and xlink:href is a URL too.
+  function attributeRefusal(name, value) {
+    const lower = String(name).toLowerCase();
+    if (FORBIDDEN_PROPS.has(String(name))) return `attribute ${name} is forbidden`;
+    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `attribute ${name} is refused (markup or script)`;
+    if (URL_ATTRIBUTES.has(lower) && value != null && isScriptUrl(value)) return `attribute ${name} is refused (script URL)`;
+    return null;
+  }
+
+  // A `props` patch obeys the `prop` rules key by key, and attribute names are held to the same.
+  function propsRefusal(props) {
+    if (!isObject(props)) return "props must be an object";
+    for (const key of Object.keys(props)) {
+      const value = props[key];
+      if (!PROPS_GROUPS.has(key)) {
+        const refused = plainPropRefusal(key, value);
+        if (refused) return refused;
+        continue;
+      }
+      if (!isObject(value)) return `props.${key} must be an object`;
+      for (const name of Object.keys(value)) {
+        if (FORBIDDEN_PROPS.has(name)) return `${key} ${name} is forbidden`;
+        if (key === "attributes") {
+          const refused = attributeRefusal(name, value[name]);
+          if (refused) return refused;
+        } else if (key === "classList" && (!CLASS_LIST_OPS.includes(name) || !Array.isArray(value[name]))) {
+          return `classList takes add, remove and toggle arrays, not ${name}`;
+        }
+      }
     }
     return null;
   }
 
-  function applyPatch(patch, execJs) {
+  function urlRefusal(op, url) {
+    if (typeof url !== "string") return `${op} needs a url`;
+    return isScriptUrl(url) ? `${op} to a script URL is refused` : null;
+  }
+
+  function cookieRefusal({ name, value, path, max_age: maxAge }) {
+    if (typeof name !== "string" || !COOKIE_NAME.test(name)) return `cookie name ${name} is not a token`;
+    if (value != null && (typeof value !== "string" || !COOKIE_OCTETS.test(value))) return `cookie ${name}: value is not cookie-octets`;
+    if (path != null && (typeof path !== "string" || !COOKIE_OCTETS.test(path))) return `cookie ${name}: path is not cookie-octets`;
+    if (maxAge != null && !Number.isInteger(maxAge)) return `cookie ${name}: max_age must be an integer`;
+    return null;
+  }
+
+  // Why `patch` must not be applied, or null. The one check every patch goes through.
+  function refusal(patch, execJs) {
+    switch (patch.op) {
+      case "js": return execJs ? null : "script patches are disabled (exec_js)";
+      case "prop":
+        if (FORBIDDEN_PROPS.has(String(patch.prop))) return `property ${patch.prop} is forbidden`;
+        return patch.html != null ? null : plainPropRefusal(patch.prop, patch.value);
+      case "props": return propsRefusal(patch.props);
+      case "redirect":
+      case "set_url": return urlRefusal(patch.op, patch.url);
+      case "console": return CONSOLE_LEVELS.has(patch.level) ? null : `console level ${patch.level} is not allowed`;
+      case "cookie": return cookieRefusal(patch);
+      default: return null;
+    }
+  }
+
+  // `name=value; path=…; max-age=…` for a cookie patch that refusal() passed: the value goes
+  // as it is (cookie-octets, what the server reads back), without a path the page's default
+  // applies, and a null value deletes the cookie.
+  function cookieString({ name, value, path, max_age: maxAge }) {
+    const parts = [`${name}=${value == null ? "" : value}`];
+    if (path != null) parts.push(`path=${path}`);
+    if (value == null) parts.push("max-age=0");
+    else if (maxAge != null) parts.push(`max-age=${maxAge}`);
+    return parts.join("; ");
+  }
+
+  // `document.cookie` as {name: value}, values as they are; the first of two same-named
+  // cookies (the more specific path) wins. Null prototype: `__proto__` is just a name.
+  function parseCookies(text) {
+    const cookies = Object.create(null);
+    for (const part of String(text || "").split(";")) {
+      if (!part.trim()) continue;
+      const eq = part.indexOf("=");
+      const name = eq < 0 ? "" : part.slice(0, eq).trim();
+      if (!(name in cookies)) cookies[name] = (eq < 0 ? part : part.slice(eq + 1)).trim();
+    }
+    return cookies;
+  }
+
+  // Applies `patch` after refusal() passed it. `disowned(el)` is told of each element whose
+  // `disabled` the patch sets: from then on that is the page's state, not tether.js's to undo.
+  function applyPatch(patch, execJs, disowned = () => {}) {
     const refused = refusal(patch, execJs);
     if (refused) {
       report("patch", refused);
       return;
     }
-    if (patch.op === "js") {
-      (0, eval)(patch.js);
+    try {
+      applyChecked(patch, disowned);
+    } catch (err) {
+      // A throwing patch must not break the frame loop of the socket.
+      report("patch", `${patch.op}: ${errorMessage(err)}`);
+    }
+  }
+
+  function applyChecked(patch, disowned) {
+    switch (patch.op) {
+      case "js": (0, eval)(patch.js); return;
+      case "redirect": global.location.assign(patch.url); return;
+      case "set_url": global.history.pushState(null, "", patch.url); return; // throws cross-origin
+      case "console": console[patch.level](patch.msg); return;
+      case "cookie": document.cookie = cookieString(patch); return;
+    }
+    if (!ELEMENT_OPS.has(patch.op)) {
+      report("patch", `unknown op ${patch.op}`);
       return;
     }
     let elements;
@@ -493,14 +632,55 @@
       switch (patch.op) {
         case "html": el.innerHTML = patch.html; break;
         case "text": el.textContent = patch.text; break;
-        case "prop": el[patch.prop] = patch.html != null ? patch.html : patch.value; break;
+        case "prop":
+          if (patch.prop === "disabled") disowned(el);
+          el[patch.prop] = patch.html != null ? patch.html : patch.value;
+          break;
+        case "props": applyProps(el, patch.props, disowned); break;
         case "insert":
           if (patch.html != null) el.insertAdjacentHTML(patch.position, patch.html);
           else el.insertAdjacentText(patch.position, patch.text);
           break;
         case "remove": el.remove(); break;
-        default: report("patch", `unknown op ${patch.op}`);
       }
+    }
+  }
+
+  function applyProps(el, props, disowned) {
+    for (const key of Object.keys(props)) {
+      const value = props[key];
+      if (key === "style") {
+        for (const name of Object.keys(value)) setStyle(el.style, name, value[name]);
+      } else if (key === "dataset") {
+        for (const name of Object.keys(value)) {
+          if (value[name] == null) delete el.dataset[name];
+          else el.dataset[name] = String(value[name]);
+        }
+      } else if (key === "attributes") {
+        for (const name of Object.keys(value)) {
+          if (name.toLowerCase() === "disabled") disowned(el);
+          if (value[name] == null) el.removeAttribute(name);
+          else el.setAttribute(name, String(value[name]));
+        }
+      } else if (key === "classList") {
+        for (const op of CLASS_LIST_OPS) {
+          for (const name of value[op] || []) el.classList[op](String(name));
+        }
+      } else {
+        if (key === "disabled") disowned(el);
+        el[key] = value;
+      }
+    }
+  }
+
+  // Dashed names (`background-color`, `--gap`) go through setProperty, camelCase ones are
+  // style properties; null removes either.
+  function setStyle(style, name, value) {
+    if (name.includes("-")) {
+      if (value == null) style.removeProperty(name);
+      else style.setProperty(name, String(value));
+    } else {
+      style[name] = value == null ? "" : String(value);
     }
   }
 
@@ -520,76 +700,744 @@
     return values;
   }
 
-  function describe(el, event) {
-    const form = el.tagName === "FORM" ? el : el.form || el.closest("form");
+  function errorMessage(err) {
+    return String((err && err.message) || err);
+  }
+
+  // A handler attribute, `name` or `name(<JSON>)`, as {name, hasArg, arg}. The argument is
+  // JSON.parse'd, never evaluated; `name()` has none. Throws on anything else.
+  function parseHandler(text) {
+    const match = /^\s*([^\s()]+)\s*(?:\(([\s\S]*)\))?\s*$/.exec(String(text));
+    if (!match) throw new Error(`invalid handler "${text}": expected name or name(<JSON>)`);
+    const [, name, json] = match;
+    if (json === undefined || json.trim() === "") return { name, hasArg: false, arg: null };
+    try {
+      return { name, hasArg: true, arg: JSON.parse(json) };
+    } catch (err) {
+      throw new Error(`invalid JSON argument in "${text}": ${err.message}`);
+    }
+  }
+
+  // Splits at whitespace outside parentheses, brackets, braces and JSON strings, so that an
+  // argument such as `pick({"id": 3})` stays one piece.
+  function splitPairs(text) {
+    const tokens = [];
+    let token = "";
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (inString) {
+        token += c;
+        if (c === "\\" && i + 1 < text.length) token += text[++i];
+        else if (c === '"') inString = false;
+      } else if (depth === 0 && /\s/.test(c)) {
+        if (token) tokens.push(token);
+        token = "";
+      } else {
+        token += c;
+        if (c === '"') inString = true;
+        else if ("([{".includes(c)) depth += 1;
+        else if (")]}".includes(c)) depth = Math.max(0, depth - 1);
+      }
+    }
+    if (token) tokens.push(token);
+    return tokens;
+  }
+
+  // `tether-on="blur:save mouseenter:peek"` as {pairs: [[type, handler]], bad: [token]}. The
+  // type ends at the last colon before any argument, so namespaced types (`my:event:h`) work.
+  function parseOn(text) {
+    const pairs = [];
+    const bad = [];
+    for (const token of splitPairs(String(text || ""))) {
+      const colon = token.split("(")[0].lastIndexOf(":");
+      if (colon <= 0 || colon === token.length - 1) bad.push(token);
+      else pairs.push([token.slice(0, colon), token.slice(colon + 1)]);
+    }
+    return { pairs, bad };
+  }
+
+  // The handler attributes of `el` for event `type`, as written (shorthand first).
+  function handlersOf(el, type) {
+    const handlers = [];
+    if (SHORTHANDS.includes(type)) {
+      const shorthand = el.getAttribute(`tether-${type}`);
+      if (shorthand !== null) handlers.push(shorthand);
+    }
+    const on = el.getAttribute("tether-on");
+    if (on) {
+      for (const [onType, handler] of parseOn(on).pairs) if (onType === type) handlers.push(handler);
+    }
+    return handlers;
+  }
+
+  // The element whose handler an event of `type` at `target` calls: the closest one with a
+  // handler for the type, or for a non-bubbling event the target itself only.
+  function boundElement(target, type, bubbles) {
+    if (!(target instanceof Element)) return null;
+    if (!bubbles) return handlersOf(target, type).length > 0 ? target : null;
+    for (let el = target.closest(BOUND); el; el = el.parentElement && el.parentElement.closest(BOUND)) {
+      if (handlersOf(el, type).length > 0) return el;
+    }
+    return null;
+  }
+
+  // What the handler attribute `text` of `el` calls: {handler, arg}; the argument is the
+  // attribute's own, else the nearest tether-arg, else null. Throws on invalid JSON.
+  function handlerCall(el, text) {
+    const { name, hasArg, arg } = parseHandler(text);
+    return { handler: name, arg: hasArg ? arg : argumentOf(el) };
+  }
+
+  function argumentOf(el) {
+    const holder = el.closest("[tether-arg]");
+    if (!holder) return null;
+    try {
+      return JSON.parse(holder.getAttribute("tether-arg"));
+    } catch (err) {
+      throw new Error(`invalid JSON in tether-arg: ${err.message}`);
+    }
+  }
+
+  // The fields of EVENT_FIELDS that `event` has.
+  function eventFields(event) {
+    const fields = {};
+    if (!event) return fields;
+    for (const name of EVENT_FIELDS) if (name in event && event[name] !== undefined) fields[name] = event[name];
+    return fields;
+  }
+
+  // At most `max` code points: a surrogate pair is never cut in two (the server's JSON
+  // parser refuses a lone surrogate), and the work is bounded by `max`, not the text.
+  function truncate(text, max) {
+    const s = String(text);
+    if (s.length <= max) return s;
+    return Array.from(s.slice(0, 2 * max)).slice(0, max).join("");
+  }
+
+  // The join reply's `disable`, with the defaults for what it leaves out.
+  function disableOptions(disable) {
+    const d = isObject(disable) ? disable : {};
     return {
-      id: el.id || "",
-      name: el.getAttribute("name") || "",
-      value: "value" in el && el.value != null ? String(el.value) : "",
-      dataset: { ...el.dataset },
-      form: formValues(form),
-      event: { type: event.type, key: event.key || "" },
+      while_processing: d.while_processing !== false,
+      events: Array.isArray(d.events) ? d.events.map(String) : DEFAULT_DISABLE.events.slice(),
+      when_disconnected: d.when_disconnected !== false,
     };
   }
 
-  function startPage(script) {
-    const store = storage();
-    const { tetherSocket, tetherCommander, tetherToken } = script.dataset;
-    const socket = new Socket(tetherSocket);
-    let onload = true;
-    let topicsToken = null; // signed runtime topics, sent back when rejoining
-    const channel = socket.channel(`tether:page:${tetherCommander}`, () => ({
-      token: tetherToken,
-      browser_id: store.getItem("tether_browser_id"),
-      store: store.getItem("tether_store"),
-      onload,
-      topics: topicsToken,
-      counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
-    }));
-    let execJs = false; // until a join reply says otherwise
-    const apply = (patch) => applyPatch(patch, execJs);
-    channel.on("patch", apply);
-    channel.on("store", ({ token }) => store.setItem("tether_store", token));
-    channel.on("topics", ({ token }) => { topicsToken = token; });
-    channel.on("error", ({ callback, reason }) => report(callback, reason));
-    // This socket carries only this page: the server subscribed it to the page's topics, so
-    // broadcasts on them (which may arrive even before the join reply) apply as they come.
-    socket.onMessage(({ topic, event, payload }) => {
-      if (topic === channel.topic) return;
-      if (event === "patch") apply(payload);
-      if (event === "count") {
-        for (const el of document.querySelectorAll("[data-tether-topic]")) {
-          if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
+  // `value` as it travels in JSON (undefined is null); throws when it is not JSON at all
+  // (a function, a symbol, a cycle, a BigInt).
+  function toJson(value) {
+    if (value === undefined) return null;
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new Error(`a ${typeof value} is not JSON`);
+    return JSON.parse(text);
+  }
+
+  // A modal's buttons as [value, label] string pairs (a bare string is both); one "OK"
+  // button when there are none, so the dialog can always be answered.
+  function modalButtons(buttons) {
+    const pairs = (Array.isArray(buttons) ? buttons : [])
+      .map((b) => (Array.isArray(b) ? [String(b[0]), String(b.length > 1 ? b[1] : b[0])] : [String(b), String(b)]));
+    return pairs.length > 0 ? pairs : [["ok", "OK"]];
+  }
+
+  // The page's own counter for `tether-id` stamps, skipping ids already in the document.
+  let stamped = 0;
+
+  function stamp(el) {
+    let id = el.getAttribute("tether-id");
+    if (!id) {
+      do {
+        stamped += 1;
+        id = `t${stamped}`;
+      } while (document.querySelector(`[tether-id="${id}"]`));
+      el.setAttribute("tether-id", id);
+    }
+    return id;
+  }
+
+  function stampSelector(el) {
+    return `[tether-id="${CSS.escape(stamp(el))}"]`;
+  }
+
+  function formOf(el, event) {
+    if (el.tagName === "FORM") return el;
+    const form = el.form || el.closest("form");
+    if (form) return form;
+    // A submit delegated to an element around the form.
+    return event && event.target instanceof Element && event.target.tagName === "FORM" ? event.target : null;
+  }
+
+  function isCheckable(el) {
+    return el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
+  }
+
+  // The `sender` of an event at `el` (docs/page-channel.md, Events).
+  function describe(el, event, arg) {
+    const region = el.closest("[tether-commander]");
+    return {
+      id: el.getAttribute("id") || "",
+      name: el.getAttribute("name") || "",
+      class: el.getAttribute("class") || "",
+      tether_id: stamp(el),
+      text: truncate((el.textContent || "").trim(), TEXT_MAX),
+      value: "value" in el && el.value != null ? String(el.value) : "",
+      checked: isCheckable(el) ? el.checked === true : null,
+      dataset: { ...el.dataset },
+      form: formValues(formOf(el, event)),
+      event: eventFields(event),
+      arg: arg === undefined ? null : arg,
+      scope: region ? stampSelector(region) : "",
+    };
+  }
+
+  // The sender of Tether.page.run: no element, only the argument.
+  function bareSender(arg) {
+    return {
+      id: "", name: "", class: "", tether_id: "", text: "", value: "", checked: null,
+      dataset: {}, form: {}, event: { type: "run" }, arg: arg === undefined ? null : arg, scope: "",
+    };
+  }
+
+  // A form's submit buttons (input type=image is not in form.elements).
+  function submitButtons(form) {
+    return [...form.elements].filter((c) => c.type === "submit").concat([...form.querySelectorAll("input[type=image]")]);
+  }
+
+  // What to disable for an element with handlers: itself when it can be, a form's submit
+  // buttons when the form handles submit; nothing else (a link or a div has no `disabled`).
+  function controlsOf(el) {
+    if (el.tagName === "FORM") return handlersOf(el, "submit").length > 0 ? submitButtons(el) : [];
+    return "disabled" in el ? [el] : [];
+  }
+
+  // Clicks that would navigate away: links and submit buttons.
+  function navigates(el) {
+    if (el.tagName === "A" || el.tagName === "AREA") return el.hasAttribute("href");
+    if (el.tagName === "BUTTON") return el.type === "submit";
+    return el.tagName === "INPUT" && (el.type === "submit" || el.type === "image");
+  }
+
+  // `#<id>` of an element that has an id, else its stamped `[tether-id="…"]`.
+  function selectorOf(el) {
+    return el.id ? `#${CSS.escape(el.id)}` : stampSelector(el);
+  }
+
+  // Property `name` of `el` for a `query` round trip: the four structured ones, else a
+  // property holding a string, number, boolean or null (anything else reads as null).
+  function readProp(el, name) {
+    if (FORBIDDEN_PROPS.has(name)) return null;
+    switch (name) {
+      case "dataset": return { ...el.dataset };
+      case "attributes": return Object.fromEntries([...el.attributes].map((a) => [a.name, a.value]));
+      case "classList": return [...el.classList];
+      case "style": {
+        const style = {};
+        if (el.style) for (let i = 0; i < el.style.length; i++) style[el.style[i]] = el.style.getPropertyValue(el.style[i]);
+        return style;
+      }
+    }
+    const value = el[name];
+    return value === null || ["string", "number", "boolean"].includes(typeof value) ? value : null;
+  }
+
+  function readProps(el, names) {
+    const props = Object.create(null); // a name such as "__proto__" is just a name
+    for (const name of names) props[name] = readProp(el, name);
+    return props;
+  }
+
+  function validSelector(sel) {
+    if (typeof sel !== "string") return false;
+    try {
+      document.createDocumentFragment().querySelector(sel);
+      return true;
+    } catch (_) {
+      return false;
+    }
+  }
+
+  // Sets a modal form's fields from `{name: value}` (the call's optional `fields`).
+  function fillFields(form, fields) {
+    if (!isObject(fields)) return;
+    for (const field of form.elements) {
+      const name = field.name || field.id;
+      if (!name || !Object.prototype.hasOwnProperty.call(fields, name)) continue;
+      const value = fields[name];
+      const wanted = (Array.isArray(value) ? value : [value]).map(String);
+      if (field.type === "checkbox" || field.type === "radio") {
+        field.checked = value === true || wanted.includes(field.value);
+      } else if (field.type === "select-multiple") {
+        for (const option of field.options) option.selected = wanted.includes(option.value);
+      } else if (field.type !== "submit" && field.type !== "button") {
+        field.value = value == null ? "" : String(value);
+      }
+    }
+  }
+
+  // <dialog class="tether-modal"><form method="dialog"><h2>title</h2><div>body</div>
+  // <div><button value=…>label</button>…</div></form></dialog>
+  function buildModal({ title, html, text, buttons, fields }) {
+    const dialog = document.createElement("dialog");
+    dialog.className = "tether-modal";
+    const form = document.createElement("form");
+    form.method = "dialog";
+    const heading = document.createElement("h2");
+    heading.textContent = title == null ? "" : String(title);
+    const body = document.createElement("div");
+    body.className = "tether-modal-body";
+    if (html != null) body.innerHTML = String(html); // Html the server vouches for
+    else body.textContent = text == null ? "" : String(text);
+    const footer = document.createElement("div");
+    footer.className = "tether-modal-buttons";
+    for (const [value, label] of modalButtons(buttons)) {
+      const button = document.createElement("button");
+      button.type = "submit";
+      button.value = value;
+      button.textContent = label;
+      footer.append(button);
+    }
+    form.append(heading, body, footer);
+    dialog.append(form);
+    fillFields(form, fields);
+    return dialog;
+  }
+
+  // The controls tether.js disabled, and why: `busy` counts the events of the control being
+  // processed, `offline` holds while the page is not joined. A control is enabled again only
+  // when neither holds, and one that was already disabled is never taken: tether.js only
+  // undoes what it did.
+  class Controls {
+    constructor() {
+      this.held = new Map(); // element → {busy: n, offline: bool}
+    }
+
+    // Disables `el` for `reason`; false when the page had disabled it (then it is not ours).
+    hold(el, reason) {
+      let entry = this.held.get(el);
+      if (!entry) {
+        if (el.disabled) return false;
+        entry = { busy: 0, offline: false };
+        this.held.set(el, entry);
+        el.disabled = true;
+      }
+      if (reason === "busy") entry.busy += 1;
+      else entry.offline = true;
+      return true;
+    }
+
+    release(el, reason) {
+      const entry = this.held.get(el);
+      if (!entry) return;
+      if (reason === "busy") entry.busy = Math.max(0, entry.busy - 1);
+      else entry.offline = false;
+      if (entry.busy === 0 && !entry.offline) {
+        this.held.delete(el);
+        el.disabled = false;
+      }
+    }
+
+    // The page set `disabled` itself: leave the element as it is from now on.
+    disown(el) {
+      this.held.delete(el);
+    }
+
+    releaseOffline() {
+      for (const el of [...this.held.keys()]) this.release(el, "offline");
+    }
+  }
+
+  // The page: its channel, its event delegation and DOM watch, the controls it disabled, the
+  // events waiting for their reply and the round trips waiting for the page's answer.
+  class Page {
+    constructor(script) {
+      const { tetherSocket, tetherCommander, tetherToken } = script.dataset;
+      this.store = storage();
+      this.socket = new Socket(tetherSocket);
+      this.onload = true;
+      this.topicsToken = null; // signed runtime topics, sent back when rejoining
+      this.execJs = false; // until a join reply says otherwise
+      this.disable = disableOptions(null); // the defaults until a join reply
+      this.controls = new Controls();
+      this.inFlight = new Set(); // {abort}: events and runs waiting for their reply
+      this.calls = new Map(); // id → {cancel}: round trips waiting for the page's answer
+      this.listening = new Set(); // event types with a document listener
+      this.rates = new WeakMap(); // element → type → debounce/throttle state
+      this.run = this.run.bind(this);
+      this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
+      this.bindChannel();
+      this.watchDom();
+      this.channel.join()
+        .receive("ok", (reply) => this.joined(reply))
+        .receive("error", (reply) => report("join", reply.reason));
+      this.socket.onClose(() => this.lost("disconnected"));
+      this.socket.connect();
+    }
+
+    joinParams(token) {
+      return {
+        token,
+        browser_id: this.store.getItem("tether_browser_id"),
+        store: this.store.getItem("tether_store"),
+        onload: this.onload,
+        topics: this.topicsToken,
+        counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
+        utc_offset: -new Date().getTimezoneOffset(),
+      };
+    }
+
+    bindChannel() {
+      const channel = this.channel;
+      channel.on("patch", (patch) => this.apply(patch));
+      channel.on("store", ({ token }) => this.store.setItem("tether_store", token));
+      channel.on("topics", ({ token }) => { this.topicsToken = token; });
+      channel.on("error", ({ callback, reason }) => report(callback, reason));
+      channel.on("call", (call) => this.onCall(call));
+      channel.on("call_cancel", ({ id }) => this.cancelCall(id));
+      // The server's channel died (it rejoins) or ended the join: nothing in flight on it
+      // will be answered, exactly as when the socket closes.
+      channel.on("phx_error", () => this.lost("the page channel failed"));
+      channel.on("phx_close", () => this.lost("the page channel closed"));
+      // This socket carries only this page: the server subscribed it to the page's topics, so
+      // broadcasts on them (which may arrive even before the join reply) apply as they come.
+      this.socket.onMessage(({ topic, event, payload }) => {
+        if (topic === channel.topic) return;
+        if (event === "patch") this.apply(payload);
+        if (event === "count") {
+          for (const el of document.querySelectorAll("[data-tether-topic]")) {
+            if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
+          }
+        }
+      });
+    }
+
+    apply(patch) {
+      applyPatch(patch, this.execJs, (el) => this.controls.disown(el));
+    }
+
+    joined(reply) {
+      this.onload = false;
+      this.execJs = reply.exec_js === true;
+      this.disable = disableOptions(reply.disable);
+      this.store.setItem("tether_browser_id", reply.browser_id);
+      if (reply.store_rejected) this.store.removeItem("tether_store");
+      this.controls.releaseOffline();
+      document.documentElement.dataset.tether = "connected";
+    }
+
+    // The join is gone (socket closed, channel failed): give up on every reply and answer,
+    // enable what was busy, and disable the controls until the next join.
+    lost(reason) {
+      document.documentElement.dataset.tether = "disconnected";
+      for (const flight of [...this.inFlight]) flight.abort(reason);
+      this.inFlight.clear();
+      for (const call of [...this.calls.values()]) call.cancel();
+      this.calls.clear();
+      this.notice(document.querySelectorAll(BOUND), false); // seen (and reported) before
+    }
+
+    isJoined() {
+      return this.channel.state === "joined";
+    }
+
+    // ---- events ----
+
+    // Listeners are on the document, capturing: elements come and go with patches, and focus
+    // and blur (which do not bubble) still pass the document on their way down.
+    listen(type) {
+      if (this.listening.has(type)) return;
+      this.listening.add(type);
+      document.addEventListener(type, (event) => this.onEvent(type, event), true);
+    }
+
+    // Shorthand types are always listened for; tether-on types as they show up in the DOM.
+    watchDom() {
+      for (const type of SHORTHANDS) this.listen(type);
+      this.notice(document.querySelectorAll(BOUND));
+      // Sees what the parser adds after this script too. Work per batch is proportional to
+      // the added subtrees and changed handler attributes, never the whole document.
+      new MutationObserver((records) => this.mutated(records)).observe(document.documentElement, {
+        subtree: true,
+        childList: true,
+        attributes: true,
+        attributeFilter: HANDLER_ATTRIBUTES,
+      });
+    }
+
+    mutated(records) {
+      for (const record of records) {
+        if (record.type === "attributes") {
+          this.notice([record.target]);
+          continue;
+        }
+        for (const node of record.addedNodes) {
+          if (node.nodeType !== 1) continue;
+          this.notice([node]);
+          this.notice(node.querySelectorAll(BOUND));
         }
       }
-    });
-    channel.join()
-      .receive("ok", (reply) => {
-        onload = false;
-        execJs = reply.exec_js === true;
-        store.setItem("tether_browser_id", reply.browser_id);
-        if (reply.store_rejected) store.removeItem("tether_store");
-        document.documentElement.dataset.tether = "connected";
-      })
-      .receive("error", (reply) => report("join", reply.reason));
-    socket.onClose(() => { document.documentElement.dataset.tether = "disconnected"; });
-    for (const type of EVENTS) {
-      document.addEventListener(type, (event) => {
-        const el = event.target instanceof Element ? event.target.closest(`[tether-${type}]`) : null;
-        if (!el) return;
-        if (type === "submit") event.preventDefault();
-        const handler = el.getAttribute(`tether-${type}`);
-        if (channel.state !== "joined") {
-          report(handler, "not connected");
+    }
+
+    // Elements that have (or got) handlers: listen for their tether-on types, and disable
+    // them while the page is not joined.
+    notice(elements, reportBad = true) {
+      const offline = !this.isJoined() && this.disable.when_disconnected;
+      for (const el of elements) {
+        if (!el.matches(BOUND)) continue;
+        const on = el.getAttribute("tether-on");
+        if (on) {
+          const { pairs, bad } = parseOn(on);
+          for (const [type] of pairs) this.listen(type);
+          if (reportBad && bad.length > 0) report("tether-on", `not type:handler: ${bad.join(" ")}`);
+        }
+        if (offline) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
+      }
+    }
+
+    onEvent(type, event) {
+      const el = boundElement(event.target, type, event.bubbles);
+      if (!el) return;
+      // Decided now, whatever debounce or the connection do next: the page stays put.
+      if (type === "submit" || (type === "click" && navigates(el))) event.preventDefault();
+      this.rateLimited(el, type, event);
+    }
+
+    // tether-debounce and tether-throttle, per element and event type. The sender is read
+    // when the call fires, from the last event.
+    rateLimited(el, type, event) {
+      const debounce = Number(el.getAttribute("tether-debounce")) || 0;
+      const throttle = Number(el.getAttribute("tether-throttle")) || 0;
+      if (debounce <= 0 && throttle <= 0) {
+        this.send(el, type, event);
+        return;
+      }
+      let byType = this.rates.get(el);
+      if (!byType) this.rates.set(el, (byType = new Map()));
+      let rate = byType.get(type);
+      if (!rate) byType.set(type, (rate = { timer: null, last: -Infinity, event: null }));
+      rate.event = event;
+      const fire = () => {
+        rate.timer = null;
+        rate.last = Date.now();
+        const last = rate.event;
+        rate.event = null;
+        this.send(el, type, last);
+      };
+      if (debounce > 0) {
+        clearTimeout(rate.timer);
+        rate.timer = setTimeout(fire, debounce);
+      } else if (!rate.timer) {
+        const wait = rate.last + throttle - Date.now();
+        if (wait <= 0) fire();
+        else rate.timer = setTimeout(fire, wait); // the end of the burst sends its last event
+      }
+    }
+
+    send(el, type, event) {
+      for (const text of handlersOf(el, type)) this.sendHandler(el, type, event, text);
+    }
+
+    sendHandler(el, type, event, text) {
+      let call;
+      try {
+        call = handlerCall(el, text);
+      } catch (err) {
+        report(text, err.message);
+        return;
+      }
+      if (!this.isJoined()) {
+        report(call.handler, "not connected");
+        return;
+      }
+      const payload = { handler: call.handler, sender: describe(el, event, call.arg) };
+      const region = el.closest("[tether-commander]");
+      if (region) payload.commander = region.getAttribute("tether-commander");
+      const busy = this.disable.while_processing && this.disable.events.includes(type) && !el.hasAttribute("tether-no-disable");
+      const held = busy ? this.busyControls(el, type, event).filter((control) => this.controls.hold(control, "busy")) : [];
+      // Once the join is lost, that is the news (data-tether="disconnected"), not each event.
+      this.request(payload, held).catch((reason) => {
+        if (this.isJoined()) report(call.handler, reason);
+      });
+    }
+
+    // What a processed event disables: for a submit, the form's submit buttons (the form
+    // itself has no `disabled`); else the element itself.
+    busyControls(el, type, event) {
+      const form = type === "submit" ? formOf(el, event) : null;
+      return form ? submitButtons(form) : controlsOf(el);
+    }
+
+    // Pushes an `event`; resolves with its ok reply, rejects with the reason. `held` controls
+    // are enabled again when it settles, or when the join is lost (which also gives up on it).
+    request(payload, held) {
+      return new Promise((resolve, reject) => {
+        const flight = {};
+        const settle = (done, value) => {
+          if (!this.inFlight.delete(flight)) return;
+          for (const control of held) this.controls.release(control, "busy");
+          done(value);
+        };
+        const push = this.channel.push("event", payload, EVENT_TIMEOUT_MS);
+        flight.abort = (reason) => {
+          push.cancel();
+          settle(reject, reason);
+        };
+        this.inFlight.add(flight);
+        push.receive("ok", (reply) => settle(resolve, reply || {}))
+          .receive("error", (reply) => settle(reject, (reply && reply.reason) || "error"))
+          .receive("timeout", () => settle(reject, "timeout"));
+      });
+    }
+
+    // Tether.page.run(handler, arg): calls a handler of the page's commander from script
+    // (Drab's exec_elixir); resolves with the handler's result, rejects with the reason.
+    run(handler, arg = null) {
+      if (!this.isJoined()) return Promise.reject("not connected");
+      return this.request({ handler: String(handler), sender: bareSender(arg) }, [])
+        .then((reply) => (reply.result === undefined ? null : reply.result));
+    }
+
+    // ---- round trips ----
+
+    onCall(call) {
+      const id = call && call.id;
+      this.cancelCall(id); // a repeated id replaces the call it names
+      const joinRef = this.channel.joinRef;
+      let done = false;
+      const entry = { cleanup: () => {} };
+      entry.cancel = () => {
+        done = true;
+        entry.cleanup();
+      };
+      // Answers once; an answer for a join that is gone has no one waiting for it.
+      const answer = (result) => {
+        if (done) return;
+        entry.cancel();
+        if (this.calls.get(id) === entry) this.calls.delete(id);
+        if (!this.isJoined() || this.channel.joinRef !== joinRef) return;
+        let body;
+        try {
+          body = "error" in result ? { id, error: String(result.error) } : { id, ok: toJson(result.ok) };
+        } catch (err) {
+          body = { id, error: `the answer is not JSON: ${errorMessage(err)}` };
+        }
+        this.channel.push("call_reply", body).receive("error", (reply) => report("call_reply", reply && reply.reason));
+      };
+      this.calls.set(id, entry);
+      try {
+        switch (call.op) {
+          case "js": this.callJs(call, answer); break;
+          case "query": this.callQuery(call, answer); break;
+          case "wait": this.callWait(call, answer, entry); break;
+          case "modal": this.callModal(call, answer, entry); break;
+          case "cookies": answer({ ok: parseCookies(document.cookie) }); break;
+          default: answer({ error: `unknown op ${call.op}` });
+        }
+      } catch (err) {
+        answer({ error: errorMessage(err) });
+      }
+    }
+
+    // call_cancel: the server stopped waiting; drop the call's listeners or dialog.
+    cancelCall(id) {
+      const entry = this.calls.get(id);
+      if (!entry) return;
+      this.calls.delete(id);
+      entry.cancel();
+    }
+
+    async callJs(call, answer) {
+      if (!this.execJs) {
+        answer({ error: "exec_js is disabled" });
+        return;
+      }
+      try {
+        answer({ ok: await (0, eval)(String(call.js)) });
+      } catch (err) {
+        answer({ error: errorMessage(err) });
+      }
+    }
+
+    callQuery(call, answer) {
+      if (!validSelector(call.sel)) {
+        answer({ error: "invalid selector" });
+        return;
+      }
+      const names = Array.isArray(call.props) ? call.props.map(String) : [];
+      const found = [...document.querySelectorAll(call.sel)];
+      answer({ ok: found.map((el) => ({ sel: selectorOf(el), props: readProps(el, names) })) });
+    }
+
+    // Listens (capturing, on the document) for the [sel, type] pairs; the first match
+    // answers and the listeners go.
+    callWait(call, answer, entry) {
+      const pairs = Array.isArray(call.events) ? call.events : [];
+      if (pairs.length === 0) {
+        answer({ error: "no events to wait for" });
+        return;
+      }
+      for (const pair of pairs) {
+        if (!Array.isArray(pair) || typeof pair[1] !== "string" || pair[1] === "") {
+          answer({ error: "events must be [selector, type] pairs" });
           return;
         }
-        channel.push("event", { handler, sender: describe(el, event) })
-          .receive("error", (reply) => report(handler, reply.reason))
-          .receive("timeout", () => report(handler, "timeout"));
-      }, true);
+        if (!validSelector(pair[0])) {
+          answer({ error: "invalid selector" });
+          return;
+        }
+      }
+      const listener = (event) => {
+        if (!(event.target instanceof Element)) return;
+        for (let index = 0; index < pairs.length; index++) {
+          const [sel, type] = pairs[index];
+          if (type !== event.type) continue;
+          const el = event.bubbles ? event.target.closest(sel) : event.target.matches(sel) ? event.target : null;
+          if (!el) continue;
+          let arg = null;
+          try {
+            arg = argumentOf(el);
+          } catch (_) {
+            // an invalid tether-arg only loses the argument here: there is no handler to refuse
+          }
+          answer({ ok: { index, sender: describe(el, event, arg) } });
+          return;
+        }
+      };
+      const types = [...new Set(pairs.map((pair) => pair[1]))];
+      for (const type of types) document.addEventListener(type, listener, true);
+      entry.cleanup = () => {
+        for (const type of types) document.removeEventListener(type, listener, true);
+      };
     }
-    socket.connect();
-    return { socket, channel };
+
+    // A native modal dialog: a button answers its value, Escape (cancel) answers null; the
+    // fields are read before the dialog goes.
+    callModal(call, answer, entry) {
+      const dialog = buildModal(call);
+      const form = dialog.querySelector("form");
+      const finish = (button) => answer({ ok: { button, fields: formValues(form) } });
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        finish(event.submitter ? event.submitter.value : null);
+      });
+      dialog.addEventListener("cancel", (event) => {
+        event.preventDefault();
+        finish(null);
+      });
+      dialog.addEventListener("close", () => finish(null)); // closed by something else
+      entry.cleanup = () => {
+        if (dialog.open) dialog.close();
+        dialog.remove();
+      };
+      (document.body || document.documentElement).append(dialog);
+      dialog.showModal();
+    }
+  }
+
+  function startPage(script) {
+    return new Page(script);
   }
 
   const script = typeof document !== "undefined" ? document.currentScript : null;
@@ -598,5 +1446,9 @@
     page = startPage(script);
   }
 
-  global.Tether = { Socket, Channel, Presence, page, refusal };
+  global.Tether = {
+    Socket, Channel, Presence, page, refusal,
+    // pure helpers of the page part, exported for tests
+    parseHandler, parseOn, eventFields, truncate, disableOptions, toJson, modalButtons, cookieString, parseCookies,
+  };
 })(typeof window !== "undefined" ? window : globalThis);

@@ -89,6 +89,12 @@ export class Signal {
 
 // ---------- server lifecycle ----------
 
+// Servers still running; killed if this test process exits (one listener for all of them).
+const alive = new Set();
+process.once("exit", () => {
+  for (const proc of alive) proc.kill("SIGKILL");
+});
+
 /** Starts target/debug/examples/<example> with PORT=0 and waits for its "listening on" line. */
 export async function startServer(example, env = {}) {
   const bin = fileURLToPath(new URL(`../../target/debug/examples/${example}`, import.meta.url));
@@ -101,7 +107,8 @@ export async function startServer(example, env = {}) {
   });
   server.proc = proc;
   // Never leave the server behind if this test process dies.
-  process.once("exit", () => proc.exitCode === null && proc.signalCode === null && proc.kill("SIGKILL"));
+  alive.add(proc);
+  proc.once("exit", () => alive.delete(proc));
   proc.stderr.on("data", (chunk) => (server.output += chunk));
   const listening = new Promise((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout });
