@@ -1,0 +1,265 @@
+// Every page-side feature of tether.js against the real server, in Debian's Chromium driven by
+// playwright-core: handler arguments (inline and inherited), the full sender, any DOM event
+// (tether-on), forms and links that do not navigate, controls disabled while their handler
+// runs, throttling counted on the server, this(sender), multi-property patches, Drab.Waiter,
+// exec_js with a result, the modal, Drab.Browser helpers, and shared-commander regions.
+// The page is the fixture tests/fixtures/page_lab.rs (built as the example `page_lab`).
+//
+// Every test starts its own server (PORT=0) and its own browser context. Console errors and
+// warnings fail a test unless it expects them (a refused argument, a refused component).
+// Without /usr/bin/chromium the tests are skipped, unless CI is set: in CI they fail.
+// Every wait is event-driven and bounded; nothing sleeps, except typing rhythms.
+
+import { after, afterEach, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { WAIT_MS, assertServerAlive, chromiumSkip, launchChromium, server, startServer, stopServer } from "./support.mjs";
+
+const OPTS = { timeout: 60_000 };
+
+let browser = null;
+let context = null;
+let outputMark = 0;
+const problems = [];
+const infos = []; // console.info lines
+
+async function open() {
+  outputMark = server.output.length;
+  await startServer("page_lab", { TETHER_CONFIG: undefined });
+  context = await browser.newContext({ locale: "fr-FR" });
+  const page = await context.newPage();
+  page.on("console", (msg) => {
+    if (msg.type() === "error" || msg.type() === "warning") problems.push(`console ${msg.type()}: ${msg.text()}`);
+    if (msg.type() === "info") infos.push(msg.text());
+  });
+  page.on("pageerror", (err) => problems.push(`page error: ${err.stack || err}`));
+  const response = await page.goto(`http://127.0.0.1:${server.port}/lab`, { timeout: WAIT_MS });
+  assert.equal(response.status(), 200);
+  await waitOn(page, () => document.documentElement.dataset.tether === "connected", null, "joined");
+  return page;
+}
+
+async function waitOn(page, fn, arg, what) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 20 });
+  } catch (err) {
+    throw new Error(
+      `${what} not reached within ${WAIT_MS} ms; #echo is ${await page.textContent("#echo").catch(() => "?")}\n` +
+        `problems: ${JSON.stringify(problems)}\n(${err.message.split("\n")[0]})\n` +
+        `--- server output (tail) ---\n${server.output.slice(outputMark).slice(-2000)}`,
+    );
+  }
+}
+
+/** Clears #echo, runs `act`, and returns what the echo handler reported. */
+async function echoed(page, act) {
+  await page.evaluate(() => { document.querySelector("#echo").textContent = ""; });
+  await act();
+  await waitOn(page, () => document.querySelector("#echo").textContent !== "", null, "the echo handler's report");
+  return JSON.parse(await page.textContent("#echo"));
+}
+
+function text(page, sel) {
+  return page.evaluate((s) => document.querySelector(s).textContent, sel);
+}
+
+describe("tether.js page features in Chromium", { skip: chromiumSkip }, () => {
+  before(async () => {
+    browser = await launchChromium();
+  });
+
+  afterEach(async () => {
+    await context?.close().catch(() => {});
+    context = null;
+    problems.length = 0;
+    infos.length = 0;
+    if (server.proc && server.proc.exitCode === null && server.proc.signalCode === null) {
+      assertServerAlive();
+      await stopServer();
+    }
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  test("arguments: inline JSON, inherited tether-arg, and a refused invalid one; the sender is complete", OPTS, async () => {
+    const page = await open();
+    const inline = await echoed(page, () => page.click("#arg_inline"));
+    assert.deepEqual(inline.arg, { n: 1 }, "tether-click='echo({\"n\": 1})'");
+    assert.equal(inline.id, "arg_inline");
+
+    const inherited = await echoed(page, () => page.click("#arg_inherited"));
+    assert.deepEqual(inherited.arg, { row: 7 }, "the ancestor's tether-arg");
+    assert.equal(inherited.class, "a b");
+    assert.equal(inherited.text, "inherited text");
+    assert.deepEqual(inherited.dataset, { kind: "x" });
+    assert.equal(inherited.type, "click");
+    const stamped = await page.getAttribute("#arg_inherited", "tether-id");
+    assert.ok(stamped && inherited.tether_id === stamped, `tether_id ${inherited.tether_id} is the stamped ${stamped}`);
+
+    await page.evaluate(() => { document.querySelector("#echo").textContent = ""; });
+    const reported = page.evaluate(
+      () => new Promise((resolve) => document.addEventListener("tether:error", (e) => resolve(e.detail.reason), { once: true })),
+    );
+    await page.click("#arg_bad");
+    assert.match(String(await reported), /json|argument/i);
+    // Nothing was sent: a later event's report is the first one.
+    const after = await echoed(page, () => page.click("#arg_inline"));
+    assert.deepEqual(after.arg, { n: 1 });
+    assert.equal(problems.filter((p) => !/echo\(\{bad json\}\)|argument|JSON/i.test(p)).length, 0, JSON.stringify(problems));
+  });
+
+  test("any DOM event through tether-on, checkboxes, forms and links that do not navigate", OPTS, async () => {
+    const page = await open();
+    const keyup = await echoed(page, async () => {
+      await page.focus("#on_input");
+      await page.keyboard.press("b");
+    });
+    assert.equal(keyup.type, "keyup");
+    assert.equal(keyup.key, "b");
+    assert.equal(keyup.value, "b");
+
+    const blur = await echoed(page, () => page.evaluate(() => document.querySelector("#on_input").blur()));
+    assert.equal(blur.type, "blur");
+    const shifted = await echoed(page, () => page.click("#arg_inline", { modifiers: ["Shift"] }));
+    assert.equal(shifted.shiftKey, true, "modifier keys reach the sender");
+
+    const change = await echoed(page, () => page.check("#check"));
+    assert.equal(change.type, "change");
+    assert.equal(change.checked, true);
+
+    const before = page.url();
+    const submit = await echoed(page, () => page.click("#submit"));
+    assert.equal(submit.type, "submit");
+    assert.deepEqual(submit.form, { q: "query" });
+    const link = await echoed(page, () => page.click("#link"));
+    assert.equal(link.type, "click");
+    assert.equal(page.url(), before, "neither the form nor the link navigated");
+    assert.deepEqual(problems, []);
+  });
+
+  test("a control is disabled while its handler runs, unless tether-no-disable", OPTS, async () => {
+    const page = await open();
+    await page.click("#slow");
+    assert.equal(await page.evaluate(() => document.querySelector("#slow").disabled), true, "disabled at once");
+    await waitOn(page, () => document.querySelector("#slow_done").textContent === "400", null, "the slow handler done");
+    await waitOn(page, () => !document.querySelector("#slow").disabled, null, "#slow enabled after the reply");
+
+    await page.evaluate(() => { document.querySelector("#slow_done").textContent = ""; });
+    await page.click("#slow_free");
+    assert.equal(await page.evaluate(() => document.querySelector("#slow_free").disabled), false, "tether-no-disable");
+    await waitOn(page, () => document.querySelector("#slow_done").textContent === "400", null, "the slow handler done");
+    assert.deepEqual(problems, []);
+  });
+
+  test("throttle: a burst of typing reaches the server a few times, the last value included", OPTS, async () => {
+    const page = await open();
+    await page.focus("#typing");
+    await page.keyboard.type("abcdefghij", { delay: 30 }); // 10 input events over ~300 ms
+    await waitOn(page, () => Number(document.querySelector("#count").textContent) >= 2, null, "the trailing call");
+    // Let a possible trailing call land: wait until the count is stable across a reply.
+    await page.click("#arg_inline");
+    await waitOn(page, () => document.querySelector("#echo").textContent !== "", null, "a later event handled");
+    const calls = Number(await text(page, "#count"));
+    assert.ok(calls >= 2 && calls <= 4, `10 events throttled at 200 ms ran the handler ${calls} times`);
+    assert.deepEqual(problems, []);
+  });
+
+  test("this(sender) targets the element without an id; props set style, dataset, attributes and classes", OPTS, async () => {
+    const page = await open();
+    await page.click(".anon >> nth=1");
+    await waitOn(page, () => document.querySelectorAll(".anon")[1].style.color === "rgb(255, 0, 0)", null, "the second span red");
+    assert.equal(await page.evaluate(() => document.querySelectorAll(".anon")[0].style.color), "", "only the sender");
+
+    await page.click("#props");
+    await waitOn(page, () => document.querySelector("#box").style.width === "50px", null, "the box's width");
+    const box = await page.evaluate(() => {
+      const el = document.querySelector("#box");
+      return {
+        title: el.title,
+        background: el.style.backgroundColor,
+        dataset: { ...el.dataset },
+        label: el.getAttribute("aria-label"),
+        classes: [...el.classList].sort(),
+      };
+    });
+    assert.deepEqual(box, {
+      title: "boxed",
+      background: "rgb(0, 0, 255)",
+      dataset: { state: "on" },
+      label: "the box",
+      classes: ["big", "flip"],
+    });
+    assert.deepEqual(problems, []);
+  });
+
+  test("round trips: wait_for, exec_js with a result, and a modal's answers", OPTS, async () => {
+    const page = await open();
+    await page.click("#wait");
+    await waitOn(page, () => document.querySelector("#waiting").textContent === "yes", null, "the handler waiting");
+    await page.click("#no");
+    await waitOn(page, () => document.querySelector("#waited").textContent === "1 no", null, "wait_for answered by #no");
+
+    await page.click("#js");
+    await waitOn(page, () => document.querySelector("#js_out").textContent === '"lab:42"', null, "exec_js's value");
+    await page.fill("#js_input", "missing_function()");
+    await page.click("#js");
+    await waitOn(page, () => document.querySelector("#js_out").textContent.includes("missing_function"), null, "the exception's message");
+
+    await page.click("#modal_open");
+    await page.waitForSelector("dialog[open]", { timeout: WAIT_MS });
+    assert.equal(await page.textContent("dialog[open] h2"), "Your name?");
+    assert.equal(await page.locator("dialog[open] b").count(), 0, "a text body is not markup");
+    assert.match(await page.textContent("dialog[open]"), /<b>not markup<\/b>/);
+    await page.fill("dialog[open] input[name=name]", "Ada");
+    await page.click("dialog[open] button[value=ok]");
+    await waitOn(page, () => document.querySelector("#modal").textContent !== "", null, "the modal's answer");
+    assert.deepEqual(JSON.parse(await text(page, "#modal")), { button: "ok", fields: { name: "Ada" } });
+    assert.equal(await page.locator("dialog").count(), 0, "the dialog is gone");
+
+    await page.evaluate(() => { document.querySelector("#modal").textContent = ""; });
+    await page.click("#modal_open");
+    await page.waitForSelector("dialog[open]", { timeout: WAIT_MS });
+    await page.keyboard.press("Escape");
+    await waitOn(page, () => document.querySelector("#modal").textContent !== "", null, "the dismissed modal's answer");
+    assert.equal(JSON.parse(await text(page, "#modal")).button, null);
+    assert.deepEqual(problems, []);
+  });
+
+  test("browser helpers: cookies, console, set_url, what the browser said at connect, redirect", OPTS, async () => {
+    const page = await open();
+    await page.click("#browser_go");
+    await waitOn(page, () => document.querySelector("#browser").textContent !== "", null, "the browser report");
+    const seen = JSON.parse(await text(page, "#browser"));
+    assert.equal(seen.flavor, "oat", "the cookie set, then read back");
+    assert.equal(seen.user_agent, true);
+    assert.equal(seen.languages[0], "fr-FR");
+    assert.equal(seen.utc_offset, true);
+    assert.ok(infos.includes("hello from the server"), JSON.stringify(infos));
+    assert.ok(page.url().endsWith("/lab?moved=1"), page.url());
+    assert.ok((await context.cookies()).some((c) => c.name === "flavor" && c.value === "oat"));
+
+    await page.click("#redirect");
+    await page.waitForURL(/\/lab\?redirected=1$/, { timeout: WAIT_MS });
+    assert.deepEqual(problems, []);
+  });
+
+  test("shared commanders: each region's events reach cart, scoped to the region; a region the token does not allow is refused", OPTS, async () => {
+    const page = await open();
+    await page.click(".cart >> nth=1 >> .add");
+    await waitOn(page, () => document.querySelectorAll(".cart .total")[1].textContent === "42 #1", null, "the second region updated");
+    assert.equal(await page.evaluate(() => document.querySelectorAll(".cart .total")[0].textContent), "", "only its own region");
+    await page.click(".cart >> nth=0 >> .add");
+    await waitOn(page, () => document.querySelectorAll(".cart .total")[0].textContent === "42 #2", null, "the first region updated");
+
+    const reported = page.evaluate(
+      () => new Promise((resolve) => document.addEventListener("tether:error", (e) => resolve(e.detail.reason), { once: true })),
+    );
+    await page.click("#vault_add");
+    assert.equal(await reported, "unknown handler");
+    assert.equal(await text(page, "#vault"), "", "vault's handler did not run");
+    await waitOn(page, () => true, null, "(nothing)");
+    assert.match(server.output.slice(outputMark), /call of an undeclared handler refused/, "the server logs the refusal");
+    assert.deepEqual(problems.filter((p) => !/unknown handler/.test(p)), []);
+  });
+});
