@@ -55,8 +55,8 @@ use tether::{
     Config, Endpoint,
     channel::BoxError,
     commander::{
-        Commander, Commanders, Count, Handlers, Html, Info, Page, PageHandle, PageOptions,
-        Sender, same_path,
+        Commander, Commanders, Count, Handlers, Html, Info, Page, PageHandle, PageOptions, Sender,
+        same_path,
     },
 };
 

@@ -90,13 +90,20 @@
 //! ## Commanders
 //!
 //! A [`commander::Commander`] drives server-rendered pages: `on_connect`, `on_load`,
-//! `on_disconnect`, declared DOM event handlers, and patches such as
-//! [`Page::set_html`](commander::Page::set_html) or
-//! [`Page::broadcast_html`](commander::Page::broadcast_html) to every page on a topic. Pages are
-//! tracked in presence automatically, keyed by store value, session value or the signed browser
-//! id, as configured. Register them on the endpoint (`builder.commander(Counter)`); the page
-//! channel's wire protocol is in the [`commander`] docs. See the README's "Writing a
-//! commander" and `examples/online_counter.rs`.
+//! `on_disconnect`, `handle_info`, and DOM event handlers declared once in a
+//! [`commander::Handlers`] table (with arguments from the page: `tether-click="remove(42)"`).
+//! Each page runs its callbacks in its own task, in order, while the connection keeps
+//! reading, so a handler can ask the browser and wait:
+//! [`exec_js`](commander::PageHandle::exec_js), [`query`](commander::PageHandle::query),
+//! [`wait_for`](commander::PageHandle::wait_for), [`modal`](commander::PageHandle::modal).
+//! Patches go to one page ([`set_html`](commander::PageHandle::set_html),
+//! [`set_props`](commander::PageHandle::set_props), …) or to every page on a topic
+//! ([`broadcast_html`](commander::PageHandle::broadcast_html), …), also from a spawned task
+//! through a [`commander::PageHandle`]. Pages are tracked in presence automatically, keyed by
+//! store value, session value or the signed browser id, as configured. Register commanders on
+//! the endpoint (`builder.commander(Counter)`); the page channel's wire protocol is in the
+//! [`commander`] docs. See the README's "Writing a commander" (with a Drab → tether table),
+//! `examples/online_counter.rs` and `examples/live_todo.rs`.
 //!
 //! ## Guarantees
 //!
