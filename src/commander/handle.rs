@@ -418,7 +418,7 @@ impl PageHandle {
         selector: &str,
         content: impl Into<Content>,
     ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::set(selector, content))
+        self.commanders().broadcast_html(topic, selector, content)
     }
 
     /// Sets a DOM property on every page on `topic` (a plain value; see
@@ -430,7 +430,8 @@ impl PageHandle {
         prop: &str,
         value: impl Serialize,
     ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::prop(selector, prop, value))
+        self.commanders()
+            .broadcast_prop(topic, selector, prop, value)
     }
 
     /// Sets properties, styles, data, attributes and classes on every page on `topic`.
@@ -440,7 +441,7 @@ impl PageHandle {
         selector: &str,
         props: Value,
     ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::props(selector, props))
+        self.commanders().broadcast_props(topic, selector, props)
     }
 
     /// Inserts content on every page on `topic`.
@@ -451,7 +452,8 @@ impl PageHandle {
         position: Position,
         content: impl Into<Content>,
     ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::insert(selector, position, content))
+        self.commanders()
+            .broadcast_insert(topic, selector, position, content)
     }
 
     /// Distinct presence keys on `topic`.

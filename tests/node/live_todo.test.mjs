@@ -14,7 +14,18 @@
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { WAIT_MS, assertServerAlive, chromiumSkip, launchChromium, server, startServer, stopServer } from "./support.mjs";
+import {
+  WAIT_MS,
+  assertServerAlive,
+  chromiumSkip,
+  launchChromium,
+  newPerson,
+  server,
+  startServer,
+  stopServer,
+  waitInPage,
+  watchPage,
+} from "./support.mjs";
 
 const OPTS = { timeout: 60_000 };
 const SECRET = "live-todo-test-secret-".padEnd(64, "k");
@@ -38,22 +49,12 @@ function url(path) {
   return `http://127.0.0.1:${server.port}${path}`;
 }
 
-async function person(label) {
-  const context = await browser.newContext();
-  context.label = label;
-  context.tabs = 0;
-  contexts.push(context);
-  return context;
+function person(label) {
+  return newPerson(browser, contexts, label);
 }
 
 function watch(page, label) {
-  page.label = label;
-  page.on("console", (msg) => {
-    if (msg.type() === "error" || msg.type() === "warning") {
-      problems.push({ label, text: `console ${msg.type()}: ${msg.text()}`, at: Date.now() });
-    }
-  });
-  page.on("pageerror", (err) => problems.push({ label, text: `page error: ${err.stack || err}`, at: Date.now() }));
+  watchPage(page, label, problems);
 }
 
 /** Opens `path` in a new tab of `context` and waits until its page channel is joined. */
@@ -85,17 +86,8 @@ function shown(page) {
   }));
 }
 
-async function waitOn(page, fn, arg, what) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 20 });
-  } catch (err) {
-    const state = await shown(page).catch((e) => `(unreadable: ${e.message})`);
-    throw new Error(
-      `${page.label}: ${what} not reached within ${WAIT_MS} ms; the page shows ${JSON.stringify(state)}\n` +
-        `problems: ${JSON.stringify(problems)}\n(${err.message.split("\n")[0]})\n` +
-        `--- server output (tail) ---\n${serverLog().slice(-2000)}`,
-    );
-  }
+function waitOn(page, fn, arg, what) {
+  return waitInPage(page, fn, arg, what, { shown, problems, serverLog });
 }
 
 function connected(page) {

@@ -20,9 +20,12 @@ import {
   chromiumSkip,
   cleanup,
   launchChromium,
+  newPerson,
   server,
   startServer,
   stopServer,
+  waitInPage,
+  watchPage,
 } from "./support.mjs";
 
 const OPTS = { timeout: 60_000 };
@@ -67,22 +70,12 @@ function configFile(text) {
 // ---------- browsers and pages ----------
 
 /** A new browser "person": its own cookies and localStorage. */
-async function person(label) {
-  const context = await browser.newContext();
-  context.label = label;
-  context.tabs = 0;
-  contexts.push(context);
-  return context;
+function person(label) {
+  return newPerson(browser, contexts, label);
 }
 
 function watch(page, label) {
-  page.label = label;
-  page.on("console", (msg) => {
-    if (msg.type() === "error" || msg.type() === "warning") {
-      problems.push({ label, text: `console ${msg.type()}: ${msg.text()}`, at: Date.now() });
-    }
-  });
-  page.on("pageerror", (err) => problems.push({ label, text: `page error: ${err.stack || err}`, at: Date.now() }));
+  watchPage(page, label, problems);
 }
 
 function url(path) {
@@ -114,17 +107,8 @@ async function visit(page, path) {
   await connected(page);
 }
 
-async function waitOn(page, fn, arg, what) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout: WAIT_MS });
-  } catch (err) {
-    const state = await shown(page).catch((e) => `(unreadable: ${e.message})`);
-    throw new Error(
-      `${page.label}: ${what} not reached within ${WAIT_MS} ms; the page shows ${JSON.stringify(state)}\n` +
-        `problems: ${JSON.stringify(problems)}\n(${err.message.split("\n")[0]})\n` +
-        `--- server output (tail) ---\n${serverLog().slice(-2000)}`,
-    );
-  }
+function waitOn(page, fn, arg, what) {
+  return waitInPage(page, fn, arg, what, { shown, problems, serverLog });
 }
 
 /** What `page` shows: the counts, the live counter and the connection state. */

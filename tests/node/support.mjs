@@ -384,6 +384,43 @@ export async function launchChromium() {
   return chromium.launch({ executablePath: CHROMIUM, headless: false, args: CHROMIUM_ARGS, timeout: LAUNCH_MS });
 }
 
+/**
+ * Waits (bounded by WAIT_MS) until `fn(arg)` is truthy in `page`; on timeout fails with `what`,
+ * what the page shows (`shown(page)`), the problems seen and the tail of `serverLog`.
+ */
+export async function waitInPage(page, fn, arg, what, { shown, problems, serverLog }) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 20 });
+  } catch (err) {
+    const state = await shown(page).catch((e) => `(unreadable: ${e.message})`);
+    throw new Error(
+      `${page.label}: ${what} not reached within ${WAIT_MS} ms; the page shows ${JSON.stringify(state)}\n` +
+        `problems: ${JSON.stringify(problems)}\n(${err.message.split("\n")[0]})\n` +
+        `--- server output (tail) ---\n${serverLog().slice(-2000)}`,
+    );
+  }
+}
+
+/** A new browser "person" of `browser`: its own cookies and localStorage; added to `contexts`. */
+export async function newPerson(browser, contexts, label) {
+  const context = await browser.newContext();
+  context.label = label;
+  context.tabs = 0;
+  contexts.push(context);
+  return context;
+}
+
+/** Records `page`'s console errors and warnings and its page errors in `problems`, labelled. */
+export function watchPage(page, label, problems) {
+  page.label = label;
+  page.on("console", (msg) => {
+    if (msg.type() === "error" || msg.type() === "warning") {
+      problems.push({ label, text: `console ${msg.type()}: ${msg.text()}`, at: Date.now() });
+    }
+  });
+  page.on("pageerror", (err) => problems.push({ label, text: `page error: ${err.stack || err}`, at: Date.now() }));
+}
+
 // ---------- cleanup ----------
 
 /** afterEach: leaves and disconnects every phoenix socket, terminates raw clients. */
