@@ -623,3 +623,15 @@ async fn a_seventy_second_handler_does_not_disconnect_the_page() {
     let done = reply_to(&mut page, &long).await;
     assert_eq!(reply(&done, "ok")["result"], "done");
 }
+
+/// A shutdown waits (up to `endpoint.shutdown_timeout_ms`) for a page's running handler to
+/// finish and for its `on_disconnect`, as it waits for channels' terminate callbacks.
+#[tokio::test]
+async fn a_shutdown_lets_the_running_handler_finish_and_on_disconnect_run() {
+    let lab = setup(|_| {}).await;
+    let (mut page, jr) = lab.page().await;
+    send_event(&mut page, &jr, "slow", json!({"value": "x", "arg": 300})).await;
+    lab.wait_log("start x").await;
+    lab.server.endpoint.shutdown().await;
+    assert_eq!(lab.log(), ["start x", "end x", "disconnect"]);
+}

@@ -32,8 +32,8 @@ pub(crate) struct PageChannel {
     pub(crate) hub: Arc<Hub>,
 }
 
-/// What a joined page keeps in its socket: the handle to its task.
-struct PageSlot(PageHandle);
+/// What a joined page keeps in its socket: the handle to its task, and the task itself.
+struct PageSlot(PageHandle, tokio::task::JoinHandle<()>);
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -299,8 +299,8 @@ impl Channel for PageChannel {
         let _ = handle.0.queue.try_send(Work::Connect {
             onload: payload.onload,
         });
-        actix_web::rt::spawn(runtime::run(page, work));
-        socket.insert(PageSlot(handle));
+        let task = actix_web::rt::spawn(runtime::run(page, work));
+        socket.insert(PageSlot(handle, task));
         socket.insert(Allowed(allowed));
         let config = &self.hub.config;
         Ok(json!({
@@ -317,7 +317,7 @@ impl Channel for PageChannel {
     }
 
     async fn handle_in(&self, event: &str, payload: Value, socket: &mut Socket) -> HandleResult {
-        let Some(PageSlot(page)) = socket.get::<PageSlot>() else {
+        let Some(PageSlot(page, _)) = socket.get::<PageSlot>() else {
             return Err("page state missing".into());
         };
         match event {
@@ -370,11 +370,18 @@ impl Channel for PageChannel {
         Err(reason.into())
     }
 
-    async fn terminate(&self, _reason: &TerminateReason, socket: &mut Socket) {
+    async fn terminate(&self, reason: &TerminateReason, socket: &mut Socket) {
         // Untracks the page, fails its pending round trips and wakes its task, which runs
         // `on_disconnect` once the handler it is running (if any) has finished.
-        if let Some(PageSlot(page)) = socket.remove::<PageSlot>() {
-            page.0.close();
+        let Some(PageSlot(page, task)) = socket.remove::<PageSlot>() else {
+            return;
+        };
+        page.0.close();
+        // When the connection ends, it waits for that, so that a shutdown (which waits for
+        // connections, up to `endpoint.shutdown_timeout_ms`) lets `on_disconnect` run. A
+        // leave or a rejoin does not: the connection carries on at once.
+        if matches!(reason, TerminateReason::Disconnect(_)) {
+            let _ = task.await;
         }
     }
 }
