@@ -18,7 +18,12 @@ pub const JOIN_REF: &str = "1";
 
 /// `phx_join` of `topic` (join ref and ref "1").
 pub fn join_frame(topic: &str) -> String {
-    format!(r#"["{JOIN_REF}","1","{topic}","phx_join",{{}}]"#)
+    join_frame_with(topic, "{}")
+}
+
+/// `phx_join` of `topic` with `payload` (a JSON object; join ref and ref "1").
+pub fn join_frame_with(topic: &str, payload: &str) -> String {
+    format!(r#"["{JOIN_REF}","1","{topic}","phx_join",{payload}]"#)
 }
 
 /// The start of the reply to [`join_frame`].
@@ -73,6 +78,19 @@ impl Target {
             addr,
             url_prefix: format!("ws://{hostport}{path}"),
         })
+    }
+
+    /// The same server, with the socket at `socket_path` (`/tether/socket` →
+    /// `ws://host:port/tether/socket/websocket?`).
+    pub fn with_socket_path(&self, socket_path: &str) -> Target {
+        Target {
+            addr: self.addr,
+            url_prefix: format!(
+                "ws://{}{}/websocket?",
+                self.addr,
+                socket_path.trim_end_matches('/')
+            ),
+        }
     }
 
     fn url(&self, user_id: &str) -> String {

@@ -30,6 +30,20 @@
 //! any client whose count ever exceeded N (a server bug). It exits non-zero if the clients
 //! did not converge or anyone over-counted.
 //!
+//! `--scenario pages` measures commander pages against `examples/live_todo` (the default
+//! `--server` of this scenario: `cargo build --release --example live_todo`). It fetches
+//! `--page` (`/lists/bench`) once with a plain HTTP/1.1 GET and reads the socket path, the
+//! commander and the page token from the page's `<script data-tether-…>` tag; the N clients
+//! then connect to that socket (`…/websocket?vsn=2.0.0`) and join `tether:page:<commander>`
+//! with `{"token": …}` (one token for all). It reports the join latency (join sent → ok
+//! reply), when each page got its first `patch` (its `on_connect`), the server's RSS before
+//! the clients and once all pages joined and idle (the delta / N is the bytes per page),
+//! and an event round: the first `--adders` (20) pages each send one `add` event
+//! (`{"handler":"add","sender":{"form":{"new_item":"x<i>"}}}`), and the run measures their
+//! replies and when every page's `#items` patch shows every item added (every page of the
+//! list re-renders on every add). Each wait is bounded by `--converge-timeout-secs`; a
+//! timeout, an error reply or a page that never showed every add ends the run non-zero.
+//!
 //! `--nodes K` (K > 1) runs a cluster on this machine: it starts its own `redis-server`
 //! (`--port <free> --bind 127.0.0.1 --save "" --appendonly no`), then K servers with
 //! `TETHER_PUBSUB_URL` pointing at it, `TETHER_NODE=node-<i>` and one shared
@@ -59,8 +73,9 @@
 //! cluster), [`redis`] (the cluster's redis-server), [`procfs`] (RSS and CPU readings),
 //! [`connect`] (targets, handshake, Phoenix frames), [`client`] (the RFC 6455 codec),
 //! [`session`] (one measured client), [`shared`] (the state the clients and scenarios share),
-//! [`histogram`] (percentiles), [`run`] (what every scenario shares), [`fanout`] and
-//! [`join_storm`] (the scenarios), [`report`] (the printed result and the exit code).
+//! [`histogram`] (percentiles), [`run`] (what every scenario shares), [`fanout`],
+//! [`join_storm`] and [`pages`] (the scenarios), [`report`] (the printed result and the exit
+//! code).
 
 mod client;
 mod connect;
@@ -68,6 +83,7 @@ mod fanout;
 mod histogram;
 mod join_storm;
 mod options;
+mod pages;
 mod process;
 mod procfs;
 mod redis;

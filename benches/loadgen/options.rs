@@ -3,7 +3,8 @@
 //!
 //! It only reads the arguments: it must never start a process, open a socket or measure
 //! anything, and it must not accept a value that the run cannot honour (zero clients, more
-//! than [`MAX_NODES`] nodes, a topic that would break the hand-built JSON frames).
+//! than [`MAX_NODES`] nodes, a topic that would break the hand-built JSON frames, a page path
+//! that would break the HTTP request line).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -14,7 +15,8 @@ use crate::shared::MAX_SHOUTS;
 pub const USAGE: &str = "\
 usage: cargo bench --bench loadgen -- [options]
 
-  --server <path>             server binary [target/release/examples/presence_chat]
+  --server <path>             server binary [target/release/examples/presence_chat;
+                              target/release/examples/live_todo for pages]
   --url <ws://127.0.0.1:P/…>  use a running server instead (loopback only; no RSS figures)
   --clients <N>               WebSocket clients [10000]
   --rounds <R>                single-broadcast latency rounds [20]
@@ -29,10 +31,15 @@ usage: cargo bench --bench loadgen -- [options]
   --heartbeat-secs <H>        client heartbeat interval [20]
   --round-timeout-secs <S>    per latency round [10]
   --fail-tolerance <pct>      allowed connect/join failures in percent [0.1]
-  --topic <topic>             room to join [room:bench; room:storm for join-storm]
-  --scenario <name>           fanout (steps above) or join-storm [fanout]
+  --topic <topic>             room to join [room:bench; room:storm for join-storm;
+                              pages join the topic of the page's commander instead]
+  --scenario <name>           fanout (steps above), join-storm or pages [fanout]
   --converge-timeout-secs <S> join-storm: give up if not converged S s after the
-                              first join [120]
+                              first join; pages: the bound of each wait (joins, first
+                              patches, add replies, every page showing the adds) [120]
+  --page <path>               pages: the page every client opens [/lists/bench]
+  --adders <K>                pages: clients that each send one `add` event in the event
+                              round [20, at most N]
   --hold-secs <S>             keep the clients connected S s before stopping (e.g. to
                               inspect the server with gdb) [0]
   --nodes <K>                 server processes [1]. K > 1 starts a redis-server on a free
@@ -71,6 +78,9 @@ pub struct Opts {
     pub nodes: usize,
     pub server_env: Vec<(String, String)>,
     pub redis_server: PathBuf,
+    /// `--scenario pages`: the page path and the clients that send one `add` each.
+    pub page: String,
+    pub adders: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +89,13 @@ pub enum Scenario {
     Fanout,
     /// N clients join one topic at once and count members from presence frames.
     JoinStorm,
+    /// N commander pages (`live_todo`) join one list; join latency, first patch, memory per
+    /// page, and a round of `add` events re-rendering every page.
+    Pages,
 }
+
+/// The default server of `--scenario pages`.
+pub const PAGES_SERVER: &str = "target/release/examples/live_todo";
 
 impl Default for Opts {
     fn default() -> Self {
@@ -105,6 +121,8 @@ impl Default for Opts {
             nodes: 1,
             server_env: Vec::new(),
             redis_server: PathBuf::from("redis-server"),
+            page: "/lists/bench".to_string(),
+            adders: 20,
         }
     }
 }
@@ -133,13 +151,22 @@ impl Opts {
         }
     }
 
-    /// Checks the parsed options; with join-storm and no `--topic`, the room is `room:storm`.
-    fn validate(mut self, topic_given: bool) -> Result<Opts, String> {
+    /// Checks the parsed options; with join-storm and no `--topic`, the room is `room:storm`;
+    /// with pages and no `--server`, the server is `live_todo`.
+    fn validate(mut self, given: Given) -> Result<Opts, String> {
         if self.clients == 0 {
             return Err("--clients must be at least 1".into());
         }
-        if self.scenario == Scenario::JoinStorm && !topic_given {
+        if self.scenario == Scenario::JoinStorm && !given.topic {
             self.topic = "room:storm".to_string();
+        }
+        if self.scenario == Scenario::Pages && !given.server {
+            self.server = PathBuf::from(PAGES_SERVER);
+        }
+        if !(self.page.starts_with('/') && self.page.bytes().all(|b| b.is_ascii_graphic())) {
+            return Err(
+                "--page must be a path starting with / (printable ASCII, no spaces)".into(),
+            );
         }
         if self.rounds + 1 >= MAX_SHOUTS {
             return Err(format!("--rounds must be below {}", MAX_SHOUTS - 1));
@@ -156,6 +183,11 @@ impl Opts {
         }
         if self.nodes == 0 || self.nodes > MAX_NODES {
             return Err(format!("--nodes must be 1 to {MAX_NODES}"));
+        }
+        if self.nodes > 1 && self.scenario == Scenario::Pages {
+            return Err(
+                "--scenario pages runs one node (live_todo keeps its lists in the process)".into(),
+            );
         }
         if self.nodes > 1 && self.url.is_some() {
             return Err(
@@ -187,24 +219,37 @@ pub fn parse_or_exit(args: &[String]) -> Opts {
 /// `--help`/`-h`: print the usage and exit 0.
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let mut opts = Opts::default();
-    let mut topic_given = false;
+    let mut given = Given::default();
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('h') | Long("help") => return Err(String::new()),
             Long(name) => {
                 let key = format!("--{name}");
-                topic_given |= apply(&mut opts, &key, &mut parser)?;
+                apply(&mut opts, &key, &mut parser, &mut given)?;
             }
             Short(c) => return Err(format!("unknown option \"-{c}\"")),
             Value(other) => return Err(format!("unknown option {other:?}")),
         }
     }
-    opts.validate(topic_given)
+    opts.validate(given)
 }
 
-/// Sets option `key` (`--name`) from the value that follows it. `Ok(true)` for `--topic`.
-fn apply(opts: &mut Opts, key: &str, parser: &mut lexopt::Parser) -> Result<bool, String> {
+/// Options whose default depends on the scenario, and whether they were given.
+#[derive(Debug, Default, Clone, Copy)]
+struct Given {
+    topic: bool,
+    server: bool,
+}
+
+/// Sets option `key` (`--name`) from the value that follows it, noting in `given` a
+/// `--topic` or `--server`.
+fn apply(
+    opts: &mut Opts,
+    key: &str,
+    parser: &mut lexopt::Parser,
+    given: &mut Given,
+) -> Result<(), String> {
     let mut value = || -> Result<String, String> {
         parser
             .value()
@@ -213,7 +258,10 @@ fn apply(opts: &mut Opts, key: &str, parser: &mut lexopt::Parser) -> Result<bool
             .map_err(|v| format!("invalid value for {key}: {v:?}"))
     };
     match key {
-        "--server" => opts.server = PathBuf::from(value()?),
+        "--server" => {
+            opts.server = PathBuf::from(value()?);
+            given.server = true;
+        }
         "--url" => opts.url = Some(value()?),
         "--clients" => opts.clients = num(key, &value()?)?,
         "--rounds" => opts.rounds = num(key, &value()?)?,
@@ -229,7 +277,7 @@ fn apply(opts: &mut Opts, key: &str, parser: &mut lexopt::Parser) -> Result<bool
         "--fail-tolerance" => opts.fail_tolerance = num(key, &value()?)?,
         "--topic" => {
             opts.topic = value()?;
-            return Ok(true);
+            given.topic = true;
         }
         "--scenario" => opts.scenario = scenario(&value()?)?,
         "--converge-timeout-secs" => opts.converge_timeout_secs = num(key, &value()?)?,
@@ -237,9 +285,11 @@ fn apply(opts: &mut Opts, key: &str, parser: &mut lexopt::Parser) -> Result<bool
         "--nodes" => opts.nodes = num(key, &value()?)?,
         "--server-env" => opts.server_env.push(env_pair(&value()?)?),
         "--redis-server" => opts.redis_server = PathBuf::from(value()?),
+        "--page" => opts.page = value()?,
+        "--adders" => opts.adders = num(key, &value()?)?,
         other => return Err(format!("unknown option {other:?}")),
     }
-    Ok(false)
+    Ok(())
 }
 
 fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
@@ -252,6 +302,7 @@ fn scenario(name: &str) -> Result<Scenario, String> {
     match name {
         "fanout" => Ok(Scenario::Fanout),
         "join-storm" => Ok(Scenario::JoinStorm),
+        "pages" => Ok(Scenario::Pages),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }

@@ -1,4 +1,4 @@
-//! The result of a run ([`Report`], [`StormReport`]), printed as a Markdown block on stdout,
+//! The result of a run ([`Report`], [`StormReport`], [`PagesReport`]), printed as a Markdown block on stdout,
 //! and the exit code it implies.
 //!
 //! It only formats what the run measured: it must never measure, wait or touch a process
@@ -63,6 +63,56 @@ pub struct Report {
     pub aborted: Option<String>,
     pub elapsed: f64,
     pub storm: Option<StormReport>,
+    pub pages: Option<PagesReport>,
+}
+
+/// The pages scenario's figures. Latencies are µs.
+#[derive(Debug, Default, Clone)]
+pub struct PagesReport {
+    /// What `GET --page` gave.
+    pub page: String,
+    pub initial_items: usize,
+    /// Pages joined (ok reply), and those of them that got a patch.
+    pub joined: usize,
+    pub patched: usize,
+    /// Join sent → ok reply, per page.
+    pub join_latency: Option<Summary>,
+    /// First join sent → last ok reply (s).
+    pub join_phase: f64,
+    /// Ok reply → first patch, per page.
+    pub first_patch: Option<Summary>,
+    /// First join sent → the last page's first patch (s), if every joined page got one.
+    pub all_patched: Option<f64>,
+    /// VmHWM once the pages joined and idle; after the event round.
+    pub rss_peak_joined: Option<Vec<u64>>,
+    pub rss_peak: Option<Vec<u64>>,
+    pub rss_after_round: Option<Vec<u64>>,
+    /// Adders that were joined (each sent one `add`), and their replies.
+    pub adders: usize,
+    pub replies_ok: usize,
+    pub replies_error: usize,
+    /// `add` sent → its reply.
+    pub reply_latency: Option<Summary>,
+    /// Items every page must show after the round (initial + ok replies).
+    pub target_items: usize,
+    /// Pages showing them, and pages live at the end of the round.
+    pub at_target: usize,
+    pub live: usize,
+    /// First `add` sent → each page's `#items` first showing every add.
+    pub page_convergence: Option<Summary>,
+    /// … the last page's (s), if every live page got there.
+    pub round_convergence: Option<f64>,
+    pub round_patches: u64,
+    pub round_items_patches: u64,
+    pub round_patch_bytes: u64,
+    pub round_cpu: Option<PhaseCpu>,
+    /// Every patch of the run.
+    pub patches: u64,
+    pub patch_bytes: u64,
+    /// Other frames on the page topic, by event, and the first few of them (and of error
+    /// replies).
+    pub other_events: BTreeMap<String, u64>,
+    pub samples: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -230,6 +280,9 @@ pub fn print_report(report: &Report, opts: &Opts, command: &str) {
     sustained_rows(&mut rows, report, opts);
     if let Some(st) = &report.storm {
         storm_rows(&mut rows, st, report, joined);
+    }
+    if let Some(pr) = &report.pages {
+        pages_rows(&mut rows, pr, report, opts);
     }
     tail_rows(&mut rows, report);
 
@@ -559,6 +612,141 @@ fn storm_rss_rows(rows: &mut Rows, st: &StormReport, report: &Report) {
     }
 }
 
+/// The pages scenario: the page, joins and first patches, memory per page, the event round.
+fn pages_rows(rows: &mut Rows, pr: &PagesReport, report: &Report, opts: &Opts) {
+    rows.row("page", pr.page.clone());
+    if let Some(c) = &report.connect {
+        rows.row("CPU during connect + join", c.describe());
+    }
+    rows.row(
+        "join phase (first join sent → last ok reply)",
+        format!("{:.3} s", pr.join_phase),
+    );
+    if let Some(s) = &pr.join_latency {
+        rows.row(
+            "**join latency (join sent → ok reply): p50 / p99 / max**",
+            format!("**{}** ({} pages)", quantiles_ms(s), s.count),
+        );
+    }
+    if let Some(s) = &pr.first_patch {
+        rows.row(
+            "ok reply → first patch: p50 / p99 / max",
+            format!("{} ({} pages)", quantiles_ms(s), s.count),
+        );
+    }
+    match pr.all_patched {
+        Some(secs) => rows.row(
+            "**every page patched (first join sent → last page's first patch)**",
+            format!("**{secs:.3} s**"),
+        ),
+        None => rows.row(
+            "**every page patched**",
+            format!(
+                "**NO**: {} of {} joined pages got a patch within {} s",
+                pr.patched, pr.joined, opts.converge_timeout_secs
+            ),
+        ),
+    }
+    if let (Some(before), Some(after)) = (&report.rss_before, &report.rss_joined) {
+        let delta_kib = after.iter().sum::<u64>() as f64 - before.iter().sum::<u64>() as f64;
+        let per_page = delta_kib * 1024.0 / pr.joined.max(1) as f64;
+        rows.row(
+            "**bytes per page (RSS delta / pages joined)**",
+            format!("**{per_page:.0} bytes** ({:.2} KiB)", per_page / 1024.0),
+        );
+    }
+    if let Some(peak) = &pr.rss_peak_joined {
+        rows.row("server peak RSS (VmHWM), pages joined", mib_nodes(peak));
+    }
+    pages_round_rows(rows, pr);
+    rows.row(
+        "patches received, whole run",
+        format!(
+            "{} ({:.1} MiB)",
+            pr.patches,
+            pr.patch_bytes as f64 / 1048576.0
+        ),
+    );
+    if !pr.other_events.is_empty() {
+        rows.row(
+            "**other frames on the page topic**",
+            format!(
+                "**{}**",
+                reasons(
+                    &pr.other_events
+                        .iter()
+                        .map(|(k, v)| (k.clone(), *v as usize))
+                        .collect()
+                )
+            ),
+        );
+    }
+    if !pr.samples.is_empty() {
+        let samples: Vec<String> = pr
+            .samples
+            .iter()
+            .map(|l| format!("`{}`", l.replace('|', "\\|").replace('`', "'")))
+            .collect();
+        rows.row("first such frames", samples.join("<br>"));
+    }
+}
+
+/// The pages scenario's event round.
+fn pages_round_rows(rows: &mut Rows, pr: &PagesReport) {
+    rows.row(
+        "event round: adds sent / ok replies / error replies",
+        format!("{} / {} / {}", pr.adders, pr.replies_ok, pr.replies_error),
+    );
+    if let Some(s) = &pr.reply_latency {
+        rows.row(
+            "**add reply latency (event sent → phx_reply): p50 / p99 / max**",
+            format!("**{}** ({} replies)", quantiles_ms(s), s.count),
+        );
+    }
+    match pr.round_convergence {
+        Some(secs) => rows.row(
+            "**every page shows every add (first add sent → last page's `#items`)**",
+            format!(
+                "**{secs:.3} s** ({} items on {} pages)",
+                pr.target_items, pr.live
+            ),
+        ),
+        None => rows.row(
+            "**every page shows every add**",
+            format!(
+                "**NO**: {} of {} live pages show {} items",
+                pr.at_target, pr.live, pr.target_items
+            ),
+        ),
+    }
+    if let Some(s) = &pr.page_convergence {
+        rows.row(
+            "per page, first add sent → its `#items` shows every add: p50 / p99 / max",
+            quantiles_ms(s),
+        );
+    }
+    let expected = pr.live as f64 * pr.replies_ok as f64;
+    rows.row(
+        "`#items` patches received in the round",
+        format!(
+            "{} ({:.3} × pages × adds); {} patches in all, {:.1} MiB",
+            pr.round_items_patches,
+            pr.round_items_patches as f64 / expected.max(1.0),
+            pr.round_patches,
+            pr.round_patch_bytes as f64 / 1048576.0
+        ),
+    );
+    if let Some(c) = &pr.round_cpu {
+        rows.row("CPU, event round", c.describe());
+    }
+    if let Some(kib) = &pr.rss_after_round {
+        rows.row("server RSS after the event round", mib_nodes(kib));
+    }
+    if let Some(peak) = &pr.rss_peak {
+        rows.row("server peak RSS (VmHWM) at the end", mib_nodes(peak));
+    }
+}
+
 /// Disconnects, frame size, generator RSS, server logs, shutdowns, abort, elapsed.
 fn tail_rows(rows: &mut Rows, report: &Report) {
     rows.row(
@@ -573,7 +761,7 @@ fn tail_rows(rows: &mut Rows, report: &Report) {
             )
         },
     );
-    if report.storm.is_none() {
+    if report.storm.is_none() && report.pages.is_none() {
         rows.row("shout frame size", format!("{} bytes", report.frame_bytes));
     }
     if let Some(kib) = report.generator_rss_kib {

@@ -1,5 +1,5 @@
 //! The run around the scenarios: the tokio runtime, the global deadline and Ctrl-C, the
-//! client context, the steps both scenarios take (baseline RSS, spawning the N clients,
+//! client context, the steps every scenario takes (baseline RSS, spawning the N clients,
 //! recording who joined, waiting for RSS to settle, `--hold-secs`), and the counts taken
 //! when the run is over.
 //!
@@ -19,6 +19,7 @@ use crate::{
     fanout::run_fanout,
     join_storm::run_storm,
     options::{Opts, Scenario},
+    pages::run_pages,
     procfs::{PhaseCpu, Procs, rss_kib},
     report::Report,
     servers::Fleet,
@@ -81,6 +82,7 @@ async fn run(
         connect_slots: Arc::new(tokio::sync::Semaphore::new(opts.connect_concurrency)),
         config,
         topic: Arc::from(opts.topic.as_str()),
+        join_payload: Arc::from("{}"),
         heartbeat: Duration::from_secs_f64(opts.heartbeat_secs),
         read_buf: opts.read_buf,
     };
@@ -94,6 +96,7 @@ async fn run(
     match opts.scenario {
         Scenario::JoinStorm => run_storm(&run).await,
         Scenario::Fanout => run_fanout(&run).await,
+        Scenario::Pages => run_pages(&run).await,
     }
 }
 
@@ -140,8 +143,14 @@ impl RunCtx<'_> {
 
     /// Starts the N measured clients (they connect at most `--connect-concurrency` at a time).
     pub fn spawn_clients(&self) {
+        self.spawn_clients_with(&self.clients);
+    }
+
+    /// [`RunCtx::spawn_clients`] with another client context (the pages scenario's socket,
+    /// topic and join payload).
+    pub fn spawn_clients_with(&self, ctx: &ClientCtx) {
         for idx in 0..self.opts.clients {
-            tokio::spawn(run_client(idx, self.clients.clone()));
+            tokio::spawn(run_client(idx, ctx.clone()));
         }
     }
 

@@ -47,9 +47,12 @@ impl Server {
         env: &[(String, String)],
     ) -> Result<(Server, u16), String> {
         if !path.exists() {
+            let example = path
+                .file_name()
+                .map_or("presence_chat".into(), |f| f.to_string_lossy());
             return Err(format!(
                 "server binary {} not found; build it with \
-                 `cargo build --release --example presence_chat` or pass --server/--url",
+                 `cargo build --release --example {example}` or pass --server/--url",
                 path.display()
             ));
         }

@@ -1,7 +1,8 @@
 //! One measured client's life: connect (from its own loopback source address, at most
 //! `--connect-concurrency` handshakes in flight), hand the TCP stream from tungstenite to
 //! [`RawWs`], join the topic, then receive, answer pings and send heartbeats until the
-//! connection ends; every frame goes to [`Shared::on_text`].
+//! connection ends; every frame goes to [`Shared::on_text`]. In the pages scenario the
+//! first `--adders` clients also send one `add` event when the scenario says so.
 //!
 //! It must never panic on what the server sends (a failure is counted with its reason) and
 //! never wait unbounded for a connection: connect + join give up after 30 s, and the receive
@@ -13,11 +14,12 @@ use std::{
 };
 
 use memchr::memmem;
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
     client::RawWs,
-    connect::{Target, connect_ws, heartbeat_frame, join_frame, join_reply_prefix},
+    connect::{Target, connect_ws, heartbeat_frame, join_frame_with, join_reply_prefix},
     shared::Shared,
 };
 
@@ -30,6 +32,8 @@ pub struct ClientCtx {
     pub connect_slots: Arc<tokio::sync::Semaphore>,
     pub config: WebSocketConfig,
     pub topic: Arc<str>,
+    /// The `phx_join` payload (`{}`, or a page's `{"token": …}`).
+    pub join_payload: Arc<str>,
     pub heartbeat: Duration,
     pub read_buf: usize,
 }
@@ -58,7 +62,7 @@ pub async fn run_client(idx: usize, ctx: ClientCtx) {
 }
 
 /// Handshake with tungstenite, then the join on the raw stream (the join-storm scenario
-/// stamps the first join sent and the last join reply).
+/// stamps the first join sent and the last join reply, the pages scenario each client's).
 async fn connect_and_join(idx: usize, ctx: &ClientCtx) -> Result<RawWs, String> {
     let shared = &ctx.shared;
     let user_id = format!("u{idx}");
@@ -67,41 +71,74 @@ async fn connect_and_join(idx: usize, ctx: &ClientCtx) -> Result<RawWs, String> 
     // The server sends nothing before the join, so tungstenite holds no buffered bytes
     // beyond the handshake response: the raw stream continues exactly at a frame boundary.
     let mut ws = RawWs::new(ws.into_inner(), ctx.read_buf, idx as u32);
+    let sent = shared.now_ns();
     if let Some(storm) = &shared.storm {
-        storm
-            .first_join_ns
-            .fetch_min(shared.now_ns(), Ordering::AcqRel);
+        storm.first_join_ns.fetch_min(sent, Ordering::AcqRel);
     }
-    join(&mut ws, &ctx.topic, |frame| shared.on_text(idx, frame)).await?;
+    if let Some(pages) = &shared.pages {
+        pages.join_sent(idx, sent);
+    }
+    let replied = join(&mut ws, idx, ctx).await?;
     if let Some(storm) = &shared.storm {
-        storm
-            .last_join_ns
-            .fetch_max(shared.now_ns(), Ordering::AcqRel);
+        storm.last_join_ns.fetch_max(replied, Ordering::AcqRel);
+    }
+    if let Some(pages) = &shared.pages {
+        pages.join_ok(idx, replied);
     }
     Ok(ws)
 }
 
-/// Sends `["1","1",topic,"phx_join",{}]` and reads until its reply; every other frame read
-/// meanwhile goes to `other`.
-async fn join(ws: &mut RawWs, topic: &str, mut other: impl FnMut(&[u8])) -> Result<(), String> {
-    ws.send(0x1, join_frame(topic).as_bytes()).await?;
-    let expected = join_reply_prefix(topic);
-    let mut reply: Option<bool> = None;
+/// Sends `["1","1",topic,"phx_join",<payload>]` and reads until its reply; every other frame
+/// read meanwhile goes to [`Shared::on_text`]. Returns when the ok reply was read (ns since
+/// the run's base); an error reply fails with its reason.
+async fn join(ws: &mut RawWs, idx: usize, ctx: &ClientCtx) -> Result<u64, String> {
+    let shared = &ctx.shared;
+    ws.send(
+        0x1,
+        join_frame_with(&ctx.topic, &ctx.join_payload).as_bytes(),
+    )
+    .await?;
+    let expected = join_reply_prefix(&ctx.topic);
+    let mut reply: Option<Result<u64, String>> = None;
     while reply.is_none() {
         ws.fill().await.map_err(|e| format!("join: {e}"))?;
         ws.process(|frame| {
             if reply.is_none() && frame.starts_with(expected.as_bytes()) {
-                reply = Some(memmem::find(frame, br#""status":"ok""#).is_some());
+                reply = Some(if memmem::find(frame, br#""status":"ok""#).is_some() {
+                    Ok(shared.now_ns())
+                } else {
+                    Err(format!("join: error reply{}", reason_of(frame)))
+                });
             } else {
-                other(frame);
+                shared.on_text(idx, frame);
             }
         })
         .map_err(|e| format!("join: {e}"))?;
         ws.send_pongs().await?;
     }
-    match reply {
-        Some(true) => Ok(()),
-        _ => Err("join: error reply".into()),
+    reply.unwrap_or_else(|| Err("join: no reply".into()))
+}
+
+/// ` (<reason>)` of an error reply `…"reason":"<reason>"…`, at most 60 bytes; empty without
+/// one.
+fn reason_of(frame: &[u8]) -> String {
+    let Some(at) = memmem::find(frame, br#""reason":""#) else {
+        return String::new();
+    };
+    let rest = &frame[at + 10..];
+    let end = memchr::memchr(b'"', rest).unwrap_or(rest.len()).min(60);
+    format!(" ({})", String::from_utf8_lossy(&rest[..end]))
+}
+
+/// Waits until `trigger` (if any) says go; pending forever without one.
+async fn go(trigger: &mut Option<watch::Receiver<bool>>) {
+    match trigger {
+        Some(rx) => {
+            if rx.wait_for(|go| *go).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 
@@ -115,6 +152,12 @@ async fn receive(idx: usize, ctx: &ClientCtx, mut ws: RawWs) -> String {
     let sleep = tokio::time::sleep(first);
     tokio::pin!(sleep);
     let mut next_ref: u64 = 2;
+    // Pages: the adders' signal to send their one event.
+    let mut trigger = shared
+        .pages
+        .as_ref()
+        .filter(|pages| idx < pages.adders)
+        .map(|pages| pages.go.subscribe());
     loop {
         let step = tokio::select! {
             filled = ws.fill() => match filled {
@@ -127,6 +170,17 @@ async fn receive(idx: usize, ctx: &ClientCtx, mut ws: RawWs) -> String {
                 shared.heartbeats.fetch_add(1, Ordering::Relaxed);
                 sleep.as_mut().reset(tokio::time::Instant::now() + ctx.heartbeat);
                 ws.send(0x1, frame.as_bytes()).await
+            }
+            () = go(&mut trigger) => {
+                trigger = None;
+                match &shared.pages {
+                    Some(pages) => {
+                        let frame = pages.event_frame(&ctx.topic, idx);
+                        pages.event_sent(idx, shared.now_ns());
+                        ws.send(0x1, frame.as_bytes()).await
+                    }
+                    None => Ok(()),
+                }
             }
         };
         let step = match step {

@@ -21,6 +21,7 @@ use crate::{
     histogram::Recorder,
     join_storm::Storm,
     options::{Opts, Scenario},
+    pages::Pages,
 };
 
 /// Upper bound on shouts in one run (sizes the per-shout arrays).
@@ -55,8 +56,10 @@ pub struct Shared {
     /// Frames other than shouts and heartbeat replies (presence_state/diff, ...).
     pub other_frames: AtomicU64,
     pub heartbeats: AtomicU64,
-    /// Join-storm bookkeeping (`None` in the fan-out scenario).
+    /// Join-storm bookkeeping (`None` in the other scenarios).
     pub storm: Option<Storm>,
+    /// Pages bookkeeping (`None` in the other scenarios).
+    pub pages: Option<Pages>,
 }
 
 static SHOUT_EVENT: LazyLock<memmem::Finder<'static>> =
@@ -91,6 +94,7 @@ impl Shared {
             other_frames: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
             storm: (opts.scenario == Scenario::JoinStorm).then(|| Storm::new(n, &opts.topic)),
+            pages: (opts.scenario == Scenario::Pages).then(|| Pages::new(n, opts.adders.min(n))),
         }
     }
 
@@ -128,6 +132,11 @@ impl Shared {
                 return;
             }
         }
+        if let Some(pages) = &self.pages {
+            if pages.on_frame(idx, now, frame) {
+                return;
+            }
+        }
         let Some(seq) = shout_seq(frame) else {
             let heartbeat_reply =
                 frame.starts_with(b"[null,\"") && HEARTBEAT_REPLY.find(frame).is_some();
@@ -154,10 +163,12 @@ impl Shared {
         }
     }
 
-    /// Frames that are not shouts received so far (presence frames included).
+    /// Frames that are not shouts received so far (presence frames and page frames
+    /// included).
     pub fn non_shout_frames(&self) -> u64 {
         self.other_frames.load(Ordering::Relaxed)
             + self.storm.as_ref().map_or(0, Storm::presence_frames)
+            + self.pages.as_ref().map_or(0, Pages::frames)
     }
 
     /// Shout deliveries counted for the shouts `range`.
