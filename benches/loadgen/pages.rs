@@ -422,6 +422,10 @@ async fn event_round(
     })
     .await;
     pr.round_cpu = Some(mark.since(procs));
+    // A page may show every add before it has rendered every message (a re-render shows the
+    // list as it is by then): its remaining patches are still coming. Count them once no
+    // frame arrived for 1 s.
+    pr.round_quiet = wait_quiet(pages, limit).await;
     let first = adders.iter().filter_map(|&i| sent(i)).min().unwrap_or(0);
     let n = pages.items_max.len();
     let reached: Vec<u64> = (0..n)
@@ -476,6 +480,21 @@ async fn event_round(
         ));
     }
     Ok(())
+}
+
+/// Waits (≤ `limit`) until no page frame arrived for 1 s; `false` on timeout.
+async fn wait_quiet(pages: &Pages, limit: Duration) -> bool {
+    let start = Instant::now();
+    let mut before = pages.frames();
+    while start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = pages.frames();
+        if now == before {
+            return true;
+        }
+        before = now;
+    }
+    false
 }
 
 /// Waits (≤ `limit`) until `progress()` gives (done, of) with done ≥ of, printing it every

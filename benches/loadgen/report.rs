@@ -102,6 +102,9 @@ pub struct PagesReport {
     pub page_convergence: Option<Summary>,
     /// … the last page's (s), if every live page got there.
     pub round_convergence: Option<f64>,
+    /// The round's patches were counted once none had arrived for 1 s (else while some
+    /// still arrived).
+    pub round_quiet: bool,
     pub round_patches: u64,
     pub round_items_patches: u64,
     pub round_patch_bytes: u64,
@@ -729,11 +732,16 @@ fn pages_round_rows(rows: &mut Rows, pr: &PagesReport) {
     rows.row(
         "`#items` patches received in the round",
         format!(
-            "{} ({:.3} × pages × adds); {} patches in all, {:.1} MiB",
+            "{} ({:.5} × pages × adds); {} patches in all, {:.1} MiB{}",
             pr.round_items_patches,
             pr.round_items_patches as f64 / expected.max(1.0),
             pr.round_patches,
-            pr.round_patch_bytes as f64 / 1048576.0
+            pr.round_patch_bytes as f64 / 1048576.0,
+            if pr.round_quiet {
+                ""
+            } else {
+                " (**counted while patches still arrived**)"
+            }
         ),
     );
     if let Some(c) = &pr.round_cpu {
