@@ -281,6 +281,10 @@ impl Page {
     /// to `topic` (on any node) to this page's
     /// [`Commander::handle_info`](super::Commander::handle_info), until
     /// [`Page::unlisten`] or the page goes away. Returns `false` if already listening.
+    ///
+    /// Messages share the page's bounded queue (`[commander] max_queued_events`) with its
+    /// events; one arriving while the queue is full is dropped (counted and logged), so treat
+    /// a message as "something changed", not as a delta to apply.
     pub fn listen(&mut self, topic: &str) -> bool {
         if self.listens.contains_key(topic) || self.handle.is_gone() {
             return false;
