@@ -902,6 +902,13 @@
   }
 
   // A form's submit buttons (input type=image is not in form.elements).
+  // The fields of a form a person types into (made read-only while the form's event is
+  // processed, so nothing typed meanwhile is lost to the handler's answer).
+  const TYPED = new Set(["text", "search", "email", "url", "tel", "password", "number", "textarea"]);
+  function typedFields(form) {
+    return [...form.elements].filter((f) => TYPED.has(f.type));
+  }
+
   function submitButtons(form) {
     return [...form.elements].filter((c) => c.type === "submit").concat([...form.querySelectorAll("input[type=image]")]);
   }
@@ -1012,6 +1019,7 @@
   class Controls {
     constructor() {
       this.held = new Map(); // element → {busy: n, offline: bool}
+      this.locked = new Map(); // typed field → events of its form being processed
     }
 
     // Disables `el` for `reason`; false when the page had disabled it (then it is not ours).
@@ -1036,6 +1044,29 @@
       if (entry.busy === 0 && !entry.offline) {
         this.held.delete(el);
         el.disabled = false;
+      }
+    }
+
+    // Makes a typed field read-only while an event of its form is processed; false when the
+    // page had made it read-only (then it is not ours).
+    lock(field) {
+      const count = this.locked.get(field);
+      if (count === undefined) {
+        if (field.readOnly) return false;
+        field.readOnly = true;
+      }
+      this.locked.set(field, (count || 0) + 1);
+      return true;
+    }
+
+    unlock(field) {
+      const count = this.locked.get(field);
+      if (count === undefined) return;
+      if (count > 1) {
+        this.locked.set(field, count - 1);
+      } else {
+        this.locked.delete(field);
+        field.readOnly = false;
       }
     }
 
@@ -1256,8 +1287,10 @@
       if (region) payload.commander = region.getAttribute("tether-commander");
       const busy = this.disable.while_processing && this.disable.events.includes(type) && !el.hasAttribute("tether-no-disable");
       const held = busy ? this.busyControls(el, type, event).filter((control) => this.controls.hold(control, "busy")) : [];
+      const form = busy ? formOf(el, event) : null;
+      const locked = form ? typedFields(form).filter((field) => this.controls.lock(field)) : [];
       // Once the join is lost, that is the news (data-tether="disconnected"), not each event.
-      this.request(payload, held).catch((reason) => {
+      this.request(payload, held, locked).catch((reason) => {
         if (this.isJoined()) report(call.handler, reason);
       });
     }
@@ -1271,12 +1304,14 @@
 
     // Pushes an `event`; resolves with its ok reply, rejects with the reason. `held` controls
     // are enabled again when it settles, or when the join is lost (which also gives up on it).
-    request(payload, held) {
+    // `locked` fields are made writable again at the same moments.
+    request(payload, held, locked = []) {
       return new Promise((resolve, reject) => {
         const flight = {};
         const settle = (done, value) => {
           if (!this.inFlight.delete(flight)) return;
           for (const control of held) this.controls.release(control, "busy");
+          for (const field of locked) this.controls.unlock(field);
           done(value);
         };
         const push = this.channel.push("event", payload, EVENT_TIMEOUT_MS);

@@ -177,6 +177,14 @@ describe("live_todo in Chromium", { skip: chromiumSkip }, () => {
     await add(a, "y".repeat(200));
     await showItems([a, b], ["<b>milk</b>", "y".repeat(200)]);
     assert.equal((await a.textContent("#error")).trim(), "", "the error is cleared by a good add");
+
+    // Typing the next item while the last one is being added loses nothing: the form's field
+    // is read-only until the handler's answer (which clears it), so the next fill waits.
+    for (const text of ["one", "two", "three"]) {
+      await a.fill("#new_item", text);
+      await a.click("#add");
+    }
+    await showItems([a, b], ["<b>milk</b>", "y".repeat(200), "one", "two", "three"]);
     assertNoProblems();
   });
 
