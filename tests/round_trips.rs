@@ -455,6 +455,10 @@ async fn a_handler_may_wait_for_the_browser_which_answers_on_the_same_connection
     let (mut page, jr) = lab.page().await;
     let asked = send_event(&mut page, &jr, "confirm", json!({})).await;
     let (id, call) = next_call(&mut page).await;
+    // The handler is waiting for the person: heartbeats are answered meanwhile.
+    for _ in 0..3 {
+        assert!(page.sync().await.is_empty());
+    }
     assert_eq!(call["op"], "modal");
     assert_eq!(call["title"], "Clear?");
     assert_eq!(call["buttons"], json!([["ok", "OK"], ["cancel", "Cancel"]]));
@@ -634,4 +638,43 @@ async fn a_shutdown_lets_the_running_handler_finish_and_on_disconnect_run() {
     lab.wait_log("start x").await;
     lab.server.endpoint.shutdown().await;
     assert_eq!(lab.log(), ["start x", "end x", "disconnect"]);
+}
+
+#[tokio::test]
+async fn style_attr_and_data_broadcasts_reach_every_page_of_the_topic() {
+    let lab = setup(|_| {}).await;
+    let (mut first, _) = lab.page().await;
+    let (mut second, _) = lab.page().await;
+    let topic = tether::commander::same_path("/lab");
+    lab.commanders
+        .broadcast_style(&topic, "#bar", "width", Some("40%"))
+        .unwrap();
+    lab.commanders
+        .broadcast_attr(&topic, "#bar", "aria-busy", None)
+        .unwrap();
+    lab.commanders
+        .broadcast_data(&topic, "#bar", "state", Some("running"))
+        .unwrap();
+    assert!(
+        lab.commanders
+            .broadcast_attr(&topic, "#bar", "onclick", Some("alert(1)"))
+            .is_err(),
+        "an event-handler attribute is refused"
+    );
+    for page in [&mut first, &mut second] {
+        let mut props = Vec::new();
+        for _ in 0..3 {
+            let patch = page.recv_until(|f| f[3] == "patch").await;
+            assert_eq!(patch[4]["op"], "props");
+            props.push(patch[4]["props"].clone());
+        }
+        assert_eq!(
+            props,
+            [
+                json!({"style": {"width": "40%"}}),
+                json!({"attributes": {"aria-busy": null}}),
+                json!({"dataset": {"state": "running"}}),
+            ]
+        );
+    }
 }

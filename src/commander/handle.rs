@@ -444,6 +444,42 @@ impl PageHandle {
         self.commanders().broadcast_props(topic, selector, props)
     }
 
+    /// Sets inline style `name` on every page on `topic`; `None` removes it.
+    pub fn broadcast_style(
+        &self,
+        topic: &str,
+        selector: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), PatchError> {
+        self.commanders()
+            .broadcast_style(topic, selector, name, value)
+    }
+
+    /// Sets attribute `name` on every page on `topic`; `None` removes it.
+    pub fn broadcast_attr(
+        &self,
+        topic: &str,
+        selector: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), PatchError> {
+        self.commanders()
+            .broadcast_attr(topic, selector, name, value)
+    }
+
+    /// Sets `dataset[key]` on every page on `topic`; `None` removes it.
+    pub fn broadcast_data(
+        &self,
+        topic: &str,
+        selector: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), PatchError> {
+        self.commanders()
+            .broadcast_data(topic, selector, key, value)
+    }
+
     /// Inserts content on every page on `topic`.
     pub fn broadcast_insert(
         &self,

@@ -289,6 +289,39 @@ impl Commanders {
         self.broadcast(topic, &Patch::props(selector, props))
     }
 
+    /// Sets inline style `name` of `selector` on every page on `topic`; `None` removes it.
+    pub fn broadcast_style(
+        &self,
+        topic: &str,
+        selector: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::style(selector, name, value))
+    }
+
+    /// Sets attribute `name` of `selector` on every page on `topic`; `None` removes it.
+    pub fn broadcast_attr(
+        &self,
+        topic: &str,
+        selector: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::attr(selector, name, value))
+    }
+
+    /// Sets `dataset[key]` of `selector` on every page on `topic`; `None` removes it.
+    pub fn broadcast_data(
+        &self,
+        topic: &str,
+        selector: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::data(selector, key, value))
+    }
+
     /// Inserts content next to or inside `selector` on every page on `topic`.
     pub fn broadcast_insert(
         &self,
