@@ -24,6 +24,7 @@ pub async fn serve(
     routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 ) -> std::io::Result<()> {
     endpoint.allow_served_origins(&[listener.local_addr()?]);
+    widen_backlog(&listener)?;
     endpoint.start();
     let app_endpoint = endpoint.clone();
     let server = HttpServer::new(move || {
@@ -33,7 +34,6 @@ pub async fn serve(
             .configure(routes.clone())
     })
     .disable_signals()
-    .backlog(4096)
     .shutdown_timeout(1);
     let server = endpoint.tune_server(server).listen(listener)?.run();
     let handle = server.handle();
@@ -44,6 +44,18 @@ pub async fn serve(
         handle.stop(true).await;
     });
     server.await
+}
+
+/// How many connections may wait for `accept` on a listener [`serve`] runs (the kernel caps
+/// it at `net.core.somaxconn`, 4096 by default on Linux).
+const BACKLOG: i32 = 4096;
+
+/// Gives `listener` a backlog of [`BACKLOG`]. `TcpListener::bind` listens with 128, and actix's
+/// own `backlog` setting applies only to sockets it binds itself; a join storm overflowing 128
+/// costs every dropped connection a one-second SYN retry. Listening again on a listening
+/// socket only changes its backlog.
+fn widen_backlog(listener: &std::net::TcpListener) -> std::io::Result<()> {
+    socket2::SockRef::from(listener).listen(BACKLOG)
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
@@ -70,5 +82,30 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Nobody accepts: every connection that completes its handshake waits in the queue, so
+    /// with `bind`'s 128 the 130th connect hangs (its SYN is dropped).
+    #[tokio::test]
+    async fn a_served_listener_queues_hundreds_of_connections_not_128() {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        widen_backlog(&listener).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..600 {
+            let connect = tokio::net::TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_millis(500), connect).await {
+                Ok(Ok(stream)) => queued.push(stream),
+                _ => break,
+            }
+        }
+        assert_eq!(queued.len(), 600);
     }
 }
