@@ -252,7 +252,9 @@ impl Todo {
     }
 
     /// Starts the job and returns at once: the page keeps handling events (`#add`) while it
-    /// runs, and the job drives the page through its handle.
+    /// runs, and the job drives the page through its handle. tether.js disables `#import` from
+    /// the click; the server's own `disabled = true` (sent before the reply) keeps it disabled
+    /// after the reply, since tether.js leaves what the server set, until the job enables it.
     async fn import(&self, page: &mut Page, _: Sender) -> Result<(), BoxError> {
         let handle = page.handle();
         handle.set_prop("#import", "disabled", true)?;
