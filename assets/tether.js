@@ -485,7 +485,7 @@
   // attribute (`; domain=…`) into document.cookie.
   const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
   const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
-  const ELEMENT_OPS = new Set(["html", "text", "prop", "props", "insert", "remove"]);
+  const ELEMENT_OPS = new Set(["html", "morph", "text", "prop", "props", "insert", "remove"]);
 
   function isScriptUrl(value) {
     const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
@@ -557,6 +557,7 @@
   function refusal(patch, execJs) {
     switch (patch.op) {
       case "js": return execJs ? null : "script patches are disabled (exec_js)";
+      case "morph": return typeof patch.html === "string" ? null : "morph takes html";
       case "prop":
         if (FORBIDDEN_PROPS.has(String(patch.prop))) return `property ${patch.prop} is forbidden`;
         return patch.html != null ? null : plainPropRefusal(patch.prop, patch.value);
@@ -631,6 +632,7 @@
     for (const el of elements) {
       switch (patch.op) {
         case "html": el.innerHTML = patch.html; break;
+        case "morph": morph(el, patch.html); break;
         case "text": el.textContent = patch.text; break;
         case "prop":
           if (patch.prop === "disabled") disowned(el);
@@ -643,6 +645,46 @@
           break;
         case "remove": el.remove(); break;
       }
+    }
+  }
+
+  // Morphs `el`'s children into `html` with Idiomorph (bundled ahead of this file, see
+  // assets/vendor): unchanged nodes stay, children with an id move instead of being
+  // re-created, the focused element keeps focus, caret and value. On top of that, what the
+  // server did not change stays as the person left it: a form control whose rendered state
+  // (its `checked`, `value` or `selected` attribute, a textarea's text) is the same in the new
+  // markup keeps its live state — a box they ticked, text they typed and have not sent.
+  function morph(el, html) {
+    if (typeof Idiomorph === "undefined") throw new Error("the DOM morph is not bundled");
+    const keep = new WeakSet();
+    Idiomorph.morph(el, String(html), {
+      morphStyle: "innerHTML",
+      ignoreActiveValue: true,
+      restoreFocus: true,
+      callbacks: {
+        beforeNodeMorphed(oldNode, newNode) {
+          if (sameRenderedState(oldNode, newNode)) keep.add(oldNode);
+          return true;
+        },
+        beforeAttributeUpdated(attr, node) {
+          return !(keep.has(node) && LIVE_STATE.has(attr));
+        },
+      },
+    });
+  }
+
+  const LIVE_STATE = new Set(["checked", "value", "selected"]);
+
+  // Whether `newNode` renders form control `oldNode` in the state it was last rendered in.
+  function sameRenderedState(oldNode, newNode) {
+    if (!(oldNode instanceof Element) || !(newNode instanceof Element) || oldNode.tagName !== newNode.tagName) return false;
+    switch (oldNode.tagName) {
+      case "INPUT":
+        return oldNode.hasAttribute("checked") === newNode.hasAttribute("checked") &&
+          oldNode.getAttribute("value") === newNode.getAttribute("value");
+      case "OPTION": return oldNode.hasAttribute("selected") === newNode.hasAttribute("selected");
+      case "TEXTAREA": return oldNode.defaultValue === newNode.textContent;
+      default: return false;
     }
   }
 
@@ -1483,6 +1525,8 @@
 
   global.Tether = {
     Socket, Channel, Presence, page, refusal,
+    // morph(el, html): what a `morph` patch does, for pages that render client-side too
+    morph,
     // pure helpers of the page part, exported for tests
     parseHandler, parseOn, eventFields, truncate, disableOptions, toJson, modalButtons, cookieString, parseCookies,
   };

@@ -180,7 +180,8 @@ impl Todo {
     fn show(&self, page: &mut Page) -> Result<(), BoxError> {
         let items = self.lists.items(&list_of(page));
         let filter = page.get_mut::<View>().filter.clone();
-        page.set_html("#items", render_items(&items, &filter)?)?;
+        // A morph, not innerHTML: a box being ticked or an item being hovered stays as it is.
+        page.morph("#items", render_items(&items, &filter)?)?;
         page.set_html("#count", items.len().to_string())?;
         Ok(())
     }

@@ -296,6 +296,12 @@ impl PageHandle {
         self.patch(&Patch::set(selector, content))
     }
 
+    /// Re-renders `selector`'s children as `html` by morphing (see [`Patch::Morph`]): what
+    /// the person is doing inside (focus, caret, typed text, ticked boxes, scroll) survives.
+    pub fn morph(&self, selector: &str, html: Html) -> Result<(), PatchError> {
+        self.patch(&Patch::morph(selector, html))
+    }
+
     /// Sets a DOM property to a plain value (refused for properties that would parse it as
     /// markup or script; see [`Patch::prop_html`]).
     pub fn set_prop(
@@ -419,6 +425,16 @@ impl PageHandle {
         content: impl Into<Content>,
     ) -> Result<(), PatchError> {
         self.commanders().broadcast_html(topic, selector, content)
+    }
+
+    /// Morphs `selector`'s children into `html` on every page on `topic` (rendered once).
+    pub fn broadcast_morph(
+        &self,
+        topic: &str,
+        selector: &str,
+        html: Html,
+    ) -> Result<(), PatchError> {
+        self.commanders().broadcast_morph(topic, selector, html)
     }
 
     /// Sets a DOM property on every page on `topic` (a plain value; see

@@ -267,6 +267,17 @@ impl Commanders {
         self.broadcast(topic, &Patch::set(selector, content))
     }
 
+    /// Morphs `selector`'s children into `html` on every page on `topic` (see
+    /// [`Patch::Morph`]); rendered once, sent as one frame.
+    pub fn broadcast_morph(
+        &self,
+        topic: &str,
+        selector: &str,
+        html: Html,
+    ) -> Result<(), PatchError> {
+        self.broadcast(topic, &Patch::morph(selector, html))
+    }
+
     /// Sets a DOM property (a plain value) of `selector` on every page on `topic`.
     pub fn broadcast_prop(
         &self,

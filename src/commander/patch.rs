@@ -64,6 +64,17 @@ pub enum Patch {
         /// Markup.
         html: String,
     },
+    /// Morph the children into `html` (markup the app vouches for, [`Html`]): unchanged nodes
+    /// stay, children with an `id` move instead of being re-created, the focused element keeps
+    /// focus, caret and typed value, and a form control whose rendered state did not change
+    /// keeps the person's state (a checkbox they ticked, text they typed). Built by
+    /// [`Patch::morph`].
+    Morph {
+        /// CSS selector.
+        sel: String,
+        /// Markup.
+        html: String,
+    },
     /// Replace the content with text.
     Text {
         /// CSS selector.
@@ -188,6 +199,21 @@ impl Patch {
                 sel: sel.to_string(),
                 text,
             },
+        }
+    }
+
+    /// Morphs the children of `sel` into `html` (see [`Patch::Morph`]): the way to re-render a
+    /// region without disturbing what the person is doing in it.
+    ///
+    /// ```
+    /// use tether::commander::{Html, Patch};
+    /// let patch = Patch::morph("#items", Html::trusted("<li id=\"i1\">milk</li>"));
+    /// assert!(matches!(patch, Patch::Morph { .. }));
+    /// ```
+    pub fn morph(sel: &str, html: Html) -> Patch {
+        Patch::Morph {
+            sel: sel.to_string(),
+            html: html.as_str().to_string(),
         }
     }
 

@@ -79,8 +79,14 @@ use crate::{
 };
 use origin::{check_origin, normalize_origin};
 
-/// The browser client, served at `tether.js` where the endpoint is mounted.
-pub const TETHER_JS: &str = include_str!("../../assets/tether.js");
+/// The browser client, served at `tether.js` where the endpoint is mounted: the bundled
+/// libraries of `assets/vendor/` (idiomorph, for `morph` patches; see `scripts/refresh-vendor`)
+/// followed by `assets/tether.js`.
+pub const TETHER_JS: &str = concat!(
+    include_str!("../../assets/vendor/idiomorph.js"),
+    "\n",
+    include_str!("../../assets/tether.js")
+);
 
 /// Errors building an [`Endpoint`].
 #[derive(Debug, thiserror::Error)]

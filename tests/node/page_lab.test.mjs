@@ -262,4 +262,57 @@ describe("tether.js page features in Chromium", { skip: chromiumSkip }, () => {
     assert.match(server.output.slice(outputMark), /call of an undeclared handler refused/, "the server logs the refusal");
     assert.deepEqual(problems.filter((p) => !/unknown handler/.test(p)), []);
   });
+
+  test("morph: a re-render keeps focus, caret, typed text, ticked boxes, scroll and keyed identity; applies what the server changed", OPTS, async () => {
+    const page = await open();
+    // What the person is doing in the region.
+    await page.focus("#m-3 .note");
+    await page.keyboard.type("half");
+    await page.evaluate(() => document.querySelector("#m-3 .note").setSelectionRange(1, 3));
+    await page.check("#m-2 .tick");
+    await page.fill("#m-1 .note", "unsent");
+    await page.focus("#m-3 .note");
+    await page.evaluate(() => {
+      document.querySelector("#m-3 .note").setSelectionRange(1, 3);
+      document.querySelector("#scroller").scrollTop = 40;
+      document.querySelector("#m-4").tetherMark = "same element";
+    });
+
+    // The server re-renders the region: reversed, box 1 ticked by the server, item 5 relabelled.
+    await page.evaluate(() => Tether.page.run("relist", { order: [5, 4, 3, 2, 1], checked: [1], label: " <b>new</b>" }));
+    await waitOn(page, () => document.querySelector("#m-5 .label").textContent === "item 5 <b>new</b>", null, "the morph applied");
+
+    const state = await page.evaluate(() => {
+      const note = document.querySelector("#m-3 .note");
+      return {
+        order: [...document.querySelectorAll("#morph_list li")].map((li) => li.id),
+        focused: document.activeElement === note,
+        value: note.value,
+        selection: [note.selectionStart, note.selectionEnd],
+        unsent: document.querySelector("#m-1 .note").value,
+        ticked: [...document.querySelectorAll("#morph_list .tick")].filter((t) => t.checked).map((t) => t.closest("li").id).sort(),
+        scroll: document.querySelector("#scroller").scrollTop,
+        identity: document.querySelector("#m-4").tetherMark,
+        markup: document.querySelectorAll("#m-5 .label b").length,
+      };
+    });
+    assert.deepEqual(state, {
+      order: ["m-5", "m-4", "m-3", "m-2", "m-1"],
+      focused: true,
+      value: "half",
+      selection: [1, 3],
+      unsent: "unsent",
+      ticked: ["m-1", "m-2"], // the person's box 2 stays; the server ticked box 1
+      scroll: 40,
+      identity: "same element",
+      markup: 0, // the label is escaped text
+    });
+
+    // The server unticks box 1 again: a change of the server's, so it applies.
+    await page.evaluate(() => Tether.page.run("relist", { order: [1, 2, 3, 4, 5], checked: [], label: "" }));
+    await waitOn(page, () => document.querySelector("#morph_list li").id === "m-1", null, "the second morph applied");
+    const ticked = await page.evaluate(() => [...document.querySelectorAll("#morph_list .tick")].filter((t) => t.checked).map((t) => t.closest("li").id));
+    assert.deepEqual(ticked, ["m-2"]);
+    assert.deepEqual(problems, []);
+  });
 });
