@@ -195,3 +195,9 @@ test("no page starts without a document, and the exports are there", () => {
     assert.equal(typeof globalThis.Tether[name], "function", name);
   }
 });
+
+test("a morph patch takes markup only", () => {
+  assert.equal(refusal({ op: "morph", sel: "#x", html: "<li>a</li>" }, false), null);
+  assert.match(refusal({ op: "morph", sel: "#x", text: "a" }, false), /morph takes html/);
+  assert.match(refusal({ op: "morph", sel: "#x", html: { toString: "x" } }, false), /morph takes html/);
+});
