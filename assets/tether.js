@@ -648,6 +648,23 @@
     }
   }
 
+  // The live tokens the server rendered into the script tag (`data-tether-live`, JSON of
+  // {name: token}); kept in memory for this page load and sent back on every join, so a
+  // reconnect restores each live region's assigns. Null prototype: any name is just a name.
+  function liveTokens(json) {
+    const tokens = Object.create(null);
+    let parsed = null;
+    try {
+      parsed = json ? JSON.parse(json) : null;
+    } catch (_) {
+      report("live", "data-tether-live is not JSON");
+    }
+    if (parsed && typeof parsed === "object") {
+      for (const [name, token] of Object.entries(parsed)) if (typeof token === "string") tokens[name] = token;
+    }
+    return tokens;
+  }
+
   // Morphs `el`'s children into `html` with Idiomorph (bundled ahead of this file, see
   // assets/vendor): unchanged nodes stay, children with an id move instead of being
   // re-created, the focused element keeps focus, caret and value. On top of that, what the
@@ -1131,6 +1148,7 @@
       this.socket = new Socket(tetherSocket);
       this.onload = true;
       this.topicsToken = null; // signed runtime topics, sent back when rejoining
+      this.live = liveTokens(script.dataset.tetherLive); // live regions' encrypted assigns, by name
       this.execJs = false; // until a join reply says otherwise
       this.disable = disableOptions(null); // the defaults until a join reply
       this.controls = new Controls();
@@ -1158,6 +1176,7 @@
         topics: this.topicsToken,
         counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
         utc_offset: -new Date().getTimezoneOffset(),
+        live: this.live,
       };
     }
 
@@ -1166,6 +1185,7 @@
       channel.on("patch", (patch) => this.apply(patch));
       channel.on("store", ({ token }) => this.store.setItem("tether_store", token));
       channel.on("topics", ({ token }) => { this.topicsToken = token; });
+      channel.on("live", ({ name, token }) => { this.live[name] = token; });
       channel.on("error", ({ callback, reason }) => report(callback, reason));
       channel.on("call", (call) => this.onCall(call));
       channel.on("call_cancel", ({ id }) => this.cancelCall(id));
@@ -1528,6 +1548,6 @@
     // morph(el, html): what a `morph` patch does, for pages that render client-side too
     morph,
     // pure helpers of the page part, exported for tests
-    parseHandler, parseOn, eventFields, truncate, disableOptions, toJson, modalButtons, cookieString, parseCookies,
+    parseHandler, parseOn, eventFields, truncate, disableOptions, toJson, modalButtons, cookieString, parseCookies, liveTokens,
   };
 })(typeof window !== "undefined" ? window : globalThis);

@@ -87,6 +87,8 @@ pub struct CommanderConfig {
     pub disable_events: Vec<String>,
     /// Whether tether.js disables the page's controls while its socket is down.
     pub disable_when_disconnected: bool,
+    /// Largest encrypted assigns of one live region (the token the page keeps), in bytes.
+    pub max_live_bytes: usize,
 }
 
 impl Default for CommanderConfig {
@@ -103,6 +105,7 @@ impl Default for CommanderConfig {
             disable_while_processing: true,
             disable_events: vec!["click".to_string(), "submit".to_string()],
             disable_when_disconnected: true,
+            max_live_bytes: 65_536,
         }
     }
 }
@@ -440,6 +443,10 @@ impl Config {
             (
                 "commander.max_queued_events",
                 self.commander.max_queued_events as u64,
+            ),
+            (
+                "commander.max_live_bytes",
+                self.commander.max_live_bytes as u64,
             ),
         ]
         .into_iter()

@@ -56,6 +56,8 @@ pub(crate) struct PageState {
     pub(crate) store: Map<String, Value>,
     /// Signed by the controller into the page token (see `PageOptions::assign`).
     pub(crate) assigns: Map<String, Value>,
+    /// Assigns of the page's live regions, by name (see `live`).
+    pub(crate) live: Map<String, Value>,
     /// Broadcasting and subscribed topics, in order.
     pub(crate) topics: Vec<String>,
     /// Shared commanders the page token allows, registered and shared.
@@ -218,7 +220,7 @@ impl Page {
         Ok(self.push_control("store", &json!({ "token": token }))?)
     }
 
-    fn push_control(&self, event: &str, payload: &Value) -> Result<(), PushError> {
+    pub(crate) fn push_control(&self, event: &str, payload: &Value) -> Result<(), PushError> {
         if self.handle.is_gone() {
             return Err(PushError::Closed);
         }

@@ -47,6 +47,8 @@ struct JoinPayload {
     topics: Option<String>,
     /// The browser's offset from UTC, in minutes.
     utc_offset: Option<i32>,
+    /// Live regions' tokens, by name.
+    live: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -269,12 +271,14 @@ impl Channel for PageChannel {
             .cloned()
             .unwrap_or_default();
         let allowed = self.allowed_shared(&claims);
+        let (live, live_rejected) = self.hub.open_live(name, &payload.live);
         let state = PageState {
             path,
             browser_id,
             session,
             store: opened.unwrap_or_default(),
             assigns: claims.assigns,
+            live,
             topics: topics.clone(),
             shared: allowed.clone(),
             browser: PageChannel::browser_info(socket, &payload),
@@ -307,6 +311,7 @@ impl Channel for PageChannel {
             "browser_id": browser_token,
             "topics": topics,
             "store_rejected": store_rejected,
+            "live_rejected": live_rejected,
             "exec_js": config.exec_js,
             "disable": {
                 "while_processing": config.disable_while_processing,

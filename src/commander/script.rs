@@ -24,6 +24,8 @@ use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
 pub struct PageOptions {
     shared: Vec<String>,
     assigns: Map<String, Value>,
+    /// Live regions' tokens, by name.
+    live: Map<String, Value>,
 }
 
 impl PageOptions {
@@ -36,6 +38,15 @@ impl PageOptions {
     /// (one registered with `SHARED = true`).
     pub fn shared(mut self, name: &str) -> PageOptions {
         self.shared.push(name.to_string());
+        self
+    }
+
+    /// Gives the page the assigns of a live region rendered with
+    /// [`Commanders::live`](super::Commanders::live), so its commander can
+    /// [`peek`](super::Page::peek) and [`poke`](super::Page::poke) it.
+    pub fn live(mut self, region: &super::LiveRegion) -> PageOptions {
+        self.live
+            .insert(region.name.clone(), Value::String(region.token.clone()));
         self
     }
 
@@ -89,8 +100,14 @@ impl Commanders {
         let socket = path_of(&socket_route_name(socket_path))
             .and_then(|p| p.strip_suffix("/websocket").map(str::to_string))
             .unwrap_or_else(|| socket_path.clone());
+        let live = if options.live.is_empty() {
+            String::new()
+        } else {
+            let tokens = Value::Object(options.live.clone()).to_string();
+            format!(r#" data-tether-live="{}""#, Html::escape(&tokens))
+        };
         Html::trusted(format!(
-            r#"<script src="{}" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}" defer></script>"#,
+            r#"<script src="{}" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}"{live} defer></script>"#,
             Html::escape(&src),
             Html::escape(&socket),
             Html::escape(commander),

@@ -1,0 +1,260 @@
+//! Live regions over real sockets: a controller renders a region with typed assigns, a handler
+//! peeks and pokes them (re-rendered on the server, morphed in the page), the page keeps the
+//! encrypted assigns and brings them back on a reconnect — also to another node — and a
+//! tampered, foreign or oversized token is refused.
+
+mod support;
+
+use actix_web::test::TestRequest;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use support::{Client, TestServer, reply, test_config};
+use tether::{
+    Config,
+    channel::BoxError,
+    commander::{Commander, Commanders, Handlers, LiveError, Page, PageOptions, Sender},
+};
+
+#[derive(askama::Template, Serialize, Deserialize)]
+#[template(source = "<b>{{ count }}</b> {{ label }}", ext = "html")]
+struct Cart {
+    count: u64,
+    label: String,
+}
+
+struct Shop;
+
+impl Shop {
+    async fn add(&self, page: &mut Page, sender: Sender) -> Result<u64, BoxError> {
+        let by = sender.arg.as_u64().unwrap_or(1);
+        page.poke::<Cart>("cart", |cart| cart.count += by)?;
+        Ok(page.peek::<Cart>("cart")?.count)
+    }
+
+    async fn peek(&self, page: &mut Page, _: Sender) -> Result<u64, BoxError> {
+        Ok(page.peek::<Cart>("cart")?.count)
+    }
+
+    async fn label(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        page.poke::<Cart>("cart", |cart| cart.label = sender.value)?;
+        Ok(())
+    }
+
+    /// Tries to make the assigns `arg` characters long; reports how it went.
+    async fn grow(&self, page: &mut Page, sender: Sender) -> Result<String, BoxError> {
+        let size = sender.arg.as_u64().unwrap_or(0) as usize;
+        Ok(
+            match page.poke::<Cart>("cart", |cart| cart.label = "x".repeat(size)) {
+                Ok(()) => "grown".into(),
+                Err(LiveError::TooLarge { .. }) => "too large".into(),
+                Err(err) => err.to_string(),
+            },
+        )
+    }
+
+    async fn start(&self, page: &mut Page, _: Sender) -> Result<(), BoxError> {
+        page.put_live(
+            "cart",
+            &Cart {
+                count: 10,
+                label: "fresh".into(),
+            },
+        )?;
+        Ok(())
+    }
+}
+
+impl Commander for Shop {
+    fn name(&self) -> &'static str {
+        "shop"
+    }
+    fn handlers() -> Handlers<Self> {
+        Handlers::new()
+            .on("add", Self::add)
+            .on("peek", Self::peek)
+            .on("label", Self::label)
+            .on("grow", Self::grow)
+            .on("start", Self::start)
+    }
+}
+
+struct Other;
+
+impl Commander for Other {
+    fn name(&self) -> &'static str {
+        "other"
+    }
+}
+
+fn start(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = test_config();
+    adjust(&mut config);
+    TestServer::start_with(config, |builder| builder.commander(Shop).commander(Other))
+}
+
+fn commanders(server: &TestServer) -> Commanders {
+    server.endpoint.commanders().clone()
+}
+
+/// An HTML attribute's value from `html`, unescaped.
+fn attribute(html: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = start + html[start..].find('"')?;
+    Some(
+        html[start..end]
+            .replace("&#34;", "\"")
+            .replace("&#39;", "'")
+            .replace("&#38;", "&"),
+    )
+}
+
+/// What a controller renders for a `shop` page with a cart of `count`: the page token and the
+/// live tokens (`data-tether-live`), as tether.js reads them.
+fn render(commanders: &Commanders, commander: &str, count: u64) -> (String, Value) {
+    let cart = Cart {
+        count,
+        label: "cart".into(),
+    };
+    let region = commanders.live(commander, "cart", &cart).unwrap();
+    assert_eq!(region.html().as_str(), format!("<b>{count}</b> cart"));
+    let req = TestRequest::with_uri("/shop").to_http_request();
+    let script = commanders
+        .script_with("shop", &req, &PageOptions::new().live(&region))
+        .to_string();
+    let token = attribute(&script, "data-tether-token").unwrap();
+    let live = serde_json::from_str(&attribute(&script, "data-tether-live").unwrap()).unwrap();
+    (token, live)
+}
+
+async fn join(server: &TestServer, token: &str, live: &Value) -> (Client, String, Value) {
+    let url = format!(
+        "ws://127.0.0.1:{}/tether/socket/websocket?vsn=2.0.0",
+        server.port
+    );
+    let mut client = Client::connect(&url).await;
+    let (join_ref, frame) = client
+        .join("tether:page:shop", json!({ "token": token, "live": live }))
+        .await;
+    let response = reply(&frame, "ok").clone();
+    (client, join_ref, response)
+}
+
+/// Runs `handler`; returns the reply frame and the frames pushed before it.
+async fn call(
+    client: &mut Client,
+    join_ref: &str,
+    handler: &str,
+    sender: Value,
+) -> (Value, Vec<Value>) {
+    let msg_ref = client.next_ref();
+    client
+        .send(
+            Some(join_ref),
+            &msg_ref,
+            "tether:page:shop",
+            "event",
+            json!({"handler": handler, "sender": sender}),
+        )
+        .await;
+    let mut pushed = Vec::new();
+    loop {
+        let frame = client.recv().await;
+        if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
+            return (frame, pushed);
+        }
+        pushed.push(frame);
+    }
+}
+
+#[tokio::test]
+async fn a_poke_re_renders_on_the_server_morphs_the_region_and_renews_the_token() {
+    let server = start(|_| {});
+    let (token, live) = render(&commanders(&server), "shop", 1);
+    let (mut page, jr, joined) = join(&server, &token, &live).await;
+    assert_eq!(joined["live_rejected"], json!([]));
+
+    let (done, pushed) = call(&mut page, &jr, "add", json!({"arg": 2})).await;
+    assert_eq!(reply(&done, "ok")["result"], 3);
+    let events: Vec<&str> = pushed.iter().map(|f| f[3].as_str().unwrap()).collect();
+    assert_eq!(events, ["patch", "live"]);
+    assert_eq!(
+        pushed[0][4],
+        json!({"op": "morph", "sel": r#"[tether-live="cart"]"#, "html": "<b>3</b> cart"})
+    );
+    assert_eq!(pushed[1][4]["name"], "cart");
+    assert_ne!(pushed[1][4]["token"], live["cart"], "a new token");
+
+    // Assigns are escaped by the template like any askama variable.
+    let (_, pushed) = call(&mut page, &jr, "label", json!({"value": "<i>x</i>"})).await;
+    assert_eq!(pushed[0][4]["html"], "<b>3</b> &#60;i&#62;x&#60;/i&#62;");
+}
+
+#[tokio::test]
+async fn the_kept_assigns_come_back_on_a_reconnect_and_on_another_node() {
+    let server = start(|_| {});
+    let (token, live) = render(&commanders(&server), "shop", 1);
+    let (mut page, jr, _) = join(&server, &token, &live).await;
+    let (_, pushed) = call(&mut page, &jr, "add", json!({"arg": 4})).await;
+    let kept = json!({"cart": pushed[1][4]["token"].clone()});
+    page.close().await;
+
+    let (mut again, jr, joined) = join(&server, &token, &kept).await;
+    assert_eq!(joined["live_rejected"], json!([]));
+    let (done, _) = call(&mut again, &jr, "peek", json!({})).await;
+    assert_eq!(reply(&done, "ok")["result"], 5);
+
+    // Another node with the same secret restores them too.
+    let other_node = start(|_| {});
+    let (mut elsewhere, jr, _) = join(&other_node, &token, &kept).await;
+    let (done, _) = call(&mut elsewhere, &jr, "peek", json!({})).await;
+    assert_eq!(reply(&done, "ok")["result"], 5);
+}
+
+#[tokio::test]
+async fn a_tampered_or_foreign_token_is_refused_and_the_region_starts_without_assigns() {
+    let server = start(|_| {});
+    let commanders = commanders(&server);
+    let (token, live) = render(&commanders, "shop", 1);
+    let good = live["cart"].as_str().unwrap();
+    let mut bytes = good.as_bytes().to_vec();
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).unwrap();
+    let (_, foreign) = render(&commanders, "other", 1);
+    for bad in [
+        json!({"cart": tampered}),
+        foreign,
+        json!({"cart": 42}),
+        json!({"basket": good}),
+    ] {
+        let (mut page, jr, joined) = join(&server, &token, &bad).await;
+        let rejected = joined["live_rejected"].as_array().unwrap();
+        assert_eq!(rejected.len(), 1, "{bad}: {joined}");
+        let (done, _) = call(&mut page, &jr, "peek", json!({})).await;
+        let reason = reply(&done, "error")["reason"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(reason.contains("no live region `cart`"), "{reason}");
+        // put_live gives the region assigns again.
+        let (done, pushed) = call(&mut page, &jr, "start", json!({})).await;
+        reply(&done, "ok");
+        assert_eq!(pushed[0][4]["html"], "<b>10</b> fresh");
+    }
+}
+
+#[tokio::test]
+async fn assigns_over_the_size_limit_are_refused_and_nothing_changes() {
+    let server = start(|config| config.commander.max_live_bytes = 400);
+    let (token, live) = render(&commanders(&server), "shop", 1);
+    let (mut page, jr, _) = join(&server, &token, &live).await;
+    let (done, pushed) = call(&mut page, &jr, "grow", json!({"arg": 1000})).await;
+    assert_eq!(reply(&done, "ok")["result"], "too large");
+    assert!(pushed.is_empty(), "nothing sent: {pushed:?}");
+    let (done, _) = call(&mut page, &jr, "grow", json!({"arg": 10})).await;
+    assert_eq!(reply(&done, "ok")["result"], "grown");
+    // An oversized token is refused at join, before it is decrypted.
+    let huge = json!({"cart": "A".repeat(401)});
+    let (_, _, joined) = join(&server, &token, &huge).await;
+    assert_eq!(joined["live_rejected"], json!(["cart"]));
+}
