@@ -22,9 +22,9 @@ let outputMark = 0;
 const problems = [];
 const infos = []; // console.info lines
 
-async function open() {
+async function open(env = {}) {
   outputMark = server.output.length;
-  await startServer("page_lab", { TETHER_CONFIG: undefined });
+  await startServer("page_lab", { TETHER_CONFIG: undefined, ...env });
   context = await browser.newContext({ locale: "fr-FR" });
   const page = await context.newPage();
   page.on("console", (msg) => {
@@ -314,5 +314,26 @@ describe("tether.js page features in Chromium", { skip: chromiumSkip }, () => {
     const ticked = await page.evaluate(() => [...document.querySelectorAll("#morph_list .tick")].filter((t) => t.checked).map((t) => t.closest("li").id));
     assert.deepEqual(ticked, ["m-2"]);
     assert.deepEqual(problems, []);
+  });
+
+  test("live region: pokes morph it, and tether.js brings its assigns back after a server restart", OPTS, async () => {
+    const secret = "page-lab-test-secret-".padEnd(64, "s");
+    const page = await open({ TETHER_SECRET_KEY_BASE: secret });
+    assert.equal(await text(page, "#tally"), "tally 0", "rendered by the controller");
+    for (const n of [1, 2]) {
+      await page.click("#tally_add");
+      await waitOn(page, (want) => document.querySelector("#tally").textContent === want, `tally ${n}`, `tally ${n}`);
+    }
+    const port = server.port;
+    await stopServer();
+    await waitOn(page, () => document.documentElement.dataset.tether === "disconnected", null, "disconnected");
+    outputMark = server.output.length;
+    await startServer("page_lab", { TETHER_CONFIG: undefined, PORT: String(port), TETHER_SECRET_KEY_BASE: secret });
+    await waitOn(page, () => document.documentElement.dataset.tether === "connected", null, "rejoined");
+    // The new server knows the tally only from the token the page kept.
+    await page.click("#tally_add");
+    await waitOn(page, () => document.querySelector("#tally").textContent === "tally 3", null, "tally 3 after the restart");
+    // Only the browser's own lines about the socket that could not connect while the server was down.
+    assert.deepEqual(problems.filter((p) => !/WebSocket connection to .* failed/.test(p)), []);
   });
 });
