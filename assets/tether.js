@@ -671,6 +671,8 @@
   // server did not change stays as the person left it: a form control whose rendered state
   // (its `checked`, `value` or `selected` attribute, a textarea's text) is the same in the new
   // markup keeps its live state — a box they ticked, text they typed and have not sent.
+  // A live region inside `el` (`tether-live`, with the same name in the new markup) is left as
+  // it is: it is re-rendered by its own pokes, not by its parent's.
   function morph(el, html) {
     if (typeof Idiomorph === "undefined") throw new Error("the DOM morph is not bundled");
     const keep = new WeakSet();
@@ -680,6 +682,7 @@
       restoreFocus: true,
       callbacks: {
         beforeNodeMorphed(oldNode, newNode) {
+          if (nestedRegion(el, oldNode, newNode)) return false;
           if (sameRenderedState(oldNode, newNode)) keep.add(oldNode);
           return true;
         },
@@ -691,6 +694,12 @@
   }
 
   const LIVE_STATE = new Set(["checked", "value", "selected"]);
+
+  // Whether `oldNode` is a live region nested in `root` that `newNode` renders again.
+  function nestedRegion(root, oldNode, newNode) {
+    return oldNode !== root && oldNode instanceof Element && newNode instanceof Element &&
+      oldNode.hasAttribute("tether-live") && oldNode.getAttribute("tether-live") === newNode.getAttribute("tether-live");
+  }
 
   // Whether `newNode` renders form control `oldNode` in the state it was last rendered in.
   function sameRenderedState(oldNode, newNode) {

@@ -336,4 +336,22 @@ describe("tether.js page features in Chromium", { skip: chromiumSkip }, () => {
     // Only the browser's own lines about the socket that could not connect while the server was down.
     assert.deepEqual(problems.filter((p) => !/WebSocket connection to .* failed/.test(p)), []);
   });
+
+  test("morph: a live region nested in the morphed one is left to its own pokes", OPTS, async () => {
+    const page = await open();
+    const after = await page.evaluate(() => {
+      const host = document.createElement("div");
+      host.innerHTML = '<p class="outer">outer 1</p><div tether-live="inner"><span class="inner">inner 5</span></div>';
+      document.body.append(host);
+      const inner = host.querySelector("[tether-live=inner]");
+      Tether.morph(host, '<p class="outer">outer 2</p><div tether-live="inner"><span class="inner">inner 0</span></div>');
+      return {
+        outer: host.querySelector(".outer").textContent,
+        inner: host.querySelector(".inner").textContent,
+        same: host.querySelector("[tether-live=inner]") === inner,
+      };
+    });
+    assert.deepEqual(after, { outer: "outer 2", inner: "inner 5", same: true });
+    assert.deepEqual(problems, []);
+  });
 });
