@@ -1207,6 +1207,7 @@
       this.socket.onMessage(({ topic, event, payload }) => {
         if (topic === channel.topic) return;
         if (event === "patch") this.apply(payload);
+        if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
         if (event === "count") {
           for (const el of document.querySelectorAll("[data-tether-topic]")) {
             if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);

@@ -12,7 +12,7 @@ use support::{Client, TestServer, reply, test_config};
 use tether::{
     Config,
     channel::BoxError,
-    commander::{Commander, Commanders, Handlers, LiveError, Page, PageOptions, Sender},
+    commander::{Commander, Commanders, Handlers, LiveError, Page, PageOptions, Sender, same_path},
 };
 
 #[derive(askama::Template, Serialize, Deserialize)]
@@ -20,6 +20,22 @@ use tether::{
 struct Cart {
     count: u64,
     label: String,
+}
+
+/// Renders counted, to check that a broadcast renders once.
+static BOARD_RENDERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[derive(askama::Template, Serialize, Deserialize)]
+#[template(source = "score {{ score }}{{ self.counted() }}", ext = "html")]
+struct Board {
+    score: u64,
+}
+
+impl Board {
+    fn counted(&self) -> &'static str {
+        BOARD_RENDERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ""
+    }
 }
 
 struct Shop;
@@ -52,6 +68,15 @@ impl Shop {
         )
     }
 
+    async fn score(&self, page: &mut Page, _: Sender) -> Result<(), BoxError> {
+        page.broadcast_poke::<Board>(&same_path("/shop"), "board", |board| board.score += 1)?;
+        Ok(())
+    }
+
+    async fn peek_board(&self, page: &mut Page, _: Sender) -> Result<u64, BoxError> {
+        Ok(page.peek::<Board>("board")?.score)
+    }
+
     async fn start(&self, page: &mut Page, _: Sender) -> Result<(), BoxError> {
         page.put_live(
             "cart",
@@ -75,6 +100,8 @@ impl Commander for Shop {
             .on("label", Self::label)
             .on("grow", Self::grow)
             .on("start", Self::start)
+            .on("score", Self::score)
+            .on("peek_board", Self::peek_board)
     }
 }
 
@@ -257,4 +284,53 @@ async fn assigns_over_the_size_limit_are_refused_and_nothing_changes() {
     let huge = json!({"cart": "A".repeat(401)});
     let (_, _, joined) = join(&server, &token, &huge).await;
     assert_eq!(joined["live_rejected"], json!(["cart"]));
+}
+
+#[tokio::test]
+async fn a_broadcast_poke_renders_once_reaches_every_page_and_their_server_copies() {
+    let server = start(|_| {});
+    let commanders = commanders(&server);
+    let board = commanders
+        .live("shop", "board", &Board { score: 7 })
+        .unwrap();
+    let req = TestRequest::with_uri("/shop").to_http_request();
+    let script = commanders
+        .script_with("shop", &req, &PageOptions::new().live(&board))
+        .to_string();
+    let token = attribute(&script, "data-tether-token").unwrap();
+    let live: Value =
+        serde_json::from_str(&attribute(&script, "data-tether-live").unwrap()).unwrap();
+    let (mut a, jr_a, _) = join(&server, &token, &live).await;
+    let (mut b, jr_b, _) = join(&server, &token, &live).await;
+
+    let before = BOARD_RENDERS.load(std::sync::atomic::Ordering::SeqCst);
+    let (done, pushed_a) = call(&mut a, &jr_a, "score", json!({})).await;
+    reply(&done, "ok");
+    assert_eq!(
+        BOARD_RENDERS.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1,
+        "rendered once for both pages"
+    );
+    let pushed_b = vec![
+        b.recv_until(|f| f[3] == "patch").await,
+        b.recv_until(|f| f[3] == "live").await,
+    ];
+    for pushed in [pushed_a, pushed_b] {
+        let events: Vec<(&str, &str)> = pushed
+            .iter()
+            .map(|f| (f[2].as_str().unwrap(), f[3].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("tether:path:/shop", "patch"),
+                ("tether:path:/shop", "live")
+            ]
+        );
+        assert_eq!(pushed[0][4]["html"], "score 8");
+        assert_eq!(pushed[1][4]["name"], "board");
+    }
+    // B's server copy followed: its own handler sees the broadcast state.
+    let (done, _) = call(&mut b, &jr_b, "peek_board", json!({})).await;
+    assert_eq!(reply(&done, "ok")["result"], 8);
 }

@@ -14,7 +14,13 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
-use super::{Commanders, Html, Page, PatchError, hub::Hub, token::unix_now};
+use super::{
+    Commanders, Html, Page, PatchError,
+    hub::Hub,
+    runtime::{Feed, LiveUpdate},
+    token::unix_now,
+};
+use crate::transport::frame::encode_broadcast;
 
 /// Assigns of a live region: an askama template that is also (de)serializable. Implemented
 /// for every such type.
@@ -243,6 +249,55 @@ impl Page {
         self.push_control("live", &json!({ "name": name, "token": token }))
             .map_err(PatchError::from)?;
         self.state.live.insert(name.to_string(), value);
+        self.follow_live();
         Ok(())
+    }
+
+    /// Changes live region `name` as [`Page::poke`] does, from this page's assigns, and sets
+    /// it on **every** page on `topic` (this one included): rendered once, sent as one
+    /// frame, and every page's server copy follows (see [`Commanders::broadcast_live`]).
+    pub fn broadcast_poke<T: LiveTemplate>(
+        &mut self,
+        topic: &str,
+        name: &str,
+        change: impl FnOnce(&mut T),
+    ) -> Result<(), LiveError> {
+        let mut assigns: T = self.peek(name)?;
+        change(&mut assigns);
+        let commander = self.handle.commander().to_string();
+        let value = self
+            .commanders()
+            .broadcast_live(topic, &commander, name, &assigns)?;
+        self.state.live.insert(name.to_string(), value);
+        Ok(())
+    }
+}
+
+impl Commanders {
+    /// Sets live region `name` of `commander`'s pages on `topic` to `assigns`: rendered once
+    /// and sent as one morph and one token to every page on the topic (on every node); each
+    /// page's server copy follows shortly after (through its queue, so a `peek` in a handler
+    /// that runs after the broadcast reached that page sees it). Returns the assigns as kept.
+    pub fn broadcast_live<T: LiveTemplate>(
+        &self,
+        topic: &str,
+        commander: &str,
+        name: &str,
+        assigns: &T,
+    ) -> Result<Value, LiveError> {
+        let (html, value) = render(name, assigns)?;
+        let token = self.hub.live_token(commander, name, value.clone())?;
+        self.broadcast(topic, &super::Patch::morph(&selector(name), html))?;
+        let frame = encode_broadcast(topic, "live", &json!({ "name": name, "token": token }));
+        self.hub.pubsub.broadcast(topic, frame, None);
+        let update = LiveUpdate {
+            commander: commander.to_string(),
+            name: name.to_string(),
+            assigns: value.clone(),
+        };
+        let live_topic = Feed::Live.topic(topic);
+        let frame = encode_broadcast(&live_topic, "live", &update);
+        self.hub.pubsub.broadcast(&live_topic, frame, None);
+        Ok(value)
     }
 }

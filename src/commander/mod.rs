@@ -349,7 +349,7 @@ impl Commanders {
     /// Sends `payload` as `event` to the [`Commander::handle_info`] of every page that
     /// [listens](Page::listen) to `topic`, on every node.
     pub fn send_info(&self, topic: &str, event: &str, payload: &Value) {
-        let info_topic = runtime::info_topic(topic);
+        let info_topic = runtime::Feed::Info.topic(topic);
         let frame = crate::transport::frame::encode_broadcast(&info_topic, event, payload);
         self.hub.pubsub.broadcast(&info_topic, frame, None);
     }

@@ -11,7 +11,12 @@ use std::{collections::HashMap, ops::Deref, sync::Arc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::{PageHandle, PatchError, hub::Hub, runtime::InfoSubscription, token::unix_now};
+use super::{
+    PageHandle, PatchError,
+    hub::Hub,
+    runtime::{Feed, FeedSubscription},
+    token::unix_now,
+};
 use crate::{config::IdSource, presence::OwnerId, transport::PushError};
 
 /// Largest store token (the encrypted store) a page may have, in bytes: a cookie's worth.
@@ -80,7 +85,9 @@ pub struct Page {
     pub(crate) handle: PageHandle,
     pub(crate) state: PageState,
     /// Topics listened to with [`Page::listen`].
-    listens: HashMap<String, InfoSubscription>,
+    listens: HashMap<String, FeedSubscription>,
+    /// Per topic, broadcast assigns of live regions (once the page has a live region).
+    live_feeds: HashMap<String, FeedSubscription>,
     /// The commander's own per-page values (see [`Page::insert`]).
     extensions: actix_http::Extensions,
 }
@@ -110,6 +117,7 @@ impl Page {
             handle,
             state,
             listens: HashMap::new(),
+            live_feeds: HashMap::new(),
             extensions: actix_http::Extensions::new(),
         }
     }
@@ -259,6 +267,7 @@ impl Page {
             return false;
         }
         self.state.topics.push(topic.to_string());
+        self.follow_live();
         self.track(topic);
         self.remember_topics();
         true
@@ -271,6 +280,7 @@ impl Page {
             return false;
         };
         self.state.topics.remove(at);
+        self.live_feeds.remove(topic);
         let _ = self.handle.0.socket.unsubscribe(topic);
         self.untrack(topic);
         // Older topics tokens of this browser still name the topic: refuse it from them.
@@ -291,9 +301,25 @@ impl Page {
         if self.listens.contains_key(topic) || self.handle.is_gone() {
             return false;
         }
-        let subscription = InfoSubscription::new(self.hub(), topic, &self.handle);
+        let subscription = FeedSubscription::new(self.hub(), Feed::Info, topic, &self.handle);
         self.listens.insert(topic.to_string(), subscription);
         true
+    }
+
+    /// Keeps this page's live regions' assigns current when they are broadcast to one of its
+    /// topics (`Commanders::broadcast_live`): from its first live region on, the page follows
+    /// the live feed of every topic it is on.
+    pub(crate) fn follow_live(&mut self) {
+        if self.state.live.is_empty() || self.handle.is_gone() {
+            return;
+        }
+        let hub = self.hub().clone();
+        for topic in &self.state.topics {
+            if !self.live_feeds.contains_key(topic) {
+                let feed = FeedSubscription::new(&hub, Feed::Live, topic, &self.handle);
+                self.live_feeds.insert(topic.clone(), feed);
+            }
+        }
     }
 
     /// Stops [`Page::listen`]ing to `topic`; `false` if it was not.

@@ -295,6 +295,7 @@ impl Channel for PageChannel {
             gone: CancellationToken::new(),
         }));
         let mut page = Page::new(handle.clone(), state);
+        page.follow_live();
         // Tracked here, before `on_connect` runs, so counts taken there include this page.
         for topic in &topics {
             page.track(topic);

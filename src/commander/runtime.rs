@@ -47,6 +47,8 @@ pub(crate) enum Work {
     },
     /// A message for the page commander's `handle_info`.
     Info(Info),
+    /// New assigns of a live region, broadcast to the page's topic.
+    Live(LiveUpdate),
 }
 
 /// What the page's task tells the page channel (through the connection's task).
@@ -165,29 +167,83 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
                 report(page, "handle_info", err);
             }
         }
+        Work::Live(update) => {
+            if update.commander == page.commander() {
+                page.state.live.insert(update.name, update.assigns);
+            }
+        }
     }
 }
 
-/// The server-side subscription of a page to messages sent to a topic with
-/// [`Commanders::send_info`]: a pub/sub subscriber that decodes each message into an
-/// [`Info::Broadcast`] on the page's queue. Unsubscribes when dropped.
-pub(crate) struct InfoSubscription {
+/// What a page's server-side subscription to a topic carries: messages for its
+/// `handle_info` ([`Commanders::send_info`]) or new assigns of live regions
+/// (`Commanders::broadcast_live`), each on its own pub/sub topic derived from the page's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Feed {
+    Info,
+    Live,
+}
+
+impl Feed {
+    /// The pub/sub topic carrying this feed for `topic`.
+    pub(crate) fn topic(self, topic: &str) -> String {
+        match self {
+            Feed::Info => format!("tether:info:{topic}"),
+            Feed::Live => format!("tether:live:{topic}"),
+        }
+    }
+
+    /// The work a broadcast frame of this feed asks of the page.
+    fn work(self, topic: String, event: String, payload: Value) -> Option<Work> {
+        match self {
+            Feed::Info => {
+                let topic = topic
+                    .strip_prefix("tether:info:")
+                    .unwrap_or(&topic)
+                    .to_string();
+                Some(Work::Info(Info::Broadcast {
+                    topic,
+                    event,
+                    payload,
+                }))
+            }
+            Feed::Live => {
+                let update: LiveUpdate = serde_json::from_value(payload).ok()?;
+                Some(Work::Live(update))
+            }
+        }
+    }
+}
+
+/// New assigns of a live region, broadcast to every page of a topic.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct LiveUpdate {
+    /// The commander whose region it is.
+    #[serde(rename = "c")]
+    pub(crate) commander: String,
+    /// The region.
+    #[serde(rename = "n")]
+    pub(crate) name: String,
+    /// The assigns.
+    #[serde(rename = "a")]
+    pub(crate) assigns: Value,
+}
+
+/// A page's server-side subscription to one feed of one topic: a pub/sub subscriber that
+/// decodes each broadcast frame into work on the page's queue. Unsubscribes when dropped.
+pub(crate) struct FeedSubscription {
     hub: Arc<Hub>,
     topic: String,
     id: SubscriberId,
 }
 
-/// The pub/sub topic carrying [`Commanders::send_info`] messages for `topic`.
-pub(crate) fn info_topic(topic: &str) -> String {
-    format!("tether:info:{topic}")
-}
-
-struct InfoQueue {
+struct FeedQueue {
+    feed: Feed,
     queue: mpsc::Sender<Work>,
     drops: DropCounter,
 }
 
-impl Subscriber for InfoQueue {
+impl Subscriber for FeedQueue {
     fn deliver(&self, message: &Bytes) {
         // A broadcast frame: [join_ref, ref, topic, event, payload].
         let Ok((_, _, topic, event, payload)) =
@@ -195,41 +251,41 @@ impl Subscriber for InfoQueue {
         else {
             return;
         };
-        let topic = topic
-            .strip_prefix("tether:info:")
-            .unwrap_or(&topic)
-            .to_string();
-        let info = Info::Broadcast {
-            topic,
-            event,
-            payload,
+        let Some(work) = self.feed.work(topic, event, payload) else {
+            return;
         };
-        if self.queue.try_send(Work::Info(info)).is_err() {
+        if self.queue.try_send(work).is_err() {
             self.drops.count(|total| {
-                tracing::warn!(total, "info messages dropped: the page's queue is full");
+                tracing::warn!(total, feed = ?self.feed, "messages dropped: the page's queue is full");
             });
         }
     }
 }
 
-impl InfoSubscription {
-    pub(crate) fn new(hub: &Arc<Hub>, topic: &str, page: &PageHandle) -> InfoSubscription {
+impl FeedSubscription {
+    pub(crate) fn new(
+        hub: &Arc<Hub>,
+        feed: Feed,
+        topic: &str,
+        page: &PageHandle,
+    ) -> FeedSubscription {
         let id = SubscriberId::next();
-        let subscriber = InfoQueue {
+        let subscriber = FeedQueue {
+            feed,
             queue: page.0.queue.clone(),
             drops: DropCounter::new(),
         };
-        hub.pubsub
-            .subscribe(&info_topic(topic), id, Arc::new(subscriber));
-        InfoSubscription {
+        let topic = feed.topic(topic);
+        hub.pubsub.subscribe(&topic, id, Arc::new(subscriber));
+        FeedSubscription {
             hub: hub.clone(),
-            topic: info_topic(topic),
+            topic,
             id,
         }
     }
 }
 
-impl Drop for InfoSubscription {
+impl Drop for FeedSubscription {
     fn drop(&mut self) {
         self.hub.pubsub.unsubscribe(&self.topic, self.id);
     }
