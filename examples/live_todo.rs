@@ -31,11 +31,17 @@
 //! - While the socket is down, `#add` and `#import` are disabled (tether.js), and enabled
 //!   again after it reconnects.
 //!
-//! What each part teaches: handler arguments (`tether-click="remove(3)"`), `handle_info`
-//! with [`Page::listen`] / [`Commanders::send_info`] (each page re-renders with its own
-//! filter), a [`PageHandle`] in a spawned job, [`PageHandle::confirm`] and
-//! [`PageHandle::query_one`] round trips, assigns in the page token ([`PageOptions`]), and
-//! per-page values ([`Page::get_mut`]).
+//! What each part teaches:
+//! - handler arguments (`tether-click="remove(3)"`);
+//! - a live region: the list is rendered from typed assigns, and every change is rendered
+//!   **once** and morphed into every page of the list ([`Commanders::broadcast_live`]), so
+//!   focus, typing and ticked boxes survive;
+//! - each page's filter is its own: a CSS rule the server writes into that page only, so it
+//!   survives the shared re-renders;
+//! - a [`PageHandle`] in a spawned job;
+//! - the [`PageHandle::confirm`] and [`PageHandle::query_one`] round trips;
+//! - assigns in the page token ([`PageOptions`]);
+//! - per-page values ([`Page::get_mut`]).
 
 mod support;
 
@@ -50,12 +56,13 @@ use std::{
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use askama::Template;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tether::{
     Config, Endpoint,
     channel::BoxError,
     commander::{
-        Commander, Commanders, Count, Handlers, Html, Info, Page, PageHandle, PageOptions, Sender,
+        Commander, Commanders, Count, Handlers, Html, Page, PageHandle, PageOptions, Sender,
         same_path,
     },
 };
@@ -67,7 +74,7 @@ const MAX_LISTS: usize = 1_000;
 /// Longest item text, in characters.
 const MAX_TEXT_CHARS: usize = 200;
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Item {
     id: u64,
     text: String,
@@ -125,10 +132,11 @@ impl Lists {
     }
 }
 
-#[derive(Template)]
+/// The live region `items`: the whole list, rendered once per change for every page of it.
+#[derive(Template, Serialize, Deserialize)]
 #[template(path = "live_todo_items.html")]
-struct ItemsView<'a> {
-    items: Vec<&'a Item>,
+struct ItemsView {
+    items: Vec<Item>,
 }
 
 #[derive(Template)]
@@ -141,31 +149,51 @@ struct ListPage<'a> {
     script: Html,
 }
 
-/// The `#items` markup: the items whose text contains `filter` (case-insensitive).
-fn render_items(items: &[Item], filter: &str) -> Result<Html, askama::Error> {
+/// The CSS rule that hides the items of `#items` whose text does not contain `filter`
+/// (case-insensitive; each item carries its lowercased text in `data-text`). Every character
+/// but letters, digits and spaces is written as a CSS escape, so the filter cannot end the
+/// string or the rule.
+fn filter_rule(filter: &str) -> String {
     let filter = filter.to_lowercase();
-    let shown = items
-        .iter()
-        .filter(|item| item.text.to_lowercase().contains(&filter))
+    if filter.is_empty() {
+        return String::new();
+    }
+    let escaped: String = filter
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' {
+                c.to_string()
+            } else {
+                format!("\\{:x} ", c as u32)
+            }
+        })
         .collect();
-    Ok(Html::trusted(ItemsView { items: shown }.render()?))
+    format!(r#"#items li.item:not([data-text*="{escaped}" i]) {{ display: none; }}"#)
 }
 
-/// What one page keeps between its handlers.
+/// How many times the server ran this page's filter.
 #[derive(Default)]
-struct View {
-    filter: String,
-    filter_calls: u64,
-}
+struct FilterCalls(u64);
 
 /// The commander of list pages.
 struct Todo {
     lists: Lists,
 }
 
-/// The topic a list's changes are announced on.
+/// The topic every page of `list` is on (the commander broadcasts to its pages' path).
 fn list_topic(list: &str) -> String {
-    format!("list:{list}")
+    same_path(&format!("/lists/{list}"))
+}
+
+/// Renders `list` once and morphs it into every page of it, with its count.
+fn publish(commanders: &Commanders, lists: &Lists, list: &str) {
+    let items = lists.items(list);
+    let count = items.len().to_string();
+    let topic = list_topic(list);
+    if let Err(err) = commanders.broadcast_live(&topic, "todo", "items", &ItemsView { items }) {
+        tracing::warn!(%list, "cannot publish the list: {err}");
+    }
+    let _ = commanders.broadcast_html(&topic, "#count", count);
 }
 
 fn list_of(page: &Page) -> String {
@@ -176,19 +204,18 @@ fn list_of(page: &Page) -> String {
 }
 
 impl Todo {
-    /// Re-renders this page's `#items` (with its own filter) and `#count`.
+    /// Re-renders this page's `#items` and `#count` (after a reconnect: what it missed).
     fn show(&self, page: &mut Page) -> Result<(), BoxError> {
         let items = self.lists.items(&list_of(page));
-        let filter = page.get_mut::<View>().filter.clone();
-        // A morph, not innerHTML: a box being ticked or an item being hovered stays as it is.
-        page.morph("#items", render_items(&items, &filter)?)?;
-        page.set_html("#count", items.len().to_string())?;
+        let count = items.len().to_string();
+        page.put_live("items", &ItemsView { items })?;
+        page.set_html("#count", count)?;
         Ok(())
     }
 
-    /// Tells every page of the list (on every node) to re-render.
-    fn changed(commanders: &Commanders, list: &str) {
-        commanders.send_info(&list_topic(list), "changed", &json!({}));
+    /// Publishes the list after a change, to every page of it.
+    fn changed(&self, page: &Page, list: &str) {
+        publish(&page.commanders(), &self.lists, list);
     }
 
     async fn add(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
@@ -202,7 +229,7 @@ impl Todo {
             Ok(()) => {
                 page.set_html("#error", "")?;
                 page.set_prop("#new_item", "value", "")?;
-                Todo::changed(&page.commanders(), &list);
+                self.changed(page, &list);
             }
             Err(why) => page.set_html("#error", why)?,
         }
@@ -217,7 +244,7 @@ impl Todo {
                 item.done = !item.done;
             }
         });
-        Todo::changed(&page.commanders(), &list);
+        self.changed(page, &list);
         Ok(())
     }
 
@@ -226,17 +253,20 @@ impl Todo {
         let list = list_of(page);
         self.lists
             .change(&list, |items| items.retain(|item| item.id != id));
-        Todo::changed(&page.commanders(), &list);
+        self.changed(page, &list);
         Ok(())
     }
 
+    /// This page's filter: a CSS rule written into this page only (a text patch), so the
+    /// list's shared re-renders leave it in place.
     async fn filter(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
-        let view = page.get_mut::<View>();
-        view.filter = sender.value.chars().take(MAX_TEXT_CHARS).collect();
-        view.filter_calls += 1;
-        let calls = view.filter_calls;
+        let calls = page.get_mut::<FilterCalls>();
+        calls.0 += 1;
+        let calls = calls.0;
+        let filter: String = sender.value.chars().take(MAX_TEXT_CHARS).collect();
+        page.set_html("#filter_rule", filter_rule(&filter))?;
         page.set_html("#filter_calls", calls.to_string())?;
-        self.show(page)
+        Ok(())
     }
 
     /// Asks first; the handler waits for the person's answer.
@@ -247,7 +277,7 @@ impl Todo {
         if sure {
             let list = list_of(page);
             self.lists.change(&list, Vec::clear);
-            Todo::changed(&page.commanders(), &list);
+            self.changed(page, &list);
         }
         Ok(sure)
     }
@@ -280,7 +310,7 @@ async fn import_samples(page: PageHandle, lists: Lists, list: String) {
     for n in 1..=5u32 {
         tokio::time::sleep(Duration::from_millis(400)).await;
         if lists.add(&list, &format!("sample {n}")).is_ok() {
-            Todo::changed(&commanders, &list);
+            publish(&commanders, &lists, &list);
         }
         let _ = page.set_prop("#progress", "value", n * 20);
     }
@@ -303,19 +333,11 @@ impl Commander for Todo {
             .on("measure", Self::measure)
     }
 
-    /// Every (re)join: listen to the list's changes, and catch up with what was missed. An
-    /// import job of an earlier connection can no longer enable `#import`: do it here.
+    /// Every (re)join: catch up with what was missed. An import job of an earlier
+    /// connection can no longer enable `#import`: do it here.
     async fn on_connect(&self, page: &mut Page) -> Result<(), BoxError> {
-        page.listen(&list_topic(&list_of(page)));
         page.set_prop("#import", "disabled", false)?;
         self.show(page)
-    }
-
-    async fn handle_info(&self, page: &mut Page, info: Info) -> Result<(), BoxError> {
-        match info {
-            Info::Broadcast { event, .. } if event == "changed" => self.show(page),
-            _ => Ok(()),
-        }
     }
 }
 
@@ -337,21 +359,22 @@ async fn list_page(
         return HttpResponse::NotFound().body("no such list");
     }
     let items = lists.items(&name);
-    let rendered = render_items(&items, "").and_then(|items_html| {
-        ListPage {
-            name: &name,
-            count: items.len(),
-            items: items_html,
-            viewers: commanders.counter(&same_path(req.path()), Count::Connections),
-            script: commanders.script_with(
-                "todo",
-                &req,
-                &PageOptions::new().assign("list", name.as_str()),
-            ),
-        }
-        .render()
-    });
-    match rendered {
+    let count = items.len();
+    let region = match commanders.live("todo", "items", &ItemsView { items }) {
+        Ok(region) => region,
+        Err(err) => return HttpResponse::InternalServerError().body(err.to_string()),
+    };
+    let options = PageOptions::new()
+        .assign("list", name.as_str())
+        .live(&region);
+    let page = ListPage {
+        name: &name,
+        count,
+        items: region.html().clone(),
+        viewers: commanders.counter(&same_path(req.path()), Count::Connections),
+        script: commanders.script_with("todo", &req, &options),
+    };
+    match page.render() {
         Ok(html) => HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .body(html),
@@ -368,7 +391,9 @@ async fn home() -> HttpResponse {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     support::init_logging();
-    let config = Config::from_env().map_err(std::io::Error::other)?;
+    let mut config = Config::from_env().map_err(std::io::Error::other)?;
+    // A full list (500 items of 200 characters) is about 160 KiB of encrypted assigns.
+    config.commander.max_live_bytes = config.commander.max_live_bytes.max(256 * 1024);
     let port = config.endpoint.port;
     let lists = Lists::default();
     let endpoint = Endpoint::builder(config)

@@ -240,6 +240,23 @@ describe("live_todo in Chromium", { skip: chromiumSkip }, () => {
     );
     const calls = Number(await a.textContent("#filter_calls"));
     assert.ok(calls >= 1 && calls <= 3, `the server ran the filter ${calls} times`);
+
+    // CSS syntax in the filter is matched as text, not obeyed: nothing matches, nothing shows.
+    await a.fill("#filter", 'zz"] , #items li { display: block } [x="');
+    await waitOn(a, () => [...document.querySelectorAll("#items li.item")].every((li) => li.offsetParent === null), null, "no item shown");
+    // Another page's change re-renders the list; this page's filter still applies.
+    await a.fill("#filter", "bread");
+    const b = await open(await person("B"));
+    await add(b, "more bread");
+    await waitOn(
+      a,
+      () => {
+        const shown = [...document.querySelectorAll("#items li.item")].filter((li) => li.offsetParent !== null);
+        return JSON.stringify(shown.map((li) => li.querySelector(".text").textContent)) === JSON.stringify(["bread", "more bread"]);
+      },
+      null,
+      "the filter applied to the re-rendered list",
+    );
     assertNoProblems();
   });
 
