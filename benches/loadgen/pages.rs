@@ -51,6 +51,9 @@ static PATCH_EVENT: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\",\"patch\",{"));
 static ITEMS_SEL: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"sel\":\"#items\""));
+/// The list as a live region, morphed by a broadcast on the list's topic.
+static ITEMS_LIVE_SEL: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(br#""sel":"[tether-live=\"items\"]""#));
 static ITEM: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"<li "));
 static STATUS_OK: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"status\":\"ok\""));
@@ -139,7 +142,17 @@ impl Pages {
     /// Counts a frame of the page channel for client `idx`; `false` if `frame` is not one
     /// (heartbeat replies, …).
     pub fn on_frame(&self, idx: usize, now: u64, frame: &[u8]) -> bool {
-        if frame.starts_with(br#"["1",null,""#) {
+        if frame.starts_with(br#"[null,null,""#) {
+            // A broadcast on one of the page's topics (the list's re-render, live tokens).
+            self.frames.fetch_add(1, Ordering::Relaxed);
+            let head = &frame[..frame.len().min(160)];
+            if PATCH_EVENT.find(head).is_some() {
+                self.on_patch(idx, now, frame, head);
+            } else {
+                self.note_other(frame);
+            }
+            true
+        } else if frame.starts_with(br#"["1",null,""#) {
             // A push on the page's topic.
             self.frames.fetch_add(1, Ordering::Relaxed);
             let head = &frame[..frame.len().min(160)];
@@ -180,7 +193,7 @@ impl Pages {
         if self.first_patch_ns[idx].load(Ordering::Relaxed) == 0 {
             self.first_patch_ns[idx].store(now, Ordering::Release);
         }
-        if ITEMS_SEL.find(head).is_some() {
+        if ITEMS_SEL.find(head).is_some() || ITEMS_LIVE_SEL.find(head).is_some() {
             if round {
                 self.round_items_patches.fetch_add(1, Ordering::Relaxed);
             }

@@ -217,8 +217,7 @@ impl Page {
     pub fn peek<T: LiveTemplate>(&self, name: &str) -> Result<T, LiveError> {
         let value = self
             .state
-            .live
-            .get(name)
+            .live_value(name)
             .ok_or_else(|| LiveError::Unknown(name.to_string()))?;
         T::deserialize(value).map_err(|err| LiveError::Type {
             name: name.to_string(),
@@ -248,6 +247,7 @@ impl Page {
         self.morph(&selector(name), html)?;
         self.push_control("live", &json!({ "name": name, "token": token }))
             .map_err(PatchError::from)?;
+        self.state.settle_live();
         self.state.live.insert(name.to_string(), value);
         self.follow_live();
         Ok(())
@@ -268,6 +268,7 @@ impl Page {
         let value = self
             .commanders()
             .broadcast_live(topic, &commander, name, &assigns)?;
+        self.state.settle_live();
         self.state.live.insert(name.to_string(), value);
         Ok(())
     }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::{
     PageHandle, PatchError,
     hub::Hub,
-    runtime::{Feed, FeedSubscription},
+    runtime::{Feed, FeedSubscription, LiveUpdate},
     token::unix_now,
 };
 use crate::{config::IdSource, presence::OwnerId, transport::PushError};
@@ -55,6 +55,8 @@ pub(crate) struct TopicClaims {
 
 /// Per-join state of a page.
 pub(crate) struct PageState {
+    /// The page's commander.
+    pub(crate) commander: &'static str,
     pub(crate) path: String,
     pub(crate) browser_id: String,
     pub(crate) session: Map<String, Value>,
@@ -63,12 +65,63 @@ pub(crate) struct PageState {
     pub(crate) assigns: Map<String, Value>,
     /// Assigns of the page's live regions, by name (see `live`).
     pub(crate) live: Map<String, Value>,
+    /// Broadcast live assigns not decoded yet, oldest first (see `PageState::note_live`).
+    pub(crate) live_frames: Vec<bytes::Bytes>,
     /// Broadcasting and subscribed topics, in order.
     pub(crate) topics: Vec<String>,
     /// Shared commanders the page token allows, registered and shared.
     pub(crate) shared: Vec<&'static str>,
     /// From the upgrade request and the join.
     pub(crate) browser: BrowserInfo,
+}
+
+/// Most broadcast live frames a page keeps undecoded; beyond it the oldest are decoded.
+const MAX_LIVE_FRAMES: usize = 16;
+
+impl PageState {
+    /// Keeps a broadcast live frame for later: decoding it costs only when the page's live
+    /// regions are read. Past [`MAX_LIVE_FRAMES`], the oldest is applied now.
+    pub(crate) fn note_live(&mut self, frame: bytes::Bytes) {
+        if self.live_frames.len() >= MAX_LIVE_FRAMES {
+            let oldest = self.live_frames.remove(0);
+            self.apply_live(&oldest);
+        }
+        self.live_frames.push(frame);
+    }
+
+    /// The current assigns of live region `name`: the newest broadcast kept for it, else the
+    /// page's own copy.
+    pub(crate) fn live_value(&self, name: &str) -> Option<Value> {
+        let broadcast = self.live_frames.iter().rev().find_map(|frame| {
+            decode_live(frame).filter(|u| u.commander == self.commander && u.name == name)
+        });
+        match broadcast {
+            Some(update) => Some(update.assigns),
+            None => self.live.get(name).cloned(),
+        }
+    }
+
+    /// Applies every kept broadcast live frame, oldest first.
+    pub(crate) fn settle_live(&mut self) {
+        for frame in std::mem::take(&mut self.live_frames) {
+            self.apply_live(&frame);
+        }
+    }
+
+    fn apply_live(&mut self, frame: &[u8]) {
+        if let Some(update) = decode_live(frame) {
+            if update.commander == self.commander {
+                self.live.insert(update.name, update.assigns);
+            }
+        }
+    }
+}
+
+/// The update in a broadcast live frame (`[null, null, topic, "live", update]`).
+fn decode_live(frame: &[u8]) -> Option<LiveUpdate> {
+    let (_, _, _, _, update) =
+        serde_json::from_slice::<(Value, Value, Value, Value, LiveUpdate)>(frame).ok()?;
+    Some(update)
 }
 
 /// What the browser told about itself when the page connected.

@@ -273,12 +273,14 @@ impl Channel for PageChannel {
         let allowed = self.allowed_shared(&claims);
         let (live, live_rejected) = self.hub.open_live(name, &payload.live);
         let state = PageState {
+            commander: name,
             path,
             browser_id,
             session,
             store: opened.unwrap_or_default(),
             assigns: claims.assigns,
             live,
+            live_frames: Vec::new(),
             topics: topics.clone(),
             shared: allowed.clone(),
             browser: PageChannel::browser_info(socket, &payload),

@@ -47,8 +47,9 @@ pub(crate) enum Work {
     },
     /// A message for the page commander's `handle_info`.
     Info(Info),
-    /// New assigns of a live region, broadcast to the page's topic.
-    Live(LiveUpdate),
+    /// A broadcast frame carrying new assigns of a live region (a [`LiveUpdate`]), kept
+    /// undecoded until the page reads its live regions (most pages never do).
+    Live(Bytes),
 }
 
 /// What the page's task tells the page channel (through the connection's task).
@@ -167,11 +168,7 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
                 report(page, "handle_info", err);
             }
         }
-        Work::Live(update) => {
-            if update.commander == page.commander() {
-                page.state.live.insert(update.name, update.assigns);
-            }
-        }
+        Work::Live(frame) => page.state.note_live(frame),
     }
 }
 
@@ -193,10 +190,15 @@ impl Feed {
         }
     }
 
-    /// The work a broadcast frame of this feed asks of the page.
-    fn work(self, topic: String, event: String, payload: Value) -> Option<Work> {
+    /// The work a broadcast frame of this feed asks of the page. A live frame is passed on
+    /// as it is (a reference count, no decoding): one broadcast reaches thousands of pages.
+    fn work(self, message: &Bytes) -> Option<Work> {
         match self {
             Feed::Info => {
+                // A broadcast frame: [join_ref, ref, topic, event, payload].
+                let (_, _, topic, event, payload) =
+                    serde_json::from_slice::<(Value, Value, String, String, Value)>(message)
+                        .ok()?;
                 let topic = topic
                     .strip_prefix("tether:info:")
                     .unwrap_or(&topic)
@@ -207,16 +209,13 @@ impl Feed {
                     payload,
                 }))
             }
-            Feed::Live => {
-                let update: LiveUpdate = serde_json::from_value(payload).ok()?;
-                Some(Work::Live(update))
-            }
+            Feed::Live => Some(Work::Live(message.clone())),
         }
     }
 }
 
 /// New assigns of a live region, broadcast to every page of a topic.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LiveUpdate {
     /// The commander whose region it is.
     #[serde(rename = "c")]
@@ -245,13 +244,7 @@ struct FeedQueue {
 
 impl Subscriber for FeedQueue {
     fn deliver(&self, message: &Bytes) {
-        // A broadcast frame: [join_ref, ref, topic, event, payload].
-        let Ok((_, _, topic, event, payload)) =
-            serde_json::from_slice::<(Value, Value, String, String, Value)>(message)
-        else {
-            return;
-        };
-        let Some(work) = self.feed.work(topic, event, payload) else {
+        let Some(work) = self.feed.work(message) else {
             return;
         };
         if self.queue.try_send(work).is_err() {
