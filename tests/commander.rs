@@ -254,25 +254,10 @@ async fn event_with_pushes(
     handler: &str,
     sender: Value,
 ) -> (Value, Vec<Value>) {
-    let msg_ref = client.next_ref();
     let payload = json!({"handler": handler, "sender": sender});
     client
-        .send(
-            Some(join_ref),
-            &msg_ref,
-            "tether:page:probe",
-            "event",
-            payload,
-        )
-        .await;
-    let mut pushes = Vec::new();
-    loop {
-        let frame = client.recv().await;
-        if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
-            return (frame, pushes);
-        }
-        pushes.push(frame);
-    }
+        .call_with_pushes("tether:page:probe", join_ref, "event", payload)
+        .await
 }
 
 async fn event(client: &mut Client, join_ref: &str, handler: &str, sender: Value) -> Value {

@@ -173,24 +173,10 @@ async fn call(
     handler: &str,
     sender: Value,
 ) -> (Value, Vec<Value>) {
-    let msg_ref = client.next_ref();
+    let payload = json!({"handler": handler, "sender": sender});
     client
-        .send(
-            Some(join_ref),
-            &msg_ref,
-            "tether:page:shop",
-            "event",
-            json!({"handler": handler, "sender": sender}),
-        )
-        .await;
-    let mut pushed = Vec::new();
-    loop {
-        let frame = client.recv().await;
-        if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
-            return (frame, pushed);
-        }
-        pushed.push(frame);
-    }
+        .call_with_pushes("tether:page:shop", join_ref, "event", payload)
+        .await
 }
 
 #[tokio::test]

@@ -277,6 +277,28 @@ impl Client {
             .await
     }
 
+    /// Pushes `event` on a joined topic; returns the reply to it and every frame received
+    /// before it (pushes a handler makes reach the client before its reply).
+    pub async fn call_with_pushes(
+        &mut self,
+        topic: &str,
+        join_ref: &str,
+        event: &str,
+        payload: Value,
+    ) -> (Value, Vec<Value>) {
+        let msg_ref = self.next_ref();
+        self.send(Some(join_ref), &msg_ref, topic, event, payload)
+            .await;
+        let mut pushed = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
+                return (frame, pushed);
+            }
+            pushed.push(frame);
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
