@@ -1184,6 +1184,7 @@
         onload: this.onload,
         topics: this.topicsToken,
         counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
+        presence_lists: [...new Set([...document.querySelectorAll("[data-tether-presence]")].map((e) => e.dataset.tetherPresence))],
         utc_offset: -new Date().getTimezoneOffset(),
         live: this.live,
       };

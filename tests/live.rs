@@ -320,3 +320,61 @@ async fn a_broadcast_poke_renders_once_reaches_every_page_and_their_server_copie
     let (done, _) = call(&mut b, &jr_b, "peek_board", json!({})).await;
     assert_eq!(reply(&done, "ok")["result"], 8);
 }
+
+#[tokio::test]
+async fn a_presence_list_is_kept_current_without_commander_code() {
+    let server = start(|config| config.commander.counter_interval_ms = 50);
+    let commanders = commanders(&server);
+    let topic = same_path("/shop");
+    let req = TestRequest::with_uri("/shop").to_http_request();
+    let script = commanders.script("shop", &req).to_string();
+    let token = attribute(&script, "data-tether-token").unwrap();
+    let url = format!(
+        "ws://127.0.0.1:{}/tether/socket/websocket?vsn=2.0.0",
+        server.port
+    );
+    let payload = json!({"token": token, "presence_lists": [topic, "tether:topic:elsewhere"]});
+    let mut a = Client::connect(&url).await;
+    let (_, frame) = a.join("tether:page:shop", payload.clone()).await;
+    reply(&frame, "ok");
+    let items = |frame: &Value| frame[4]["html"].as_str().unwrap().matches("<li ").count();
+    let list_topic = format!("tether:plist:{topic}");
+    let first = a
+        .recv_until(|f| f[3] == "patch" && f[2] == list_topic.as_str())
+        .await;
+    assert_eq!(first[4]["op"], "morph");
+    assert_eq!(
+        first[4]["sel"],
+        format!(r#"[data-tether-presence="{topic}"]"#)
+    );
+    assert_eq!(items(&first), 1);
+
+    let mut b = Client::connect(&url).await;
+    let (_, frame) = b.join("tether:page:shop", payload).await;
+    reply(&frame, "ok");
+    let both = a
+        .recv_until(|f| f[3] == "patch" && f[2] == list_topic.as_str())
+        .await;
+    assert_eq!(items(&both), 2);
+    assert!(
+        both[4]["html"]
+            .as_str()
+            .unwrap()
+            .contains(r#"<span class="connections">1</span>"#)
+    );
+
+    b.close().await;
+    let one = a
+        .recv_until(|f| f[3] == "patch" && f[2] == list_topic.as_str())
+        .await;
+    assert_eq!(items(&one), 1);
+    // The topic the page is not on was ignored: nothing but this list's patches arrive.
+    assert!(a.sync().await.iter().all(|f| f[2] == list_topic.as_str()));
+    // The controller renders the same list into the page.
+    let html = commanders.presence_list(&topic);
+    assert!(
+        html.as_str()
+            .starts_with(&format!(r#"<ul data-tether-presence="{topic}">"#))
+    );
+    assert_eq!(html.as_str().matches("<li ").count(), 1);
+}

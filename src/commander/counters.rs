@@ -37,7 +37,8 @@ impl Commanders {
         }
     }
 
-    /// Sends changed counts of every counter topic to its pages, every interval.
+    /// Sends changed counts of every counter topic, and changed presence lists, to their
+    /// pages, every interval.
     async fn refresh_counters(self, shutdown: CancellationToken) {
         let period = Duration::from_millis(self.hub.config.counter_interval_ms);
         let mut interval = tokio::time::interval(period);
@@ -45,7 +46,10 @@ impl Commanders {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = interval.tick() => self.hub.send_counts(),
+                _ = interval.tick() => {
+                    self.hub.send_counts();
+                    self.hub.send_presence_lists();
+                }
             }
         }
     }

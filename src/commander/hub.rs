@@ -55,6 +55,8 @@ pub(crate) struct Hub {
     pub(crate) pubsub: Arc<dyn PubSub>,
     /// Last counts sent per counter topic, to send only changes.
     pub(crate) counters: Mutex<HashMap<String, (usize, usize)>>,
+    /// Last markup sent per watched presence list topic (see `presence_list`).
+    pub(crate) presence_lists: Mutex<HashMap<String, String>>,
     /// Runtime unsubscribes, shared by every node (see [`Hub::revoke`]).
     pub(crate) revocations: Arc<revocations::Revocations>,
 }

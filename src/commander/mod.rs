@@ -40,6 +40,7 @@ mod live;
 mod page;
 mod page_channel;
 mod patch;
+mod presence_list;
 mod runtime;
 #[cfg(feature = "fuzzing")]
 pub(crate) use page_channel::decode_payloads;
@@ -173,6 +174,7 @@ impl CommandersBuilder {
                 presence,
                 pubsub: self.pubsub,
                 counters: Mutex::new(HashMap::new()),
+                presence_lists: Mutex::new(HashMap::new()),
                 revocations,
             }),
         };

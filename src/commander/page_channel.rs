@@ -43,6 +43,8 @@ struct JoinPayload {
     store: Option<String>,
     onload: bool,
     counters: Vec<String>,
+    /// Topics whose presence list the page shows (`Commanders::presence_list`).
+    presence_lists: Vec<String>,
     /// Signed topics of this page before a reconnect (see `Page::subscribe`).
     topics: Option<String>,
     /// The browser's offset from UTC, in minutes.
@@ -167,14 +169,19 @@ impl PageChannel {
         Some(topics)
     }
 
-    /// Subscribes the page to its topics, and to the counts of those it shows counters of.
-    fn subscribe(&self, socket: &mut Socket, topics: &[String], counters: &[String]) {
+    /// Subscribes the page to its topics, and to the counts and presence lists it shows of
+    /// them (only of topics it is on).
+    fn subscribe(&self, socket: &mut Socket, topics: &[String], payload: &JoinPayload) {
         for topic in topics {
             socket.subscribe(topic);
         }
-        for counted in counters.iter().filter(|c| topics.contains(c)) {
+        for counted in payload.counters.iter().filter(|c| topics.contains(c)) {
             socket.subscribe(&Hub::counter_topic(counted));
             self.hub.watch_counter(counted);
+        }
+        for listed in payload.presence_lists.iter().filter(|l| topics.contains(l)) {
+            socket.subscribe(&Hub::presence_list_topic(listed));
+            self.hub.watch_presence_list(listed);
         }
     }
 
@@ -263,7 +270,7 @@ impl Channel for PageChannel {
             Some(topics) => topics,
             None => PageChannel::topics(&*commander, name, &path),
         };
-        self.subscribe(socket, &topics, &payload.counters);
+        self.subscribe(socket, &topics, &payload);
         let session = socket
             .assigns()
             .get("session")

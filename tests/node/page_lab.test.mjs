@@ -354,4 +354,24 @@ describe("tether.js page features in Chromium", { skip: chromiumSkip }, () => {
     assert.deepEqual(after, { outer: "outer 2", inner: "inner 5", same: true });
     assert.deepEqual(problems, []);
   });
+
+  test("presence list: kept current in the page without commander code", OPTS, async () => {
+    const first = await open();
+    const items = (page) => page.evaluate(() => document.querySelectorAll("#present li[data-tether-key]").length);
+    await waitOn(first, () => document.querySelectorAll("#present li[data-tether-key]").length === 1, null, "1 present");
+    const other = await browser.newContext();
+    try {
+      const second = await other.newPage();
+      await second.goto(`http://127.0.0.1:${server.port}/lab`, { timeout: WAIT_MS });
+      await waitOn(first, () => document.querySelectorAll("#present li[data-tether-key]").length === 2, null, "2 present");
+      const keys = await first.evaluate(() => [...document.querySelectorAll("#present li")].map((li) => li.dataset.tetherKey));
+      assert.equal(new Set(keys).size, 2, "two browsers, two keys");
+      await second.close();
+      await waitOn(first, () => document.querySelectorAll("#present li[data-tether-key]").length === 1, null, "back to 1 present");
+    } finally {
+      await other.close();
+    }
+    assert.equal(await items(first), 1);
+    assert.deepEqual(problems, []);
+  });
 });
