@@ -3,6 +3,8 @@
 //! encrypted assigns and brings them back on a reconnect — also to another node — and a
 //! tampered, foreign or oversized token is refused.
 
+#[path = "support/redis.rs"]
+mod redis_support;
 mod support;
 
 use actix_web::test::TestRequest;
@@ -377,4 +379,62 @@ async fn a_presence_list_is_kept_current_without_commander_code() {
             .starts_with(&format!(r#"<ul data-tether-presence="{topic}">"#))
     );
     assert_eq!(html.as_str().matches("<li ").count(), 1);
+}
+
+/// Two nodes on one real Redis: a region broadcast from node A reaches a page on node B, and
+/// that page's server copy follows (it crossed the bus twice: the frames for the browser and
+/// the live feed for the page's task).
+#[tokio::test]
+async fn a_broadcast_live_crosses_nodes_through_redis() {
+    let redis = redis_support::Redis::start();
+    let node = |name: &str| {
+        let (url, name) = (redis.url(), name.to_string());
+        start(move |config| {
+            config.pubsub.url = Some(url);
+            config.pubsub.node = Some(name);
+        })
+    };
+    let (a, b) = (node("live-a"), node("live-b"));
+    let board = commanders(&b)
+        .live("shop", "board", &Board { score: 0 })
+        .unwrap();
+    let req = TestRequest::with_uri("/shop").to_http_request();
+    let script = commanders(&b)
+        .script_with("shop", &req, &PageOptions::new().live(&board))
+        .to_string();
+    let token = attribute(&script, "data-tether-token").unwrap();
+    let live: Value =
+        serde_json::from_str(&attribute(&script, "data-tether-live").unwrap()).unwrap();
+    let (mut page, jr, _) = join(&b, &token, &live).await;
+
+    // The nodes' Redis connections come up on their own: broadcast until one arrives.
+    let topic = same_path("/shop");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut arrived = None;
+    for score in 1.. {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no broadcast crossed Redis"
+        );
+        commanders(&a)
+            .broadcast_live(&topic, "shop", "board", &Board { score })
+            .unwrap();
+        let wait = std::time::Duration::from_millis(300);
+        if let Ok(frame) = tokio::time::timeout(wait, page.recv()).await {
+            assert_eq!(frame[3], "patch", "{frame}");
+            arrived = Some((score, frame));
+            break;
+        }
+    }
+    // Bus messages keep their order: the last broadcast is the last to arrive.
+    let (score, first) = arrived.unwrap();
+    let last = format!("score {score}");
+    if first[4]["html"] != last.as_str() {
+        page.recv_until(|f| f[3] == "patch" && f[4]["html"] == last.as_str())
+            .await;
+    }
+    let kept = page.recv_until(|f| f[3] == "live").await;
+    assert_eq!(kept[4]["name"], "board");
+    let (done, _) = call(&mut page, &jr, "peek_board", json!({})).await;
+    assert_eq!(reply(&done, "ok")["result"], score);
 }

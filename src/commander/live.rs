@@ -288,9 +288,11 @@ impl Commanders {
     ) -> Result<Value, LiveError> {
         let (html, value) = render(name, assigns)?;
         let token = self.hub.live_token(commander, name, value.clone())?;
-        self.broadcast(topic, &super::Patch::morph(&selector(name), html))?;
-        let frame = encode_broadcast(topic, "live", &json!({ "name": name, "token": token }));
-        self.hub.pubsub.broadcast(topic, frame, None);
+        let morph = super::Patch::morph(&selector(name), html);
+        self.hub.check(&morph)?;
+        // The pages' tasks first, then their browsers: every node delivers bus messages in
+        // order, so by the time a browser has the new region its page's task has the update
+        // queued, and a handler the browser triggers next sees it.
         let update = LiveUpdate {
             commander: commander.to_string(),
             name: name.to_string(),
@@ -299,6 +301,9 @@ impl Commanders {
         let live_topic = Feed::Live.topic(topic);
         let frame = encode_broadcast(&live_topic, "live", &update);
         self.hub.pubsub.broadcast(&live_topic, frame, None);
+        self.broadcast(topic, &morph)?;
+        let frame = encode_broadcast(topic, "live", &json!({ "name": name, "token": token }));
+        self.hub.pubsub.broadcast(topic, frame, None);
         Ok(value)
     }
 }
