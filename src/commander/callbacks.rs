@@ -54,7 +54,7 @@ impl Sender {
     /// assert_eq!(sender.this(), r#"[tether-id="t3"]"#);
     /// ```
     pub fn this(&self) -> String {
-        format!(r#"[tether-id="{}"]"#, css_string(&self.tether_id))
+        super::patch::attr_selector("tether-id", &self.tether_id)
     }
 
     /// `selector` within the sender's `tether-commander` region (Drab's `this_commander`),
@@ -71,17 +71,6 @@ impl Sender {
             format!("{} {selector}", self.scope)
         }
     }
-}
-
-/// `text` made safe inside a double-quoted CSS string.
-fn css_string(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .flat_map(|c| match c {
-            '"' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect()
 }
 
 /// A message for [`Commander::handle_info`].

@@ -111,7 +111,7 @@ impl LiveRegion {
 
 /// The selector of live region `name`.
 fn selector(name: &str) -> String {
-    format!(r#"[tether-live="{}"]"#, name.replace(['"', '\\'], ""))
+    super::patch::attr_selector("tether-live", name)
 }
 
 fn render<T: LiveTemplate>(name: &str, assigns: &T) -> Result<(Html, Value), LiveError> {

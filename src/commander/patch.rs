@@ -349,6 +349,21 @@ impl Patch {
     }
 }
 
+/// The CSS selector `[attr="value"]`, with `value` quoted as a CSS string (quotes and
+/// backslashes escaped, control characters dropped), whatever it holds. The one quoting
+/// of every selector tether builds from a value (`Sender::this`, live regions, presence lists).
+pub(crate) fn attr_selector(attr: &str, value: &str) -> String {
+    let quoted: String = value
+        .chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!(r#"[{attr}="{quoted}"]"#)
+}
+
 /// Properties whose string value is parsed as markup or script.
 fn is_markup_prop(prop: &str) -> bool {
     let prop = prop.to_ascii_lowercase();

@@ -27,15 +27,7 @@ fn render(presences: &Presences) -> Html {
 
 /// The selector of `topic`'s presence lists.
 fn selector(topic: &str) -> String {
-    let topic: String = topic
-        .chars()
-        .filter(|c| !c.is_control())
-        .flat_map(|c| match c {
-            '"' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    format!(r#"[data-tether-presence="{topic}"]"#)
+    super::patch::attr_selector("data-tether-presence", topic)
 }
 
 impl Commanders {
