@@ -47,19 +47,53 @@ pub(crate) struct PageShared {
 impl PageShared {
     /// The page is gone: untrack it everywhere, fail its pending calls, wake its task.
     pub(crate) fn close(&self) {
-        let tracked = self
-            .tracked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(presence) = &self.hub.presence {
-            let owner = OwnerId(self.socket.join_id().get());
-            for (topic, key) in tracked.unwrap_or_default() {
-                let _ = presence.untrack_owner(&topic, owner, &key);
-            }
-        }
+        self.untrack(None);
         self.calls.close();
         self.gone.cancel();
+    }
+
+    /// The owner of the page's presences: its join.
+    fn owner(&self) -> OwnerId {
+        OwnerId(self.socket.join_id().get())
+    }
+
+    /// Tracks the page on `topic` under `key`, unless it is gone.
+    pub(crate) fn track(&self, topic: &str, key: String, meta: serde_json::Value) {
+        let Some(presence) = &self.hub.presence else {
+            return;
+        };
+        let mut tracked = self.tracked.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(tracked) = tracked.as_mut() else {
+            return;
+        };
+        match presence.track_owner(topic, self.owner(), &key, meta) {
+            Ok(()) => tracked.push((topic.to_string(), key)),
+            Err(err) => tracing::warn!(%topic, %key, "cannot track page: {err}"),
+        }
+    }
+
+    /// Untracks the page from `topic`; from every topic, and for good, with `None` (the page
+    /// is gone: later tracks are refused).
+    pub(crate) fn untrack(&self, topic: Option<&str>) {
+        let mut tracked = self.tracked.lock().unwrap_or_else(PoisonError::into_inner);
+        let leaving = match topic {
+            None => tracked.take().unwrap_or_default(),
+            Some(topic) => match tracked.as_mut() {
+                Some(entries) => {
+                    let (leaving, staying) = std::mem::take(entries)
+                        .into_iter()
+                        .partition(|(t, _)| t == topic);
+                    *entries = staying;
+                    leaving
+                }
+                None => Vec::new(),
+            },
+        };
+        if let Some(presence) = &self.hub.presence {
+            for (topic, key) in leaving {
+                let _ = presence.untrack_owner(&topic, self.owner(), &key);
+            }
+        }
     }
 }
 
@@ -278,7 +312,7 @@ impl PageHandle {
     }
 
     /// Pushes `event` to the page, unless it is gone.
-    fn push(&self, event: &str, payload: &impl Serialize) -> Result<(), PushError> {
+    pub(crate) fn push(&self, event: &str, payload: &impl Serialize) -> Result<(), PushError> {
         if self.is_gone() {
             return Err(PushError::Closed);
         }

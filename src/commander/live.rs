@@ -245,7 +245,8 @@ impl Page {
         let hub = self.handle.0.hub.clone();
         let token = hub.live_token(self.handle.commander(), name, value.clone())?;
         self.morph(&selector(name), html)?;
-        self.push_control("live", &json!({ "name": name, "token": token }))
+        self.handle
+            .push("live", &json!({ "name": name, "token": token }))
             .map_err(PatchError::from)?;
         self.state.settle_live();
         self.state.live.insert(name.to_string(), value);

@@ -17,7 +17,7 @@ use super::{
     runtime::{Feed, FeedSubscription, LiveUpdate},
     token::unix_now,
 };
-use crate::{config::IdSource, presence::OwnerId, transport::PushError};
+use crate::config::IdSource;
 
 /// Largest store token (the encrypted store) a page may have, in bytes: a cookie's worth.
 pub const MAX_STORE_BYTES: usize = 4096;
@@ -278,14 +278,7 @@ impl Page {
                 max: MAX_STORE_BYTES,
             });
         }
-        Ok(self.push_control("store", &json!({ "token": token }))?)
-    }
-
-    pub(crate) fn push_control(&self, event: &str, payload: &Value) -> Result<(), PushError> {
-        if self.handle.is_gone() {
-            return Err(PushError::Closed);
-        }
-        self.handle.0.socket.push(event, payload)
+        Ok(self.handle.push("store", &json!({ "token": token }))?)
     }
 
     /// The page's topics (broadcasting, then subscribed).
@@ -335,7 +328,7 @@ impl Page {
         self.state.topics.remove(at);
         self.live_feeds.remove(topic);
         let _ = self.handle.0.socket.unsubscribe(topic);
-        self.untrack(topic);
+        self.handle.0.untrack(Some(topic));
         // Older topics tokens of this browser still name the topic: refuse it from them.
         self.hub().revoke(&self.state.browser_id, topic);
         self.remember_topics();
@@ -392,55 +385,17 @@ impl Page {
             topics: self.state.topics.clone(),
         };
         let token = hub.keys.sign("topics", &claims, unix_now());
-        let _ = self.push_control("topics", &json!({ "token": token }));
+        let _ = self.handle.push("topics", &json!({ "token": token }));
     }
 
     /// Tracks this page on `topic` per its commander's presence rule (not once it is gone).
     pub(crate) fn track(&mut self, topic: &str) {
         let hub = self.hub().clone();
-        let Some(presence) = &hub.presence else {
-            return;
-        };
         let Some(commander) = hub.commanders.get(self.handle.commander()) else {
             return;
         };
-        let Some((key, meta)) = commander.presence(self, topic) else {
-            return;
-        };
-        let shared = &self.handle.0;
-        let mut tracked = shared
-            .tracked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(tracked) = tracked.as_mut() else {
-            return;
-        };
-        let owner = OwnerId(shared.socket.join_id().get());
-        match presence.track_owner(topic, owner, &key, meta) {
-            Ok(()) => tracked.push((topic.to_string(), key)),
-            Err(err) => tracing::warn!(%topic, %key, "cannot track page: {err}"),
-        }
-    }
-
-    /// Untracks this page from `topic`.
-    fn untrack(&mut self, topic: &str) {
-        let shared = &self.handle.0;
-        let Some(presence) = &shared.hub.presence else {
-            return;
-        };
-        let owner = OwnerId(shared.socket.join_id().get());
-        let mut tracked = shared
-            .tracked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(tracked) = tracked.as_mut() {
-            tracked.retain(|(t, key)| {
-                if t != topic {
-                    return true;
-                }
-                let _ = presence.untrack_owner(t, owner, key);
-                false
-            });
+        if let Some((key, meta)) = commander.presence(self, topic) {
+            self.handle.0.track(topic, key, meta);
         }
     }
 }
