@@ -1,11 +1,17 @@
 //! Live counters: `<span>`s in a template that tether.js keeps current with the users or
 //! connections on a topic, refreshed by one task at most every `counter_interval_ms` and only
-//! when a count changed. No commander code is involved.
+//! when a count changed. No commander code is involved. The same task keeps live presence
+//! lists current (`presence_list`), through the one refresh pass both use (`Hub::refresh`).
 //!
 //! It must never count anything itself (presence does).
 
-use std::{sync::PoisonError, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
+use bytes::Bytes;
 use serde_json::json;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -63,33 +69,60 @@ impl Hub {
 
     /// Registers interest in `topic`'s counts (a page with a counter joined).
     pub(crate) fn watch_counter(&self, topic: &str) {
-        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        counters
-            .entry(topic.to_string())
-            .or_insert((usize::MAX, usize::MAX));
+        watch(&self.counters, topic);
     }
 
     fn send_counts(&self) {
         let Some(presence) = &self.presence else {
             return;
         };
-        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        counters.retain(|topic, last| {
-            let counter_topic = Hub::counter_topic(topic);
-            if self.pubsub.local_subscriber_count(&counter_topic) == 0 {
+        self.refresh(
+            &self.counters,
+            Hub::counter_topic,
+            |topic| {
+                (
+                    presence.count_users(topic),
+                    presence.count_connections(topic),
+                )
+            },
+            |topic, channel, (users, connections)| {
+                let payload = json!({"topic": topic, "users": users, "connections": connections});
+                encode_broadcast(channel, "count", &payload)
+            },
+        );
+    }
+
+    /// The live-counter task's one pass over what pages on this node show of `watched`
+    /// topics (counts, presence lists): per topic, reads the state now (`now`), and when it
+    /// differs from the last one sent, sends `frame(topic, channel, state)` to the pages
+    /// listening on `channel(topic)`; forgets topics no page shows any more. The first pass
+    /// after a watch always sends (the last state starts as `None`).
+    pub(crate) fn refresh<T: PartialEq>(
+        &self,
+        watched: &Mutex<HashMap<String, Option<T>>>,
+        channel: fn(&str) -> String,
+        now: impl Fn(&str) -> T,
+        frame: impl Fn(&str, &str, &T) -> Bytes,
+    ) {
+        let mut watched = watched.lock().unwrap_or_else(PoisonError::into_inner);
+        watched.retain(|topic, last| {
+            let channel = channel(topic);
+            if self.pubsub.local_subscriber_count(&channel) == 0 {
                 return false; // nobody shows it any more
             }
-            let now = (
-                presence.count_users(topic),
-                presence.count_connections(topic),
-            );
-            if now != *last {
-                *last = now;
-                let payload = json!({"topic": topic, "users": now.0, "connections": now.1});
-                let frame = encode_broadcast(&counter_topic, "count", &payload);
-                self.pubsub.local_broadcast(&counter_topic, frame, None);
+            let now = now(topic);
+            if last.as_ref() != Some(&now) {
+                let frame = frame(topic, &channel, &now);
+                self.pubsub.local_broadcast(&channel, frame, None);
+                *last = Some(now);
             }
             true
         });
     }
+}
+
+/// Registers interest in `topic` in `watched` (a page showing it joined).
+pub(crate) fn watch<T>(watched: &Mutex<HashMap<String, Option<T>>>, topic: &str) {
+    let mut watched = watched.lock().unwrap_or_else(PoisonError::into_inner);
+    watched.entry(topic.to_string()).or_insert(None);
 }

@@ -54,9 +54,9 @@ pub(crate) struct Hub {
     pub(crate) presence: Option<Presence>,
     pub(crate) pubsub: Arc<dyn PubSub>,
     /// Last counts sent per counter topic, to send only changes.
-    pub(crate) counters: Mutex<HashMap<String, (usize, usize)>>,
+    pub(crate) counters: Mutex<HashMap<String, Option<(usize, usize)>>>,
     /// Last markup sent per watched presence list topic (see `presence_list`).
-    pub(crate) presence_lists: Mutex<HashMap<String, String>>,
+    pub(crate) presence_lists: Mutex<HashMap<String, Option<super::Html>>>,
     /// Runtime unsubscribes, shared by every node (see [`Hub::revoke`]).
     pub(crate) revocations: Arc<revocations::Revocations>,
 }

@@ -6,8 +6,6 @@
 //! It must never track anyone itself (presence does), and only pages on a topic may show its
 //! list (a page asks in its join; topics it is not on are ignored).
 
-use std::sync::PoisonError;
-
 use super::{Commanders, Html, Patch, hub::Hub};
 use crate::{presence::Presences, transport::frame::encode_broadcast};
 
@@ -58,11 +56,7 @@ impl Hub {
 
     /// Registers interest in `topic`'s presence list (a page showing it joined).
     pub(crate) fn watch_presence_list(&self, topic: &str) {
-        let mut lists = self
-            .presence_lists
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        lists.entry(topic.to_string()).or_default();
+        super::counters::watch(&self.presence_lists, topic);
     }
 
     /// Renders every watched list that changed and sends it to this node's pages showing it;
@@ -71,24 +65,15 @@ impl Hub {
         let Some(presence) = &self.presence else {
             return;
         };
-        let mut lists = self
-            .presence_lists
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        lists.retain(|topic, last| {
-            let list_topic = Hub::presence_list_topic(topic);
-            if self.pubsub.local_subscriber_count(&list_topic) == 0 {
-                return false;
-            }
-            let html = render(&presence.list(topic));
-            if html.as_str() != last.as_str() {
+        self.refresh(
+            &self.presence_lists,
+            Hub::presence_list_topic,
+            |topic| render(&presence.list(topic)),
+            |topic, channel, html| {
                 let patch = Patch::morph(&selector(topic), html.clone());
-                let frame = encode_broadcast(&list_topic, "patch", &patch);
-                self.pubsub.local_broadcast(&list_topic, frame, None);
-                *last = html.as_str().to_string();
-            }
-            true
-        });
+                encode_broadcast(channel, "patch", &patch)
+            },
+        );
     }
 }
 
