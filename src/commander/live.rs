@@ -114,25 +114,35 @@ fn selector(name: &str) -> String {
     super::patch::attr_selector("tether-live", name)
 }
 
-fn render<T: LiveTemplate>(name: &str, assigns: &T) -> Result<(Html, Value), LiveError> {
-    let html = Html::render(assigns).map_err(|err| LiveError::Render {
-        name: name.to_string(),
-        reason: err.to_string(),
-    })?;
-    let value = serde_json::to_value(assigns).map_err(|err| LiveError::Type {
-        name: name.to_string(),
-        reason: err.to_string(),
-    })?;
-    Ok((html, value))
+/// A live region rendered from its assigns: the markup, the assigns as kept, the token.
+struct Rendered {
+    html: Html,
+    value: Value,
+    token: String,
 }
 
 impl Hub {
-    /// The encrypted token of `assigns` for region `name` of `commander`, if small enough.
-    fn live_token(&self, commander: &str, name: &str, assigns: Value) -> Result<String, LiveError> {
+    /// Renders region `name` of `commander` from `assigns`, and makes the token the page keeps
+    /// (refused when over `[commander] max_live_bytes`). Every way a region is rendered (by a
+    /// controller, a poke, a broadcast) goes through here.
+    fn render_live<T: LiveTemplate>(
+        &self,
+        commander: &str,
+        name: &str,
+        assigns: &T,
+    ) -> Result<Rendered, LiveError> {
+        let html = Html::render(assigns).map_err(|err| LiveError::Render {
+            name: name.to_string(),
+            reason: err.to_string(),
+        })?;
+        let value = serde_json::to_value(assigns).map_err(|err| LiveError::Type {
+            name: name.to_string(),
+            reason: err.to_string(),
+        })?;
         let claims = LiveClaims {
             commander: commander.to_string(),
             name: name.to_string(),
-            assigns,
+            assigns: value,
         };
         let token = self.keys.encrypt("live", &claims, unix_now());
         let max = self.config.max_live_bytes;
@@ -143,7 +153,11 @@ impl Hub {
                 max,
             });
         }
-        Ok(token)
+        Ok(Rendered {
+            html,
+            value: claims.assigns,
+            token,
+        })
     }
 
     /// The regions a joining page of `commander` brought back: (assigns by name, names
@@ -202,8 +216,7 @@ impl Commanders {
         name: &str,
         assigns: &T,
     ) -> Result<LiveRegion, LiveError> {
-        let (html, value) = render(name, assigns)?;
-        let token = self.hub.live_token(commander, name, value)?;
+        let Rendered { html, token, .. } = self.hub.render_live(commander, name, assigns)?;
         Ok(LiveRegion {
             name: name.to_string(),
             token,
@@ -241,15 +254,13 @@ impl Page {
 
     /// Sets the assigns of live region `name` (known or not) and re-renders it.
     pub fn put_live<T: LiveTemplate>(&mut self, name: &str, assigns: &T) -> Result<(), LiveError> {
-        let (html, value) = render(name, assigns)?;
         let hub = self.handle.0.hub.clone();
-        let token = hub.live_token(self.handle.commander(), name, value.clone())?;
-        self.morph(&selector(name), html)?;
+        let rendered = hub.render_live(self.handle.commander(), name, assigns)?;
+        self.morph(&selector(name), rendered.html)?;
         self.handle
-            .push("live", &json!({ "name": name, "token": token }))
+            .push("live", &json!({ "name": name, "token": rendered.token }))
             .map_err(PatchError::from)?;
-        self.state.settle_live();
-        self.state.live.insert(name.to_string(), value);
+        self.state.keep_live(name, rendered.value);
         self.follow_live();
         Ok(())
     }
@@ -269,8 +280,7 @@ impl Page {
         let value = self
             .commanders()
             .broadcast_live(topic, &commander, name, &assigns)?;
-        self.state.settle_live();
-        self.state.live.insert(name.to_string(), value);
+        self.state.keep_live(name, value);
         Ok(())
     }
 }
@@ -287,8 +297,7 @@ impl Commanders {
         name: &str,
         assigns: &T,
     ) -> Result<Value, LiveError> {
-        let (html, value) = render(name, assigns)?;
-        let token = self.hub.live_token(commander, name, value.clone())?;
+        let Rendered { html, value, token } = self.hub.render_live(commander, name, assigns)?;
         let morph = super::Patch::morph(&selector(name), html);
         self.hub.check(&morph)?;
         // The pages' tasks first, then their browsers: every node delivers bus messages in

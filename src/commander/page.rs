@@ -101,8 +101,14 @@ impl PageState {
         }
     }
 
+    /// Keeps `value` as region `name`'s assigns, after every broadcast received before it.
+    pub(crate) fn keep_live(&mut self, name: &str, value: Value) {
+        self.settle_live();
+        self.live.insert(name.to_string(), value);
+    }
+
     /// Applies every kept broadcast live frame, oldest first.
-    pub(crate) fn settle_live(&mut self) {
+    fn settle_live(&mut self) {
         for frame in std::mem::take(&mut self.live_frames) {
             self.apply_live(&frame);
         }
