@@ -24,7 +24,7 @@ use crate::{
     connect::{JOIN_REF, Ws, connect_ws, heartbeat_frame, join},
     histogram::Recorder,
     procfs::CpuMark,
-    report::{Report, mib_nodes},
+    report::Report,
     run::RunCtx,
     session::ClientCtx,
     shared::{MAX_SHOUTS, Shared},
@@ -178,19 +178,9 @@ async fn connect_all(run: &RunCtx<'_>) -> Result<(), String> {
 
 /// Idle: waits until the servers' RSS is stable and no presence traffic flows (≤ 30 s).
 async fn idle(run: &RunCtx<'_>) {
-    let (rss, secs, settled) = run.settle_rss().await;
-    let mut r = run.report.lock().unwrap();
-    r.other_frames_at_idle = Some(run.shared.other_frames.load(Ordering::Relaxed));
-    if !run.procs.servers.is_empty() {
-        r.rss_joined = rss;
-        r.rss_settle = Some((secs, settled));
-        eprintln!(
-            "loadgen: server RSS {} → {} ({})",
-            r.rss_before.as_deref().map(mib_nodes).unwrap_or_default(),
-            r.rss_joined.as_deref().map(mib_nodes).unwrap_or_default(),
-            if settled { "stable" } else { "not stable" }
-        );
-    }
+    run.record_idle_rss().await;
+    let other = run.shared.other_frames.load(Ordering::Relaxed);
+    run.report.lock().unwrap().other_frames_at_idle = Some(other);
 }
 
 /// Latency: one broadcast to all N at a time, `--rounds` times.

@@ -33,11 +33,7 @@ use tokio::{
 };
 
 use crate::{
-    connect::JOIN_REF,
-    histogram::Summary,
-    procfs::CpuMark,
-    report::{PagesReport, mib_nodes},
-    run::RunCtx,
+    connect::JOIN_REF, histogram::Summary, procfs::CpuMark, report::PagesReport, run::RunCtx,
 };
 
 /// The ref of the one `event` an adder sends.
@@ -142,18 +138,9 @@ impl Pages {
     /// Counts a frame of the page channel for client `idx`; `false` if `frame` is not one
     /// (heartbeat replies, …).
     pub fn on_frame(&self, idx: usize, now: u64, frame: &[u8]) -> bool {
-        if frame.starts_with(br#"[null,null,""#) {
-            // A broadcast on one of the page's topics (the list's re-render, live tokens).
-            self.frames.fetch_add(1, Ordering::Relaxed);
-            let head = &frame[..frame.len().min(160)];
-            if PATCH_EVENT.find(head).is_some() {
-                self.on_patch(idx, now, frame, head);
-            } else {
-                self.note_other(frame);
-            }
-            true
-        } else if frame.starts_with(br#"["1",null,""#) {
-            // A push on the page's topic.
+        if frame.starts_with(br#"["1",null,""#) || frame.starts_with(br#"[null,null,""#) {
+            // A push on the page's topic, or a broadcast on one of its topics (the list's
+            // re-render, live tokens).
             self.frames.fetch_add(1, Ordering::Relaxed);
             let head = &frame[..frame.len().min(160)];
             if PATCH_EVENT.find(head).is_some() {
@@ -328,18 +315,7 @@ pub async fn run_pages(run: &RunCtx<'_>) -> Result<(), String> {
     run.report.lock().unwrap().pages = Some(pr.clone());
 
     // Idle: RSS once stable.
-    let (rss, secs, settled) = run.settle_rss().await;
-    if !procs.servers.is_empty() {
-        let mut r = run.report.lock().unwrap();
-        r.rss_joined = rss;
-        r.rss_settle = Some((secs, settled));
-        eprintln!(
-            "loadgen: server RSS {} → {} ({})",
-            r.rss_before.as_deref().map(mib_nodes).unwrap_or_default(),
-            r.rss_joined.as_deref().map(mib_nodes).unwrap_or_default(),
-            if settled { "stable" } else { "not stable" }
-        );
-    }
+    run.record_idle_rss().await;
     pr.rss_peak_joined = procs.status_kib("VmHWM:");
 
     let round = event_round(run, limit, &mut pr).await;

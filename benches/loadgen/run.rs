@@ -21,7 +21,7 @@ use crate::{
     options::{Opts, Scenario},
     pages::run_pages,
     procfs::{PhaseCpu, Procs, rss_kib},
-    report::Report,
+    report::{Report, mib_nodes},
     servers::Fleet,
     session::{ClientCtx, run_client},
     shared::Shared,
@@ -189,6 +189,24 @@ impl RunCtx<'_> {
             }
         }
         (readings.pop(), start.elapsed().as_secs_f64(), false)
+    }
+
+    /// Waits until the servers' RSS is stable ([`RunCtx::settle_rss`]) and records it as the
+    /// "joined and idle" reading of the report (with servers only).
+    pub async fn record_idle_rss(&self) {
+        let (rss, secs, settled) = self.settle_rss().await;
+        if self.procs.servers.is_empty() {
+            return;
+        }
+        let mut r = self.report.lock().unwrap();
+        r.rss_joined = rss;
+        r.rss_settle = Some((secs, settled));
+        eprintln!(
+            "loadgen: server RSS {} → {} ({})",
+            r.rss_before.as_deref().map(mib_nodes).unwrap_or_default(),
+            r.rss_joined.as_deref().map(mib_nodes).unwrap_or_default(),
+            if settled { "stable" } else { "not stable" }
+        );
     }
 
     /// `--hold-secs`: keeps every client connected a while longer.
