@@ -35,6 +35,8 @@ pub const DEFAULT_MODAL_TIMEOUT: Duration = Duration::from_secs(600);
 pub(crate) struct PageShared {
     pub(crate) hub: Arc<Hub>,
     pub(crate) commander: &'static str,
+    /// The shared commanders the page's token allows (registered and shared).
+    pub(crate) shared_commanders: Vec<&'static str>,
     pub(crate) socket: SocketHandle,
     pub(crate) queue: mpsc::Sender<Work>,
     pub(crate) calls: Calls,
@@ -50,6 +52,14 @@ impl PageShared {
         self.untrack(None);
         self.calls.close();
         self.gone.cancel();
+    }
+
+    /// The shared commanders the page may call, after its own in every callback.
+    pub(crate) fn shared_commanders(&self) -> Vec<Arc<dyn super::callbacks::DynCommander>> {
+        self.shared_commanders
+            .iter()
+            .filter_map(|name| self.hub.commanders.get(name).cloned())
+            .collect()
     }
 
     /// The owner of the page's presences: its join.

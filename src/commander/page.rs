@@ -69,8 +69,6 @@ pub(crate) struct PageState {
     pub(crate) live_frames: Vec<bytes::Bytes>,
     /// Broadcasting and subscribed topics, in order.
     pub(crate) topics: Vec<String>,
-    /// Shared commanders the page token allows, registered and shared.
-    pub(crate) shared: Vec<&'static str>,
     /// From the upgrade request and the join.
     pub(crate) browser: BrowserInfo,
 }

@@ -231,23 +231,20 @@ impl PageChannel {
 
     /// Which commander an event is for, if the page may call `handler` there: the page's
     /// own, or a shared one its token allows.
-    fn target(
-        &self,
-        page: &PageHandle,
-        allowed: &[&'static str],
-        event: &EventPayload,
-    ) -> Option<Arc<dyn DynCommander>> {
+    fn target(&self, page: &PageHandle, event: &EventPayload) -> Option<Arc<dyn DynCommander>> {
         let name = match &event.commander {
             None => page.commander(),
-            Some(name) => allowed.iter().copied().find(|a| a == name)?,
+            Some(name) => page
+                .0
+                .shared_commanders
+                .iter()
+                .copied()
+                .find(|a| a == name)?,
         };
         let (_, commander) = self.commander(name)?;
         commander.declares(&event.handler).then_some(commander)
     }
 }
-
-/// What a page's socket holds besides its handle: the shared commanders its token allows.
-struct Allowed(Vec<&'static str>);
 
 impl Channel for PageChannel {
     type Info = PageCrash;
@@ -289,7 +286,6 @@ impl Channel for PageChannel {
             live,
             live_frames: Vec::new(),
             topics: topics.clone(),
-            shared: allowed.clone(),
             browser: PageChannel::browser_info(socket, &payload),
         };
         let browser_token = self.hub.keys.sign("browser", &state.browser_id, now);
@@ -297,6 +293,7 @@ impl Channel for PageChannel {
         let handle = PageHandle(Arc::new(PageShared {
             hub: self.hub.clone(),
             commander: name,
+            shared_commanders: allowed,
             socket: socket.handle(),
             queue,
             calls: Calls::default(),
@@ -315,7 +312,6 @@ impl Channel for PageChannel {
         });
         let task = actix_web::rt::spawn(runtime::run(page, work));
         socket.insert(PageSlot(handle, task));
-        socket.insert(Allowed(allowed));
         let config = &self.hub.config;
         Ok(json!({
             "browser_id": browser_token,
@@ -340,8 +336,7 @@ impl Channel for PageChannel {
                 let Ok(event) = serde_json::from_value::<EventPayload>(payload) else {
                     return Ok(Reply::Error(json!({"reason": "invalid event payload"})));
                 };
-                let allowed = socket.get::<Allowed>().map_or(&[][..], |a| &a.0);
-                let Some(commander) = self.target(page, allowed, &event) else {
+                let Some(commander) = self.target(page, &event) else {
                     tracing::warn!(
                         commander = page.commander(),
                         handler = %crate::text::for_log(&event.handler),

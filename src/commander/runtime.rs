@@ -100,20 +100,12 @@ pub(crate) async fn run(mut page: Page, mut queue: mpsc::Receiver<Work>) {
     let commanders = Commanders {
         hub: shared.hub.clone(),
     };
-    let shared_commanders = shared_commanders(&shared.hub, &state.shared);
-    for commander in std::iter::once(commander).chain(shared_commanders) {
+    for commander in std::iter::once(commander).chain(shared.shared_commanders()) {
         let ending = AssertUnwindSafe(commander.on_disconnect(&gone, &commanders));
         if let Err(panic) = ending.catch_unwind().await {
             tracing::error!(path = %gone.path, "on_disconnect failed: {}", panic_message(&*panic));
         }
     }
-}
-
-fn shared_commanders(hub: &Hub, names: &[&'static str]) -> Vec<Arc<dyn DynCommander>> {
-    names
-        .iter()
-        .filter_map(|name| hub.commanders.get(name).cloned())
-        .collect()
 }
 
 /// Tells the page a callback failed (and logs it).
@@ -128,7 +120,7 @@ fn report(page: &Page, callback: &str, err: BoxError) {
 async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
     match work {
         Work::Connect { onload } => {
-            let shared = shared_commanders(&page.handle.0.hub, &page.state.shared);
+            let shared = page.handle.0.shared_commanders();
             let all: Vec<&dyn DynCommander> = std::iter::once(commander)
                 .chain(shared.iter().map(|c| &**c))
                 .collect();
