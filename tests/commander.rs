@@ -10,7 +10,7 @@ use actix_web::{
     test::TestRequest,
 };
 use serde_json::{Value, json};
-use support::{Client, TestServer, WAIT, reply, test_config};
+use support::{Client, TestServer, reply, test_config};
 use tether::{
     Config,
     channel::BoxError,
@@ -228,15 +228,7 @@ impl Setup {
     }
 
     async fn wait_log(&self, line: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !self.log().iter().any(|l| l == line) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no `{line}` in {:?}",
-                self.log()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        support::wait_for_line(&self.log, line).await;
     }
 }
 

@@ -12,7 +12,7 @@ use std::{
 
 use actix_web::test::TestRequest;
 use serde_json::{Value, json};
-use support::{Client, TestServer, WAIT, reply, test_config};
+use support::{Client, TestServer, reply, test_config};
 use tether::{
     Config,
     channel::BoxError,
@@ -246,15 +246,7 @@ impl Lab1 {
     }
 
     async fn wait_log(&self, line: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !self.log().iter().any(|l| l == line) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no `{line}` in {:?}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        support::wait_for_line(&self.log, line).await;
     }
 }
 

@@ -109,6 +109,19 @@ impl Drop for TestServer {
     }
 }
 
+/// Waits (bounded by [`WAIT`]) until a callback wrote `line` into `log`.
+pub async fn wait_for_line(log: &std::sync::Mutex<Vec<String>>, line: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !log.lock().unwrap().iter().any(|l| l == line) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no `{line}` in {:?}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The config every test starts from (a fixed secret, default limits).
 pub fn test_config() -> Config {
     Config::default().with_secret_key_base("x".repeat(64))
