@@ -139,6 +139,10 @@ pub struct EndpointConfig {
     pub write_timeout_ms: u64,
     /// How long a shutdown waits for connections to run their leave callbacks.
     pub shutdown_timeout_ms: u64,
+    /// The password of the live dashboard (`/tether/dashboard`) and of `/metrics`, user
+    /// `admin` (HTTP Basic). Env `TETHER_DASHBOARD_PASSWORD` (the examples read only the
+    /// environment). `None` (the default): neither route exists.
+    pub dashboard_password: Option<String>,
 }
 
 impl Default for EndpointConfig {
@@ -154,6 +158,7 @@ impl Default for EndpointConfig {
             idle_timeout_ms: 60_000,
             write_timeout_ms: 10_000,
             shutdown_timeout_ms: 5_000,
+            dashboard_password: None,
         }
     }
 }
@@ -268,6 +273,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "presence.permdown_period_ms",
     ),
     ("TETHER_PRESENCE_COALESCE_MS", "presence.coalesce_ms"),
+    ("TETHER_DASHBOARD_PASSWORD", "endpoint.dashboard_password"),
 ];
 
 impl Config {
@@ -369,6 +375,9 @@ impl Config {
         match key {
             "endpoint.secret_key_base" => self.endpoint.secret_key_base = value.to_string(),
             "endpoint.port" => self.endpoint.port = number(value)?,
+            "endpoint.dashboard_password" => {
+                self.endpoint.dashboard_password = Some(value.to_string())
+            }
             "pubsub.url" => self.pubsub.url = Some(value.to_string()),
             "pubsub.node" => self.pubsub.node = Some(value.to_string()),
             "pubsub.channel" => self.pubsub.channel = Some(value.to_string()),
@@ -403,6 +412,12 @@ impl Config {
             })
         };
         let e = &self.endpoint;
+        if e.dashboard_password.as_deref() == Some("") {
+            return invalid(
+                "endpoint.dashboard_password",
+                "must not be empty (leave it out to turn the dashboard off)",
+            );
+        }
         if e.secret_key_base.len() < 64 {
             return invalid("endpoint.secret_key_base", "must be at least 64 bytes long");
         }
@@ -666,6 +681,19 @@ mod tests {
                 "README's config block lacks `{field} … # env {var}`"
             );
         }
+    }
+
+    #[test]
+    fn the_dashboard_password_comes_from_the_environment_only() {
+        assert_eq!(Config::default().endpoint.dashboard_password, None);
+        let config = Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", "pw")])).unwrap();
+        assert_eq!(config.endpoint.dashboard_password.as_deref(), Some("pw"));
+        let empty = Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", "")])).unwrap();
+        assert_eq!(empty.endpoint.dashboard_password, None);
+        let from_file = Config::from_toml_str("[endpoint]\ndashboard_password = \"f\"\n").unwrap();
+        assert_eq!(from_file.endpoint.dashboard_password.as_deref(), Some("f"));
+        let err = Config::from_toml_str("[endpoint]\ndashboard_password = \"\"\n").unwrap_err();
+        assert!(err.to_string().contains("dashboard_password"), "{err}");
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub mod endpoint;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod metrics;
 pub mod presence;
 pub mod pubsub;
 mod text;

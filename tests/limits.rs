@@ -148,6 +148,7 @@ async fn a_slow_consumer_is_disconnected_and_nobody_else_waits() {
             .with_max_outbound_bytes(64 * 1024)
             .with_write_timeout_ms(60_000),
     );
+    let closes_before = tether::metrics::metrics().slow_consumer_closes.get();
     let mut slow = server.client("").await;
     let mut fast = server.client("").await;
     let mut sender = server.client("").await;
@@ -187,6 +188,12 @@ async fn a_slow_consumer_is_disconnected_and_nobody_else_waits() {
             .local_subscriber_count("room:flood"),
         2
     );
+    // Counted for /metrics and the dashboard (other tests of this binary may add theirs).
+    server
+        .eventually("the slow consumer close to be counted", |_| {
+            tether::metrics::metrics().slow_consumer_closes.get() > closes_before
+        })
+        .await;
     assert_alive(&mut fast).await;
     drop(slow);
 }

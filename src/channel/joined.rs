@@ -159,6 +159,7 @@ impl JoinedChannels {
         socket.current_ref = None;
         match result {
             Ok(Ok(response)) => {
+                crate::metrics::metrics().joins.inc();
                 let subscription = Subscription::new(&self.conn, topic.clone(), socket.join_id());
                 self.reply(Some(&join_ref), &frame, Status::Ok, &response);
                 for pushed in socket.take_deferred() {

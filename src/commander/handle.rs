@@ -590,6 +590,7 @@ impl PageHandle {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(CallError::Disconnected),
             Err(_) => {
+                crate::metrics::metrics().round_trip_timeouts.inc();
                 if calls.forget(id) {
                     let _ = self.push("call_cancel", &json!({ "id": id }));
                 }

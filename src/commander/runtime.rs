@@ -143,7 +143,10 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
             sender,
             reply,
         } => {
-            let answer = match target.handle_event(&handler, page, *sender).await {
+            let timer = crate::metrics::metrics().handler_duration.start_timer();
+            let outcome = target.handle_event(&handler, page, *sender).await;
+            timer.observe_duration();
+            let answer = match outcome {
                 None => Reply::Ok(json!({"skipped": true})),
                 Some(Ok(result)) => Reply::Ok(json!({ "result": result })),
                 Some(Err(reason)) => {

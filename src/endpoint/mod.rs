@@ -36,6 +36,7 @@
 //! # }
 //! ```
 
+mod dashboard;
 mod origin;
 mod serve;
 
@@ -63,6 +64,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use crate::channel::{ConnectError, ConnectInfo, SocketRoute};
 use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
+pub use dashboard::{DASHBOARD_PATH, METRICS_PATH};
 pub use serve::{serve, shutdown_signal};
 
 use crate::{
@@ -77,6 +79,7 @@ use crate::{
         upgrade::{Runtime, upgrade},
     },
 };
+use dashboard::Dashboard;
 use origin::{check_origin, normalize_origin};
 
 /// The browser client, served at `tether.js` where the endpoint is mounted: the bundled
@@ -155,8 +158,21 @@ impl EndpointBuilder {
         self
     }
 
-    /// Checks the routes and builds the endpoint; starts nothing.
-    pub fn build(self) -> Result<Endpoint, EndpointError> {
+    /// Checks the routes and builds the endpoint; starts nothing. With
+    /// `endpoint.dashboard_password` set, the dashboard's commander is added here.
+    pub fn build(mut self) -> Result<Endpoint, EndpointError> {
+        let dashboard = self
+            .config
+            .endpoint
+            .dashboard_password
+            .as_deref()
+            .map(|password| {
+                let node = self.config.pubsub.node_name();
+                Dashboard::new(self.presence.clone(), password, &node)
+            });
+        if let Some(dashboard) = &dashboard {
+            self = self.commander(dashboard.clone());
+        }
         let commanders = self.commanders.build()?;
         let mut sockets = self.sockets;
         if self.has_commanders {
@@ -189,6 +205,7 @@ impl EndpointBuilder {
                 pubsub: self.pubsub,
                 presence: self.presence,
                 commanders,
+                dashboard,
                 sockets: sockets.into_iter().map(Arc::new).collect(),
                 background: TaskTracker::new(),
                 stop_background: CancellationToken::new(),
@@ -208,6 +225,8 @@ struct Inner {
     pubsub: Arc<dyn PubSub>,
     presence: Presence,
     commanders: Commanders,
+    /// The dashboard and `/metrics`, when `endpoint.dashboard_password` is set.
+    dashboard: Option<Dashboard>,
     sockets: Vec<Arc<SocketRoute>>,
     /// The pub/sub, presence and counter tasks.
     background: TaskTracker,
@@ -288,6 +307,9 @@ impl Endpoint {
         self.inner.pubsub.start(tasks, stop);
         self.inner.presence.start(tasks);
         self.inner.commanders.start(tasks, stop);
+        if let Some(dashboard) = &self.inner.dashboard {
+            dashboard.start(tasks, stop);
+        }
     }
 
     /// Sends `event` with `payload` to every client joined to `topic`, from outside any
@@ -299,9 +321,14 @@ impl Endpoint {
 
     /// Registers the WebSocket routes and `tether.js` (the browser client) on an actix-web
     /// app, relative to where it is called (works under a `web::scope`), and starts the
-    /// endpoint: `App::new().configure(|cfg| endpoint.configure(cfg))`.
+    /// endpoint: `App::new().configure(|cfg| endpoint.configure(cfg))`. With
+    /// `endpoint.dashboard_password` set, also the live dashboard ([`DASHBOARD_PATH`]) and
+    /// the Prometheus metrics ([`METRICS_PATH`]), both behind HTTP Basic (user `admin`).
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         self.start();
+        if let Some(dashboard) = &self.inner.dashboard {
+            dashboard.mount(cfg, &self.inner.commanders);
+        }
         cfg.service(
             web::resource("/tether.js")
                 .name(TETHER_JS_ROUTE)

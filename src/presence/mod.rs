@@ -50,6 +50,7 @@
 
 mod delivery;
 pub mod hooks;
+mod overview;
 mod replication;
 mod shard;
 pub mod tracker;
@@ -71,6 +72,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use hooks::{DefaultHooks, PresenceDiff, PresenceHooks, Presences};
+pub use overview::{NodeStatus, TopicCount};
 pub use tracker::{Meta, TrackError};
 
 use crate::{

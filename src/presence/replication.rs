@@ -71,6 +71,7 @@ impl Presence {
     }
 
     fn receive(&self, index: usize, bytes: &[u8]) {
+        crate::metrics::metrics().gossip("in", bytes.len());
         let gossip = match Gossip::decode(bytes) {
             Ok(gossip) => gossip,
             Err(err) => {
@@ -94,11 +95,18 @@ impl Presence {
 
     pub(super) fn publish(&self, shard: usize, gossip: &Gossip) {
         match gossip.encode() {
-            Ok(bytes) => self.inner.pubsub.broadcast(
-                &gossip_topic(shard),
-                Bytes::from(bytes),
-                Some(self.inner.id),
-            ),
+            Ok(bytes) => {
+                let metrics = crate::metrics::metrics();
+                metrics.gossip("out", bytes.len());
+                if matches!(gossip, Gossip::Transfer { .. }) {
+                    metrics.gossip_transfers.inc();
+                }
+                self.inner.pubsub.broadcast(
+                    &gossip_topic(shard),
+                    Bytes::from(bytes),
+                    Some(self.inner.id),
+                )
+            }
             Err(err) => tracing::error!("cannot encode presence gossip: {err}"),
         }
     }

@@ -57,6 +57,19 @@ pub struct ReplicaId {
     pub incarnation: u64,
 }
 
+/// What a replica knows of one peer ([`Tracker::peers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The peer.
+    pub id: ReplicaId,
+    /// Whether it is up (heard within the down period).
+    pub up: bool,
+    /// Milliseconds since it was last heard.
+    pub silent_ms: u64,
+    /// Its entries (visible while up, hidden while down).
+    pub entries: usize,
+}
+
 /// One tracked presence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -855,6 +868,21 @@ impl Tracker {
         if let Some(peer) = self.peers.get_mut(name) {
             peer.hidden = hidden;
         }
+    }
+
+    /// Every peer this replica knows (up, or down and not yet forgotten), at time `now`.
+    pub fn peers(&self, now: u64) -> impl Iterator<Item = PeerStatus> + '_ {
+        self.peers.values().map(move |peer| PeerStatus {
+            id: peer.id.clone(),
+            up: peer.up,
+            silent_ms: now.saturating_sub(peer.last_heard),
+            entries: peer.refs.len(),
+        })
+    }
+
+    /// Entries tracked by this replica.
+    pub fn local_entries(&self) -> usize {
+        self.local.len()
     }
 
     /// Names of peers currently up.

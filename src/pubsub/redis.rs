@@ -201,6 +201,8 @@ impl PubSub for RedisPubSub {
 struct Backoff {
     delay: Duration,
     failing: bool,
+    /// A connection was made before: the next one is a reconnect (counted in the metrics).
+    connected_before: bool,
 }
 
 impl Backoff {
@@ -208,6 +210,7 @@ impl Backoff {
         Backoff {
             delay: Duration::from_millis(100),
             failing: false,
+            connected_before: false,
         }
     }
 
@@ -234,6 +237,10 @@ impl Backoff {
     }
 
     fn succeeded(&mut self, what: &str) {
+        if self.connected_before {
+            crate::metrics::metrics().redis_reconnects.inc();
+        }
+        self.connected_before = true;
         if self.failing {
             tracing::info!("redis {what} recovered");
         }

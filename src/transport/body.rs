@@ -92,9 +92,12 @@ impl OutboxBody {
         let shared = &self.shared;
         let mut state = shared.lock();
         let mut ended = None;
+        let (mut frames, mut bytes) = (0, 0);
         while buf.len() + CONTROL_ROOM <= CHUNK {
             match state.take_wire(shared, cx) {
                 Some(Wire::Text(payload)) => {
+                    frames += 1;
+                    bytes += payload.len() as u64;
                     header(buf, OP_TEXT, payload.len());
                     let room = CHUNK - buf.len();
                     if payload.len() <= room {
@@ -126,6 +129,11 @@ impl OutboxBody {
             state.wrote(!self.pieces.is_empty());
         }
         drop(state);
+        if frames > 0 {
+            let metrics = crate::metrics::metrics();
+            metrics.frames_out.inc_by(frames);
+            metrics.bytes_out.inc_by(bytes);
+        }
         if let Some(task) = ended {
             task.wake();
         }

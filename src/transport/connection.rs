@@ -121,11 +121,18 @@ pub(crate) async fn run<H: Handler>(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
+    let metrics = crate::metrics::metrics();
+    let _open = OpenConnection::count();
     let mut inbound = Inbound {
         payload,
         assembler: Assembler::new(limits.max_frame_bytes),
     };
     let reason = serve(&mut inbound, &outbox, &mut handler, limits, shutdown).await;
+    match &reason {
+        Disconnect::SlowConsumer => metrics.slow_consumer_closes.inc(),
+        Disconnect::WriteTimeout => metrics.write_timeouts.inc(),
+        _ => {}
+    }
     match &reason {
         Disconnect::ClientClosed | Disconnect::Shutdown => {
             tracing::debug!(?reason, "connection closed")
@@ -145,6 +152,7 @@ pub(crate) async fn run<H: Handler>(
         let deadline = since + limits.write_timeout;
         if Instant::now() >= deadline {
             tracing::info!("write timeout while closing; connection abandoned");
+            metrics.write_timeouts.inc();
             outbox.abandon();
             break;
         }
@@ -152,6 +160,25 @@ pub(crate) async fn run<H: Handler>(
             _ = outbox.body_ended() => break,
             _ = tokio::time::sleep_until(deadline) => {}
         }
+    }
+}
+
+/// Counts a connection open in the metrics while it lives (a connection task dropped
+/// mid-way still uncounts itself).
+struct OpenConnection;
+
+impl OpenConnection {
+    fn count() -> OpenConnection {
+        let metrics = crate::metrics::metrics();
+        metrics.connections_opened.inc();
+        metrics.connections.inc();
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        crate::metrics::metrics().connections.dec();
     }
 }
 
@@ -192,6 +219,9 @@ async fn serve<H: Handler>(
             message = inbound.next(), if reading => match message {
                 Ok(Message::Text(text)) => {
                     last_seen = Instant::now();
+                    let metrics = crate::metrics::metrics();
+                    metrics.frames_in.inc();
+                    metrics.bytes_in.inc_by(text.len() as u64);
                     if let Err(reason) = dispatch(&text, outbox, handler).await {
                         return reason;
                     }

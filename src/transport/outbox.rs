@@ -220,6 +220,9 @@ impl Outbox {
                 if !state.pending() {
                     state.progressed();
                 }
+                crate::metrics::metrics()
+                    .outbox_depth
+                    .observe(state.wire.len() as f64);
                 state.wire.push_back(Queued { frame, charged });
                 state.wire_bytes += charged;
                 state.body_waker.take()

@@ -1,0 +1,271 @@
+//! The process's operational figures, kept by every layer and read by `/metrics` (Prometheus
+//! text format, through the `prometheus` crate) and by the live dashboard.
+//!
+//! One [`Metrics`] per process ([`metrics()`]), as a Prometheus client library keeps one
+//! registry: what is counted is this process's work, whatever endpoints it runs.
+//!
+//! | name | type | what |
+//! |---|---|---|
+//! | `tether_connections` | gauge | open WebSocket connections |
+//! | `tether_connections_opened_total` | counter | WebSocket connections accepted |
+//! | `tether_joins_total` | counter | channel joins accepted |
+//! | `tether_frames_in_total` / `tether_bytes_in_total` | counter | text frames (and their payload bytes) read from clients |
+//! | `tether_frames_out_total` / `tether_bytes_out_total` | counter | text frames (and their payload bytes) handed to client sockets |
+//! | `tether_slow_consumer_closes_total` | counter | connections closed because their outbound queue overflowed |
+//! | `tether_write_timeouts_total` | counter | connections closed because their client stopped reading |
+//! | `tether_outbox_depth_frames` | histogram | frames already queued on a connection when another is queued |
+//! | `tether_presence_entries{node}` | gauge | presence entries this node sees, by the node that tracks them (set when scraped) |
+//! | `tether_gossip_messages_total{direction}` | counter | presence gossip messages sent (`out`) and received (`in`) |
+//! | `tether_gossip_bytes_total{direction}` | counter | their bytes |
+//! | `tether_gossip_transfers_total` | counter | full-state transfers sent to peers that asked |
+//! | `tether_redis_reconnects_total` | counter | Redis connections re-established after a loss |
+//! | `tether_handler_duration_seconds` | histogram | commander handler run time |
+//! | `tether_round_trip_timeouts_total` | counter | browser round trips that timed out |
+//!
+//! Topic names are never labels (their number is unbounded); node names are (a cluster has a
+//! handful).
+//!
+//! This module only counts: it must never decide anything, block, or allocate per event.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// Every figure tether keeps; see the module docs for names and meanings.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: IntGauge,
+    /// WebSocket connections accepted.
+    pub connections_opened: IntCounter,
+    /// Channel joins accepted.
+    pub joins: IntCounter,
+    /// Text frames read from clients.
+    pub frames_in: IntCounter,
+    /// Their payload bytes.
+    pub bytes_in: IntCounter,
+    /// Text frames handed to client sockets.
+    pub frames_out: IntCounter,
+    /// Their payload bytes.
+    pub bytes_out: IntCounter,
+    /// Connections closed as slow consumers (outbound queue overflow).
+    pub slow_consumer_closes: IntCounter,
+    /// Connections closed because the client stopped reading (write timeout).
+    pub write_timeouts: IntCounter,
+    /// Frames already queued on a connection when another is queued.
+    pub outbox_depth: Histogram,
+    /// Presence entries seen here, by tracking node.
+    pub presence_entries: IntGaugeVec,
+    /// Gossip messages by direction (`in`, `out`).
+    pub gossip_messages: IntCounterVec,
+    /// Gossip bytes by direction (`in`, `out`).
+    pub gossip_bytes: IntCounterVec,
+    /// Full-state transfers sent.
+    pub gossip_transfers: IntCounter,
+    /// Redis connections re-established.
+    pub redis_reconnects: IntCounter,
+    /// Commander handler run time, in seconds.
+    pub handler_duration: Histogram,
+    /// Browser round trips that timed out.
+    pub round_trip_timeouts: IntCounter,
+}
+
+/// The process's metrics.
+///
+/// ```
+/// let before = tether::metrics::metrics().joins.get();
+/// tether::metrics::metrics().joins.inc();
+/// assert!(tether::metrics::metrics().joins.get() > before);
+/// assert!(tether::metrics::metrics().render().contains("tether_joins_total"));
+/// ```
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+/// Buckets of the outbox depth histogram, in frames.
+const DEPTH_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
+];
+
+/// Buckets of the handler duration histogram, in seconds.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+];
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("valid metric name");
+            register(&registry, metric)
+        };
+        let by = |name: &str, help: &str, label: &str| {
+            let metric = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid name");
+            register(&registry, metric)
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            register(
+                &registry,
+                Histogram::with_opts(opts).expect("valid buckets"),
+            )
+        };
+        Metrics {
+            connections: register(
+                &registry,
+                IntGauge::new("tether_connections", "Open WebSocket connections.")
+                    .expect("valid metric name"),
+            ),
+            connections_opened: counter(
+                "tether_connections_opened_total",
+                "WebSocket connections accepted.",
+            ),
+            joins: counter("tether_joins_total", "Channel joins accepted."),
+            frames_in: counter("tether_frames_in_total", "Text frames read from clients."),
+            bytes_in: counter(
+                "tether_bytes_in_total",
+                "Payload bytes of text frames read from clients.",
+            ),
+            frames_out: counter(
+                "tether_frames_out_total",
+                "Text frames handed to client sockets.",
+            ),
+            bytes_out: counter(
+                "tether_bytes_out_total",
+                "Payload bytes of text frames handed to client sockets.",
+            ),
+            slow_consumer_closes: counter(
+                "tether_slow_consumer_closes_total",
+                "Connections closed because their outbound queue overflowed.",
+            ),
+            write_timeouts: counter(
+                "tether_write_timeouts_total",
+                "Connections closed because their client stopped reading.",
+            ),
+            outbox_depth: histogram(
+                "tether_outbox_depth_frames",
+                "Frames already queued on a connection when another is queued.",
+                DEPTH_BUCKETS,
+            ),
+            presence_entries: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "tether_presence_entries",
+                        "Presence entries this node sees, by the node that tracks them.",
+                    ),
+                    &["node"],
+                )
+                .expect("valid metric name"),
+            ),
+            gossip_messages: by(
+                "tether_gossip_messages_total",
+                "Presence gossip messages, by direction (in, out).",
+                "direction",
+            ),
+            gossip_bytes: by(
+                "tether_gossip_bytes_total",
+                "Presence gossip bytes, by direction (in, out).",
+                "direction",
+            ),
+            gossip_transfers: counter(
+                "tether_gossip_transfers_total",
+                "Full presence state transfers sent to peers that asked.",
+            ),
+            redis_reconnects: counter(
+                "tether_redis_reconnects_total",
+                "Redis connections re-established after a loss.",
+            ),
+            handler_duration: histogram(
+                "tether_handler_duration_seconds",
+                "Commander handler run time.",
+                DURATION_BUCKETS,
+            ),
+            round_trip_timeouts: counter(
+                "tether_round_trip_timeouts_total",
+                "Browser round trips that timed out.",
+            ),
+            registry,
+        }
+    }
+
+    /// Counts one gossip message of `bytes` in `direction` (`"in"` or `"out"`).
+    pub(crate) fn gossip(&self, direction: &str, bytes: usize) {
+        self.gossip_messages.with_label_values(&[direction]).inc();
+        self.gossip_bytes
+            .with_label_values(&[direction])
+            .inc_by(bytes as u64);
+    }
+
+    /// Everything, in the Prometheus text format ([`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!("cannot encode metrics: {err}");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    if let Err(err) = registry.register(Box::new(metric.clone())) {
+        tracing::error!("cannot register a metric: {err}");
+    }
+    metric
+}
+
+/// A histogram's `q` quantile (0..=1) over the observations between two snapshots of its
+/// cumulative bucket counts (`(upper bound, count)`, as [`Histogram::get_sample_count`]
+/// and the buckets of its proto give): the upper bound of the bucket it falls in, `None`
+/// without observations.
+///
+/// ```
+/// use tether::metrics::quantile;
+/// let before = [(1.0, 0), (10.0, 0), (f64::INFINITY, 0)];
+/// let after = [(1.0, 90), (10.0, 99), (f64::INFINITY, 100)];
+/// assert_eq!(quantile(&before, &after, 0.5), Some(1.0));
+/// assert_eq!(quantile(&before, &after, 0.99), Some(10.0));
+/// assert_eq!(quantile(&after, &after, 0.5), None);
+/// ```
+pub fn quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> Option<f64> {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .zip(before)
+        .map(|((bound, now), (_, then))| (*bound, now.saturating_sub(*then)))
+        .collect();
+    let total = counts.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    counts
+        .iter()
+        .find(|(_, cumulative)| *cumulative >= rank)
+        .map(|(bound, _)| *bound)
+}
+
+/// A histogram's cumulative bucket counts, ending with `+Inf` and the total (for
+/// [`quantile`]).
+pub fn buckets(histogram: &Histogram) -> Vec<(f64, u64)> {
+    use prometheus::core::Collector;
+    let mut out = Vec::new();
+    for family in histogram.collect() {
+        for metric in family.get_metric() {
+            let proto = metric.get_histogram();
+            for bucket in proto.get_bucket() {
+                out.push((bucket.upper_bound(), bucket.cumulative_count()));
+            }
+            out.push((f64::INFINITY, proto.get_sample_count()));
+        }
+    }
+    out
+}
