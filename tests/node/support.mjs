@@ -97,6 +97,15 @@ process.once("exit", () => {
 
 /** Starts target/debug/examples/<example> with PORT=0 and waits for its "listening on" line. */
 export async function startServer(example, env = {}) {
+  await launch(example, env, server);
+}
+
+/**
+ * Spawns target/debug/examples/<example> (PORT=0, RUST_LOG=warn, then `env`; a value of
+ * `undefined` unsets a variable) into `into` ({proc, port, output}): its output is appended to
+ * `into.output`, and it resolves once the "listening on" line gave `into.port`.
+ */
+async function launch(example, env, into) {
   const bin = fileURLToPath(new URL(`../../target/debug/examples/${example}`, import.meta.url));
   if (!existsSync(bin)) {
     throw new Error(`${bin} is missing: run \`cargo build --examples\` in the repo root first`);
@@ -105,30 +114,92 @@ export async function startServer(example, env = {}) {
     env: { ...process.env, PORT: "0", RUST_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  server.proc = proc;
+  into.proc = proc;
   // Never leave the server behind if this test process dies.
-  alive.add(proc);
-  proc.once("exit", () => alive.delete(proc));
-  proc.stderr.on("data", (chunk) => (server.output += chunk));
+  killOnExit(proc);
+  proc.stderr.on("data", (chunk) => (into.output += chunk));
   const listening = new Promise((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout });
     lines.on("line", (line) => {
-      server.output += line + "\n";
+      into.output += line + "\n";
       const m = /^listening on http:\/\/127\.0\.0\.1:(\d+)$/.exec(line);
       if (m) resolve(Number(m[1]));
     });
     proc.once("error", reject);
     proc.once("exit", (code, signal) =>
-      reject(new Error(`server exited before listening (code ${code}, signal ${signal})\n${server.output}`)),
+      reject(new Error(`server exited before listening (code ${code}, signal ${signal})\n${into.output}`)),
     );
   });
   try {
-    server.port = await within(START_MS, listening, `"listening on http://127.0.0.1:<port>" from ${bin}`);
+    into.port = await within(START_MS, listening, `"listening on http://127.0.0.1:<port>" from ${bin}`);
   } catch (err) {
     proc.kill("SIGKILL");
     throw err;
   }
-  assert.ok(server.port > 0, `bad port ${server.port}`);
+  assert.ok(into.port > 0, `bad port ${into.port}`);
+}
+
+/** Kills `proc` (SIGKILL) if this test process exits while it still runs. */
+export function killOnExit(proc) {
+  alive.add(proc);
+  proc.once("exit", () => alive.delete(proc));
+}
+
+// ---------- extra example processes (a second node of a cluster, …) ----------
+
+// Extra processes started and not yet stopped: `stopExtras` kills what is left.
+const extras = new Set();
+
+/**
+ * Starts another example process besides `server` (e.g. a second node of a cluster): like
+ * `startServer`, but it resolves a handle of its own, `{example, proc, port, output}`. Stop
+ * it with `stopExample` or `killExample`; an `after` hook must call `stopExtras()` so that
+ * none outlives the test file (they are also SIGKILLed if the test process exits).
+ */
+export async function startExample(example, env = {}) {
+  const extra = { example, proc: null, port: 0, output: "" };
+  extras.add(extra);
+  await launch(example, env, extra);
+  return extra;
+}
+
+/** Resolves `{code, signal}` once `proc` has exited (at once if it already has). */
+function exitOf(proc) {
+  if (proc.exitCode !== null || proc.signalCode !== null) {
+    return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
+  }
+  return new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+}
+
+/** SIGTERM to an extra process; it must exit with status 0 within STOP_MS. */
+export async function stopExample(extra) {
+  const exited = exitOf(extra.proc);
+  extra.proc.kill("SIGTERM");
+  let result;
+  try {
+    result = await within(STOP_MS, exited, `${extra.example} (port ${extra.port}) to exit after SIGTERM`);
+  } catch (err) {
+    extra.proc.kill("SIGKILL");
+    throw err;
+  }
+  extras.delete(extra);
+  assert.deepEqual(result, { code: 0, signal: null }, `unclean exit after SIGTERM\n${extra.output}`);
+}
+
+/** SIGKILL to an extra process (a crash as its peers see it); resolves once it has exited. */
+export async function killExample(extra) {
+  const exited = exitOf(extra.proc);
+  extra.proc.kill("SIGKILL");
+  await within(STOP_MS, exited, `${extra.example} (port ${extra.port}) to die of SIGKILL`);
+  extras.delete(extra);
+}
+
+/** SIGKILLs every extra process still running and waits for them to exit (for `after` hooks). */
+export async function stopExtras() {
+  const left = [...extras];
+  extras.clear();
+  for (const extra of left) if (extra.proc) extra.proc.kill("SIGKILL");
+  await within(STOP_MS, Promise.all(left.filter((e) => e.proc).map((e) => exitOf(e.proc))), "extra processes to exit");
 }
 
 /** Fails if the server has exited. */
@@ -161,10 +232,13 @@ const sockets = new Set(); // phoenix sockets to disconnect after each test
 const raws = new Set(); // raw ws clients to terminate after each test
 const pushes = new Set(); // unanswered pushes whose timeout timers are cancelled after each test
 
-/** A connected phoenix.js Socket (params {user_id} unless undefined); rejects if it fails to open. */
-export async function phxSocket(userId, opts = {}) {
+/**
+ * A connected phoenix.js Socket (params {user_id} unless undefined) to `server`, or to the
+ * process listening on `opts.port`; rejects if it fails to open. Other `opts` go to `Socket`.
+ */
+export async function phxSocket(userId, { port = server.port, ...opts } = {}) {
   const params = userId === undefined ? {} : { user_id: userId };
-  const socket = new Socket(`ws://127.0.0.1:${server.port}/socket`, { transport: WebSocket, params, ...opts });
+  const socket = new Socket(`ws://127.0.0.1:${port}/socket`, { transport: WebSocket, params, ...opts });
   sockets.add(socket);
   const opened = new Promise((resolve, reject) => {
     const refs = [
@@ -385,16 +459,16 @@ export async function launchChromium() {
 }
 
 /**
- * Waits (bounded by WAIT_MS) until `fn(arg)` is truthy in `page`; on timeout fails with `what`,
- * what the page shows (`shown(page)`), the problems seen and the tail of `serverLog`.
+ * Waits (bounded by `ms`, default WAIT_MS) until `fn(arg)` is truthy in `page`; on timeout fails
+ * with `what`, what the page shows (`shown(page)`), the problems seen and the tail of `serverLog`.
  */
-export async function waitInPage(page, fn, arg, what, { shown, problems, serverLog }) {
+export async function waitInPage(page, fn, arg, what, { shown, problems, serverLog, ms = WAIT_MS }) {
   try {
-    await page.waitForFunction(fn, arg, { timeout: WAIT_MS, polling: 20 });
+    await page.waitForFunction(fn, arg, { timeout: ms, polling: 20 });
   } catch (err) {
     const state = await shown(page).catch((e) => `(unreadable: ${e.message})`);
     throw new Error(
-      `${page.label}: ${what} not reached within ${WAIT_MS} ms; the page shows ${JSON.stringify(state)}\n` +
+      `${page.label}: ${what} not reached within ${ms} ms; the page shows ${JSON.stringify(state)}\n` +
         `problems: ${JSON.stringify(problems)}\n(${err.message.split("\n")[0]})\n` +
         `--- server output (tail) ---\n${serverLog().slice(-2000)}`,
     );
