@@ -7,7 +7,9 @@
 //! What it shows: `App::configure(|cfg| endpoint.configure(cfg))` inside a `web::scope`
 //! (tether's routes follow the scope), `endpoint.tune_server(HttpServer::new(…))` (the same
 //! memory behaviour and write timeout as `tether::serve`), and an orderly shutdown on
-//! SIGTERM/SIGINT: `endpoint.shutdown()` before the server stops. Binds `127.0.0.1:$PORT`
+//! SIGTERM/SIGINT: `endpoint.shutdown()` before the server stops. With
+//! `TETHER_DASHBOARD_PASSWORD` set, the dashboard and `/metrics` are at the root
+//! (`endpoint.configure_dashboard`), like every example's. Binds `127.0.0.1:$PORT`
 //! and prints `listening on http://127.0.0.1:<port>`, like every example.
 
 mod support;
@@ -64,6 +66,7 @@ async fn main() -> std::io::Result<()> {
     let server = HttpServer::new(move || {
         let endpoint = app_endpoint.clone();
         App::new()
+            .configure(|cfg| endpoint.configure_dashboard(cfg))
             .service(web::scope("/live").configure(move |cfg| endpoint.configure(cfg)))
             .route(
                 "/",

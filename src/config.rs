@@ -237,6 +237,11 @@ pub struct PresenceConfig {
     /// Window over which a topic's presence changes are merged into one diff.
     /// Env `TETHER_PRESENCE_COALESCE_MS`.
     pub coalesce_ms: u64,
+    /// How long the entries of a dropped connection wait before they leave; a reconnect of
+    /// the same key to the same topic on this node meanwhile takes them over, so nobody sees
+    /// a leave. 0 (the default, as in Phoenix): leave at once. Env
+    /// `TETHER_PRESENCE_LEAVE_GRACE_MS`.
+    pub leave_grace_ms: u64,
     /// Largest meta, encoded as JSON; a larger `track` or `update` is refused.
     pub max_meta_bytes: usize,
 }
@@ -250,6 +255,7 @@ impl Default for PresenceConfig {
             down_period_ms: 30_000,
             permdown_period_ms: 1_200_000,
             coalesce_ms: 50,
+            leave_grace_ms: 0,
             max_meta_bytes: 4096,
         }
     }
@@ -273,6 +279,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "presence.permdown_period_ms",
     ),
     ("TETHER_PRESENCE_COALESCE_MS", "presence.coalesce_ms"),
+    ("TETHER_PRESENCE_LEAVE_GRACE_MS", "presence.leave_grace_ms"),
     ("TETHER_DASHBOARD_PASSWORD", "endpoint.dashboard_password"),
 ];
 
@@ -385,6 +392,7 @@ impl Config {
             "presence.down_period_ms" => self.presence.down_period_ms = number(value)?,
             "presence.permdown_period_ms" => self.presence.permdown_period_ms = number(value)?,
             "presence.coalesce_ms" => self.presence.coalesce_ms = number(value)?,
+            "presence.leave_grace_ms" => self.presence.leave_grace_ms = number(value)?,
             other => return Err(format!("no such key {other}")),
         }
         Ok(())

@@ -103,6 +103,9 @@ impl JoinedChannels {
 
     async fn end(&mut self, topic: &str, reason: TerminateReason) {
         if let Some(mut joined) = self.take(topic) {
+            if matches!(reason, TerminateReason::Leave) {
+                joined.socket.mark_left();
+            }
             let terminate = joined.channel.terminate(&reason, &mut joined.socket);
             if let Err(panic) = AssertUnwindSafe(terminate).catch_unwind().await {
                 tracing::error!(%topic, "terminate failed: {}", panic_message(&*panic));

@@ -4,7 +4,10 @@
 use std::{
     any::Any,
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use actix_http::Extensions;
@@ -186,6 +189,9 @@ pub struct Socket {
     extra: Extra,
     /// The ref of the client push being handled, if any.
     pub(crate) current_ref: Option<String>,
+    /// Set when the client left the channel (`phx_leave`), before the join ends: what was
+    /// attached can tell a leave from a lost connection (presence's leave grace).
+    left: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Socket {
@@ -212,6 +218,7 @@ impl Socket {
             extensions: Extensions::new(),
             extra: Extra::new(),
             current_ref: None,
+            left: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -294,6 +301,17 @@ impl Socket {
             join_ref: self.join_ref.clone(),
             msg_ref: msg_ref.clone(),
         })
+    }
+
+    /// A flag that reads `true` once the client left this channel (`phx_leave`); it stays
+    /// `false` when the join ends any other way (connection lost, crash, shutdown).
+    pub(crate) fn left_flag(&self) -> Arc<AtomicBool> {
+        self.left.clone()
+    }
+
+    /// Records that the client left (before the join ends).
+    pub(crate) fn mark_left(&self) {
+        self.left.store(true, Ordering::Release);
     }
 
     /// Keeps `guard` alive until this join ends (leave, rejoin, crash or disconnect), then

@@ -86,6 +86,7 @@ impl PageShared {
     /// is gone: later tracks are refused).
     pub(crate) fn untrack(&self, topic: Option<&str>) {
         let mut tracked = self.tracked.lock().unwrap_or_else(PoisonError::into_inner);
+        let gone = topic.is_none();
         let leaving = match topic {
             None => tracked.take().unwrap_or_default(),
             Some(topic) => match tracked.as_mut() {
@@ -101,7 +102,12 @@ impl PageShared {
         };
         if let Some(presence) = &self.hub.presence {
             for (topic, key) in leaving {
-                let _ = presence.untrack_owner(&topic, self.owner(), &key);
+                if gone {
+                    // The connection is gone: a reconnect within the leave grace adopts it.
+                    presence.leave_owner(&topic, self.owner(), Some(&key));
+                } else {
+                    let _ = presence.untrack_owner(&topic, self.owner(), &key);
+                }
             }
         }
     }

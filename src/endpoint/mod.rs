@@ -321,14 +321,10 @@ impl Endpoint {
 
     /// Registers the WebSocket routes and `tether.js` (the browser client) on an actix-web
     /// app, relative to where it is called (works under a `web::scope`), and starts the
-    /// endpoint: `App::new().configure(|cfg| endpoint.configure(cfg))`. With
-    /// `endpoint.dashboard_password` set, also the live dashboard ([`DASHBOARD_PATH`]) and
-    /// the Prometheus metrics ([`METRICS_PATH`]), both behind HTTP Basic (user `admin`).
+    /// endpoint: `App::new().configure(|cfg| endpoint.configure(cfg))`. The dashboard is
+    /// mounted apart, with [`Endpoint::configure_dashboard`] ([`serve`] does both).
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         self.start();
-        if let Some(dashboard) = &self.inner.dashboard {
-            dashboard.mount(cfg, &self.inner.commanders);
-        }
         cfg.service(
             web::resource("/tether.js")
                 .name(TETHER_JS_ROUTE)
@@ -352,6 +348,25 @@ impl Endpoint {
                         async move { endpoint.upgrade(&route, req, body) }
                     })),
             );
+        }
+    }
+
+    /// With `endpoint.dashboard_password` set, registers the live dashboard
+    /// ([`DASHBOARD_PATH`]) and the Prometheus metrics ([`METRICS_PATH`]), both behind HTTP
+    /// Basic (user `admin`, the password compared in constant time), relative to where it is
+    /// called (usually the app's root, also when the sockets live under a scope). Without a
+    /// password it registers nothing (those paths are 404).
+    ///
+    /// ```no_run
+    /// # fn f(endpoint: tether::Endpoint) {
+    /// let app = actix_web::App::new()
+    ///     .service(actix_web::web::scope("/live").configure(|cfg| endpoint.configure(cfg)))
+    ///     .configure(|cfg| endpoint.configure_dashboard(cfg));
+    /// # let _ = app; }
+    /// ```
+    pub fn configure_dashboard(&self, cfg: &mut web::ServiceConfig) {
+        if let Some(dashboard) = &self.inner.dashboard {
+            dashboard.mount(cfg, &self.inner.commanders);
         }
     }
 

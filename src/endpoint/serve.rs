@@ -5,8 +5,8 @@ use actix_web::{App, HttpServer, web};
 
 use super::Endpoint;
 
-/// Runs an actix-web server for `endpoint` on `listener`, with the endpoint's routes plus
-/// the app's own (`routes`), tuned by [`Endpoint::tune_server`]; starts the endpoint. Without
+/// Runs an actix-web server for `endpoint` on `listener`, with the endpoint's routes (and the
+/// dashboard's, when enabled) plus the app's own (`routes`), tuned by [`Endpoint::tune_server`]; starts the endpoint. Without
 /// `endpoint.url`, browsers may connect from where `listener` listens. On SIGTERM or SIGINT
 /// every connection closes (their channels terminate, so presences leave first), peers are
 /// told goodbye, then the server stops. Prints nothing.
@@ -31,6 +31,7 @@ pub async fn serve(
         let endpoint = app_endpoint.clone();
         App::new()
             .configure(|cfg| endpoint.configure(cfg))
+            .configure(|cfg| endpoint.configure_dashboard(cfg))
             .configure(routes.clone())
     })
     .disable_signals()

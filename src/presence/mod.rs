@@ -49,6 +49,7 @@
 //! channel's socket and to untrack it when the join ends.
 
 mod delivery;
+mod grace;
 pub mod hooks;
 mod overview;
 mod replication;
@@ -166,6 +167,8 @@ impl From<TrackError> for crate::channel::JoinError {
 /// Untracks a join's presences and ends its subscription when the join ends.
 struct JoinGuard {
     presence: Presence,
+    /// The client left the channel: untrack at once (no leave grace).
+    left: Arc<AtomicBool>,
     topic: Arc<str>,
     owner: SubscriberId,
 }
@@ -173,17 +176,21 @@ struct JoinGuard {
 impl Drop for JoinGuard {
     fn drop(&mut self) {
         let presence = &self.presence;
+        let owner = OwnerId(self.owner.get());
+        if self.left.load(Ordering::Acquire) {
+            let mut shard = presence.shard(&self.topic);
+            let changes = shard.tracker.untrack_owner(owner.0, Some(&self.topic));
+            presence.commit(shard, changes);
+        } else {
+            presence.leave_owner(&self.topic, owner, None);
+        }
         let mut shard = presence.shard(&self.topic);
-        let changes = shard
-            .tracker
-            .untrack_owner(self.owner.get(), Some(&self.topic));
         if let Some(listeners) = shard.listeners.get_mut(&self.topic) {
             listeners.swap_remove(&self.owner);
             if listeners.is_empty() {
                 shard.listeners.remove(&self.topic);
             }
         }
-        presence.commit(shard, changes);
     }
 }
 
@@ -225,6 +232,7 @@ impl Presence {
                     windows: HashMap::new(),
                     listeners: HashMap::new(),
                     dirty: IndexSet::new(),
+                    graces: Default::default(),
                 })
             })
             .collect();
@@ -282,6 +290,9 @@ impl Presence {
         }
         tasks.spawn(self.clone().run_gossip(inbox));
         tasks.spawn(self.clone().run_delivery());
+        if self.inner.config.leave_grace_ms > 0 {
+            tasks.spawn(self.clone().run_grace_sweep());
+        }
     }
 
     fn shard_at(&self, index: usize) -> MutexGuard<'_, Shard> {
@@ -332,6 +343,7 @@ impl Presence {
         let owner = socket.join_id();
         self.track_owner(topic, OwnerId(owner.get()), key, meta)?;
         socket.attach(JoinGuard {
+            left: socket.left_flag(),
             presence: self.clone(),
             topic: topic.into(),
             owner,
@@ -358,6 +370,9 @@ impl Presence {
             }
         };
         self.check_size(&meta)?;
+        if self.adopt(topic, owner, key)? {
+            return Ok(());
+        }
         let mut shard = self.shard(topic);
         let changes = shard.tracker.track(topic, owner.0, key, meta)?;
         self.commit(shard, changes);
@@ -439,6 +454,7 @@ impl Presence {
         }
         self.schedule_flush();
         socket.attach(JoinGuard {
+            left: socket.left_flag(),
             presence: self.clone(),
             topic,
             owner,

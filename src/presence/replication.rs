@@ -84,7 +84,10 @@ impl Presence {
         let now = self.now_ms();
         let replies = {
             let mut shard = self.shard_at(index);
-            let (changes, replies) = shard.tracker.receive(gossip, now);
+            let (mut changes, replies) = shard.tracker.receive(gossip, now);
+            changes.extend(Presence::end_graces_rejoined_elsewhere(
+                &mut shard, &changes,
+            ));
             self.commit(shard, changes);
             replies
         };

@@ -29,6 +29,8 @@ pub(super) struct Shard {
     pub(super) listeners: HashMap<Arc<str>, IndexMap<SubscriberId, Listener>>,
     /// Topics to flush at the end of the window.
     pub(super) dirty: IndexSet<Arc<str>>,
+    /// Entries of dropped connections waiting out the leave grace.
+    pub(super) graces: super::grace::Graces,
 }
 
 impl Shard {
@@ -115,6 +117,7 @@ mod tests {
             windows: HashMap::new(),
             listeners: HashMap::new(),
             dirty: IndexSet::new(),
+            graces: Default::default(),
         }
     }
 

@@ -463,6 +463,72 @@ impl Tracker {
         Ok(changes)
     }
 
+    /// The keys `owner` tracks on `topic`.
+    pub fn keys_of(&self, owner: u64, topic: &str) -> Vec<String> {
+        self.owned
+            .get(&owner)
+            .into_iter()
+            .flatten()
+            .filter(|(t, _)| &**t == topic)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// Hands `from`'s entry under `key` on `topic` to `to`, keeping its `phx_ref` and meta:
+    /// no view changes and nothing is gossiped (owners are this replica's bookkeeping).
+    pub fn reassign(
+        &mut self,
+        topic: &str,
+        from: u64,
+        to: u64,
+        key: &str,
+    ) -> Result<(), TrackError> {
+        let topic = self.topic_arc(topic);
+        if self
+            .local
+            .contains_key(&(topic.clone(), to, key.to_string()))
+        {
+            return Err(TrackError::AlreadyTracked);
+        }
+        let phx_ref = self
+            .local
+            .remove(&(topic.clone(), from, key.to_string()))
+            .ok_or(TrackError::NotTracked)?;
+        if let Some(owned) = self.owned.get_mut(&from) {
+            owned.retain(|(t, k)| !(*t == topic && k == key));
+            if owned.is_empty() {
+                self.owned.remove(&from);
+            }
+        }
+        self.owned
+            .entry(to)
+            .or_default()
+            .push((topic.clone(), key.to_string()));
+        if let Some(entry) = self
+            .view
+            .get_mut(&topic)
+            .and_then(|keys| keys.get_mut(key))
+            .and_then(|entries| entries.iter_mut().find(|e| e.phx_ref == phx_ref))
+        {
+            entry.owner = to;
+        }
+        self.local.insert((topic, to, key.to_string()), phx_ref);
+        Ok(())
+    }
+
+    /// The meta of `owner`'s entry under `key` on `topic`, if it tracks one.
+    pub fn meta_of(&self, topic: &str, owner: u64, key: &str) -> Option<&Meta> {
+        let phx_ref = self
+            .local
+            .get(&(Arc::<str>::from(topic), owner, key.to_string()))?;
+        self.view
+            .get(topic)?
+            .get(key)?
+            .iter()
+            .find(|e| &e.phx_ref == phx_ref)
+            .map(|e| &e.meta)
+    }
+
     /// Stops tracking everything `owner` tracks on `topic` (or on every topic if `None`).
     /// Costs O(what the owner tracks), whatever the shard holds.
     pub fn untrack_owner(&mut self, owner: u64, topic: Option<&str>) -> Vec<Change> {

@@ -457,3 +457,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn reassign_hands_an_entry_over_without_changes_or_gossip() {
+    let mut a = replica("a", 1);
+    a.track("room", 1, "ann", meta(json!({"x": 1}))).unwrap();
+    let _ = a.heartbeat();
+    let before = view(&a, "room");
+    a.reassign("room", 1, 2, "ann").unwrap();
+    assert_eq!(view(&a, "room"), before, "same entry, same phx_ref");
+    assert_eq!(a.keys_of(2, "room"), ["ann"]);
+    assert!(a.keys_of(1, "room").is_empty());
+    assert_eq!(
+        a.meta_of("room", 2, "ann").map(|m| m["x"].clone()),
+        Some(json!(1))
+    );
+    match a.heartbeat() {
+        Gossip::Heartbeat { ops, .. } => assert!(ops.is_empty(), "nothing gossiped"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.reassign("room", 1, 3, "ann"), Err(TrackError::NotTracked));
+    a.track("room", 3, "ann", Meta::new()).unwrap();
+    assert_eq!(
+        a.reassign("room", 2, 3, "ann"),
+        Err(TrackError::AlreadyTracked)
+    );
+    // The new owner's leave is the entry's leave.
+    let changes = a.untrack_owner(2, Some("room"));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].meta["x"], json!(1));
+}

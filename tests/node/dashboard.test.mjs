@@ -18,31 +18,26 @@
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join as joinPath } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import {
-  START_MS,
-  STOP_MS,
   WAIT_MS,
   chromiumSkip,
   cleanup,
   disconnect,
   join,
   killExample,
-  killOnExit,
   launchChromium,
   leave,
   phxSocket,
   server,
   startExample,
+  startRedis,
   startServer,
   stopExample,
   stopExtras,
+  stopRedis,
   stopServer,
   waitInPage,
   within,
@@ -193,58 +188,6 @@ async function connectionsBecome(port, expected) {
   } finally {
     stop = true;
   }
-}
-
-// ---------- Redis ----------
-
-/** A free TCP port on 127.0.0.1 (bound and released). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** A redis-server on a free 127.0.0.1 port, nothing persisted: {proc, port, output, dir}. */
-async function startRedis() {
-  const port = await freePort();
-  const dir = mkdtempSync(joinPath(tmpdir(), "tether-dashboard-redis-"));
-  const proc = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
-    { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  killOnExit(proc);
-  const redis = { proc, port, output: "", dir };
-  proc.stderr.on("data", (chunk) => (redis.output += chunk));
-  const ready = new Promise((resolve, reject) => {
-    createInterface({ input: proc.stdout }).on("line", (line) => {
-      redis.output += line + "\n";
-      if (/Ready to accept connections/.test(line)) resolve();
-    });
-    proc.once("error", reject);
-    proc.once("exit", (code, signal) => reject(new Error(`redis-server exited (code ${code}, signal ${signal})\n${redis.output}`)));
-  });
-  try {
-    await within(START_MS, ready, `redis-server on port ${port} to be ready`);
-  } catch (err) {
-    await stopRedis(redis);
-    throw err;
-  }
-  return redis;
-}
-
-async function stopRedis(redis) {
-  if (running(redis.proc)) {
-    const exited = new Promise((resolve) => redis.proc.once("exit", resolve));
-    redis.proc.kill("SIGKILL");
-    await within(STOP_MS, exited, "redis-server to exit");
-  }
-  rmSync(redis.dir, { recursive: true, force: true });
 }
 
 // ---------- the dashboard in Chromium ----------

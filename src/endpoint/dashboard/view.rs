@@ -171,6 +171,7 @@ fn depth(q: &Option<f64>) -> String {
     match q {
         None => "–".to_string(),
         Some(v) if v.is_infinite() => "> 1024".to_string(),
+        Some(v) if *v == 0.0 => "0".to_string(),
         Some(v) => format!("≤ {v}"),
     }
 }
