@@ -21,8 +21,11 @@ use super::{OwnerId, Presence, SHARDS, tracker::TrackError};
 /// presence clock's ms), oldest first.
 #[derive(Default)]
 pub(super) struct Graces {
-    held: HashMap<(Arc<str>, String), Vec<(u64, u64)>>,
+    held: HashMap<(Arc<str>, String), Vec<Waiting>>,
 }
+
+/// An owner whose entry waits, and until when.
+type Waiting = (u64, u64);
 
 impl Graces {
     fn hold(&mut self, topic: Arc<str>, key: String, owner: u64, deadline: u64) {
