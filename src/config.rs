@@ -137,6 +137,10 @@ pub struct EndpointConfig {
     /// A connection whose pending output makes no progress for this long is dropped and its
     /// socket released (also when its close frame cannot be written).
     pub write_timeout_ms: u64,
+    /// How long a new connection may take to send its request head (the WebSocket upgrade
+    /// request) before it is answered 408. actix-web's default of 5 s expires under a join
+    /// storm on a saturated worker, before the worker reads a head that arrived in time.
+    pub handshake_timeout_ms: u64,
     /// How long a shutdown waits for connections to run their leave callbacks.
     pub shutdown_timeout_ms: u64,
     /// The password of the live dashboard (`/tether/dashboard`) and of `/metrics`, user
@@ -157,6 +161,7 @@ impl Default for EndpointConfig {
             max_channels: 100,
             idle_timeout_ms: 60_000,
             write_timeout_ms: 10_000,
+            handshake_timeout_ms: 30_000,
             shutdown_timeout_ms: 5_000,
             dashboard_password: None,
         }
@@ -234,7 +239,8 @@ pub struct PresenceConfig {
     pub down_period_ms: u64,
     /// Silence after which a peer is forgotten. Env `TETHER_PRESENCE_PERMDOWN_PERIOD_MS`.
     pub permdown_period_ms: u64,
-    /// Window over which a topic's presence changes are merged into one diff.
+    /// Window over which a quiet topic's presence changes are merged into one diff (a busy
+    /// topic's window grows from it, up to 5 s on a topic of 10,000 members).
     /// Env `TETHER_PRESENCE_COALESCE_MS`.
     pub coalesce_ms: u64,
     /// How long the entries of a dropped connection wait before they leave; a reconnect of
@@ -451,6 +457,7 @@ impl Config {
             ("endpoint.max_channels", e.max_channels as u64),
             ("endpoint.idle_timeout_ms", e.idle_timeout_ms),
             ("endpoint.write_timeout_ms", e.write_timeout_ms),
+            ("endpoint.handshake_timeout_ms", e.handshake_timeout_ms),
             (
                 "presence.max_meta_bytes",
                 self.presence.max_meta_bytes as u64,

@@ -375,7 +375,9 @@ impl Endpoint {
     /// algorithm is off (`TCP_NODELAY`: a large frame goes out in 8 KiB chunks, which Nagle
     /// would otherwise hold back a delayed ACK, ~40 ms, each), and each accepted socket gets
     /// `TCP_USER_TIMEOUT` = `endpoint.write_timeout_ms`, so the kernel releases a socket whose
-    /// peer stopped reading.
+    /// peer stopped reading; and a connection has `endpoint.handshake_timeout_ms` (30 s) to
+    /// send its request head, instead of actix-web's 5 s, which a join storm on a saturated
+    /// worker exceeds (HTTP 408) although the client sent its head in time.
     ///
     /// ```no_run
     /// # async fn run(endpoint: tether::Endpoint) -> std::io::Result<()> {
@@ -399,7 +401,9 @@ impl Endpoint {
         S::Service: 'static,
         B: MessageBody + 'static,
     {
+        let handshake = Duration::from_millis(self.inner.config.endpoint.handshake_timeout_ms);
         server
+            .client_request_timeout(handshake)
             .h1_write_buffer_size(crate::transport::body::H1_WRITE_BUFFER_SIZE)
             .tcp_nodelay(true)
             .on_connect(self.on_connect())

@@ -1,12 +1,13 @@
-//! Delivery: the task that closes each topic's window `coalesce_ms` after its first change
-//! and hands out what it holds: one `presence_diff` (after `fetch`) to the topic's
+//! Delivery: the task that closes each topic's window when it is due (`coalesce_ms` after its
+//! first change on a quiet topic, longer on a busy one: see `pacing`) and hands out what it
+//! holds: one `presence_diff` (after `fetch`) to the topic's
 //! subscribers, one `presence_state` to those that subscribed during the window, and the diff
 //! to `handle_metas`. While it runs (hooks may be slow), later changes keep merging into the
 //! next window.
 //!
 //! A panicking hook is logged and the task carries on. It must never touch gossip.
 
-use std::{future::Future, panic::AssertUnwindSafe, sync::atomic::Ordering, time::Duration};
+use std::{future::Future, panic::AssertUnwindSafe, time::Duration};
 
 use futures_util::FutureExt;
 use serde_json::{Value, json};
@@ -15,34 +16,43 @@ use super::{Presence, SHARDS, hooks::Presences, shard::TopicWork};
 use crate::transport::frame::{encode, encode_broadcast};
 
 impl Presence {
-    /// Delivery: closes each window `coalesce` after its first change and hands its diffs
-    /// and states out, running the hooks. While it runs, later changes keep merging into
+    /// Delivery: closes each window when it is due and hands its diffs and states out,
+    /// running the hooks. While it runs, later changes keep merging into
     /// the next window.
     pub(super) async fn run_delivery(self) {
         guarded("init", self.hooks().init()).await;
         loop {
+            let next = self.flush().await;
+            let wake = async {
+                match next {
+                    Some(due) => {
+                        let at = self.inner.epoch + Duration::from_millis(due);
+                        tokio::time::sleep_until(at.into()).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => break,
                 _ = self.inner.flush_wanted.notified() => {}
+                _ = wake => {}
             }
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_millis(self.inner.config.coalesce_ms)) => {}
-            }
-            self.inner.flush_scheduled.store(false, Ordering::Release);
-            self.flush().await;
         }
     }
 
-    /// Ends the window: one diff per changed topic to its subscribers, one state to each
-    /// topic's new subscribers.
-    async fn flush(&self) {
+    /// Ends every window that is due: one diff per changed topic to its subscribers, one
+    /// state to each topic's new subscribers. Returns when the next open window ends.
+    async fn flush(&self) -> Option<u64> {
+        let now = self.now_ms();
         for index in 0..SHARDS {
-            let work = self.shard_at(index).plan();
+            let work = self.shard_at(index).plan(now);
             for topic_work in work {
                 self.deliver(topic_work).await;
             }
         }
+        (0..SHARDS)
+            .filter_map(|index| self.shard_at(index).next_due())
+            .min()
     }
 
     async fn deliver(&self, work: TopicWork) {

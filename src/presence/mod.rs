@@ -10,14 +10,16 @@
 //!
 //! A socket that calls [`Presence::subscribe`] receives `presence_state` and then
 //! `presence_diff` events on its topic, in exactly the shape the phoenix.js `Presence`
-//! client consumes. Changes are **coalesced per topic** over `presence.coalesce_ms`
-//! (default 50 ms): at the end of each window, one `presence_diff` (a join and a leave of
+//! client consumes. Changes are **coalesced per topic** over a window of `presence.coalesce_ms`
+//! (default 50 ms) on a quiet topic, growing on a busy one (see `pacing`): at the end of each
+//! window, one `presence_diff` (a join and a leave of
 //! the same `phx_ref` inside one window cancel out) is encoded once and delivered to every
 //! subscriber that already had its state. A socket that subscribed during the window
 //! receives, instead, one `presence_state` taken right after the window's changes — so it
 //! never sees its own join (or anyone's) twice, which matters for clients that only sum
 //! counts. A join storm of N clients therefore costs one diff per window per subscriber,
-//! not N², and one `presence_state` encoding per window, not per joiner.
+//! not N² (and, with growing windows, a number of windows that grows with the logarithm of
+//! the storm's length), and one `presence_state` encoding per window, not per joiner.
 //!
 //! # Replication
 //!
@@ -52,6 +54,7 @@ mod delivery;
 mod grace;
 pub mod hooks;
 mod overview;
+mod pacing;
 mod replication;
 mod shard;
 pub mod tracker;
@@ -98,7 +101,6 @@ struct Inner {
     pubsub: Arc<dyn PubSub>,
     hooks: RwLock<Arc<dyn DynHooks>>,
     config: PresenceConfig,
-    flush_scheduled: AtomicBool,
     flush_wanted: Notify,
     started: AtomicBool,
     shutdown: CancellationToken,
@@ -233,6 +235,7 @@ impl Presence {
                     listeners: HashMap::new(),
                     dirty: IndexSet::new(),
                     graces: Default::default(),
+                    pacer: pacing::Pacer::new(config.coalesce_ms),
                 })
             })
             .collect();
@@ -242,7 +245,6 @@ impl Presence {
                 pubsub,
                 hooks: RwLock::new(Arc::new(DefaultHooks)),
                 config: config.clone(),
-                flush_scheduled: AtomicBool::new(false),
                 flush_wanted: Notify::new(),
                 started: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
@@ -309,17 +311,15 @@ impl Presence {
         self.inner.epoch.elapsed().as_millis() as u64
     }
 
+    /// A window opened: the delivery task looks at its deadline.
     fn schedule_flush(&self) {
-        if !self.inner.flush_scheduled.swap(true, Ordering::AcqRel) {
-            self.inner.flush_wanted.notify_one();
-        }
+        self.inner.flush_wanted.notify_one();
     }
 
     fn commit(&self, mut shard: MutexGuard<'_, Shard>, changes: Vec<Change>) {
-        let dirty = !changes.is_empty();
-        shard.record(changes);
+        let opened = shard.record(changes, self.now_ms());
         drop(shard);
-        if dirty {
+        if opened {
             self.schedule_flush();
         }
     }
@@ -443,16 +443,18 @@ impl Presence {
             join_ref: socket.join_ref().into(),
             awaiting_state: true,
         };
-        {
+        let opened = {
             let mut shard = self.shard(&topic);
             shard
                 .listeners
                 .entry(topic.clone())
                 .or_default()
                 .insert(owner, listener);
-            shard.dirty.insert(topic.clone());
+            shard.mark_dirty(&topic, self.now_ms())
+        };
+        if opened {
+            self.schedule_flush();
         }
-        self.schedule_flush();
         socket.attach(JoinGuard {
             left: socket.left_flag(),
             presence: self.clone(),

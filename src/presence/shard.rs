@@ -11,6 +11,7 @@ use indexmap::{IndexMap, IndexSet};
 
 use super::{
     hooks::{PresenceDiff, Presences},
+    pacing::Pacer,
     tracker::{Change, Tracker},
     window::Window,
 };
@@ -31,27 +32,54 @@ pub(super) struct Shard {
     pub(super) dirty: IndexSet<Arc<str>>,
     /// Entries of dropped connections waiting out the leave grace.
     pub(super) graces: super::grace::Graces,
+    /// When each topic's window ends (adaptive, see `pacing`).
+    pub(super) pacer: Pacer,
 }
 
 impl Shard {
-    pub(super) fn record(&mut self, changes: Vec<Change>) {
+    /// Records changes made at `now` into their topics' windows; returns whether a window
+    /// opened (the delivery task must look at the new deadline).
+    pub(super) fn record(&mut self, changes: Vec<Change>, now: u64) -> bool {
+        let mut opened = false;
         for change in changes {
-            self.dirty.insert(change.topic.clone());
+            opened |= self.mark_dirty(&change.topic, now);
             self.windows
                 .entry(change.topic.clone())
                 .or_default()
                 .record(change);
         }
+        opened
     }
 
-    /// Ends the window of every topic that changed (or got a new listener): one diff each,
-    /// for the listeners that already had their state; a state, taken after the window's
-    /// changes, for those that subscribed during it (they get diffs from the next window).
-    pub(super) fn plan(&mut self) -> Vec<TopicWork> {
+    /// Opens `topic`'s window at `now` unless it is open; returns whether it opened.
+    pub(super) fn mark_dirty(&mut self, topic: &Arc<str>, now: u64) -> bool {
+        if !self.dirty.insert(topic.clone()) {
+            return false;
+        }
+        let size = self.tracker.count_metas(topic);
+        self.pacer.open(topic, now, size);
+        true
+    }
+
+    /// The earliest end of an open window in this shard.
+    pub(super) fn next_due(&self) -> Option<u64> {
+        self.pacer.next_due()
+    }
+
+    /// Ends the window of every topic that changed (or got a new listener) whose window is
+    /// due at `now`: one diff each, for the listeners that already had their state; a state,
+    /// taken after the window's changes, for those that subscribed during it (they get diffs
+    /// from the next window). Topics not due yet stay dirty.
+    pub(super) fn plan(&mut self, now: u64) -> Vec<TopicWork> {
         let shard = self;
         let dirty = std::mem::take(&mut shard.dirty);
-        let mut work = Vec::with_capacity(dirty.len());
+        let mut work = Vec::new();
         for topic in dirty {
+            let changes = shard.windows.get(&topic).map_or(0, Window::len);
+            if !shard.pacer.close_if_due(&topic, now, changes) {
+                shard.dirty.insert(topic);
+                continue;
+            }
             let diff = shard.windows.remove(&topic).unwrap_or_default().into_diff();
             let mut old = Vec::new();
             let mut new = Vec::new();
@@ -83,6 +111,7 @@ impl Shard {
                 state,
             });
         }
+        shard.pacer.forget_quiet(now);
         work
     }
 }
@@ -118,6 +147,7 @@ mod tests {
             listeners: HashMap::new(),
             dirty: IndexSet::new(),
             graces: Default::default(),
+            pacer: Pacer::new(50),
         }
     }
 
@@ -132,7 +162,7 @@ mod tests {
             .entry(topic.into())
             .or_default()
             .insert(id, listener);
-        shard.dirty.insert(topic.into());
+        shard.mark_dirty(&topic.into(), 0);
     }
 
     #[test]
@@ -141,7 +171,7 @@ mod tests {
         let (old, new) = (SubscriberId::next(), SubscriberId::next());
         listen(&mut shard, "t", old);
         assert!(
-            shard.plan()[0].state.is_some(),
+            shard.plan(50)[0].state.is_some(),
             "the first listener's state"
         );
         // In the next window: a join, and a listener that subscribes.
@@ -149,9 +179,15 @@ mod tests {
             .tracker
             .track("t", 1, "alice", Default::default())
             .unwrap();
-        shard.record(changes);
+        assert!(shard.record(changes, 100), "a window opened");
         listen(&mut shard, "t", new);
-        let work = shard.plan();
+        assert!(
+            shard.plan(120).is_empty(),
+            "not due yet: the window stays open"
+        );
+        // Busy, but one member: its window cannot grow past the base.
+        assert_eq!(shard.next_due(), Some(150));
+        let work = shard.plan(150);
         assert_eq!(work.len(), 1);
         let work = &work[0];
         assert_eq!(work.old.len(), 1, "the old listener gets the diff");
@@ -165,6 +201,6 @@ mod tests {
         );
         assert_eq!(work.current.metas("alice").len(), 1);
         // Nothing changed since: nothing to hand out.
-        assert!(shard.plan().is_empty());
+        assert!(shard.plan(5_000).is_empty());
     }
 }

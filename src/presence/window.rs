@@ -37,6 +37,11 @@ impl Window {
         }
     }
 
+    /// How many metas join or leave in this window (after cancelling).
+    pub(super) fn len(&self) -> usize {
+        self.joins.len() + self.leaves.len()
+    }
+
     pub(super) fn into_diff(self) -> PresenceDiff {
         fn group(side: IndexMap<String, (String, Meta)>) -> Presences {
             let mut presences = Presences::default();
