@@ -293,7 +293,10 @@ impl Config {
     /// Loads `TETHER_CONFIG` (if set), applies the environment overrides, fills in a
     /// development secret if none was given, and validates.
     ///
-    /// The overrides are [`ENV_OVERRIDES`]; an empty variable counts as unset.
+    /// The overrides are [`ENV_OVERRIDES`]; an empty variable counts as unset. The
+    /// development secret is kept in `TETHER_DEV_SECRET_FILE` (default
+    /// `target/tether-dev-secret`), made on first use, so a restarted server accepts the
+    /// tokens of pages that are still open; production sets `TETHER_SECRET_KEY_BASE`.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
@@ -315,7 +318,12 @@ impl Config {
                     })?;
             }
         }
-        config.finish()
+        let dev_secret_file = env("TETHER_DEV_SECRET_FILE");
+        config.finish_from_env(
+            dev_secret_file
+                .as_deref()
+                .unwrap_or(crate::dev_secret::DEFAULT_DEV_SECRET_FILE),
+        )
     }
 
     /// Parses a TOML file and validates it (no environment overrides), filling in a
@@ -415,6 +423,31 @@ impl Config {
         }
         self.validate()?;
         Ok(self)
+    }
+
+    /// [`Config::finish`] for a process configured from its environment: without a secret,
+    /// the development secret kept in `dev_secret_file` (see `TETHER_DEV_SECRET_FILE`), made
+    /// on first use, so that open pages survive a restart.
+    fn finish_from_env(mut self, dev_secret_file: &str) -> Result<Config, ConfigError> {
+        if self.endpoint.secret_key_base.is_empty() {
+            let path = std::path::Path::new(dev_secret_file);
+            match crate::dev_secret::load_or_create(path, random_secret) {
+                Ok(secret) => {
+                    tracing::warn!(
+                        "no secret_key_base configured (TETHER_SECRET_KEY_BASE): using the \
+                         development secret in {} (made on first use; for development only, \
+                         keep it out of version control; set TETHER_SECRET_KEY_BASE in production)",
+                        path.display()
+                    );
+                    self.endpoint.secret_key_base = secret;
+                }
+                Err(err) => tracing::warn!(
+                    "cannot keep a development secret in {}: {err}",
+                    path.display()
+                ),
+            }
+        }
+        self.finish()
     }
 
     /// Checks every value; the error names the first bad key.
@@ -696,6 +729,30 @@ mod tests {
                 "README's config block lacks `{field} … # env {var}`"
             );
         }
+    }
+
+    #[test]
+    fn without_a_secret_the_development_secret_survives_a_restart() {
+        let file = std::env::temp_dir()
+            .join(format!("tether-config-dev-{}", rand::random::<u64>()))
+            .join("secret");
+        let file = file.to_str().unwrap();
+        let first = Config::from_lookup(env(&[("TETHER_DEV_SECRET_FILE", file)])).unwrap();
+        let restarted = Config::from_lookup(env(&[("TETHER_DEV_SECRET_FILE", file)])).unwrap();
+        assert!(first.endpoint.secret_key_base.len() >= 64);
+        assert_eq!(
+            first.endpoint.secret_key_base,
+            restarted.endpoint.secret_key_base
+        );
+        // A configured secret wins, and the file is not consulted.
+        let set = "s".repeat(64);
+        let explicit = Config::from_lookup(env(&[
+            ("TETHER_DEV_SECRET_FILE", file),
+            ("TETHER_SECRET_KEY_BASE", &set),
+        ]))
+        .unwrap();
+        assert_eq!(explicit.endpoint.secret_key_base, set);
+        let _ = std::fs::remove_dir_all(std::path::Path::new(file).parent().unwrap());
     }
 
     #[test]

@@ -149,6 +149,7 @@
 pub mod channel;
 pub mod commander;
 pub mod config;
+mod dev_secret;
 mod drops;
 pub mod endpoint;
 #[cfg(feature = "fuzzing")]
