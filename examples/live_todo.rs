@@ -374,12 +374,7 @@ async fn list_page(
         viewers: commanders.counter(&same_path(req.path()), Count::Connections),
         script: commanders.script_with("todo", &req, &options),
     };
-    match page.render() {
-        Ok(html) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-        Err(err) => HttpResponse::InternalServerError().body(err.to_string()),
-    }
+    tether::render(&page)
 }
 
 async fn home() -> HttpResponse {

@@ -121,12 +121,7 @@ async fn index(
         live_users: commanders.counter(&topic, Count::Users),
         script: commanders.script("counter", &req),
     };
-    match page.render() {
-        Ok(html) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-        Err(err) => HttpResponse::InternalServerError().body(err.to_string()),
-    }
+    tether::render(&page)
 }
 
 #[derive(Deserialize)]

@@ -112,12 +112,7 @@ async fn page(query: web::Query<PageQuery>) -> HttpResponse {
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "guest".to_string());
-    match (Page { name }).render() {
-        Ok(html) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-        Err(err) => HttpResponse::InternalServerError().body(err.to_string()),
-    }
+    tether::render(&Page { name })
 }
 
 #[actix_web::main]

@@ -38,6 +38,7 @@
 
 mod dashboard;
 mod origin;
+mod render;
 mod serve;
 
 use std::{
@@ -65,6 +66,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use crate::channel::{ConnectError, ConnectInfo, SocketRoute};
 use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
 pub use dashboard::{DASHBOARD_PATH, METRICS_PATH};
+pub use render::render;
 pub use serve::{serve, shutdown_signal};
 
 use crate::{

@@ -112,21 +112,21 @@ impl Dashboard {
             return auth::challenge();
         }
         let snapshot = self.latest.borrow().clone();
-        let page = view::render(&snapshot, &ViewSettings::default()).and_then(|live| {
-            DashboardPage {
-                node: &self.node,
-                live: Html::trusted(live),
-                script: commanders.script(COMMANDER, req),
-            }
-            .render()
-        });
-        match page {
-            Ok(html) => HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .insert_header(("cache-control", "no-store"))
-                .body(html),
-            Err(err) => HttpResponse::InternalServerError().body(err.to_string()),
-        }
+        let live = match view::render(&snapshot, &ViewSettings::default()) {
+            Ok(live) => Html::trusted(live),
+            Err(err) => Html::escape(&format!("cannot render the dashboard: {err}")),
+        };
+        let page = DashboardPage {
+            node: &self.node,
+            live,
+            script: commanders.script(COMMANDER, req),
+        };
+        let mut response = super::render(&page);
+        response.headers_mut().insert(
+            actix_web::http::header::CACHE_CONTROL,
+            actix_web::http::header::HeaderValue::from_static("no-store"),
+        );
+        response
     }
 
     fn metrics(&self, req: &HttpRequest) -> HttpResponse {
