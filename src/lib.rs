@@ -169,9 +169,9 @@ struct ReadmeDoctests;
 #[doc(inline)]
 pub use config::Config;
 
-#[doc(inline)]
-pub use endpoint::{Endpoint, SocketRoute, render, serve};
 /// The askama tether is built with (its [`Html`](commander::Html) implements this version's
 /// traits): derive page templates with `tether::askama::Template`, or depend on the same
 /// askama version (0.16) yourself.
 pub use askama;
+#[doc(inline)]
+pub use endpoint::{Endpoint, SocketRoute, render, serve};

@@ -28,6 +28,7 @@ impl Commanders {
             Count::Users => "users",
             Count::Connections => "connections",
         };
+        self.hub.warn_if_untracked("a live counter");
         let n = self.hub.count(topic, count);
         Html::trusted(format!(
             r#"<span data-tether-count="{kind}" data-tether-topic="{}">{n}</span>"#,

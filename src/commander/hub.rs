@@ -62,6 +62,18 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
+    /// Logs once per process that `what` will never change because pages are not tracked
+    /// (`[presence] enabled = false`): a count that stays 0 must not be silent.
+    pub(crate) fn warn_if_untracked(&self, what: &str) {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if self.presence.is_none() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "{what} was rendered, but pages are not tracked ([presence] enabled = false): \
+                 it will show 0 and never change; set presence.enabled = true"
+            );
+        }
+    }
+
     /// Users or connections on `topic` (0 when presence is off).
     pub(crate) fn count(&self, topic: &str, count: Count) -> usize {
         self.presence.as_ref().map_or(0, |presence| match count {

@@ -94,6 +94,22 @@ pub enum BuildError {
     /// The configuration is invalid (e.g. a `secret_key_base` too short to derive keys).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A presence was handed to the builder while `[presence] enabled = false`: pages would
+    /// not be tracked and every count would stay 0.
+    #[error(
+        "a presence was given to the commanders but [presence] enabled = false, so pages would \
+         never be tracked and counts would stay 0: set `presence.enabled = true`, or do not \
+         call `.presence(..)`"
+    )]
+    PresenceDisabled,
+    /// The presence was built on another pub/sub than the commanders': page broadcasts and
+    /// presence would travel on two buses.
+    #[error(
+        "the presence given to the commanders uses another pub/sub than theirs, so broadcasts \
+         and presence would travel on two buses: build both on one pub/sub (Endpoint::builder \
+         does)"
+    )]
+    TwoPubSubs,
 }
 
 /// Every commander of an app, with what they share: keys, presence, pub/sub. Cheap to clone.
@@ -147,7 +163,8 @@ impl CommandersBuilder {
         self
     }
 
-    /// Tracks pages in `presence` (unless `[presence] enabled = false`).
+    /// Tracks pages in `presence` (which must use the builder's pub/sub, with
+    /// `[presence] enabled = true`; [`CommandersBuilder::build`] refuses otherwise).
     pub fn presence(mut self, presence: Presence) -> CommandersBuilder {
         self.presence = Some(presence);
         self
@@ -155,14 +172,25 @@ impl CommandersBuilder {
 
     /// Builds; spawns nothing (the live-counter task starts with [`Commanders::start`],
     /// which the endpoint calls). Fails, naming the key, when the secret is too short to
-    /// derive keys from.
+    /// derive keys from, and refuses a contradictory setup instead of running silently
+    /// without it: a presence with `[presence] enabled = false`
+    /// ([`BuildError::PresenceDisabled`]), or one on another pub/sub
+    /// ([`BuildError::TwoPubSubs`]).
     pub fn build(self) -> Result<Commanders, BuildError> {
         let keys =
             Keys::from_secret(&self.secret).map_err(|err| crate::config::ConfigError::Invalid {
                 key: "endpoint.secret_key_base".into(),
                 reason: err.to_string(),
             })?;
-        let presence = self.presence.filter(|_| self.track_pages);
+        if let Some(presence) = &self.presence {
+            if !self.track_pages {
+                return Err(BuildError::PresenceDisabled);
+            }
+            if !Arc::ptr_eq(presence.pubsub(), &self.pubsub) {
+                return Err(BuildError::TwoPubSubs);
+            }
+        }
+        let presence = self.presence;
         let max_age_ms = self.config.page_token_max_age_s.saturating_mul(1000);
         let revocations = revocations::Revocations::start(self.pubsub.clone(), max_age_ms);
         let commanders = Commanders {

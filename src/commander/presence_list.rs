@@ -35,6 +35,7 @@ impl Commanders {
     /// `[commander] counter_interval_ms`, only when it changed), morphed in place. The page
     /// must be on `topic`.
     pub fn presence_list(&self, topic: &str) -> Html {
+        self.hub.warn_if_untracked("a presence list");
         let items = self
             .hub
             .presence

@@ -260,13 +260,15 @@ impl Endpoint {
         let pubsub = crate::pubsub::from_config(&config.pubsub, &config.endpoint.secret_key_base)?;
         let node = config.pubsub.node_name();
         let presence = Presence::new(&node, &config.presence, pubsub.clone());
-        let commanders = Commanders::builder(
+        let mut commanders = Commanders::builder(
             &config.commander,
             &config.presence,
             &config.endpoint.secret_key_base,
             pubsub.clone(),
-        )
-        .presence(presence.clone());
+        );
+        if config.presence.enabled {
+            commanders = commanders.presence(presence.clone());
+        }
         Ok(EndpointBuilder {
             config,
             pubsub,

@@ -255,6 +255,11 @@ impl Presence {
         }
     }
 
+    /// The pub/sub this presence gossips and delivers through.
+    pub(crate) fn pubsub(&self) -> &Arc<dyn PubSub> {
+        &self.inner.pubsub
+    }
+
     /// Replaces the hooks (before [`Presence::start`]; later only `list` and `get_by_key`
     /// would see the change).
     pub fn set_hooks(&self, hooks: impl PresenceHooks) {
