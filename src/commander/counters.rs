@@ -20,16 +20,25 @@ use crate::transport::frame::encode_broadcast;
 
 impl Commanders {
     /// A live counter for a template: `<span data-tether-count=…>N</span>` showing the
-    /// users (or connections) on `topic` now, kept current by tether.js without any
-    /// commander code (refreshed at most every `[commander] counter_interval_ms`).
-    /// The page must be on `topic` (one of its broadcasting topics).
+    /// users (or connections) on `topic`, kept current by tether.js without any commander
+    /// code (refreshed at most every `[commander] counter_interval_ms`). The page must be on
+    /// `topic` (one of its broadcasting topics).
+    ///
+    /// The first paint counts the page being served, which is not tracked until its socket
+    /// joins: connections are the current number plus one, users at least one (its user may
+    /// already be counted through another tab, so not always plus one). A lone reader never
+    /// sees "0".
     pub fn counter(&self, topic: &str, count: Count) -> Html {
         let kind = match count {
             Count::Users => "users",
             Count::Connections => "connections",
         };
         self.hub.warn_if_untracked("a live counter");
-        let n = self.hub.count(topic, count);
+        let now = self.hub.count(topic, count);
+        let n = match count {
+            Count::Users => now.max(1),
+            Count::Connections => now + 1,
+        };
         Html::trusted(format!(
             r#"<span data-tether-count="{kind}" data-tether-topic="{}">{n}</span>"#,
             Html::escape(topic)
@@ -126,4 +135,44 @@ impl Hub {
 pub(crate) fn watch<T>(watched: &Mutex<HashMap<String, Option<T>>>, topic: &str) {
     let mut watched = watched.lock().unwrap_or_else(PoisonError::into_inner);
     watched.entry(topic.to_string()).or_insert(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Endpoint, presence::OwnerId};
+
+    /// The number a counter's first paint shows.
+    fn shown(commanders: &Commanders, count: Count) -> String {
+        let html = commanders.counter("t", count);
+        let text = html.as_str();
+        let start = text.find('>').unwrap() + 1;
+        text[start..text.rfind('<').unwrap()].to_string()
+    }
+
+    #[test]
+    fn the_first_paint_counts_the_page_being_served() {
+        let endpoint = Endpoint::builder(Config::from_toml_str("").unwrap())
+            .and_then(|builder| builder.build())
+            .unwrap();
+        let commanders = endpoint.commanders();
+        // A lone reader: 1 and 1, never 0.
+        assert_eq!(shown(commanders, Count::Users), "1");
+        assert_eq!(shown(commanders, Count::Connections), "1");
+        // Two tabs of one user are open: this page is a third connection; users stay 2 at
+        // least once a second user is there.
+        let presence = endpoint.presence();
+        presence
+            .track_owner("t", OwnerId(1), "ann", serde_json::json!({}))
+            .unwrap();
+        presence
+            .track_owner("t", OwnerId(2), "ann", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(shown(commanders, Count::Connections), "3");
+        assert_eq!(shown(commanders, Count::Users), "1");
+        presence
+            .track_owner("t", OwnerId(3), "bob", serde_json::json!({}))
+            .unwrap();
+        assert_eq!(shown(commanders, Count::Users), "2");
+    }
 }
