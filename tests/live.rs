@@ -105,6 +105,12 @@ impl Commander for Shop {
             .on("score", Self::score)
             .on("peek_board", Self::peek_board)
     }
+    /// A name for the templated presence list, and a field it must never show.
+    fn presence(&self, page: &Page, _topic: &str) -> Option<(String, Value)> {
+        let key = page.presence_key();
+        let name = format!("reader {}", &key[..4]);
+        Some((key, json!({"name": name, "email": "private@example.com"})))
+    }
 }
 
 struct Other;
@@ -379,6 +385,69 @@ async fn a_presence_list_is_kept_current_without_commander_code() {
             .starts_with(&format!(r#"<ul data-tether-presence="{topic}">"#))
     );
     assert_eq!(html.as_str().matches("<li ").count(), 1);
+}
+
+#[tokio::test]
+async fn a_templated_presence_list_gets_entries_with_only_its_fields() {
+    let server = start(|config| config.commander.counter_interval_ms = 50);
+    let commanders = commanders(&server);
+    let topic = same_path("/shop");
+    let req = TestRequest::with_uri("/shop").to_http_request();
+    let script = commanders.script("shop", &req).to_string();
+    let token = attribute(&script, "data-tether-token").unwrap();
+    let url = format!(
+        "ws://127.0.0.1:{}/tether/socket/websocket?vsn=2.0.0",
+        server.port
+    );
+    let list = json!({"topic": topic, "fields": ["name"]});
+    let bad = json!({"topic": topic, "fields": ["a,b"]});
+    let payload = json!({"token": token, "presence_lists": [list, bad]});
+    let mut a = Client::connect(&url).await;
+    let (_, frame) = a.join("tether:page:shop", payload.clone()).await;
+    reply(&frame, "ok");
+    let list_topic = format!("tether:plist:name\n{topic}");
+    let is_list = |f: &Value| f[3] == "presence_list" && f[2] == list_topic.as_str();
+    let first = a.recv_until(is_list).await;
+    assert_eq!(first[4]["topic"], topic.as_str());
+    assert_eq!(first[4]["fields"], "name");
+    let entries = first[4]["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "{first}");
+    assert_eq!(entries[0]["connections"], 1);
+    assert!(
+        entries[0]["meta"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("reader ")
+    );
+    assert!(
+        !first.to_string().contains("private@"),
+        "only the named fields: {first}"
+    );
+
+    let mut b = Client::connect(&url).await;
+    let (_, frame) = b.join("tether:page:shop", payload).await;
+    reply(&frame, "ok");
+    let both = a.recv_until(is_list).await;
+    assert_eq!(both[4]["entries"].as_array().unwrap().len(), 2, "{both}");
+    b.close().await;
+    let one = a.recv_until(is_list).await;
+    assert_eq!(one[4]["entries"].as_array().unwrap().len(), 1, "{one}");
+    // The list with invalid fields was ignored: only this list's frames arrive.
+    assert!(a.sync().await.iter().all(|f| is_list(f)));
+    // The controller renders the element with the first entries and the app's fragment.
+    let html = commanders.presence_list_with(
+        &topic,
+        &["name"],
+        tether::commander::Html::trusted(r#"<li data-field="name"></li>"#),
+    );
+    let html = html.as_str();
+    assert!(html.contains(r#"data-tether-fields="name""#), "{html}");
+    assert!(
+        html.contains(r#"<template><li data-field="name"></li></template>"#),
+        "{html}"
+    );
+    assert!(html.contains("reader "), "{html}");
+    assert!(!html.contains("private@"), "{html}");
 }
 
 /// Two nodes on one real Redis: a region broadcast from node A reaches a page on node B, and

@@ -568,6 +568,11 @@ impl PageHandle {
         self.hub().count(topic, Count::Connections)
     }
 
+    /// Everyone on `topic` (key → metas), as [`Commanders::list`](super::Commanders::list).
+    pub fn list(&self, topic: &str) -> crate::presence::Presences {
+        self.commanders().list(topic)
+    }
+
     /// Sends `message` to this page's [`Commander::handle_info`](super::Commander::handle_info),
     /// in order with its events. `Err(Closed)` once the page is gone, `Err(Overflowed)` when
     /// `[commander] max_queued_events` are already waiting.

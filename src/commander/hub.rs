@@ -56,7 +56,7 @@ pub(crate) struct Hub {
     /// Last counts sent per counter topic, to send only changes.
     pub(crate) counters: Mutex<HashMap<String, Option<(usize, usize)>>>,
     /// Last markup sent per watched presence list topic (see `presence_list`).
-    pub(crate) presence_lists: Mutex<HashMap<String, Option<super::Html>>>,
+    pub(crate) presence_lists: Mutex<HashMap<String, Option<serde_json::Value>>>,
     /// Runtime unsubscribes, shared by every node (see [`Hub::revoke`]).
     pub(crate) revocations: Arc<revocations::Revocations>,
 }

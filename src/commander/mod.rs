@@ -65,6 +65,7 @@ pub use html::Html;
 pub use live::{LiveError, LiveRegion, LiveTemplate};
 pub use page::{MAX_STORE_BYTES, Page};
 pub use patch::{ConsoleLevel, Content, Patch, PatchError, Position};
+pub use presence_list::MAX_LIST_FIELDS;
 pub use script::PageOptions;
 pub use topics::{Broadcasting, same_commander, same_path, same_topic};
 

@@ -20,6 +20,7 @@ use super::{
     handle::PageShared,
     hub::{Hub, PageClaims},
     page::{BrowserInfo, MAX_STORE_BYTES, Page, PageState, StoreClaims, TopicClaims},
+    presence_list::ListSpec,
     runtime::{self, PageCrash, Work},
     same_commander, same_path, same_topic,
     token::unix_now,
@@ -27,6 +28,9 @@ use super::{
 use crate::channel::{
     BoxError, Channel, HandleResult, JoinError, JoinResult, Reply, Socket, TerminateReason,
 };
+
+/// Most presence lists one page may show (more in a join are ignored).
+const MAX_LISTS_PER_PAGE: usize = 32;
 
 pub(crate) struct PageChannel {
     pub(crate) hub: Arc<Hub>,
@@ -43,8 +47,8 @@ struct JoinPayload {
     store: Option<String>,
     onload: bool,
     counters: Vec<String>,
-    /// Topics whose presence list the page shows (`Commanders::presence_list`).
-    presence_lists: Vec<String>,
+    /// The presence lists the page shows (`Commanders::presence_list`, `presence_list_with`).
+    presence_lists: Vec<ListSpec>,
     /// Signed topics of this page before a reconnect (see `Page::subscribe`).
     topics: Option<String>,
     /// The browser's offset from UTC, in minutes.
@@ -179,9 +183,12 @@ impl PageChannel {
             socket.subscribe(&Hub::counter_topic(counted));
             self.hub.watch_counter(counted);
         }
-        for listed in payload.presence_lists.iter().filter(|l| topics.contains(l)) {
-            socket.subscribe(&Hub::presence_list_topic(listed));
-            self.hub.watch_presence_list(listed);
+        let shown = payload.presence_lists.iter().take(MAX_LISTS_PER_PAGE);
+        for listed in shown.filter(|l| topics.iter().any(|t| t == l.topic())) {
+            if let Some(key) = listed.watch_key() {
+                socket.subscribe(&Hub::presence_list_topic(&key));
+                self.hub.watch_presence_list(&key);
+            }
         }
     }
 
