@@ -433,7 +433,7 @@ async fn a_templated_presence_list_gets_entries_with_only_its_fields() {
     let one = a.recv_until(is_list).await;
     assert_eq!(one[4]["entries"].as_array().unwrap().len(), 1, "{one}");
     // The list with invalid fields was ignored: only this list's frames arrive.
-    assert!(a.sync().await.iter().all(|f| is_list(f)));
+    assert!(a.sync().await.iter().all(is_list));
     // The controller renders the element with the first entries and the app's fragment.
     let html = commanders.presence_list_with(
         &topic,
