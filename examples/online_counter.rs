@@ -39,6 +39,11 @@ fn global() -> String {
     same_topic("global")
 }
 
+/// Whether a presence key is a browser id (a UUID) rather than a user id.
+fn uuid_like(key: &str) -> bool {
+    key.len() == 36 && key.bytes().filter(|b| *b == b'-').count() == 4
+}
+
 /// The two patches that show the current counts.
 fn counts(users: usize, connections: usize) -> [Patch; 2] {
     [
@@ -67,6 +72,18 @@ impl Commander for Counter {
             page.broadcast(&topic, &patch)?;
         }
         Ok(())
+    }
+
+    /// The name the "who is online" list shows: the user id a page is keyed by, or "guest"
+    /// and the start of its browser id.
+    fn presence(&self, page: &Page, _topic: &str) -> Option<(String, serde_json::Value)> {
+        let key = page.presence_key();
+        let name = if uuid_like(&key) {
+            format!("guest {}", &key[..4])
+        } else {
+            key.clone()
+        };
+        Some((key, serde_json::json!({ "name": name })))
     }
 
     /// The page is already untracked here, so it is not counted.
@@ -105,6 +122,7 @@ struct IndexPage {
     connections: usize,
     session_user: Option<String>,
     live_users: Html,
+    who: Html,
     script: Html,
 }
 
@@ -119,6 +137,14 @@ async fn index(
         connections: commanders.count_connections(&topic),
         session_user: session.get::<String>("current_user_id").ok().flatten(),
         live_users: commanders.counter(&topic, Count::Users),
+        // One line per user, drawn by tether.js from this fragment; only `name` leaves the server.
+        who: commanders.presence_list_with(
+            &topic,
+            &["name"],
+            Html::trusted(
+                r#"<li><span data-field="name"></span> · <span data-field="connections"></span> page(s)</li>"#,
+            ),
+        ),
         script: commanders.script("counter", &req),
     };
     tether::render(&page)

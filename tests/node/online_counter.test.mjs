@@ -148,6 +148,27 @@ async function showCounts(pages, users, connections) {
   }
 }
 
+/**
+ * Waits until every page's "who is here" list (`[data-tether-presence][data-tether-fields]`)
+ * shows exactly `lines` (strings or regexps; in order unless `anyOrder`).
+ */
+async function showWho(pages, lines, { anyOrder = false } = {}) {
+  const wanted = lines.map((l) => (l instanceof RegExp ? { re: l.source } : { text: l }));
+  for (const page of pages) {
+    await waitOn(
+      page,
+      ([wanted, anyOrder]) => {
+        const items = [...document.querySelectorAll("[data-tether-presence][data-tether-fields] > li")].map((li) => li.textContent.trim());
+        if (items.length !== wanted.length) return false;
+        const fits = (item, w) => (w.re ? new RegExp(w.re).test(item) : item === w.text);
+        return anyOrder ? wanted.every((w) => items.some((item) => fits(item, w))) : items.every((item, i) => fits(item, wanted[i]));
+      },
+      [wanted, anyOrder],
+      `who is here: ${JSON.stringify(lines.map(String))}`,
+    );
+  }
+}
+
 async function close(page) {
   await page.close();
 }
@@ -252,10 +273,13 @@ describe("online_counter in Chromium", { skip: chromiumSkip }, () => {
     assert.match(await p2.textContent("body"), /Logged in as 42/);
     // Two browsers, one session user.
     await showCounts([p1, p2], 1, 2);
+    await showWho([p1, p2], ["42 · 2 page(s)"]);
 
     const p3 = await open(anon);
     assert.match(await p3.textContent("body"), /log in as 42/);
     await showCounts([p1, p2, p3], 2, 3);
+    // The live list (presence_list_with): one line per user, text only.
+    await showWho([p1, p2, p3], ["42 · 2 page(s)", /^guest [0-9a-f]{4} · 1 page\(s\)$/], { anyOrder: true });
 
     // p1 logs out: it is keyed by its own browser id now. Open: p1 (browser of l1),
     // p2 (user 42), p3 (browser of anon) → 3 users, 3 connections.
@@ -268,6 +292,7 @@ describe("online_counter in Chromium", { skip: chromiumSkip }, () => {
     // And the anonymous page leaving leaves user 42 and l1's browser.
     await close(p3);
     await showCounts([p1, p2], 2, 2);
+    await showWho([p1, p2], [/^guest [0-9a-f]{4} · 1 page\(s\)$/, "42 · 1 page(s)"], { anyOrder: true });
 
     assertNoProblems();
   });
