@@ -375,6 +375,58 @@ describe("online_counter in Chromium", { skip: chromiumSkip }, () => {
     );
   });
 
+  test("refused token: after a restart with another key the page reloads itself once; a token refused again shows a message", OPTS, async () => {
+    await start({ TETHER_SECRET_KEY_BASE: SECRET });
+    const port = server.port;
+    const a = await person("A");
+    const a1 = await open(a);
+    await showCounts([a1], 1, 1);
+    await a1.evaluate(() => { window.__beforeRestart = true; });
+    const windowStart = Date.now();
+    await stopServer();
+    await waitOn(a1, () => document.documentElement.dataset.tether === "disconnected", null, 'data-tether="disconnected"');
+    // Another key: the page's token (and browser id) no longer verify.
+    const reloaded = a1.waitForEvent("load", { timeout: WAIT_MS * 3 });
+    await start({ PORT: String(port), TETHER_SECRET_KEY_BASE: "z".repeat(64) });
+    await reloaded;
+    await connected(a1);
+    assert.equal(await a1.evaluate(() => window.__beforeRestart), undefined, "the page reloaded itself");
+    await showCounts([a1], 1, 1);
+    const windowEnd = Date.now();
+
+    // A page whose token is refused on every load (here: forged on the way): one reload,
+    // then it stops rejoining and says so.
+    const b = await person("B");
+    const b1 = await b.newPage();
+    watch(b1, "B tab 1");
+    // Every load: the token is replaced as soon as the parser inserts the script tag,
+    // before tether.js (an external script) runs.
+    await b1.addInitScript(() => {
+      new MutationObserver(() => {
+        const script = document.querySelector("script[data-tether-token]");
+        if (script && script.dataset.tetherToken !== "forged") script.dataset.tetherToken = "forged";
+      }).observe(document, { childList: true, subtree: true });
+    });
+    let loads = 0;
+    b1.on("load", () => { loads += 1; });
+    await b1.goto(url("/"), { timeout: WAIT_MS });
+    await waitOn(b1, () => document.documentElement.dataset.tether === "stale", null, 'data-tether="stale"');
+    assert.equal(loads, 2, "loaded once, reloaded once");
+    assert.match(await b1.textContent("#tether-stale"), /out of date.*Reload/);
+    // It stopped: no join is retried (a rejoin would come within 2 s: tether.js retries
+    // after 1 s at first), and it did not reload again.
+    const refused = () => problems.filter((p) => p.label === "B tab 1" && /invalid page token/.test(p.text)).length;
+    const atStale = refused();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.equal(refused(), atStale, "no join retried after the message");
+    assert.equal(loads, 2, "no further reload");
+    assert.equal(await b1.evaluate(() => document.documentElement.dataset.tether), "stale");
+
+    assertNoProblems((p) =>
+      (p.at >= windowStart && p.at <= windowEnd && (WS_FAILED.test(p.text.replace(/^console error: /, "")) || /invalid page token/.test(p.text))) ||
+      (p.label === "B tab 1" && /invalid page token/.test(p.text)));
+  });
+
   test("page channel: a forged page token and an undeclared handler are refused", OPTS, async () => {
     await start();
     const token = await pageToken();
