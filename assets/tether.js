@@ -466,6 +466,31 @@
     }
   }
 
+  // A page that reloaded itself because its token was refused, and when (sessionStorage).
+  const RELOADED_KEY = "tether_reloaded_for_token";
+  const RELOAD_AGAIN_AFTER_MS = 60_000;
+
+  function sessionGet(key) {
+    try { return window.sessionStorage.getItem(key); } catch (_) { return null; }
+  }
+
+  function sessionSet(key, value) {
+    try { window.sessionStorage.setItem(key, value); } catch (_) { /* no storage: reload anyway */ }
+  }
+
+  // The visible message of a page that cannot rejoin: `#tether-stale`, a fixed bar.
+  function showStale() {
+    document.documentElement.dataset.tether = "stale";
+    if (document.getElementById("tether-stale")) return;
+    const bar = document.createElement("div");
+    bar.id = "tether-stale";
+    bar.setAttribute("role", "alert");
+    bar.style.cssText = "position:fixed;left:0;right:0;top:0;z-index:2147483647;padding:8px 16px;" +
+      "background:#b3261e;color:#fff;font:14px/1.4 system-ui,sans-serif;text-align:center";
+    bar.textContent = "This page is out of date and cannot reconnect to the server. Reload it to continue.";
+    document.body.appendChild(bar);
+  }
+
   function report(what, reason) {
     console.warn(`tether: ${what}: ${reason}`);
     document.dispatchEvent(new CustomEvent("tether:error", { detail: { what, reason } }));
@@ -646,6 +671,74 @@
         case "remove": el.remove(); break;
       }
     }
+  }
+
+  // The presence lists a page shows, for its join: a topic for a server-rendered list
+  // (`<ul data-tether-presence>`), {topic, fields} for a templated one (with
+  // `data-tether-fields`, from `presence_list_with`); each once.
+  function presenceListSpecs(root) {
+    const specs = new Map();
+    for (const el of root.querySelectorAll("[data-tether-presence]")) {
+      const topic = el.dataset.tetherPresence;
+      const spec = el.dataset.tetherFields === undefined
+        ? topic
+        : { topic, fields: el.dataset.tetherFields.split(",").filter(Boolean) };
+      specs.set(JSON.stringify(spec), spec);
+    }
+    return [...specs.values()];
+  }
+
+  function parseEntries(json) {
+    try {
+      const entries = JSON.parse(json || "[]");
+      return Array.isArray(entries) ? entries : [];
+    } catch (_) {
+      report("presence", "data-tether-entries is not JSON");
+      return [];
+    }
+  }
+
+  // A `presence_list` update: every templated list of that topic and fields shows `entries`.
+  function renderPresenceLists(root, { topic, fields, entries }) {
+    if (!Array.isArray(entries)) return;
+    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-fields]")) {
+      if (el.dataset.tetherPresence === topic && el.dataset.tetherFields === fields) fillPresenceList(el, entries);
+    }
+  }
+
+  // Shows `entries` ({key, connections, meta}) in templated list `el`: one copy of its
+  // `<template>`'s first element per entry, in order, keyed by `data-tether-key` (an entry
+  // already shown keeps its element); each `[data-field]` element (the copy itself included)
+  // gets, as text, the entry's `key`, `connections` or meta field of that name.
+  function fillPresenceList(el, entries) {
+    const template = el.querySelector(":scope > template");
+    const model = template && template.content.firstElementChild;
+    if (!model) return;
+    const shown = new Map();
+    for (const child of el.children) {
+      if (child.hasAttribute("data-tether-key")) shown.set(child.getAttribute("data-tether-key"), child);
+    }
+    let before = template.nextSibling;
+    for (const entry of entries) {
+      if (!entry || typeof entry.key !== "string") continue;
+      let item = shown.get(entry.key);
+      shown.delete(entry.key);
+      if (!item) {
+        item = model.cloneNode(true);
+        item.setAttribute("data-tether-key", entry.key);
+      }
+      const meta = entry.meta && typeof entry.meta === "object" ? entry.meta : {};
+      const slots = item.matches("[data-field]") ? [item, ...item.querySelectorAll("[data-field]")] : item.querySelectorAll("[data-field]");
+      for (const slot of slots) {
+        const field = slot.getAttribute("data-field");
+        const value = field === "key" ? entry.key : field === "connections" ? entry.connections : meta[field];
+        const text = value == null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
+        if (slot.textContent !== text) slot.textContent = text;
+      }
+      if (item !== before) el.insertBefore(item, before);
+      before = item.nextSibling;
+    }
+    for (const gone of shown.values()) gone.remove();
   }
 
   // The live tokens the server rendered into the script tag (`data-tether-live`, JSON of
@@ -1437,14 +1530,36 @@
       this.listening = new Set(); // event types with a document listener
       this.rates = new WeakMap(); // element → type → debounce/throttle state
       this.run = this.run.bind(this);
+      // Templated presence lists show the entries they were rendered with until the first update.
+      for (const el of document.querySelectorAll("[data-tether-presence][data-tether-entries]")) {
+        fillPresenceList(el, parseEntries(el.dataset.tetherEntries));
+      }
       this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
       this.bindChannel();
       this.watchDom();
       this.channel.join()
         .receive("ok", (reply) => this.joined(reply))
-        .receive("error", (reply) => report("join", reply.reason));
+        .receive("error", (reply) => this.refused(reply && reply.reason));
       this.socket.onClose(() => this.lost("disconnected"));
       this.socket.connect();
+    }
+
+    // The join was refused. A refused page token (a server restarted with a new key, a page
+    // older than the token age) cannot get better by rejoining: the page reloads itself once
+    // (a fresh page gets a fresh token); if that was already tried in the last minute, it
+    // stops rejoining and says so on the page.
+    refused(reason) {
+      report("join", reason);
+      if (reason !== "invalid page token") return;
+      const last = Number(sessionGet(RELOADED_KEY)) || 0;
+      if (Date.now() - last > RELOAD_AGAIN_AFTER_MS) {
+        sessionSet(RELOADED_KEY, String(Date.now()));
+        location.reload();
+        return;
+      }
+      this.channel.leave();
+      this.socket.disconnect();
+      showStale();
     }
 
     joinParams(token) {
@@ -1455,7 +1570,7 @@
         onload: this.onload,
         topics: this.topicsToken,
         counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
-        presence_lists: [...new Set([...document.querySelectorAll("[data-tether-presence]")].map((e) => e.dataset.tetherPresence))],
+        presence_lists: presenceListSpecs(document),
         utc_offset: -new Date().getTimezoneOffset(),
         live: this.live,
       };
@@ -1480,6 +1595,7 @@
         if (topic === channel.topic) return;
         if (event === "patch") this.apply(payload);
         if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
+        if (event === "presence_list") renderPresenceLists(document, payload);
         if (event === "count") {
           for (const el of document.querySelectorAll("[data-tether-topic]")) {
             if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
@@ -1505,7 +1621,7 @@
     // The join is gone (socket closed, channel failed): give up on every reply and answer,
     // enable what was busy, and disable the controls until the next join.
     lost(reason) {
-      document.documentElement.dataset.tether = "disconnected";
+      if (document.documentElement.dataset.tether !== "stale") document.documentElement.dataset.tether = "disconnected";
       for (const flight of [...this.inFlight]) flight.abort(reason);
       this.inFlight.clear();
       for (const call of [...this.calls.values()]) call.cancel();
