@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     WebSocketStream, client_async_with_config,
-    tungstenite::{Message, protocol::WebSocketConfig},
+    tungstenite::{Error as WsError, Message, protocol::WebSocketConfig},
 };
 
 pub const JOIN_REF: &str = "1";
@@ -118,6 +118,17 @@ pub async fn connect_ws(
     user_id: &str,
     config: WebSocketConfig,
 ) -> Result<Ws, String> {
+    let stream = tcp_connect(target, source)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    upgrade(stream, target, user_id, config)
+        .await
+        .map_err(|e| format!("handshake: {e}"))
+}
+
+/// The TCP connection to `target` (from `source` if given), `TCP_NODELAY` set. An error is
+/// the io error kind (`ConnectionRefused`), or `bind: <kind>` / `socket: <kind>`.
+pub async fn tcp_connect(target: &Target, source: Option<SocketAddr>) -> Result<TcpStream, String> {
     let socket = match target.addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
@@ -131,13 +142,26 @@ pub async fn connect_ws(
     let stream = socket
         .connect(target.addr)
         .await
-        .map_err(|e| format!("connect: {}", e.kind()))?;
+        .map_err(|e| e.kind().to_string())?;
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// The WebSocket handshake (HTTP upgrade) on `stream`. An error names its cause: `HTTP 408`
+/// for a response other than 101, `io: <kind>` (e.g. the server closed the connection),
+/// else tungstenite's text (at most 80 characters).
+pub async fn upgrade(
+    stream: TcpStream,
+    target: &Target,
+    user_id: &str,
+    config: WebSocketConfig,
+) -> Result<Ws, String> {
     let (ws, _response) = client_async_with_config(target.url(user_id), stream, Some(config))
         .await
-        .map_err(|e| {
-            let text = e.to_string();
-            format!("handshake: {}", text.chars().take(80).collect::<String>())
+        .map_err(|e| match e {
+            WsError::Http(response) => format!("HTTP {}", response.status().as_u16()),
+            WsError::Io(io) => format!("io: {}", io.kind()),
+            other => other.to_string().chars().take(80).collect(),
         })?;
     Ok(ws)
 }

@@ -148,10 +148,7 @@ pub async fn run_fanout(run: &RunCtx<'_>) -> Result<(), String> {
 /// Connects and joins the N clients; waits until each has joined or failed.
 async fn connect_all(run: &RunCtx<'_>) -> Result<(), String> {
     let (n, shared) = (run.opts.clients, run.shared);
-    eprintln!(
-        "loadgen: connecting {n} clients ({} in flight)…",
-        run.opts.connect_concurrency
-    );
+    eprintln!("loadgen: connecting {n} clients ({})…", run.opts.arrivals());
     let mark = CpuMark::now(run.procs);
     run.spawn_clients();
     let mut last_print = Instant::now();

@@ -3,8 +3,13 @@
 //! measures when every client counts N, what the presence traffic cost, and whether anyone
 //! ever counted more than N (a server bug).
 //!
-//! It must never parse JSON on the receive path (byte scans for `"phx_ref":` only) and never
-//! wait past `--converge-timeout-secs` for convergence.
+//! After the storm (once the server is idle) it also times a single join on a quiet topic
+//! ([`quiet_join`]): how long one change waits for its coalescing window when nothing else
+//! happens.
+//!
+//! It must never parse JSON on the receive path (byte scans for `"phx_ref":` only), never
+//! wait past `--converge-timeout-secs` for convergence, and bound every wait of the
+//! quiet-join probe by [`QUIET_WAIT`].
 
 use std::{
     collections::BTreeMap,
@@ -15,9 +20,25 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::StreamExt;
 use memchr::memmem;
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::{histogram::Summary, procfs::CpuMark, report::StormReport, run::RunCtx};
+use crate::{
+    connect::{Ws, connect_ws, join},
+    histogram::Summary,
+    procfs::CpuMark,
+    report::StormReport,
+    run::RunCtx,
+};
+
+/// Single joins timed by the quiet-join probe.
+const QUIET_JOINS: usize = 5;
+/// Quiet time before each probe join: the observer's socket drains and the last change's
+/// window (the base, 50 ms by default) is long over.
+const QUIET_GAP: Duration = Duration::from_millis(500);
+/// The bound of each wait of the probe (connect, join, the diff).
+const QUIET_WAIT: Duration = Duration::from_secs(3);
 
 static PHX_REF: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"phx_ref\":"));
@@ -176,8 +197,10 @@ pub async fn run_storm(run: &RunCtx<'_>) -> Result<(), String> {
     run.baseline_rss().await;
     run.report.lock().unwrap().storm = Some(StormReport::default());
     eprintln!(
-        "loadgen: join storm: {} clients join {} ({} in flight)…",
-        opts.clients, opts.topic, opts.connect_concurrency
+        "loadgen: join storm: {} clients join {} ({})…",
+        opts.clients,
+        opts.topic,
+        opts.arrivals()
     );
     let mark = CpuMark::now(procs);
     run.spawn_clients();
@@ -212,6 +235,14 @@ pub async fn run_storm(run: &RunCtx<'_>) -> Result<(), String> {
     st.rss_peak = procs.status_kib("VmHWM:");
     st.rss_post = rss_post;
     st.rss_settle = (!procs.servers.is_empty()).then_some((settle_secs, settled));
+    st.quiet_join = Some(quiet_join(run).await);
+    if let Some(Ok(s)) = &st.quiet_join {
+        eprintln!(
+            "loadgen: a single join on a quiet topic shows after {:.1} ms (median of {})",
+            s.p50 as f64 / 1000.0,
+            s.count
+        );
+    }
     run.report.lock().unwrap().storm = Some(st);
     run.hold().await;
     if !converged {
@@ -293,6 +324,7 @@ fn add_totals(storm: &Storm, st: &mut StormReport) {
     let first = storm.first_join_ns.load(Ordering::Acquire);
     let last_join = storm.last_join_ns.load(Ordering::Acquire);
     st.join_phase = last_join.saturating_sub(first) as f64 / 1e9;
+    st.after_last_join = st.convergence.map(|c| (c - st.join_phase).max(0.0));
     st.no_state = storm
         .got_state
         .iter()
@@ -304,17 +336,90 @@ fn add_totals(storm: &Storm, st: &mut StormReport) {
     st.state_metas = load(&storm.state_metas);
     st.join_metas = load(&storm.join_metas);
     st.leave_metas = load(&storm.leave_metas);
-    st.max_frames_per_client = storm
-        .frames
-        .iter()
-        .map(|f| f.load(Ordering::Relaxed))
-        .max()
-        .unwrap_or(0);
+    // Every joined client got a presence_state: clients without a frame did not join.
+    st.frames_per_client = Summary::of(
+        storm
+            .frames
+            .iter()
+            .map(|f| f.load(Ordering::Relaxed) as u64)
+            .filter(|&f| f > 0),
+    );
     st.late_frames = load(&storm.late_frames);
     st.overcounts = load(&storm.overcounts);
     st.max_count = storm.max_count.load(Ordering::Relaxed);
     st.repeated_states = load(&storm.repeated_states);
     st.malformed = load(&storm.malformed);
+}
+
+/// A single join on a quiet topic (`<topic>:quiet`, on the first node): an observer joins it,
+/// then [`QUIET_JOINS`] times, each after [`QUIET_GAP`] without a change, a new client joins,
+/// and the time from its `phx_join` sent to the observer's `presence_diff` naming it is
+/// taken. Returns those times (µs), or what went wrong.
+async fn quiet_join(run: &RunCtx<'_>) -> Result<Summary, String> {
+    let ctx = &run.clients;
+    let target = &ctx.targets[0];
+    let topic = format!("{}:quiet", run.opts.topic);
+    let bounded = |what: &'static str| move |_| format!("{what}: no answer in {QUIET_WAIT:?}");
+    let mut observer = tokio::time::timeout(
+        QUIET_WAIT,
+        connect_ws(target, None, "quiet-observer", ctx.config),
+    )
+    .await
+    .map_err(bounded("observer connect"))??;
+    tokio::time::timeout(QUIET_WAIT, join(&mut observer, &topic))
+        .await
+        .map_err(bounded("observer join"))??;
+    let mut samples = Vec::with_capacity(QUIET_JOINS);
+    // The joiners stay connected until the end (a leave would be one more change).
+    let mut joiners = Vec::with_capacity(QUIET_JOINS);
+    for k in 0..QUIET_JOINS {
+        drain(&mut observer, QUIET_GAP).await?;
+        let user = format!("quiet-{k}");
+        let mut ws = tokio::time::timeout(QUIET_WAIT, connect_ws(target, None, &user, ctx.config))
+            .await
+            .map_err(bounded("probe connect"))??;
+        let sent = Instant::now();
+        let (joined, seen) = tokio::join!(
+            tokio::time::timeout(QUIET_WAIT, join(&mut ws, &topic)),
+            tokio::time::timeout(QUIET_WAIT, diff_naming(&mut observer, &user)),
+        );
+        joined.map_err(bounded("probe join"))??;
+        let seen = seen.map_err(bounded("observer's presence_diff"))??;
+        samples.push(seen.saturating_duration_since(sent).as_micros() as u64);
+        joiners.push(ws);
+    }
+    Ok(Summary::of(samples))
+}
+
+/// Reads and drops what `ws` receives for `gap`.
+async fn drain(ws: &mut Ws, gap: Duration) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + gap;
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => return Ok(()),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return Err(format!("observer: {e}")),
+            Ok(None) => return Err("observer: connection ended".into()),
+        }
+    }
+}
+
+/// Reads `ws` until a `presence_diff` naming `user` arrives; returns when it did.
+async fn diff_naming(ws: &mut Ws, user: &str) -> Result<Instant, String> {
+    let key = format!("\"{user}\"");
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let text = text.as_str();
+                if text.contains("\"presence_diff\"") && text.contains(&key) {
+                    return Ok(Instant::now());
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("observer: {e}")),
+            None => return Err("observer: connection ended".into()),
+        }
+    }
 }
 
 /// Per node: the last change of any of its clients' counts (s after the first join), how

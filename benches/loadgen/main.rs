@@ -9,7 +9,14 @@
 //! one (`--url ws://127.0.0.1:4000/socket/websocket`, loopback only, then no RSS figures), and:
 //!
 //! 1. connects N clients (each from its own source address in 127.0.0.2–127.0.0.250, at most
-//!    `--connect-concurrency` handshakes in flight), all joining `room:bench`;
+//!    `--connect-concurrency` handshakes in flight), all joining `room:bench`. With
+//!    `--arrival-rate R` the loop is open instead (every scenario): client i starts its
+//!    handshake at t0 + i/R s whatever became of the clients before it, held back only by a
+//!    safety bound of [`OPEN_LOOP_MAX_IN_FLIGHT`](options::OPEN_LOOP_MAX_IN_FLIGHT)
+//!    handshakes in flight; the report gives how late the handshakes started against the
+//!    schedule and how many clients waited for a slot. A client that does not join within
+//!    30 s is counted as failed, by phase (TCP connect, WebSocket upgrade, join) and cause
+//!    (the HTTP status of a refused upgrade, e.g. `HTTP 408`; the io error; a timeout);
 //! 2. reads the server's VmRSS before the N connect and once they are joined and idle (stable),
 //!    and reports the delta per connection;
 //! 3. measures one broadcast to all N, `--rounds` times: a separate sender pushes a `shout`
@@ -22,13 +29,16 @@
 //!    of the clients could not connect and join, or if the run was aborted.
 //!
 //! `--scenario join-storm` replaces steps 2–4: the N clients (distinct `user_id`s) join
-//! `room:storm` as fast as `--connect-concurrency` allows, and each counts the members it is
-//! told about with a byte scan (occurrences of `"phx_ref":` in its `presence_state`, plus
-//! those in every `presence_diff`'s `joins` part, minus those in its `leaves` part). It
-//! reports the time from the first join sent until every client counts N, the presence
-//! frames and bytes received (compared with N²), the server's peak and post-storm RSS, and
-//! any client whose count ever exceeded N (a server bug). It exits non-zero if the clients
-//! did not converge or anyone over-counted.
+//! `room:storm` as fast as `--connect-concurrency` allows (or at `--arrival-rate`), and each
+//! counts the members it is told about with a byte scan (occurrences of `"phx_ref":` in its
+//! `presence_state`, plus those in every `presence_diff`'s `joins` part, minus those in its
+//! `leaves` part). It reports the time from the first join sent, and from the last join
+//! reply, until every client counts N, the presence frames (per client: mean, p50, p99, max)
+//! and bytes received (compared with N²), the server's peak and post-storm RSS, and any
+//! client whose count ever exceeded N (a server bug). Once the server is idle again it times
+//! five single joins on a quiet topic (`room:storm:quiet`, two members: join sent → the other
+//! member's `presence_diff`). It exits non-zero if the clients did not converge or anyone
+//! over-counted.
 //!
 //! `--scenario pages` measures commander pages against `examples/live_todo` (the default
 //! `--server` of this scenario: `cargo build --release --example live_todo`). It fetches

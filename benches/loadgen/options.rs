@@ -24,7 +24,11 @@ usage: cargo bench --bench loadgen -- [options]
   --window <K>                sustained: max shouts not yet delivered to all clients [32]
   --pad <bytes>               padding in each shout payload (frame ≈ 53 + pad bytes) [48]
   --deadline-secs <T>         hard deadline for the whole run [300]
-  --connect-concurrency <C>   handshakes in flight [200]
+  --connect-concurrency <C>   closed loop: handshakes in flight [200]
+  --arrival-rate <R>          open loop instead: client i starts its handshake at
+                              t0 + i/R s (R connects/s), whatever became of the
+                              earlier ones; only a safety bound of 10000 handshakes
+                              in flight holds a client back (counted) [off]
   --threads <W>               tokio worker threads of the generator [2]
   --read-buf <bytes>          read buffer per client; grows for a larger frame, then
                               shrinks back [4096]
@@ -52,6 +56,12 @@ usage: cargo bench --bench loadgen -- [options]
 
 /// Upper bound of `--nodes`.
 pub const MAX_NODES: usize = 32;
+/// With `--arrival-rate`: the most handshakes (connect + upgrade + join) in flight at once, a
+/// safety bound only (the USAGE text repeats it). At 1,000 connects/s it is ten seconds of
+/// arrivals that have not joined yet, and a client's connect + join gives up after 30 s
+/// anyway; a client that finds the bound reached waits for a slot, and is counted as held
+/// back (its lateness shows in the arrival-lag figures).
+pub const OPEN_LOOP_MAX_IN_FLIGHT: usize = 10_000;
 /// Default of `TETHER_PRESENCE_BROADCAST_PERIOD_MS` (`src/config.rs`).
 const DEFAULT_BROADCAST_PERIOD_MS: u64 = 1500;
 
@@ -66,6 +76,9 @@ pub struct Opts {
     pub pad: usize,
     pub deadline_secs: u64,
     pub connect_concurrency: usize,
+    /// `--arrival-rate`: connects per second of the open loop (`None`: the closed loop of
+    /// `--connect-concurrency`).
+    pub arrival_rate: Option<f64>,
     pub threads: usize,
     pub read_buf: usize,
     pub heartbeat_secs: f64,
@@ -109,6 +122,7 @@ impl Default for Opts {
             pad: 48,
             deadline_secs: 300,
             connect_concurrency: 200,
+            arrival_rate: None,
             threads: 2,
             read_buf: 4096,
             heartbeat_secs: 20.0,
@@ -151,6 +165,24 @@ impl Opts {
         }
     }
 
+    /// Handshakes in flight at most: `--connect-concurrency`, or with `--arrival-rate` the
+    /// open loop's safety bound [`OPEN_LOOP_MAX_IN_FLIGHT`].
+    pub fn connect_slots(&self) -> usize {
+        match self.arrival_rate {
+            Some(_) => OPEN_LOOP_MAX_IN_FLIGHT,
+            None => self.connect_concurrency,
+        }
+    }
+
+    /// How the clients connect, for the progress lines and the report: `200 in flight` or
+    /// `open loop, 1000 connects/s`.
+    pub fn arrivals(&self) -> String {
+        match self.arrival_rate {
+            Some(rate) => format!("open loop, {rate} connects/s"),
+            None => format!("{} in flight", self.connect_concurrency),
+        }
+    }
+
     /// Checks the parsed options; with join-storm and no `--topic`, the room is `room:storm`;
     /// with pages and no `--server`, the server is `live_todo`.
     fn validate(mut self, given: Given) -> Result<Opts, String> {
@@ -173,6 +205,12 @@ impl Opts {
         }
         if self.window == 0 || self.connect_concurrency == 0 || self.threads == 0 {
             return Err("--window, --connect-concurrency and --threads must be at least 1".into());
+        }
+        if self
+            .arrival_rate
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
+            return Err("--arrival-rate must be a positive number of connects per second".into());
         }
         if !(self.heartbeat_secs > 0.0
             && self.round_timeout_secs > 0.0
@@ -270,6 +308,7 @@ fn apply(
         "--pad" => opts.pad = num(key, &value()?)?,
         "--deadline-secs" => opts.deadline_secs = num(key, &value()?)?,
         "--connect-concurrency" => opts.connect_concurrency = num(key, &value()?)?,
+        "--arrival-rate" => opts.arrival_rate = Some(num(key, &value()?)?),
         "--threads" => opts.threads = num(key, &value()?)?,
         "--read-buf" => opts.read_buf = num(key, &value()?)?,
         "--heartbeat-secs" => opts.heartbeat_secs = num(key, &value()?)?,

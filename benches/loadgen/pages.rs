@@ -286,8 +286,9 @@ pub async fn run_pages(run: &RunCtx<'_>) -> Result<(), String> {
     run.baseline_rss().await;
 
     eprintln!(
-        "loadgen: {} pages join {topic} ({} in flight)…",
-        opts.clients, opts.connect_concurrency
+        "loadgen: {} pages join {topic} ({})…",
+        opts.clients,
+        opts.arrivals()
     );
     let mark = CpuMark::now(procs);
     run.spawn_clients_with(&ctx);

@@ -9,16 +9,22 @@ use std::collections::BTreeMap;
 
 use crate::{
     histogram::Summary,
-    options::Opts,
+    options::{OPEN_LOOP_MAX_IN_FLIGHT, Opts},
     procfs::{PhaseCpu, machine_summary},
+    shared::Phase,
 };
 
 #[derive(Debug, Default, Clone)]
 pub struct Report {
     pub requested: usize,
     pub joined: Option<usize>,
-    pub failures: BTreeMap<String, usize>,
+    /// Clients that did not join, by phase and cause.
+    pub failures: BTreeMap<(Phase, String), usize>,
     pub connect: Option<PhaseCpu>,
+    /// Open loop (`--arrival-rate`): handshake start − scheduled time, µs; clients that
+    /// waited for a slot under the safety bound.
+    pub arrival_lag: Option<Summary>,
+    pub held_back: usize,
     /// Clients joined per node (client `idx` is on node `idx % nodes`).
     pub joined_per_node: Vec<usize>,
     /// VmRSS of each server, in KiB.
@@ -124,6 +130,8 @@ pub struct StormReport {
     pub join_phase: f64,
     /// First join sent → the last change of any client's count, once all equal `target`.
     pub convergence: Option<f64>,
+    /// Last join reply → that last change (what coalescing windows add after the storm).
+    pub after_last_join: Option<f64>,
     /// Per-client time from the first join sent to its count's last change: p50, p99, max.
     pub client_convergence: (f64, f64, f64),
     /// Expected count (clients joined).
@@ -138,7 +146,8 @@ pub struct StormReport {
     pub state_metas: u64,
     pub join_metas: u64,
     pub leave_metas: u64,
-    pub max_frames_per_client: u32,
+    /// Presence frames (state + diffs) per client.
+    pub frames_per_client: Summary,
     pub late_frames: u64,
     pub overcounts: u64,
     pub max_count: i64,
@@ -154,6 +163,9 @@ pub struct StormReport {
     pub rss_peak: Option<Vec<u64>>,
     pub rss_post: Option<Vec<u64>>,
     pub rss_settle: Option<(f64, bool)>,
+    /// A single join on a quiet topic after the storm, join sent → the other member's
+    /// `presence_diff` (µs), or why it could not be measured.
+    pub quiet_join: Option<Result<Summary, String>>,
 }
 
 impl PhaseCpu {
@@ -310,21 +322,49 @@ fn client_rows(rows: &mut Rows, report: &Report, opts: &Opts, joined: usize) {
         "clients joined / requested (N)",
         format!("{joined} / {}", report.requested),
     );
-    let failed: usize = report.failures.values().sum();
-    if failed > 0 {
+    // Failures before the WebSocket was up (TCP connect, HTTP upgrade), and in the join.
+    let failures = |handshake: bool| {
+        let each: BTreeMap<String, usize> = report
+            .failures
+            .iter()
+            .filter(|((phase, _), _)| phase.is_handshake() == handshake)
+            .map(|((phase, cause), n)| (format!("{phase}: {cause}"), *n))
+            .collect();
+        (each.values().sum::<usize>(), each)
+    };
+    if report.joined.is_some() {
+        let (failed, each) = failures(true);
         rows.row(
-            "connect/join failures",
-            format!("{failed} ({})", reasons(&report.failures)),
+            "**handshake failures (TCP connect + WebSocket upgrade), by cause**",
+            if failed == 0 {
+                "**0**".to_string()
+            } else {
+                format!("**{failed}** ({})", reasons(&each))
+            },
         );
+    }
+    let (failed, each) = failures(false);
+    if failed > 0 {
+        rows.row("join failures", format!("{failed} ({})", reasons(&each)));
     }
     if let Some(c) = &report.connect {
         rows.row(
             "connect + join time",
             format!(
-                "{:.2} s ({:.0} joins/s, {} in flight)",
+                "{:.2} s ({:.0} joins/s, {})",
                 c.wall,
                 joined as f64 / c.wall.max(1e-9),
-                opts.connect_concurrency
+                opts.arrivals()
+            ),
+        );
+    }
+    if let Some(lag) = &report.arrival_lag {
+        rows.row(
+            "open loop: handshake start behind schedule, p50 / p99 / max",
+            format!(
+                "{}; {} clients waited for a slot (bound {OPEN_LOOP_MAX_IN_FLIGHT} in flight)",
+                quantiles_ms(lag),
+                report.held_back
             ),
         );
     }
@@ -483,10 +523,18 @@ fn storm_rows(rows: &mut Rows, st: &StormReport, report: &Report, joined: usize)
         format!("{:.2} s", st.join_phase),
     );
     match st.convergence {
-        Some(secs) => rows.row(
-            "**convergence (first join sent → every client counts N)**",
-            format!("**{secs:.2} s**"),
-        ),
+        Some(secs) => {
+            rows.row(
+                "**convergence (first join sent → every client counts N)**",
+                format!("**{secs:.2} s**"),
+            );
+            if let Some(after) = st.after_last_join {
+                rows.row(
+                    "**last join reply → every client counts N**",
+                    format!("**{:.0} ms**", after * 1000.0),
+                );
+            }
+        }
         None => rows.row(
             "**convergence**",
             format!(
@@ -522,6 +570,18 @@ fn storm_rows(rows: &mut Rows, st: &StormReport, report: &Report, joined: usize)
     }
     storm_traffic_rows(rows, st, joined);
     storm_rss_rows(rows, st, report);
+    match &st.quiet_join {
+        Some(Ok(s)) => rows.row(
+            "single join on a quiet topic after the storm (join sent → the other member's \
+             presence_diff): p50 / p99 / max",
+            format!("{} ({} joins)", quantiles_ms(s), s.count),
+        ),
+        Some(Err(err)) => rows.row(
+            "single join on a quiet topic",
+            format!("not measured: {err}"),
+        ),
+        None => {}
+    }
 }
 
 /// The join storm's presence traffic against N², over-counts and anomalies, CPU.
@@ -532,14 +592,22 @@ fn storm_traffic_rows(rows: &mut Rows, st: &StormReport, joined: usize) {
     rows.row(
         "**presence frames received (= sent)**",
         format!(
-            "**{frames}** ({} states + {} diffs) = {:.5} × N² = {:.5} × N²/2; {:.1} per client, \
-             at most {}",
+            "**{frames}** ({} states + {} diffs) = {:.5} × N² = {:.5} × N²/2",
             st.state_frames,
             st.diff_frames,
             frames as f64 / n2,
             frames as f64 / (n2 / 2.0),
+        ),
+    );
+    let per = &st.frames_per_client;
+    rows.row(
+        "**presence frames per client: mean / p50 / p99 / max**",
+        format!(
+            "**{:.1}** / {} / {} / **{}**",
             frames as f64 / n,
-            st.max_frames_per_client
+            per.p50,
+            per.p99,
+            per.max
         ),
     );
     rows.row(

@@ -17,13 +17,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::{
     connect::Target,
     fanout::run_fanout,
+    histogram::Recorder,
     join_storm::run_storm,
     options::{Opts, Scenario},
     pages::run_pages,
     procfs::{PhaseCpu, Procs, rss_kib},
     report::{Report, mib_nodes},
     servers::Fleet,
-    session::{ClientCtx, run_client},
+    session::{Arrivals, ClientCtx, run_client},
     shared::Shared,
 };
 
@@ -79,7 +80,8 @@ async fn run(
     let ctx = ClientCtx {
         shared: shared.clone(),
         targets: Arc::new(targets),
-        connect_slots: Arc::new(tokio::sync::Semaphore::new(opts.connect_concurrency)),
+        connect_slots: Arc::new(tokio::sync::Semaphore::new(opts.connect_slots())),
+        arrivals: None,
         config,
         topic: Arc::from(opts.topic.as_str()),
         join_payload: Arc::from("{}"),
@@ -117,8 +119,7 @@ fn record_end(shared: &Shared, r: &mut Report, outcome: &Result<(), String>) {
     r.disconnects = shared.disconnects.load(Ordering::Acquire);
     r.close_reasons = shared.close_reasons.lock().unwrap().clone();
     if r.joined.is_none() {
-        r.joined = Some(shared.joined.load(Ordering::Acquire));
-        r.failures = shared.failures.lock().unwrap().clone();
+        record_connects(shared, r);
     }
     r.generator_rss_kib = rss_kib("self");
     r.joined_per_node = shared
@@ -141,7 +142,8 @@ impl RunCtx<'_> {
         }
     }
 
-    /// Starts the N measured clients (they connect at most `--connect-concurrency` at a time).
+    /// Starts the N measured clients: they connect at most `--connect-concurrency` at a
+    /// time, or with `--arrival-rate` R client i at now + i/R s (the open loop).
     pub fn spawn_clients(&self) {
         self.spawn_clients_with(&self.clients);
     }
@@ -149,6 +151,13 @@ impl RunCtx<'_> {
     /// [`RunCtx::spawn_clients`] with another client context (the pages scenario's socket,
     /// topic and join payload).
     pub fn spawn_clients_with(&self, ctx: &ClientCtx) {
+        let ctx = ClientCtx {
+            arrivals: self.opts.arrival_rate.map(|rate| Arrivals {
+                start: tokio::time::Instant::now(),
+                rate,
+            }),
+            ..ctx.clone()
+        };
         for idx in 0..self.opts.clients {
             tokio::spawn(run_client(idx, ctx.clone()));
         }
@@ -157,12 +166,9 @@ impl RunCtx<'_> {
     /// Once every client has connected or failed: the connect phase's CPU, who joined and why
     /// the others failed. Returns the number joined.
     pub fn record_joined(&self, connect: PhaseCpu) -> usize {
-        let joined = self.shared.joined.load(Ordering::Acquire);
         let mut r = self.report.lock().unwrap();
         r.connect = Some(connect);
-        r.joined = Some(joined);
-        r.failures = self.shared.failures.lock().unwrap().clone();
-        joined
+        record_connects(self.shared, &mut r)
     }
 
     /// Waits (≤ 30 s) until every server's RSS is stable (3 readings 1 s apart within 0.5 %)
@@ -220,6 +226,18 @@ impl RunCtx<'_> {
             tokio::time::sleep(Duration::from_secs_f64(opts.hold_secs)).await;
         }
     }
+}
+
+/// Who joined, why the others failed, and (open loop) how late the handshakes started.
+/// Returns the number joined.
+fn record_connects(shared: &Shared, r: &mut Report) -> usize {
+    let joined = shared.joined.load(Ordering::Acquire);
+    r.joined = Some(joined);
+    r.failures = shared.failures.lock().unwrap().clone();
+    let lag = Recorder::merged(std::slice::from_ref(&shared.arrival_lag));
+    r.arrival_lag = (lag.count > 0).then_some(lag);
+    r.held_back = shared.held_back.load(Ordering::Acquire);
+    joined
 }
 
 /// Whether each server's readings stay within 0.5 % (at least 512 KiB) of each other.

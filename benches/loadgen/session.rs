@@ -1,12 +1,14 @@
-//! One measured client's life: connect (from its own loopback source address, at most
-//! `--connect-concurrency` handshakes in flight), hand the TCP stream from tungstenite to
-//! [`RawWs`], join the topic, then receive, answer pings and send heartbeats until the
-//! connection ends; every frame goes to [`Shared::on_text`]. In the pages scenario the
-//! first `--adders` clients also send one `add` event when the scenario says so.
+//! One measured client's life: connect (from its own loopback source address; at most
+//! `--connect-concurrency` handshakes in flight, or with `--arrival-rate` at its time in the
+//! open loop's schedule), hand the TCP stream from tungstenite to [`RawWs`], join the topic,
+//! then receive, answer pings and send heartbeats until the connection ends; every frame goes
+//! to [`Shared::on_text`]. In the pages scenario the first `--adders` clients also send one
+//! `add` event when the scenario says so.
 //!
-//! It must never panic on what the server sends (a failure is counted with its reason) and
-//! never wait unbounded for a connection: connect + join give up after 30 s, and the receive
-//! loop ends with the connection or with the run.
+//! It must never panic on what the server sends (a failure is counted with its phase and
+//! cause) and never wait unbounded for a connection: connect + handshake + join give up after
+//! [`CONNECT_TIMEOUT`] (counted as a timeout of the phase it was in), and the receive loop ends
+//! with the connection or with the run.
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -14,14 +16,17 @@ use std::{
 };
 
 use memchr::memmem;
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::{
     client::RawWs,
-    connect::{Target, connect_ws, heartbeat_frame, join_frame_with, join_reply_prefix},
-    shared::Shared,
+    connect::{Target, heartbeat_frame, join_frame_with, join_reply_prefix, tcp_connect, upgrade},
+    shared::{Phase, Shared},
 };
+
+/// Connect + handshake + join of one client must be done within this.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every measured client needs.
 #[derive(Clone)]
@@ -29,7 +34,10 @@ pub struct ClientCtx {
     pub shared: Arc<Shared>,
     /// One per server node; client `idx` connects to `targets[idx % targets.len()]`.
     pub targets: Arc<Vec<Target>>,
+    /// Handshakes in flight at most ([`Opts::connect_slots`](crate::options::Opts)).
     pub connect_slots: Arc<tokio::sync::Semaphore>,
+    /// The open loop's schedule (`--arrival-rate`), set when the clients are spawned.
+    pub arrivals: Option<Arrivals>,
     pub config: WebSocketConfig,
     pub topic: Arc<str>,
     /// The `phx_join` payload (`{}`, or a page's `{"token": …}`).
@@ -38,20 +46,51 @@ pub struct ClientCtx {
     pub read_buf: usize,
 }
 
-/// Client `idx`: connects and joins (counted as joined or failed), then receives until the
-/// connection ends (counted as closed).
+/// The open loop: client `idx` starts its handshake at `start + idx / rate` seconds, whatever
+/// became of the clients before it.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrivals {
+    pub start: Instant,
+    /// Connects per second.
+    pub rate: f64,
+}
+
+impl Arrivals {
+    fn due(&self, idx: usize) -> Instant {
+        self.start + Duration::from_secs_f64(idx as f64 / self.rate)
+    }
+}
+
+/// Client `idx`: waits for its arrival time (open loop) and a connect slot, connects and
+/// joins (counted as joined or failed), then receives until the connection ends (counted as
+/// closed).
 pub async fn run_client(idx: usize, ctx: ClientCtx) {
     let shared = &ctx.shared;
-    let Ok(permit) = ctx.connect_slots.acquire().await else {
-        shared.fail("semaphore closed".into());
-        return;
+    let due = ctx.arrivals.map(|a| a.due(idx));
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+    let permit = match ctx.connect_slots.try_acquire() {
+        Ok(permit) => Ok(permit),
+        Err(_) => {
+            if due.is_some() {
+                shared.held_back.fetch_add(1, Ordering::Relaxed);
+            }
+            ctx.connect_slots.acquire().await
+        }
     };
-    let result = tokio::time::timeout(Duration::from_secs(30), connect_and_join(idx, &ctx)).await;
+    let Ok(permit) = permit else {
+        return shared.fail(Phase::Connect, "no connect slot (semaphore closed)".into());
+    };
+    if let Some(due) = due {
+        let late = Instant::now().saturating_duration_since(due);
+        shared.arrival_lag.record(idx, late.as_micros() as u64);
+    }
+    let result = connect_and_join(idx, &ctx).await;
     drop(permit);
     let ws = match result {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(reason)) => return shared.fail(reason),
-        Err(_) => return shared.fail("connect+join timed out (30 s)".into()),
+        Ok(ws) => ws,
+        Err((phase, cause)) => return shared.fail(phase, cause),
     };
     shared.joined.fetch_add(1, Ordering::AcqRel);
     shared.joined_per_node[idx % shared.nodes].fetch_add(1, Ordering::AcqRel);
@@ -61,13 +100,45 @@ pub async fn run_client(idx: usize, ctx: ClientCtx) {
     shared.closed(reason);
 }
 
-/// Handshake with tungstenite, then the join on the raw stream (the join-storm scenario
-/// stamps the first join sent and the last join reply, the pages scenario each client's).
-async fn connect_and_join(idx: usize, ctx: &ClientCtx) -> Result<RawWs, String> {
+/// `step` of `phase`, given up at `deadline`; a failure or the timeout is reported with the
+/// phase.
+async fn within<T>(
+    deadline: Instant,
+    phase: Phase,
+    step: impl Future<Output = Result<T, String>>,
+) -> Result<T, (Phase, String)> {
+    match tokio::time::timeout_at(deadline, step).await {
+        Ok(result) => result.map_err(|cause| (phase, cause)),
+        Err(_) => Err((
+            phase,
+            format!(
+                "timed out (connect + join over {} s)",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+/// TCP connect and handshake with tungstenite, then the join on the raw stream (the
+/// join-storm scenario stamps the first join sent and the last join reply, the pages scenario
+/// each client's), all within [`CONNECT_TIMEOUT`].
+async fn connect_and_join(idx: usize, ctx: &ClientCtx) -> Result<RawWs, (Phase, String)> {
     let shared = &ctx.shared;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
     let user_id = format!("u{idx}");
     let target = &ctx.targets[idx % ctx.targets.len()];
-    let ws = connect_ws(target, target.source(idx), &user_id, ctx.config).await?;
+    let stream = within(
+        deadline,
+        Phase::Connect,
+        tcp_connect(target, target.source(idx)),
+    )
+    .await?;
+    let ws = within(
+        deadline,
+        Phase::Handshake,
+        upgrade(stream, target, &user_id, ctx.config),
+    )
+    .await?;
     // The server sends nothing before the join, so tungstenite holds no buffered bytes
     // beyond the handshake response: the raw stream continues exactly at a frame boundary.
     let mut ws = RawWs::new(ws.into_inner(), ctx.read_buf, idx as u32);
@@ -78,7 +149,7 @@ async fn connect_and_join(idx: usize, ctx: &ClientCtx) -> Result<RawWs, String> 
     if let Some(pages) = &shared.pages {
         pages.join_sent(idx, sent);
     }
-    let replied = join(&mut ws, idx, ctx).await?;
+    let replied = within(deadline, Phase::Join, join(&mut ws, idx, ctx)).await?;
     if let Some(storm) = &shared.storm {
         storm.last_join_ns.fetch_max(replied, Ordering::AcqRel);
     }
@@ -101,22 +172,21 @@ async fn join(ws: &mut RawWs, idx: usize, ctx: &ClientCtx) -> Result<u64, String
     let expected = join_reply_prefix(&ctx.topic);
     let mut reply: Option<Result<u64, String>> = None;
     while reply.is_none() {
-        ws.fill().await.map_err(|e| format!("join: {e}"))?;
+        ws.fill().await?;
         ws.process(|frame| {
             if reply.is_none() && frame.starts_with(expected.as_bytes()) {
                 reply = Some(if memmem::find(frame, br#""status":"ok""#).is_some() {
                     Ok(shared.now_ns())
                 } else {
-                    Err(format!("join: error reply{}", reason_of(frame)))
+                    Err(format!("error reply{}", reason_of(frame)))
                 });
             } else {
                 shared.on_text(idx, frame);
             }
-        })
-        .map_err(|e| format!("join: {e}"))?;
+        })?;
         ws.send_pongs().await?;
     }
-    reply.unwrap_or_else(|| Err("join: no reply".into()))
+    reply.unwrap_or_else(|| Err("no reply".into()))
 }
 
 /// ` (<reason>)` of an error reply `…"reason":"<reason>"…`, at most 60 bytes; empty without

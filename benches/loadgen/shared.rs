@@ -52,7 +52,13 @@ pub struct Shared {
     pub counting_closes: AtomicBool,
     pub disconnects: AtomicUsize,
     pub close_reasons: Mutex<BTreeMap<String, usize>>,
-    pub failures: Mutex<BTreeMap<String, usize>>,
+    /// Clients that could not connect and join, by the phase they failed in and the cause.
+    pub failures: Mutex<BTreeMap<(Phase, String), usize>>,
+    /// Open loop (`--arrival-rate`): how late each client started its handshake (µs after
+    /// its scheduled time), and the clients that had to wait for a slot under the safety
+    /// bound.
+    pub arrival_lag: Recorder,
+    pub held_back: AtomicUsize,
     /// Frames other than shouts and heartbeat replies (presence_state/diff, ...).
     pub other_frames: AtomicU64,
     pub heartbeats: AtomicU64,
@@ -60,6 +66,34 @@ pub struct Shared {
     pub storm: Option<Storm>,
     /// Pages bookkeeping (`None` in the other scenarios).
     pub pages: Option<Pages>,
+}
+
+/// Where a client's connection failed before it joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// The TCP connection.
+    Connect,
+    /// The WebSocket upgrade (HTTP request and `101` response).
+    Handshake,
+    /// `phx_join` and its reply.
+    Join,
+}
+
+impl Phase {
+    /// Whether the failure happened before the WebSocket was up (TCP connect or upgrade).
+    pub fn is_handshake(self) -> bool {
+        matches!(self, Phase::Connect | Phase::Handshake)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Connect => "connect",
+            Phase::Handshake => "handshake",
+            Phase::Join => "join",
+        })
+    }
 }
 
 static SHOUT_EVENT: LazyLock<memmem::Finder<'static>> =
@@ -91,6 +125,8 @@ impl Shared {
             disconnects: AtomicUsize::new(0),
             close_reasons: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(BTreeMap::new()),
+            arrival_lag: Recorder::new(),
+            held_back: AtomicUsize::new(0),
             other_frames: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
             storm: (opts.scenario == Scenario::JoinStorm).then(|| Storm::new(n, &opts.topic)),
@@ -102,9 +138,14 @@ impl Shared {
         self.base.elapsed().as_nanos() as u64
     }
 
-    /// A client could not connect and join, for `reason`.
-    pub fn fail(&self, reason: String) {
-        *self.failures.lock().unwrap().entry(reason).or_default() += 1;
+    /// A client could not connect and join: it failed in `phase`, for `cause`.
+    pub fn fail(&self, phase: Phase, cause: String) {
+        *self
+            .failures
+            .lock()
+            .unwrap()
+            .entry((phase, cause))
+            .or_default() += 1;
         self.connect_done.fetch_add(1, Ordering::AcqRel);
     }
 
