@@ -13,7 +13,9 @@ use futures_util::FutureExt;
 use serde_json::{Value, json};
 
 use super::{Presence, SHARDS, hooks::Presences, shard::TopicWork};
-use crate::transport::frame::{encode, encode_broadcast};
+use bytes::Bytes;
+
+use crate::transport::frame::{FRAME_TAIL, encode_broadcast, encode_head};
 
 impl Presence {
     /// Delivery: closes each window when it is due and hands its diffs and states out,
@@ -77,12 +79,15 @@ impl Presence {
         }
         if let Some(state) = work.state {
             let fetched = self.fetch(topic, state).await;
-            // Encoded once; each joiner's frame splices it in around its own join ref.
-            let raw = serde_json::value::to_raw_value(&fetched).unwrap_or_default();
+            // Encoded once and shared: each joiner's frame is its own small head (with its
+            // join ref), this body by reference, and the closing bracket. A window with
+            // thousands of joiners queues one copy of the state, not one per joiner.
+            let body = Bytes::from(serde_json::to_vec(&fetched).unwrap_or_else(|_| b"{}".to_vec()));
+            let tail = Bytes::from_static(FRAME_TAIL);
             for (outbox, join_ref) in &work.new {
-                let frame = encode(Some(join_ref), None, topic, "presence_state", &raw);
+                let head = encode_head(Some(join_ref), None, topic, "presence_state");
                 // Exempt from the byte limit: a room of any size stays joinable.
-                let _ = outbox.push_exempt_frame(frame);
+                let _ = outbox.push_exempt_spliced([head, body.clone(), tail.clone()]);
             }
         }
     }

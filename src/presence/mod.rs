@@ -41,7 +41,7 @@
 //! - A meta is at most `presence.max_meta_bytes` (4 KiB) encoded; a larger `track` or
 //!   `update` fails with [`TrackError::MetaTooLarge`] and nothing is stored or gossiped.
 //! - A `presence_state` is exempt from the subscriber's outbound byte limit (see
-//!   the outbox's `push_exempt_frame`): a room of
+//!   the outbox's `push_exempt_spliced`): a room of
 //!   any size stays joinable; there is at most one per subscription.
 //! - Presences are owned by a join ([`Socket::join_id`]), not by a connection: ending one
 //!   join never untracks or unsubscribes another join of the same connection, and a leave

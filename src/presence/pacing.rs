@@ -20,7 +20,7 @@ use std::{collections::HashMap, sync::Arc};
 /// The longest a window grows to, in ms.
 pub(super) const MAX_WINDOW_MS: u64 = 5_000;
 
-/// Members per ms of cap: a topic of `size` members caps its window at `size / 5` ms.
+/// Members per ms of cap: a topic of `size` members caps its window at `size / 2` ms.
 const MEMBERS_PER_MS: u64 = 2;
 
 /// One topic's pacing.

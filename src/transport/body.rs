@@ -68,6 +68,21 @@ fn close_frame(out: &mut BytesMut, close: &Close) {
     Parser::write_close(out, Some(reason), false);
 }
 
+/// Writes `part` of a frame's payload: into `buf` while it fits and nothing waits in
+/// `pieces`, the rest as slices of at most [`CHUNK`] bytes into `pieces` (no copy).
+fn emit(buf: &mut BytesMut, pieces: &mut VecDeque<Bytes>, part: &Bytes) {
+    let mut at = 0;
+    if pieces.is_empty() {
+        at = (CHUNK - buf.len()).min(part.len());
+        buf.put_slice(&part[..at]);
+    }
+    while at < part.len() {
+        let end = (at + CHUNK).min(part.len());
+        pieces.push_back(part.slice(at..end));
+        at = end;
+    }
+}
+
 /// The body; see the module docs.
 pub(crate) struct OutboxBody {
     shared: Arc<Shared>,
@@ -95,23 +110,16 @@ impl OutboxBody {
         let (mut frames, mut bytes) = (0, 0);
         while buf.len() + CONTROL_ROOM <= CHUNK {
             match state.take_wire(shared, cx) {
-                Some(Wire::Text(payload)) => {
+                Some(Wire::Text(text)) => {
                     frames += 1;
-                    bytes += payload.len() as u64;
-                    header(buf, OP_TEXT, payload.len());
-                    let room = CHUNK - buf.len();
-                    if payload.len() <= room {
-                        buf.put_slice(&payload);
-                        continue;
+                    bytes += text.len() as u64;
+                    header(buf, OP_TEXT, text.len());
+                    for part in text.parts() {
+                        emit(buf, &mut self.pieces, part);
                     }
-                    buf.put_slice(&payload[..room]);
-                    let mut at = room;
-                    while at < payload.len() {
-                        let end = (at + CHUNK).min(payload.len());
-                        self.pieces.push_back(payload.slice(at..end));
-                        at = end;
+                    if !self.pieces.is_empty() {
+                        break; // the rest of this frame goes out first
                     }
-                    break;
                 }
                 Some(Wire::Pong(payload)) => pong(buf, &payload),
                 None => {
@@ -222,6 +230,38 @@ mod tests {
         outbox.push_frame(Bytes::from(medium)).unwrap();
         let out = drain(&mut body);
         assert_eq!(&out[..4], &[0x81, 126, 1, 44]);
+    }
+
+    #[test]
+    fn a_spliced_frame_is_one_frame_and_shares_its_large_part() {
+        let outbox = Outbox::new(1 << 20);
+        let mut body = OutboxBody::new(outbox.shared().clone());
+        let shared: Bytes = (0..20_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into();
+        outbox.push_frame(Bytes::from_static(b"a")).unwrap();
+        let parts = [
+            Bytes::from_static(b"[head,"),
+            shared.clone(),
+            Bytes::from_static(b"]"),
+        ];
+        outbox.push_exempt_spliced(parts).unwrap();
+        outbox.push_frame(Bytes::from_static(b"z")).unwrap();
+        let out = drain(&mut body);
+        assert_eq!(&out[..3], b"\x81\x01a");
+        let len = 6 + 20_000 + 1;
+        assert_eq!(&out[3..5], &[0x81, 126]);
+        assert_eq!(usize::from(u16::from_be_bytes([out[5], out[6]])), len);
+        let payload = &out[7..7 + len];
+        assert_eq!(&payload[..6], b"[head,");
+        assert_eq!(&payload[6..6 + 20_000], &shared[..]);
+        assert_eq!(payload[len - 1], b']');
+        assert_eq!(
+            &out[7 + len..],
+            b"\x81\x01z",
+            "the next frame follows whole"
+        );
     }
 
     #[test]

@@ -136,6 +136,30 @@ pub fn encode<T: Serialize + ?Sized>(
     out.into_inner().freeze()
 }
 
+/// The head of a frame whose payload is spliced in after it (the payload, already JSON, is
+/// shared by many frames): `[join_ref,msg_ref,"topic","event",` — the frame is head, payload,
+/// then [`FRAME_TAIL`].
+///
+/// ```
+/// use tether::transport::frame::{FRAME_TAIL, encode_head};
+/// let head = encode_head(Some("3"), None, "room:1", "presence_state");
+/// let frame = [&head[..], br#"{"a":1}"#, FRAME_TAIL].concat();
+/// assert_eq!(frame, br#"["3",null,"room:1","presence_state",{"a":1}]"#);
+/// ```
+pub fn encode_head(
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    topic: &str,
+    event: &str,
+) -> Bytes {
+    let whole = encode(join_ref, msg_ref, topic, event, &0);
+    // `…,"event",0]`: drop the placeholder and the closing bracket.
+    whole.slice(..whole.len() - 2)
+}
+
+/// What closes a frame begun by [`encode_head`].
+pub const FRAME_TAIL: &[u8] = b"]";
+
 /// Encodes a broadcast: V2 broadcasts carry no refs, so the bytes are the same for every
 /// subscriber and are encoded once.
 ///

@@ -55,10 +55,31 @@ pub(crate) struct Close {
     pub reason: String,
 }
 
+/// A text frame's payload: whole, or spliced from parts written one after the other as one
+/// frame (a large part shared by many connections is then never copied per connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Text {
+    Whole(Bytes),
+    Spliced([Bytes; 3]),
+}
+
+impl Text {
+    pub(crate) fn len(&self) -> usize {
+        self.parts().iter().map(Bytes::len).sum()
+    }
+
+    pub(crate) fn parts(&self) -> &[Bytes] {
+        match self {
+            Text::Whole(whole) => std::slice::from_ref(whole),
+            Text::Spliced(parts) => parts,
+        }
+    }
+}
+
 /// What the socket writes next.
 pub(crate) enum Wire {
     /// A text frame's payload.
-    Text(Bytes),
+    Text(Text),
     /// A pong with this payload.
     Pong(Bytes),
 }
@@ -83,7 +104,7 @@ enum Status {
 
 /// A queued text frame and what it is charged.
 struct Queued {
-    frame: Bytes,
+    frame: Text,
     charged: usize,
 }
 
@@ -201,19 +222,20 @@ impl Outbox {
     /// Queues a text frame (an encoded Phoenix frame).
     pub(crate) fn push_frame(&self, frame: Bytes) -> Result<(), PushError> {
         let cost = frame.len() + ITEM_COST;
-        self.push_charged(frame, cost)
+        self.push_charged(Text::Whole(frame), cost)
     }
 
-    /// Queues a frame whose payload is exempt from the byte limit: it is charged only
-    /// [`ITEM_COST`], so it is accepted even when it alone exceeds the limit. For frames a
-    /// client cannot do without and whose number is bounded elsewhere (a `presence_state`:
-    /// one per presence subscription); the write timeout still drops a client that does not
-    /// read it.
-    pub(crate) fn push_exempt_frame(&self, frame: Bytes) -> Result<(), PushError> {
-        self.push_charged(frame, ITEM_COST)
+    /// Queues one frame made of `parts`, written in order, whose payload is exempt from the
+    /// byte limit: it is charged only [`ITEM_COST`], so it is accepted even when it alone
+    /// exceeds the limit. For frames a client cannot do without and whose number is bounded
+    /// elsewhere (a `presence_state`: one per presence subscription); the write timeout still
+    /// drops a client that does not read it. A large part shared by many connections (the
+    /// state's body) is queued by reference, never copied per connection.
+    pub(crate) fn push_exempt_spliced(&self, parts: [Bytes; 3]) -> Result<(), PushError> {
+        self.push_charged(Text::Spliced(parts), ITEM_COST)
     }
 
-    fn push_charged(&self, frame: Bytes, charged: usize) -> Result<(), PushError> {
+    fn push_charged(&self, frame: Text, charged: usize) -> Result<(), PushError> {
         self.push(
             |_| charged,
             |state| {
@@ -470,8 +492,8 @@ mod tests {
         let shared = outbox.shared.clone();
         let mut state = shared.lock();
         let mut out = Vec::new();
-        while let Some(Wire::Text(bytes)) = state.take_wire(&shared, &cx()) {
-            out.push(bytes);
+        while let Some(Wire::Text(text)) = state.take_wire(&shared, &cx()) {
+            out.push(Bytes::from(text.parts().concat()));
         }
         out
     }
