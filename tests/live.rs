@@ -329,18 +329,31 @@ async fn a_broadcast_poke_renders_once_reaches_every_page_and_their_server_copie
     assert_eq!(reply(&done, "ok")["result"], 8);
 }
 
+/// What a client needs to open a `/shop` page: its topic, its page token and the socket URL.
+struct ShopPage {
+    topic: String,
+    token: String,
+    url: String,
+}
+
+fn shop_page(server: &TestServer, commanders: &Commanders) -> ShopPage {
+    let req = TestRequest::with_uri("/shop").to_http_request();
+    let script = commanders.script("shop", &req).to_string();
+    ShopPage {
+        topic: same_path("/shop"),
+        token: attribute(&script, "data-tether-token").unwrap(),
+        url: format!(
+            "ws://127.0.0.1:{}/tether/socket/websocket?vsn=2.0.0",
+            server.port
+        ),
+    }
+}
+
 #[tokio::test]
 async fn a_presence_list_is_kept_current_without_commander_code() {
     let server = start(|config| config.commander.counter_interval_ms = 50);
     let commanders = commanders(&server);
-    let topic = same_path("/shop");
-    let req = TestRequest::with_uri("/shop").to_http_request();
-    let script = commanders.script("shop", &req).to_string();
-    let token = attribute(&script, "data-tether-token").unwrap();
-    let url = format!(
-        "ws://127.0.0.1:{}/tether/socket/websocket?vsn=2.0.0",
-        server.port
-    );
+    let ShopPage { topic, token, url } = shop_page(&server, &commanders);
     let payload = json!({"token": token, "presence_lists": [topic, "tether:topic:elsewhere"]});
     let mut a = Client::connect(&url).await;
     let (_, frame) = a.join("tether:page:shop", payload.clone()).await;
@@ -391,14 +404,7 @@ async fn a_presence_list_is_kept_current_without_commander_code() {
 async fn a_templated_presence_list_gets_entries_with_only_its_fields() {
     let server = start(|config| config.commander.counter_interval_ms = 50);
     let commanders = commanders(&server);
-    let topic = same_path("/shop");
-    let req = TestRequest::with_uri("/shop").to_http_request();
-    let script = commanders.script("shop", &req).to_string();
-    let token = attribute(&script, "data-tether-token").unwrap();
-    let url = format!(
-        "ws://127.0.0.1:{}/tether/socket/websocket?vsn=2.0.0",
-        server.port
-    );
+    let ShopPage { topic, token, url } = shop_page(&server, &commanders);
     let list = json!({"topic": topic, "fields": ["name"]});
     let bad = json!({"topic": topic, "fields": ["a,b"]});
     let payload = json!({"token": token, "presence_lists": [list, bad]});
