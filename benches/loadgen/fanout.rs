@@ -27,14 +27,14 @@ use crate::{
     report::Report,
     run::RunCtx,
     session::ClientCtx,
-    shared::{MAX_SHOUTS, Shared},
+    shared::{MAX_SHOUTS, Shared, mono_ns},
 };
 
-/// The separate client that pushes shouts. Its own copies of the broadcasts are drained and
-/// not counted.
-struct Sender {
+/// The separate client that pushes shouts, on node 0, joined to one topic (or to a rooms
+/// run's share of the rooms). Its own copies of the broadcasts are drained and not counted.
+pub struct Sender {
     sink: Arc<tokio::sync::Mutex<SplitSink<Ws, Message>>>,
-    topic: String,
+    topics: Vec<String>,
     pad: String,
     next_ref: u64,
     alive: Arc<AtomicBool>,
@@ -42,9 +42,21 @@ struct Sender {
 
 impl Sender {
     async fn connect(ctx: &ClientCtx, pad: usize) -> Result<Sender, String> {
+        Sender::connect_to(ctx, pad, vec![ctx.topic.to_string()]).await
+    }
+
+    /// A sender on node 0 joined to each of `topics` (one connection: at most
+    /// `endpoint.max_channels` of them).
+    pub async fn connect_to(
+        ctx: &ClientCtx,
+        pad: usize,
+        topics: Vec<String>,
+    ) -> Result<Sender, String> {
         // On node 0: its clients are "local" to the sender, the others "remote".
         let mut ws = connect_ws(&ctx.targets[0], None, "bench-sender", ctx.config).await?;
-        join(&mut ws, &ctx.topic).await?;
+        for topic in &topics {
+            join(&mut ws, topic).await?;
+        }
         let (sink, mut stream) = ws.split();
         let sink = Arc::new(tokio::sync::Mutex::new(sink));
         let alive = Arc::new(AtomicBool::new(true));
@@ -76,40 +88,61 @@ impl Sender {
         });
         Ok(Sender {
             sink,
-            topic: ctx.topic.to_string(),
+            topics,
             pad: "x".repeat(pad),
             next_ref: 2,
             alive,
         })
     }
 
-    /// The shout payload; keys in sorted order, as the server re-encodes them.
-    fn payload(&self, seq: usize) -> String {
-        if self.pad.is_empty() {
-            format!(r#"{{"seq":{seq}}}"#)
+    /// The shout payload, with the send instant `"t"` if `stamp`; keys in sorted order, as
+    /// the server re-encodes them.
+    fn payload(&self, seq: usize, stamp: Option<u64>) -> String {
+        let pad = if self.pad.is_empty() {
+            String::new()
         } else {
-            format!(r#"{{"pad":"{}","seq":{seq}}}"#, self.pad)
-        }
+            format!(r#""pad":"{}","#, self.pad)
+        };
+        let stamp = stamp.map(|t| format!(r#","t":{t}"#)).unwrap_or_default();
+        format!(r#"{{{pad}"seq":{seq}{stamp}}}"#)
     }
 
-    fn frame(&mut self, seq: usize) -> String {
+    fn frame(&mut self, topic: usize, seq: usize, stamp: Option<u64>) -> Message {
         let r = self.next_ref;
         self.next_ref += 1;
-        format!(
+        Message::text(format!(
             r#"["{JOIN_REF}","{r}","{}","shout",{}]"#,
-            self.topic,
-            self.payload(seq)
-        )
+            self.topics[topic],
+            self.payload(seq, stamp)
+        ))
     }
 
     /// Size of the broadcast frame the clients receive for `seq`.
-    fn broadcast_len(&self, seq: usize) -> usize {
+    pub fn broadcast_len(&self, seq: usize, stamp: Option<u64>) -> usize {
         format!(
             r#"[null,null,"{}","shout",{}]"#,
-            self.topic,
-            self.payload(seq)
+            self.topics[0],
+            self.payload(seq, stamp)
         )
         .len()
+    }
+
+    /// Shout `seq` on every topic, each stamped with its send instant
+    /// ([`mono_ns`]), written in one flush. Returns the first stamp and the instant after
+    /// the flush.
+    pub async fn shout_stamped(&mut self, seq: usize) -> Result<(u64, u64), String> {
+        if !self.alive.load(Ordering::Acquire) {
+            return Err("the sender connection is gone".into());
+        }
+        let sink = self.sink.clone();
+        let mut sink = sink.lock().await;
+        let first = mono_ns();
+        for topic in 0..self.topics.len() {
+            let frame = self.frame(topic, seq, Some(mono_ns()));
+            sink.feed(frame).await.map_err(|e| format!("sender: {e}"))?;
+        }
+        sink.flush().await.map_err(|e| format!("sender: {e}"))?;
+        Ok((first, mono_ns()))
     }
 
     /// Stamps the send instant of `seq` and sends it.
@@ -117,7 +150,7 @@ impl Sender {
         if !self.alive.load(Ordering::Acquire) {
             return Err("the sender connection is gone".into());
         }
-        let frame = Message::text(self.frame(seq));
+        let frame = self.frame(0, seq, None);
         let mut sink = self.sink.lock().await;
         shared.send_ns[seq].store(shared.now_ns(), Ordering::Release);
         sink.send(frame).await.map_err(|e| format!("sender: {e}"))
@@ -129,7 +162,7 @@ pub async fn run_fanout(run: &RunCtx<'_>) -> Result<(), String> {
     let (opts, procs) = (run.opts, run.procs);
     // Sender first, so that the RSS delta covers only the N clients.
     let mut sender = Sender::connect(&run.clients, opts.pad).await?;
-    run.report.lock().unwrap().frame_bytes = sender.broadcast_len(opts.rounds + 100);
+    run.report.lock().unwrap().frame_bytes = sender.broadcast_len(opts.rounds + 100, None);
     run.baseline_rss().await;
     connect_all(run).await?;
     idle(run).await;

@@ -47,13 +47,15 @@ static LEAVES_KEY: LazyLock<memmem::Finder<'static>> =
 
 /// Per-client member counts kept by the join-storm scenario, from presence frames only.
 pub struct Storm {
-    /// `["…",…,"<topic>","presence_state",` after the refs.
+    /// `"<topic>","presence_state",` after the refs (`","presence_state",` for any topic).
     state_event: memmem::Finder<'static>,
-    /// `"<topic>","presence_diff",`.
+    /// `"<topic>","presence_diff",` (`","presence_diff",`).
     diff_event: memmem::Finder<'static>,
+    /// The most members a client may count (more is an over-count, a server bug).
+    max_members: usize,
     /// Member count of each client: metas in its state + diff joins − diff leaves.
     counts: Box<[AtomicI64]>,
-    /// When each client's count last changed (ns since `base`).
+    /// When each client's count last changed ([`Shared::now_ns`](crate::shared::Shared)).
     last_change_ns: Box<[AtomicU64]>,
     /// Presence frames received by each client.
     frames: Box<[AtomicU32]>,
@@ -79,12 +81,16 @@ pub struct Storm {
 }
 
 impl Storm {
-    pub fn new(n: usize, topic: &str) -> Storm {
-        let state = format!("\"{topic}\",\"presence_state\",").into_bytes();
-        let diff = format!("\"{topic}\",\"presence_diff\",").into_bytes();
+    /// Counts for `n` clients of `topic` (`None`: whatever topic each client joined), each
+    /// expected to count at most `max_members`.
+    pub fn new(n: usize, topic: Option<&str>, max_members: usize) -> Storm {
+        let topic = topic.map(|t| format!("\"{t}")).unwrap_or_default();
+        let state = format!("{topic}\",\"presence_state\",").into_bytes();
+        let diff = format!("{topic}\",\"presence_diff\",").into_bytes();
         Storm {
             state_event: memmem::Finder::new(&state).into_owned(),
             diff_event: memmem::Finder::new(&diff).into_owned(),
+            max_members,
             counts: (0..n).map(|_| AtomicI64::new(0)).collect(),
             last_change_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
             frames: (0..n).map(|_| AtomicU32::new(0)).collect(),
@@ -112,7 +118,7 @@ impl Storm {
     }
 
     /// Counts a presence frame for client `idx`; `false` if `frame` is not one.
-    pub fn on_frame(&self, idx: usize, n: usize, now_ns: u64, frame: &[u8]) -> bool {
+    pub fn on_frame(&self, idx: usize, now_ns: u64, frame: &[u8]) -> bool {
         let Some((delta, is_state)) = self.classify(idx, frame) else {
             return false;
         };
@@ -129,6 +135,7 @@ impl Storm {
             self.last_change_ns[idx].store(now_ns, Ordering::Release);
         }
         self.max_count.fetch_max(count, Ordering::Relaxed);
+        let n = self.max_members;
         if count > n as i64 {
             let events = self.overcounts.fetch_add(1, Ordering::Relaxed);
             if events < 10 {
@@ -176,6 +183,16 @@ impl Storm {
         }
     }
 
+    /// Whether client `idx` received its `presence_state`.
+    pub fn has_state(&self, idx: usize) -> bool {
+        self.got_state[idx].load(Ordering::Acquire)
+    }
+
+    /// When client `idx`'s count last changed (0: never).
+    pub fn last_change(&self, idx: usize) -> u64 {
+        self.last_change_ns[idx].load(Ordering::Acquire)
+    }
+
     /// Clients whose count is `target`.
     fn at_target(&self, target: usize) -> usize {
         self.counts
@@ -184,7 +201,7 @@ impl Storm {
             .count()
     }
 
-    fn count_of(&self, idx: usize) -> i64 {
+    pub fn count_of(&self, idx: usize) -> i64 {
         self.counts[idx].load(Ordering::Acquire)
     }
 }

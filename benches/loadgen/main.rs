@@ -65,6 +65,14 @@
 //! every server. Each server's stderr is scanned for `panicked`, ` ERROR ` and ` WARN `
 //! lines, redis-server's log for warnings after start; the counts are in the report.
 //!
+//! `--scenario rooms --nodes K --shards S` (issue 12) spreads N clients over K nodes and S
+//! generator processes (one process can hold only ~19,000 sockets here): client i joins
+//! `<topic>:<(i / K) mod R>` (`--rooms R`, presence per room), the coordinator measures the
+//! servers' RSS, idle CPU over `--idle-secs`, one broadcast to all N (a shout on every room,
+//! stamped with `CLOCK_MONOTONIC`, which the processes share), the convergence of every
+//! client's member count after the last join, and after a SIGKILL of `--kill-node` (see
+//! [`rooms`]).
+//!
 //! Everything is bounded by `--deadline-secs`; every child (servers, redis-server) is stopped
 //! on every exit path (SIGTERM, then SIGKILL after 5 s; a watchdog SIGKILLs them 20 s after the
 //! deadline; each also gets SIGKILL if this process dies, through `PR_SET_PDEATHSIG`).
@@ -84,8 +92,8 @@
 //! [`connect`] (targets, handshake, Phoenix frames), [`client`] (the RFC 6455 codec),
 //! [`session`] (one measured client), [`shared`] (the state the clients and scenarios share),
 //! [`histogram`] (percentiles), [`run`] (what every scenario shares), [`fanout`],
-//! [`join_storm`] and [`pages`] (the scenarios), [`report`] (the printed result and the exit
-//! code).
+//! [`join_storm`], [`pages`] and [`rooms`] (the scenarios), [`report`] (the printed result
+//! and the exit code).
 
 mod client;
 mod connect;
@@ -100,6 +108,7 @@ mod redis;
 #[path = "../../tests/support/redis.rs"]
 mod redis_support;
 mod report;
+mod rooms;
 mod run;
 mod servers;
 mod session;
@@ -116,7 +125,7 @@ fn main() {
     let opts = options::parse_or_exit(&args);
     let command = options::command_line(&args);
     let started = Instant::now();
-    process::check_nofile(opts.clients);
+    process::check_nofile(opts.client_range().len());
     let deadline = Duration::from_secs(opts.deadline_secs);
     process::spawn_watchdog(deadline + Duration::from_secs(20));
 
@@ -132,6 +141,13 @@ fn main() {
     };
     let remaining = deadline.saturating_sub(started.elapsed());
     let (mut report, outcome) = run::execute(&opts, &fleet, remaining);
+    if opts.worker.is_some() {
+        // A rooms worker reports on its stdout as it goes (see `rooms`).
+        if let Err(err) = &outcome {
+            eprintln!("loadgen worker: {err}");
+        }
+        std::process::exit(i32::from(outcome.is_err()) * 2);
+    }
     // Servers first (a clean stop says goodbye through Redis), then redis-server.
     fleet.stop(&mut report);
     report.elapsed = started.elapsed().as_secs_f64();

@@ -6,11 +6,14 @@
 //! than [`MAX_NODES`] nodes, a topic that would break the hand-built JSON frames, a page path
 //! that would break the HTTP request line).
 
-use std::{path::PathBuf, time::Duration};
+use std::{ops::Range, path::PathBuf, time::Duration};
 
 use lexopt::Arg::{Long, Short, Value};
 
-use crate::shared::MAX_SHOUTS;
+use crate::{
+    rooms::{MAX_SHARDS, shard_range},
+    shared::MAX_SHOUTS,
+};
 
 pub const USAGE: &str = "\
 usage: cargo bench --bench loadgen -- [options]
@@ -37,7 +40,7 @@ usage: cargo bench --bench loadgen -- [options]
   --fail-tolerance <pct>      allowed connect/join failures in percent [0.1]
   --topic <topic>             room to join [room:bench; room:storm for join-storm;
                               pages join the topic of the page's commander instead]
-  --scenario <name>           fanout (steps above), join-storm or pages [fanout]
+  --scenario <name>           fanout (steps above), join-storm, pages or rooms [fanout]
   --converge-timeout-secs <S> join-storm: give up if not converged S s after the
                               first join; pages: the bound of each wait (joins, first
                               patches, add replies, every page showing the adds) [120]
@@ -52,6 +55,12 @@ usage: cargo bench --bench loadgen -- [options]
   --server-env <KEY=VALUE>    extra environment for every server (repeatable), e.g.
                               TETHER_PRESENCE_BROADCAST_PERIOD_MS=200
   --redis-server <path>       redis-server binary for --nodes > 1 [redis-server]
+  --rooms <R>                 rooms: client i joins <topic>:<(i / K) mod R> [1000]
+  --shards <S>                rooms: generator processes holding the clients [6]
+  --kill-node <i>             rooms: the node killed with SIGKILL at the end [K-1]
+  --idle-secs <S>             rooms: window of the idle CPU reading [30]
+  --worker <i/S>              (internal) rooms: be generator process i of S…
+  --ports <p0,p1,…>           (internal) …connecting to the nodes on these 127.0.0.1 ports
 ";
 
 /// Upper bound of `--nodes`.
@@ -94,6 +103,14 @@ pub struct Opts {
     /// `--scenario pages`: the page path and the clients that send one `add` each.
     pub page: String,
     pub adders: usize,
+    /// `--scenario rooms`: rooms, generator processes, the node killed, the idle window.
+    pub rooms: usize,
+    pub shards: usize,
+    pub kill_node: Option<usize>,
+    pub idle_secs: f64,
+    /// `--worker i/S` with `--ports`: this process is generator `i` of `S` of a rooms run.
+    pub worker: Option<(usize, usize)>,
+    pub ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +122,9 @@ pub enum Scenario {
     /// N commander pages (`live_todo`) join one list; join latency, first patch, memory per
     /// page, and a round of `add` events re-rendering every page.
     Pages,
+    /// N clients in R rooms over K nodes, held by S generator processes: memory, idle CPU,
+    /// one broadcast to all, convergence after the last join and after a node's SIGKILL.
+    Rooms,
 }
 
 /// The default server of `--scenario pages`.
@@ -137,6 +157,12 @@ impl Default for Opts {
             redis_server: PathBuf::from("redis-server"),
             page: "/lists/bench".to_string(),
             adders: 20,
+            rooms: 1000,
+            shards: 6,
+            kill_node: None,
+            idle_secs: 30.0,
+            worker: None,
+            ports: Vec::new(),
         }
     }
 }
@@ -162,6 +188,16 @@ impl Opts {
             Duration::from_secs(1).max(self.broadcast_period() * 2)
         } else {
             Duration::from_secs(1)
+        }
+    }
+
+    /// The clients this process holds (indices into the N): all of them, a worker's share, or
+    /// none for the rooms scenario's coordinator.
+    pub fn client_range(&self) -> Range<usize> {
+        match (self.scenario, self.worker) {
+            (Scenario::Rooms, Some((i, s))) => shard_range(self.clients, self.ports.len(), i, s),
+            (Scenario::Rooms, None) => 0..0,
+            _ => 0..self.clients,
         }
     }
 
@@ -215,7 +251,8 @@ impl Opts {
         if !(self.heartbeat_secs > 0.0
             && self.round_timeout_secs > 0.0
             && self.seconds >= 0.0
-            && self.hold_secs >= 0.0)
+            && self.hold_secs >= 0.0
+            && self.idle_secs >= 0.0)
         {
             return Err("durations must be positive".into());
         }
@@ -232,10 +269,38 @@ impl Opts {
                 "--nodes > 1 starts its own servers; it cannot be combined with --url".into(),
             );
         }
+        if self.scenario == Scenario::Rooms {
+            self.validate_rooms()?;
+        }
         if self.topic.contains(['"', '\\']) {
             return Err("--topic must not contain quotes or backslashes".into());
         }
         Ok(self)
+    }
+}
+
+impl Opts {
+    /// The rooms scenario's own checks: a coordinator starts its cluster (K ≥ 2, a node to
+    /// kill), a worker is given the nodes' ports.
+    fn validate_rooms(&self) -> Result<(), String> {
+        if self.rooms == 0 || self.shards == 0 || self.shards > MAX_SHARDS {
+            return Err(format!(
+                "--rooms must be at least 1 and --shards 1 to {MAX_SHARDS}"
+            ));
+        }
+        match self.worker {
+            Some((i, s)) if i >= s || s > MAX_SHARDS || self.ports.is_empty() => {
+                Err("--worker i/S needs i < S ≤ 32 and --ports".into())
+            }
+            Some(_) => Ok(()),
+            None if self.nodes < 2 || self.url.is_some() => {
+                Err("--scenario rooms starts its own cluster: --nodes ≥ 2, no --url".into())
+            }
+            None if self.kill_node.is_some_and(|k| k >= self.nodes) => {
+                Err("--kill-node must be below --nodes".into())
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -326,6 +391,21 @@ fn apply(
         "--redis-server" => opts.redis_server = PathBuf::from(value()?),
         "--page" => opts.page = value()?,
         "--adders" => opts.adders = num(key, &value()?)?,
+        "--rooms" => opts.rooms = num(key, &value()?)?,
+        "--shards" => opts.shards = num(key, &value()?)?,
+        "--kill-node" => opts.kill_node = Some(num(key, &value()?)?),
+        "--idle-secs" => opts.idle_secs = num(key, &value()?)?,
+        "--worker" => {
+            let v = value()?;
+            let (i, s) = v.split_once('/').ok_or("--worker needs i/S")?;
+            opts.worker = Some((num(key, i)?, num(key, s)?));
+        }
+        "--ports" => {
+            opts.ports = value()?
+                .split(',')
+                .map(|p| num(key, p))
+                .collect::<Result<_, _>>()?;
+        }
         other => return Err(format!("unknown option {other:?}")),
     }
     Ok(())
@@ -342,6 +422,7 @@ fn scenario(name: &str) -> Result<Scenario, String> {
         "fanout" => Ok(Scenario::Fanout),
         "join-storm" => Ok(Scenario::JoinStorm),
         "pages" => Ok(Scenario::Pages),
+        "rooms" => Ok(Scenario::Rooms),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }

@@ -19,11 +19,14 @@ use std::{
 
 use rustix::process::{Pid, Resource, Rlimit, Signal};
 
-use crate::options::MAX_NODES;
+use crate::{options::MAX_NODES, rooms::MAX_SHARDS};
 
-/// PIDs of every child still running (servers, redis-server), for the watchdog thread
-/// (0 = free slot).
-static CHILD_PIDS: [AtomicI32; MAX_NODES + 2] = [const { AtomicI32::new(0) }; MAX_NODES + 2];
+/// Children at most: the servers, redis-server and the rooms scenario's workers.
+const MAX_CHILDREN: usize = MAX_NODES + 1 + MAX_SHARDS;
+
+/// PIDs of every child still running (servers, redis-server, workers), for the watchdog
+/// thread (0 = free slot).
+static CHILD_PIDS: [AtomicI32; MAX_CHILDREN] = [const { AtomicI32::new(0) }; MAX_CHILDREN];
 
 pub fn register_child(pid: u32) {
     for slot in &CHILD_PIDS {
@@ -47,6 +50,18 @@ fn signal(pid: i32, signal: Signal) {
     if let Some(pid) = Pid::from_raw(pid) {
         let _ = rustix::process::kill_process(pid, signal);
     }
+}
+
+/// SIGKILL to `pid` if it is a registered child (the rooms scenario's node failure); `false`
+/// for any other pid, which is left alone.
+pub fn kill_child(pid: u32) -> bool {
+    let registered = CHILD_PIDS
+        .iter()
+        .any(|slot| slot.load(Ordering::SeqCst) == pid as i32);
+    if registered {
+        signal(pid as i32, Signal::KILL);
+    }
+    registered
 }
 
 /// Sets PR_SET_PDEATHSIG = SIGKILL in the child, so it dies with this process.

@@ -70,6 +70,8 @@ pub struct Report {
     pub elapsed: f64,
     pub storm: Option<StormReport>,
     pub pages: Option<PagesReport>,
+    /// Rows of the rooms scenario (convergence, idle CPU, the node failure).
+    pub rooms: Vec<(String, String)>,
 }
 
 /// The pages scenario's figures. Latencies are µs.
@@ -299,6 +301,7 @@ pub fn print_report(report: &Report, opts: &Opts, command: &str) {
     if let Some(pr) = &report.pages {
         pages_rows(&mut rows, pr, report, opts);
     }
+    rows.0.extend(report.rooms.iter().cloned());
     tail_rows(&mut rows, report);
 
     println!();

@@ -23,6 +23,7 @@ use crate::{
     pages::run_pages,
     procfs::{PhaseCpu, Procs, rss_kib},
     report::{Report, mib_nodes},
+    rooms::{run_rooms, run_worker},
     servers::Fleet,
     session::{Arrivals, ClientCtx, run_client},
     shared::Shared,
@@ -80,6 +81,12 @@ async fn run(
     let ctx = ClientCtx {
         shared: shared.clone(),
         targets: Arc::new(targets),
+        first: opts.client_range().start,
+        rooms: if opts.scenario == Scenario::Rooms {
+            opts.rooms
+        } else {
+            0
+        },
         connect_slots: Arc::new(tokio::sync::Semaphore::new(opts.connect_slots())),
         arrivals: None,
         config,
@@ -99,6 +106,8 @@ async fn run(
         Scenario::JoinStorm => run_storm(&run).await,
         Scenario::Fanout => run_fanout(&run).await,
         Scenario::Pages => run_pages(&run).await,
+        Scenario::Rooms if opts.worker.is_some() => run_worker(&run).await,
+        Scenario::Rooms => run_rooms(&run).await,
     }
 }
 
@@ -158,7 +167,7 @@ impl RunCtx<'_> {
             }),
             ..ctx.clone()
         };
-        for idx in 0..self.opts.clients {
+        for idx in 0..self.shared.n {
             tokio::spawn(run_client(idx, ctx.clone()));
         }
     }

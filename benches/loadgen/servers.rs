@@ -195,15 +195,22 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// The `--url` target, or the servers started (see [`Fleet::start_servers`]).
+    /// The `--url` target, a rooms worker's `--ports`, or the servers started (see [`Fleet::start_servers`]).
     pub fn start(opts: &Opts, wait: Duration) -> Result<Fleet, String> {
-        match &opts.url {
-            Some(url) => Ok(Fleet {
+        let running = |targets| {
+            Ok(Fleet {
                 servers: Vec::new(),
                 redis: None,
-                targets: vec![Target::from_url(url)?],
+                targets,
                 cluster: None,
-            }),
+            })
+        };
+        match &opts.url {
+            Some(url) => running(vec![Target::from_url(url)?]),
+            // A rooms worker: the coordinator's nodes.
+            None if opts.worker.is_some() => {
+                running(opts.ports.iter().map(|&p| Target::from_port(p)).collect())
+            }
             None => Fleet::start_servers(opts, wait),
         }
     }

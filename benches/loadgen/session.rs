@@ -34,6 +34,12 @@ pub struct ClientCtx {
     pub shared: Arc<Shared>,
     /// One per server node; client `idx` connects to `targets[idx % targets.len()]`.
     pub targets: Arc<Vec<Target>>,
+    /// The index among all N of this process's client 0 (a rooms worker's share starts at a
+    /// multiple of the node count, so `idx % nodes` is the node either way).
+    pub first: usize,
+    /// Rooms scenario: client `i` (among all N) joins `<topic>:<(i / nodes) mod rooms>`;
+    /// 0: every client joins `topic`.
+    pub rooms: usize,
     /// Handshakes in flight at most ([`Opts::connect_slots`](crate::options::Opts)).
     pub connect_slots: Arc<tokio::sync::Semaphore>,
     /// The open loop's schedule (`--arrival-rate`), set when the clients are spawned.
@@ -53,6 +59,19 @@ pub struct Arrivals {
     pub start: Instant,
     /// Connects per second.
     pub rate: f64,
+}
+
+impl ClientCtx {
+    /// The topic client `idx` joins. A room's members are spread over every node.
+    fn topic_of(&self, idx: usize) -> Arc<str> {
+        match self.rooms {
+            0 => self.topic.clone(),
+            rooms => {
+                let room = (self.first + idx) / self.targets.len() % rooms;
+                Arc::from(format!("{}:{room}", self.topic))
+            }
+        }
+    }
 }
 
 impl Arrivals {
@@ -86,7 +105,8 @@ pub async fn run_client(idx: usize, ctx: ClientCtx) {
         let late = Instant::now().saturating_duration_since(due);
         shared.arrival_lag.record(idx, late.as_micros() as u64);
     }
-    let result = connect_and_join(idx, &ctx).await;
+    let topic = ctx.topic_of(idx);
+    let result = connect_and_join(idx, &ctx, &topic).await;
     drop(permit);
     let ws = match result {
         Ok(ws) => ws,
@@ -96,7 +116,7 @@ pub async fn run_client(idx: usize, ctx: ClientCtx) {
     shared.joined_per_node[idx % shared.nodes].fetch_add(1, Ordering::AcqRel);
     shared.live.fetch_add(1, Ordering::AcqRel);
     shared.connect_done.fetch_add(1, Ordering::AcqRel);
-    let reason = receive(idx, &ctx, ws).await;
+    let reason = receive(idx, &ctx, &topic, ws).await;
     shared.closed(reason);
 }
 
@@ -122,15 +142,20 @@ async fn within<T>(
 /// TCP connect and handshake with tungstenite, then the join on the raw stream (the
 /// join-storm scenario stamps the first join sent and the last join reply, the pages scenario
 /// each client's), all within [`CONNECT_TIMEOUT`].
-async fn connect_and_join(idx: usize, ctx: &ClientCtx) -> Result<RawWs, (Phase, String)> {
+async fn connect_and_join(
+    idx: usize,
+    ctx: &ClientCtx,
+    topic: &str,
+) -> Result<RawWs, (Phase, String)> {
     let shared = &ctx.shared;
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    let user_id = format!("u{idx}");
-    let target = &ctx.targets[idx % ctx.targets.len()];
+    let global = ctx.first + idx;
+    let user_id = format!("u{global}");
+    let target = &ctx.targets[global % ctx.targets.len()];
     let stream = within(
         deadline,
         Phase::Connect,
-        tcp_connect(target, target.source(idx)),
+        tcp_connect(target, target.source(global)),
     )
     .await?;
     let ws = within(
@@ -149,7 +174,7 @@ async fn connect_and_join(idx: usize, ctx: &ClientCtx) -> Result<RawWs, (Phase, 
     if let Some(pages) = &shared.pages {
         pages.join_sent(idx, sent);
     }
-    let replied = within(deadline, Phase::Join, join(&mut ws, idx, ctx)).await?;
+    let replied = within(deadline, Phase::Join, join(&mut ws, idx, ctx, topic)).await?;
     if let Some(storm) = &shared.storm {
         storm.last_join_ns.fetch_max(replied, Ordering::AcqRel);
     }
@@ -162,14 +187,11 @@ async fn connect_and_join(idx: usize, ctx: &ClientCtx) -> Result<RawWs, (Phase, 
 /// Sends `["1","1",topic,"phx_join",<payload>]` and reads until its reply; every other frame
 /// read meanwhile goes to [`Shared::on_text`]. Returns when the ok reply was read (ns since
 /// the run's base); an error reply fails with its reason.
-async fn join(ws: &mut RawWs, idx: usize, ctx: &ClientCtx) -> Result<u64, String> {
+async fn join(ws: &mut RawWs, idx: usize, ctx: &ClientCtx, topic: &str) -> Result<u64, String> {
     let shared = &ctx.shared;
-    ws.send(
-        0x1,
-        join_frame_with(&ctx.topic, &ctx.join_payload).as_bytes(),
-    )
-    .await?;
-    let expected = join_reply_prefix(&ctx.topic);
+    ws.send(0x1, join_frame_with(topic, &ctx.join_payload).as_bytes())
+        .await?;
+    let expected = join_reply_prefix(topic);
     let mut reply: Option<Result<u64, String>> = None;
     while reply.is_none() {
         ws.fill().await?;
@@ -213,7 +235,7 @@ async fn go(trigger: &mut Option<watch::Receiver<bool>>) {
 }
 
 /// Receives and heartbeats until the connection ends; returns why it ended.
-async fn receive(idx: usize, ctx: &ClientCtx, mut ws: RawWs) -> String {
+async fn receive(idx: usize, ctx: &ClientCtx, topic: &str, mut ws: RawWs) -> String {
     let shared = &ctx.shared;
     // Spread heartbeats over the interval so they do not arrive in bursts.
     let first = ctx
@@ -245,7 +267,7 @@ async fn receive(idx: usize, ctx: &ClientCtx, mut ws: RawWs) -> String {
                 trigger = None;
                 match &shared.pages {
                     Some(pages) => {
-                        let frame = pages.event_frame(&ctx.topic, idx);
+                        let frame = pages.event_frame(topic, idx);
                         pages.event_sent(idx, shared.now_ns());
                         ws.send(0x1, frame.as_bytes()).await
                     }

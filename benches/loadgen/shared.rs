@@ -11,7 +11,6 @@ use std::{
         LazyLock, Mutex,
         atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
-    time::Instant,
 };
 
 use memchr::memmem;
@@ -28,10 +27,9 @@ use crate::{
 pub const MAX_SHOUTS: usize = 1 << 20;
 
 pub struct Shared {
-    base: Instant,
     pub n: usize,
     rounds: usize,
-    /// Send instant of shout `seq`, ns since `base`.
+    /// Send instant of shout `seq` ([`Shared::now_ns`]).
     pub send_ns: Box<[AtomicU64]>,
     /// How many of the N clients have received shout `seq`.
     pub recv_count: Box<[AtomicU32]>,
@@ -106,9 +104,8 @@ static HEARTBEAT_REPLY: LazyLock<memmem::Finder<'static>> =
 impl Shared {
     /// The state of a run of `opts` against `nodes` servers.
     pub fn for_run(opts: &Opts, nodes: usize) -> Shared {
-        let (n, rounds) = (opts.clients, opts.rounds);
+        let (n, rounds) = (opts.client_range().len(), opts.rounds);
         Shared {
-            base: Instant::now(),
             n,
             rounds,
             send_ns: (0..MAX_SHOUTS).map(|_| AtomicU64::new(0)).collect(),
@@ -129,13 +126,21 @@ impl Shared {
             held_back: AtomicUsize::new(0),
             other_frames: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
-            storm: (opts.scenario == Scenario::JoinStorm).then(|| Storm::new(n, &opts.topic)),
+            storm: match opts.scenario {
+                Scenario::JoinStorm => Some(Storm::new(n, Some(&opts.topic), n)),
+                // Every room holds its share of the N clients and the sender.
+                Scenario::Rooms => Some(Storm::new(n, None, opts.clients.div_ceil(opts.rooms) + 1)),
+                _ => None,
+            },
             pages: (opts.scenario == Scenario::Pages).then(|| Pages::new(n, opts.adders.min(n))),
         }
     }
 
+    /// Now on the system-wide monotonic clock (`CLOCK_MONOTONIC`, the clock of `Instant`),
+    /// in ns: comparable between the processes of one machine (the rooms scenario's workers
+    /// and its sender).
     pub fn now_ns(&self) -> u64 {
-        self.base.elapsed().as_nanos() as u64
+        mono_ns()
     }
 
     /// A client could not connect and join: it failed in `phase`, for `cause`.
@@ -169,7 +174,7 @@ impl Shared {
     pub fn on_text(&self, idx: usize, frame: &[u8]) {
         let now = self.now_ns();
         if let Some(storm) = &self.storm {
-            if storm.on_frame(idx, self.n, now, frame) {
+            if storm.on_frame(idx, now, frame) {
                 return;
             }
         }
@@ -178,7 +183,7 @@ impl Shared {
                 return;
             }
         }
-        let Some(seq) = shout_seq(frame) else {
+        let Some((seq, stamp)) = shout_seq(frame) else {
             let heartbeat_reply =
                 frame.starts_with(b"[null,\"") && HEARTBEAT_REPLY.find(frame).is_some();
             if !heartbeat_reply {
@@ -190,7 +195,8 @@ impl Shared {
         if seq >= MAX_SHOUTS {
             return;
         }
-        let sent = self.send_ns[seq].load(Ordering::Acquire);
+        // A shout stamped by another process (the rooms scenario) carries its send instant.
+        let sent = stamp.unwrap_or_else(|| self.send_ns[seq].load(Ordering::Acquire));
         let lat_us = now.saturating_sub(sent) / 1000;
         if seq < self.rounds {
             self.round_lat[seq * self.n + idx]
@@ -221,22 +227,41 @@ impl Shared {
     }
 }
 
-/// `Some(seq)` for a broadcast `[null,null,"<topic>","shout",{…"seq":N…}]`.
-pub fn shout_seq(frame: &[u8]) -> Option<u64> {
+/// [`Shared::now_ns`]: `CLOCK_MONOTONIC` in ns.
+pub fn mono_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// `Some((seq, stamp))` for a broadcast `[null,null,"<topic>","shout",{…"seq":N…}]`; the
+/// stamp is the send instant ([`mono_ns`]) of a payload that ends `"seq":N,"t":T}` (keys
+/// in sorted order, as the server re-encodes them).
+pub fn shout_seq(frame: &[u8]) -> Option<(u64, Option<u64>)> {
     if !frame.starts_with(b"[null,null,\"") {
         return None;
     }
     let at = SHOUT_EVENT.find(frame)?;
     let payload = &frame[at..];
     let seq_at = SEQ_KEY.rfind(payload)? + 6;
+    let (seq, digits) = leading_number(&payload[seq_at..])?;
+    let stamp = payload[seq_at + digits..]
+        .strip_prefix(b",\"t\":")
+        .and_then(leading_number)
+        .map(|(t, _)| t);
+    Some((seq, stamp))
+}
+
+/// The decimal number at the start of `bytes` and its digits; `None` without a digit or on
+/// overflow.
+fn leading_number(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut value: u64 = 0;
     let mut digits = 0;
-    for &b in &payload[seq_at..] {
+    for &b in bytes {
         if !b.is_ascii_digit() {
             break;
         }
         value = value.checked_mul(10)?.checked_add((b - b'0') as u64)?;
         digits += 1;
     }
-    (digits > 0).then_some(value)
+    (digits > 0).then_some((value, digits))
 }
