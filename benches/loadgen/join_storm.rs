@@ -44,6 +44,8 @@ static PHX_REF: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"phx_ref\":"));
 static LEAVES_KEY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"leaves\":"));
+static COUNT_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"count\":"));
 
 /// Per-client member counts kept by the join-storm scenario, from presence frames only.
 pub struct Storm {
@@ -53,6 +55,9 @@ pub struct Storm {
     diff_event: memmem::Finder<'static>,
     /// The most members a client may count (more is an over-count, a server bug).
     max_members: usize,
+    /// Members are the sum of the `"count":` numbers (`anonymous_counts`' counts-only
+    /// payloads), not the metas ([`Storm::summing_counts`]).
+    sum_counts: bool,
     /// Member count of each client: metas in its state + diff joins − diff leaves.
     counts: Box<[AtomicI64]>,
     /// When each client's count last changed ([`Shared::now_ns`](crate::shared::Shared)).
@@ -91,6 +96,7 @@ impl Storm {
             state_event: memmem::Finder::new(&state).into_owned(),
             diff_event: memmem::Finder::new(&diff).into_owned(),
             max_members,
+            sum_counts: false,
             counts: (0..n).map(|_| AtomicI64::new(0)).collect(),
             last_change_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
             frames: (0..n).map(|_| AtomicU32::new(0)).collect(),
@@ -110,6 +116,31 @@ impl Storm {
             repeated_states: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
         }
+    }
+
+    /// Counts members as the sum of the `"count":` numbers of each payload (or diff part),
+    /// as a counts-only page does (`examples/anonymous_counts`), instead of its metas.
+    pub fn summing_counts(mut self, sum_counts: bool) -> Storm {
+        self.sum_counts = sum_counts;
+        self
+    }
+
+    /// The members in `part` of a presence frame: its metas (`"phx_ref":`), or the sum of
+    /// its `"count":` numbers.
+    fn members(&self, part: &[u8]) -> i64 {
+        if !self.sum_counts {
+            return PHX_REF.find_iter(part).count() as i64;
+        }
+        let key = COUNT_KEY.needle().len();
+        COUNT_KEY
+            .find_iter(part)
+            .map(|at| {
+                part[at + key..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'))
+            })
+            .sum()
     }
 
     /// Presence frames (states and diffs) received so far by all clients.
@@ -160,7 +191,7 @@ impl Storm {
         // The event name comes right after the two refs and the topic.
         let head = &frame[..frame.len().min(64 + self.state_event.needle().len())];
         if self.state_event.find(head).is_some() {
-            let metas = PHX_REF.find_iter(frame).count() as i64;
+            let metas = self.members(frame);
             self.state_frames.fetch_add(1, Ordering::Relaxed);
             self.state_metas.fetch_add(metas as u64, Ordering::Relaxed);
             if self.got_state[idx].swap(true, Ordering::Relaxed) {
@@ -173,8 +204,8 @@ impl Storm {
                 self.malformed.fetch_add(1, Ordering::Relaxed);
                 frame.len()
             });
-            let joins = PHX_REF.find_iter(&frame[..split]).count() as i64;
-            let leaves = PHX_REF.find_iter(&frame[split..]).count() as i64;
+            let joins = self.members(&frame[..split]);
+            let leaves = self.members(&frame[split..]);
             self.join_metas.fetch_add(joins as u64, Ordering::Relaxed);
             self.leave_metas.fetch_add(leaves as u64, Ordering::Relaxed);
             Some((joins - leaves, false))

@@ -71,7 +71,8 @@
 //! servers' RSS, idle CPU over `--idle-secs`, one broadcast to all N (a shout on every room,
 //! stamped with `CLOCK_MONOTONIC`, which the processes share), the convergence of every
 //! client's member count after the last join, and after a SIGKILL of `--kill-node` (see
-//! [`rooms`]).
+//! [`rooms`]). With `--counts` (and `--rounds 0`) the nodes are `anonymous_counts` and each
+//! client sums the counts of its counts-only presence payloads instead of counting metas.
 //!
 //! Everything is bounded by `--deadline-secs`; every child (servers, redis-server) is stopped
 //! on every exit path (SIGTERM, then SIGKILL after 5 s; a watchdog SIGKILLs them 20 s after the

@@ -59,6 +59,10 @@ usage: cargo bench --bench loadgen -- [options]
   --shards <S>                rooms: generator processes holding the clients [6]
   --kill-node <i>             rooms: the node killed with SIGKILL at the end [K-1]
   --idle-secs <S>             rooms: window of the idle CPU reading [30]
+  --counts                    rooms: a client's members are the sum of the \"count\"
+                              numbers of its presence payloads (counts-only pages);
+                              server [target/release/examples/anonymous_counts], topic
+                              [video]; needs --rounds 0 (it relays no shouts)
   --worker <i/S>              (internal) rooms: be generator process i of S…
   --ports <p0,p1,…>           (internal) …connecting to the nodes on these 127.0.0.1 ports
 ";
@@ -108,6 +112,8 @@ pub struct Opts {
     pub shards: usize,
     pub kill_node: Option<usize>,
     pub idle_secs: f64,
+    /// `--counts`: members are summed from `"count":` numbers (`anonymous_counts`).
+    pub counts: bool,
     /// `--worker i/S` with `--ports`: this process is generator `i` of `S` of a rooms run.
     pub worker: Option<(usize, usize)>,
     pub ports: Vec<u16>,
@@ -129,6 +135,8 @@ pub enum Scenario {
 
 /// The default server of `--scenario pages`.
 pub const PAGES_SERVER: &str = "target/release/examples/live_todo";
+/// The default server of `--counts`.
+const COUNTS_SERVER: &str = "target/release/examples/anonymous_counts";
 
 impl Default for Opts {
     fn default() -> Self {
@@ -161,6 +169,7 @@ impl Default for Opts {
             shards: 6,
             kill_node: None,
             idle_secs: 30.0,
+            counts: false,
             worker: None,
             ports: Vec::new(),
         }
@@ -230,6 +239,17 @@ impl Opts {
         }
         if self.scenario == Scenario::Pages && !given.server {
             self.server = PathBuf::from(PAGES_SERVER);
+        }
+        if self.counts {
+            if self.scenario != Scenario::Rooms || self.rounds > 0 {
+                return Err("--counts needs --scenario rooms and --rounds 0".into());
+            }
+            if !given.server {
+                self.server = PathBuf::from(COUNTS_SERVER);
+            }
+            if !given.topic {
+                self.topic = "video".to_string();
+            }
         }
         if !(self.page.starts_with('/') && self.page.bytes().all(|b| b.is_ascii_graphic())) {
             return Err(
@@ -395,6 +415,7 @@ fn apply(
         "--shards" => opts.shards = num(key, &value()?)?,
         "--kill-node" => opts.kill_node = Some(num(key, &value()?)?),
         "--idle-secs" => opts.idle_secs = num(key, &value()?)?,
+        "--counts" => opts.counts = true,
         "--worker" => {
             let v = value()?;
             let (i, s) = v.split_once('/').ok_or("--worker needs i/S")?;

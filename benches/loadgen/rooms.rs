@@ -18,13 +18,21 @@
 //!    node too;
 //! 2. the servers' RSS once stable, per joined connection;
 //! 3. CPU at idle over `--idle-secs` (clients heartbeat every `--heartbeat-secs`);
-//! 4. one broadcast to all N, `--rounds` times: the sender shouts on every room in one write,
-//!    each frame carrying its send instant (`"t"`, `CLOCK_MONOTONIC` ns, which every process
-//!    of the machine shares); every client takes its receive instant on the same clock;
+//! 4. one broadcast to all N, `--rounds` times (skipped with `--rounds 0`): the sender shouts
+//!    on every room in one write, each frame carrying its send instant (`"t"`,
+//!    `CLOCK_MONOTONIC` ns, which every process of the machine shares); every client takes
+//!    its receive instant on the same clock;
 //! 5. a SIGKILL of node `--kill-node` (K−1 by default): the time until every client on the
 //!    other nodes counts N/R − N/(K·R) + 1 (its room's members on the dead node gone), as
 //!    each survivor's presence takes the dead node down after
 //!    `TETHER_PRESENCE_DOWN_PERIOD_MS` of silence.
+//!
+//! With `--counts` the nodes are `examples/anonymous_counts` (topic `video`; `--rooms 1` puts
+//! all N on `video:0`), whose presence payloads are counts only
+//! (`{"users":{"count":m},"viewers":{"count":n}}`): a client's members are then the sum of
+//! the `"count":` numbers of its `presence_state`, plus those of each diff's joins, minus
+//! those of its leaves, as a counts-only page keeps its totals. That example relays no
+//! shouts, so step 4 is skipped (`--rounds 0`).
 //!
 //! Workers talk on their stdout: a [`Status`] line every [`STATUS_PERIOD`]; after `report`
 //! on their stdin, the latency samples (`lat <round> <node> <µs>…`), failures and closes,
@@ -317,6 +325,9 @@ impl Workers {
             if let Some(rate) = opts.arrival_rate {
                 cmd.args(["--arrival-rate", &(rate / s as f64).to_string()]);
             }
+            if opts.counts {
+                cmd.arg("--counts");
+            }
             cmd.stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
@@ -540,7 +551,9 @@ async fn measure(
     let (joined, converged) = join_phase(run, workers, mark, target).await?;
     run.record_idle_rss().await;
     idle_cpu(run, workers).await;
-    rounds(run, workers, senders).await?;
+    if opts.rounds > 0 {
+        rounds(run, workers, senders).await?;
+    }
     collect_samples(run, workers, joined).await;
     let after_kill = target - per_room / k as i64;
     kill_phase(run, workers, kill, after_kill).await?;
@@ -622,9 +635,13 @@ async fn join_phase(
             )
         },
     ));
+    let frames = sum(&st, |s| s.presence_frames as usize);
     r.rooms.push((
         "presence frames received (all clients)".into(),
-        sum(&st, |s| s.presence_frames as usize).to_string(),
+        format!(
+            "{frames} ({:.1} per client)",
+            frames as f64 / joined.max(1) as f64
+        ),
     ));
     drop(r);
     eprintln!(

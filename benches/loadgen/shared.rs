@@ -129,7 +129,10 @@ impl Shared {
             storm: match opts.scenario {
                 Scenario::JoinStorm => Some(Storm::new(n, Some(&opts.topic), n)),
                 // Every room holds its share of the N clients and the sender.
-                Scenario::Rooms => Some(Storm::new(n, None, opts.clients.div_ceil(opts.rooms) + 1)),
+                Scenario::Rooms => Some(
+                    Storm::new(n, None, opts.clients.div_ceil(opts.rooms) + 1)
+                        .summing_counts(opts.counts),
+                ),
                 _ => None,
             },
             pages: (opts.scenario == Scenario::Pages).then(|| Pages::new(n, opts.adders.min(n))),
