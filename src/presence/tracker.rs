@@ -383,6 +383,54 @@ impl Tracker {
         Some(removed)
     }
 
+    /// Hides many entries at once (a peer going down or forgotten): one pass over the
+    /// entries of each key touched, so hiding a peer's entries costs what those keys hold,
+    /// not (entries hidden) × (key size) — under one hot key (every viewer under `"users"`),
+    /// one at a time was quadratic. Returns what was hidden, with its topic.
+    fn hide_many(
+        &mut self,
+        refs: impl IntoIterator<Item = (Arc<str>, String, String)>,
+        changes: &mut Vec<Change>,
+    ) -> Vec<(Arc<str>, Entry)> {
+        let mut by_key: HashMap<(Arc<str>, String), HashSet<String>> = HashMap::new();
+        for (topic, key, phx_ref) in refs {
+            by_key.entry((topic, key)).or_default().insert(phx_ref);
+        }
+        let mut hidden = Vec::new();
+        for ((topic, key), refs) in by_key {
+            // The view's own Arc of the topic, for the changes.
+            let Some(topic) = self.view.get_key_value(&*topic).map(|(t, _)| t.clone()) else {
+                continue;
+            };
+            let Some(keys) = self.view.get_mut(&*topic) else {
+                continue;
+            };
+            let Some(metas) = keys.get_mut(&key) else {
+                continue;
+            };
+            let (gone, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(metas)
+                .into_iter()
+                .partition(|e| refs.contains(&e.phx_ref));
+            *metas = kept;
+            if metas.is_empty() {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    self.view.remove(&*topic);
+                }
+            }
+            for entry in gone {
+                changes.push(Change {
+                    topic: topic.clone(),
+                    kind: ChangeKind::Leave,
+                    key: entry.key.clone(),
+                    meta: entry.meta.clone(),
+                });
+                hidden.push((topic.clone(), entry));
+            }
+        }
+        hidden
+    }
+
     /// Tracks `key` for `owner` on `topic` with `meta` (a `phx_ref` is added).
     pub fn track(
         &mut self,
@@ -887,9 +935,8 @@ impl Tracker {
             return;
         };
         if peer.up {
-            for (phx_ref, (topic, key)) in peer.refs {
-                self.hide(&topic, &key, &phx_ref, changes);
-            }
+            let refs = peer.refs.into_iter().map(|(r, (t, k))| (t, k, r));
+            self.hide_many(refs, changes);
         }
     }
 
@@ -920,17 +967,12 @@ impl Tracker {
             return;
         };
         peer.up = false;
-        let refs: Vec<(String, Arc<str>, String)> = peer
+        let refs: Vec<(Arc<str>, String, String)> = peer
             .refs
             .iter()
-            .map(|(r, (t, k))| (r.clone(), t.clone(), k.clone()))
+            .map(|(r, (t, k))| (t.clone(), k.clone(), r.clone()))
             .collect();
-        let mut hidden = Vec::with_capacity(refs.len());
-        for (phx_ref, topic, key) in refs {
-            if let Some(entry) = self.hide(&topic, &key, &phx_ref, changes) {
-                hidden.push((topic, entry));
-            }
-        }
+        let hidden = self.hide_many(refs, changes);
         if let Some(peer) = self.peers.get_mut(name) {
             peer.hidden = hidden;
         }
