@@ -25,6 +25,7 @@ import {
   WAIT_MS,
   chromiumSkip,
   cleanup,
+  closePeople,
   disconnect,
   join,
   killExample,
@@ -355,7 +356,7 @@ describe("dashboard and /metrics over HTTP", () => {
 
 describe("the dashboard in Chromium", { skip: chromiumSkip }, () => {
   let browser = null;
-  let contexts = [];
+  const contexts = [];
   let redis = null;
 
   before(async () => {
@@ -363,9 +364,7 @@ describe("the dashboard in Chromium", { skip: chromiumSkip }, () => {
   });
 
   afterEach(async () => {
-    for (const context of contexts) await context.close().catch(() => {});
-    contexts = [];
-    problems.length = 0;
+    await closePeople(contexts, problems);
     await cleanup();
     try {
       await stopExtras();

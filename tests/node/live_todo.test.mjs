@@ -18,6 +18,7 @@ import {
   WAIT_MS,
   assertServerAlive,
   chromiumSkip,
+  closePeople,
   launchChromium,
   newPerson,
   server,
@@ -32,7 +33,7 @@ const SECRET = "live-todo-test-secret-".padEnd(64, "k");
 const WS_FAILED = /^console error: WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/tether\/socket\/websocket\?vsn=2\.0\.0' failed/;
 
 let browser = null;
-let contexts = [];
+const contexts = [];
 let outputMark = 0;
 const problems = [];
 
@@ -130,9 +131,7 @@ describe("live_todo in Chromium", { skip: chromiumSkip }, () => {
   });
 
   afterEach(async () => {
-    for (const context of contexts) await context.close().catch(() => {});
-    contexts = [];
-    problems.length = 0;
+    await closePeople(contexts, problems);
     if (server.proc && server.proc.exitCode === null && server.proc.signalCode === null) {
       assertServerAlive();
       await stopServer();

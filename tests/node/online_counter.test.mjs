@@ -19,6 +19,7 @@ import {
   assertServerAlive,
   chromiumSkip,
   cleanup,
+  closePeople,
   launchChromium,
   newPerson,
   server,
@@ -37,7 +38,7 @@ const SECRET = "online-counter-test-secret-".padEnd(64, "k");
 const WS_FAILED = /^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/tether\/socket\/websocket\?vsn=2\.0\.0' failed/;
 
 let browser = null; // one Chromium per file; every test makes its own contexts
-let contexts = [];
+const contexts = [];
 let tmp = null; // a temp dir for config files, removed after each test
 let outputMark = 0; // server.output length when the current server started
 const problems = []; // console errors/warnings and page errors: {label, text, at}
@@ -220,9 +221,7 @@ describe("online_counter in Chromium", { skip: chromiumSkip }, () => {
   });
 
   afterEach(async () => {
-    for (const context of contexts) await context.close().catch(() => {});
-    contexts = [];
-    problems.length = 0;
+    await closePeople(contexts, problems);
     await cleanup();
     try {
       if (running()) await stopServer();

@@ -478,6 +478,15 @@ export async function waitInPage(page, fn, arg, what, { shown, problems, serverL
   }
 }
 
+/**
+ * afterEach of a Chromium suite: closes every browser context the test opened (emptying
+ * `contexts` in place) and forgets the problems it saw (`problems`, emptied in place).
+ */
+export async function closePeople(contexts, problems) {
+  for (const context of contexts.splice(0)) await context.close().catch(() => {});
+  problems.length = 0;
+}
+
 /** A new browser "person" of `browser`: its own cookies and localStorage; added to `contexts`. */
 export async function newPerson(browser, contexts, label) {
   const context = await browser.newContext();
