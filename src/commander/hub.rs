@@ -69,7 +69,7 @@ impl Hub {
         if self.presence.is_none() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
                 "{what} was rendered, but pages are not tracked ([presence] enabled = false): \
-                 it will show 0 and never change; set presence.enabled = true"
+                 it will never change; set presence.enabled = true"
             );
         }
     }

@@ -54,6 +54,11 @@ impl ListSpec {
     }
 }
 
+/// A watch key's fields (`""` for the server-rendered form) and topic.
+fn split_watch_key(key: &str) -> (&str, &str) {
+    key.split_once('\n').unwrap_or(("", key))
+}
+
 /// `fields` if every one is a plain name (1–32 of `[A-Za-z0-9_-]`) and there are at most
 /// [`MAX_LIST_FIELDS`].
 fn checked_fields<'a>(fields: impl Iterator<Item = &'a str>) -> Option<Vec<&'a str>> {
@@ -189,7 +194,7 @@ impl Hub {
             &self.presence_lists,
             Hub::presence_list_topic,
             |key| {
-                let (fields, topic) = key.split_once('\n').unwrap_or(("", key));
+                let (fields, topic) = split_watch_key(key);
                 let presences = presence.list(topic);
                 if fields.is_empty() {
                     Value::String(render(&presences).as_str().to_string())
@@ -198,7 +203,7 @@ impl Hub {
                 }
             },
             |key, channel, now| {
-                let (fields, topic) = key.split_once('\n').unwrap_or(("", key));
+                let (fields, topic) = split_watch_key(key);
                 match now {
                     Value::String(html) => {
                         let patch = Patch::morph(&selector(topic), Html::trusted(html.clone()));

@@ -64,7 +64,7 @@ impl Graces {
 }
 
 impl Presence {
-    fn grace_ms(&self) -> u64 {
+    pub(super) fn grace_ms(&self) -> u64 {
         self.inner.config.leave_grace_ms
     }
 
@@ -72,12 +72,17 @@ impl Presence {
     /// given) after `[presence] leave_grace_ms`, unless the same key is tracked again on
     /// `topic` on this node meanwhile (see the module docs). Without a grace, at once.
     pub fn leave_owner(&self, topic: &str, owner: OwnerId, key: Option<&str>) {
+        self.release_owner(topic, owner, key, self.grace_ms());
+    }
+
+    /// Untracks what `owner` tracks on `topic` (only `key`, if given) after `grace` ms (at
+    /// once for 0), unless a rejoin adopts it meanwhile.
+    pub(super) fn release_owner(&self, topic: &str, owner: OwnerId, key: Option<&str>, grace: u64) {
         let mut shard = self.shard(topic);
         let keys = match key {
             Some(key) => vec![key.to_string()],
             None => shard.tracker.keys_of(owner.0, topic),
         };
-        let grace = self.grace_ms();
         if grace == 0 {
             let mut changes = Vec::new();
             for key in keys {

@@ -178,14 +178,13 @@ struct JoinGuard {
 impl Drop for JoinGuard {
     fn drop(&mut self) {
         let presence = &self.presence;
-        let owner = OwnerId(self.owner.get());
-        if self.left.load(Ordering::Acquire) {
-            let mut shard = presence.shard(&self.topic);
-            let changes = shard.tracker.untrack_owner(owner.0, Some(&self.topic));
-            presence.commit(shard, changes);
+        // A client that left is gone at once; a lost connection waits out the leave grace.
+        let grace = if self.left.load(Ordering::Acquire) {
+            0
         } else {
-            presence.leave_owner(&self.topic, owner, None);
-        }
+            presence.grace_ms()
+        };
+        presence.release_owner(&self.topic, OwnerId(self.owner.get()), None, grace);
         let mut shard = presence.shard(&self.topic);
         if let Some(listeners) = shard.listeners.get_mut(&self.topic) {
             listeners.swap_remove(&self.owner);
