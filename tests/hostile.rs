@@ -161,9 +161,16 @@ async fn a_client_that_stops_reading_has_its_socket_released_within_the_write_ti
     drop(stalled);
 }
 
-#[tokio::test]
+// A bystander is cut as a slow consumer (as it should be) if it reads nothing while its whole
+// outbox limit (4 MiB) is pushed at it. At the echo rate of an unpaced sender a busy CI
+// machine could starve a test thread that long (seen once: 0.5 s without a read), so the
+// bystanders read on their own worker threads and the sender's reading is paced to about
+// 2,500 frames a second: a bystander would have to stall for over a second and a half.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_sends_faster_than_it_reads_is_slowed_and_loses_nothing() {
-    const SHOUTS: usize = 20_000;
+    // 10 MB of shouts: more than twice the outbox limit, so a server that did not slow the
+    // sender down would have to cut it.
+    const SHOUTS: usize = 10_000;
     let example = Example::start("presence_chat", &[]);
     // Two bystanders that read every frame as it comes and count the shouts.
     let mut bystanders = Vec::new();
@@ -185,9 +192,9 @@ async fn a_client_that_sends_faster_than_it_reads_is_slowed_and_loses_nothing() 
     }
     let (reader, mut writer) = sender.into_split();
     // The sender reads everything, but more slowly than the server can echo (a pause of
-    // 1 ms every 10 frames: at most 10,000 frames a second).
+    // 1 ms every 4 frames: at most 2,500 frames a second).
     let own = tokio::spawn(count_shouts_paced(reader, SHOUTS));
-    // 20,000 shouts of 1 KB in one write.
+    // 10,000 shouts of 1 KB in one write.
     let body = "b".repeat(1000);
     let mut all = Vec::new();
     for n in 0..SHOUTS {
@@ -196,49 +203,78 @@ async fn a_client_that_sends_faster_than_it_reads_is_slowed_and_loses_nothing() 
     }
     tokio::time::timeout(Duration::from_secs(60), writer.write_all(&all))
         .await
-        .expect("the server did not take 20 MB within 60 s")
+        .expect("the server did not take 10 MB within 60 s")
         .expect("the sender was cut while writing");
-    assert_eq!(own.await.unwrap(), SHOUTS, "the sender lost its own echoes");
+    let own = own.await.unwrap();
+    assert_eq!(
+        own.shouts, SHOUTS,
+        "the sender lost its own echoes: reading ended by {}",
+        own.ended_by
+    );
     for bystander in bystanders {
-        assert_eq!(bystander.await.unwrap(), SHOUTS, "a bystander lost shouts");
+        let counted = bystander.await.unwrap();
+        assert_eq!(
+            counted.shouts, SHOUTS,
+            "a bystander lost shouts: reading ended by {}",
+            counted.ended_by
+        );
     }
     eprintln!("fast sender: {SHOUTS} of {SHOUTS} shouts reached the sender and both bystanders");
 }
 
 /// Reads frames until `expected` shouts were seen, the stream ends, or 60 s pass (bounded);
-/// returns how many shouts arrived.
-async fn count_shouts(stream: impl tokio::io::AsyncReadExt + Unpin, expected: usize) -> usize {
+/// returns how many shouts arrived and, if not all, why the reading stopped.
+async fn count_shouts(stream: impl tokio::io::AsyncReadExt + Unpin, expected: usize) -> Counted {
     count(stream, expected, false).await
 }
 
-/// [`count_shouts`], pausing 1 ms every 10 frames.
+/// [`count_shouts`], pausing 1 ms every 4 frames.
 async fn count_shouts_paced(
     stream: impl tokio::io::AsyncReadExt + Unpin,
     expected: usize,
-) -> usize {
+) -> Counted {
     count(stream, expected, true).await
+}
+
+/// Shouts counted by a reader, and what ended the reading.
+struct Counted {
+    shouts: usize,
+    ended_by: String,
 }
 
 async fn count(
     mut stream: impl tokio::io::AsyncReadExt + Unpin,
     expected: usize,
     paced: bool,
-) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(60);
+) -> Counted {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
     let mut shouts = 0;
-    while shouts < expected && Instant::now() < deadline {
+    let ended_by = loop {
+        if shouts == expected {
+            break "all read".to_string();
+        }
+        if Instant::now() >= deadline {
+            break "the 60 s deadline".to_string();
+        }
         let Some(frame) = raw::read_frame(&mut stream, Duration::from_secs(10)).await else {
-            break;
+            break "no frame for 10 s, or the stream ended".to_string();
         };
         if frame.opcode == raw::OP_CLOSE {
-            break;
+            break format!(
+                "a close frame {:?}",
+                String::from_utf8_lossy(&frame.payload)
+            );
         }
         if frame.payload.windows(8).any(|w| w == b"\"shout\",") {
             shouts += 1;
-            if paced && shouts % 10 == 0 {
+            if paced && shouts % 4 == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
+    };
+    Counted {
+        shouts,
+        ended_by: format!("{ended_by}, after {:?}", started.elapsed()),
     }
-    shouts
 }
