@@ -11,7 +11,9 @@
 //! A second table: a peer goes down while everyone is under **one hot key** (an anonymized
 //! counter tracks every viewer under `"users"`): N/5 of the N entries are the peer's, and the
 //! time for this replica to hide them is measured (what a kill -9 of one node of five costs
-//! each survivor).
+//! each survivor), then the same key's entries leaving **one at a time**: N/5 of this
+//! replica's own (connections closing, `untrack_owner`) and N/5 of a live peer's (leave ops
+//! in its next heartbeat).
 //!
 //! Runs the pure tracker (no I/O) on one thread; prints Markdown tables.
 
@@ -95,6 +97,47 @@ fn hot_key_peer_down(n: u64) -> f64 {
     hidden
 }
 
+/// N entries under one key on one topic, 2N/5 of them from a live peer: the seconds this
+/// replica takes for N/5 of its own to leave one at a time, and for a heartbeat carrying
+/// N/5 of the peer's leaves.
+fn hot_key_single_leaves(n: u64) -> (f64, f64) {
+    let (mut here, mut peer) = (replica("here#0"), replica("peer#0"));
+    let peer_share = 2 * n / 5;
+    for owner in 0..peer_share {
+        if let Err(err) = peer.track("video:1", owner, "users", Map::new()) {
+            panic!("track: {err}");
+        }
+    }
+    for owner in 0..n - peer_share {
+        if let Err(err) = here.track("video:1", owner, "users", Map::new()) {
+            panic!("track: {err}");
+        }
+    }
+    let _ = here.receive(peer.heartbeat(), 0);
+    assert_eq!(here.count_metas("video:1") as u64, n, "the peer's mirrored");
+    // Every other one, so that the leaves are spread over the key's arrival order.
+    let leaving = (0..peer_share).step_by(2);
+    let started = Instant::now();
+    let mut left = 0;
+    for owner in leaving.clone() {
+        left += here.untrack_owner(owner, Some("video:1")).len();
+    }
+    let local = started.elapsed().as_secs_f64();
+    for owner in leaving {
+        let _ = peer.untrack_owner(owner, Some("video:1"));
+    }
+    let heartbeat = peer.heartbeat();
+    let started = Instant::now();
+    let (changes, _) = here.receive(heartbeat, 1);
+    let remote = started.elapsed().as_secs_f64();
+    assert_eq!(
+        left + changes.len(),
+        2 * n.div_ceil(5) as usize,
+        "every leave seen"
+    );
+    (local, remote)
+}
+
 fn main() {
     let sizes: Vec<u64> = std::env::args()
         .skip(1)
@@ -119,5 +162,14 @@ fn main() {
     println!("|---:|---:|");
     for n in [1_000, 10_000, 100_000] {
         println!("| {n} | {:.3} |", hot_key_peer_down(n));
+    }
+    println!();
+    println!(
+        "| one hot key: entries N | N/5 own leave one by one (s) | a heartbeat of N/5 peer leaves (s) |"
+    );
+    println!("|---:|---:|---:|");
+    for n in [1_000, 10_000, 100_000] {
+        let (local, remote) = hot_key_single_leaves(n);
+        println!("| {n} | {local:.3} | {remote:.3} |");
     }
 }

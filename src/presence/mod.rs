@@ -53,6 +53,7 @@
 mod delivery;
 mod grace;
 pub mod hooks;
+mod metas;
 mod overview;
 mod pacing;
 mod replication;

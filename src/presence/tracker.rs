@@ -42,6 +42,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::metas::Metas;
 use crate::config::PresenceConfig;
 
 /// Metadata of one presence, as sent to clients (includes `phx_ref`, and `phx_ref_prev`
@@ -278,7 +279,7 @@ pub struct Tracker {
     /// again; forgotten after the permdown period.
     gone: HashMap<ReplicaId, u64>,
     /// topic -> key -> visible entries (local and up peers), in arrival order.
-    view: HashMap<Arc<str>, BTreeMap<String, Vec<Entry>>>,
+    view: HashMap<Arc<str>, BTreeMap<String, Metas>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -366,8 +367,7 @@ impl Tracker {
         let topic_arc = self.view.get_key_value(topic)?.0.clone();
         let keys = self.view.get_mut(topic)?;
         let metas = keys.get_mut(key)?;
-        let index = metas.iter().position(|e| e.phx_ref == phx_ref)?;
-        let removed = metas.remove(index);
+        let removed = metas.remove(phx_ref)?;
         if metas.is_empty() {
             keys.remove(key);
             if keys.is_empty() {
@@ -383,10 +383,9 @@ impl Tracker {
         Some(removed)
     }
 
-    /// Hides many entries at once (a peer going down or forgotten): one pass over the
-    /// entries of each key touched, so hiding a peer's entries costs what those keys hold,
-    /// not (entries hidden) × (key size) — under one hot key (every viewer under `"users"`),
-    /// one at a time was quadratic. Returns what was hidden, with its topic.
+    /// Hides many entries at once (a peer going down or forgotten), grouped by key: each
+    /// key's leavers are taken out together ([`Metas::remove_all`]). Returns what was
+    /// hidden, with its topic.
     fn hide_many(
         &mut self,
         refs: impl IntoIterator<Item = (Arc<str>, String, String)>,
@@ -408,10 +407,7 @@ impl Tracker {
             let Some(metas) = keys.get_mut(&key) else {
                 continue;
             };
-            let (gone, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(metas)
-                .into_iter()
-                .partition(|e| refs.contains(&e.phx_ref));
-            *metas = kept;
+            let gone = metas.remove_all(&refs);
             if metas.is_empty() {
                 keys.remove(&key);
                 if keys.is_empty() {
@@ -556,7 +552,7 @@ impl Tracker {
             .view
             .get_mut(&topic)
             .and_then(|keys| keys.get_mut(key))
-            .and_then(|entries| entries.iter_mut().find(|e| e.phx_ref == phx_ref))
+            .and_then(|entries| entries.get_mut(&phx_ref))
         {
             entry.owner = to;
         }
@@ -572,8 +568,7 @@ impl Tracker {
         self.view
             .get(topic)?
             .get(key)?
-            .iter()
-            .find(|e| &e.phx_ref == phx_ref)
+            .get(phx_ref)
             .map(|e| &e.meta)
     }
 
@@ -618,7 +613,7 @@ impl Tracker {
             .view
             .get(topic)
             .and_then(|keys| keys.get(key))
-            .and_then(|metas| metas.iter().find(|e| e.phx_ref == old_ref))
+            .and_then(|metas| metas.get(&old_ref))
             .map(|entry| &entry.meta)
             .ok_or(TrackError::NotTracked)?;
         let meta = update(old_meta)?;
@@ -668,7 +663,7 @@ impl Tracker {
     pub fn count_metas(&self, topic: &str) -> usize {
         self.view
             .get(topic)
-            .map_or(0, |keys| keys.values().map(Vec::len).sum())
+            .map_or(0, |keys| keys.values().map(Metas::len).sum())
     }
 
     /// Topics with at least one visible entry.
@@ -872,7 +867,7 @@ impl Tracker {
                 .view
                 .get(topic)
                 .and_then(|keys| keys.get(key))
-                .and_then(|metas| metas.iter().find(|e| &e.phx_ref == phx_ref))
+                .and_then(|metas| metas.get(phx_ref))
             {
                 entries.push((topic.to_string(), v.clone()));
             }
