@@ -1,5 +1,6 @@
-//! Replication: the gossip task. Every broadcast period it ticks each shard's tracker (the
-//! down and permdown rules) and publishes its heartbeat; it applies peers' gossip as it
+//! Replication: the gossip task. Every broadcast period it applies the gossip already
+//! queued, ticks each shard's tracker (the down and permdown rules) and publishes its
+//! heartbeat; it applies peers' gossip as it
 //! arrives, answering transfer requests. Gossip travels versioned (`Gossip::encode`) on the
 //! pub/sub topics `tether:presence:<shard>`.
 //!
@@ -45,7 +46,16 @@ impl Presence {
         loop {
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => break,
-                _ = heartbeat.tick() => self.beat(),
+                _ = heartbeat.tick() => {
+                    // What peers sent before this tick was heard before it: apply what is
+                    // queued first (no more), so a heartbeat waiting in the queue does not
+                    // count as silence.
+                    for _ in 0..inbox.len() {
+                        let Ok((shard, bytes)) = inbox.try_recv() else { break };
+                        self.receive(shard, &bytes);
+                    }
+                    self.beat()
+                }
                 Some((shard, bytes)) = inbox.recv() => self.receive(shard, &bytes),
             }
         }

@@ -13,7 +13,10 @@
 //!   (a snapshot of its entries at some `seq`), which replaces the mirror wholesale. Ops
 //!   are idempotent by sequence number, so duplicates and reordering are harmless.
 //! - **Down**: a replica not heard from for `down_period` is hidden: its entries leave the
-//!   view (leaves are reported) but are kept. If it is heard again (same incarnation) they
+//!   view (leaves are reported) but are kept. Silence is counted in time this replica ran:
+//!   [`Tracker::tick`] is due every broadcast period, and when a tick comes late (this
+//!   process was frozen or starved of CPU, so it could not have heard anyone either) the
+//!   lateness is not held against the peers. If it is heard again (same incarnation) they
 //!   come back (joins are reported) and the gap, if any, is repaired by a transfer.
 //! - **Permdown**: after `permdown_period` of silence the replica and its entries are dropped.
 //! - **New incarnation**: a heartbeat under a known name with a new incarnation means the
@@ -237,6 +240,8 @@ pub enum TrackError {
 /// Timing rules, in milliseconds of the caller's clock, taken from `[presence]`.
 #[derive(Debug, Clone, Copy)]
 struct Periods {
+    /// How often [`Tracker::tick`] is due (the broadcast period).
+    tick_ms: u64,
     /// Silence after which a peer is hidden.
     down_ms: u64,
     /// Silence after which a peer is forgotten.
@@ -280,6 +285,8 @@ pub struct Tracker {
     gone: HashMap<ReplicaId, u64>,
     /// topic -> key -> visible entries (local and up peers), in arrival order.
     view: HashMap<Arc<str>, BTreeMap<String, Metas>>,
+    /// When [`Tracker::tick`] last ran.
+    last_tick: Option<u64>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -304,6 +311,7 @@ impl Tracker {
             ref_tag: hasher.finish() >> 16,
             me,
             periods: Periods {
+                tick_ms: config.broadcast_period_ms,
                 down_ms: config.down_period_ms,
                 permdown_ms: config.permdown_period_ms,
                 retransfer_ms: 2 * config.broadcast_period_ms,
@@ -317,6 +325,7 @@ impl Tracker {
             peers: HashMap::new(),
             gone: HashMap::new(),
             view: HashMap::new(),
+            last_tick: None,
         }
     }
 
@@ -935,8 +944,21 @@ impl Tracker {
         }
     }
 
-    /// Applies the down and permdown rules at time `now`.
+    /// Applies the down and permdown rules at time `now`. Due every broadcast period: a
+    /// tick later than that means this replica did not run meanwhile, and the lateness is
+    /// added to every peer's last-heard time (a peer is down after `down_period` of silence
+    /// while this replica ran, not after a pause of this replica's own).
     pub fn tick(&mut self, now: u64) -> Vec<Change> {
+        if let Some(last) = self.last_tick.replace(now) {
+            let late = now
+                .saturating_sub(last)
+                .saturating_sub(self.periods.tick_ms);
+            if late > 0 {
+                for peer in self.peers.values_mut() {
+                    peer.last_heard = peer.last_heard.saturating_add(late).min(now);
+                }
+            }
+        }
         let mut changes = Vec::new();
         let permdown = self.periods.permdown_ms;
         self.gone.retain(|_, at| now.saturating_sub(*at) < permdown);

@@ -249,10 +249,19 @@ fn a_gap_is_repaired_by_a_transfer() {
     assert_eq!(view(&a, "room"), view(&b, "room"));
 }
 
+/// Ticks `tracker` every broadcast period (50 ms) from `from` through `to`, as the gossip
+/// task does; returns every change.
+fn ticks(tracker: &mut Tracker, from: u64, to: u64) -> Vec<Change> {
+    (from..=to)
+        .step_by(50)
+        .flat_map(|now| tracker.tick(now))
+        .collect()
+}
+
 #[test]
 fn a_silent_peer_goes_down_comes_back_and_is_finally_forgotten() {
     let (mut a, mut b) = synced_pair("alice");
-    assert!(b.tick(999).is_empty());
+    assert!(ticks(&mut b, 0, 950).is_empty());
     let leaves = b.tick(1_000);
     assert_eq!(leaves.len(), 1);
     assert_eq!(leaves[0].kind, ChangeKind::Leave);
@@ -263,13 +272,28 @@ fn a_silent_peer_goes_down_comes_back_and_is_finally_forgotten() {
     assert_eq!(joins.len(), 1);
     assert_eq!(view(&a, "room"), view(&b, "room"));
     // Silent past permdown: forgotten (already hidden, so no second leave).
-    assert_eq!(b.tick(3_000).len(), 1);
-    assert!(b.tick(12_000).is_empty());
+    assert_eq!(ticks(&mut b, 1_050, 3_000).len(), 1);
+    assert!(ticks(&mut b, 3_050, 12_000).is_empty());
     assert!(b.peers_up().is_empty());
     // A later heartbeat starts from scratch through a transfer.
     let hb = a.heartbeat();
     exchange(&mut a, &mut b, hb, 13_000);
     assert_eq!(view(&a, "room"), view(&b, "room"));
+}
+
+#[test]
+fn time_this_replica_did_not_run_is_not_a_peers_silence() {
+    let (_a, mut b) = synced_pair("alice"); // b heard a at 0
+    assert!(b.tick(0).is_empty());
+    // b is frozen (or starved) for 5 s: its next tick comes late, and it could not have
+    // heard anyone meanwhile. The peer stays up.
+    assert!(b.tick(5_000).is_empty(), "the pause was b's, not a's");
+    assert_eq!(b.peers_up(), ["a"]);
+    // Silent for a down period while b runs on time: now it goes down.
+    assert!(ticks(&mut b, 5_050, 5_900).is_empty());
+    let leaves = ticks(&mut b, 5_950, 6_000);
+    assert_eq!(leaves.len(), 1);
+    assert_eq!(leaves[0].kind, ChangeKind::Leave);
 }
 
 #[test]

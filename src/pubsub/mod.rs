@@ -46,7 +46,7 @@ pub use bus::BusIdentity;
 pub(crate) use bus::fuzz_envelope;
 pub use local::LocalPubSub;
 #[cfg(feature = "redis")]
-pub use redis::{FLUSH_TIMEOUT, PUBLISH_QUEUE_BYTES, RedisPubSub};
+pub use redis::{FLUSH_TIMEOUT, PUBLISH_QUEUE_BYTES, PUBLISH_REPLY_TIMEOUT, RedisPubSub};
 
 /// Longest a stopping bus spends sending what is still queued (goodbyes included).
 #[cfg(not(feature = "redis"))]

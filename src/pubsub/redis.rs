@@ -24,7 +24,11 @@
 //!
 //! Failure policy: publishing never blocks a caller. Messages wait in a queue bounded in
 //! count (`PUBLISH_QUEUE`) and in bytes (`PUBLISH_QUEUE_BYTES`); when it is full, or while
-//! Redis is unreachable, they are dropped with a warning. Both the publisher and the
+//! Redis is unreachable, they are dropped with a warning. The publisher sends what is
+//! queued in pipelined batches (one round trip per batch, not per message), so a busy node's
+//! presence heartbeats do not wait behind a queue of round trips; a batch whose reply takes
+//! longer than [`PUBLISH_REPLY_TIMEOUT`] counts as a failure (a Redis that pauses for a
+//! second, or a node too busy to read the reply at once, is not one). Both the publisher and the
 //! subscriber reconnect with jittered exponential backoff (100 ms up to 5 s), logging once
 //! when Redis goes away and once when it is back. Presence repairs itself after an outage
 //! (heartbeat gaps trigger snapshots); plain channel broadcasts sent during an outage are
@@ -52,6 +56,18 @@ const PUBLISH_QUEUE: usize = 65_536;
 
 /// Bytes waiting to be published, at most.
 pub const PUBLISH_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Messages sent in one pipelined batch, at most.
+const PUBLISH_BATCH: usize = 256;
+
+/// Bytes of messages in one batch: once reached, the batch is sent (a single larger message
+/// still goes alone).
+const PUBLISH_BATCH_BYTES: usize = 1024 * 1024;
+
+/// How long the publisher waits for Redis to answer a batch before it counts the publish as
+/// failed and reconnects (redis-rs' default is 500 ms, which a loaded machine exceeds
+/// without anything being wrong).
+pub const PUBLISH_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// In-process delivery plus Redis between nodes.
 pub struct RedisPubSub {
@@ -268,16 +284,35 @@ impl Publisher {
         message
     }
 
+    /// `first` and what else is queued now, up to [`PUBLISH_BATCH`] messages and
+    /// [`PUBLISH_BATCH_BYTES`].
+    fn batch(&self, first: Bytes, queue: &mut mpsc::Receiver<Bytes>) -> Vec<Bytes> {
+        let mut bytes = first.len();
+        let mut batch = vec![first];
+        while batch.len() < PUBLISH_BATCH && bytes < PUBLISH_BATCH_BYTES {
+            let Some(message) = self.take(queue.try_recv().ok()) else {
+                break;
+            };
+            bytes += message.len();
+            batch.push(message);
+        }
+        batch
+    }
+
+    /// Publishes `batch` in one pipeline (one round trip).
     async fn send(
         &self,
         connection: &mut redis::aio::MultiplexedConnection,
-        message: &[u8],
+        batch: &[Bytes],
     ) -> redis::RedisResult<()> {
-        redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(message)
-            .query_async(connection)
-            .await
+        let mut pipe = redis::pipe();
+        for message in batch {
+            pipe.cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(message.as_ref())
+                .ignore();
+        }
+        pipe.query_async(connection).await
     }
 
     /// Sends what is queued now, within [`FLUSH_TIMEOUT`].
@@ -287,8 +322,9 @@ impl Publisher {
         queue: &mut mpsc::Receiver<Bytes>,
     ) {
         let flushing = async {
-            while let Some(message) = self.take(queue.try_recv().ok()) {
-                if self.send(connection, &message).await.is_err() {
+            while let Some(first) = self.take(queue.try_recv().ok()) {
+                let batch = self.batch(first, queue);
+                if self.send(connection, &batch).await.is_err() {
                     return;
                 }
             }
@@ -304,7 +340,11 @@ async fn publish(
 ) {
     let mut backoff = Backoff::new();
     loop {
-        let connecting = publisher.client.get_multiplexed_async_connection();
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(PUBLISH_REPLY_TIMEOUT));
+        let connecting = publisher
+            .client
+            .get_multiplexed_async_connection_with_config(&config);
         let mut connection = tokio::select! {
             _ = shutdown.cancelled() => return,
             connected = connecting => match connected {
@@ -330,10 +370,11 @@ async fn publish(
                 }
                 message = queue.recv() => message,
             };
-            let Some(message) = publisher.take(message) else {
+            let Some(first) = publisher.take(message) else {
                 return;
             };
-            if let Err(err) = publisher.send(&mut connection, &message).await {
+            let batch = publisher.batch(first, &mut queue);
+            if let Err(err) = publisher.send(&mut connection, &batch).await {
                 if !backoff.failed("publish", &err, &shutdown).await {
                     return;
                 }
