@@ -282,6 +282,20 @@ function nodeShows(page, node, status, ms = LIVE_MS) {
   );
 }
 
+/** Waits until the node row of `node` shows `connections` (a number, or "–" for none known). */
+function nodeConnections(page, node, connections, ms = LIVE_MS) {
+  return waitOn(
+    page,
+    ([n, c]) => {
+      const rows = [...document.querySelectorAll("#nodes tr[data-node]")].filter((tr) => tr.dataset.node === n);
+      return rows.length === 1 && rows[0].querySelector("td.connections")?.textContent.trim() === c;
+    },
+    [node, String(connections)],
+    `the row of node ${node} to show ${connections} connections`,
+    ms,
+  );
+}
+
 /** The page was never reloaded nor navigated since `openDashboard`, and is still connected. */
 async function assertSamePage(page) {
   const state = await shown(page);
@@ -466,6 +480,10 @@ describe("the dashboard in Chromium", { skip: chromiumSkip }, () => {
     // Another connection of ann, on node b this time: the same user, one more connection.
     const ann2 = await member("ann", topic, b.port);
     await topicShows(page, topic, 2, 3, PEER_MS);
+    // Connections per node: b reports its own two sockets (bert, ann2) to a's dashboard; a
+    // counts ann and this dashboard page.
+    await nodeConnections(page, "b", 2, PEER_MS);
+    await nodeConnections(page, "a", 2);
 
     // The artifact: both nodes and a topic with users of both.
     await nodeShows(page, "b", "up");
@@ -476,6 +494,7 @@ describe("the dashboard in Chromium", { skip: chromiumSkip }, () => {
     const firstIncarnation = (await shown(page)).nodes.find((n) => n.node === "b")?.incarnation;
     await killExample(b);
     await nodeShows(page, "b", "down", CRASH_MS);
+    await nodeConnections(page, "b", "–");
     await topicShows(page, topic, 1, 1, CRASH_MS);
     await nodeShows(page, "a", "up");
     // The clients of the dead node would reconnect forever: stop them.

@@ -1,6 +1,7 @@
 //! The dashboard's figures: once a second the sampler reads the process's metrics and the
 //! presence overview into a [`Snapshot`] (rates over the last second, outbox depth
-//! percentiles, the nodes and topics) and keeps the last [`HISTORY`] seconds of throughput
+//! percentiles, the nodes and topics, the other nodes' [`reports`](super::reports)),
+//! publishes this node's own report, and keeps the last [`HISTORY`] seconds of throughput
 //! for the chart. Every open dashboard page renders from the latest snapshot.
 //!
 //! Nodes that stop appearing in presence (a goodbye, or forgotten after the permdown
@@ -19,6 +20,7 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::reports::{NodeReport, Reports};
 use crate::{
     metrics::{Metrics, buckets, metrics, quantile},
     presence::{NodeStatus, Presence, TopicCount},
@@ -63,6 +65,8 @@ pub(crate) struct Snapshot {
     /// Frames in and out per second, oldest first (at most [`HISTORY`]).
     pub(crate) throughput: Vec<(f64, f64)>,
     pub(crate) nodes: Vec<NodeStatus>,
+    /// The other nodes' latest reports (connections, frames), by node name.
+    pub(crate) reports: BTreeMap<String, NodeReport>,
     pub(crate) topics: Vec<TopicCount>,
 }
 
@@ -115,6 +119,7 @@ impl Totals {
 /// The sampler's memory between samples.
 struct Sampler {
     presence: Presence,
+    reports: Arc<Reports>,
     at: Instant,
     totals: Totals,
     depth: Vec<(f64, u64)>,
@@ -127,6 +132,7 @@ impl Sampler {
     fn new(presence: Presence) -> Sampler {
         let m = metrics();
         Sampler {
+            reports: Reports::subscribe(presence.pubsub().clone()),
             presence,
             at: Instant::now(),
             totals: Totals::read(m),
@@ -150,8 +156,18 @@ impl Sampler {
         }
         self.throughput
             .push_back((rates.frames_in, rates.frames_out));
+        let nodes = self.nodes(now);
+        let connections = m.connections.get();
+        if let Some(local) = nodes.iter().find(|node| node.local) {
+            self.reports.publish(&NodeReport {
+                node: local.name.clone(),
+                connections,
+                frames_in: rates.frames_in,
+                frames_out: rates.frames_out,
+            });
+        }
         Snapshot {
-            connections: m.connections.get(),
+            connections,
             rates,
             outbox_depth,
             slow_consumer_closes: m.slow_consumer_closes.get(),
@@ -160,7 +176,8 @@ impl Sampler {
             redis_reconnects: m.redis_reconnects.get(),
             round_trip_timeouts: m.round_trip_timeouts.get(),
             throughput: self.throughput.iter().copied().collect(),
-            nodes: self.nodes(now),
+            nodes,
+            reports: self.reports.current(),
             topics: self.presence.topics(),
         }
     }
@@ -224,7 +241,10 @@ pub(crate) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {
+                sampler.reports.unsubscribe();
+                return;
+            }
             _ = tick.tick() => {
                 let snapshot = Arc::new(sampler.sample());
                 latest.send_replace(snapshot);

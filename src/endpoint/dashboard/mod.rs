@@ -12,13 +12,16 @@
 //! Contract (the examples' tests rely on it): `<table id="topics">` holds one
 //! `<tr data-topic="<topic>">` per topic with presence, with `<td class="users">` and
 //! `<td class="connections">`; `<table id="nodes">` one `<tr data-node="<name>">` per node with
-//! `<td class="status">` reading `up` or `down`. Both change within 3 s without a reload.
+//! `<td class="status">` reading `up` or `down` and `<td class="connections">` with the node's
+//! open WebSocket connections (`–` for a node whose dashboard is off, or that stopped
+//! reporting). Both change within 3 s without a reload.
 //!
 //! It must never track its own viewers in presence, nor expose anything without the
 //! password.
 
 mod auth;
 mod history;
+mod reports;
 mod view;
 
 use std::sync::Arc;

@@ -107,6 +107,8 @@ struct Live<'a> {
 struct NodeRow<'a> {
     node: &'a NodeStatus,
     last_heard: String,
+    /// Open connections and frames per second in and out, if known.
+    figures: Option<(i64, f64, f64)>,
 }
 
 /// The throughput chart's polylines (SVG points) and scale.
@@ -201,6 +203,16 @@ pub(crate) fn render(
                 "this node".to_string()
             } else {
                 since(node.silent_ms)
+            },
+            figures: if node.local {
+                let rates = &snapshot.rates;
+                Some((snapshot.connections, rates.frames_in, rates.frames_out))
+            } else {
+                snapshot
+                    .reports
+                    .get(&node.name)
+                    .filter(|_| node.up)
+                    .map(|r| (r.connections, r.frames_in, r.frames_out))
             },
         })
         .collect();
