@@ -374,15 +374,8 @@ impl Tracker {
         changes: &mut Vec<Change>,
     ) -> Option<Entry> {
         let topic_arc = self.view.get_key_value(topic)?.0.clone();
-        let keys = self.view.get_mut(topic)?;
-        let metas = keys.get_mut(key)?;
-        let removed = metas.remove(phx_ref)?;
-        if metas.is_empty() {
-            keys.remove(key);
-            if keys.is_empty() {
-                self.view.remove(topic);
-            }
-        }
+        let removed = self.view.get_mut(topic)?.get_mut(key)?.remove(phx_ref)?;
+        self.prune(topic, key);
         changes.push(Change {
             topic: topic_arc,
             kind: ChangeKind::Leave,
@@ -390,6 +383,19 @@ impl Tracker {
             meta: removed.meta.clone(),
         });
         Some(removed)
+    }
+
+    /// Drops `key` from `topic`'s view if it holds no entry, and `topic` if it holds no key.
+    fn prune(&mut self, topic: &str, key: &str) {
+        let Some(keys) = self.view.get_mut(topic) else {
+            return;
+        };
+        if keys.get(key).is_some_and(Metas::is_empty) {
+            keys.remove(key);
+        }
+        if keys.is_empty() {
+            self.view.remove(topic);
+        }
     }
 
     /// Hides many entries at once (a peer going down or forgotten), grouped by key: each
@@ -410,19 +416,15 @@ impl Tracker {
             let Some(topic) = self.view.get_key_value(&*topic).map(|(t, _)| t.clone()) else {
                 continue;
             };
-            let Some(keys) = self.view.get_mut(&*topic) else {
-                continue;
-            };
-            let Some(metas) = keys.get_mut(&key) else {
+            let Some(metas) = self
+                .view
+                .get_mut(&*topic)
+                .and_then(|keys| keys.get_mut(&key))
+            else {
                 continue;
             };
             let gone = metas.remove_all(&refs);
-            if metas.is_empty() {
-                keys.remove(&key);
-                if keys.is_empty() {
-                    self.view.remove(&*topic);
-                }
-            }
+            self.prune(&topic, &key);
             for entry in gone {
                 changes.push(Change {
                     topic: topic.clone(),
