@@ -64,27 +64,27 @@ fn replica(name: &str) -> Tracker {
     )
 }
 
+/// A replica and a live peer with `n` entries under one key ("users" on "video:1"),
+/// `peer_share` of them the peer's, mirrored by the replica at time 0.
+fn hot_key_pair(n: u64, peer_share: u64) -> (Tracker, Tracker) {
+    let (mut here, mut peer) = (replica("here#0"), replica("peer#0"));
+    for (tracker, owners) in [(&mut peer, peer_share), (&mut here, n - peer_share)] {
+        for owner in 0..owners {
+            if let Err(err) = tracker.track("video:1", owner, "users", Map::new()) {
+                panic!("track: {err}");
+            }
+        }
+    }
+    let _ = here.receive(peer.heartbeat(), 0);
+    assert_eq!(here.count_metas("video:1") as u64, n, "the peer's mirrored");
+    (here, peer)
+}
+
 /// N entries under one key on one topic, N/5 of them from a peer that then goes down: the
 /// seconds the survivor takes to hide the peer's entries.
 fn hot_key_peer_down(n: u64) -> f64 {
-    let (mut survivor, mut peer) = (replica("survivor#0"), replica("peer#0"));
     let peer_share = n / 5;
-    for owner in 0..peer_share {
-        if let Err(err) = peer.track("video:1", owner, "users", Map::new()) {
-            panic!("track: {err}");
-        }
-    }
-    for owner in 0..n - peer_share {
-        if let Err(err) = survivor.track("video:1", owner, "users", Map::new()) {
-            panic!("track: {err}");
-        }
-    }
-    let _ = survivor.receive(peer.heartbeat(), 0);
-    assert_eq!(
-        survivor.count_metas("video:1") as u64,
-        n,
-        "the peer's entries mirrored"
-    );
+    let (mut survivor, _peer) = hot_key_pair(n, peer_share);
     let down_ms = PresenceConfig::default().down_period_ms;
     let started = Instant::now();
     let changes = survivor.tick(down_ms);
@@ -101,20 +101,8 @@ fn hot_key_peer_down(n: u64) -> f64 {
 /// replica takes for N/5 of its own to leave one at a time, and for a heartbeat carrying
 /// N/5 of the peer's leaves.
 fn hot_key_single_leaves(n: u64) -> (f64, f64) {
-    let (mut here, mut peer) = (replica("here#0"), replica("peer#0"));
     let peer_share = 2 * n / 5;
-    for owner in 0..peer_share {
-        if let Err(err) = peer.track("video:1", owner, "users", Map::new()) {
-            panic!("track: {err}");
-        }
-    }
-    for owner in 0..n - peer_share {
-        if let Err(err) = here.track("video:1", owner, "users", Map::new()) {
-            panic!("track: {err}");
-        }
-    }
-    let _ = here.receive(peer.heartbeat(), 0);
-    assert_eq!(here.count_metas("video:1") as u64, n, "the peer's mirrored");
+    let (mut here, mut peer) = hot_key_pair(n, peer_share);
     // Every other one, so that the leaves are spread over the key's arrival order.
     let leaving = (0..peer_share).step_by(2);
     let started = Instant::now();

@@ -268,32 +268,28 @@ function topicGone(page, topic, ms = LIVE_MS) {
   );
 }
 
-/** Waits until the node row of `node` reads `status`. */
-function nodeShows(page, node, status, ms = LIVE_MS) {
+/** Waits until the `cell` (a td class) of the node row of `node` reads `text`. */
+function nodeCell(page, node, cell, text, ms) {
   return waitOn(
     page,
-    ([n, s]) => {
+    ([n, c, t]) => {
       const rows = [...document.querySelectorAll("#nodes tr[data-node]")].filter((tr) => tr.dataset.node === n);
-      return rows.length === 1 && rows[0].querySelector("td.status")?.textContent.trim() === s;
+      return rows.length === 1 && rows[0].querySelector(`td.${c}`)?.textContent.trim() === t;
     },
-    [node, status],
-    `the row of node ${node} to read ${status}`,
+    [node, cell, String(text)],
+    `the ${cell} of node ${node} to read ${text}`,
     ms,
   );
 }
 
+/** Waits until the node row of `node` reads `status`. */
+function nodeShows(page, node, status, ms = LIVE_MS) {
+  return nodeCell(page, node, "status", status, ms);
+}
+
 /** Waits until the node row of `node` shows `connections` (a number, or "–" for none known). */
 function nodeConnections(page, node, connections, ms = LIVE_MS) {
-  return waitOn(
-    page,
-    ([n, c]) => {
-      const rows = [...document.querySelectorAll("#nodes tr[data-node]")].filter((tr) => tr.dataset.node === n);
-      return rows.length === 1 && rows[0].querySelector("td.connections")?.textContent.trim() === c;
-    },
-    [node, String(connections)],
-    `the row of node ${node} to show ${connections} connections`,
-    ms,
-  );
+  return nodeCell(page, node, "connections", connections, ms);
 }
 
 /** The page was never reloaded nor navigated since `openDashboard`, and is still connected. */
