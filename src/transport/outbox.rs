@@ -57,10 +57,14 @@ pub(crate) struct Close {
 
 /// A text frame's payload: whole, or spliced from parts written one after the other as one
 /// frame (a large part shared by many connections is then never copied per connection).
+///
+/// The spliced parts are boxed so that a `Text` is no larger than one [`Bytes`]: every
+/// broadcast queues a `Whole` on every subscriber, and a wider queue entry costs memory
+/// moves and reallocation on each of them; spliced frames are rare (one state per join).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Text {
     Whole(Bytes),
-    Spliced([Bytes; 3]),
+    Spliced(Box<[Bytes; 3]>),
 }
 
 impl Text {
@@ -71,7 +75,7 @@ impl Text {
     pub(crate) fn parts(&self) -> &[Bytes] {
         match self {
             Text::Whole(whole) => std::slice::from_ref(whole),
-            Text::Spliced(parts) => parts,
+            Text::Spliced(parts) => &parts[..],
         }
     }
 }
@@ -232,7 +236,7 @@ impl Outbox {
     /// drops a client that does not read it. A large part shared by many connections (the
     /// state's body) is queued by reference, never copied per connection.
     pub(crate) fn push_exempt_spliced(&self, parts: [Bytes; 3]) -> Result<(), PushError> {
-        self.push_charged(Text::Spliced(parts), ITEM_COST)
+        self.push_charged(Text::Spliced(Box::new(parts)), ITEM_COST)
     }
 
     fn push_charged(&self, frame: Text, charged: usize) -> Result<(), PushError> {
@@ -496,6 +500,16 @@ mod tests {
             out.push(Bytes::from(text.parts().concat()));
         }
         out
+    }
+
+    #[test]
+    fn a_queued_frame_is_as_small_as_a_plain_bytes_entry() {
+        // Every broadcast queues one entry on every subscriber: a spliced frame's parts
+        // must not widen them all (fan-out paid for it in reallocation and copies).
+        assert_eq!(
+            std::mem::size_of::<Queued>(),
+            std::mem::size_of::<Bytes>() + std::mem::size_of::<usize>()
+        );
     }
 
     #[test]
