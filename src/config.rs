@@ -89,6 +89,17 @@ pub struct CommanderConfig {
     pub disable_when_disconnected: bool,
     /// Largest encrypted assigns of one live region (the token the page keeps), in bytes.
     pub max_live_bytes: usize,
+    /// Largest inbound WebSocket message on the pages' socket, in bytes (the page socket's
+    /// own `endpoint.max_frame_bytes`); larger closes the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Most bytes of DOM events waiting for one page's commander (each counted as its
+    /// sender's JSON); beyond it an event gets `{"reason": "too many pending bytes"}`.
+    pub max_queued_bytes: usize,
+    /// Most bytes of DOM events waiting on one connection, all its pages together.
+    pub max_connection_queued_bytes: usize,
+    /// Largest `arg`, `form`, `dataset` or `event` of one event's sender, as JSON; a larger
+    /// one gets `{"reason": "event too large"}` and is not queued.
+    pub max_event_field_bytes: usize,
 }
 
 impl Default for CommanderConfig {
@@ -106,6 +117,10 @@ impl Default for CommanderConfig {
             disable_events: vec!["click".to_string(), "submit".to_string()],
             disable_when_disconnected: true,
             max_live_bytes: 65_536,
+            max_frame_bytes: 65_536,
+            max_queued_bytes: 256 * 1024,
+            max_connection_queued_bytes: 1024 * 1024,
+            max_event_field_bytes: 32 * 1024,
         }
     }
 }
@@ -147,6 +162,23 @@ pub struct EndpointConfig {
     /// `admin` (HTTP Basic). Env `TETHER_DASHBOARD_PASSWORD` (the examples read only the
     /// environment). `None` (the default): neither route exists.
     pub dashboard_password: Option<String>,
+    /// Joins (and rejoins) one connection may make per second, on average (a token bucket;
+    /// see [`EndpointConfig::join_burst`]). A join over the limit gets the error reply
+    /// `{"reason": "rate limited"}`. Env `TETHER_JOIN_RATE`.
+    pub join_rate: f64,
+    /// How many joins a connection may make at once before `join_rate` applies. Env
+    /// `TETHER_JOIN_BURST`.
+    pub join_burst: u32,
+    /// Client pushes (every frame but joins, leaves and heartbeats) one connection may send
+    /// per second, on average; over it, the error reply `{"reason": "rate limited"}`. Env
+    /// `TETHER_EVENT_RATE`.
+    pub event_rate: f64,
+    /// How many pushes a connection may send at once before `event_rate` applies. Env
+    /// `TETHER_EVENT_BURST`.
+    pub event_burst: u32,
+    /// Refused frames a connection may accumulate (one forgiven per second) before it is
+    /// closed with 1008 "rate limit exceeded".
+    pub rate_limit_strikes: u32,
 }
 
 impl Default for EndpointConfig {
@@ -164,6 +196,11 @@ impl Default for EndpointConfig {
             handshake_timeout_ms: 30_000,
             shutdown_timeout_ms: 5_000,
             dashboard_password: None,
+            join_rate: 10.0,
+            join_burst: 100,
+            event_rate: 1_000.0,
+            event_burst: 10_000,
+            rate_limit_strikes: 200,
         }
     }
 }
@@ -287,6 +324,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_PRESENCE_COALESCE_MS", "presence.coalesce_ms"),
     ("TETHER_PRESENCE_LEAVE_GRACE_MS", "presence.leave_grace_ms"),
     ("TETHER_DASHBOARD_PASSWORD", "endpoint.dashboard_password"),
+    ("TETHER_JOIN_RATE", "endpoint.join_rate"),
+    ("TETHER_JOIN_BURST", "endpoint.join_burst"),
+    ("TETHER_EVENT_RATE", "endpoint.event_rate"),
+    ("TETHER_EVENT_BURST", "endpoint.event_burst"),
 ];
 
 impl Config {
@@ -399,6 +440,10 @@ impl Config {
             "endpoint.dashboard_password" => {
                 self.endpoint.dashboard_password = Some(value.to_string())
             }
+            "endpoint.join_rate" => self.endpoint.join_rate = number(value)?,
+            "endpoint.join_burst" => self.endpoint.join_burst = number(value)?,
+            "endpoint.event_rate" => self.endpoint.event_rate = number(value)?,
+            "endpoint.event_burst" => self.endpoint.event_burst = number(value)?,
             "pubsub.url" => self.pubsub.url = Some(value.to_string()),
             "pubsub.node" => self.pubsub.node = Some(value.to_string()),
             "pubsub.channel" => self.pubsub.channel = Some(value.to_string()),
@@ -511,11 +556,44 @@ impl Config {
                 "commander.max_live_bytes",
                 self.commander.max_live_bytes as u64,
             ),
+            (
+                "commander.max_frame_bytes",
+                self.commander.max_frame_bytes as u64,
+            ),
+            (
+                "commander.max_queued_bytes",
+                self.commander.max_queued_bytes as u64,
+            ),
+            (
+                "commander.max_connection_queued_bytes",
+                self.commander.max_connection_queued_bytes as u64,
+            ),
+            (
+                "commander.max_event_field_bytes",
+                self.commander.max_event_field_bytes as u64,
+            ),
+            ("endpoint.join_burst", u64::from(e.join_burst)),
+            ("endpoint.event_burst", u64::from(e.event_burst)),
+            (
+                "endpoint.rate_limit_strikes",
+                u64::from(e.rate_limit_strikes),
+            ),
         ]
         .into_iter()
         .collect();
         if let Some((key, _)) = positive.iter().find(|(_, value)| **value == 0) {
             return invalid(key, "must be greater than zero");
+        }
+        for (key, rate) in [
+            ("endpoint.join_rate", e.join_rate),
+            ("endpoint.event_rate", e.event_rate),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return invalid(
+                    key,
+                    "must be a number of times per second greater than zero",
+                );
+            }
         }
         if let Some(url) = &self.pubsub.url {
             if !url.starts_with("redis://") {

@@ -13,6 +13,8 @@
 //! | `tether_frames_out_total` / `tether_bytes_out_total` | counter | text frames (and their payload bytes) handed to client sockets |
 //! | `tether_slow_consumer_closes_total` | counter | connections closed because their outbound queue overflowed |
 //! | `tether_write_timeouts_total` | counter | connections closed because their client stopped reading |
+//! | `tether_rate_limited_total` | counter | client frames refused by a connection's rate limits |
+//! | `tether_rate_limit_closes_total` | counter | connections closed for pushing past their rate limits |
 //! | `tether_outbox_depth_frames` | histogram | frames already queued on a connection when another is queued |
 //! | `tether_presence_entries{node}` | gauge | presence entries this node sees, by the node that tracks them (set when scraped) |
 //! | `tether_gossip_messages_total{direction}` | counter | presence gossip messages sent (`out`) and received (`in`) |
@@ -60,6 +62,10 @@ pub struct Metrics {
     pub slow_consumer_closes: IntCounter,
     /// Connections closed because the client stopped reading (write timeout).
     pub write_timeouts: IntCounter,
+    /// Client frames refused by a connection's rate limits.
+    pub rate_limited: IntCounter,
+    /// Connections closed for pushing past their rate limits.
+    pub rate_limit_closes: IntCounter,
     /// Frames already queued on a connection when another is queued.
     pub outbox_depth: Histogram,
     /// Presence entries seen here, by tracking node.
@@ -150,6 +156,14 @@ impl Metrics {
             write_timeouts: counter(
                 "tether_write_timeouts_total",
                 "Connections closed because their client stopped reading.",
+            ),
+            rate_limited: counter(
+                "tether_rate_limited_total",
+                "Client frames refused by a connection's rate limits.",
+            ),
+            rate_limit_closes: counter(
+                "tether_rate_limit_closes_total",
+                "Connections closed for pushing past their rate limits.",
             ),
             outbox_depth: histogram(
                 "tether_outbox_depth_frames",

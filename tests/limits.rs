@@ -342,3 +342,123 @@ async fn with_endpoint_url_the_origin_must_be_that_url_whatever_the_host_header(
         assert!(!origin_accepted(&url, origin).await, "{origin}");
     }
 }
+
+/// Sends `frames` frames made by `frame(n)` and reads until the server closes: the replies
+/// with status ok, those refused as rate limited, and the close code and reason.
+async fn push_until_closed(
+    client: &mut Client,
+    frames: usize,
+    frame: impl Fn(usize) -> Value,
+) -> (usize, usize, (u16, String)) {
+    for n in 0..frames {
+        client.send_text(frame(n).to_string()).await;
+    }
+    let (mut ok, mut limited) = (0, 0);
+    loop {
+        match tokio::time::timeout(support::WAIT, client.next_message())
+            .await
+            .expect("timed out before the close")
+        {
+            Some(Message::Text(text)) => {
+                let reply: Value = serde_json::from_str(&text).unwrap();
+                if reply[3] != "phx_reply" {
+                    continue;
+                }
+                match (&reply[4]["status"], &reply[4]["response"]["reason"]) {
+                    (status, _) if status == "ok" => ok += 1,
+                    (_, reason) if reason == "rate limited" => limited += 1,
+                    _ => panic!("unexpected reply {reply}"),
+                }
+            }
+            Some(Message::Close(Some(close))) => {
+                return (
+                    ok,
+                    limited,
+                    (u16::from(close.code), close.reason.to_string()),
+                );
+            }
+            Some(_) => {}
+            None => panic!("the stream ended without a close frame"),
+        }
+    }
+}
+
+fn rate_limited(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = test_config();
+    // Next to no refill: what passes is the burst, whatever the machine's speed.
+    config.endpoint.join_rate = 0.001;
+    config.endpoint.event_rate = 0.001;
+    config.endpoint.rate_limit_strikes = 3;
+    adjust(&mut config);
+    start(config)
+}
+
+#[tokio::test]
+async fn joins_past_the_burst_are_refused_and_a_client_that_keeps_joining_is_closed() {
+    let server = rate_limited(|config| config.endpoint.join_burst = 5);
+    let mut bystander = server.client("").await;
+    reply(&bystander.join("room:b", json!({})).await.1, "ok");
+    let mut client = server.client("").await;
+    // Joins and rejoins of one topic draw from the same bucket.
+    let (ok, limited, close) = push_until_closed(&mut client, 40, |n| {
+        json!([
+            n.to_string(),
+            n.to_string(),
+            format!("room:{}", n % 2),
+            "phx_join",
+            {}
+        ])
+    })
+    .await;
+    assert_eq!(ok, 5, "the burst passes");
+    assert!(limited >= 3, "{limited} refused before the close");
+    assert_eq!(close, (1008, "rate limit exceeded".to_string()));
+    assert_alive(&mut bystander).await;
+    // A fresh connection has its own bucket.
+    let mut again = server.client("").await;
+    reply(&again.join("room:c", json!({})).await.1, "ok");
+}
+
+#[tokio::test]
+async fn pushes_past_the_burst_are_refused_and_a_flood_is_closed_while_others_carry_on() {
+    let server = rate_limited(|config| config.endpoint.event_burst = 10);
+    let mut bystander = server.client("").await;
+    let (bystander_ref, joined) = bystander.join("room:b", json!({})).await;
+    reply(&joined, "ok");
+    let mut client = server.client("").await;
+    let (join_ref, joined) = client.join("room:a", json!({})).await;
+    reply(&joined, "ok");
+    let (ok, limited, close) = push_until_closed(
+        &mut client,
+        100,
+        |n| json!([join_ref, n.to_string(), "room:a", "echo", {"n": n}]),
+    )
+    .await;
+    assert_eq!(ok, 10, "the burst passes");
+    assert!(limited >= 3, "{limited} refused before the close");
+    assert_eq!(close, (1008, "rate limit exceeded".to_string()));
+    let echoed = bystander
+        .call("room:b", &bystander_ref, "echo", json!({"still": "here"}))
+        .await;
+    assert_eq!(reply(&echoed, "ok"), json!({"still": "here"}));
+}
+
+#[tokio::test]
+async fn a_refused_push_is_answered_and_the_connection_carries_on_below_the_strikes() {
+    let server = rate_limited(|config| {
+        config.endpoint.event_burst = 2;
+        config.endpoint.rate_limit_strikes = 50;
+    });
+    let mut client = server.client("").await;
+    let (join_ref, joined) = client.join("room:a", json!({})).await;
+    reply(&joined, "ok");
+    for expected in ["ok", "ok", "error", "error"] {
+        let answer = client.call("room:a", &join_ref, "echo", json!({})).await;
+        let response = reply(&answer, expected);
+        if expected == "error" {
+            assert_eq!(response, json!({"reason": "rate limited"}));
+        }
+    }
+    // Heartbeats are never limited.
+    assert_alive(&mut client).await;
+}

@@ -565,6 +565,98 @@ async fn events_beyond_the_queue_bound_are_refused_not_buffered() {
     assert_eq!(ran, 6 - refused, "{:?}", lab.log());
 }
 
+/// Events of `bytes` each queued behind a handler waiting on a modal nobody answers: how
+/// many wait, and the refusals of the others.
+async fn queue_behind_a_modal(lab: &Lab1, events: usize, bytes: usize) -> (usize, Vec<Value>) {
+    let (mut page, jr) = lab.page().await;
+    send_event(&mut page, &jr, "confirm", json!({})).await;
+    next_call(&mut page).await;
+    let value = "v".repeat(bytes);
+    let mut refs = Vec::new();
+    for _ in 0..events {
+        refs.push(send_event(&mut page, &jr, "slow", json!({"value": value})).await);
+    }
+    // Refusals are answered at once; a sync proves the rest wait, unanswered.
+    let before = page.sync().await;
+    let refused: Vec<Value> = before
+        .into_iter()
+        .filter(|f| f[3] == "phx_reply" && refs.iter().any(|r| f[1] == r.as_str()))
+        .map(|f| reply(&f, "error"))
+        .collect();
+    (events - refused.len(), refused)
+}
+
+#[tokio::test]
+async fn events_queued_behind_a_waiting_handler_are_bounded_in_bytes_per_page() {
+    // 256 KiB per page (the default): 40 events of 30 KB may not all wait.
+    let lab = setup(|_| {}).await;
+    let (waiting, refused) = queue_behind_a_modal(&lab, 40, 30_000).await;
+    assert!(
+        waiting <= 8,
+        "{waiting} events of 30 KB wait (over 256 KiB)"
+    );
+    assert!(waiting >= 7, "only {waiting} events of 30 KB wait");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r == &json!({"reason": "too many pending bytes"})),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn events_queued_on_one_connection_are_bounded_in_bytes_all_pages_together() {
+    let lab = setup(|config| {
+        config.commander.max_queued_bytes = 1024 * 1024;
+        config.commander.max_connection_queued_bytes = 100_000;
+    })
+    .await;
+    let (waiting, refused) = queue_behind_a_modal(&lab, 10, 30_000).await;
+    assert_eq!(waiting, 3, "{refused:?}");
+}
+
+#[tokio::test]
+async fn an_oversized_sender_part_is_refused_and_the_page_carries_on() {
+    let lab = setup(|_| {}).await;
+    let (mut page, jr) = lab.page().await;
+    for part in ["arg", "form", "dataset", "event"] {
+        let big = match part {
+            "arg" => json!("a".repeat(40_000)),
+            _ => json!({ "field": "a".repeat(40_000) }),
+        };
+        let asked = send_event(&mut page, &jr, "slow", json!({ part: big })).await;
+        let refused = reply_to(&mut page, &asked).await;
+        assert_eq!(
+            reply(&refused, "error"),
+            json!({"reason": "event too large"}),
+            "{part}"
+        );
+    }
+    let asked = send_event(&mut page, &jr, "slow", json!({"value": "ok", "arg": 1})).await;
+    assert_eq!(
+        reply(&reply_to(&mut page, &asked).await, "ok")["result"],
+        "done"
+    );
+    assert_eq!(lab.log(), ["start ok", "end ok"], "nothing refused ran");
+}
+
+#[tokio::test]
+async fn the_page_socket_closes_a_message_over_64_kib_with_1009() {
+    let lab = setup(|_| {}).await;
+    let (mut bystander, bystander_ref) = lab.page().await;
+    let (mut page, jr) = lab.page().await;
+    send_event(&mut page, &jr, "slow", json!({"value": "v".repeat(70_000)})).await;
+    assert_eq!(page.expect_close().await.0, 1009);
+    let asked = send_event(
+        &mut bystander,
+        &bystander_ref,
+        "slow",
+        json!({"value": "b"}),
+    )
+    .await;
+    reply(&reply_to(&mut bystander, &asked).await, "ok");
+}
+
 #[tokio::test]
 async fn a_shared_commander_serves_only_pages_whose_token_allows_it() {
     let lab = setup(|_| {}).await;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     Assigns, Socket, TerminateReason,
+    rate::{Kind, RateLimits, Verdict},
     router::{DynChannel, Router},
     socket::{ChannelInfo, Conn, Subscription},
 };
@@ -33,6 +34,7 @@ pub(crate) struct JoinedChannels {
     conn: Conn,
     assigns: Arc<Assigns>,
     max_channels: usize,
+    rate: RateLimits,
     /// Joined channels by topic: a short list (most connections join one or two topics,
     /// and a map's smallest table is several times the size of one entry).
     joined: Vec<(Arc<str>, Joined)>,
@@ -44,12 +46,14 @@ impl JoinedChannels {
         conn: Conn,
         assigns: Arc<Assigns>,
         max_channels: usize,
+        rate: RateLimits,
     ) -> JoinedChannels {
         JoinedChannels {
             router,
             conn,
             assigns,
             max_channels,
+            rate,
             joined: Vec::new(),
         }
     }
@@ -234,13 +238,49 @@ impl JoinedChannels {
     }
 }
 
+impl JoinedChannels {
+    /// Applies the connection's rate limits to `frame`: `Ok(true)` to handle it, `Ok(false)`
+    /// when it was refused (and answered), `Err` to close the connection.
+    fn admit(&mut self, frame: &Frame) -> Result<bool, Disconnect> {
+        let kind = match frame.event.as_str() {
+            events::LEAVE => return Ok(true),
+            events::JOIN => Kind::Join,
+            _ => Kind::Event,
+        };
+        match self.rate.check(kind) {
+            Verdict::Allowed => Ok(true),
+            Verdict::Refused => {
+                let join_ref = match kind {
+                    Kind::Join => frame.join_ref.as_deref().or(frame.msg_ref.as_deref()),
+                    Kind::Event => frame.join_ref.as_deref(),
+                };
+                self.reply(
+                    join_ref,
+                    frame,
+                    Status::Error,
+                    &json!({"reason": "rate limited"}),
+                );
+                Ok(false)
+            }
+            Verdict::Close => {
+                tracing::info!(topic = %frame.topic, "rate limits exceeded again and again");
+                Err(Disconnect::RateLimited)
+            }
+        }
+    }
+}
+
 impl Handler for JoinedChannels {
-    async fn handle_frame(&mut self, frame: Frame) {
+    async fn handle_frame(&mut self, frame: Frame) -> Result<(), Disconnect> {
+        if !self.admit(&frame)? {
+            return Ok(());
+        }
         match frame.event.as_str() {
             events::JOIN => self.join(frame).await,
             events::LEAVE => self.leave(frame).await,
             _ => self.dispatch(frame).await,
         }
+        Ok(())
     }
 
     async fn handle_info(&mut self, info: Box<dyn Any + Send>) {

@@ -49,11 +49,13 @@ use std::future::Future;
 use serde_json::{Value, json};
 
 mod joined;
+mod rate;
 mod route;
 mod router;
 pub(crate) mod socket;
 
 pub(crate) use joined::JoinedChannels;
+pub(crate) use rate::{RateConfig, RateLimits};
 pub use route::{ConnectError, ConnectInfo, SocketRoute, TETHER_JS_ROUTE, socket_route_name};
 pub use router::Router;
 pub use socket::{Assigns, ReplyRef, Socket, SocketHandle};

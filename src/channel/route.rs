@@ -74,6 +74,8 @@ pub struct SocketRoute {
     pub(crate) path: String,
     pub(crate) router: Arc<Router>,
     pub(crate) connect: Arc<ConnectHook>,
+    /// This route's own inbound message limit, in place of `endpoint.max_frame_bytes`.
+    pub(crate) max_frame_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for SocketRoute {
@@ -93,7 +95,22 @@ impl SocketRoute {
             path: path.to_string(),
             router: Arc::new(router),
             connect: Arc::new(|_| Ok(Assigns::default())),
+            max_frame_bytes: None,
         }
+    }
+
+    /// Sets this route's largest inbound WebSocket message, in bytes (by default
+    /// `endpoint.max_frame_bytes`); a larger message closes the connection with 1009. The
+    /// commanders' page socket uses `commander.max_frame_bytes` (64 KiB by default).
+    ///
+    /// ```
+    /// use tether::{SocketRoute, channel::Router};
+    /// let route = SocketRoute::new("/socket", Router::new()).max_frame_bytes(16 * 1024);
+    /// # let _ = route;
+    /// ```
+    pub fn max_frame_bytes(mut self, bytes: usize) -> SocketRoute {
+        self.max_frame_bytes = Some(bytes);
+        self
     }
 
     /// Sets the connect hook: it sees the params, headers and cookies of the upgrade and

@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -72,6 +72,9 @@ pub(crate) struct Conn {
     pub(crate) subscriber: Arc<dyn Subscriber>,
     pub(crate) pubsub: Arc<dyn PubSub>,
     pub(crate) id: SubscriberId,
+    /// Bytes the connection's joins hold in queues of their own (client events waiting for
+    /// a handler), all joins together: each channel bounds what one connection holds.
+    pub(crate) queued: Arc<AtomicUsize>,
 }
 
 impl Conn {
@@ -81,6 +84,7 @@ impl Conn {
             outbox,
             pubsub,
             id: SubscriberId::next(),
+            queued: Arc::default(),
         }
     }
 }
@@ -385,6 +389,11 @@ impl Socket {
     /// Ends the deferral of pushes; returns what was held back.
     pub(crate) fn take_deferred(&mut self) -> Vec<Bytes> {
         self.deferred.take().unwrap_or_default()
+    }
+
+    /// The bytes this connection's joins hold in queues of their own (see `Conn::queued`).
+    pub(crate) fn connection_queued(&self) -> &Arc<AtomicUsize> {
+        &self.conn.queued
     }
 
     /// The connection's outbound queue.

@@ -34,6 +34,7 @@ mod calls;
 mod counters;
 mod handle;
 mod handlers;
+mod held;
 pub mod html;
 mod hub;
 mod live;
@@ -250,7 +251,9 @@ impl Commanders {
             }
         }
         let router = Router::new().channel("tether:page:*", PageChannel { hub: hub.clone() });
-        SocketRoute::new(&hub.config.socket_path, router).connect(move |info| {
+        let route = SocketRoute::new(&hub.config.socket_path, router)
+            .max_frame_bytes(hub.config.max_frame_bytes);
+        route.connect(move |info| {
             let session = session::read(
                 info.request(),
                 &hub.config.session_cookie,

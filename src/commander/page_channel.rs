@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value, json, value::RawValue};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +18,7 @@ use super::{
     callbacks::DynCommander,
     calls::{CallError, Calls},
     handle::PageShared,
+    held::{Budget, Held},
     hub::{Hub, PageClaims},
     page::{BrowserInfo, MAX_STORE_BYTES, Page, PageState, StoreClaims, TopicClaims},
     presence_list::ListSpec,
@@ -36,8 +37,13 @@ pub(crate) struct PageChannel {
     pub(crate) hub: Arc<Hub>,
 }
 
-/// What a joined page keeps in its socket: the handle to its task, and the task itself.
-struct PageSlot(PageHandle, tokio::task::JoinHandle<()>);
+/// What a joined page keeps in its socket: the handle to its task, the task itself, and the
+/// page's budget of queued event bytes.
+struct PageSlot {
+    page: PageHandle,
+    task: tokio::task::JoinHandle<()>,
+    queued: Budget,
+}
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -63,8 +69,49 @@ struct EventPayload {
     /// A shared commander serving the region the event came from.
     #[serde(default)]
     commander: Option<String>,
+    /// The [`Sender`], checked here but kept as JSON text until the handler runs.
     #[serde(default)]
-    sender: Sender,
+    sender: Value,
+}
+
+/// The parts of a sender whose size is bounded (`commander.max_event_field_bytes`).
+const BOUNDED_SENDER_FIELDS: [&str; 4] = ["arg", "form", "dataset", "event"];
+
+/// An event's sender as JSON text, once its shape and the size of its bounded parts (at
+/// most `max_field` bytes each) are checked; `Err` is the reason the event is refused.
+fn checked_sender(sender: Value, max_field: usize) -> Result<Box<RawValue>, &'static str> {
+    let sender = match sender {
+        Value::Null => Value::Object(Map::new()),
+        sender => sender,
+    };
+    let too_large = BOUNDED_SENDER_FIELDS
+        .iter()
+        .filter_map(|field| sender.get(field))
+        .any(|part| json_len(part) > max_field);
+    if too_large {
+        return Err("event too large");
+    }
+    if Sender::deserialize(&sender).is_err() {
+        return Err("invalid event payload");
+    }
+    serde_json::value::to_raw_value(&sender).map_err(|_| "invalid event payload")
+}
+
+/// The length of `value` encoded as JSON, without keeping the encoding.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// The browser's answer to a round trip: `ok` (any JSON, `null` included) or `error`.
@@ -318,7 +365,12 @@ impl Channel for PageChannel {
             onload: payload.onload,
         });
         let task = actix_web::rt::spawn(runtime::run(page, work));
-        socket.insert(PageSlot(handle, task));
+        let queued = Budget::new(Arc::default(), self.hub.config.max_queued_bytes);
+        socket.insert(PageSlot {
+            page: handle,
+            task,
+            queued,
+        });
         let config = &self.hub.config;
         Ok(json!({
             "browser_id": browser_token,
@@ -335,7 +387,7 @@ impl Channel for PageChannel {
     }
 
     async fn handle_in(&self, event: &str, payload: Value, socket: &mut Socket) -> HandleResult {
-        let Some(PageSlot(page, _)) = socket.get::<PageSlot>() else {
+        let Some(PageSlot { page, queued, .. }) = socket.get::<PageSlot>() else {
             return Err("page state missing".into());
         };
         match event {
@@ -352,10 +404,24 @@ impl Channel for PageChannel {
                     );
                     return Ok(Reply::Error(json!({"reason": "unknown handler"})));
                 };
+                let max_field = self.hub.config.max_event_field_bytes;
+                let sender = match checked_sender(event.sender, max_field) {
+                    Ok(sender) => sender,
+                    Err(reason) => return Ok(Reply::Error(json!({ "reason": reason }))),
+                };
+                let connection = Budget::new(
+                    socket.connection_queued().clone(),
+                    self.hub.config.max_connection_queued_bytes,
+                );
+                let bytes = sender.get().len() + event.handler.len();
+                let Some(held) = Held::take(queued, &connection, bytes) else {
+                    return Ok(Reply::Error(json!({"reason": "too many pending bytes"})));
+                };
                 let work = Work::Event {
                     commander,
                     handler: event.handler,
-                    sender: Box::new(event.sender),
+                    sender,
+                    held,
                     reply: socket.reply_ref(),
                 };
                 match page.0.queue.try_send(work) {
@@ -390,7 +456,7 @@ impl Channel for PageChannel {
     async fn terminate(&self, reason: &TerminateReason, socket: &mut Socket) {
         // Untracks the page, fails its pending round trips and wakes its task, which runs
         // `on_disconnect` once the handler it is running (if any) has finished.
-        let Some(PageSlot(page, task)) = socket.remove::<PageSlot>() else {
+        let Some(PageSlot { page, task, .. }) = socket.remove::<PageSlot>() else {
             return;
         };
         page.0.close();
@@ -415,7 +481,10 @@ pub(crate) fn decode_payloads(data: &[u8]) {
         }) = serde_json::from_value(value)
         {
             let _ = crate::text::for_log(&handler);
-            let _ = serde_json::to_value(&sender);
+            if let Ok(raw) = checked_sender(sender, 32 * 1024) {
+                let decoded = serde_json::from_str::<Sender>(raw.get());
+                assert!(decoded.is_ok(), "a checked sender must decode");
+            }
         }
     }
 }

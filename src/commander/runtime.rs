@@ -20,11 +20,12 @@ use std::{panic::AssertUnwindSafe, sync::Arc};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use tokio::sync::mpsc;
 
 use super::{
-    Commanders, Disconnected, Info, Page, PageHandle, Sender, callbacks::DynCommander, hub::Hub,
+    Commanders, Disconnected, Info, Page, PageHandle, Sender, callbacks::DynCommander, held::Held,
+    hub::Hub,
 };
 use crate::{
     channel::{BoxError, Reply, ReplyRef},
@@ -38,11 +39,14 @@ pub(crate) enum Work {
     /// `on_connect` (and `on_load` on the first join of a page load) of the page's
     /// commander, then of its shared commanders.
     Connect { onload: bool },
-    /// A DOM event for a declared handler of `commander`.
+    /// A DOM event for a declared handler of `commander`. The sender stays JSON text (about
+    /// its frame's size, where decoded JSON is many times larger) until the handler runs,
+    /// and its bytes count against the page's and the connection's budgets until then.
     Event {
         commander: Arc<dyn DynCommander>,
         handler: String,
-        sender: Box<Sender>,
+        sender: Box<RawValue>,
+        held: Held,
         reply: Option<ReplyRef>,
     },
     /// A message for the page commander's `handle_info`.
@@ -141,10 +145,14 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
             commander: target,
             handler,
             sender,
+            held,
             reply,
         } => {
+            // Checked when it was queued; the decoded sender belongs to the handler now.
+            let sender: Sender = serde_json::from_str(sender.get()).unwrap_or_default();
+            drop(held);
             let timer = crate::metrics::metrics().handler_duration.start_timer();
-            let outcome = target.handle_event(&handler, page, *sender).await;
+            let outcome = target.handle_event(&handler, page, sender).await;
             timer.observe_duration();
             let answer = match outcome {
                 None => Reply::Ok(json!({"skipped": true})),

@@ -70,7 +70,7 @@ pub use render::render;
 pub use serve::{serve, shutdown_signal};
 
 use crate::{
-    channel::{JoinedChannels, socket::Conn},
+    channel::{JoinedChannels, RateConfig, RateLimits, socket::Conn},
     commander::{Commander, Commanders, CommandersBuilder},
     config::Config,
     presence::{Presence, PresenceHooks},
@@ -513,12 +513,18 @@ impl Endpoint {
         };
         let pubsub = self.inner.pubsub.clone();
         let max_channels = self.inner.config.endpoint.max_channels;
-        upgrade(&req, payload, &self.inner.runtime, |outbox| {
+        let rate = RateConfig::from_endpoint(&self.inner.config.endpoint);
+        let mut limits = self.inner.runtime.limits;
+        if let Some(max) = route.max_frame_bytes {
+            limits.max_frame_bytes = max;
+        }
+        upgrade(&req, payload, &self.inner.runtime, limits, |outbox| {
             JoinedChannels::new(
                 route.router.clone(),
                 Conn::new(outbox, pubsub),
                 Arc::new(assigns),
                 max_channels,
+                RateLimits::new(rate),
             )
         })
     }

@@ -23,8 +23,9 @@
 //!   kernel (`TCP_USER_TIMEOUT`, set by [`crate::endpoint`] when it accepts the connection).
 //!
 //! Close codes: 1000 answers a client's own close; 1001 idle timeout and server shutdown;
-//! 1003 binary frames; 1007 undecodable frames; 1008 outbound queue overflow; 1009 a message
-//! over the size limit; 1002 other protocol errors. All but 1000 make phoenix.js reconnect.
+//! 1003 binary frames; 1007 undecodable frames; 1008 outbound queue overflow, and rate limits
+//! exceeded again and again; 1009 a message over the size limit; 1002 other protocol errors.
+//! All but 1000 make phoenix.js reconnect.
 
 use std::{any::Any, future::Future, time::Duration};
 
@@ -62,6 +63,8 @@ pub enum Disconnect {
     Protocol(String),
     /// The server is shutting down.
     Shutdown,
+    /// The client kept pushing past its connection's rate limits.
+    RateLimited,
 }
 
 impl Disconnect {
@@ -80,6 +83,7 @@ impl Disconnect {
             Disconnect::WriteTimeout => (CloseCode::Policy, "write timeout".to_string()),
             Disconnect::Protocol(reason) => (CloseCode::Protocol, reason.clone()),
             Disconnect::Shutdown => (CloseCode::Away, "server shutting down".to_string()),
+            Disconnect::RateLimited => (CloseCode::Policy, "rate limit exceeded".to_string()),
         };
         Close { code, reason }
     }
@@ -90,8 +94,8 @@ impl Disconnect {
 /// The handler writes through the [`Outbox`] it was built with; the connection task writes
 /// whatever is queued there.
 pub(crate) trait Handler {
-    /// A decoded frame other than a heartbeat.
-    fn handle_frame(&mut self, frame: Frame) -> impl Future<Output = ()>;
+    /// A decoded frame other than a heartbeat; `Err` ends the connection for that reason.
+    fn handle_frame(&mut self, frame: Frame) -> impl Future<Output = Result<(), Disconnect>>;
     /// A message queued with [`Outbox::push_info`].
     fn handle_info(&mut self, info: Box<dyn Any + Send>) -> impl Future<Output = ()>;
     /// The connection is over; release everything (subscriptions, presences).
@@ -271,7 +275,7 @@ async fn dispatch<H: Handler>(
         );
         let _ = outbox.push_frame(reply);
     } else {
-        handler.handle_frame(frame).await;
+        handler.handle_frame(frame).await?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use super::{
 /// Everything a connection runs under, shared by the connections of one endpoint.
 #[derive(Debug, Clone)]
 pub(crate) struct Runtime {
-    /// Per-connection limits.
+    /// Per-connection limits (a route may lower the message size: see [`upgrade`]).
     pub(crate) limits: Limits,
     /// Most bytes queued for one connection.
     pub(crate) max_outbound_bytes: usize,
@@ -28,12 +28,14 @@ pub(crate) struct Runtime {
 }
 
 /// Answers the handshake of `req` and spawns the connection's task (on the current actix
-/// worker), whose handler `make_handler` builds around the connection's outbox. A request
-/// that is not a valid WebSocket upgrade gets HTTP 400 and nothing is spawned.
+/// worker) under `limits`, whose handler `make_handler` builds around the connection's
+/// outbox. A request that is not a valid WebSocket upgrade gets HTTP 400 and nothing is
+/// spawned.
 pub(crate) fn upgrade<H: Handler + 'static>(
     req: &HttpRequest,
     payload: Payload,
     runtime: &Runtime,
+    limits: Limits,
     make_handler: impl FnOnce(Outbox) -> H,
 ) -> Result<HttpResponse, actix_web::Error> {
     let mut handshake = actix_http::ws::handshake(req.head())
@@ -43,13 +45,7 @@ pub(crate) fn upgrade<H: Handler + 'static>(
     let response =
         HttpResponse::from(handshake.message_body(actix_web::body::MessageBody::boxed(body))?);
     let handler = make_handler(outbox.clone());
-    let connection = connection::run(
-        payload,
-        outbox,
-        handler,
-        runtime.limits,
-        runtime.shutdown.clone(),
-    );
+    let connection = connection::run(payload, outbox, handler, limits, runtime.shutdown.clone());
     actix_web::rt::spawn(runtime.connections.track_future(connection));
     Ok(response)
 }
