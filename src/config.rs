@@ -100,6 +100,10 @@ pub struct CommanderConfig {
     /// Largest `arg`, `form`, `dataset` or `event` of one event's sender, as JSON; a larger
     /// one gets `{"reason": "event too large"}` and is not queued.
     pub max_event_field_bytes: usize,
+    /// Whether a failed handler's or callback's error text reaches the browser (its reply's
+    /// `reason`, the `error` push). Off by default: the browser gets `"handler failed"` or
+    /// `"callback failed"` and the text is only logged. Env `TETHER_DEBUG_ERRORS`.
+    pub debug_errors: bool,
 }
 
 impl Default for CommanderConfig {
@@ -121,6 +125,7 @@ impl Default for CommanderConfig {
             max_queued_bytes: 256 * 1024,
             max_connection_queued_bytes: 1024 * 1024,
             max_event_field_bytes: 32 * 1024,
+            debug_errors: false,
         }
     }
 }
@@ -328,6 +333,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_JOIN_BURST", "endpoint.join_burst"),
     ("TETHER_EVENT_RATE", "endpoint.event_rate"),
     ("TETHER_EVENT_BURST", "endpoint.event_burst"),
+    ("TETHER_DEBUG_ERRORS", "commander.debug_errors"),
 ];
 
 impl Config {
@@ -444,6 +450,13 @@ impl Config {
             "endpoint.join_burst" => self.endpoint.join_burst = number(value)?,
             "endpoint.event_rate" => self.endpoint.event_rate = number(value)?,
             "endpoint.event_burst" => self.endpoint.event_burst = number(value)?,
+            "commander.debug_errors" => {
+                self.commander.debug_errors = match value.trim() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => return Err(format!("`{other}` is not true or false")),
+                }
+            }
             "pubsub.url" => self.pubsub.url = Some(value.to_string()),
             "pubsub.node" => self.pubsub.node = Some(value.to_string()),
             "pubsub.channel" => self.pubsub.channel = Some(value.to_string()),

@@ -179,6 +179,8 @@ struct Setup {
 
 async fn setup(adjust: impl FnOnce(&mut Config)) -> Setup {
     let mut config = test_config();
+    // These tests read the error texts handlers fail with.
+    config.commander.debug_errors = true;
     adjust(&mut config);
     let log = Log::default();
     let probe = Probe { log: log.clone() };

@@ -123,6 +123,8 @@ impl Commander for Other {
 
 fn start(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = test_config();
+    // These tests read the error texts handlers fail with.
+    config.commander.debug_errors = true;
     adjust(&mut config);
     TestServer::start_with(config, |builder| builder.commander(Shop).commander(Other))
 }

@@ -196,6 +196,8 @@ struct Lab1 {
 
 async fn setup(adjust: impl FnOnce(&mut Config)) -> Lab1 {
     let mut config = test_config();
+    // These tests read the error texts handlers fail with.
+    config.commander.debug_errors = true;
     config.commander.exec_js = true;
     config.commander.browser_response_timeout_ms = 300;
     adjust(&mut config);
@@ -331,6 +333,22 @@ async fn exec_js_returns_the_browser_value_or_its_error() {
         .unwrap()
         .to_string();
     assert!(reason.contains("boom is not defined"), "{reason}");
+}
+
+#[tokio::test]
+async fn without_debug_errors_the_browser_learns_only_that_a_handler_failed() {
+    let lab = setup(|config| {
+        config.commander.exec_js = false;
+        config.commander.debug_errors = false;
+    })
+    .await;
+    let (mut page, jr) = lab.page().await;
+    let asked = send_event(&mut page, &jr, "ask_js", json!({"value": "1"})).await;
+    let refused = reply_to(&mut page, &asked).await;
+    assert_eq!(
+        reply(&refused, "error"),
+        json!({"reason": "handler failed"})
+    );
 }
 
 #[tokio::test]

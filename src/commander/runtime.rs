@@ -112,13 +112,25 @@ pub(crate) async fn run(mut page: Page, mut queue: mpsc::Receiver<Work>) {
     }
 }
 
+/// What the browser is told of a failure: its text with `[commander] debug_errors`, else
+/// `generic` (the text is logged by the caller either way).
+fn told(page: &Page, text: String, generic: &str) -> String {
+    if page.handle.0.hub.config.debug_errors {
+        text
+    } else {
+        generic.to_string()
+    }
+}
+
 /// Tells the page a callback failed (and logs it).
 fn report(page: &Page, callback: &str, err: BoxError) {
     tracing::warn!(commander = page.commander(), callback, "{err}");
-    let _ = page.handle.0.socket.push(
-        "error",
-        &json!({ "callback": callback, "reason": err.to_string() }),
-    );
+    let reason = told(page, err.to_string(), "callback failed");
+    let _ = page
+        .handle
+        .0
+        .socket
+        .push("error", &json!({ "callback": callback, "reason": reason }));
 }
 
 async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
@@ -159,7 +171,7 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
                 Some(Ok(result)) => Reply::Ok(json!({ "result": result })),
                 Some(Err(reason)) => {
                     tracing::warn!(commander = page.commander(), %handler, "handler failed: {reason}");
-                    Reply::Error(json!({ "reason": reason }))
+                    Reply::Error(json!({ "reason": told(page, reason, "handler failed") }))
                 }
             };
             if let Some(to) = reply {
