@@ -110,8 +110,9 @@ impl Default for CommanderConfig {
     }
 }
 
-/// `[endpoint]`: the HTTP/WebSocket side.
-#[derive(Debug, Clone, Deserialize)]
+/// `[endpoint]`: the HTTP/WebSocket side. Its `Debug` prints `[redacted]` for the secrets
+/// (`secret_key_base`, `dashboard_password`, `metrics_token`).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EndpointConfig {
     /// Key for signing and encrypting tokens; at least 64 bytes. Env `TETHER_SECRET_KEY_BASE`.
@@ -144,9 +145,65 @@ pub struct EndpointConfig {
     /// How long a shutdown waits for connections to run their leave callbacks.
     pub shutdown_timeout_ms: u64,
     /// The password of the live dashboard (`/tether/dashboard`) and of `/metrics`, user
-    /// `admin` (HTTP Basic). Env `TETHER_DASHBOARD_PASSWORD` (the examples read only the
-    /// environment). `None` (the default): neither route exists.
+    /// `admin` (HTTP Basic); at least [`MIN_SECRET_CHARS`] characters. Env
+    /// `TETHER_DASHBOARD_PASSWORD` (the examples read only the environment). `None` (the
+    /// default): no dashboard (and no `/metrics` without `metrics_token`).
     pub dashboard_password: Option<String>,
+    /// A Bearer token for `/metrics` alone (`Authorization: Bearer <token>`), so a scraper
+    /// need not hold the dashboard password; at least [`MIN_SECRET_CHARS`] characters. Env
+    /// `TETHER_METRICS_TOKEN`. It never opens the dashboard. `None` (the default): `/metrics`
+    /// takes the dashboard's credentials only.
+    pub metrics_token: Option<String>,
+}
+
+/// The fewest characters `endpoint.dashboard_password` and `endpoint.metrics_token` may have.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named: a new one does not compile until it is printed here, or
+        // redacted if it is a secret.
+        let EndpointConfig {
+            secret_key_base: _,
+            check_origin,
+            url,
+            port,
+            max_frame_bytes,
+            max_outbound_bytes,
+            max_channels,
+            idle_timeout_ms,
+            write_timeout_ms,
+            handshake_timeout_ms,
+            shutdown_timeout_ms,
+            dashboard_password,
+            metrics_token,
+        } = self;
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| Redacted);
+        f.debug_struct("EndpointConfig")
+            .field("secret_key_base", &Redacted)
+            .field("check_origin", check_origin)
+            .field("url", url)
+            .field("port", port)
+            .field("max_frame_bytes", max_frame_bytes)
+            .field("max_outbound_bytes", max_outbound_bytes)
+            .field("max_channels", max_channels)
+            .field("idle_timeout_ms", idle_timeout_ms)
+            .field("write_timeout_ms", write_timeout_ms)
+            .field("handshake_timeout_ms", handshake_timeout_ms)
+            .field("shutdown_timeout_ms", shutdown_timeout_ms)
+            .field("dashboard_password", &redacted(dashboard_password))
+            .field("metrics_token", &redacted(metrics_token))
+            .finish()
+    }
+}
+
+/// What `Debug` prints instead of a secret: `[redacted]`.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Default for EndpointConfig {
@@ -164,6 +221,7 @@ impl Default for EndpointConfig {
             handshake_timeout_ms: 30_000,
             shutdown_timeout_ms: 5_000,
             dashboard_password: None,
+            metrics_token: None,
         }
     }
 }
@@ -287,6 +345,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_PRESENCE_COALESCE_MS", "presence.coalesce_ms"),
     ("TETHER_PRESENCE_LEAVE_GRACE_MS", "presence.leave_grace_ms"),
     ("TETHER_DASHBOARD_PASSWORD", "endpoint.dashboard_password"),
+    ("TETHER_METRICS_TOKEN", "endpoint.metrics_token"),
 ];
 
 impl Config {
@@ -399,6 +458,7 @@ impl Config {
             "endpoint.dashboard_password" => {
                 self.endpoint.dashboard_password = Some(value.to_string())
             }
+            "endpoint.metrics_token" => self.endpoint.metrics_token = Some(value.to_string()),
             "pubsub.url" => self.pubsub.url = Some(value.to_string()),
             "pubsub.node" => self.pubsub.node = Some(value.to_string()),
             "pubsub.channel" => self.pubsub.channel = Some(value.to_string()),
@@ -459,11 +519,22 @@ impl Config {
             })
         };
         let e = &self.endpoint;
-        if e.dashboard_password.as_deref() == Some("") {
-            return invalid(
-                "endpoint.dashboard_password",
-                "must not be empty (leave it out to turn the dashboard off)",
-            );
+        for (key, secret) in [
+            ("endpoint.dashboard_password", &e.dashboard_password),
+            ("endpoint.metrics_token", &e.metrics_token),
+        ] {
+            if secret
+                .as_deref()
+                .is_some_and(|s| s.chars().count() < MIN_SECRET_CHARS)
+            {
+                return invalid(
+                    key,
+                    &format!(
+                        "must be at least {MIN_SECRET_CHARS} characters long (leave it out to turn \
+                         it off)"
+                    ),
+                );
+            }
         }
         if e.secret_key_base.len() < 64 {
             return invalid("endpoint.secret_key_base", "must be at least 64 bytes long");
@@ -757,15 +828,85 @@ mod tests {
 
     #[test]
     fn the_dashboard_password_comes_from_the_environment_only() {
+        let password = "a-dashboard-password";
         assert_eq!(Config::default().endpoint.dashboard_password, None);
-        let config = Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", "pw")])).unwrap();
-        assert_eq!(config.endpoint.dashboard_password.as_deref(), Some("pw"));
+        let config = Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", password)])).unwrap();
+        assert_eq!(
+            config.endpoint.dashboard_password.as_deref(),
+            Some(password)
+        );
         let empty = Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", "")])).unwrap();
         assert_eq!(empty.endpoint.dashboard_password, None);
-        let from_file = Config::from_toml_str("[endpoint]\ndashboard_password = \"f\"\n").unwrap();
-        assert_eq!(from_file.endpoint.dashboard_password.as_deref(), Some("f"));
+        let from_file = Config::from_toml_str(&format!(
+            "[endpoint]\ndashboard_password = \"{password}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            from_file.endpoint.dashboard_password.as_deref(),
+            Some(password)
+        );
         let err = Config::from_toml_str("[endpoint]\ndashboard_password = \"\"\n").unwrap_err();
         assert!(err.to_string().contains("dashboard_password"), "{err}");
+    }
+
+    #[test]
+    fn dashboard_passwords_and_metrics_tokens_shorter_than_16_characters_are_refused() {
+        for key in ["dashboard_password", "metrics_token"] {
+            // 15 characters, several bytes each: characters count, not bytes.
+            let short = "é".repeat(MIN_SECRET_CHARS - 1);
+            let err =
+                Config::from_toml_str(&format!("[endpoint]\n{key} = \"{short}\"\n")).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("endpoint.{key}")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("16 characters"), "{err}");
+            let long = "é".repeat(MIN_SECRET_CHARS);
+            Config::from_toml_str(&format!("[endpoint]\n{key} = \"{long}\"\n")).unwrap();
+        }
+        let err =
+            Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", "hunter2")])).unwrap_err();
+        assert!(err.to_string().contains("dashboard_password"), "{err}");
+        let token = "a-metrics-token-for-prometheus";
+        let config = Config::from_lookup(env(&[("TETHER_METRICS_TOKEN", token)])).unwrap();
+        assert_eq!(config.endpoint.metrics_token.as_deref(), Some(token));
+        let err = Config::from_lookup(env(&[("TETHER_METRICS_TOKEN", "short")])).unwrap_err();
+        assert!(err.to_string().contains("metrics_token"), "{err}");
+    }
+
+    #[test]
+    fn debug_redacts_every_secret() {
+        let (secret, password, token) = (
+            "the-secret-key-base-".repeat(4),
+            "the-dashboard-password",
+            "the-metrics-token-value",
+        );
+        let mut config = Config::default().with_secret_key_base(secret.clone());
+        config.endpoint.dashboard_password = Some(password.to_string());
+        config.endpoint.metrics_token = Some(token.to_string());
+        for printed in [format!("{config:#?}"), format!("{:?}", config.endpoint)] {
+            for leaked in [secret.as_str(), password, token] {
+                assert!(!printed.contains(leaked), "{printed}");
+            }
+        }
+        {
+            let printed = format!("{config:?}");
+            assert!(
+                printed.contains(r#"secret_key_base: [redacted]"#),
+                "{printed}"
+            );
+            assert!(
+                printed.contains("dashboard_password: Some([redacted])"),
+                "{printed}"
+            );
+            assert!(
+                printed.contains("metrics_token: Some([redacted])"),
+                "{printed}"
+            );
+            assert!(printed.contains("max_frame_bytes: 1048576"), "{printed}");
+        }
+        let unset = format!("{:?}", Config::default().endpoint);
+        assert!(unset.contains("dashboard_password: None"), "{unset}");
     }
 
     #[test]
