@@ -313,3 +313,20 @@ async fn dashboard_answers_may_not_be_framed() {
         );
     }
 }
+
+#[tokio::test]
+async fn dashboard_tokens_age_out_with_the_shorter_of_the_two_limits() {
+    // The dashboard's limit is min(commander.page_token_max_age_s, 300 s): with 1 s here a
+    // token is refused two seconds later (the point of this test is time passing).
+    let mut config = config(Some(PASSWORD), None);
+    config.commander.page_token_max_age_s = 1;
+    let server = start(config);
+    let (socket, token) = dashboard_page(&server, PASSWORD).await;
+    let good = basic("admin", PASSWORD);
+    let mut page = connect(&server, &socket, Some(&good)).await.unwrap();
+    reply(&join_dashboard(&mut page, &token).await, "ok");
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let mut late = connect(&server, &socket, Some(&good)).await.unwrap();
+    let refused = reply(&join_dashboard(&mut late, &token).await, "error");
+    assert_eq!(refused["reason"], "invalid page token");
+}

@@ -343,3 +343,38 @@ impl Commander for Panel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(adjust: impl FnOnce(&mut Config)) -> Site {
+        let mut config = Config::default().with_secret_key_base("s".repeat(64));
+        config.endpoint.dashboard_password = Some("a-dashboard-password".into());
+        adjust(&mut config);
+        let pubsub =
+            crate::pubsub::from_config(&config.pubsub, &config.endpoint.secret_key_base).unwrap();
+        let presence = Presence::new("n", &config.presence, pubsub.clone());
+        let dashboard = Dashboard::new(&config, presence, pubsub).unwrap().unwrap();
+        dashboard.site.unwrap()
+    }
+
+    #[test]
+    fn dashboard_tokens_live_five_minutes_at_most_and_on_their_own_socket() {
+        let config = &site(|_| {}).commanders.hub.config;
+        assert_eq!(config.page_token_max_age_s, TOKEN_MAX_AGE_S);
+        assert_eq!(config.socket_path, SOCKET_PATH);
+        assert!(!config.exec_js);
+        let shorter = site(|c| c.commander.page_token_max_age_s = 60);
+        assert_eq!(shorter.commanders.hub.config.page_token_max_age_s, 60);
+    }
+
+    #[test]
+    fn the_token_secret_depends_on_the_secret_and_the_password() {
+        let a = site_secret(&"s".repeat(64), "password-one-is-long");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, site_secret(&"s".repeat(64), "password-two-is-long"));
+        assert_ne!(a, site_secret(&"t".repeat(64), "password-one-is-long"));
+        assert!(!a.contains("password"));
+    }
+}
