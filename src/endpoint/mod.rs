@@ -15,6 +15,8 @@
 //!
 //! An upgrade is refused with HTTP 403 when the `Origin` fails the check, when `vsn` is not
 //! 2.x, or when the connect hook refuses; nothing is upgraded, and nothing else is affected.
+//! The dashboard's own socket also needs the dashboard's credentials (401 without them, 429
+//! while its client is locked out after wrong guesses).
 //!
 //! This module prints nothing to stdout (the examples print their `listening on` line).
 //!
