@@ -130,8 +130,9 @@ impl Default for CommanderConfig {
     }
 }
 
-/// `[endpoint]`: the HTTP/WebSocket side.
-#[derive(Debug, Clone, Deserialize)]
+/// `[endpoint]`: the HTTP/WebSocket side. Its `Debug` prints `[redacted]` for the secrets
+/// (`secret_key_base`, `dashboard_password`, `metrics_token`).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EndpointConfig {
     /// Key for signing and encrypting tokens; at least 64 bytes. Env `TETHER_SECRET_KEY_BASE`.
@@ -164,8 +165,9 @@ pub struct EndpointConfig {
     /// How long a shutdown waits for connections to run their leave callbacks.
     pub shutdown_timeout_ms: u64,
     /// The password of the live dashboard (`/tether/dashboard`) and of `/metrics`, user
-    /// `admin` (HTTP Basic). Env `TETHER_DASHBOARD_PASSWORD` (the examples read only the
-    /// environment). `None` (the default): neither route exists.
+    /// `admin` (HTTP Basic); at least [`MIN_SECRET_CHARS`] characters. Env
+    /// `TETHER_DASHBOARD_PASSWORD` (the examples read only the environment). `None` (the
+    /// default): no dashboard (and no `/metrics` without `metrics_token`).
     pub dashboard_password: Option<String>,
     /// Joins (and rejoins) one connection may make per second, on average (a token bucket;
     /// see [`EndpointConfig::join_burst`]). A join over the limit gets the error reply
@@ -184,6 +186,71 @@ pub struct EndpointConfig {
     /// Refused frames a connection may accumulate (one forgiven per second) before it is
     /// closed with 1008 "rate limit exceeded".
     pub rate_limit_strikes: u32,
+    /// A Bearer token for `/metrics` alone (`Authorization: Bearer <token>`), so a scraper
+    /// need not hold the dashboard password; at least [`MIN_SECRET_CHARS`] characters. Env
+    /// `TETHER_METRICS_TOKEN`. It never opens the dashboard. `None` (the default): `/metrics`
+    /// takes the dashboard's credentials only.
+    pub metrics_token: Option<String>,
+}
+
+/// The fewest characters `endpoint.dashboard_password` and `endpoint.metrics_token` may have.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named: a new one does not compile until it is printed here, or
+        // redacted if it is a secret.
+        let EndpointConfig {
+            secret_key_base: _,
+            check_origin,
+            url,
+            port,
+            max_frame_bytes,
+            max_outbound_bytes,
+            max_channels,
+            idle_timeout_ms,
+            write_timeout_ms,
+            handshake_timeout_ms,
+            shutdown_timeout_ms,
+            dashboard_password,
+            metrics_token,
+            join_rate,
+            join_burst,
+            event_rate,
+            event_burst,
+            rate_limit_strikes,
+        } = self;
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| Redacted);
+        f.debug_struct("EndpointConfig")
+            .field("secret_key_base", &Redacted)
+            .field("check_origin", check_origin)
+            .field("url", url)
+            .field("port", port)
+            .field("max_frame_bytes", max_frame_bytes)
+            .field("max_outbound_bytes", max_outbound_bytes)
+            .field("max_channels", max_channels)
+            .field("idle_timeout_ms", idle_timeout_ms)
+            .field("write_timeout_ms", write_timeout_ms)
+            .field("handshake_timeout_ms", handshake_timeout_ms)
+            .field("shutdown_timeout_ms", shutdown_timeout_ms)
+            .field("dashboard_password", &redacted(dashboard_password))
+            .field("metrics_token", &redacted(metrics_token))
+            .field("join_rate", join_rate)
+            .field("join_burst", join_burst)
+            .field("event_rate", event_rate)
+            .field("event_burst", event_burst)
+            .field("rate_limit_strikes", rate_limit_strikes)
+            .finish()
+    }
+}
+
+/// What `Debug` prints instead of a secret: `[redacted]`.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Default for EndpointConfig {
@@ -206,6 +273,7 @@ impl Default for EndpointConfig {
             event_rate: 1_000.0,
             event_burst: 10_000,
             rate_limit_strikes: 200,
+            metrics_token: None,
         }
     }
 }
@@ -334,6 +402,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TETHER_EVENT_RATE", "endpoint.event_rate"),
     ("TETHER_EVENT_BURST", "endpoint.event_burst"),
     ("TETHER_DEBUG_ERRORS", "commander.debug_errors"),
+    ("TETHER_METRICS_TOKEN", "endpoint.metrics_token"),
 ];
 
 impl Config {
@@ -457,6 +526,7 @@ impl Config {
                     other => return Err(format!("`{other}` is not true or false")),
                 }
             }
+            "endpoint.metrics_token" => self.endpoint.metrics_token = Some(value.to_string()),
             "pubsub.url" => self.pubsub.url = Some(value.to_string()),
             "pubsub.node" => self.pubsub.node = Some(value.to_string()),
             "pubsub.channel" => self.pubsub.channel = Some(value.to_string()),
@@ -517,11 +587,22 @@ impl Config {
             })
         };
         let e = &self.endpoint;
-        if e.dashboard_password.as_deref() == Some("") {
-            return invalid(
-                "endpoint.dashboard_password",
-                "must not be empty (leave it out to turn the dashboard off)",
-            );
+        for (key, secret) in [
+            ("endpoint.dashboard_password", &e.dashboard_password),
+            ("endpoint.metrics_token", &e.metrics_token),
+        ] {
+            if secret
+                .as_deref()
+                .is_some_and(|s| s.chars().count() < MIN_SECRET_CHARS)
+            {
+                return invalid(
+                    key,
+                    &format!(
+                        "must be at least {MIN_SECRET_CHARS} characters long (leave it out to turn \
+                         it off)"
+                    ),
+                );
+            }
         }
         if e.secret_key_base.len() < 64 {
             return invalid("endpoint.secret_key_base", "must be at least 64 bytes long");
@@ -848,15 +929,85 @@ mod tests {
 
     #[test]
     fn the_dashboard_password_comes_from_the_environment_only() {
+        let password = "a-dashboard-password";
         assert_eq!(Config::default().endpoint.dashboard_password, None);
-        let config = Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", "pw")])).unwrap();
-        assert_eq!(config.endpoint.dashboard_password.as_deref(), Some("pw"));
+        let config = Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", password)])).unwrap();
+        assert_eq!(
+            config.endpoint.dashboard_password.as_deref(),
+            Some(password)
+        );
         let empty = Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", "")])).unwrap();
         assert_eq!(empty.endpoint.dashboard_password, None);
-        let from_file = Config::from_toml_str("[endpoint]\ndashboard_password = \"f\"\n").unwrap();
-        assert_eq!(from_file.endpoint.dashboard_password.as_deref(), Some("f"));
+        let from_file = Config::from_toml_str(&format!(
+            "[endpoint]\ndashboard_password = \"{password}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            from_file.endpoint.dashboard_password.as_deref(),
+            Some(password)
+        );
         let err = Config::from_toml_str("[endpoint]\ndashboard_password = \"\"\n").unwrap_err();
         assert!(err.to_string().contains("dashboard_password"), "{err}");
+    }
+
+    #[test]
+    fn dashboard_passwords_and_metrics_tokens_shorter_than_16_characters_are_refused() {
+        for key in ["dashboard_password", "metrics_token"] {
+            // 15 characters, several bytes each: characters count, not bytes.
+            let short = "é".repeat(MIN_SECRET_CHARS - 1);
+            let err =
+                Config::from_toml_str(&format!("[endpoint]\n{key} = \"{short}\"\n")).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("endpoint.{key}")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("16 characters"), "{err}");
+            let long = "é".repeat(MIN_SECRET_CHARS);
+            Config::from_toml_str(&format!("[endpoint]\n{key} = \"{long}\"\n")).unwrap();
+        }
+        let err =
+            Config::from_lookup(env(&[("TETHER_DASHBOARD_PASSWORD", "hunter2")])).unwrap_err();
+        assert!(err.to_string().contains("dashboard_password"), "{err}");
+        let token = "a-metrics-token-for-prometheus";
+        let config = Config::from_lookup(env(&[("TETHER_METRICS_TOKEN", token)])).unwrap();
+        assert_eq!(config.endpoint.metrics_token.as_deref(), Some(token));
+        let err = Config::from_lookup(env(&[("TETHER_METRICS_TOKEN", "short")])).unwrap_err();
+        assert!(err.to_string().contains("metrics_token"), "{err}");
+    }
+
+    #[test]
+    fn debug_redacts_every_secret() {
+        let (secret, password, token) = (
+            "the-secret-key-base-".repeat(4),
+            "the-dashboard-password",
+            "the-metrics-token-value",
+        );
+        let mut config = Config::default().with_secret_key_base(secret.clone());
+        config.endpoint.dashboard_password = Some(password.to_string());
+        config.endpoint.metrics_token = Some(token.to_string());
+        for printed in [format!("{config:#?}"), format!("{:?}", config.endpoint)] {
+            for leaked in [secret.as_str(), password, token] {
+                assert!(!printed.contains(leaked), "{printed}");
+            }
+        }
+        {
+            let printed = format!("{config:?}");
+            assert!(
+                printed.contains(r#"secret_key_base: [redacted]"#),
+                "{printed}"
+            );
+            assert!(
+                printed.contains("dashboard_password: Some([redacted])"),
+                "{printed}"
+            );
+            assert!(
+                printed.contains("metrics_token: Some([redacted])"),
+                "{printed}"
+            );
+            assert!(printed.contains("max_frame_bytes: 1048576"), "{printed}");
+        }
+        let unset = format!("{:?}", Config::default().endpoint);
+        assert!(unset.contains("dashboard_password: None"), "{unset}");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!
 //! An upgrade is refused with HTTP 403 when the `Origin` fails the check, when `vsn` is not
 //! 2.x, or when the connect hook refuses; nothing is upgraded, and nothing else is affected.
+//! The dashboard's own socket also needs the dashboard's credentials (401 without them, 429
+//! while its client is locked out after wrong guesses).
 //!
 //! This module prints nothing to stdout (the examples print their `listening on` line).
 //!
@@ -161,20 +163,10 @@ impl EndpointBuilder {
     }
 
     /// Checks the routes and builds the endpoint; starts nothing. With
-    /// `endpoint.dashboard_password` set, the dashboard's commander is added here.
-    pub fn build(mut self) -> Result<Endpoint, EndpointError> {
-        let dashboard = self
-            .config
-            .endpoint
-            .dashboard_password
-            .as_deref()
-            .map(|password| {
-                let node = self.config.pubsub.node_name();
-                Dashboard::new(self.presence.clone(), password, &node)
-            });
-        if let Some(dashboard) = &dashboard {
-            self = self.commander(dashboard.clone());
-        }
+    /// `endpoint.dashboard_password` (or `endpoint.metrics_token`) set, the dashboard (its
+    /// own commanders and socket) is built here.
+    pub fn build(self) -> Result<Endpoint, EndpointError> {
+        let dashboard = Dashboard::new(&self.config, self.presence.clone(), self.pubsub.clone())?;
         let commanders = self.commanders.build()?;
         let mut sockets = self.sockets;
         if self.has_commanders {
@@ -227,7 +219,8 @@ struct Inner {
     pubsub: Arc<dyn PubSub>,
     presence: Presence,
     commanders: Commanders,
-    /// The dashboard and `/metrics`, when `endpoint.dashboard_password` is set.
+    /// The dashboard and `/metrics`, when `endpoint.dashboard_password` (or
+    /// `endpoint.metrics_token`) is set.
     dashboard: Option<Dashboard>,
     sockets: Vec<Arc<SocketRoute>>,
     /// The pub/sub, presence and counter tasks.
@@ -356,10 +349,12 @@ impl Endpoint {
     }
 
     /// With `endpoint.dashboard_password` set, registers the live dashboard
-    /// ([`DASHBOARD_PATH`]) and the Prometheus metrics ([`METRICS_PATH`]), both behind HTTP
-    /// Basic (user `admin`, the password compared in constant time), relative to where it is
-    /// called (usually the app's root, also when the sockets live under a scope). Without a
-    /// password it registers nothing (those paths are 404).
+    /// ([`DASHBOARD_PATH`], and its own socket next to it) and the Prometheus metrics
+    /// ([`METRICS_PATH`]), behind HTTP Basic (user `admin`, the password compared in constant
+    /// time, wrong guesses throttled per client), relative to where it is called (usually the
+    /// app's root, also when the sockets live under a scope). `/metrics` also takes
+    /// `Authorization: Bearer <endpoint.metrics_token>`, and with only the token set it is
+    /// the one route registered. Without either it registers nothing (those paths are 404).
     ///
     /// ```no_run
     /// # fn f(endpoint: tether::Endpoint) {
@@ -370,7 +365,10 @@ impl Endpoint {
     /// ```
     pub fn configure_dashboard(&self, cfg: &mut web::ServiceConfig) {
         if let Some(dashboard) = &self.inner.dashboard {
-            dashboard.mount(cfg, &self.inner.commanders);
+            let endpoint = self.clone();
+            dashboard.mount(cfg, move |route, req, body| {
+                endpoint.upgrade(route, req, body)
+            });
         }
     }
 

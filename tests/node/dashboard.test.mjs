@@ -445,6 +445,52 @@ describe("the dashboard in Chromium", { skip: chromiumSkip }, () => {
     assertNoProblems();
   });
 
+  test("presence_chat: the sort buttons reorder the topics table", OPTS, async () => {
+    await start("presence_chat");
+    // Joined means the dashboard's own socket took the Basic credentials Chromium resent on
+    // the upgrade (it answers 401 without them).
+    const page = await openDashboard(browser, contexts, server.port, "dashboard");
+    // a: 1 user, 4 connections; b: 3 users, 3 connections; c: 2 users, 2 connections.
+    const people = [];
+    for (const [user, topic] of [
+      ["ann", "room:sort-a"], ["ann", "room:sort-a"], ["ann", "room:sort-a"], ["ann", "room:sort-a"],
+      ["bob", "room:sort-b"], ["cy", "room:sort-b"], ["dee", "room:sort-b"],
+      ["eve", "room:sort-c"], ["fay", "room:sort-c"],
+    ]) {
+      people.push(await member(user, topic));
+    }
+    await topicShows(page, "room:sort-a", 1, 4);
+    await topicShows(page, "room:sort-b", 3, 3);
+    await topicShows(page, "room:sort-c", 2, 2);
+
+    const order = (expected, active) =>
+      waitOn(
+        page,
+        ([want, button]) => {
+          const rows = [...document.querySelectorAll("#topics tr[data-topic]")].map((tr) => tr.dataset.topic);
+          const activeButton = document.querySelector("#topics button.sort.active")?.textContent.trim();
+          return JSON.stringify(rows.filter((t) => t.startsWith("room:sort-"))) === JSON.stringify(want) && activeButton === button;
+        },
+        [expected.map((t) => `room:sort-${t}`), active],
+        `the topics to read ${expected.join(", ")} sorted by ${active}`,
+      );
+    const click = (label) => page.click(`#topics button.sort:text-is("${label}")`, { timeout: WAIT_MS });
+
+    await order(["b", "c", "a"], "Users"); // the default: most users first
+    await click("Topic");
+    await order(["a", "b", "c"], "Topic"); // a new column: names ascending
+    await click("Topic");
+    await order(["c", "b", "a"], "Topic"); // the same column again: reversed
+    await click("Connections");
+    await order(["a", "b", "c"], "Connections"); // most connections first
+    await click("Users");
+    await order(["b", "c", "a"], "Users");
+
+    for (const { socket } of people) await disconnect(socket);
+    await assertSamePage(page);
+    assertNoProblems();
+  });
+
   test("two nodes over Redis: node a's dashboard sees node b come, count, crash, come back and leave", CLUSTER_OPTS, async () => {
     redis = await startRedis();
     const cluster = (node) => ({

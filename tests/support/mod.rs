@@ -72,6 +72,43 @@ impl TestServer {
         }
     }
 
+    /// [`TestServer::start_with`], with the dashboard and `/metrics` mounted at the root
+    /// too (`Endpoint::configure_dashboard`), as `tether::serve` does.
+    pub fn start_with_dashboard(
+        config: Config,
+        setup: impl FnOnce(EndpointBuilder) -> EndpointBuilder + Send + 'static,
+    ) -> TestServer {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let builder = Endpoint::builder(config).unwrap();
+                let endpoint = setup(builder).build().unwrap();
+                let app_endpoint = endpoint.clone();
+                let server = HttpServer::new(move || {
+                    let (sockets, dashboard) = (app_endpoint.clone(), app_endpoint.clone());
+                    App::new()
+                        .configure(move |cfg| sockets.configure(cfg))
+                        .configure(move |cfg| dashboard.configure_dashboard(cfg))
+                })
+                .workers(2)
+                .disable_signals()
+                .shutdown_timeout(1);
+                let server = endpoint.tune_server(server).bind(("127.0.0.1", 0)).unwrap();
+                let port = server.addrs()[0].port();
+                let server = server.run();
+                tx.send((port, endpoint, server.handle())).unwrap();
+                let _ = server.await;
+            })
+        });
+        let (port, endpoint, handle) = rx.recv_timeout(WAIT).expect("server did not start");
+        TestServer {
+            port,
+            endpoint,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
     pub fn url(&self, query: &str) -> String {
         format!(
             "ws://127.0.0.1:{}/socket/websocket?vsn=2.0.0&{query}",
@@ -335,6 +372,47 @@ pub async fn http_get(port: u16, path: &str) -> String {
     tokio::time::timeout(WAIT, fetch)
         .await
         .expect("GET timed out")
+}
+
+/// `GET path` with extra request headers over a raw HTTP/1.1 connection to
+/// `127.0.0.1:port`: the status code, the headers (names lowercased) and the body. Bounded
+/// by [`WAIT`].
+pub async fn http_get_with(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).expect("utf-8 response")
+    };
+    let response = tokio::time::timeout(WAIT, fetch)
+        .await
+        .expect("GET timed out");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
 }
 
 /// Asserts a reply frame's status and returns its response.
