@@ -30,6 +30,7 @@ use tether::{
         Broadcasting, Commander, Commanders, Count, Disconnected, Handlers, Html, Page, Patch,
         Sender, same_topic,
     },
+    config::SessionCookieSecurity,
 };
 
 /// The commander of the counter page.
@@ -179,7 +180,9 @@ async fn logout(session: Session) -> HttpResponse {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     support::init_logging();
-    let config = Config::from_env().map_err(std::io::Error::other)?;
+    let mut config = Config::from_env().map_err(std::io::Error::other)?;
+    // The session cookie below is signed, not encrypted: tether reads only that kind.
+    config.commander.session_cookie_security = SessionCookieSecurity::Signed;
     let port = config.endpoint.port;
     let endpoint = Endpoint::builder(config)
         .and_then(|builder| builder.commander(Counter).build())
@@ -188,8 +191,8 @@ async fn main() -> std::io::Result<()> {
     let key = commanders.keys().key().clone();
     tether::serve(endpoint, support::listen(port)?, move |routes| {
         // The session cookie is actix-session's own, signed with the app key (actix-session
-        // can also encrypt it; tether reads both); the commanders' socket reads it with the
-        // same key.
+        // can also encrypt it: then leave `session_cookie_security` at "private"); the
+        // commanders' socket reads it with the same key.
         let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_content_security(CookieContentSecurity::Signed)
             .cookie_secure(false)

@@ -104,6 +104,22 @@ pub struct CommanderConfig {
     /// `reason`, the `error` push). Off by default: the browser gets `"handler failed"` or
     /// `"callback failed"` and the text is only logged. Env `TETHER_DEBUG_ERRORS`.
     pub debug_errors: bool,
+    /// How the app's actix-session cookie is protected, as given to actix-session's
+    /// `cookie_content_security`: only a cookie protected that way is read.
+    pub session_cookie_security: SessionCookieSecurity,
+}
+
+/// How actix-session protects its cookie (`[commander] session_cookie_security`): `"private"`
+/// (encrypted, actix-session's default) or `"signed"`. tether reads only the one configured,
+/// so an app that chose encryption never accepts a merely signed session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionCookieSecurity {
+    /// Encrypted and authenticated (AES-256-GCM).
+    #[default]
+    Private,
+    /// Authenticated only (HMAC-SHA256).
+    Signed,
 }
 
 impl Default for CommanderConfig {
@@ -126,6 +142,7 @@ impl Default for CommanderConfig {
             max_connection_queued_bytes: 1024 * 1024,
             max_event_field_bytes: 32 * 1024,
             debug_errors: false,
+            session_cookie_security: SessionCookieSecurity::Private,
         }
     }
 }

@@ -18,7 +18,7 @@ use tether::{
         Broadcasting, Commander, Commanders, Disconnected, Handlers, Html, Outcome, Page, Patch,
         Sender, same_path, same_topic, token::unix_now,
     },
-    config::IdSource,
+    config::{IdSource, SessionCookieSecurity},
     pubsub::{LocalPubSub, PubSub},
 };
 
@@ -460,6 +460,54 @@ async fn the_session_cookie_is_read_at_upgrade_and_keys_presence() {
     let who = whoami(&mut page, &jr, json!({})).await;
     assert_eq!(who["session"], Value::Null);
     assert_eq!(who["key"], who["browser"]);
+}
+
+/// A session cookie `id` holding `current_user_id = "7"`, protected as `signed` says.
+fn session_cookie(s: &Setup, signed: bool) -> String {
+    let mut jar = CookieJar::new();
+    let state = json!({"current_user_id": "\"7\""}).to_string();
+    let key = s.commanders.keys().key();
+    if signed {
+        jar.signed_mut(key).add(Cookie::new("id", state));
+    } else {
+        jar.private_mut(key).add(Cookie::new("id", state));
+    }
+    format!("id={}", jar.get("id").unwrap().value())
+}
+
+async fn session_seen(s: &Setup, cookie: &str) -> Value {
+    let mut page = s.page(Some(cookie)).await;
+    let token = s.token("probe", "/x");
+    let (jr, _) = join(&mut page, "probe", json!({ "token": token })).await;
+    whoami(&mut page, &jr, json!({})).await["session"].clone()
+}
+
+#[tokio::test]
+async fn only_a_session_cookie_protected_as_configured_is_read() {
+    let private =
+        setup(|c| c.presence.id = vec![IdSource::Session("current_user_id".into())]).await;
+    assert_eq!(
+        session_seen(&private, &session_cookie(&private, false)).await,
+        "7"
+    );
+    // An app that encrypts its sessions never accepts a merely signed one.
+    assert_eq!(
+        session_seen(&private, &session_cookie(&private, true)).await,
+        Value::Null
+    );
+    let signed = setup(|c| {
+        c.presence.id = vec![IdSource::Session("current_user_id".into())];
+        c.commander.session_cookie_security = SessionCookieSecurity::Signed;
+    })
+    .await;
+    assert_eq!(
+        session_seen(&signed, &session_cookie(&signed, true)).await,
+        "7"
+    );
+    assert_eq!(
+        session_seen(&signed, &session_cookie(&signed, false)).await,
+        Value::Null
+    );
 }
 
 #[tokio::test]

@@ -257,6 +257,7 @@ impl Commanders {
             let session = session::read(
                 info.request(),
                 &hub.config.session_cookie,
+                hub.config.session_cookie_security,
                 &hub.keys,
                 &allowed,
             );

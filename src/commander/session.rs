@@ -1,5 +1,6 @@
 //! Reads the session an actix-web app keeps in a cookie, in actix-session's cookie-store
-//! format: a private (encrypted) or signed cookie, named `id` by default, whose value is a
+//! format: a private (encrypted) or signed cookie — whichever `[commander]
+//! session_cookie_security` names, never the other — named `id` by default, whose value is a
 //! JSON object mapping keys to JSON-encoded values.
 //!
 //! The session is read once, at the WebSocket upgrade, and is read-only afterwards (as in
@@ -12,12 +13,15 @@ use actix_web::{HttpRequest, cookie::CookieJar};
 use serde_json::{Map, Value};
 
 use super::token::Keys;
+use crate::config::SessionCookieSecurity;
 
-/// Decodes the session cookie `name` of `request` and keeps only `allowed` keys.
-/// A missing, forged or undecodable cookie is an empty session (and is logged at debug).
+/// Decodes the session cookie `name` of `request`, protected as `security` says, and keeps
+/// only `allowed` keys. A missing, forged or undecodable cookie, or one protected otherwise,
+/// is an empty session (and is logged at debug).
 pub fn read(
     request: &HttpRequest,
     name: &str,
+    security: SessionCookieSecurity,
     keys: &Keys,
     allowed: &[String],
 ) -> Map<String, Value> {
@@ -27,11 +31,11 @@ pub fn read(
     };
     let mut jar = CookieJar::new();
     jar.add_original(cookie.into_owned());
-    let value = jar
-        .private(keys.key())
-        .get(name)
-        .or_else(|| jar.signed(keys.key()).get(name))
-        .map(|c| c.value().to_string());
+    let value = match security {
+        SessionCookieSecurity::Private => jar.private(keys.key()).get(name),
+        SessionCookieSecurity::Signed => jar.signed(keys.key()).get(name),
+    }
+    .map(|c| c.value().to_string());
     let Some(value) = value else {
         tracing::debug!(cookie = name, "session cookie does not verify; ignored");
         return session;

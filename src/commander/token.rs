@@ -1,4 +1,4 @@
-//! Signed and encrypted tokens, made with the cookie crate's jars and the app's key.
+//! Signed and encrypted tokens, made with the cookie crate's jars and a key of their own.
 //!
 //! - [`Keys::sign`] / [`Keys::verify`]: integrity only (HMAC-SHA256, the signed jar). Used
 //!   for page tokens and browser ids, which are not secret but must not be forged.
@@ -7,9 +7,14 @@
 //!
 //! Every token names its *purpose* (inside the signed value, and as the AEAD associated
 //! data of encrypted ones) and its issue time, so a token made for one use is refused for
-//! another and old tokens can be refused by age. The key is derived from
-//! `endpoint.secret_key_base` exactly as actix-web's `Key::derive_from` does, so an app can
-//! hand the same [`Key`] to actix-session.
+//! another and old tokens can be refused by age.
+//!
+//! Two keys come from `endpoint.secret_key_base`: the app's [`Key`] ([`Keys::key`], derived
+//! exactly as actix-web's `Key::derive_from` does, for actix-session's cookie and the app's
+//! own), and the tokens' key, derived from `HMAC-SHA256(secret_key_base, "tether tokens v1")`.
+//! So a value the app (or actix-session) signs never verifies as a tether token, and a tether
+//! token is never an app cookie: the cookie crate's signed jar authenticates only a cookie's
+//! value, not its name.
 //!
 //! ```
 //! use tether::commander::token::Keys;
@@ -48,10 +53,13 @@ pub struct ShortSecret(pub usize);
 /// The fewest bytes of `secret_key_base` keys can be derived from.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// The app's keys for tokens.
+/// The app's key and the tokens' key (see the module docs).
 #[derive(Clone)]
 pub struct Keys {
+    /// The app's key (actix-session's cookie).
     key: Key,
+    /// The key of every tether token.
+    tokens: Key,
 }
 
 impl std::fmt::Debug for Keys {
@@ -79,12 +87,18 @@ impl Keys {
         if secret_key_base.len() < MIN_SECRET_BYTES {
             return Err(ShortSecret(secret_key_base.len()));
         }
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret_key_base.as_bytes())
+            .expect("HMAC takes a key of any length");
+        mac.update(b"tether tokens v1");
         Ok(Keys {
             key: Key::derive_from(secret_key_base.as_bytes()),
+            tokens: Key::derive_from(&mac.finalize().into_bytes()),
         })
     }
 
-    /// The cookie-crate key, e.g. for actix-session's `SessionMiddleware`.
+    /// The app's cookie-crate key, e.g. for actix-session's `SessionMiddleware` (tether's own
+    /// tokens use another key, derived from the same secret).
     pub fn key(&self) -> &Key {
         &self.key
     }
@@ -93,7 +107,7 @@ impl Keys {
     pub fn sign<T: Serialize>(&self, purpose: &str, data: &T, now: u64) -> String {
         let value = envelope(purpose, data, now);
         let mut jar = CookieJar::new();
-        jar.signed_mut(&self.key).add(Cookie::new("t", value));
+        jar.signed_mut(&self.tokens).add(Cookie::new("t", value));
         jar.get("t")
             .map(|c| c.value().to_string())
             .unwrap_or_default()
@@ -108,7 +122,7 @@ impl Keys {
         max_age: Option<u64>,
     ) -> Result<T, TokenError> {
         let cookie = CookieJar::new()
-            .signed(&self.key)
+            .signed(&self.tokens)
             .verify(Cookie::new("t", token.to_string()));
         open(purpose, cookie, now, max_age)
     }
@@ -117,7 +131,7 @@ impl Keys {
     pub fn encrypt<T: Serialize>(&self, purpose: &str, data: &T, now: u64) -> String {
         let value = envelope(purpose, data, now);
         let mut jar = CookieJar::new();
-        jar.private_mut(&self.key)
+        jar.private_mut(&self.tokens)
             .add(Cookie::new(purpose.to_string(), value));
         jar.get(purpose)
             .map(|c| c.value().to_string())
@@ -133,7 +147,7 @@ impl Keys {
         max_age: Option<u64>,
     ) -> Result<T, TokenError> {
         let cookie = CookieJar::new()
-            .private(&self.key)
+            .private(&self.tokens)
             .decrypt(Cookie::new(purpose.to_string(), token.to_string()));
         open(purpose, cookie, now, max_age)
     }
@@ -225,6 +239,26 @@ mod tests {
             keys.verify::<String>("browser", "", 1000, None),
             Err(TokenError::Invalid)
         );
+    }
+
+    #[test]
+    fn a_value_signed_with_the_app_key_is_no_token() {
+        let keys = keys();
+        let value = envelope("browser", &"0b5c", 1000);
+        let mut jar = CookieJar::new();
+        jar.signed_mut(keys.key())
+            .add(Cookie::new("id", value.clone()));
+        let app_signed = jar.get("id").unwrap().value().to_string();
+        assert_eq!(
+            keys.verify::<String>("browser", &app_signed, 1000, None),
+            Err(TokenError::Invalid)
+        );
+        // And a token is no app-signed cookie.
+        let token = keys.sign("browser", &"0b5c", 1000);
+        let cookie = CookieJar::new()
+            .signed(keys.key())
+            .verify(Cookie::new("id", token));
+        assert!(cookie.is_none());
     }
 
     #[test]
