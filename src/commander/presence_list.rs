@@ -11,7 +11,10 @@
 //!
 //! What a list shows is decided by the server only: the rendered element carries a signed
 //! spec (`data-tether-list`: topic, fields, key form), and a page's join names the lists it
-//! shows by those tokens; anything else is ignored. Presence keys are public to every page
+//! shows by those tokens; anything else is ignored. A list's token is not bound to one page:
+//! whoever has the markup of a page showing a list can show that list on any page on its
+//! topic (for a day, `[commander] page_token_max_age_s`), so render a list of private fields
+//! only where everyone on its topic may see them. Presence keys are public to every page
 //! showing a list, unless the list shows them hashed ([`ListKeys::Hashed`]).
 //!
 //! Each tick lists each watched topic once, whatever the number of lists of it, and one
