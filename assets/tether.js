@@ -673,19 +673,12 @@
     }
   }
 
-  // The presence lists a page shows, for its join: a topic for a server-rendered list
-  // (`<ul data-tether-presence>`), {topic, fields} for a templated one (with
-  // `data-tether-fields`, from `presence_list_with`); each once.
+  // The presence lists a page shows, for its join: the signed spec the server rendered into
+  // each (`data-tether-list`: topic, fields, key form; the server honours nothing else); each once.
   function presenceListSpecs(root) {
-    const specs = new Map();
-    for (const el of root.querySelectorAll("[data-tether-presence]")) {
-      const topic = el.dataset.tetherPresence;
-      const spec = el.dataset.tetherFields === undefined
-        ? topic
-        : { topic, fields: el.dataset.tetherFields.split(",").filter(Boolean) };
-      specs.set(JSON.stringify(spec), spec);
-    }
-    return [...specs.values()];
+    const specs = new Set();
+    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-list]")) specs.add(el.dataset.tetherList);
+    return [...specs];
   }
 
   function parseEntries(json) {
@@ -698,11 +691,13 @@
     }
   }
 
-  // A `presence_list` update: every templated list of that topic and fields shows `entries`.
-  function renderPresenceLists(root, { topic, fields, entries }) {
+  // A `presence_list` update: every templated list of that topic, fields and key form
+  // (`keys: "hashed"`, `data-tether-keys`) shows `entries`.
+  function renderPresenceLists(root, { topic, fields, keys, entries }) {
     if (!Array.isArray(entries)) return;
     for (const el of root.querySelectorAll("[data-tether-presence][data-tether-fields]")) {
-      if (el.dataset.tetherPresence === topic && el.dataset.tetherFields === fields) fillPresenceList(el, entries);
+      if (el.dataset.tetherPresence === topic && el.dataset.tetherFields === fields
+        && (el.dataset.tetherKeys || "") === (keys || "")) fillPresenceList(el, entries);
     }
   }
 

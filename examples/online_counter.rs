@@ -27,8 +27,8 @@ use tether::{
     Config, Endpoint,
     channel::BoxError,
     commander::{
-        Broadcasting, Commander, Commanders, Count, Disconnected, Handlers, Html, Page, Patch,
-        Sender, same_topic,
+        Broadcasting, Commander, Commanders, Count, Disconnected, Handlers, Html, ListKeys, Page,
+        Patch, Sender, same_topic,
     },
     config::SessionCookieSecurity,
 };
@@ -76,7 +76,8 @@ impl Commander for Counter {
     }
 
     /// The name the "who is online" list shows: the user id a page is keyed by, or "guest"
-    /// and the start of its browser id.
+    /// and the start of its browser id (4 hex digits: never the whole id, which every
+    /// visitor would see).
     fn presence(&self, page: &Page, _topic: &str) -> Option<(String, serde_json::Value)> {
         let key = page.presence_key();
         let name = if uuid_like(&key) {
@@ -138,13 +139,15 @@ async fn index(
         connections: commanders.count_connections(&topic),
         session_user: session.get::<String>("current_user_id").ok().flatten(),
         live_users: commanders.counter(&topic, Count::Users),
-        // One line per user, drawn by tether.js from this fragment; only `name` leaves the server.
-        who: commanders.presence_list_with(
+        // One line per user, drawn by tether.js from this fragment; only `name` leaves the
+        // server, and keys (browser ids, user ids) only hashed: no visitor learns another's.
+        who: commanders.presence_list_with_keys(
             &topic,
             &["name"],
             Html::trusted(
                 r#"<li><span data-field="name"></span> · <span data-field="connections"></span> page(s)</li>"#,
             ),
+            ListKeys::Hashed,
         ),
         script: commanders.script("counter", &req),
     };

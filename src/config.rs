@@ -89,6 +89,17 @@ pub struct CommanderConfig {
     pub disable_when_disconnected: bool,
     /// Largest encrypted assigns of one live region (the token the page keeps), in bytes.
     pub max_live_bytes: usize,
+    /// Topics tokens (a page's runtime topics, sent back on rejoin) older than this are
+    /// refused (seconds), and leaves (`unsubscribe`) are remembered this long. A connected
+    /// page gets a fresh one every half of it; a page away longer rejoins with its
+    /// broadcasting topics only.
+    pub topics_token_max_age_s: u64,
+    /// Store tokens older than this are refused (seconds): a store lives this long after its
+    /// last `put_store`. Within it, an older store of the same browser can be replayed.
+    pub store_token_max_age_s: u64,
+    /// Most presence lists (distinct topic, fields and key form) one node keeps current; a page
+    /// asking for a new one past it does not get it (logged).
+    pub max_presence_lists: usize,
     /// Largest inbound WebSocket message on the pages' socket, in bytes (the page socket's
     /// own `endpoint.max_frame_bytes`); larger closes the connection with 1009.
     pub max_frame_bytes: usize,
@@ -137,6 +148,9 @@ impl Default for CommanderConfig {
             disable_events: vec!["click".to_string(), "submit".to_string()],
             disable_when_disconnected: true,
             max_live_bytes: 65_536,
+            topics_token_max_age_s: 600,
+            store_token_max_age_s: 2_592_000,
+            max_presence_lists: 1_000,
             max_frame_bytes: 65_536,
             max_queued_bytes: 256 * 1024,
             max_connection_queued_bytes: 1024 * 1024,
@@ -688,6 +702,18 @@ impl Config {
             (
                 "endpoint.rate_limit_strikes",
                 u64::from(e.rate_limit_strikes),
+            ),
+            (
+                "commander.topics_token_max_age_s",
+                self.commander.topics_token_max_age_s,
+            ),
+            (
+                "commander.store_token_max_age_s",
+                self.commander.store_token_max_age_s,
+            ),
+            (
+                "commander.max_presence_lists",
+                self.commander.max_presence_lists as u64,
             ),
         ]
         .into_iter()

@@ -847,6 +847,126 @@ async fn the_store_is_bounded_and_bound_to_its_browser() {
 }
 
 #[tokio::test]
+async fn a_store_token_older_than_its_max_age_is_refused() {
+    let s = setup(|c| c.commander.store_token_max_age_s = 60).await;
+    let token = s.token("probe", "/x");
+    let mut page = s.page(None).await;
+    let (jr, frame) = join(&mut page, "probe", json!({ "token": token })).await;
+    let browser = reply(&frame, "ok")["browser_id"].clone();
+    let id = whoami(&mut page, &jr, json!({})).await["browser"].clone();
+    // Store tokens of this browser as the server makes them, issued now and 2 minutes ago.
+    let store = |issued: u64| {
+        s.commanders
+            .keys()
+            .encrypt("store", &json!({"b": id, "s": {"k": "kept"}}), issued)
+    };
+    for (issued, rejected, kept) in [
+        (unix_now(), false, json!("kept")),
+        (unix_now() - 120, true, Value::Null),
+    ] {
+        let mut next = s.page(None).await;
+        let (jr, frame) = join(
+            &mut next,
+            "probe",
+            json!({ "token": token, "store": store(issued), "browser_id": browser }),
+        )
+        .await;
+        assert_eq!(reply(&frame, "ok")["store_rejected"], rejected, "{frame}");
+        assert_eq!(whoami(&mut next, &jr, json!({})).await["store"], kept);
+    }
+}
+
+/// The topics token pushed by a handler (among the frames before its reply).
+fn topics_token_in(pushed: &[Value]) -> String {
+    pushed
+        .iter()
+        .find(|f| f[3] == "topics")
+        .expect("a topics push")[4]["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Leaves are remembered in memory by the nodes that hear of them: a node that restarted (or
+/// a new one) does not know them. A topics token made before a kick then only lives
+/// `topics_token_max_age_s`.
+#[tokio::test]
+async fn a_kicked_browsers_old_topics_token_dies_of_age_on_a_node_that_never_saw_the_kick() {
+    let s = setup(|_| {}).await;
+    let token = s.token("probe", "/x");
+    let mut page = s.page(None).await;
+    let (jr, frame) = join(&mut page, "probe", json!({ "token": token })).await;
+    let browser = reply(&frame, "ok")["browser_id"].clone();
+    let (_, pushed) = event_with_pushes(&mut page, &jr, "sub", json!({"value": "vip"})).await;
+    let with_vip = topics_token_in(&pushed);
+    // Kicked: this node refuses the older token from now on.
+    event_with_pushes(&mut page, &jr, "unsub", json!({"value": "vip"})).await;
+    drop(page);
+    let rejoin = |server: &TestServer| {
+        let url = format!(
+            "ws://127.0.0.1:{}/tether/socket/websocket?vsn=2.0.0",
+            server.port
+        );
+        let payload = json!({ "token": token, "topics": with_vip, "browser_id": browser });
+        async move {
+            let mut client = Client::connect(&url).await;
+            let (_, frame) = join(&mut client, "probe", payload).await;
+            reply(&frame, "ok")["topics"].clone()
+        }
+    };
+    let defaults = json!([same_path("/x"), same_topic("lobby")]);
+    assert_eq!(rejoin(&s.server).await, defaults);
+    // Fresh nodes (same secret) never heard of the kick: one with the default age (ten
+    // minutes) still takes the token, one with an age of 2 s does not once it is older.
+    let fresh = setup(|_| {}).await;
+    let short = setup(|c| c.commander.topics_token_max_age_s = 2).await;
+    let with = json!([same_path("/x"), same_topic("lobby"), same_topic("vip")]);
+    assert_eq!(rejoin(&fresh.server).await, with, "the documented limit");
+    // Token ages are whole seconds: 2 s old is still young enough, 3 s is not.
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    assert_eq!(rejoin(&short.server).await, defaults);
+}
+
+#[tokio::test]
+async fn a_connected_page_is_given_fresh_topics_tokens_and_keeps_its_topics_past_the_first_ones_age()
+ {
+    // Renewed every half age: every second.
+    let s = setup(|c| c.commander.topics_token_max_age_s = 2).await;
+    let token = s.token("probe", "/x");
+    let mut page = s.page(None).await;
+    let (jr, frame) = join(&mut page, "probe", json!({ "token": token })).await;
+    let browser = reply(&frame, "ok")["browser_id"].clone();
+    let (_, pushed) = event_with_pushes(&mut page, &jr, "sub", json!({"value": "extra"})).await;
+    let first = topics_token_in(&pushed);
+    // Renewals arrive without any event.
+    let renewed = page.recv_until(|f| f[3] == "topics").await;
+    assert_ne!(renewed[4]["token"].as_str().unwrap(), first);
+    // Long enough for the first token to be too old; the page keeps the latest it got.
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let frames = page.sync().await;
+    let latest = frames
+        .iter()
+        .rfind(|f| f[3] == "topics")
+        .expect("renewed while connected")[4]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(page);
+    let with = json!([same_path("/x"), same_topic("lobby"), same_topic("extra")]);
+    let defaults = json!([same_path("/x"), same_topic("lobby")]);
+    for (topics, expected) in [(latest, with), (first, defaults)] {
+        let mut again = s.page(None).await;
+        let (_, frame) = join(
+            &mut again,
+            "probe",
+            json!({ "token": token, "topics": topics, "browser_id": browser }),
+        )
+        .await;
+        assert_eq!(reply(&frame, "ok")["topics"], expected);
+    }
+}
+
+#[tokio::test]
 async fn a_secret_too_short_for_keys_is_an_error_not_a_panic() {
     let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let config = Config::default(); // empty secret

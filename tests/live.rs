@@ -14,7 +14,10 @@ use support::{Client, TestServer, reply, test_config};
 use tether::{
     Config,
     channel::BoxError,
-    commander::{Commander, Commanders, Handlers, LiveError, Page, PageOptions, Sender, same_path},
+    commander::{
+        Commander, Commanders, Handlers, Html, ListKeys, LiveError, Page, PageOptions, Sender,
+        same_path, token::unix_now,
+    },
 };
 
 #[derive(askama::Template, Serialize, Deserialize)]
@@ -311,7 +314,7 @@ async fn a_broadcast_poke_renders_once_reaches_every_page_and_their_server_copie
         b.recv_until(|f| f[3] == "patch").await,
         b.recv_until(|f| f[3] == "live").await,
     ];
-    for pushed in [pushed_a, pushed_b] {
+    for pushed in [pushed_a, pushed_b.clone()] {
         let events: Vec<(&str, &str)> = pushed
             .iter()
             .map(|f| (f[2].as_str().unwrap(), f[3].as_str().unwrap()))
@@ -329,6 +332,24 @@ async fn a_broadcast_poke_renders_once_reaches_every_page_and_their_server_copie
     // B's server copy followed: its own handler sees the broadcast state.
     let (done, _) = call(&mut b, &jr_b, "peek_board", json!({})).await;
     assert_eq!(reply(&done, "ok")["result"], 8);
+    // The broadcast token is bound to its topic: any page on it may bring it back, a page
+    // elsewhere may not.
+    let broadcast = json!({"board": pushed_b[1][4]["token"].clone()});
+    let (mut again, jr, joined) = join(&server, &token, &broadcast).await;
+    assert_eq!(joined["live_rejected"], json!([]));
+    let (done, _) = call(&mut again, &jr, "peek_board", json!({})).await;
+    assert_eq!(reply(&done, "ok")["result"], 8);
+    let req = TestRequest::with_uri("/elsewhere").to_http_request();
+    let script = commanders.script("shop", &req).to_string();
+    let elsewhere = attribute(&script, "data-tether-token").unwrap();
+    let (_, _, joined) = join(&server, &elsewhere, &broadcast).await;
+    assert_eq!(joined["live_rejected"], json!(["board"]));
+}
+
+/// The signed spec of the presence list rendered as `html` (`data-tether-list`), which a
+/// page names in its join.
+fn list_token(html: &str) -> String {
+    attribute(html, "data-tether-list").expect("a signed list spec")
 }
 
 /// What a client needs to open a `/shop` page: its topic, its page token and the socket URL.
@@ -356,7 +377,11 @@ async fn a_presence_list_is_kept_current_without_commander_code() {
     let server = start(|config| config.commander.counter_interval_ms = 50);
     let commanders = commanders(&server);
     let ShopPage { topic, token, url } = shop_page(&server, &commanders);
-    let payload = json!({"token": token, "presence_lists": [topic, "tether:topic:elsewhere"]});
+    // The page names the lists it shows by the signed specs rendered into them; one of a
+    // topic the page is not on is ignored.
+    let shown = list_token(commanders.presence_list(&topic).as_str());
+    let elsewhere = list_token(commanders.presence_list("tether:topic:elsewhere").as_str());
+    let payload = json!({"token": token, "presence_lists": [shown, elsewhere]});
     let mut a = Client::connect(&url).await;
     let (_, frame) = a.join("tether:page:shop", payload.clone()).await;
     reply(&frame, "ok");
@@ -395,10 +420,9 @@ async fn a_presence_list_is_kept_current_without_commander_code() {
     assert!(a.sync().await.iter().all(|f| f[2] == list_topic.as_str()));
     // The controller renders the same list into the page.
     let html = commanders.presence_list(&topic);
-    assert!(
-        html.as_str()
-            .starts_with(&format!(r#"<ul data-tether-presence="{topic}">"#))
-    );
+    assert!(html.as_str().starts_with(&format!(
+        r#"<ul data-tether-presence="{topic}" data-tether-list="#
+    )));
     assert_eq!(html.as_str().matches("<li ").count(), 1);
 }
 
@@ -407,9 +431,13 @@ async fn a_templated_presence_list_gets_entries_with_only_its_fields() {
     let server = start(|config| config.commander.counter_interval_ms = 50);
     let commanders = commanders(&server);
     let ShopPage { topic, token, url } = shop_page(&server, &commanders);
-    let list = json!({"topic": topic, "fields": ["name"]});
-    let bad = json!({"topic": topic, "fields": ["a,b"]});
-    let payload = json!({"token": token, "presence_lists": [list, bad]});
+    let item = Html::trusted(r#"<li data-field="name"></li>"#);
+    let list = list_token(
+        commanders
+            .presence_list_with(&topic, &["name"], item)
+            .as_str(),
+    );
+    let payload = json!({"token": token, "presence_lists": [list]});
     let mut a = Client::connect(&url).await;
     let (_, frame) = a.join("tether:page:shop", payload.clone()).await;
     reply(&frame, "ok");
@@ -440,13 +468,12 @@ async fn a_templated_presence_list_gets_entries_with_only_its_fields() {
     b.close().await;
     let one = a.recv_until(is_list).await;
     assert_eq!(one[4]["entries"].as_array().unwrap().len(), 1, "{one}");
-    // The list with invalid fields was ignored: only this list's frames arrive.
     assert!(a.sync().await.iter().all(is_list));
     // The controller renders the element with the first entries and the app's fragment.
     let html = commanders.presence_list_with(
         &topic,
         &["name"],
-        tether::commander::Html::trusted(r#"<li data-field="name"></li>"#),
+        Html::trusted(r#"<li data-field="name"></li>"#),
     );
     let html = html.as_str();
     assert!(html.contains(r#"data-tether-fields="name""#), "{html}");
@@ -456,6 +483,185 @@ async fn a_templated_presence_list_gets_entries_with_only_its_fields() {
     );
     assert!(html.contains("reader "), "{html}");
     assert!(!html.contains("private@"), "{html}");
+}
+
+/// Receives frames until one matches `until`; returns every frame received, that one last.
+async fn frames_until(client: &mut Client, until: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = client.recv().await;
+        let done = until(&frame);
+        frames.push(frame);
+        if done {
+            return frames;
+        }
+    }
+}
+
+/// A client cannot choose what a presence list shows: a join naming a list the server did
+/// not render (an unsigned spec asking for other meta fields, a server-rendered list of
+/// keys, a tampered spec) gets nothing of it; the list the page shows still works.
+#[tokio::test]
+async fn a_join_gets_no_presence_list_the_server_did_not_render() {
+    let server = start(|config| config.commander.counter_interval_ms = 50);
+    let commanders = commanders(&server);
+    let ShopPage { topic, token, url } = shop_page(&server, &commanders);
+    // Someone on the topic, whose meta has an email no list shows.
+    let mut victim = Client::connect(&url).await;
+    let (_, frame) = victim
+        .join("tether:page:shop", json!({"token": token}))
+        .await;
+    reply(&frame, "ok");
+    // What the app rendered: names only.
+    let item = Html::trusted(r#"<li data-field="name"></li>"#);
+    let names = list_token(
+        commanders
+            .presence_list_with(&topic, &["name"], item)
+            .as_str(),
+    );
+    let tampered = names.replace(r#""name""#, r#""email""#);
+    assert_ne!(tampered, names);
+    let asked = json!([
+        {"topic": topic, "fields": ["email", "name", "phx_ref"]},
+        topic,
+        tampered,
+        names,
+    ]);
+    let mut attacker = Client::connect(&url).await;
+    let payload = json!({"token": token, "presence_lists": asked});
+    let (_, frame) = attacker.join("tether:page:shop", payload).await;
+    reply(&frame, "ok");
+    let names_topic = format!("tether:plist:name\n{topic}");
+    let names_with = |n: usize| {
+        let names_topic = names_topic.clone();
+        move |f: &Value| {
+            f[2] == names_topic.as_str() && f[4]["entries"].as_array().map(Vec::len) == Some(n)
+        }
+    };
+    let mut seen = frames_until(&mut attacker, names_with(2)).await;
+    // One more page: a later pass of the counter task, so every list the attacker had been
+    // given would have been sent before this frame.
+    let mut third = Client::connect(&url).await;
+    let (_, frame) = third
+        .join("tether:page:shop", json!({"token": token}))
+        .await;
+    reply(&frame, "ok");
+    seen.extend(frames_until(&mut attacker, names_with(3)).await);
+    seen.extend(attacker.sync().await);
+    for frame in &seen {
+        assert_eq!(
+            frame[2],
+            names_topic.as_str(),
+            "only the rendered list: {frame}"
+        );
+        assert!(!frame.to_string().contains("private@"), "{frame}");
+    }
+}
+
+/// A list with hashed keys sends every page the same stand-ins, never a presence key (here
+/// browser ids), in its first paint or its updates.
+#[tokio::test]
+async fn a_list_with_hashed_keys_never_sends_a_presence_key() {
+    let server = start(|config| config.commander.counter_interval_ms = 50);
+    let commanders = commanders(&server);
+    let ShopPage { topic, token, url } = shop_page(&server, &commanders);
+    let mut other = Client::connect(&url).await;
+    let (_, frame) = other
+        .join("tether:page:shop", json!({"token": token}))
+        .await;
+    // The other page's browser id, as signed in its browser token.
+    let signed = reply(&frame, "ok")["browser_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id_at = signed.find(r#""d":""#).unwrap() + 5;
+    let browser_id = signed[id_at..id_at + 36].to_string();
+    assert!(uuid_like(&browser_id), "{browser_id}");
+    let item = Html::trusted(r#"<li data-field="key"></li>"#);
+    let html = commanders.presence_list_with_keys(&topic, &["name"], item, ListKeys::Hashed);
+    let html = html.as_str();
+    assert!(html.contains(r#"data-tether-keys="hashed""#), "{html}");
+    assert!(!html.contains(&browser_id), "{html}");
+    let mut page = Client::connect(&url).await;
+    let payload = json!({"token": token, "presence_lists": [list_token(html)]});
+    let (_, frame) = page.join("tether:page:shop", payload).await;
+    reply(&frame, "ok");
+    let update = page
+        .recv_until(|f| f[3] == "presence_list" && f[4]["entries"].as_array().unwrap().len() == 2)
+        .await;
+    assert_eq!(update[4]["keys"], "hashed");
+    assert!(!update.to_string().contains(&browser_id), "{update}");
+    let keys: Vec<&str> = update[4]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    for key in &keys {
+        assert!(
+            key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{key}"
+        );
+    }
+    // The first paint showed the other page under the same stand-in.
+    let first = attribute(html, "data-tether-entries").unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert!(
+        keys.contains(&first[0]["key"].as_str().unwrap()),
+        "{first} / {keys:?}"
+    );
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.bytes().filter(|b| *b == b'-').count() == 4
+}
+
+/// Live tokens belong to one page load: another load (another tab, another browser) cannot
+/// bring them, neither the rendered one nor one a poke gave; the page's own still works.
+#[tokio::test]
+async fn a_live_token_of_another_page_load_is_refused() {
+    let server = start(|_| {});
+    let commanders = commanders(&server);
+    let (token_a, live_a) = render(&commanders, "shop", 5);
+    let (token_b, live_b) = render(&commanders, "shop", 1);
+    let (mut a, jr, _) = join(&server, &token_a, &live_a).await;
+    let (_, pushed) = call(&mut a, &jr, "add", json!({"arg": 1})).await;
+    let poked = json!({"cart": pushed[1][4]["token"].clone()});
+    for stolen in [&live_a, &poked] {
+        let (mut b, jr, joined) = join(&server, &token_b, stolen).await;
+        assert_eq!(joined["live_rejected"], json!(["cart"]), "{joined}");
+        let (done, _) = call(&mut b, &jr, "peek", json!({})).await;
+        let reason = reply(&done, "error")["reason"].to_string();
+        assert!(reason.contains("no live region `cart`"), "{reason}");
+    }
+    // Each load's own tokens: B's rendered one, A's latest after a reconnect.
+    for (token, live, count) in [(&token_b, &live_b, 1), (&token_a, &poked, 6)] {
+        let (mut page, jr, joined) = join(&server, token, live).await;
+        assert_eq!(joined["live_rejected"], json!([]));
+        let (done, _) = call(&mut page, &jr, "peek", json!({})).await;
+        assert_eq!(reply(&done, "ok")["result"], count);
+    }
+}
+
+/// A live token older than a page token may be is refused, whatever its page load.
+#[tokio::test]
+async fn a_live_token_older_than_a_page_token_may_be_is_refused() {
+    let server = start(|config| config.commander.page_token_max_age_s = 60);
+    let keys = commanders(&server).keys().clone();
+    let now = unix_now();
+    // A page token of load 77, and live tokens of that load, as the server makes them.
+    let token = keys.sign("page", &json!({"c": "shop", "p": "/shop", "l": 77}), now);
+    let assigns = json!({"c": "shop", "n": "cart", "a": {"count": 3, "label": "x"}, "l": 77});
+    for (issued, rejected) in [(now, json!([])), (now - 120, json!(["cart"]))] {
+        let live = json!({"cart": keys.encrypt("live", &assigns, issued)});
+        let (_, _, joined) = join(&server, &token, &live).await;
+        assert_eq!(
+            joined["live_rejected"],
+            rejected,
+            "issued {}s ago",
+            now - issued
+        );
+    }
 }
 
 /// Two nodes on one real Redis: a region broadcast from node A reaches a page on node B, and

@@ -111,7 +111,7 @@ impl Hub {
         &self,
         watched: &Mutex<HashMap<String, Option<T>>>,
         channel: fn(&str) -> String,
-        now: impl Fn(&str) -> T,
+        mut now: impl FnMut(&str) -> T,
         frame: impl Fn(&str, &str, &T) -> Bytes,
     ) {
         let mut watched = watched.lock().unwrap_or_else(PoisonError::into_inner);
@@ -135,6 +135,20 @@ impl Hub {
 pub(crate) fn watch<T>(watched: &Mutex<HashMap<String, Option<T>>>, topic: &str) {
     let mut watched = watched.lock().unwrap_or_else(PoisonError::into_inner);
     watched.entry(topic.to_string()).or_insert(None);
+}
+
+/// [`watch`], unless `topic` is new and `watched` already holds `max` topics: `false` then.
+pub(crate) fn watch_at_most<T>(
+    watched: &Mutex<HashMap<String, Option<T>>>,
+    topic: &str,
+    max: usize,
+) -> bool {
+    let mut watched = watched.lock().unwrap_or_else(PoisonError::into_inner);
+    if !watched.contains_key(topic) && watched.len() >= max {
+        return false;
+    }
+    watched.entry(topic.to_string()).or_insert(None);
+    true
 }
 
 #[cfg(test)]

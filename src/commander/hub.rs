@@ -42,6 +42,18 @@ pub(crate) struct PageClaims {
         skip_serializing_if = "serde_json::Map::is_empty"
     )]
     pub(crate) assigns: serde_json::Map<String, serde_json::Value>,
+    /// This page load: a random number drawn when the page was rendered (never 0 in a token
+    /// made by this version; 0 in older ones). Live tokens made for the page carry it, and a
+    /// join accepts only those of its own load (see `live`).
+    #[serde(rename = "l", default)]
+    pub(crate) load: u64,
+}
+
+impl PageClaims {
+    /// A fresh page load's number: random, never 0.
+    pub(crate) fn new_load() -> u64 {
+        rand::random::<u64>().max(1)
+    }
 }
 
 pub(crate) struct Hub {
@@ -59,6 +71,8 @@ pub(crate) struct Hub {
     pub(crate) presence_lists: Mutex<HashMap<String, Option<serde_json::Value>>>,
     /// Runtime unsubscribes, shared by every node (see [`Hub::revoke`]).
     pub(crate) revocations: Arc<revocations::Revocations>,
+    /// Presence lists refused for `[commander] max_presence_lists` (see `presence_list`).
+    pub(crate) refused_lists: crate::drops::DropCounter,
 }
 
 impl Hub {

@@ -2,12 +2,22 @@
 //! typed assigns that the server remembers, so a handler can change the assigns and have the
 //! region re-rendered and morphed in place.
 //!
-//! The page keeps each region's assigns as an encrypted token, bound to its commander and
-//! region name (made at render time by [`Commanders::live`], renewed by every `poke`) and
-//! sends it back on every join, so a reconnect — also to another node — restores them. A
-//! tampered token, one of another commander or region, or one over
-//! `[commander] max_live_bytes` is refused (logged, and reported in the join reply's
-//! `live_rejected`); the region then has no assigns until the next `put_live`.
+//! The page keeps each region's assigns as an encrypted token, bound to its commander, region
+//! name and **page load** (the `load` number of the page token, drawn at render; made when the
+//! page is rendered, renewed by every `poke`) and sends it back on every join, so a reconnect
+//! — also to another node — restores them. A token of a [broadcast](Commanders::broadcast_live)
+//! is bound to its topic instead (every page on it got the same one). A join refuses (logged,
+//! and reported in the reply's `live_rejected`) a tampered token, one of another commander,
+//! region or page load (another tab, another browser), one of a topic the page is not on, one
+//! older than `[commander] page_token_max_age_s`, and one over `[commander] max_live_bytes`;
+//! the region then has no assigns until the next `put_live`, and shows what it was rendered
+//! with.
+//!
+//! What a join cannot tell: within one page load (and one topic, for broadcast tokens), the
+//! browser can send back an **older** token of the region than its latest, rolling the
+//! assigns back to an earlier state of that same page. [`Page::peek`] is what that page's
+//! browser last sent back: never trust it for anything the browser must not choose (a price,
+//! a quota): keep those on the server.
 //!
 //! It must never send anything itself except through the page it is given.
 
@@ -74,8 +84,9 @@ pub enum LiveError {
     Patch(#[from] PatchError),
 }
 
-/// What a live token holds: the region's assigns, bound to a commander and a region name.
-#[derive(Debug, Serialize, Deserialize)]
+/// What a live token holds: the region's assigns, bound to a commander, a region name, and
+/// a page load or a topic.
+#[derive(Debug, Deserialize)]
 struct LiveClaims {
     /// Commander.
     #[serde(rename = "c")]
@@ -86,14 +97,30 @@ struct LiveClaims {
     /// Assigns.
     #[serde(rename = "a")]
     assigns: Value,
+    /// The page load it was made for (`PageClaims::load`); 0 for a broadcast.
+    #[serde(rename = "l", default)]
+    load: u64,
+    /// The topic it was broadcast to (`Commanders::broadcast_live`).
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    topic: Option<String>,
+}
+
+/// Whom a live token is for: one page load, or every page on a topic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LiveFor<'a> {
+    Load(u64),
+    Topic(&'a str),
 }
 
 /// A live region rendered by a controller: its markup (put it inside the element marked
-/// `tether-live="<name>"`) and its token (hand it to [`PageOptions::live`](super::PageOptions::live)).
+/// `tether-live="<name>"`) and its assigns (hand it to
+/// [`PageOptions::live`](super::PageOptions::live), which puts them in the page's token for
+/// this page load).
 #[derive(Debug, Clone)]
 pub struct LiveRegion {
     pub(crate) name: String,
-    pub(crate) token: String,
+    pub(crate) commander: String,
+    pub(crate) assigns: Value,
     html: Html,
 }
 
@@ -122,14 +149,50 @@ struct Rendered {
 }
 
 impl Hub {
+    /// The token a page keeps for region `name` of `commander` with `assigns`, for `whom`.
+    pub(crate) fn live_token(
+        &self,
+        commander: &str,
+        name: &str,
+        assigns: &Value,
+        whom: LiveFor<'_>,
+    ) -> String {
+        #[derive(Serialize)]
+        struct Claims<'a> {
+            #[serde(rename = "c")]
+            commander: &'a str,
+            #[serde(rename = "n")]
+            name: &'a str,
+            #[serde(rename = "a")]
+            assigns: &'a Value,
+            #[serde(rename = "l")]
+            load: u64,
+            #[serde(rename = "t", skip_serializing_if = "Option::is_none")]
+            topic: Option<&'a str>,
+        }
+        let (load, topic) = match whom {
+            LiveFor::Load(load) => (load, None),
+            LiveFor::Topic(topic) => (0, Some(topic)),
+        };
+        let claims = Claims {
+            commander,
+            name,
+            assigns,
+            load,
+            topic,
+        };
+        self.keys.encrypt("live", &claims, unix_now())
+    }
+
     /// Renders region `name` of `commander` from `assigns`, and makes the token the page keeps
-    /// (refused when over `[commander] max_live_bytes`). Every way a region is rendered (by a
-    /// controller, a poke, a broadcast) goes through here.
+    /// for `whom` (refused when over `[commander] max_live_bytes`). Every way a region is
+    /// rendered (by a controller, a poke, a broadcast) goes through here.
     fn render_live<T: LiveTemplate>(
         &self,
         commander: &str,
         name: &str,
         assigns: &T,
+        whom: LiveFor<'_>,
     ) -> Result<Rendered, LiveError> {
         let html = Html::render(assigns).map_err(|err| LiveError::Render {
             name: name.to_string(),
@@ -139,12 +202,7 @@ impl Hub {
             name: name.to_string(),
             reason: err.to_string(),
         })?;
-        let claims = LiveClaims {
-            commander: commander.to_string(),
-            name: name.to_string(),
-            assigns: value,
-        };
-        let token = self.keys.encrypt("live", &claims, unix_now());
+        let token = self.live_token(commander, name, &value, whom);
         let max = self.config.max_live_bytes;
         if token.len() > max {
             return Err(LiveError::TooLarge {
@@ -153,33 +211,38 @@ impl Hub {
                 max,
             });
         }
-        Ok(Rendered {
-            html,
-            value: claims.assigns,
-            token,
-        })
+        Ok(Rendered { html, value, token })
     }
 
     /// The regions a joining page of `commander` brought back: (assigns by name, names
-    /// refused). At most 32 regions are looked at.
+    /// refused). Only tokens of this page `load`, or broadcast to one of its `topics`, and
+    /// not older than a page token may be, are accepted. At most 32 regions are looked at.
     pub(crate) fn open_live(
         &self,
         commander: &str,
         tokens: &Map<String, Value>,
+        load: u64,
+        topics: &[String],
     ) -> (Map<String, Value>, Vec<String>) {
         let mut live = Map::new();
         let mut refused = Vec::new();
         let now = unix_now();
+        let max_age = Some(self.config.page_token_max_age_s);
+        let ours = |claims: &LiveClaims| match &claims.topic {
+            Some(topic) => topics.contains(topic),
+            None => load != 0 && claims.load == load,
+        };
         for (name, token) in tokens.iter().take(32) {
             let opened = token
                 .as_str()
                 .filter(|token| token.len() <= self.config.max_live_bytes)
                 .and_then(|token| {
                     self.keys
-                        .decrypt::<LiveClaims>("live", token, now, None)
+                        .decrypt::<LiveClaims>("live", token, now, max_age)
                         .ok()
                 })
-                .filter(|claims| claims.commander == commander && &claims.name == name);
+                .filter(|claims| claims.commander == commander && &claims.name == name)
+                .filter(ours);
             match opened {
                 Some(claims) => {
                     live.insert(name.clone(), claims.assigns);
@@ -216,10 +279,14 @@ impl Commanders {
         name: &str,
         assigns: &T,
     ) -> Result<LiveRegion, LiveError> {
-        let Rendered { html, token, .. } = self.hub.render_live(commander, name, assigns)?;
+        // The page's token is made later, by the script tag (for its page load): checked here
+        // for size with the largest load number.
+        let whom = LiveFor::Load(u64::MAX);
+        let Rendered { html, value, .. } = self.hub.render_live(commander, name, assigns, whom)?;
         Ok(LiveRegion {
             name: name.to_string(),
-            token,
+            commander: commander.to_string(),
+            assigns: value,
             html,
         })
     }
@@ -227,6 +294,11 @@ impl Commanders {
 
 impl Page {
     /// The current assigns of live region `name` (no round trip: the server's copy).
+    ///
+    /// The server's copy comes from what the browser sent back when the page joined (then
+    /// from this page's pokes and broadcasts): a token of this very page load (or broadcast
+    /// to one of its topics), but possibly an older one than its latest. Treat it as the
+    /// browser's word for anything beyond that (see the module docs).
     pub fn peek<T: LiveTemplate>(&self, name: &str) -> Result<T, LiveError> {
         let value = self
             .state
@@ -255,7 +327,8 @@ impl Page {
     /// Sets the assigns of live region `name` (known or not) and re-renders it.
     pub fn put_live<T: LiveTemplate>(&mut self, name: &str, assigns: &T) -> Result<(), LiveError> {
         let hub = self.handle.0.hub.clone();
-        let rendered = hub.render_live(self.handle.commander(), name, assigns)?;
+        let whom = LiveFor::Load(self.state.load);
+        let rendered = hub.render_live(self.handle.commander(), name, assigns, whom)?;
         self.morph(&selector(name), rendered.html)?;
         self.handle
             .push("live", &json!({ "name": name, "token": rendered.token }))
@@ -287,7 +360,8 @@ impl Page {
 
 impl Commanders {
     /// Sets live region `name` of `commander`'s pages on `topic` to `assigns`: rendered once
-    /// and sent as one morph and one token to every page on the topic (on every node); each
+    /// and sent as one morph and one token (bound to `topic`, not to a page load: any page
+    /// on the topic may send it back) to every page on the topic (on every node); each
     /// page's server copy follows shortly after (through its queue, so a `peek` in a handler
     /// that runs after the broadcast reached that page sees it). Returns the assigns as kept.
     pub fn broadcast_live<T: LiveTemplate>(
@@ -297,7 +371,9 @@ impl Commanders {
         name: &str,
         assigns: &T,
     ) -> Result<Value, LiveError> {
-        let Rendered { html, value, token } = self.hub.render_live(commander, name, assigns)?;
+        let whom = LiveFor::Topic(topic);
+        let Rendered { html, value, token } =
+            self.hub.render_live(commander, name, assigns, whom)?;
         let morph = super::Patch::morph(&selector(name), html);
         self.hub.check(&morph)?;
         // The pages' tasks first, then their browsers: every node delivers bus messages in

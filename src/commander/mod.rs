@@ -66,7 +66,7 @@ pub use html::Html;
 pub use live::{LiveError, LiveRegion, LiveTemplate};
 pub use page::{MAX_STORE_BYTES, Page};
 pub use patch::{ConsoleLevel, Content, Patch, PatchError, Position};
-pub use presence_list::MAX_LIST_FIELDS;
+pub use presence_list::{ListKeys, MAX_LIST_FIELDS};
 pub use script::PageOptions;
 pub use topics::{Broadcasting, same_commander, same_path, same_topic};
 
@@ -193,7 +193,7 @@ impl CommandersBuilder {
             }
         }
         let presence = self.presence;
-        let max_age_ms = self.config.page_token_max_age_s.saturating_mul(1000);
+        let max_age_ms = self.config.topics_token_max_age_s.saturating_mul(1000);
         let revocations = revocations::Revocations::start(self.pubsub.clone(), max_age_ms);
         let commanders = Commanders {
             hub: Arc::new(Hub {
@@ -206,6 +206,7 @@ impl CommandersBuilder {
                 counters: Mutex::new(HashMap::new()),
                 presence_lists: Mutex::new(HashMap::new()),
                 revocations,
+                refused_lists: crate::drops::DropCounter::new(),
             }),
         };
         Ok(commanders)

@@ -71,6 +71,8 @@ pub(crate) struct PageState {
     pub(crate) topics: Vec<String>,
     /// From the upgrade request and the join.
     pub(crate) browser: BrowserInfo,
+    /// This page load (`PageClaims::load`): live tokens made for the page carry it.
+    pub(crate) load: u64,
 }
 
 /// Most broadcast live frames a page keeps undecoded; beyond it the oldest are decoded.
@@ -147,6 +149,9 @@ pub struct Page {
     live_feeds: HashMap<String, FeedSubscription>,
     /// The commander's own per-page values (see [`Page::insert`]).
     extensions: actix_http::Extensions,
+    /// Whether the browser has a topics token (it brought one to the join, or was given one
+    /// by [`Page::remember_topics`]), which the page's task then keeps fresh.
+    pub(crate) topics_given: bool,
 }
 
 impl std::fmt::Debug for Page {
@@ -176,6 +181,7 @@ impl Page {
             listens: HashMap::new(),
             live_feeds: HashMap::new(),
             extensions: actix_http::Extensions::new(),
+            topics_given: false,
         }
     }
 
@@ -264,6 +270,13 @@ impl Page {
     /// Sets a store value; the browser keeps the store, encrypted and bound to its browser
     /// id, and sends it back on every join (effective for presence on the next load).
     /// Refused, changing nothing, if the encrypted store would exceed [`MAX_STORE_BYTES`].
+    ///
+    /// The store is the browser's to keep, as a cookie is: it lives
+    /// `[commander] store_token_max_age_s` (30 days) from its last `put_store`, then a join
+    /// refuses it (`store_rejected`) and the page starts with an empty store. Within that
+    /// age the browser can send back an **older** store of its own instead of the latest
+    /// (it cannot read, change or forge one, nor use another browser's): keep anything it
+    /// must not roll back (credit, a one-time step) on the server.
     pub fn put_store(&mut self, key: &str, value: impl Serialize) -> Result<(), PatchError> {
         let value = serde_json::to_value(value).unwrap_or(Value::Null);
         let previous = self.state.store.insert(key.to_string(), value);
@@ -378,8 +391,11 @@ impl Page {
     }
 
     /// Gives the browser a signed copy of this page's topics, which tether.js sends back
-    /// when it rejoins (after a reconnect), so runtime subscriptions survive it.
+    /// when it rejoins (after a reconnect), so runtime subscriptions survive it. A copy is
+    /// refused after `[commander] topics_token_max_age_s`: the page's task sends a fresh one
+    /// every half of that while the page is connected ([`Page::refresh_topics`]).
     fn remember_topics(&mut self) {
+        self.topics_given = true;
         let hub = self.hub();
         let claims = TopicClaims {
             commander: self.handle.commander().to_string(),
@@ -390,6 +406,14 @@ impl Page {
         };
         let token = hub.keys.sign("topics", &claims, unix_now());
         let _ = self.handle.push("topics", &json!({ "token": token }));
+    }
+
+    /// Sends the browser a fresh topics token, if it was ever given one (a page that never
+    /// changed its topics at run time rejoins with its broadcasting topics anyway).
+    pub(crate) fn refresh_topics(&mut self) {
+        if self.topics_given && !self.handle.is_gone() {
+            self.remember_topics();
+        }
     }
 
     /// Tracks this page on `topic` per its commander's presence rule (not once it is gone).

@@ -21,7 +21,6 @@ use super::{
     held::{Budget, Held},
     hub::{Hub, PageClaims},
     page::{BrowserInfo, MAX_STORE_BYTES, Page, PageState, StoreClaims, TopicClaims},
-    presence_list::ListSpec,
     runtime::{self, PageCrash, Work},
     same_commander, same_path, same_topic,
     token::unix_now,
@@ -53,8 +52,10 @@ struct JoinPayload {
     store: Option<String>,
     onload: bool,
     counters: Vec<String>,
-    /// The presence lists the page shows (`Commanders::presence_list`, `presence_list_with`).
-    presence_lists: Vec<ListSpec>,
+    /// The presence lists the page shows, by the signed specs the server rendered into them
+    /// (`data-tether-list` of `Commanders::presence_list`, `presence_list_with`); anything
+    /// else is ignored.
+    presence_lists: Vec<Value>,
     /// Signed topics of this page before a reconnect (see `Page::subscribe`).
     topics: Option<String>,
     /// The browser's offset from UTC, in minutes.
@@ -180,12 +181,13 @@ impl PageChannel {
         let Some(token) = token else {
             return Ok(Map::new());
         };
+        let max_age = Some(self.hub.config.store_token_max_age_s);
         let opened = if token.len() > MAX_STORE_BYTES {
             Err(format!("{} bytes, over {MAX_STORE_BYTES}", token.len()))
         } else {
             self.hub
                 .keys
-                .decrypt::<StoreClaims>("store", token, now, None)
+                .decrypt::<StoreClaims>("store", token, now, max_age)
                 .map_err(|err| err.to_string())
                 .and_then(|claims| {
                     (claims.browser_id == browser_id)
@@ -197,8 +199,9 @@ impl PageChannel {
     }
 
     /// The topics a rejoining page had, from its signed topics token: only a token made for
-    /// this commander, path and browser counts, and never a topic the browser left after the
-    /// token was made.
+    /// this commander, path and browser, not older than `[commander] topics_token_max_age_s`,
+    /// counts, and never a topic the browser left after the token was made (as far as this
+    /// node remembers: leaves are kept as long as a topics token lives).
     fn remembered_topics(
         &self,
         name: &str,
@@ -207,7 +210,7 @@ impl PageChannel {
         payload: &JoinPayload,
         now: u64,
     ) -> Option<Vec<String>> {
-        let max_age = Some(self.hub.config.page_token_max_age_s);
+        let max_age = Some(self.hub.config.topics_token_max_age_s);
         let claims = self
             .hub
             .keys
@@ -221,8 +224,9 @@ impl PageChannel {
     }
 
     /// Subscribes the page to its topics, and to the counts and presence lists it shows of
-    /// them (only of topics it is on).
-    fn subscribe(&self, socket: &mut Socket, topics: &[String], payload: &JoinPayload) {
+    /// them (only of topics it is on; only lists the server signed; at most
+    /// `[commander] max_presence_lists` lists per node).
+    fn subscribe(&self, socket: &mut Socket, topics: &[String], payload: &JoinPayload, now: u64) {
         for topic in topics {
             socket.subscribe(topic);
         }
@@ -231,11 +235,26 @@ impl PageChannel {
             self.hub.watch_counter(counted);
         }
         let shown = payload.presence_lists.iter().take(MAX_LISTS_PER_PAGE);
-        for listed in shown.filter(|l| topics.iter().any(|t| t == l.topic())) {
-            if let Some(key) = listed.watch_key() {
-                socket.subscribe(&Hub::presence_list_topic(&key));
-                self.hub.watch_presence_list(&key);
+        let mut unsigned = 0;
+        for token in shown {
+            let Some(listed) = self.hub.open_list_spec(token, now) else {
+                unsigned += 1;
+                continue;
+            };
+            if !topics.iter().any(|t| t == listed.topic()) {
+                continue;
             }
+            if let Some(key) = listed.watch_key() {
+                if self.hub.watch_presence_list(&key) {
+                    socket.subscribe(&Hub::presence_list_topic(&key));
+                }
+            }
+        }
+        if unsigned > 0 {
+            tracing::warn!(
+                unsigned,
+                "presence lists the server did not sign (or too old) ignored"
+            );
         }
     }
 
@@ -317,11 +336,13 @@ impl Channel for PageChannel {
         let browser_id = self.browser_id(payload.browser_id.as_deref(), now);
         let opened = self.open_store(name, payload.store.as_deref(), &browser_id, now);
         let store_rejected = opened.is_err();
-        let topics = match self.remembered_topics(name, &path, &browser_id, &payload, now) {
+        let remembered = self.remembered_topics(name, &path, &browser_id, &payload, now);
+        let topics_given = remembered.is_some();
+        let topics = match remembered {
             Some(topics) => topics,
             None => PageChannel::topics(&*commander, name, &path),
         };
-        self.subscribe(socket, &topics, &payload);
+        self.subscribe(socket, &topics, &payload, now);
         let session = socket
             .assigns()
             .get("session")
@@ -329,7 +350,9 @@ impl Channel for PageChannel {
             .cloned()
             .unwrap_or_default();
         let allowed = self.allowed_shared(&claims);
-        let (live, live_rejected) = self.hub.open_live(name, &payload.live);
+        let (live, live_rejected) = self
+            .hub
+            .open_live(name, &payload.live, claims.load, &topics);
         let state = PageState {
             commander: name,
             path,
@@ -341,6 +364,7 @@ impl Channel for PageChannel {
             live_frames: Vec::new(),
             topics: topics.clone(),
             browser: PageChannel::browser_info(socket, &payload),
+            load: claims.load,
         };
         let browser_token = self.hub.keys.sign("browser", &state.browser_id, now);
         let (queue, work) = mpsc::channel(self.hub.config.max_queued_events);
@@ -355,6 +379,8 @@ impl Channel for PageChannel {
             gone: CancellationToken::new(),
         }));
         let mut page = Page::new(handle.clone(), state);
+        // Its task renews the topics token the browser brought (a reconnect within its age).
+        page.topics_given = topics_given;
         page.follow_live();
         // Tracked here, before `on_connect` runs, so counts taken there include this page.
         for topic in &topics {

@@ -5,7 +5,8 @@
 //! Life of a page's task:
 //! 1. spawned by the join (on the connection's thread: commander futures are not `Send`),
 //!    with `Connect` as its first work (so `on_connect` pushes follow the join reply);
-//! 2. takes work from the page's bounded queue until the page is gone;
+//! 2. takes work from the page's bounded queue until the page is gone, and gives the browser
+//!    a fresh topics token every half `[commander] topics_token_max_age_s` (when it has one);
 //! 3. then runs `on_disconnect` — after the handler that was running has finished (its
 //!    round trips failed with `Disconnected` and its pushes with `Closed`, so it ends soon)
 //!    — and ends. Work still queued is dropped.
@@ -16,7 +17,7 @@
 //! It must never parse client frames (the page channel does) nor decide what a page may
 //! call.
 
-use std::{panic::AssertUnwindSafe, sync::Arc};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -68,6 +69,10 @@ pub(crate) async fn run(mut page: Page, mut queue: mpsc::Receiver<Work>) {
     let Some(commander) = shared.hub.commanders.get(shared.commander).cloned() else {
         return;
     };
+    // The first tick is at once: a token brought to the join is renewed right away.
+    let half_age = shared.hub.config.topics_token_max_age_s.saturating_mul(500);
+    let mut renew_topics = tokio::time::interval(Duration::from_millis(half_age.max(500)));
+    renew_topics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let work = tokio::select! {
             biased;
@@ -76,6 +81,10 @@ pub(crate) async fn run(mut page: Page, mut queue: mpsc::Receiver<Work>) {
                 Some(work) => work,
                 None => break,
             },
+            _ = renew_topics.tick() => {
+                page.refresh_topics();
+                continue;
+            }
         };
         let doing = AssertUnwindSafe(perform(&*commander, &mut page, work));
         if let Err(panic) = doing.catch_unwind().await {

@@ -1,6 +1,7 @@
 //! The `<script>` tag a page of a commander includes: tether.js, where the endpoint is
-//! mounted, and a signed page token naming the commander, the request's path, and what the
-//! controller added ([`PageOptions`]: shared commanders, assigns).
+//! mounted, and a signed page token naming the commander, the request's path, this page load
+//! (a random number), and what the controller added ([`PageOptions`]: shared commanders,
+//! assigns, live regions — whose tokens are made here, for this page load).
 //!
 //! It must never render anything but that tag.
 
@@ -24,8 +25,8 @@ use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
 pub struct PageOptions {
     shared: Vec<String>,
     assigns: Map<String, Value>,
-    /// Live regions' tokens, by name.
-    live: Map<String, Value>,
+    /// Live regions, in the order given (a later one of the same name wins).
+    live: Vec<super::LiveRegion>,
 }
 
 impl PageOptions {
@@ -45,8 +46,7 @@ impl PageOptions {
     /// [`Commanders::live`](super::Commanders::live), so its commander can
     /// [`peek`](super::Page::peek) and [`poke`](super::Page::poke) it.
     pub fn live(mut self, region: &super::LiveRegion) -> PageOptions {
-        self.live
-            .insert(region.name.clone(), Value::String(region.token.clone()));
+        self.live.push(region.clone());
         self
     }
 
@@ -86,8 +86,23 @@ impl Commanders {
             path: request.path().to_string(),
             shared: options.shared.clone(),
             assigns: options.assigns.clone(),
+            load: PageClaims::new_load(),
         };
         let token = self.hub.keys.sign("page", &claims, unix_now());
+        // The live regions' tokens, made for this page load only.
+        let mut tokens = Map::new();
+        for region in &options.live {
+            let whom = super::live::LiveFor::Load(claims.load);
+            let token = self
+                .hub
+                .live_token(&region.commander, &region.name, &region.assigns, whom);
+            if token.len() > self.hub.config.max_live_bytes {
+                // Checked by `Commanders::live` with the largest load: cannot happen.
+                tracing::warn!(region = %region.name, "live region over max_live_bytes left out");
+                continue;
+            }
+            tokens.insert(region.name.clone(), Value::String(token));
+        }
         // Where the endpoint is mounted (under a scope, say), as actix knows it.
         let path_of = |name: &str| {
             request
@@ -100,10 +115,10 @@ impl Commanders {
         let socket = path_of(&socket_route_name(socket_path))
             .and_then(|p| p.strip_suffix("/websocket").map(str::to_string))
             .unwrap_or_else(|| socket_path.clone());
-        let live = if options.live.is_empty() {
+        let live = if tokens.is_empty() {
             String::new()
         } else {
-            let tokens = Value::Object(options.live.clone()).to_string();
+            let tokens = Value::Object(tokens).to_string();
             format!(r#" data-tether-live="{}""#, Html::escape(&tokens))
         };
         Html::trusted(format!(

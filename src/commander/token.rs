@@ -138,6 +138,24 @@ impl Keys {
             .unwrap_or_default()
     }
 
+    /// A short stand-in for `parts` (16 hex digits of an HMAC-SHA256 under the app's
+    /// signing key and `purpose`): stable for one key, unguessable without it, and it does
+    /// not reveal `parts` (a presence key shown in a list, say).
+    pub(crate) fn digest(&self, purpose: &str, parts: &[&str]) -> String {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(self.key.signing()) else {
+            return String::new(); // HMAC takes a key of any length
+        };
+        mac.update(purpose.as_bytes());
+        for part in parts {
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        let bytes = mac.finalize().into_bytes();
+        bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Decrypts a token made by [`Keys::encrypt`] for `purpose`.
     pub fn decrypt<T: DeserializeOwned>(
         &self,
@@ -259,6 +277,31 @@ mod tests {
             .signed(keys.key())
             .verify(Cookie::new("id", token));
         assert!(cookie.is_none());
+    }
+
+    #[test]
+    fn digests_are_stable_short_and_keyed() {
+        let keys = keys();
+        let a = keys.digest("plist-key", &["t", "0b5c4e1e-8c1f-4a7e-9a55-3f1e2a9b7c10"]);
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(
+            a,
+            keys.digest("plist-key", &["t", "0b5c4e1e-8c1f-4a7e-9a55-3f1e2a9b7c10"])
+        );
+        assert_ne!(
+            a,
+            keys.digest("plist-key", &["u", "0b5c4e1e-8c1f-4a7e-9a55-3f1e2a9b7c10"])
+        );
+        assert_ne!(
+            keys.digest("p", &["ab", "c"]),
+            keys.digest("p", &["a", "bc"])
+        );
+        let other = Keys::from_secret(&"t".repeat(64)).unwrap();
+        assert_ne!(
+            a,
+            other.digest("plist-key", &["t", "0b5c4e1e-8c1f-4a7e-9a55-3f1e2a9b7c10"])
+        );
     }
 
     #[test]

@@ -426,6 +426,49 @@ describe("online_counter in Chromium", { skip: chromiumSkip }, () => {
       (p.label === "B tab 1" && /invalid page token/.test(p.text)));
   });
 
+  test("who is here: no visitor is sent another visitor's browser id, in the page or on its socket", OPTS, async () => {
+    await start();
+    const a = await person("A");
+    const a1 = await open(a);
+    // A's browser id: the UUID inside its signed browser token.
+    const signed = await a1.evaluate(() => localStorage.getItem("tether_browser_id"));
+    const idOfA = /"d":"([0-9a-f-]{36})"/.exec(signed)?.[1];
+    assert.ok(idOfA, `a browser id in ${signed}`);
+    const guestA = `guest ${idOfA.slice(0, 4)} · 1 page(s)`;
+
+    // B's page, with every frame its socket receives.
+    const b = await person("B");
+    const b1 = await b.newPage();
+    b.tabs += 1;
+    watch(b1, "B tab 1");
+    const received = [];
+    b1.on("websocket", (ws) => ws.on("framereceived", (frame) => received.push(String(frame.payload))));
+    const response = await b1.goto(url("/"), { timeout: WAIT_MS });
+    assert.equal(response.status(), 200);
+    const served = await response.text();
+    await connected(b1);
+    // Both see both guests ("guest" and 4 hex digits stay the display).
+    await showWho([a1, b1], [guestA, /^guest [0-9a-f]{4} · 1 page\(s\)$/], { anyOrder: true });
+    // A third page joins and leaves: the list is updated over B's socket.
+    const c1 = await open(await person("C"));
+    await showWho([b1], [guestA, /^guest/, /^guest/], { anyOrder: true });
+    await close(c1);
+    await showWho([b1], [guestA, /^guest/], { anyOrder: true });
+
+    assert.ok(served.includes("data-tether-presence"), "the list is in the page");
+    assert.ok(!served.includes(idOfA), "the HTML served to B names A's browser id");
+    assert.ok(!(await b1.content()).includes(idOfA), "B's document names A's browser id");
+    assert.ok(received.some((f) => f.includes('"presence_list"')), `list updates over the socket: ${received.join("\n")}`);
+    const leaked = received.filter((f) => f.includes(idOfA));
+    assert.deepEqual(leaked, [], "frames to B naming A's browser id");
+    // The entries are keyed by stand-ins.
+    const keys = await b1.evaluate(() => [...document.querySelectorAll("[data-tether-presence] > li")].map((li) => li.dataset.tetherKey));
+    assert.equal(keys.length, 2);
+    for (const key of keys) assert.match(key, /^[0-9a-f]{16}$/);
+
+    assertNoProblems();
+  });
+
   test("page channel: a forged page token and an undeclared handler are refused", OPTS, async () => {
     await start();
     const token = await pageToken();
