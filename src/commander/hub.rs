@@ -42,6 +42,11 @@ pub(crate) struct PageClaims {
         skip_serializing_if = "serde_json::Map::is_empty"
     )]
     pub(crate) assigns: serde_json::Map<String, serde_json::Value>,
+    /// A random nonce of this page load (each rendered token has its own), so that the
+    /// server, not the client, tells a page's first join from a rejoin: `on_load` runs once
+    /// per load on a node (see `page_channel`). `0` in tokens made before it existed.
+    #[serde(rename = "l", default)]
+    pub(crate) load: u64,
 }
 
 pub(crate) struct Hub {

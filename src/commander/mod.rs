@@ -249,7 +249,7 @@ impl Commanders {
                 }
             }
         }
-        let router = Router::new().channel("tether:page:*", PageChannel { hub: hub.clone() });
+        let router = Router::new().reserved_channel("tether:page:*", PageChannel::new(hub.clone()));
         SocketRoute::new(&hub.config.socket_path, router).connect(move |info| {
             let session = session::read(
                 info.request(),

@@ -86,6 +86,7 @@ impl Commanders {
             path: request.path().to_string(),
             shared: options.shared.clone(),
             assigns: options.assigns.clone(),
+            load: rand::random(),
         };
         let token = self.hub.keys.sign("page", &claims, unix_now());
         // Where the endpoint is mounted (under a scope, say), as actix knows it.
