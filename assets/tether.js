@@ -424,7 +424,9 @@
   //
   //   tether-click="save"               shorthands: tether-click, -dblclick, -change, -input,
   //                                     -submit, -keyup, -keydown, -focus, -blur
-  //   tether-on="blur:save mouseenter:peek"   any DOM event: space-separated type:handler pairs
+  //   tether-on="blur:save mouseenter:peek"   more DOM events: space-separated type:handler pairs,
+  //                                     user-gesture types only (GESTURE_EVENTS) unless the
+  //                                     script tag allows more (data-tether-events="load")
   //   tether-click='pick({"id": 3})'    an argument in parentheses, parsed as JSON (never run)
   //   tether-arg='<JSON>'               the argument of handlers on it or inside it naming none
   //   tether-debounce="300"             one call, 300 ms after the last event
@@ -432,6 +434,9 @@
   //   tether-no-disable                 stays enabled while its event is processed
   //   tether-commander="<name>"         events inside it go to that shared commander
   //   tether-id="t1"                    stamped by tether.js: how the server selects a sender
+  //   tether-ignore                     nothing in it (itself included) is wired: for markup
+  //                                     the page does not vouch for (user posts)
+  //   tether-include-passwords, tether-include-files   on a form: send those fields too
   //
   // Bubbling events call the handler of the closest element that has one for the type;
   // non-bubbling ones (focus, blur, mouseenter, …) only the target's own. While a click or a
@@ -439,6 +444,23 @@
   // control with a handler while the page is not joined (the join reply's `disable` says).
 
   const SHORTHANDS = ["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
+  // The event types `tether-on` listens for: those a person's gesture fires. Not `load`,
+  // `error`, `toggle`, `animation*`, `transition*`, `scroll` and the like, which markup alone
+  // fires with no one doing anything (`<img src=/nope tether-on="error:delete">`). The page's
+  // script tag may allow more (`data-tether-events="load my:event"`, PageOptions::events):
+  // the tag is the page's own, which markup inserted later cannot change.
+  const GESTURE_EVENTS = [
+    "click", "dblclick", "auxclick", "contextmenu",
+    "mousedown", "mouseup", "mouseover", "mouseout", "mouseenter", "mouseleave", "mousemove",
+    "pointerdown", "pointerup", "pointermove", "pointerover", "pointerout", "pointerenter", "pointerleave", "pointercancel",
+    "touchstart", "touchend", "touchmove", "touchcancel", "wheel",
+    "keydown", "keyup", "keypress", "beforeinput", "input", "change", "submit",
+    "focus", "blur", "focusin", "focusout",
+    "copy", "cut", "paste",
+    "dragstart", "drag", "dragend", "dragenter", "dragleave", "dragover", "drop",
+  ];
+  const allowedEvents = new Set(GESTURE_EVENTS);
+  const IGNORE = "[tether-ignore]";
   const HANDLER_ATTRIBUTES = SHORTHANDS.map((type) => `tether-${type}`).concat("tether-on");
   const BOUND = HANDLER_ATTRIBUTES.map((name) => `[${name}]`).join(",");
   const EVENT_FIELDS = ["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
@@ -654,7 +676,11 @@
       report("patch", `invalid selector ${patch.sel}`);
       return;
     }
+    // A selector tether built from an attribute (a live region, a presence list,
+    // Sender::this or within) never reaches into markup the page does not vouch for.
+    const built = /^\s*\[(data-)?tether-/.test(patch.sel);
     for (const el of elements) {
+      if (built && ignored(el)) continue;
       switch (patch.op) {
         case "html": el.innerHTML = patch.html; break;
         case "morph": morph(el, patch.html); break;
@@ -677,7 +703,9 @@
   // each (`data-tether-list`: topic, fields, key form; the server honours nothing else); each once.
   function presenceListSpecs(root) {
     const specs = new Set();
-    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-list]")) specs.add(el.dataset.tetherList);
+    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-list]")) {
+      if (!ignored(el)) specs.add(el.dataset.tetherList);
+    }
     return [...specs];
   }
 
@@ -696,6 +724,7 @@
   function renderPresenceLists(root, { topic, fields, keys, entries }) {
     if (!Array.isArray(entries)) return;
     for (const el of root.querySelectorAll("[data-tether-presence][data-tether-fields]")) {
+      if (ignored(el)) continue;
       if (el.dataset.tetherPresence === topic && el.dataset.tetherFields === fields
         && (el.dataset.tetherKeys || "") === (keys || "")) fillPresenceList(el, entries);
     }
@@ -1111,12 +1140,25 @@
     }
   }
 
-  function formValues(form) {
+  // Whether `el` is in a `tether-ignore` subtree (or is its root): markup tether.js never
+  // wires (handlers, counters, presence lists) and never fills through a selector it built
+  // from an attribute (live regions, Sender::this, Sender::within).
+  function ignored(el) {
+    return el.closest(IGNORE) !== null;
+  }
+
+  // A form's fields as {name: value}. Password and file fields only when the form says so
+  // (`tether-include-passwords`, `tether-include-files`) or `secrets` (a modal the server
+  // built and asks for).
+  function formValues(form, secrets = false) {
     const values = {};
     if (!form) return values;
+    const passwords = secrets || form.hasAttribute("tether-include-passwords");
+    const files = secrets || form.hasAttribute("tether-include-files");
     for (const field of form.elements) {
       const name = field.name || field.id;
       if (!name || field.disabled) continue;
+      if ((field.type === "password" && !passwords) || (field.type === "file" && !files)) continue;
       if ((field.type === "checkbox" || field.type === "radio") && !field.checked) continue;
       if (field.type === "select-multiple") {
         values[name] = [...field.selectedOptions].map((o) => o.value);
@@ -1193,19 +1235,20 @@
       if (shorthand !== null) handlers.push(shorthand);
     }
     const on = el.getAttribute("tether-on");
-    if (on) {
+    if (on && allowedEvents.has(type)) {
       for (const [onType, handler] of parseOn(on).pairs) if (onType === type) handlers.push(handler);
     }
     return handlers;
   }
 
   // The element whose handler an event of `type` at `target` calls: the closest one with a
-  // handler for the type, or for a non-bubbling event the target itself only.
+  // handler for the type, or for a non-bubbling event the target itself only; never one in a
+  // tether-ignore subtree (an event there may still reach a handler around the subtree).
   function boundElement(target, type, bubbles) {
     if (!(target instanceof Element)) return null;
-    if (!bubbles) return handlersOf(target, type).length > 0 ? target : null;
+    if (!bubbles) return handlersOf(target, type).length > 0 && !ignored(target) ? target : null;
     for (let el = target.closest(BOUND); el; el = el.parentElement && el.parentElement.closest(BOUND)) {
-      if (handlersOf(el, type).length > 0) return el;
+      if (handlersOf(el, type).length > 0 && !ignored(el)) return el;
     }
     return null;
   }
@@ -1316,7 +1359,7 @@
       form: formValues(formOf(el, event)),
       event: eventFields(event),
       arg: arg === undefined ? null : arg,
-      scope: region ? stampSelector(region) : "",
+      scope: region ? stamp(region) : "", // the server builds [tether-id="…"] from it
     };
   }
 
@@ -1511,7 +1554,10 @@
   // events waiting for their reply and the round trips waiting for the page's answer.
   class Page {
     constructor(script) {
-      const { tetherSocket, tetherCommander, tetherToken } = script.dataset;
+      const { tetherSocket, tetherCommander, tetherToken, tetherEvents } = script.dataset;
+      // More tether-on types than the gestures, allowed by the page's own script tag.
+      for (const type of String(tetherEvents || "").split(/\s+/)) if (type) allowedEvents.add(type);
+      this.refusedTypes = new Set(); // tether-on types refused (and reported once)
       this.store = storage();
       this.socket = new Socket(tetherSocket);
       this.onload = true;
@@ -1527,7 +1573,7 @@
       this.run = this.run.bind(this);
       // Templated presence lists show the entries they were rendered with until the first update.
       for (const el of document.querySelectorAll("[data-tether-presence][data-tether-entries]")) {
-        fillPresenceList(el, parseEntries(el.dataset.tetherEntries));
+        if (!ignored(el)) fillPresenceList(el, parseEntries(el.dataset.tetherEntries));
       }
       this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
       this.bindChannel();
@@ -1564,7 +1610,7 @@
         store: this.store.getItem("tether_store"),
         onload: this.onload,
         topics: this.topicsToken,
-        counters: [...new Set([...document.querySelectorAll("[data-tether-topic]")].map((e) => e.dataset.tetherTopic))],
+        counters: [...new Set(counterElements().map((e) => e.dataset.tetherTopic))],
         presence_lists: presenceListSpecs(document),
         utc_offset: -new Date().getTimezoneOffset(),
         live: this.live,
@@ -1592,7 +1638,7 @@
         if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
         if (event === "presence_list") renderPresenceLists(document, payload);
         if (event === "count") {
-          for (const el of document.querySelectorAll("[data-tether-topic]")) {
+          for (const el of counterElements()) {
             if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
           }
         }
@@ -1671,11 +1717,17 @@
     notice(elements, reportBad = true) {
       const offline = !this.isJoined() && this.disable.when_disconnected;
       for (const el of elements) {
-        if (!el.matches(BOUND)) continue;
+        if (!el.matches(BOUND) || ignored(el)) continue;
         const on = el.getAttribute("tether-on");
         if (on) {
           const { pairs, bad } = parseOn(on);
-          for (const [type] of pairs) this.listen(type);
+          for (const [type] of pairs) {
+            if (allowedEvents.has(type)) this.listen(type);
+            else if (!this.refusedTypes.has(type)) {
+              this.refusedTypes.add(type);
+              report("tether-on", `"${type}" is not a user gesture: allow it with data-tether-events on the script tag`);
+            }
+          }
           if (reportBad && bad.length > 0) report("tether-on", `not type:handler: ${bad.join(" ")}`);
         }
         if (offline) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
@@ -1907,7 +1959,7 @@
     callModal(call, answer, entry) {
       const dialog = buildModal(call);
       const form = dialog.querySelector("form");
-      const finish = (button) => answer({ ok: { button, fields: formValues(form) } });
+      const finish = (button) => answer({ ok: { button, fields: formValues(form, true) } });
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         finish(event.submitter ? event.submitter.value : null);
@@ -1924,6 +1976,11 @@
       (document.body || document.documentElement).append(dialog);
       dialog.showModal();
     }
+  }
+
+  // The live counters of the page (`data-tether-topic`), but those in tether-ignore subtrees.
+  function counterElements() {
+    return [...document.querySelectorAll("[data-tether-topic]")].filter((el) => !ignored(el));
   }
 
   function startPage(script) {

@@ -158,6 +158,9 @@ pub mod fuzzing;
 pub mod metrics;
 pub mod presence;
 pub mod pubsub;
+/// HTML from users cleaned for a page, tether attributes dropped (cargo feature `sanitize`).
+#[cfg(feature = "sanitize")]
+pub mod sanitize;
 mod text;
 pub mod transport;
 

@@ -683,7 +683,8 @@ async fn a_shared_commander_serves_only_pages_whose_token_allows_it() {
         .shared("private")
         .assign("product", 7);
     let (mut page, jr) = lab.page_with(&options).await;
-    let sender = json!({"scope": r#"[tether-id="t1"]"#});
+    // The page sends the region's tether-id; the server builds the selector.
+    let sender = json!({"scope": "t1"});
     let added = send_event_to(&mut page, &jr, Some("cart"), "add", sender.clone()).await;
     let patch = page.recv_until(|f| f[3] == "patch").await;
     assert_eq!(patch[4]["sel"], r#"[tether-id="t1"] .total"#);

@@ -2,6 +2,12 @@
 //!
 //! A pattern is an exact topic (`"lobby"`) or a prefix ending in `*` (`"room:*"` matches
 //! `room:lobby` and `room:`), as in Phoenix. Routes are tried in the order they were added.
+//!
+//! Topics starting with `tether:` are tether's own (page channels,
+//! broadcasting topics, counters, presence lists, live regions): an app's route never
+//! matches them, not even `"*"`, so a client of an app socket cannot join them (it gets the
+//! `unmatched topic` error reply) and cannot publish on them through an echoing channel. Only
+//! tether itself registers routes for them (crate-private).
 
 use std::{any::Any, sync::Arc};
 
@@ -103,7 +109,26 @@ impl Pattern {
     }
 }
 
+/// The prefix of the topics tether reserves for itself; see the module docs.
+pub(crate) const RESERVED_PREFIX: &str = "tether:";
+
+/// One route: a pattern, whether it may match reserved topics (tether's own routes only),
+/// and its channel.
+struct Route {
+    pattern: Pattern,
+    reserved: bool,
+    channel: Arc<dyn DynChannel>,
+}
+
+impl Route {
+    fn matches(&self, topic: &str) -> bool {
+        (self.reserved || !topic.starts_with(RESERVED_PREFIX)) && self.pattern.matches(topic)
+    }
+}
+
 /// Routes topics to channels.
+///
+/// A topic starting with `tether:` never matches an app's route:
 ///
 /// ```
 /// # use serde_json::{Value, json};
@@ -116,10 +141,14 @@ impl Pattern {
 /// let router = Router::new().channel("room:*", Lobby);
 /// assert!(router.matches("room:lobby"));
 /// assert!(!router.matches("video:1"));
+///
+/// let everything = Router::new().channel("*", Lobby);
+/// assert!(everything.matches("anything"));
+/// assert!(!everything.matches("tether:topic:lobby"));
 /// ```
 #[derive(Default)]
 pub struct Router {
-    routes: Vec<(Pattern, Arc<dyn DynChannel>)>,
+    routes: Vec<Route>,
 }
 
 impl std::fmt::Debug for Router {
@@ -127,7 +156,11 @@ impl std::fmt::Debug for Router {
         f.debug_struct("Router")
             .field(
                 "routes",
-                &self.routes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+                &self
+                    .routes
+                    .iter()
+                    .map(|r| (&r.pattern, r.reserved))
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -139,10 +172,31 @@ impl Router {
         Router::default()
     }
 
-    /// Routes topics matching `pattern` to `channel`.
-    pub fn channel(mut self, pattern: &str, channel: impl Channel) -> Router {
-        self.routes
-            .push((Pattern::parse(pattern), Arc::new(channel)));
+    /// Routes topics matching `pattern` to `channel`, except the reserved `tether:` topics,
+    /// which this route never matches even when `pattern` does.
+    ///
+    /// Panics if `pattern` starts with `tether:`: such a route could never match anything
+    /// (a programming error, caught at startup).
+    pub fn channel(self, pattern: &str, channel: impl Channel) -> Router {
+        assert!(
+            !pattern.starts_with(RESERVED_PREFIX),
+            "the topic pattern `{pattern}` is in tether's reserved `{RESERVED_PREFIX}` namespace"
+        );
+        self.route(pattern, false, channel)
+    }
+
+    /// Routes topics matching `pattern`, reserved ones included, to `channel`: tether's
+    /// own routes only (the commander's `tether:page:*`).
+    pub(crate) fn reserved_channel(self, pattern: &str, channel: impl Channel) -> Router {
+        self.route(pattern, true, channel)
+    }
+
+    fn route(mut self, pattern: &str, reserved: bool, channel: impl Channel) -> Router {
+        self.routes.push(Route {
+            pattern: Pattern::parse(pattern),
+            reserved,
+            channel: Arc::new(channel),
+        });
         self
     }
 
@@ -154,14 +208,17 @@ impl Router {
     pub(crate) fn find(&self, topic: &str) -> Option<&Arc<dyn DynChannel>> {
         self.routes
             .iter()
-            .find(|(pattern, _)| pattern.matches(topic))
-            .map(|(_, channel)| channel)
+            .find(|route| route.matches(topic))
+            .map(|route| &route.channel)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Pattern;
+    use serde_json::{Value, json};
+
+    use super::{Pattern, Router};
+    use crate::channel::{Channel, JoinResult, Socket};
 
     #[test]
     fn patterns_match_exactly_or_by_prefix() {
@@ -171,5 +228,38 @@ mod tests {
         assert!(Pattern::parse("lobby").matches("lobby"));
         assert!(!Pattern::parse("lobby").matches("lobby2"));
         assert!(Pattern::parse("*").matches("anything"));
+    }
+
+    struct Nop;
+
+    impl Channel for Nop {
+        type Info = ();
+        async fn join(&self, _: &str, _: Value, _: &mut Socket) -> JoinResult {
+            Ok(json!({}))
+        }
+    }
+
+    #[test]
+    fn app_routes_never_match_reserved_topics_and_tether_routes_do() {
+        let router = Router::new()
+            .channel("*", Nop)
+            .reserved_channel("tether:page:*", Nop);
+        assert!(router.matches("room:lobby"));
+        assert!(router.matches("tether"));
+        assert!(router.matches("tether:page:lab"));
+        for reserved in [
+            "tether:topic:x",
+            "tether:live:x",
+            "tether:presence:0",
+            "tether:",
+        ] {
+            assert!(!router.matches(reserved), "{reserved}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "reserved")]
+    fn an_app_route_in_the_reserved_namespace_is_a_programming_error() {
+        let _ = Router::new().channel("tether:mine:*", Nop);
     }
 }

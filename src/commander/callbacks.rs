@@ -42,8 +42,42 @@ pub struct Sender {
     /// The handler's argument: `tether-click="remove(42)"` gives `42`; else the nearest
     /// `tether-arg` of the element or an ancestor; else `null`.
     pub arg: Value,
-    /// The selector of the enclosing `tether-commander` region (`""` outside one).
+    /// The selector `[tether-id="…"]` of the enclosing `tether-commander` region (`""`
+    /// outside one), built by the server: on the wire the page sends only the region's
+    /// `tether-id`, and one that is not a tether id (at most 64 ASCII letters, digits, `_`,
+    /// `-`, `:` or `.`) reads as `""`. So a page cannot make [`Sender::within`] select
+    /// anything but one region.
+    #[serde(deserialize_with = "scope_from_wire", serialize_with = "scope_to_wire")]
     pub scope: String,
+}
+
+/// Whether `id` is a `tether-id` as tether.js stamps it (`t1`) or a page author writes it.
+fn is_tether_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.'))
+}
+
+/// The wire's `scope` (a region's `tether-id`) as the selector [`Sender::scope`] holds.
+fn scope_from_wire<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let id = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+    Ok(if is_tether_id(&id) {
+        super::patch::attr_selector("tether-id", &id)
+    } else {
+        String::new()
+    })
+}
+
+/// [`Sender::scope`] back in its wire form: the region's `tether-id` (`""` for anything
+/// else), so a serialized sender reads back the same.
+fn scope_to_wire<S: serde::Serializer>(scope: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    let id = scope
+        .strip_prefix(r#"[tether-id=""#)
+        .and_then(|rest| rest.strip_suffix(r#""]"#))
+        .filter(|id| is_tether_id(id))
+        .unwrap_or_default();
+    serializer.serialize_str(id)
 }
 
 impl Sender {
@@ -61,8 +95,15 @@ impl Sender {
     /// or `selector` itself outside one.
     ///
     /// ```
-    /// let sender = tether::commander::Sender { scope: r#"[tether-id="t1"]"#.into(), ..Default::default() };
+    /// # use serde_json::json;
+    /// // The page sends the region's tether-id; the server builds the selector.
+    /// let sender: tether::commander::Sender = serde_json::from_value(json!({"scope": "t1"})).unwrap();
     /// assert_eq!(sender.within(".total"), r#"[tether-id="t1"] .total"#);
+    /// // Anything else is no region at all.
+    /// let forged: tether::commander::Sender = serde_json::from_value(json!({"scope": "body"})).unwrap();
+    /// assert_eq!(forged.scope, r#"[tether-id="body"]"#);
+    /// let forged: tether::commander::Sender = serde_json::from_value(json!({"scope": "*, body"})).unwrap();
+    /// assert_eq!(forged.within(".total"), ".total");
     /// ```
     pub fn within(&self, selector: &str) -> String {
         if self.scope.is_empty() {
@@ -184,6 +225,13 @@ pub trait Commander: Send + Sync + Sized + 'static {
     }
 
     /// The first join of a page load, after `on_connect`.
+    ///
+    /// The server decides, not the page: each rendered page (each `script` tag) carries a
+    /// random load nonce in its signed token, and a node runs `on_load` for the first join of
+    /// that load only (the page's own `onload: false` on a rejoin can skip it, but cannot
+    /// make it run again). A node remembers the last 65,536 loads that joined it, so
+    /// `on_load` may still run again for one load after a reconnect to **another node**,
+    /// after a **restart**, or for a load that old: make it idempotent (safe to run twice).
     fn on_load(&self, page: &mut Page) -> impl Future<Output = Result<(), BoxError>> {
         let _ = page;
         async { Ok(()) }
@@ -331,5 +379,54 @@ impl<C: Commander> DynCommander for Registered<C> {
     }
     fn presence(&self, page: &Page, topic: &str) -> Option<(String, Value)> {
         self.commander.presence(page, topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Sender;
+
+    #[test]
+    fn the_scope_is_a_tether_id_selector_built_by_the_server() {
+        let read = |scope: serde_json::Value| -> String {
+            serde_json::from_value::<Sender>(json!({ "scope": scope }))
+                .unwrap()
+                .scope
+        };
+        assert_eq!(read(json!("t12")), r#"[tether-id="t12"]"#);
+        assert_eq!(
+            read(json!("my-region_2:a.b")),
+            r#"[tether-id="my-region_2:a.b"]"#
+        );
+        for forged in [
+            json!(r#"[tether-id="t1"], body"#),
+            json!("*"),
+            json!("t1\"] *"),
+            json!(""),
+            json!("x".repeat(65)),
+            json!(null),
+        ] {
+            assert_eq!(read(forged.clone()), "", "{forged}");
+        }
+        assert!(serde_json::from_value::<Sender>(json!({"scope": 3})).is_err());
+        assert_eq!(
+            serde_json::from_value::<Sender>(json!({})).unwrap().scope,
+            ""
+        );
+    }
+
+    #[test]
+    fn a_sender_serializes_back_to_its_wire_form() {
+        let sender: Sender = serde_json::from_value(json!({"scope": "t3", "id": "x"})).unwrap();
+        let wire = serde_json::to_value(&sender).unwrap();
+        assert_eq!(wire["scope"], "t3");
+        assert_eq!(serde_json::from_value::<Sender>(wire).unwrap(), sender);
+        let odd = Sender {
+            scope: ".anything".into(),
+            ..Default::default()
+        };
+        assert_eq!(serde_json::to_value(&odd).unwrap()["scope"], "");
     }
 }

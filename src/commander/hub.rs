@@ -44,7 +44,9 @@ pub(crate) struct PageClaims {
     pub(crate) assigns: serde_json::Map<String, serde_json::Value>,
     /// This page load: a random number drawn when the page was rendered (never 0 in a token
     /// made by this version; 0 in older ones). Live tokens made for the page carry it, and a
-    /// join accepts only those of its own load (see `live`).
+    /// join accepts only those of its own load (see `live`); the server, not the client,
+    /// tells a page's first join from a rejoin with it: `on_load` runs once per load on a
+    /// node (see `page_channel`).
     #[serde(rename = "l", default)]
     pub(crate) load: u64,
 }

@@ -251,7 +251,7 @@ impl Commanders {
                 }
             }
         }
-        let router = Router::new().channel("tether:page:*", PageChannel { hub: hub.clone() });
+        let router = Router::new().reserved_channel("tether:page:*", PageChannel::new(hub.clone()));
         let route = SocketRoute::new(&hub.config.socket_path, router)
             .max_frame_bytes(hub.config.max_frame_bytes);
         route.connect(move |info| {

@@ -6,7 +6,10 @@
 //! The wire protocol is described once, in `docs/page-channel.md` (included in the
 //! `commander` module docs).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json, value::RawValue};
@@ -32,8 +35,41 @@ use crate::channel::{
 /// Most presence lists one page may show (more in a join are ignored).
 const MAX_LISTS_PER_PAGE: usize = 32;
 
+/// Most page loads a node remembers as joined (see [`SeenLoads`]).
+const MAX_SEEN_LOADS: usize = 65_536;
+
 pub(crate) struct PageChannel {
     pub(crate) hub: Arc<Hub>,
+    /// The page loads that joined this node, so that `on_load` runs once per load.
+    loads: Mutex<SeenLoads>,
+}
+
+/// The `load` nonces (from page tokens) of the page loads that already joined this node, at
+/// most [`MAX_SEEN_LOADS`] (the oldest are forgotten first). Whether `on_load` runs is the
+/// server's decision: the join's `onload` flag can only turn it off (a page that says it
+/// is rejoining), never make it run twice for one load here. This is per node: a reconnect
+/// to another node, a restart, or a load forgotten under the bound may run it again (the
+/// `Commander::on_load` docs say so).
+#[derive(Default)]
+struct SeenLoads {
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
+}
+
+impl SeenLoads {
+    /// Whether `load` is joining this node for the first time (it is remembered from now on).
+    fn first(&mut self, load: u64) -> bool {
+        if !self.seen.insert(load) {
+            return false;
+        }
+        self.order.push_back(load);
+        if self.order.len() > MAX_SEEN_LOADS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        true
+    }
 }
 
 /// What a joined page keeps in its socket: the handle to its task, the task itself, and the
@@ -126,6 +162,24 @@ struct CallReply {
 }
 
 impl PageChannel {
+    pub(crate) fn new(hub: Arc<Hub>) -> PageChannel {
+        PageChannel {
+            hub,
+            loads: Mutex::default(),
+        }
+    }
+
+    /// Whether a join of page load `load` runs `on_load`: the client says it is the page's
+    /// first join, and this node has not seen that load join before.
+    fn runs_on_load(&self, onload: bool, load: u64) -> bool {
+        onload
+            && self
+                .loads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .first(load)
+    }
+
     fn commander(&self, name: &str) -> Option<(&'static str, Arc<dyn DynCommander>)> {
         self.hub
             .commanders
@@ -388,7 +442,7 @@ impl Channel for PageChannel {
         }
         // The task runs once this join has returned: its pushes follow the join reply.
         let _ = handle.0.queue.try_send(Work::Connect {
-            onload: payload.onload,
+            onload: self.runs_on_load(payload.onload, claims.load),
         });
         let task = actix_web::rt::spawn(runtime::run(page, work));
         let queued = Budget::new(Arc::default(), self.hub.config.max_queued_bytes);

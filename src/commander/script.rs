@@ -27,6 +27,8 @@ pub struct PageOptions {
     assigns: Map<String, Value>,
     /// Live regions, in the order given (a later one of the same name wins).
     live: Vec<super::LiveRegion>,
+    /// Event types `tether-on` may listen for beyond the user gestures.
+    events: Vec<String>,
 }
 
 impl PageOptions {
@@ -54,6 +56,26 @@ impl PageOptions {
     pub fn assign(mut self, key: &str, value: impl Serialize) -> PageOptions {
         let value = serde_json::to_value(value).unwrap_or(Value::Null);
         self.assigns.insert(key.to_string(), value);
+        self
+    }
+
+    /// Lets `tether-on` on this page listen for event types beyond the user gestures it
+    /// takes by default (`load`, `error`, `toggle`, a custom event, …), as
+    /// `data-tether-events` on the script tag, which markup inserted later cannot change.
+    /// Any element of the page may then use them, markup the page does not vouch for
+    /// included: keep such markup in `tether-ignore` subtrees, or sanitize it. A type that is
+    /// empty or holds whitespace is ignored.
+    ///
+    /// ```
+    /// use tether::commander::PageOptions;
+    /// let options = PageOptions::new().events(&["load", "app:saved"]);
+    /// # let _ = options;
+    /// ```
+    pub fn events(mut self, types: &[&str]) -> PageOptions {
+        let valid = types
+            .iter()
+            .filter(|t| !t.is_empty() && !t.chars().any(char::is_whitespace));
+        self.events.extend(valid.map(|t| t.to_string()));
         self
     }
 }
@@ -121,8 +143,16 @@ impl Commanders {
             let tokens = Value::Object(tokens).to_string();
             format!(r#" data-tether-live="{}""#, Html::escape(&tokens))
         };
+        let events = if options.events.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r#" data-tether-events="{}""#,
+                Html::escape(&options.events.join(" "))
+            )
+        };
         Html::trusted(format!(
-            r#"<script src="{}" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}"{live} defer></script>"#,
+            r#"<script src="{}" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}"{live}{events} defer></script>"#,
             Html::escape(&src),
             Html::escape(&socket),
             Html::escape(commander),

@@ -355,6 +355,86 @@ describe("tether.js page features in Chromium", { skip: chromiumSkip }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test("markup alone calls no handler: tether-on takes user gestures only, tether-ignore subtrees are not wired", OPTS, async () => {
+    const page = await open();
+    const danger = () => text(page, "#danger");
+    // The post a denylist sanitizer passed (no script, no on*), delivered by broadcast_insert.
+    await page.evaluate(() => Tether.page.run("post", '<img id="evil" src="/nope.png" tether-on="error:danger">'));
+    await waitOn(page, () => { const img = document.querySelector("#evil"); return img && img.complete; }, null, "the image failed");
+    // Any call the error made was sent before this one, and answered before it.
+    const later = await echoed(page, () => page.click("#arg_inline"));
+    assert.deepEqual(later.arg, { n: 1 }, "a normal click handler still works");
+    assert.equal(await danger(), "0", "the image's error called the handler");
+
+    // A tether-ignore subtree: its handlers are not wired, its live region, counter and
+    // presence list are not filled.
+    await page.click("#ignored_click");
+    await page.click("#tally_add");
+    await waitOn(page, () => document.querySelector("#tally").textContent === "tally 1", null, "the live region poked");
+    await waitOn(page, () => document.querySelector("#users").textContent === "1", null, "the live counter");
+    assert.equal(await danger(), "0", "a click in a tether-ignore subtree called the handler");
+    assert.equal(await text(page, "#ignored_tally"), "kept", "a live region in tether-ignore");
+    assert.equal(await text(page, "#ignored_users"), "kept", "a counter in tether-ignore");
+    assert.equal(await page.locator("#ignored_present li").count(), 0, "a presence list in tether-ignore");
+
+    // A type the script tag allows (PageOptions::events) works; another one does not.
+    await page.evaluate(() => {
+      const el = document.createElement("button");
+      el.id = "custom";
+      el.setAttribute("tether-on", "lab:other:danger lab:ping:echo");
+      document.body.append(el);
+    });
+    const custom = await echoed(page, () => page.evaluate(() => {
+      const el = document.querySelector("#custom");
+      el.dispatchEvent(new CustomEvent("lab:other", { bubbles: true }));
+      el.dispatchEvent(new CustomEvent("lab:ping", { bubbles: true }));
+    }));
+    assert.equal(custom.type, "lab:ping");
+    assert.equal(await danger(), "0", "a type the page did not allow called the handler");
+    const expected = /nope\.png|Failed to load resource|"(error|lab:other)" is not a user gesture/;
+    assert.deepEqual(problems.filter((p) => !expected.test(p)), []);
+    assert.ok(problems.some((p) => /"error" is not a user gesture/.test(p)), JSON.stringify(problems));
+  });
+
+  test("forms: password and file fields are not sent unless the form includes them", OPTS, async () => {
+    const page = await open();
+    await page.setInputFiles("#login input[type=file]", { name: "cv.txt", mimeType: "text/plain", buffer: Buffer.from("x") });
+    const plain = await echoed(page, () => page.click("#login_go"));
+    assert.deepEqual(plain.form, { user: "ada" });
+    const opted = await echoed(page, () => page.click("#login_opt_go"));
+    assert.deepEqual(opted.form, { user: "ada", pw: "hunter2" }, "tether-include-passwords");
+    assert.deepEqual(problems, []);
+  });
+
+  test("the sender's scope: the page sends the region's tether-id, the server builds the selector", OPTS, async () => {
+    const page = await open();
+    // What tether.js sends from a shared commander's region.
+    await page.evaluate(() => {
+      window.sentScopes = [];
+      const channel = Tether.page.channel;
+      const push = channel.push.bind(channel);
+      channel.push = (event, payload, timeout) => {
+        if (event === "event") window.sentScopes.push(payload.sender.scope);
+        return push(event, payload, timeout);
+      };
+    });
+    await page.click(".cart >> nth=1 >> .add");
+    await waitOn(page, () => document.querySelectorAll(".cart .total")[1].textContent === "42 #1", null, "the second region updated");
+    assert.equal(await page.evaluate(() => document.querySelectorAll(".cart .total")[0].textContent), "", "only its own region");
+    const sent = await page.evaluate(() => window.sentScopes);
+    const region = await page.evaluate(() => document.querySelectorAll(".cart")[1].getAttribute("tether-id"));
+    assert.deepEqual(sent, [region], "the region's tether-id, not a selector");
+
+    // Forged scopes: a tether-id becomes its selector, anything else no scope at all.
+    const push = (scope) => echoed(page, () => page.evaluate((scope) => {
+      Tether.page.channel.push("event", { handler: "echo", sender: { scope } });
+    }, scope));
+    assert.equal((await push("t7")).scope, '[tether-id="t7"]');
+    assert.equal((await push("*, body")).scope, "");
+    assert.equal((await push('[tether-id="t1"] , body')).scope, "");
+    assert.deepEqual(problems, []);
+  });
+
   test("presence list: kept current in the page without commander code", OPTS, async () => {
     const first = await open();
     const items = (page) => page.evaluate(() => document.querySelectorAll("#present li[data-tether-key]").length);
