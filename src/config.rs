@@ -190,7 +190,7 @@ impl Default for CheckOrigin {
 }
 
 /// `[pubsub]`: in-process by default, Redis when `url` is set.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PubSubConfig {
     /// `redis://…` URL. Env `TETHER_PUBSUB_URL`. `None` means in-process only.
@@ -201,6 +201,22 @@ pub struct PubSubConfig {
     /// The Redis channel the nodes share. Env `TETHER_PUBSUB_CHANNEL`. Defaults to `tether:bus:<16 hex digits>` derived
     /// from `secret_key_base`, so apps with different secrets never share a channel.
     pub channel: Option<String>,
+    /// How old a message on the Redis bus may be (by the clock of the node that sent it),
+    /// in ms: older ones, ones dated more than this in the future, and ones repeating an
+    /// earlier message of the same sending process are dropped as replays. Node clocks
+    /// must agree to well within this. At least 1000.
+    pub replay_window_ms: u64,
+}
+
+impl Default for PubSubConfig {
+    fn default() -> Self {
+        PubSubConfig {
+            url: None,
+            node: None,
+            channel: None,
+            replay_window_ms: 60_000,
+        }
+    }
 }
 
 impl PubSubConfig {
@@ -250,6 +266,23 @@ pub struct PresenceConfig {
     pub leave_grace_ms: u64,
     /// Largest meta, encoded as JSON; a larger `track` or `update` is refused.
     pub max_meta_bytes: usize,
+    /// Largest presence heartbeat on the bus, in bytes (at least 4096): a broadcast
+    /// period's changes that encode larger are sent as several consecutive heartbeats (an
+    /// op larger than this, e.g. with a huge key, travels alone).
+    pub max_heartbeat_bytes: usize,
+    /// Presence updates ([`Presence::update`](crate::presence::Presence::update)) allowed
+    /// per second to one owner (a channel join) in one shard, with bursts of twice that; an
+    /// update over the budget fails with `TrackError::RateLimited` and changes nothing.
+    pub max_updates_per_s: u32,
+    /// A connection whose join is younger than this gets no leave grace (its entries leave
+    /// at once when it drops): rapid connect-join-drop cycles cannot pile up entries.
+    pub grace_min_age_ms: u64,
+    /// Entries waiting out the leave grace on one topic (per node), at most; a drop beyond
+    /// it leaves at once.
+    pub max_grace_per_topic: usize,
+    /// Entries of one key waiting out the leave grace on one topic (per node), at most; a
+    /// drop beyond it leaves at once.
+    pub max_grace_per_key: usize,
 }
 
 impl Default for PresenceConfig {
@@ -263,6 +296,11 @@ impl Default for PresenceConfig {
             coalesce_ms: 50,
             leave_grace_ms: 0,
             max_meta_bytes: 4096,
+            max_heartbeat_bytes: 65_536,
+            max_updates_per_s: 10,
+            grace_min_age_ms: 5_000,
+            max_grace_per_topic: 1_000,
+            max_grace_per_key: 8,
         }
     }
 }
@@ -549,6 +587,15 @@ impl Config {
                 "presence.permdown_period_ms",
                 "must be greater than presence.down_period_ms",
             );
+        }
+        if p.max_heartbeat_bytes < 4096 {
+            return invalid("presence.max_heartbeat_bytes", "must be at least 4096");
+        }
+        if p.max_updates_per_s == 0 {
+            return invalid("presence.max_updates_per_s", "must be greater than zero");
+        }
+        if self.pubsub.replay_window_ms < 1000 {
+            return invalid("pubsub.replay_window_ms", "must be at least 1000");
         }
         Ok(())
     }

@@ -34,6 +34,8 @@ pub(super) struct Shard {
     pub(super) graces: super::grace::Graces,
     /// When each topic's window ends (adaptive, see `pacing`).
     pub(super) pacer: Pacer,
+    /// Update budgets of the owners that updated lately.
+    pub(super) budgets: super::budget::Budgets,
 }
 
 impl Shard {
@@ -148,6 +150,7 @@ mod tests {
             dirty: IndexSet::new(),
             graces: Default::default(),
             pacer: Pacer::new(50),
+            budgets: Default::default(),
         }
     }
 
