@@ -1386,8 +1386,9 @@ async fn replayed_messages_of_a_previous_run_do_not_black_out_the_restarted_node
 const MAX_HEARTBEAT_BYTES: usize = 65_536;
 
 /// Connects as `user` to the lobby on `port` and sends `update_status` with a ~3.9 KB
-/// status, 50 at a time, until `until`; returns (ok replies, error replies).
-async fn flood_status(port: u16, user: &str, until: Instant) -> (usize, usize) {
+/// status, 50 at a time, until `until`; returns (ok replies, error replies) and the
+/// client, still connected.
+async fn flood_status(port: u16, user: &str, until: Instant) -> (usize, usize, Client) {
     let url = format!("ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0&user_id={user}");
     let mut client = Client::connect(&url).await;
     let (join_ref, frame) = client.join(LOBBY, json!({})).await;
@@ -1429,7 +1430,34 @@ async fn flood_status(port: u16, user: &str, until: Instant) -> (usize, usize) {
             }
         }
     }
-    (ok, errors)
+    (ok, errors, client)
+}
+
+/// Connects as `user` to the lobby on `port` and sets two ~3.9 KB statuses in a row (the
+/// last one `"<user> last …"`), both accepted; returns the client, still connected.
+async fn two_statuses(port: u16, user: String) -> Client {
+    let url = format!("ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0&user_id={user}");
+    let mut client = Client::connect(&url).await;
+    let (join_ref, frame) = client.join(LOBBY, json!({})).await;
+    reply(&frame, "ok");
+    for which in ["first", "last"] {
+        let status = format!("{user} {which} {}", "y".repeat(3_900));
+        let msg_ref = client.next_ref();
+        client
+            .send(
+                Some(&join_ref),
+                &msg_ref,
+                LOBBY,
+                "update_status",
+                json!({ "status": status }),
+            )
+            .await;
+        let frame = client
+            .recv_until(|f| f[3] == "phx_reply" && f[1] == msg_ref.as_str())
+            .await;
+        reply(&frame, "ok");
+    }
+    client
 }
 
 #[tokio::test]
@@ -1448,6 +1476,11 @@ async fn flooded_presence_updates_keep_bus_messages_capped_and_lose_no_shout() {
     let flooders: Vec<_> = (0..4)
         .map(|n| tokio::spawn(async move { flood_status(port, &format!("f{n}"), until).await }))
         .collect();
+    // Meanwhile 30 clients on a set large statuses at once (within their budget): together
+    // more than one heartbeat may carry.
+    let setters: Vec<_> = (0..30)
+        .map(|n| tokio::spawn(two_statuses(port, format!("s{n}"))))
+        .collect();
     let mut bodies = Vec::new();
     for round in 0..20 {
         for (who, member) in [("a", &mut alice), ("b", &mut bob)] {
@@ -1459,10 +1492,15 @@ async fn flooded_presence_updates_keep_bus_messages_capped_and_lose_no_shout() {
         tokio::join!(alice.drain_until(pace), bob.drain_until(pace));
     }
     let (mut ok, mut errors) = (0, 0);
+    let mut clients = Vec::new();
     for flooder in flooders {
-        let (o, e) = flooder.await.unwrap();
+        let (o, e, client) = flooder.await.unwrap();
         ok += o;
         errors += e;
+        clients.push(client);
+    }
+    for setter in setters {
+        clients.push(setter.await.unwrap());
     }
     eprintln!("flood: {ok} updates applied, {errors} refused");
     // Every shout reaches both nodes' members, once.
