@@ -274,8 +274,9 @@ pub struct PresenceConfig {
     /// per second to one owner (a channel join) in one shard, with bursts of twice that; an
     /// update over the budget fails with `TrackError::RateLimited` and changes nothing.
     pub max_updates_per_s: u32,
-    /// A connection whose join is younger than this gets no leave grace (its entries leave
-    /// at once when it drops): rapid connect-join-drop cycles cannot pile up entries.
+    /// An entry tracked less than this before its connection (or page) dropped gets no
+    /// leave grace (it leaves at once): rapid connect-join-drop cycles cannot pile up
+    /// entries. An entry adopted from the grace keeps its age.
     pub grace_min_age_ms: u64,
     /// Entries waiting out the leave grace on one topic (per node), at most; a drop beyond
     /// it leaves at once.

@@ -654,6 +654,15 @@ async fn rapid_connect_join_drop_cycles_do_not_leave_keys_in_grace() {
     }
     // Without the bound every one of them would stay visible for 30 s.
     until_users(&presence, topic, "the young joins to leave", |n| n == 1).await;
+    // The same for owners that are not channel joins (a commander's pages).
+    for n in 0..100 {
+        let owner = OwnerId(1_000_000 + n);
+        presence
+            .track_owner(topic, owner, &format!("page{n}"), json!({}))
+            .unwrap();
+        presence.leave_owner(topic, owner, None);
+    }
+    assert_eq!(presence.count_users(topic), 1);
 
     // Old enough joins get the grace, but at most 20 wait on the topic.
     let mut clients = Vec::new();

@@ -12,9 +12,10 @@
 //!
 //! # Bounds
 //!
-//! The grace holds entries without a socket, so it is bounded: a join younger than
-//! `presence.grace_min_age_ms` (5 s) gets no grace at all (rapid connect-join-drop cycles
-//! leave at once), and at most `presence.max_grace_per_topic` entries per topic and
+//! The grace holds entries without a socket, so it is bounded: an entry tracked less than
+//! `presence.grace_min_age_ms` (5 s) before its owner dropped gets no grace at all (rapid
+//! connect-join-drop cycles leave at once; an entry adopted from the grace keeps its age),
+//! and at most `presence.max_grace_per_topic` entries per topic and
 //! `presence.max_grace_per_key` per key (on one topic) wait on this node; a drop beyond
 //! either leaves at once. The presence layer does not know a connection's remote address
 //! (the transport does, and it never reaches a channel's socket), so there is no cap per
@@ -25,7 +26,31 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use super::{OwnerId, Presence, SHARDS, tracker::TrackError};
+use super::{OwnerId, Presence, SHARDS, shard::Shard, tracker::TrackError};
+
+/// Entries of one shard tracked lately: (topic, owner, key) -> when (the presence clock's
+/// ms). Only entries younger than `presence.grace_min_age_ms` are kept (pruned every
+/// broadcast period), so its size is what the shard tracked in that time.
+#[derive(Default)]
+pub(super) struct Young {
+    tracked: HashMap<(Arc<str>, u64, String), u64>,
+}
+
+impl Young {
+    /// Whether `owner`'s entry of `key` on `topic` was tracked less than `min_age` before
+    /// `now`; forgets it either way.
+    fn take(&mut self, topic: &str, owner: u64, key: &str, now: u64, min_age: u64) -> bool {
+        self.tracked
+            .remove(&(Arc::<str>::from(topic), owner, key.to_string()))
+            .is_some_and(|at| now.saturating_sub(at) < min_age)
+    }
+
+    /// Forgets the entries tracked `min_age` or longer before `now`.
+    pub(super) fn forget_older(&mut self, now: u64, min_age: u64) {
+        self.tracked
+            .retain(|_, at| now.saturating_sub(*at) < min_age);
+    }
+}
 
 /// Entries waiting out their grace in one shard: (topic, key) → (owner, deadline in the
 /// presence clock's ms), oldest first.
@@ -116,6 +141,16 @@ impl Presence {
         self.inner.config.leave_grace_ms
     }
 
+    /// Notes that `owner` just tracked `key` on `topic` (a young entry gets no grace).
+    pub(super) fn note_young(&self, shard: &mut Shard, topic: &str, owner: OwnerId, key: &str) {
+        if self.grace_ms() > 0 && self.inner.config.grace_min_age_ms > 0 {
+            shard
+                .young
+                .tracked
+                .insert((topic.into(), owner.0, key.to_string()), self.now_ms());
+        }
+    }
+
     /// `owner`'s connection is gone: untracks what it tracks on `topic` (only `key`, if
     /// given) after `[presence] leave_grace_ms`, unless the same key is tracked again on
     /// `topic` on this node meanwhile (see the module docs). Without a grace, at once.
@@ -144,7 +179,9 @@ impl Presence {
             self.commit(shard, changes);
             return;
         }
-        let deadline = self.now_ms().saturating_add(grace);
+        let now = self.now_ms();
+        let deadline = now.saturating_add(grace);
+        let min_age = self.inner.config.grace_min_age_ms;
         let caps = Caps {
             per_topic: self.inner.config.max_grace_per_topic,
             per_key: self.inner.config.max_grace_per_key,
@@ -152,11 +189,13 @@ impl Presence {
         let topic_arc: Arc<str> = topic.into();
         let mut changes = Vec::new();
         for key in keys {
-            if !shard
-                .graces
-                .hold(topic_arc.clone(), key.clone(), owner.0, deadline, caps)
+            let young = shard.young.take(topic, owner.0, &key, now, min_age);
+            if young
+                || !shard
+                    .graces
+                    .hold(topic_arc.clone(), key.clone(), owner.0, deadline, caps)
             {
-                // Over a cap: this entry leaves now.
+                // Tracked moments ago, or over a cap: this entry leaves now.
                 changes.extend(
                     shard
                         .tracker

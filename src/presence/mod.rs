@@ -185,18 +185,14 @@ struct JoinGuard {
     left: Arc<AtomicBool>,
     topic: Arc<str>,
     owner: SubscriberId,
-    /// When the join tracked or subscribed (the presence clock's ms).
-    joined_at: u64,
 }
 
 impl Drop for JoinGuard {
     fn drop(&mut self) {
         let presence = &self.presence;
-        // A client that left is gone at once; a lost connection waits out the leave grace,
-        // unless it was young (see `grace`).
-        let young = presence.now_ms().saturating_sub(self.joined_at)
-            < presence.inner.config.grace_min_age_ms;
-        let grace = if self.left.load(Ordering::Acquire) || young {
+        // A client that left is gone at once; a lost connection waits out the leave grace
+        // (none for entries tracked moments ago, see `grace`).
+        let grace = if self.left.load(Ordering::Acquire) {
             0
         } else {
             presence.grace_ms()
@@ -253,6 +249,7 @@ impl Presence {
                     graces: Default::default(),
                     pacer: pacing::Pacer::new(config.coalesce_ms),
                     budgets: Default::default(),
+                    young: Default::default(),
                 })
             })
             .collect();
@@ -369,7 +366,6 @@ impl Presence {
             presence: self.clone(),
             topic: topic.into(),
             owner,
-            joined_at: self.now_ms(),
         });
         Ok(())
     }
@@ -398,6 +394,7 @@ impl Presence {
         }
         let mut shard = self.shard(topic);
         let changes = shard.tracker.track(topic, owner.0, key, meta)?;
+        self.note_young(&mut shard, topic, owner, key);
         self.commit(shard, changes);
         Ok(())
     }
@@ -490,7 +487,6 @@ impl Presence {
             presence: self.clone(),
             topic,
             owner,
-            joined_at: self.now_ms(),
         });
     }
 

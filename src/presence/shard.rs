@@ -36,6 +36,9 @@ pub(super) struct Shard {
     pub(super) pacer: Pacer,
     /// Update budgets of the owners that updated lately.
     pub(super) budgets: super::budget::Budgets,
+    /// Entries tracked less than `presence.grace_min_age_ms` ago (when), which get no leave
+    /// grace; pruned every broadcast period.
+    pub(super) young: super::grace::Young,
 }
 
 impl Shard {
@@ -151,6 +154,7 @@ mod tests {
             graces: Default::default(),
             pacer: Pacer::new(50),
             budgets: Default::default(),
+            young: Default::default(),
         }
     }
 
