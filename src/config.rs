@@ -825,4 +825,35 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn the_gossip_bounds_have_defaults_and_are_validated() {
+        let secret = format!("[endpoint]\nsecret_key_base = \"{}\"\n", "k".repeat(64));
+        for (toml, key) in [
+            (
+                "[presence]\nmax_heartbeat_bytes = 100",
+                "presence.max_heartbeat_bytes",
+            ),
+            (
+                "[presence]\nmax_updates_per_s = 0",
+                "presence.max_updates_per_s",
+            ),
+            ("[pubsub]\nreplay_window_ms = 10", "pubsub.replay_window_ms"),
+        ] {
+            let err = Config::from_toml_str(&format!("{secret}{toml}")).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let config = Config::from_toml_str(&secret).unwrap();
+        assert_eq!(config.pubsub.replay_window_ms, 60_000);
+        let p = &config.presence;
+        assert_eq!(
+            (
+                p.max_heartbeat_bytes,
+                p.max_updates_per_s,
+                p.grace_min_age_ms
+            ),
+            (65_536, 10, 5_000)
+        );
+        assert_eq!((p.max_grace_per_topic, p.max_grace_per_key), (1_000, 8));
+    }
 }
