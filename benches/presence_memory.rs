@@ -101,8 +101,12 @@ fn since(a: Snap, b: Snap) -> Snap {
     }
 }
 
+/// The defaults, with heartbeats not split: the whole log travels in one.
 fn periods() -> PresenceConfig {
-    PresenceConfig::default()
+    PresenceConfig {
+        max_heartbeat_bytes: usize::MAX,
+        ..PresenceConfig::default()
+    }
 }
 
 fn meta() -> Map<String, Value> {
@@ -149,7 +153,9 @@ fn measure(shape: &str, count: usize, place: impl Fn(usize) -> (String, String))
     let track_ns = t0.elapsed().as_nanos() as f64 / count as f64;
     let with_log = snap();
 
-    let gossip = origin.heartbeat();
+    let mut messages = origin.heartbeat();
+    assert_eq!(messages.len(), 1, "one heartbeat");
+    let gossip = messages.remove(0);
     let mut mirror = Tracker::new(
         ReplicaId {
             name: "bench@mirror#0".into(),

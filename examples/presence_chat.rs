@@ -11,7 +11,8 @@
 //!   `{"online_at": "<unix seconds>"}` and receives `presence_state`, then `presence_diff`s.
 //!   `shout` broadcasts its payload to the room; `update_status` `{"status": s}` updates the
 //!   caller's meta (an error reply, and no change, if the meta would exceed
-//!   `presence.max_meta_bytes`).
+//!   `presence.max_meta_bytes` or the caller updates more often than
+//!   `presence.max_updates_per_s`).
 //! - `GET /?name=Alice` serves the page (tether.js and its Presence client).
 
 mod support;
@@ -74,7 +75,8 @@ impl Channel for Room {
                 });
                 match updated {
                     Ok(()) => Ok(Reply::ok()),
-                    // e.g. a status that makes the meta larger than presence.max_meta_bytes
+                    // e.g. a status that makes the meta larger than presence.max_meta_bytes,
+                    // or too many updates (presence.max_updates_per_s)
                     Err(err) => Ok(Reply::Error(json!({"reason": err.to_string()}))),
                 }
             }

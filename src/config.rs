@@ -331,7 +331,7 @@ impl Default for CheckOrigin {
 }
 
 /// `[pubsub]`: in-process by default, Redis when `url` is set.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PubSubConfig {
     /// `redis://…` URL. Env `TETHER_PUBSUB_URL`. `None` means in-process only.
@@ -342,6 +342,22 @@ pub struct PubSubConfig {
     /// The Redis channel the nodes share. Env `TETHER_PUBSUB_CHANNEL`. Defaults to `tether:bus:<16 hex digits>` derived
     /// from `secret_key_base`, so apps with different secrets never share a channel.
     pub channel: Option<String>,
+    /// How old a message on the Redis bus may be (by the clock of the node that sent it),
+    /// in ms: older ones, ones dated more than this in the future, and ones repeating an
+    /// earlier message of the same sending process are dropped as replays. Node clocks
+    /// must agree to well within this. At least 1000.
+    pub replay_window_ms: u64,
+}
+
+impl Default for PubSubConfig {
+    fn default() -> Self {
+        PubSubConfig {
+            url: None,
+            node: None,
+            channel: None,
+            replay_window_ms: 60_000,
+        }
+    }
 }
 
 impl PubSubConfig {
@@ -391,6 +407,24 @@ pub struct PresenceConfig {
     pub leave_grace_ms: u64,
     /// Largest meta, encoded as JSON; a larger `track` or `update` is refused.
     pub max_meta_bytes: usize,
+    /// Largest presence heartbeat on the bus, in bytes (at least 4096): a broadcast
+    /// period's changes that encode larger are sent as several consecutive heartbeats (an
+    /// op larger than this, e.g. with a huge key, travels alone).
+    pub max_heartbeat_bytes: usize,
+    /// Presence updates ([`Presence::update`](crate::presence::Presence::update)) allowed
+    /// per second to one owner (a channel join) in one shard, with bursts of twice that; an
+    /// update over the budget fails with `TrackError::RateLimited` and changes nothing.
+    pub max_updates_per_s: u32,
+    /// An entry tracked less than this before its connection (or page) dropped gets no
+    /// leave grace (it leaves at once): rapid connect-join-drop cycles cannot pile up
+    /// entries. An entry adopted from the grace keeps its age.
+    pub grace_min_age_ms: u64,
+    /// Entries waiting out the leave grace on one topic (per node), at most; a drop beyond
+    /// it leaves at once.
+    pub max_grace_per_topic: usize,
+    /// Entries of one key waiting out the leave grace on one topic (per node), at most; a
+    /// drop beyond it leaves at once.
+    pub max_grace_per_key: usize,
 }
 
 impl Default for PresenceConfig {
@@ -404,6 +438,11 @@ impl Default for PresenceConfig {
             coalesce_ms: 50,
             leave_grace_ms: 0,
             max_meta_bytes: 4096,
+            max_heartbeat_bytes: 65_536,
+            max_updates_per_s: 10,
+            grace_min_age_ms: 5_000,
+            max_grace_per_topic: 1_000,
+            max_grace_per_key: 8,
         }
     }
 }
@@ -765,6 +804,15 @@ impl Config {
                 "must be greater than presence.down_period_ms",
             );
         }
+        if p.max_heartbeat_bytes < 4096 {
+            return invalid("presence.max_heartbeat_bytes", "must be at least 4096");
+        }
+        if p.max_updates_per_s == 0 {
+            return invalid("presence.max_updates_per_s", "must be greater than zero");
+        }
+        if self.pubsub.replay_window_ms < 1000 {
+            return invalid("pubsub.replay_window_ms", "must be at least 1000");
+        }
         Ok(())
     }
 }
@@ -1061,5 +1109,36 @@ mod tests {
             err.to_string().contains("/nonexistent/tether.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_gossip_bounds_have_defaults_and_are_validated() {
+        let secret = format!("[endpoint]\nsecret_key_base = \"{}\"\n", "k".repeat(64));
+        for (toml, key) in [
+            (
+                "[presence]\nmax_heartbeat_bytes = 100",
+                "presence.max_heartbeat_bytes",
+            ),
+            (
+                "[presence]\nmax_updates_per_s = 0",
+                "presence.max_updates_per_s",
+            ),
+            ("[pubsub]\nreplay_window_ms = 10", "pubsub.replay_window_ms"),
+        ] {
+            let err = Config::from_toml_str(&format!("{secret}{toml}")).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let config = Config::from_toml_str(&secret).unwrap();
+        assert_eq!(config.pubsub.replay_window_ms, 60_000);
+        let p = &config.presence;
+        assert_eq!(
+            (
+                p.max_heartbeat_bytes,
+                p.max_updates_per_s,
+                p.grace_min_age_ms
+            ),
+            (65_536, 10, 5_000)
+        );
+        assert_eq!((p.max_grace_per_topic, p.max_grace_per_key), (1_000, 8));
     }
 }

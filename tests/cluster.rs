@@ -1104,8 +1104,9 @@ struct Envelope {
 
 impl Envelope {
     fn parse(bytes: &[u8]) -> Envelope {
-        let head = bytes[..41].to_vec();
-        let mut at = 41;
+        // Version, MAC, instance, counter, time.
+        let head = bytes[..57].to_vec();
+        let mut at = 57;
         let mut text = || {
             let len = usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
             let s = String::from_utf8(bytes[at + 2..at + 2 + len].to_vec()).unwrap();
@@ -1122,7 +1123,7 @@ impl Envelope {
         }
     }
 
-    /// The same head (version, MAC, instance) around another node, topic and payload: what
+    /// The same head (version, MAC, instance, counter, time) around another node, topic and payload: what
     /// an attacker who copied a genuine message can build.
     fn forge(&self, node: &str, topic: &str, payload: &[u8]) -> Vec<u8> {
         let mut out = self.head.clone();
@@ -1241,6 +1242,300 @@ async fn two_processes_with_one_node_name_are_reported() {
     assert!(
         cluster.nodes["a"].wait_stderr(needle, CONVERGE),
         "the first process did not report the second"
+    );
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Issue 21, N6: genuine messages of a node's previous run, published again after the
+// permdown period since its restart, neither hide the live node nor bring back ghosts.
+
+/// Every message on the bus, as published, from when it is called until the returned
+/// task is aborted.
+async fn capture_bus(
+    redis: &Redis,
+    channel: &str,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut sniffer = client.get_async_pubsub().await.unwrap();
+    sniffer.subscribe(channel).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut messages = sniffer.into_on_message();
+        while let Some(message) = messages.next().await {
+            into.lock()
+                .unwrap()
+                .push(message.get_payload_bytes().to_vec());
+        }
+    });
+    (seen, task)
+}
+
+fn bus_channel() -> String {
+    // The examples run with TETHER_SECRET_KEY_BASE = "s" x 64 and no [pubsub] channel.
+    tether::pubsub::BusIdentity::derive("s".repeat(64).as_bytes(), None)
+        .channel()
+        .to_string()
+}
+
+#[tokio::test]
+async fn replayed_messages_of_a_previous_run_do_not_black_out_the_restarted_node() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::start("presence_chat", &["b"], FAST);
+    let channel = bus_channel();
+    // Everything node a says in its first run is copied, as an attacker with PUBLISH and
+    // SUBSCRIBE on the Redis server could.
+    let (captured, sniffer) = capture_bus(&cluster.redis, &channel).await;
+    cluster.start_node("a");
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a (run 1)").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    converge(&mut [&mut alice, &mut bob], &[("alice", 1), ("bob", 1)]).await;
+    let old_alice = bob.view.refs_of("alice");
+    // The copy holds alice's join (b has seen it, so it went over the bus).
+    let deadline = Instant::now() + CONVERGE;
+    while !captured
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.windows(13).any(|w| w == br#""key":"alice""#))
+    {
+        assert!(Instant::now() < deadline, "alice's join was not captured");
+        bob.drain_until(Instant::now() + ms(BROADCAST_MS)).await;
+    }
+    sniffer.abort();
+    let replay: Vec<Vec<u8>> = captured.lock().unwrap().clone();
+
+    // Node a restarts (a new incarnation); alice reconnects to it.
+    cluster.node("a").kill();
+    drop(alice);
+    let restarted = Instant::now();
+    cluster.start_node("a");
+    let mut alice2 = Member::join(cluster.port("a"), "alice", "alice@a (run 2)").await;
+    all_until(
+        &mut [&mut alice2, &mut bob],
+        "run 2's alice only",
+        CONVERGE,
+        |v| v.is(&[("alice", 1), ("bob", 1)]) && v.refs_of("alice").is_disjoint(&old_alice),
+    )
+    .await;
+    assert_same_refs(&[&mut alice2, &mut bob]);
+    let live_alice = bob.view.refs_of("alice");
+    assert!(live_alice.is_disjoint(&old_alice));
+    // Pacing: past the permdown period since the restart, b has forgotten run 1 (the
+    // period is what is under test).
+    let forgotten = restarted + ms(PERMDOWN_MS + 4 * BROADCAST_MS);
+    bob.drain_until(forgotten).await;
+    alice2.drain_until(Instant::now()).await;
+
+    // Run 1's messages, published again, in order.
+    let replayed_at = Instant::now();
+    let client = redis::Client::open(cluster.redis.url()).unwrap();
+    let mut publisher = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..3 {
+        for message in &replay {
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(message.as_slice())
+                .query_async(&mut publisher)
+                .await
+                .unwrap();
+        }
+    }
+    // Several down periods: b keeps showing the live alice, and never the old one.
+    let quiet = Instant::now() + ms(3 * DOWN_MS);
+    tokio::join!(bob.drain_until(quiet), alice2.drain_until(quiet));
+    for member in [&bob, &alice2] {
+        let after: Vec<&Event> = member
+            .events
+            .iter()
+            .filter(|(t, _)| *t >= replayed_at)
+            .map(|(_, e)| e)
+            .collect();
+        assert!(
+            after.is_empty(),
+            "{}: the replay changed the view: {after:?}",
+            member.label
+        );
+    }
+    assert!(bob.view.is(&[("alice", 1), ("bob", 1)]), "{:?}", bob.view);
+    assert_eq!(bob.view.refs_of("alice"), live_alice);
+    // Node a is not blacked out on b: a new join on it shows there.
+    let mut carol = Member::join(cluster.port("a"), "carol", "carol@a").await;
+    converge(
+        &mut [&mut alice2, &mut bob, &mut carol],
+        &[("alice", 1), ("bob", 1), ("carol", 1)],
+    )
+    .await;
+    assert_no_anomalies(&[&mut alice2, &mut bob, &mut carol]);
+    assert!(
+        cluster.nodes["b"].wait_stderr("dropped a replayed or stale message", CONVERGE),
+        "node b did not report the replay"
+    );
+    cluster.assert_no_panic();
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. Issue 21, N7: clients flooding presence updates neither overflow the bus nor cost
+// other traffic: no message on the bus exceeds the heartbeat cap and every shout arrives.
+
+/// Default `presence.max_heartbeat_bytes`.
+const MAX_HEARTBEAT_BYTES: usize = 65_536;
+
+/// Connects as `user` to the lobby on `port` and sends `update_status` with a ~3.9 KB
+/// status, 50 at a time, until `until`; returns (ok replies, error replies) and the
+/// client, still connected.
+async fn flood_status(port: u16, user: &str, until: Instant) -> (usize, usize, Client) {
+    let url = format!("ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0&user_id={user}");
+    let mut client = Client::connect(&url).await;
+    let (join_ref, frame) = client.join(LOBBY, json!({})).await;
+    reply(&frame, "ok");
+    let status = "x".repeat(3_900);
+    let (mut ok, mut errors) = (0, 0);
+    while Instant::now() < until {
+        let mut waiting = BTreeSet::new();
+        for _ in 0..50 {
+            let msg_ref = client.next_ref();
+            client
+                .send(
+                    Some(&join_ref),
+                    &msg_ref,
+                    LOBBY,
+                    "update_status",
+                    json!({ "status": status }),
+                )
+                .await;
+            waiting.insert(msg_ref);
+        }
+        while !waiting.is_empty() {
+            let frame = client.recv().await;
+            let answered =
+                frame[3] == "phx_reply" && frame[1].as_str().is_some_and(|r| waiting.remove(r));
+            if answered {
+                match frame[4]["status"].as_str() {
+                    Some("ok") => ok += 1,
+                    _ => {
+                        assert!(
+                            frame[4]["response"]["reason"]
+                                .as_str()
+                                .is_some_and(|r| r.contains("too many")),
+                            "{frame}"
+                        );
+                        errors += 1
+                    }
+                }
+            }
+        }
+    }
+    (ok, errors, client)
+}
+
+/// Connects as `user` to the lobby on `port` and sets two ~3.9 KB statuses in a row (the
+/// last one `"<user> last …"`), both accepted; returns the client, still connected.
+async fn two_statuses(port: u16, user: String) -> Client {
+    let url = format!("ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0&user_id={user}");
+    let mut client = Client::connect(&url).await;
+    let (join_ref, frame) = client.join(LOBBY, json!({})).await;
+    reply(&frame, "ok");
+    for which in ["first", "last"] {
+        let status = format!("{user} {which} {}", "y".repeat(3_900));
+        let msg_ref = client.next_ref();
+        client
+            .send(
+                Some(&join_ref),
+                &msg_ref,
+                LOBBY,
+                "update_status",
+                json!({ "status": status }),
+            )
+            .await;
+        let frame = client
+            .recv_until(|f| f[3] == "phx_reply" && f[1] == msg_ref.as_str())
+            .await;
+        reply(&frame, "ok");
+    }
+    client
+}
+
+#[tokio::test]
+async fn flooded_presence_updates_keep_bus_messages_capped_and_lose_no_shout() {
+    let _serial = serial().await;
+    let cluster = Cluster::start("presence_chat", &["a", "b"], FAST);
+    let channel = bus_channel();
+    let (captured, sniffer) = capture_bus(&cluster.redis, &channel).await;
+    let mut alice = Member::join(cluster.port("a"), "alice", "alice@a").await;
+    let mut bob = Member::join(cluster.port("b"), "bob", "bob@b").await;
+    converge(&mut [&mut alice, &mut bob], &[("alice", 1), ("bob", 1)]).await;
+
+    // Four clients on a flood updates for 3 s while alice and bob shout across nodes.
+    let until = Instant::now() + ms(3_000);
+    let port = cluster.port("a");
+    let flooders: Vec<_> = (0..4)
+        .map(|n| tokio::spawn(async move { flood_status(port, &format!("f{n}"), until).await }))
+        .collect();
+    // Meanwhile 30 clients on a set large statuses at once (within their budget): together
+    // more than one heartbeat may carry.
+    let setters: Vec<_> = (0..30)
+        .map(|n| tokio::spawn(two_statuses(port, format!("s{n}"))))
+        .collect();
+    let mut bodies = Vec::new();
+    for round in 0..20 {
+        for (who, member) in [("a", &mut alice), ("b", &mut bob)] {
+            let body = format!("shout {round} from {who}");
+            member.shout(&body).await;
+            bodies.push(body);
+        }
+        let pace = Instant::now() + ms(BROADCAST_MS);
+        tokio::join!(alice.drain_until(pace), bob.drain_until(pace));
+    }
+    let (mut ok, mut errors) = (0, 0);
+    let mut clients = Vec::new();
+    for flooder in flooders {
+        let (o, e, client) = flooder.await.unwrap();
+        ok += o;
+        errors += e;
+        clients.push(client);
+    }
+    for setter in setters {
+        clients.push(setter.await.unwrap());
+    }
+    eprintln!("flood: {ok} updates applied, {errors} refused");
+    // Every shout reaches both nodes' members, once.
+    let deadline = Instant::now() + CONVERGE;
+    for body in &bodies {
+        await_shout(&mut [&mut alice, &mut bob], body, deadline).await;
+    }
+    for member in [&alice, &bob] {
+        for body in &bodies {
+            assert_eq!(member.shouts_of(body), 1, "{}: {body}", member.label);
+        }
+    }
+    // The flooders' presences converged (they are still connected or left cleanly: the
+    // channel answered errors, it did not crash).
+    all_until(
+        &mut [&mut alice, &mut bob],
+        "alice and bob",
+        CONVERGE,
+        |v| v.refs_of("alice").len() == 1 && v.refs_of("bob").len() == 1,
+    )
+    .await;
+    sniffer.abort();
+    let captured = captured.lock().unwrap();
+    let largest = captured.iter().map(Vec::len).max().unwrap_or(0);
+    eprintln!(
+        "bus: {} messages, the largest {largest} bytes",
+        captured.len()
+    );
+    assert!(
+        largest <= MAX_HEARTBEAT_BYTES,
+        "a bus message of {largest} bytes (cap {MAX_HEARTBEAT_BYTES})"
+    );
+    assert!(
+        errors > 0,
+        "the updates were not rate limited ({ok} applied)"
     );
     cluster.assert_no_panic();
 }

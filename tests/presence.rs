@@ -598,3 +598,95 @@ async fn a_slow_hook_never_makes_its_node_look_down_to_peers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits (bounded by [`WAIT`]) until `topic` has `users` keys on `presence`.
+async fn until_users(presence: &Presence, topic: &str, what: &str, pred: impl Fn(usize) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let users = presence.count_users(topic);
+        if pred(users) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {users} keys on {topic}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Issue 21, N12: the leave grace holds presences without sockets, so it is bounded: a
+/// young join gets none (rapid connect-join-drop cycles do not pile up keys) and the held
+/// entries are capped per topic.
+#[tokio::test]
+async fn rapid_connect_join_drop_cycles_do_not_leave_keys_in_grace() {
+    let mut config = test_config();
+    config.presence = PresenceConfig {
+        leave_grace_ms: 30_000,
+        grace_min_age_ms: 1_000,
+        max_grace_per_topic: 20,
+        ..settings(20)
+    };
+    let server = TestServer::start_with(config, move |builder| {
+        let room = Room {
+            presence: builder.presence(),
+        };
+        builder.socket(SocketRoute::new(
+            "/socket",
+            Router::new().channel("room:*", room),
+        ))
+    });
+    let presence = server.endpoint.presence().clone();
+    let topic = "room:grace";
+    let mut watcher = server.client("").await;
+    watcher
+        .join(topic, json!({"key": "watcher", "listen": false}))
+        .await;
+    // 300 connections, each joined under its own key and dropped (no phx_leave: a lost
+    // connection, which is what the grace is for) at once.
+    for n in 0..300 {
+        let mut client = server.client("").await;
+        let (_, reply_frame) = client
+            .join(topic, json!({"key": format!("k{n}"), "listen": false}))
+            .await;
+        reply(&reply_frame, "ok");
+        drop(client);
+    }
+    // Without the bound every one of them would stay visible for 30 s.
+    until_users(&presence, topic, "the young joins to leave", |n| n == 1).await;
+    // The same for owners that are not channel joins (a commander's pages).
+    for n in 0..100 {
+        let owner = OwnerId(1_000_000 + n);
+        presence
+            .track_owner(topic, owner, &format!("page{n}"), json!({}))
+            .unwrap();
+        presence.leave_owner(topic, owner, None);
+    }
+    assert_eq!(presence.count_users(topic), 1);
+
+    // Old enough joins get the grace, but at most 20 wait on the topic.
+    let mut clients = Vec::new();
+    for n in 0..60 {
+        let mut client = server.client("").await;
+        client
+            .join(topic, json!({"key": format!("old{n}"), "listen": false}))
+            .await;
+        clients.push(client);
+    }
+    until_users(&presence, topic, "60 joins", |n| n == 61).await;
+    // Pacing: the age of the joins is what is under test.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    drop(clients);
+    until_users(
+        &presence,
+        topic,
+        "all but the capped graces to leave",
+        |n| n == 21,
+    )
+    .await;
+    // A joiner sees the watcher and the 20 entries in grace, nothing more.
+    let mut joiner = server.client("").await;
+    joiner.join(topic, json!({"key": "joiner"})).await;
+    let state = presence_frame(&mut joiner).await;
+    assert_eq!(state[4].as_object().map(|m| m.len()), Some(22), "{state}");
+}

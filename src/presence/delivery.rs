@@ -29,7 +29,7 @@ impl Presence {
                 match next {
                     Some(due) => {
                         let at = self.inner.epoch + Duration::from_millis(due);
-                        tokio::time::sleep_until(at.into()).await
+                        tokio::time::sleep_until(at).await
                     }
                     None => std::future::pending().await,
                 }

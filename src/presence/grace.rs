@@ -10,29 +10,98 @@
 //! count go up by one, then back — never the key leaving. (Without a shared `phx_ref` the two
 //! entries cannot be merged into one; that would need the client to name its old entry.)
 //!
+//! # Bounds
+//!
+//! The grace holds entries without a socket, so it is bounded: an entry tracked less than
+//! `presence.grace_min_age_ms` (5 s) before its owner dropped gets no grace at all (rapid
+//! connect-join-drop cycles leave at once; an entry adopted from the grace keeps its age),
+//! and at most `presence.max_grace_per_topic` entries per topic and
+//! `presence.max_grace_per_key` per key (on one topic) wait on this node; a drop beyond
+//! either leaves at once. The presence layer does not know a connection's remote address
+//! (the transport does, and it never reaches a channel's socket), so there is no cap per
+//! address here; a cap per address belongs with the endpoint's connection limits.
+//!
 //! Pure bookkeeping plus the sweep task: it must never hold an entry without a deadline, and
 //! never untrack an entry a new owner adopted.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use super::{OwnerId, Presence, SHARDS, tracker::TrackError};
+use super::{OwnerId, Presence, SHARDS, shard::Shard, tracker::TrackError};
+
+/// Entries of one shard tracked lately: (topic, owner, key) -> when (the presence clock's
+/// ms). Only entries younger than `presence.grace_min_age_ms` are kept (pruned every
+/// broadcast period), so its size is what the shard tracked in that time.
+#[derive(Default)]
+pub(super) struct Young {
+    tracked: HashMap<(Arc<str>, u64, String), u64>,
+}
+
+impl Young {
+    /// Whether `owner`'s entry of `key` on `topic` was tracked less than `min_age` before
+    /// `now`; forgets it either way.
+    fn take(&mut self, topic: &str, owner: u64, key: &str, now: u64, min_age: u64) -> bool {
+        self.tracked
+            .remove(&(Arc::<str>::from(topic), owner, key.to_string()))
+            .is_some_and(|at| now.saturating_sub(at) < min_age)
+    }
+
+    /// Forgets the entries tracked `min_age` or longer before `now`.
+    pub(super) fn forget_older(&mut self, now: u64, min_age: u64) {
+        self.tracked
+            .retain(|_, at| now.saturating_sub(*at) < min_age);
+    }
+}
 
 /// Entries waiting out their grace in one shard: (topic, key) → (owner, deadline in the
 /// presence clock's ms), oldest first.
 #[derive(Default)]
 pub(super) struct Graces {
     held: HashMap<(Arc<str>, String), Vec<Waiting>>,
+    /// topic -> entries waiting on it (every count is positive).
+    per_topic: HashMap<Arc<str>, usize>,
 }
 
 /// An owner whose entry waits, and until when.
 type Waiting = (u64, u64);
 
+/// How many entries may wait (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Caps {
+    pub(super) per_topic: usize,
+    pub(super) per_key: usize,
+}
+
 impl Graces {
-    fn hold(&mut self, topic: Arc<str>, key: String, owner: u64, deadline: u64) {
-        self.held
-            .entry((topic, key))
-            .or_default()
-            .push((owner, deadline));
+    /// Holds `owner`'s entry of `key` on `topic` until `deadline`; `false` (nothing held)
+    /// when the topic or the key is at its cap.
+    fn hold(
+        &mut self,
+        topic: Arc<str>,
+        key: String,
+        owner: u64,
+        deadline: u64,
+        caps: Caps,
+    ) -> bool {
+        let on_topic = self.per_topic.get(&topic).copied().unwrap_or(0);
+        if on_topic >= caps.per_topic {
+            return false;
+        }
+        let waiting = self.held.entry((topic.clone(), key)).or_default();
+        if waiting.len() >= caps.per_key {
+            return false;
+        }
+        waiting.push((owner, deadline));
+        *self.per_topic.entry(topic).or_default() += 1;
+        true
+    }
+
+    fn released(&mut self, topic: &str, count: usize) {
+        if let Some(n) = self.per_topic.get_mut(topic) {
+            *n = n.saturating_sub(count);
+            if *n == 0 {
+                self.per_topic.remove(topic);
+            }
+        }
     }
 
     /// Takes the oldest waiting owner of `key` on `topic`.
@@ -43,6 +112,7 @@ impl Graces {
         if waiting.is_empty() {
             self.held.remove(&index);
         }
+        self.released(topic, 1);
         Some(owner)
     }
 
@@ -59,6 +129,9 @@ impl Graces {
             });
             !waiting.is_empty()
         });
+        for (topic, _, _) in &out {
+            self.released(topic, 1);
+        }
         out
     }
 }
@@ -66,6 +139,16 @@ impl Graces {
 impl Presence {
     pub(super) fn grace_ms(&self) -> u64 {
         self.inner.config.leave_grace_ms
+    }
+
+    /// Notes that `owner` just tracked `key` on `topic` (a young entry gets no grace).
+    pub(super) fn note_young(&self, shard: &mut Shard, topic: &str, owner: OwnerId, key: &str) {
+        if self.grace_ms() > 0 && self.inner.config.grace_min_age_ms > 0 {
+            shard
+                .young
+                .tracked
+                .insert((topic.into(), owner.0, key.to_string()), self.now_ms());
+        }
     }
 
     /// `owner`'s connection is gone: untracks what it tracks on `topic` (only `key`, if
@@ -96,11 +179,32 @@ impl Presence {
             self.commit(shard, changes);
             return;
         }
-        let deadline = self.now_ms().saturating_add(grace);
-        let topic: Arc<str> = topic.into();
+        let now = self.now_ms();
+        let deadline = now.saturating_add(grace);
+        let min_age = self.inner.config.grace_min_age_ms;
+        let caps = Caps {
+            per_topic: self.inner.config.max_grace_per_topic,
+            per_key: self.inner.config.max_grace_per_key,
+        };
+        let topic_arc: Arc<str> = topic.into();
+        let mut changes = Vec::new();
         for key in keys {
-            shard.graces.hold(topic.clone(), key, owner.0, deadline);
+            let young = shard.young.take(topic, owner.0, &key, now, min_age);
+            if young
+                || !shard
+                    .graces
+                    .hold(topic_arc.clone(), key.clone(), owner.0, deadline, caps)
+            {
+                // Tracked moments ago, or over a cap: this entry leaves now.
+                changes.extend(
+                    shard
+                        .tracker
+                        .untrack(topic, owner.0, &key)
+                        .unwrap_or_default(),
+                );
+            }
         }
+        self.commit(shard, changes);
     }
 
     /// Whether tracking `key` on `topic` for `owner` adopted an entry waiting out its grace.
@@ -181,9 +285,13 @@ mod tests {
     fn the_oldest_waiting_owner_is_adopted_and_the_rest_expire_on_time() {
         let mut graces = Graces::default();
         let topic: Arc<str> = "room".into();
-        graces.hold(topic.clone(), "ann".into(), 1, 100);
-        graces.hold(topic.clone(), "ann".into(), 2, 150);
-        graces.hold(topic.clone(), "bob".into(), 3, 120);
+        let caps = Caps {
+            per_topic: 10,
+            per_key: 10,
+        };
+        assert!(graces.hold(topic.clone(), "ann".into(), 1, 100, caps));
+        assert!(graces.hold(topic.clone(), "ann".into(), 2, 150, caps));
+        assert!(graces.hold(topic.clone(), "bob".into(), 3, 120, caps));
         assert_eq!(graces.adopt("room", "ann"), Some(1));
         assert_eq!(graces.adopt("room", "eve"), None);
         assert!(graces.expired(99).is_empty());
@@ -193,5 +301,37 @@ mod tests {
         );
         assert_eq!(graces.expired(150), vec![(topic, "ann".to_string(), 2)]);
         assert_eq!(graces.adopt("room", "ann"), None);
+        assert!(
+            graces.per_topic.is_empty(),
+            "counts follow adoptions and expiries"
+        );
+    }
+
+    #[test]
+    fn graces_are_capped_per_topic_and_per_key() {
+        let mut graces = Graces::default();
+        let caps = Caps {
+            per_topic: 3,
+            per_key: 2,
+        };
+        let room: Arc<str> = "room".into();
+        assert!(graces.hold(room.clone(), "ann".into(), 1, 100, caps));
+        assert!(graces.hold(room.clone(), "ann".into(), 2, 100, caps));
+        assert!(
+            !graces.hold(room.clone(), "ann".into(), 3, 100, caps),
+            "a third entry of one key"
+        );
+        assert!(graces.hold(room.clone(), "bob".into(), 4, 100, caps));
+        assert!(
+            !graces.hold(room.clone(), "eve".into(), 5, 100, caps),
+            "a fourth entry on the topic"
+        );
+        assert!(
+            graces.hold("other".into(), "eve".into(), 6, 100, caps),
+            "another topic has its own cap"
+        );
+        // Room again once one is adopted.
+        assert_eq!(graces.adopt("room", "bob"), Some(4));
+        assert!(graces.hold(room, "eve".into(), 5, 100, caps));
     }
 }

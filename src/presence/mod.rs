@@ -40,6 +40,15 @@
 //!
 //! - A meta is at most `presence.max_meta_bytes` (4 KiB) encoded; a larger `track` or
 //!   `update` fails with [`TrackError::MetaTooLarge`] and nothing is stored or gossiped.
+//! - A join updates its meta at most `presence.max_updates_per_s` (10) times a second per
+//!   shard, in bursts of up to twice that; more fail with [`TrackError::RateLimited`] and
+//!   change nothing (a channel answers the client with an error reply).
+//! - Heartbeats are coalesced per `phx_ref` within a broadcast period and split at
+//!   `presence.max_heartbeat_bytes` (64 KiB); gossip from an older incarnation of a node
+//!   (late or replayed) is refused (see the tracker's docs).
+//! - The leave grace is bounded: none for joins younger than `presence.grace_min_age_ms`
+//!   (5 s), at most `presence.max_grace_per_topic` (1,000) and `presence.max_grace_per_key`
+//!   (8) held entries per topic and key on a node (see `grace`).
 //! - A `presence_state` is exempt from the subscriber's outbound byte limit (see
 //!   the outbox's `push_exempt_spliced`): a room of
 //!   any size stays joinable; there is at most one per subscription.
@@ -50,6 +59,7 @@
 //! This module must never know about commanders; it knows channels only to track a
 //! channel's socket and to untrack it when the join ends.
 
+mod budget;
 mod delivery;
 mod grace;
 pub mod hooks;
@@ -68,8 +78,9 @@ use std::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::Instant,
 };
+
+use tokio::time::Instant;
 
 use indexmap::IndexSet;
 use serde_json::Value;
@@ -179,7 +190,8 @@ struct JoinGuard {
 impl Drop for JoinGuard {
     fn drop(&mut self) {
         let presence = &self.presence;
-        // A client that left is gone at once; a lost connection waits out the leave grace.
+        // A client that left is gone at once; a lost connection waits out the leave grace
+        // (none for entries tracked moments ago, see `grace`).
         let grace = if self.left.load(Ordering::Acquire) {
             0
         } else {
@@ -236,6 +248,8 @@ impl Presence {
                     dirty: IndexSet::new(),
                     graces: Default::default(),
                     pacer: pacing::Pacer::new(config.coalesce_ms),
+                    budgets: Default::default(),
+                    young: Default::default(),
                 })
             })
             .collect();
@@ -380,6 +394,7 @@ impl Presence {
         }
         let mut shard = self.shard(topic);
         let changes = shard.tracker.track(topic, owner.0, key, meta)?;
+        self.note_young(&mut shard, topic, owner, key);
         self.commit(shard, changes);
         Ok(())
     }
@@ -408,7 +423,9 @@ impl Presence {
     }
 
     /// Replaces this socket's meta under `key` with `update(old meta)`; the new meta gets a
-    /// new `phx_ref` and `phx_ref_prev`.
+    /// new `phx_ref` and `phx_ref_prev`. Fails with [`TrackError::RateLimited`] (nothing
+    /// changes) when the join updates more often than `presence.max_updates_per_s` (bursts
+    /// of twice that), so a channel can answer the client with an error reply.
     pub fn update(
         &self,
         socket: &Socket,
@@ -426,7 +443,12 @@ impl Presence {
         key: &str,
         update: impl FnOnce(&Meta) -> Meta,
     ) -> Result<(), TrackError> {
+        let now = self.now_ms();
+        let rate = self.inner.config.max_updates_per_s;
         let mut shard = self.shard(topic);
+        if !shard.budgets.take(owner.0, now, rate) {
+            return Err(TrackError::RateLimited);
+        }
         let changes = shard.tracker.update(topic, owner.0, key, |old| {
             let mut meta = update(old);
             meta.remove("phx_ref");

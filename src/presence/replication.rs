@@ -1,7 +1,7 @@
 //! Replication: the gossip task. Every broadcast period it applies the gossip already
 //! queued, ticks each shard's tracker (the down and permdown rules) and publishes its
-//! heartbeat; it applies peers' gossip as it
-//! arrives, answering transfer requests. Gossip travels versioned (`Gossip::encode`) on the
+//! heartbeat (split at `presence.max_heartbeat_bytes`) and the transfers peers asked for;
+//! it applies peers' gossip as it arrives. Gossip travels versioned (`Gossip::encode`) on the
 //! pub/sub topics `tether:presence:<shard>`.
 //!
 //! It must never run application hooks (the delivery task does), so a slow hook cannot
@@ -68,15 +68,21 @@ impl Presence {
 
     fn beat(&self) {
         let now = self.now_ms();
+        let rate = self.inner.config.max_updates_per_s;
+        let min_age = self.inner.config.grace_min_age_ms;
         for index in 0..SHARDS {
-            let heartbeat = {
+            let messages = {
                 let mut shard = self.shard_at(index);
                 let changes = shard.tracker.tick(now);
-                let heartbeat = shard.tracker.heartbeat();
+                let messages = shard.tracker.heartbeat();
+                shard.budgets.forget_full(now, rate);
+                shard.young.forget_older(now, min_age);
                 self.commit(shard, changes);
-                heartbeat
+                messages
             };
-            self.publish(index, &heartbeat);
+            for message in &messages {
+                self.publish(index, message);
+            }
         }
     }
 

@@ -34,6 +34,11 @@ pub(super) struct Shard {
     pub(super) graces: super::grace::Graces,
     /// When each topic's window ends (adaptive, see `pacing`).
     pub(super) pacer: Pacer,
+    /// Update budgets of the owners that updated lately.
+    pub(super) budgets: super::budget::Budgets,
+    /// Entries tracked less than `presence.grace_min_age_ms` ago (when), which get no leave
+    /// grace; pruned every broadcast period.
+    pub(super) young: super::grace::Young,
 }
 
 impl Shard {
@@ -148,6 +153,8 @@ mod tests {
             dirty: IndexSet::new(),
             graces: Default::default(),
             pacer: Pacer::new(50),
+            budgets: Default::default(),
+            young: Default::default(),
         }
     }
 

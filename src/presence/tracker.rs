@@ -3,15 +3,28 @@
 //! # Model: per-node ownership
 //!
 //! Every node (a *replica*, named `name` and stamped with an `incarnation` chosen at start)
-//! alone writes the entries it tracks. Each local write is an [`Op`] with the next number of
-//! the replica's own sequence. Peers hold a read-only mirror of every other replica's
-//! entries, fed by [`Gossip`]:
+//! alone writes the entries it tracks. Each local write is an [`Op`]. Peers hold a
+//! read-only mirror of every other replica's entries, fed by [`Gossip`]:
 //!
 //! - **Heartbeat** `{since, seq, ops}`: the ops numbered `since+1 ..= seq`. A peer whose
 //!   mirror is at `since` or later applies the ops it has not seen; a peer behind `since`
 //!   has missed some and sends a **TransferRequest**; the owner answers with a **Transfer**
 //!   (a snapshot of its entries at some `seq`), which replaces the mirror wholesale. Ops
 //!   are idempotent by sequence number, so duplicates and reordering are harmless.
+//! - **Coalescing**: ops are numbered when the heartbeat is sent, not when they are
+//!   written. Until then the leave of an entry joined since the last heartbeat cancels its
+//!   join, so peers only hear of what outlived the broadcast period: an entry updated a
+//!   thousand times in one period costs one leave (of what peers knew) and one join (of the
+//!   last state). Refs are never reused, so this is exact.
+//! - **Size**: one period's ops that encode larger than `presence.max_heartbeat_bytes` go
+//!   out as several consecutive heartbeats (`since..seq` ranges that follow each other),
+//!   each under the cap; a lost one is a gap like any other. (One op larger than the cap —
+//!   a huge key or topic — travels alone. A Transfer is not split: it holds what the
+//!   replica tracks, each meta at most `presence.max_meta_bytes`.)
+//! - **Transfers** are made only right after a heartbeat, at its `seq` (a snapshot taken
+//!   between heartbeats could hold an entry whose join and leave then cancel out, never to
+//!   be sent: a ghost), and at most once per broadcast period per requesting name
+//!   (replayed or repeated requests cost nothing more).
 //! - **Down**: a replica not heard from for `down_period` is hidden: its entries leave the
 //!   view (leaves are reported) but are kept. Silence is counted in time this replica ran:
 //!   [`Tracker::tick`] is due every broadcast period, and when a tick comes late (this
@@ -19,8 +32,17 @@
 //!   lateness is not held against the peers. If it is heard again (same incarnation) they
 //!   come back (joins are reported) and the gap, if any, is repaired by a transfer.
 //! - **Permdown**: after `permdown_period` of silence the replica and its entries are dropped.
-//! - **New incarnation**: a heartbeat under a known name with a new incarnation means the
-//!   node restarted; the old incarnation's entries are dropped at once.
+//! - **Incarnation order**: incarnations grow with a node's start time. A message under a
+//!   known name with a *higher* incarnation means the node restarted: the old
+//!   incarnation's entries are dropped at once. A *lower* one is a previous run of the node
+//!   — a late or replayed message — and is refused (heartbeats, transfers, transfer
+//!   requests and goodbyes alike), so a copy of an old run's gossip can neither hide the
+//!   live node nor bring back its ghosts. Once a name has no peer (goodbye, permdown), a
+//!   *floor* keeps refusing what is below its last incarnation for
+//!   [`FLOOR_KEEP_PERMDOWNS`] permdown periods, for at most [`MAX_FLOORS`] names: a
+//!   goodbye'd incarnation is refused itself, a forgotten one may come back (a long
+//!   partition is not a ban). A node whose clock went back further than its downtime
+//!   starts with a lower incarnation and is refused until the old one is forgotten.
 //! - **Goodbye**: a node shutting down says so; peers drop its entries at once.
 //!
 //! There is no merge of concurrent writes to the same entry because there are none: an
@@ -37,6 +59,9 @@
 //!   entry is identified by its `phx_ref` alone.
 //! - A mirror never applies an op twice or out of order; it stays at its last contiguous
 //!   sequence number until a transfer fills a gap.
+//! - A mirror only ever moves to a higher incarnation of its name.
+//! - Everything kept per peer name (floors, transfer grants) is bounded in count and time;
+//!   the pending ops are bounded by what changed since the last heartbeat, per `phx_ref`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hasher;
@@ -151,6 +176,45 @@ pub enum Gossip {
 /// The gossip format this replica writes and reads.
 pub const GOSSIP_VERSION: u32 = 1;
 
+/// Names whose lowest admitted incarnation is remembered, at most; also the most peers a
+/// transfer is queued for at once.
+pub const MAX_FLOORS: usize = 1024;
+
+/// How many permdown periods a floor (the lowest admitted incarnation of a name) is kept
+/// after it was last raised.
+pub const FLOOR_KEEP_PERMDOWNS: u64 = 2;
+
+/// What a heartbeat message holds besides its ops (the `{"v":1,"g":{"Heartbeat":…}}`
+/// around them, and the bus envelope, with room to spare), plus three times the replica's
+/// name (in the message, escaped, and in the envelope).
+const HEARTBEAT_OVERHEAD: usize = 512;
+
+/// The length of `value` encoded as JSON (0 if it cannot be encoded).
+fn encoded_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => 0,
+    }
+}
+
+/// The lowest incarnation of a name still admitted, and when it was last raised.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    incarnation: u64,
+    at: u64,
+}
+
 /// Why received gossip was dropped.
 #[derive(Debug, thiserror::Error)]
 pub enum GossipError {
@@ -235,6 +299,10 @@ pub enum TrackError {
         /// The limit.
         max: usize,
     },
+    /// The owner updated more often than `presence.max_updates_per_s` allows; nothing
+    /// changed.
+    #[error("too many presence updates; slow down")]
+    RateLimited,
 }
 
 /// Timing rules, in milliseconds of the caller's clock, taken from `[presence]`.
@@ -266,10 +334,17 @@ struct Peer {
 pub struct Tracker {
     me: ReplicaId,
     periods: Periods,
+    /// Sequence number of the last op sent in a heartbeat.
     seq: u64,
-    /// Ops since the last heartbeat, numbered `heartbeat_seq+1 ..= seq`.
-    pending: Vec<Op>,
-    heartbeat_seq: u64,
+    /// Ops since the last heartbeat, coalesced per `phx_ref` (a slot is `None` once a join
+    /// and its leave cancelled out); numbered when the heartbeat is sent.
+    pending: Vec<Option<Op>>,
+    /// phx_ref -> slot in `pending` of a join not yet sent.
+    pending_joins: HashMap<String, usize>,
+    /// Empty slots in `pending`.
+    cancelled: usize,
+    /// Largest heartbeat message (see [`Tracker::heartbeat`]).
+    max_heartbeat_bytes: usize,
     ref_counter: u64,
     /// A 48-bit tag of (name, incarnation), the first half of every `phx_ref` made here:
     /// refs are unique per replica run.
@@ -280,9 +355,14 @@ pub struct Tracker {
     /// tracked, not what the shard holds.
     owned: HashMap<u64, Vec<(Arc<str>, String)>>,
     peers: HashMap<String, Peer>,
-    /// Incarnations that said goodbye or were replaced (with when), ignored if heard
-    /// again; forgotten after the permdown period.
-    gone: HashMap<ReplicaId, u64>,
+    /// name -> the lowest incarnation still admitted under that name, for names without a
+    /// peer (or whose peer is older): set when an incarnation says goodbye, is replaced or
+    /// is forgotten; kept [`FLOOR_KEEP_PERMDOWNS`] permdown periods, at most [`MAX_FLOORS`].
+    floors: HashMap<String, Floor>,
+    /// Names of peers whose transfer request will be answered with the next heartbeat.
+    transfers_due: Vec<String>,
+    /// name -> when its last transfer request was accepted (one per broadcast period).
+    transfers_granted: HashMap<String, u64>,
     /// topic -> key -> visible entries (local and up peers), in arrival order.
     view: HashMap<Arc<str>, BTreeMap<String, Metas>>,
     /// When [`Tracker::tick`] last ran.
@@ -318,12 +398,16 @@ impl Tracker {
             },
             seq: 0,
             pending: Vec::new(),
-            heartbeat_seq: 0,
+            pending_joins: HashMap::new(),
+            cancelled: 0,
+            max_heartbeat_bytes: config.max_heartbeat_bytes,
             ref_counter: 0,
             local: HashMap::new(),
             owned: HashMap::new(),
             peers: HashMap::new(),
-            gone: HashMap::new(),
+            floors: HashMap::new(),
+            transfers_due: Vec::new(),
+            transfers_granted: HashMap::new(),
             view: HashMap::new(),
             last_tick: None,
         }
@@ -346,9 +430,41 @@ impl Tracker {
             .unwrap_or_else(|| topic.into())
     }
 
+    /// Queues `op` for the next heartbeat, coalesced: the leave of an entry joined since
+    /// the last heartbeat cancels its join (peers never hear of it), so an entry updated
+    /// many times within one broadcast period is sent once, in its last state.
     fn log(&mut self, op: Op) {
-        self.seq += 1;
-        self.pending.push(op);
+        match &op {
+            Op::Leave { phx_ref, .. } => {
+                if let Some(slot) = self.pending_joins.remove(phx_ref) {
+                    self.pending[slot] = None;
+                    self.cancelled += 1;
+                    self.compact_pending();
+                    return;
+                }
+            }
+            Op::Join { entry, .. } => {
+                self.pending_joins
+                    .insert(entry.phx_ref.clone(), self.pending.len());
+            }
+        }
+        self.pending.push(Some(op));
+    }
+
+    /// Drops the cancelled slots once they are most of `pending`, so it stays as long as
+    /// what is left to send (amortised O(1) per op).
+    fn compact_pending(&mut self) {
+        if self.cancelled < 64 || self.cancelled * 2 < self.pending.len() {
+            return;
+        }
+        self.pending.retain(Option::is_some);
+        self.cancelled = 0;
+        self.pending_joins.clear();
+        for (slot, op) in self.pending.iter().enumerate() {
+            if let Some(Op::Join { entry, .. }) = op {
+                self.pending_joins.insert(entry.phx_ref.clone(), slot);
+            }
+        }
     }
 
     fn show(&mut self, topic: Arc<str>, entry: Entry, changes: &mut Vec<Change>) {
@@ -682,17 +798,55 @@ impl Tracker {
         self.view.keys().map(|t| &**t)
     }
 
-    /// The heartbeat to send now (with everything written since the last one).
-    pub fn heartbeat(&mut self) -> Gossip {
-        let ops = std::mem::take(&mut self.pending);
-        let since = self.heartbeat_seq;
-        self.heartbeat_seq = self.seq;
-        Gossip::Heartbeat {
-            from: self.me.clone(),
-            since,
-            seq: self.seq,
-            ops,
+    /// What to send now, every broadcast period: the heartbeat (everything written since the
+    /// last one, coalesced), split into several consecutive heartbeats when it would be
+    /// larger than `presence.max_heartbeat_bytes` encoded (an op larger than that travels
+    /// alone), then the transfers (snapshots) peers asked for since the last call.
+    ///
+    /// Transfers are only made here, right after a heartbeat, so a snapshot at `seq` holds
+    /// exactly the ops up to `seq` (with coalescing, a snapshot taken between heartbeats
+    /// could hold an entry whose join and leave both fall in the next heartbeat and so are
+    /// never sent: a ghost).
+    pub fn heartbeat(&mut self) -> Vec<Gossip> {
+        let ops: Vec<Op> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .flatten()
+            .collect();
+        self.pending_joins.clear();
+        self.cancelled = 0;
+        // Room for the envelope and the message around the ops.
+        let budget = self
+            .max_heartbeat_bytes
+            .saturating_sub(HEARTBEAT_OVERHEAD + 3 * self.me.name.len());
+        let mut chunks: Vec<Vec<Op>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for op in ops {
+            let size = encoded_len(&op) + 1;
+            let chunk = chunks.last_mut().unwrap_or_else(|| unreachable!());
+            if !chunk.is_empty() && bytes + size > budget {
+                chunks.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += size;
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.push(op);
+            }
         }
+        let mut out = Vec::with_capacity(chunks.len() + self.transfers_due.len());
+        for ops in chunks {
+            let since = self.seq;
+            self.seq += ops.len() as u64;
+            out.push(Gossip::Heartbeat {
+                from: self.me.clone(),
+                since,
+                seq: self.seq,
+                ops,
+            });
+        }
+        for to in std::mem::take(&mut self.transfers_due) {
+            out.push(self.snapshot_for(&to));
+        }
+        out
     }
 
     /// The message that tells peers this replica is leaving.
@@ -721,8 +875,8 @@ impl Tracker {
                 }
             }
             Gossip::TransferRequest { from, to } => {
-                if to == self.me.name && from != self.me {
-                    replies.push(self.snapshot_for(&from.name));
+                if to == self.me.name && !self.refused(&from) {
+                    self.grant_transfer(from.name, now);
                 }
             }
             Gossip::Transfer {
@@ -737,37 +891,96 @@ impl Tracker {
                 }
             }
             Gossip::Goodbye { from } => {
-                if self.peers.get(&from.name).is_some_and(|p| p.id == from) {
-                    self.forget(&from.name, &mut changes);
+                if !self.refused(&from) {
+                    let known = self.peers.get(&from.name).map(|p| p.id.incarnation);
+                    if known.is_some_and(|known| known <= from.incarnation) {
+                        self.forget(&from.name, &mut changes);
+                    }
+                    // That incarnation is over: anything it still seems to say is a replay.
+                    self.raise_floor(&from.name, from.incarnation.saturating_add(1), now);
                 }
-                self.gone.insert(from, now);
             }
         }
         (changes, replies)
     }
 
-    /// Finds or creates the mirror of `from`; `None` if `from` is a departed incarnation
-    /// or this replica itself.
+    /// Whether gossip from `from` is refused: it is this replica's own name, or an
+    /// incarnation older than the one known for that name (a peer's, or the floor left by a
+    /// departed, replaced or forgotten one). Incarnations grow with a node's start time, so
+    /// an older one is a previous run of the node: its messages are late or replayed.
+    fn refused(&self, from: &ReplicaId) -> bool {
+        from.name == self.me.name
+            || self
+                .peers
+                .get(&from.name)
+                .is_some_and(|p| from.incarnation < p.id.incarnation)
+            || self
+                .floors
+                .get(&from.name)
+                .is_some_and(|f| from.incarnation < f.incarnation)
+    }
+
+    /// Refuses incarnations of `name` below `incarnation` from now on (for
+    /// [`FLOOR_KEEP_PERMDOWNS`] permdown periods); never lowers a floor.
+    fn raise_floor(&mut self, name: &str, incarnation: u64, now: u64) {
+        if !self.floors.contains_key(name) && self.floors.len() >= MAX_FLOORS {
+            // Full: the oldest floor goes (its name has been silent the longest).
+            let oldest = self
+                .floors
+                .iter()
+                .min_by_key(|(_, f)| f.at)
+                .map(|(n, _)| n.clone());
+            if let Some(oldest) = oldest {
+                self.floors.remove(&oldest);
+            }
+        }
+        let floor = self.floors.entry(name.to_string()).or_insert(Floor {
+            incarnation,
+            at: now,
+        });
+        floor.incarnation = floor.incarnation.max(incarnation);
+        floor.at = now;
+    }
+
+    /// Queues a transfer for `to` with the next heartbeat, at most one per broadcast
+    /// period per requester (a correct peer asks every two periods at most), and at most
+    /// for [`MAX_FLOORS`] requesters at once.
+    fn grant_transfer(&mut self, to: String, now: u64) {
+        let recent = self
+            .transfers_granted
+            .get(&to)
+            .is_some_and(|at| now.saturating_sub(*at) < self.periods.tick_ms);
+        if recent || self.transfers_due.contains(&to) {
+            return;
+        }
+        if !self.transfers_granted.contains_key(&to) && self.transfers_granted.len() >= MAX_FLOORS {
+            return;
+        }
+        self.transfers_granted.insert(to.clone(), now);
+        self.transfers_due.push(to);
+    }
+
+    /// Finds or creates the mirror of `from`; `None` if `from` is refused (see
+    /// [`Tracker::refused`]). A newer incarnation than the known one replaces it.
     fn admit(
         &mut self,
         from: &ReplicaId,
         now: u64,
         changes: &mut Vec<Change>,
     ) -> Option<&mut Peer> {
-        if from.name == self.me.name || self.gone.contains_key(from) {
+        if self.refused(from) {
             return None;
         }
         let replaced = self
             .peers
             .get(&from.name)
-            .is_some_and(|p| p.id != from.clone());
-        if replaced {
-            // The node restarted: its old incarnation's entries go at once.
-            let old = self.peers.get(&from.name).map(|p| p.id.clone());
+            .map(|p| p.id.incarnation)
+            .filter(|known| *known < from.incarnation);
+        if let Some(old) = replaced {
+            // The node restarted: its old incarnation's entries go at once, and it is never
+            // admitted again.
             self.forget(&from.name, changes);
-            if let Some(old) = old {
-                self.gone.insert(old, now);
-            }
+            self.raise_floor(&from.name, old.saturating_add(1), now);
         }
         Some(self.peers.entry(from.name.clone()).or_insert_with(|| Peer {
             id: from.clone(),
@@ -935,15 +1148,14 @@ impl Tracker {
         }
     }
 
-    /// Drops a peer and its entries (leaves for those visible).
-    fn forget(&mut self, name: &str, changes: &mut Vec<Change>) {
-        let Some(peer) = self.peers.remove(name) else {
-            return;
-        };
+    /// Drops a peer and its entries (leaves for those visible); returns its incarnation.
+    fn forget(&mut self, name: &str, changes: &mut Vec<Change>) -> Option<u64> {
+        let peer = self.peers.remove(name)?;
         if peer.up {
             let refs = peer.refs.into_iter().map(|(r, (t, k))| (t, k, r));
             self.hide_many(refs, changes);
         }
+        Some(peer.id.incarnation)
     }
 
     /// Applies the down and permdown rules at time `now`. Due every broadcast period: a
@@ -962,8 +1174,14 @@ impl Tracker {
             }
         }
         let mut changes = Vec::new();
-        let permdown = self.periods.permdown_ms;
-        self.gone.retain(|_, at| now.saturating_sub(*at) < permdown);
+        let keep = self
+            .periods
+            .permdown_ms
+            .saturating_mul(FLOOR_KEEP_PERMDOWNS);
+        self.floors.retain(|_, f| now.saturating_sub(f.at) < keep);
+        let tick = self.periods.tick_ms;
+        self.transfers_granted
+            .retain(|_, at| now.saturating_sub(*at) < tick);
         let silent: Vec<(String, u64, bool)> = self
             .peers
             .values()
@@ -972,8 +1190,11 @@ impl Tracker {
         for (name, silence, up) in silent {
             if silence >= self.periods.permdown_ms {
                 // Forgotten, not banned: if it is heard again after a long partition it
-                // comes back through a transfer, like a new peer.
-                self.forget(&name, &mut changes);
+                // comes back through a transfer, like a new peer. Older incarnations stay
+                // refused.
+                if let Some(incarnation) = self.forget(&name, &mut changes) {
+                    self.raise_floor(&name, incarnation, now);
+                }
             } else if up && silence >= self.periods.down_ms {
                 self.down(&name, &mut changes);
             }

@@ -45,12 +45,23 @@ fn view(tracker: &Tracker, topic: &str) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// Delivers `gossip` to `to` and every answer back to `from`, until quiet.
+/// The one heartbeat `tracker` sends now (nothing split, no transfer due).
+fn beat(tracker: &mut Tracker) -> Gossip {
+    let mut messages = tracker.heartbeat();
+    assert_eq!(messages.len(), 1, "one heartbeat: {messages:?}");
+    messages.remove(0)
+}
+
+/// Delivers `gossip` to `to` and every answer back to `from`; the transfers `from` then
+/// sends (with its next heartbeat) go to `to`.
 fn exchange(from: &mut Tracker, to: &mut Tracker, gossip: Gossip, now: u64) -> Vec<Change> {
     let (changes, replies) = to.receive(gossip, now);
-    for reply in replies {
-        let (_, answers) = from.receive(reply, now);
-        for answer in answers {
+    if !replies.is_empty() {
+        for reply in replies {
+            let (_, answers) = from.receive(reply, now);
+            assert!(answers.is_empty(), "transfers go out with heartbeats");
+        }
+        for answer in from.heartbeat() {
             to.receive(answer, now);
         }
     }
@@ -61,7 +72,7 @@ fn exchange(from: &mut Tracker, to: &mut Tracker, gossip: Gossip, now: u64) -> V
 fn synced_pair(key: &str) -> (Tracker, Tracker) {
     let (mut a, mut b) = (replica("a", 1), replica("b", 1));
     a.track("room", 1, key, Meta::new()).unwrap();
-    let hb = a.heartbeat();
+    let hb = beat(&mut a);
     exchange(&mut a, &mut b, hb, 0);
     assert_eq!(view(&a, "room"), view(&b, "room"));
     (a, b)
@@ -121,7 +132,7 @@ fn a_refused_update_changes_nothing() {
     });
     assert_eq!(refused, Err(TrackError::MetaTooLarge { size: 9, max: 1 }));
     assert_eq!(a.list("t"), before);
-    let Gossip::Heartbeat { ops, .. } = a.heartbeat() else {
+    let Gossip::Heartbeat { ops, .. } = beat(&mut a) else {
         panic!("not a heartbeat")
     };
     assert_eq!(ops.len(), 1, "only the track was logged");
@@ -154,7 +165,7 @@ fn heartbeats_replicate_joins_and_leaves() {
     let (mut a, mut b) = synced_pair("alice");
     // Duplicates change nothing.
     a.untrack("room", 1, "alice").unwrap();
-    let hb = a.heartbeat();
+    let hb = beat(&mut a);
     assert_eq!(exchange(&mut a, &mut b, hb.clone(), 1).len(), 1);
     assert!(exchange(&mut a, &mut b, hb, 1).is_empty());
     assert!(b.list("room").is_empty());
@@ -170,7 +181,7 @@ fn a_heartbeat_whose_ops_do_not_match_its_range_is_repaired_not_applied() {
         since,
         seq,
         mut ops,
-    } = a.heartbeat()
+    } = beat(&mut a)
     else {
         panic!("not a heartbeat")
     };
@@ -197,17 +208,19 @@ fn a_heartbeat_whose_ops_do_not_match_its_range_is_repaired_not_applied() {
         ));
     }
     // The next genuine heartbeat still works after the transfer: no frozen mirror.
-    let (_, transfer) = a.receive(
+    a.receive(
         Gossip::TransferRequest {
             from: b.id().clone(),
             to: a.id().name.clone(),
         },
         300,
     );
-    b.receive(transfer.into_iter().next().unwrap(), 300);
+    for message in a.heartbeat() {
+        b.receive(message, 300);
+    }
     assert_eq!(view(&a, "room"), view(&b, "room"));
     a.track("room", 4, "dave", Meta::new()).unwrap();
-    let hb = a.heartbeat();
+    let hb = beat(&mut a);
     assert_eq!(exchange(&mut a, &mut b, hb, 400).len(), 1);
     assert_eq!(view(&a, "room"), view(&b, "room"));
 }
@@ -236,15 +249,27 @@ fn a_gap_is_repaired_by_a_transfer() {
     a.track("room", 1, "alice", Meta::new()).unwrap();
     let _lost = a.heartbeat();
     a.track("room", 2, "bob", Meta::new()).unwrap();
-    let hb = a.heartbeat();
+    let hb = beat(&mut a);
     let (changes, replies) = b.receive(hb, 0);
     assert!(changes.is_empty(), "nothing applied across a gap");
     assert!(matches!(
         replies.as_slice(),
         [Gossip::TransferRequest { .. }]
     ));
-    let (_, transfer) = a.receive(replies.into_iter().next().unwrap(), 0);
-    let (changes, _) = b.receive(transfer.into_iter().next().unwrap(), 0);
+    let (_, answers) = a.receive(replies.into_iter().next().unwrap(), 0);
+    assert!(
+        answers.is_empty(),
+        "the transfer goes out with the next heartbeat"
+    );
+    let messages = a.heartbeat();
+    assert!(matches!(
+        messages.as_slice(),
+        [Gossip::Heartbeat { .. }, Gossip::Transfer { .. }]
+    ));
+    let changes: Vec<Change> = messages
+        .into_iter()
+        .flat_map(|message| b.receive(message, 0).0)
+        .collect();
     assert_eq!(changes.len(), 2);
     assert_eq!(view(&a, "room"), view(&b, "room"));
 }
@@ -267,7 +292,7 @@ fn a_silent_peer_goes_down_comes_back_and_is_finally_forgotten() {
     assert_eq!(leaves[0].kind, ChangeKind::Leave);
     assert!(b.list("room").is_empty());
     // Heard again with the same incarnation: the entries come back.
-    let hb = a.heartbeat();
+    let hb = beat(&mut a);
     let joins = exchange(&mut a, &mut b, hb, 2_000);
     assert_eq!(joins.len(), 1);
     assert_eq!(view(&a, "room"), view(&b, "room"));
@@ -276,7 +301,7 @@ fn a_silent_peer_goes_down_comes_back_and_is_finally_forgotten() {
     assert!(ticks(&mut b, 3_050, 12_000).is_empty());
     assert!(b.peers_up().is_empty());
     // A later heartbeat starts from scratch through a transfer.
-    let hb = a.heartbeat();
+    let hb = beat(&mut a);
     exchange(&mut a, &mut b, hb, 13_000);
     assert_eq!(view(&a, "room"), view(&b, "room"));
 }
@@ -301,7 +326,7 @@ fn a_new_incarnation_replaces_the_old_at_once() {
     let (mut a, mut b) = synced_pair("ghost");
     let mut restarted = replica("a", 2);
     restarted.track("room", 1, "alice", Meta::new()).unwrap();
-    let hb = restarted.heartbeat();
+    let hb = beat(&mut restarted);
     let changes = exchange(&mut restarted, &mut b, hb, 10);
     assert!(
         changes
@@ -311,7 +336,7 @@ fn a_new_incarnation_replaces_the_old_at_once() {
     assert_eq!(view(&b, "room"), view(&restarted, "room"));
     // A late heartbeat of the old incarnation is ignored.
     a.track("room", 2, "ghost2", Meta::new()).unwrap();
-    let hb = a.heartbeat();
+    let hb = beat(&mut a);
     assert!(exchange(&mut a, &mut b, hb, 20).is_empty());
     assert_eq!(view(&b, "room"), view(&restarted, "room"));
 }
@@ -413,12 +438,16 @@ fn deliver(
 ) {
     let (changes, replies) = nodes[to].receive(hb.clone(), now);
     replay(&mut models[to], &changes);
+    if replies.is_empty() {
+        return;
+    }
     for reply in replies {
-        let (_, answers) = nodes[from].receive(reply, now);
-        for answer in answers {
-            let (changes, _) = nodes[to].receive(answer, now);
-            replay(&mut models[to], &changes);
-        }
+        nodes[from].receive(reply, now);
+    }
+    // The transfer goes out with `from`'s next heartbeat (which only `to` hears).
+    for answer in nodes[from].heartbeat() {
+        let (changes, _) = nodes[to].receive(answer, now);
+        replay(&mut models[to], &changes);
     }
 }
 
@@ -452,13 +481,14 @@ proptest! {
                     }
                 }
                 Action::Heartbeat { node, mask, duplicate } => {
-                    let hb = nodes[node].heartbeat();
-                    for peer in 0..3 {
-                        if peer == node || mask & (1 << peer) == 0 {
-                            continue;
-                        }
-                        for _ in 0..(1 + usize::from(duplicate)) {
-                            deliver(&mut nodes, &mut models, node, peer, &hb, now);
+                    for hb in nodes[node].heartbeat() {
+                        for peer in 0..3 {
+                            if peer == node || mask & (1 << peer) == 0 {
+                                continue;
+                            }
+                            for _ in 0..(1 + usize::from(duplicate)) {
+                                deliver(&mut nodes, &mut models, node, peer, &hb, now);
+                            }
                         }
                     }
                 }
@@ -468,9 +498,10 @@ proptest! {
         for round in 0..2 {
             now += 1_000 * (round + 1);
             for node in 0..3 {
-                let hb = nodes[node].heartbeat();
-                for peer in (0..3).filter(|peer| *peer != node) {
-                    deliver(&mut nodes, &mut models, node, peer, &hb, now);
+                for hb in nodes[node].heartbeat() {
+                    for peer in (0..3).filter(|peer| *peer != node) {
+                        deliver(&mut nodes, &mut models, node, peer, &hb, now);
+                    }
                 }
             }
         }
@@ -496,7 +527,7 @@ fn reassign_hands_an_entry_over_without_changes_or_gossip() {
         a.meta_of("room", 2, "ann").map(|m| m["x"].clone()),
         Some(json!(1))
     );
-    match a.heartbeat() {
+    match beat(&mut a) {
         Gossip::Heartbeat { ops, .. } => assert!(ops.is_empty(), "nothing gossiped"),
         other => panic!("{other:?}"),
     }
@@ -510,4 +541,227 @@ fn reassign_hands_an_entry_over_without_changes_or_gossip() {
     let changes = a.untrack_owner(2, Some("room"));
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].meta["x"], json!(1));
+}
+
+// ---------------------------------------------------------------------------------------
+// Incarnation order, transfer rate, coalescing, heartbeat size.
+
+/// `b` hears `a` (ticking on time) and returns its changes.
+fn hear(b: &mut Tracker, gossip: Gossip, now: u64) -> Vec<Change> {
+    b.receive(gossip, now).0
+}
+
+#[test]
+fn an_older_incarnation_is_refused_even_after_the_permdown_period() {
+    // Run 1 of node a tracks "old"; b mirrors it. Its genuine messages are kept (a replay).
+    let (mut run1, mut b) = synced_pair("old");
+    let replay_hb = beat(&mut run1);
+    let replay_first = Gossip::Heartbeat {
+        from: run1.id().clone(),
+        since: 0,
+        seq: 0,
+        ops: Vec::new(),
+    };
+    let replay_request = Gossip::TransferRequest {
+        from: run1.id().clone(),
+        to: "b".into(),
+    };
+    // Run 2 (a later start: a higher incarnation) replaces it.
+    let mut run2 = replica("a", 2);
+    run2.track("room", 1, "new", Meta::new()).unwrap();
+    let hb = beat(&mut run2);
+    exchange(&mut run2, &mut b, hb, 10);
+    assert_eq!(view(&b, "room"), view(&run2, "room"));
+    // Long after the permdown period (run 2 heartbeating all along), run 1's messages are
+    // replayed: refused, nothing changes, no transfer is queued.
+    let mut now = 10;
+    while now < 30_000 {
+        now += 50;
+        assert!(b.tick(now).is_empty());
+        let hb = beat(&mut run2);
+        assert!(hear(&mut b, hb, now).is_empty());
+    }
+    for replay in [replay_first.clone(), replay_hb.clone(), replay_request] {
+        let (changes, replies) = b.receive(replay, now);
+        assert!(changes.is_empty() && replies.is_empty());
+    }
+    assert!(
+        matches!(beat(&mut b), Gossip::Heartbeat { .. }),
+        "no transfer for an old incarnation"
+    );
+    assert_eq!(
+        view(&b, "room"),
+        view(&run2, "room"),
+        "no blackout, no ghost"
+    );
+    // Run 2 goes silent and is forgotten: run 1 is still refused (the floor), while run 2
+    // itself may come back (a long partition is not a ban).
+    let leaves = ticks(&mut b, now + 50, now + 11_000);
+    assert_eq!(leaves.len(), 1);
+    assert!(b.peers(now + 11_000).next().is_none(), "forgotten");
+    now += 11_000;
+    for replay in [replay_first, replay_hb] {
+        assert!(hear(&mut b, replay, now).is_empty());
+    }
+    assert!(b.list("room").is_empty(), "no ghost of run 1");
+    let hb = beat(&mut run2);
+    exchange(&mut run2, &mut b, hb, now);
+    assert_eq!(view(&b, "room"), view(&run2, "room"));
+}
+
+#[test]
+fn a_goodbye_ends_an_incarnation_and_an_older_goodbye_changes_nothing() {
+    let (mut a, mut b) = synced_pair("alice");
+    let old_bye = Gossip::Goodbye {
+        from: ReplicaId {
+            name: "a".into(),
+            incarnation: 0,
+        },
+    };
+    assert!(
+        hear(&mut b, old_bye, 1).is_empty(),
+        "an older run's goodbye"
+    );
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+    let hb_before_bye = beat(&mut a);
+    assert_eq!(hear(&mut b, a.goodbye(), 2).len(), 1);
+    // Whatever that incarnation seems to say afterwards is a replay.
+    let first = Gossip::Heartbeat {
+        from: a.id().clone(),
+        since: 0,
+        seq: 0,
+        ops: Vec::new(),
+    };
+    assert!(hear(&mut b, first, 3).is_empty());
+    assert!(hear(&mut b, hb_before_bye, 3).is_empty());
+    assert!(b.list("room").is_empty());
+    assert!(b.peers(3).next().is_none());
+}
+
+#[test]
+fn transfer_answers_are_limited_per_requester() {
+    let mut a = replica("a", 1);
+    a.track("room", 1, "alice", Meta::new()).unwrap();
+    let request = |name: &str| Gossip::TransferRequest {
+        from: ReplicaId {
+            name: name.into(),
+            incarnation: 1,
+        },
+        to: "a".into(),
+    };
+    let transfers = |messages: &[Gossip]| {
+        messages
+            .iter()
+            .filter(|m| matches!(m, Gossip::Transfer { .. }))
+            .count()
+    };
+    // A thousand requests of b (and one of c) within one broadcast period: one each.
+    for _ in 0..1_000 {
+        a.receive(request("b"), 0);
+    }
+    a.receive(request("c"), 10);
+    assert_eq!(transfers(&a.heartbeat()), 2);
+    for now in [10, 20, 49] {
+        a.receive(request("b"), now);
+    }
+    assert_eq!(transfers(&a.heartbeat()), 0, "b was answered this period");
+    // The next period, b may ask again (a correct peer asks every two periods).
+    a.receive(request("b"), 50);
+    assert_eq!(transfers(&a.heartbeat()), 1);
+    // Its own name is never answered.
+    a.receive(request("a"), 500);
+    assert_eq!(transfers(&a.heartbeat()), 0);
+}
+
+#[test]
+fn updates_within_one_beat_are_sent_once_in_their_last_state() {
+    let (mut a, mut b) = synced_pair("alice");
+    let sent_ref = a.get_by_key("room", "alice")[0]["phx_ref"].clone();
+    for n in 0..1_000 {
+        a.update("room", 1, "alice", |m| {
+            let mut m = m.clone();
+            m.insert("n".into(), json!(n));
+            Ok(m)
+        })
+        .unwrap();
+    }
+    // A join and a leave within the beat cancel out too.
+    a.track("room", 2, "blink", Meta::new()).unwrap();
+    a.untrack("room", 2, "blink").unwrap();
+    let hb = beat(&mut a);
+    let Gossip::Heartbeat {
+        ops, since, seq, ..
+    } = &hb
+    else {
+        panic!("not a heartbeat")
+    };
+    assert_eq!(seq - since, 2, "numbered after coalescing");
+    assert!(
+        matches!(&ops[..], [Op::Leave { phx_ref, .. }, Op::Join { entry, .. }]
+            if *phx_ref == sent_ref && entry.meta["n"] == 999),
+        "the leave of what peers know and the last state: {ops:?}"
+    );
+    let changes = exchange(&mut a, &mut b, hb, 1);
+    assert_eq!(changes.len(), 2);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+    assert!(a.pending.len() <= 2, "the pending log stays small");
+    // The next beat carries only what changed since.
+    a.update("room", 1, "alice", |m| Ok(m.clone())).unwrap();
+    let hb = beat(&mut a);
+    exchange(&mut a, &mut b, hb, 2);
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+}
+
+#[test]
+fn a_large_beat_is_split_into_heartbeats_under_the_cap() {
+    let config = PresenceConfig {
+        max_heartbeat_bytes: 4096,
+        ..config()
+    };
+    let id = |name: &str| ReplicaId {
+        name: name.into(),
+        incarnation: 1,
+    };
+    let mut a = Tracker::new(id("a"), &config);
+    let mut b = Tracker::new(id("b"), &config);
+    let mut c = Tracker::new(id("c"), &config);
+    for owner in 0..40 {
+        let meta = meta(json!({ "status": "x".repeat(500) }));
+        a.track("room", owner, &format!("user{owner}"), meta)
+            .unwrap();
+    }
+    let messages = a.heartbeat();
+    assert!(messages.len() >= 6, "{} messages", messages.len());
+    let mut next = 0;
+    for message in &messages {
+        let Gossip::Heartbeat { since, seq, .. } = message else {
+            panic!("not a heartbeat");
+        };
+        assert_eq!(*since, next, "consecutive");
+        next = *seq;
+        let size = message.encode().unwrap().len();
+        assert!(size <= 4096 - 256, "{size} bytes");
+    }
+    assert_eq!(next, 40);
+    // All delivered: b has everything. One lost: c repairs it with a transfer.
+    for message in &messages {
+        exchange(&mut a, &mut b, message.clone(), 0);
+    }
+    assert_eq!(view(&a, "room"), view(&b, "room"));
+    for (n, message) in messages.iter().enumerate() {
+        if n != 1 {
+            exchange(&mut a, &mut c, message.clone(), 0);
+        }
+    }
+    assert_eq!(view(&a, "room"), view(&c, "room"));
+    // An op larger than the cap travels alone, whole.
+    let huge = meta(json!({ "status": "y".repeat(10_000) }));
+    a.track("room", 99, "huge", huge).unwrap();
+    a.track("room", 100, "small", Meta::new()).unwrap();
+    let messages = a.heartbeat();
+    assert_eq!(messages.len(), 2);
+    for message in messages {
+        exchange(&mut a, &mut b, message, 0);
+    }
+    assert_eq!(view(&a, "room"), view(&b, "room"));
 }

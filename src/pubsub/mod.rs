@@ -72,7 +72,10 @@ pub fn from_config(config: &PubSubConfig, secret: &str) -> Result<Arc<dyn PubSub
         #[cfg(feature = "redis")]
         Some(url) => {
             let bus = BusIdentity::derive(secret.as_bytes(), config.channel.as_deref());
-            Ok(Arc::new(RedisPubSub::new(url, &config.node_name(), bus)?))
+            let window = std::time::Duration::from_millis(config.replay_window_ms);
+            Ok(Arc::new(
+                RedisPubSub::new(url, &config.node_name(), bus)?.with_replay_window(window),
+            ))
         }
         #[cfg(not(feature = "redis"))]
         Some(_) => {

@@ -16,11 +16,15 @@
 //!   from `secret_key_base` (which every node of a cluster shares). A message whose MAC
 //!   does not verify, that is malformed, or that has a version this node does not know is
 //!   dropped and counted ([`RedisPubSub::rejected`]), with at most one log line per 10 s.
-//! - Replays of a genuine envelope are possible (there is no clock in it): presence gossip
-//!   is idempotent by sequence number, a replayed broadcast is delivered again.
+//! - Every envelope carries the sending process's `instance` (random per start), a counter
+//!   of its envelopes and its clock; a copy of a genuine envelope published again (a
+//!   replay), or one older than `[pubsub] replay_window_ms` (60 s), is dropped and counted
+//!   ([`RedisPubSub::replays`]), with at most one log line per 10 s (see `pubsub::bus`).
+//!   Envelopes are sealed by the one publisher task, in the order it sends them, so each
+//!   process's counters reach Redis, and every subscriber, in increasing order.
 //!
-//! The envelope's format is in `pubsub::bus`. Its `instance` is random per process: a message under this node's own name from another
-//! instance means two processes share a name, which is logged as an error.
+//! The envelope's format is in `pubsub::bus`. A message under this node's own name from
+//! another instance means two processes share a name, which is logged as an error.
 //!
 //! Failure policy: publishing never blocks a caller. Messages wait in a queue bounded in
 //! count (`PUBLISH_QUEUE`) and in bytes (`PUBLISH_QUEUE_BYTES`); when it is full, or while
@@ -48,7 +52,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{LocalPubSub, PubSub, PubSubError, Subscriber, SubscriberId, bus::BusIdentity};
+use super::{
+    LocalPubSub, PubSub, PubSubError, Subscriber, SubscriberId,
+    bus::{BusIdentity, ENVELOPE_OVERHEAD, Rejected, ReplayGuard, Stamp},
+};
 use crate::drops::DropCounter;
 
 /// Messages waiting to be published, at most.
@@ -69,15 +76,40 @@ const PUBLISH_BATCH_BYTES: usize = 1024 * 1024;
 /// without anything being wrong).
 pub const PUBLISH_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A message waiting to be sealed and published.
+struct Outgoing {
+    topic: Box<str>,
+    payload: Bytes,
+}
+
+impl Outgoing {
+    /// Its envelope's size (what the byte bound of the queue counts).
+    fn envelope_len(&self, node: &str) -> usize {
+        ENVELOPE_OVERHEAD + node.len() + self.topic.len() + self.payload.len()
+    }
+}
+
+/// The default of `[pubsub] replay_window_ms`.
+const REPLAY_WINDOW: Duration = Duration::from_secs(60);
+
+/// Milliseconds since the Unix epoch by this machine's clock (0 before 1970).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// In-process delivery plus Redis between nodes.
 pub struct RedisPubSub {
     local: Arc<LocalPubSub>,
     node: Arc<str>,
     instance: u64,
     bus: BusIdentity,
-    outgoing: mpsc::Sender<Bytes>,
+    outgoing: mpsc::Sender<Outgoing>,
     queued_bytes: Arc<AtomicUsize>,
     rejected: Arc<DropCounter>,
+    replays: Arc<DropCounter>,
+    replay_window: Duration,
     not_sent: DropCounter,
     /// What the publisher and subscriber tasks take when started.
     idle: Mutex<Option<Idle>>,
@@ -95,7 +127,7 @@ impl std::fmt::Debug for RedisPubSub {
 /// A bus not started yet.
 struct Idle {
     client: redis::Client,
-    queue: mpsc::Receiver<Bytes>,
+    queue: mpsc::Receiver<Outgoing>,
     url: String,
 }
 
@@ -113,6 +145,8 @@ impl RedisPubSub {
             outgoing,
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             rejected: Arc::new(DropCounter::new()),
+            replays: Arc::new(DropCounter::new()),
+            replay_window: REPLAY_WINDOW,
             not_sent: DropCounter::new(),
             idle: Mutex::new(Some(Idle {
                 client,
@@ -122,10 +156,23 @@ impl RedisPubSub {
         })
     }
 
+    /// Sets how old a message from another node may be (`[pubsub] replay_window_ms`;
+    /// 60 s by default): see the module docs.
+    pub fn with_replay_window(mut self, window: Duration) -> RedisPubSub {
+        self.replay_window = window;
+        self
+    }
+
     /// Messages from Redis dropped so far because they were forged, malformed or of an
     /// unknown version.
     pub fn rejected(&self) -> u64 {
         self.rejected.total()
+    }
+
+    /// Genuine messages from Redis dropped so far because they were replays (already
+    /// received) or older than the replay window.
+    pub fn replays(&self) -> u64 {
+        self.replays.total()
     }
 
     /// Broadcasts not sent to other nodes so far because the publish queue was full (in
@@ -134,10 +181,10 @@ impl RedisPubSub {
         self.not_sent.total()
     }
 
-    fn enqueue(&self, topic: &str, envelope: Bytes) {
-        let len = envelope.len();
+    fn enqueue(&self, topic: &str, message: Outgoing) {
+        let len = message.envelope_len(&self.node);
         let queued = self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
-        if queued > PUBLISH_QUEUE_BYTES || self.outgoing.try_send(envelope).is_err() {
+        if queued > PUBLISH_QUEUE_BYTES || self.outgoing.try_send(message).is_err() {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             self.not_sent.count(|total| {
                 tracing::warn!(
@@ -169,6 +216,10 @@ impl PubSub for RedisPubSub {
                 channel: self.bus.channel.clone(),
                 queued_bytes: self.queued_bytes.clone(),
                 url,
+                bus: self.bus.clone(),
+                node: self.node.clone(),
+                instance: self.instance,
+                counter: 0,
             },
             queue,
             shutdown.clone(),
@@ -180,6 +231,8 @@ impl PubSub for RedisPubSub {
             instance: self.instance,
             rejected: self.rejected.clone(),
             impostors: DropCounter::new(),
+            replays: self.replays.clone(),
+            guard: ReplayGuard::new(self.replay_window.as_millis() as u64),
         };
         tasks.spawn(subscribe(client, receiver, shutdown.clone()));
     }
@@ -193,12 +246,17 @@ impl PubSub for RedisPubSub {
     }
 
     fn broadcast(&self, topic: &str, message: Bytes, except: Option<SubscriberId>) {
-        match self.bus.seal(self.instance, &self.node, topic, &message) {
-            Some(envelope) => self.enqueue(topic, envelope),
-            None => tracing::error!(
+        if topic.len() <= usize::from(u16::MAX) && self.node.len() <= usize::from(u16::MAX) {
+            let outgoing = Outgoing {
+                topic: topic.into(),
+                payload: message.clone(),
+            };
+            self.enqueue(topic, outgoing);
+        } else {
+            tracing::error!(
                 topic = %crate::text::for_log(topic),
                 "topic or node name too long for the redis envelope"
-            ),
+            );
         }
         self.local.local_broadcast(topic, message, except);
     }
@@ -274,19 +332,34 @@ struct Publisher {
     channel: String,
     queued_bytes: Arc<AtomicUsize>,
     url: String,
+    bus: BusIdentity,
+    node: Arc<str>,
+    instance: u64,
+    /// The last envelope's counter.
+    counter: u64,
 }
 
 impl Publisher {
-    fn take(&self, message: Option<Bytes>) -> Option<Bytes> {
-        if let Some(message) = &message {
-            self.queued_bytes.fetch_sub(message.len(), Ordering::AcqRel);
-        }
-        message
+    /// Takes `message` off the queue's byte count and seals it with the next counter and
+    /// the time now (`None` if there is none, or it cannot be sealed).
+    fn take(&mut self, message: Option<Outgoing>) -> Option<Bytes> {
+        let message = message?;
+        self.queued_bytes
+            .fetch_sub(message.envelope_len(&self.node), Ordering::AcqRel);
+        self.counter += 1;
+        let stamp = Stamp {
+            instance: self.instance,
+            counter: self.counter,
+            sent: wall_ms(),
+        };
+        // The names' lengths were checked when the message was queued.
+        self.bus
+            .seal(stamp, &self.node, &message.topic, &message.payload)
     }
 
     /// `first` and what else is queued now, up to [`PUBLISH_BATCH`] messages and
     /// [`PUBLISH_BATCH_BYTES`].
-    fn batch(&self, first: Bytes, queue: &mut mpsc::Receiver<Bytes>) -> Vec<Bytes> {
+    fn batch(&mut self, first: Bytes, queue: &mut mpsc::Receiver<Outgoing>) -> Vec<Bytes> {
         let mut bytes = first.len();
         let mut batch = vec![first];
         while batch.len() < PUBLISH_BATCH && bytes < PUBLISH_BATCH_BYTES {
@@ -317,9 +390,9 @@ impl Publisher {
 
     /// Sends what is queued now, within [`FLUSH_TIMEOUT`].
     async fn flush(
-        &self,
+        &mut self,
         connection: &mut redis::aio::MultiplexedConnection,
-        queue: &mut mpsc::Receiver<Bytes>,
+        queue: &mut mpsc::Receiver<Outgoing>,
     ) {
         let flushing = async {
             while let Some(first) = self.take(queue.try_recv().ok()) {
@@ -334,8 +407,8 @@ impl Publisher {
 }
 
 async fn publish(
-    publisher: Publisher,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut publisher: Publisher,
+    mut queue: mpsc::Receiver<Outgoing>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new();
@@ -352,7 +425,12 @@ async fn publish(
                 Err(err) => {
                     // Drop what piled up meanwhile, so a long outage does not replay stale
                     // traffic.
-                    while publisher.take(queue.try_recv().ok()).is_some() {}
+                    while let Ok(message) = queue.try_recv() {
+                        publisher.queued_bytes.fetch_sub(
+                            message.envelope_len(&publisher.node),
+                            Ordering::AcqRel,
+                        );
+                    }
                     let what = format!("connection to {}", publisher.url);
                     if !backoff.failed(&what, &err, &shutdown).await {
                         return;
@@ -370,8 +448,11 @@ async fn publish(
                 }
                 message = queue.recv() => message,
             };
-            let Some(first) = publisher.take(message) else {
+            let Some(message) = message else {
                 return;
+            };
+            let Some(first) = publisher.take(Some(message)) else {
+                continue;
             };
             let batch = publisher.batch(first, &mut queue);
             if let Err(err) = publisher.send(&mut connection, &batch).await {
@@ -392,13 +473,29 @@ struct Receiver {
     instance: u64,
     rejected: Arc<DropCounter>,
     impostors: DropCounter,
+    replays: Arc<DropCounter>,
+    guard: ReplayGuard,
 }
 
 impl Receiver {
-    fn receive(&self, bytes: &[u8]) {
-        match self.bus.open(bytes) {
+    fn receive(&mut self, bytes: &[u8]) {
+        let opened = self.bus.open(bytes).and_then(|opened| {
+            self.guard.check(&opened, wall_ms())?;
+            Ok(opened)
+        });
+        match opened {
+            Err(why @ (Rejected::Stale | Rejected::Replayed)) => self.replays.count(|total| {
+                tracing::warn!(
+                    channel = self.bus.channel(),
+                    ?why,
+                    total,
+                    "dropped a replayed or stale message on the redis bus (a copy of an \
+                     earlier message, or a node's clock is off by more than \
+                     pubsub.replay_window_ms)"
+                )
+            }),
             Ok(opened) if opened.node == &*self.node => {
-                if opened.instance != self.instance {
+                if opened.stamp.instance != self.instance {
                     self.impostors.count(|total| {
                         tracing::error!(
                             node = %self.node,
@@ -428,7 +525,7 @@ impl Receiver {
     }
 }
 
-async fn subscribe(client: redis::Client, receiver: Receiver, shutdown: CancellationToken) {
+async fn subscribe(client: redis::Client, mut receiver: Receiver, shutdown: CancellationToken) {
     let mut backoff = Backoff::new();
     loop {
         let connecting = async {

@@ -10,6 +10,9 @@
 
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as joinPath } from "node:path";
 import { Presence } from "phoenix";
 import {
   Inbox,
@@ -27,6 +30,15 @@ import {
 } from "./support.mjs";
 
 const GRACE_MS = 1500;
+
+// These tests are about the grace itself, with connections that drop moments after they
+// joined: the bound that gives no grace to entries tracked less than
+// `presence.grace_min_age_ms` (5 s by default) before the drop is turned off for them
+// (tests/presence.rs tests that bound).
+const CONFIG_DIR = mkdtempSync(joinPath(tmpdir(), "tether-grace-"));
+const CONFIG = joinPath(CONFIG_DIR, "tether.toml");
+writeFileSync(CONFIG, "[presence]\ngrace_min_age_ms = 0\n");
+after(() => rmSync(CONFIG_DIR, { recursive: true, force: true }));
 const OPTS = { timeout: 40_000 };
 
 /** A watcher on `topic`: every presence_diff in an inbox, and the synced phoenix Presence. */
@@ -81,7 +93,10 @@ describe("leave grace on one node", () => {
   });
 
   test("start", TEST_OPTS, async () => {
-    await startServer("presence_chat", { TETHER_PRESENCE_LEAVE_GRACE_MS: String(GRACE_MS) });
+    await startServer("presence_chat", {
+      TETHER_PRESENCE_LEAVE_GRACE_MS: String(GRACE_MS),
+      TETHER_CONFIG: CONFIG,
+    });
   });
 
   test("an abrupt disconnect and a reconnect within the grace: the watcher sees no diff at all", OPTS, async () => {
@@ -155,6 +170,7 @@ describe("leave grace across two nodes", () => {
       TETHER_PRESENCE_BROADCAST_PERIOD_MS: "100",
       TETHER_PRESENCE_DOWN_PERIOD_MS: "2000",
       TETHER_PRESENCE_LEAVE_GRACE_MS: String(GRACE_MS),
+      TETHER_CONFIG: CONFIG,
     });
     a = await startExample("presence_chat", env("a"));
     b = await startExample("presence_chat", env("b"));
