@@ -62,6 +62,14 @@ pub fn page_payload(data: &[u8]) {
     crate::commander::decode_payloads(data);
 }
 
+/// A page channel's join payload run through every check of a join: the page token, the
+/// browser id, the store, the topics, the live regions and the presence lists, against a
+/// commander `lab` whose tokens (secret `"f" × 64`) stay valid for a century, so a seed made
+/// with them reaches every check.
+pub fn page_join(data: &[u8]) {
+    let _ = crate::commander::admit_join_payload(data);
+}
+
 /// A token as a browser sends it back: verified and decrypted for every purpose.
 pub fn token(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {

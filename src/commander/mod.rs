@@ -44,6 +44,8 @@ mod patch;
 mod presence_list;
 mod runtime;
 #[cfg(feature = "fuzzing")]
+pub(crate) use page_channel::admit_join_payload;
+#[cfg(feature = "fuzzing")]
 pub(crate) use page_channel::decode_payloads;
 mod revocations;
 mod script;

@@ -24,6 +24,7 @@ use super::{
     held::{Budget, Held},
     hub::{Hub, PageClaims},
     page::{BrowserInfo, MAX_STORE_BYTES, Page, PageState, StoreClaims, TopicClaims},
+    presence_list::ListSpec,
     runtime::{self, PageCrash, Work},
     same_commander, same_path, same_topic,
     token::unix_now,
@@ -37,6 +38,20 @@ const MAX_LISTS_PER_PAGE: usize = 32;
 
 /// Most page loads a node remembers as joined (see [`SeenLoads`]).
 const MAX_SEEN_LOADS: usize = 65_536;
+
+/// What a join's payload claims, checked (see `PageChannel::admit`).
+struct Admitted {
+    claims: PageClaims,
+    browser_id: String,
+    /// The store, or `Err` when its token was refused (logged).
+    store: Result<Map<String, Value>, ()>,
+    topics: Vec<String>,
+    /// Whether the topics came from a topics token the browser brought.
+    topics_given: bool,
+    live: Map<String, Value>,
+    live_rejected: Vec<String>,
+    lists: Vec<ListSpec>,
+}
 
 pub(crate) struct PageChannel {
     pub(crate) hub: Arc<Hub>,
@@ -280,7 +295,10 @@ impl PageChannel {
     /// Subscribes the page to its topics, and to the counts and presence lists it shows of
     /// them (only of topics it is on; only lists the server signed; at most
     /// `[commander] max_presence_lists` lists per node).
-    fn subscribe(&self, socket: &mut Socket, topics: &[String], payload: &JoinPayload, now: u64) {
+    /// Subscribes the page to its topics, and to the counts and presence lists it shows of
+    /// them (only of topics it is on).
+    fn subscribe(&self, socket: &mut Socket, admitted: &Admitted, payload: &JoinPayload) {
+        let topics = &admitted.topics;
         for topic in topics {
             socket.subscribe(topic);
         }
@@ -288,13 +306,7 @@ impl PageChannel {
             socket.subscribe(&Hub::counter_topic(counted));
             self.hub.watch_counter(counted);
         }
-        let shown = payload.presence_lists.iter().take(MAX_LISTS_PER_PAGE);
-        let mut unsigned = 0;
-        for token in shown {
-            let Some(listed) = self.hub.open_list_spec(token, now) else {
-                unsigned += 1;
-                continue;
-            };
+        for listed in &admitted.lists {
             if !topics.iter().any(|t| t == listed.topic()) {
                 continue;
             }
@@ -304,12 +316,55 @@ impl PageChannel {
                 }
             }
         }
-        if unsigned > 0 {
+    }
+
+    /// The presence lists a join shows, from the list tokens the server signed into its page
+    /// (others are ignored, logged).
+    fn list_specs(&self, payload: &JoinPayload, now: u64) -> Vec<ListSpec> {
+        let shown = payload.presence_lists.iter().take(MAX_LISTS_PER_PAGE);
+        let (lists, unsigned): (Vec<_>, Vec<_>) = shown
+            .map(|token| self.hub.open_list_spec(token, now))
+            .partition(Option::is_some);
+        if !unsigned.is_empty() {
             tracing::warn!(
-                unsigned,
+                unsigned = unsigned.len(),
                 "presence lists the server did not sign (or too old) ignored"
             );
         }
+        lists.into_iter().flatten().collect()
+    }
+
+    /// Everything a join's payload claims, checked against the server's keys: the page
+    /// token (or the refusal), the browser id, the store, the topics, the live regions and
+    /// the presence lists. It changes nothing on the node.
+    fn admit(
+        &self,
+        name: &'static str,
+        commander: &dyn DynCommander,
+        payload: &JoinPayload,
+        now: u64,
+    ) -> Result<Admitted, JoinError> {
+        let claims = self.verify_page_token(name, &payload.token, now)?;
+        let browser_id = self.browser_id(payload.browser_id.as_deref(), now);
+        let store = self.open_store(name, payload.store.as_deref(), &browser_id, now);
+        let remembered = self.remembered_topics(name, &claims.path, &browser_id, payload, now);
+        let topics_given = remembered.is_some();
+        let topics =
+            remembered.unwrap_or_else(|| PageChannel::topics(commander, name, &claims.path));
+        let (live, live_rejected) = self
+            .hub
+            .open_live(name, &payload.live, claims.load, &topics);
+        let lists = self.list_specs(payload, now);
+        Ok(Admitted {
+            claims,
+            browser_id,
+            store,
+            topics,
+            topics_given,
+            live,
+            live_rejected,
+            lists,
+        })
     }
 
     fn topics(commander: &dyn DynCommander, name: &str, path: &str) -> Vec<String> {
@@ -385,18 +440,20 @@ impl Channel for PageChannel {
         let payload: JoinPayload = serde_json::from_value(payload)
             .map_err(|_| JoinError::reason("invalid join payload"))?;
         let now = unix_now();
-        let claims = self.verify_page_token(name, &payload.token, now)?;
+        let admitted = self.admit(name, &*commander, &payload, now)?;
+        self.subscribe(socket, &admitted, &payload);
+        let Admitted {
+            claims,
+            browser_id,
+            store: opened,
+            topics,
+            topics_given,
+            live,
+            live_rejected,
+            ..
+        } = admitted;
         let path = claims.path.clone();
-        let browser_id = self.browser_id(payload.browser_id.as_deref(), now);
-        let opened = self.open_store(name, payload.store.as_deref(), &browser_id, now);
         let store_rejected = opened.is_err();
-        let remembered = self.remembered_topics(name, &path, &browser_id, &payload, now);
-        let topics_given = remembered.is_some();
-        let topics = match remembered {
-            Some(topics) => topics,
-            None => PageChannel::topics(&*commander, name, &path),
-        };
-        self.subscribe(socket, &topics, &payload, now);
         let session = socket
             .assigns()
             .get("session")
@@ -404,9 +461,6 @@ impl Channel for PageChannel {
             .cloned()
             .unwrap_or_default();
         let allowed = self.allowed_shared(&claims);
-        let (live, live_rejected) = self
-            .hub
-            .open_live(name, &payload.live, claims.load, &topics);
         let state = PageState {
             commander: name,
             path,
@@ -566,5 +620,83 @@ pub(crate) fn decode_payloads(data: &[u8]) {
                 assert!(decoded.is_ok(), "a checked sender must decode");
             }
         }
+    }
+}
+
+/// A page channel of one commander, `lab` (no handlers), on an in-process pub/sub, whose
+/// tokens stay valid for a century: what the `page_join` fuzz target and the tests below
+/// run join payloads through.
+#[cfg(any(test, feature = "fuzzing"))]
+fn admission_lab() -> &'static (super::Commanders, PageChannel) {
+    static LAB: std::sync::OnceLock<(super::Commanders, PageChannel)> = std::sync::OnceLock::new();
+    LAB.get_or_init(|| {
+        struct Lab;
+        impl super::Commander for Lab {
+            fn name(&self) -> &'static str {
+                "lab"
+            }
+        }
+        let century = 100 * 365 * 86_400;
+        let config = crate::config::CommanderConfig {
+            page_token_max_age_s: century,
+            topics_token_max_age_s: century,
+            store_token_max_age_s: century,
+            ..Default::default()
+        };
+        let pubsub: Arc<dyn crate::pubsub::PubSub> = Arc::new(crate::pubsub::LocalPubSub::new());
+        let presence = crate::config::PresenceConfig::default();
+        let commanders = super::Commanders::builder(&config, &presence, &"f".repeat(64), pubsub)
+            .commander(Lab)
+            .build()
+            .expect("a valid lab");
+        let channel = PageChannel::new(commanders.hub.clone());
+        (commanders, channel)
+    })
+}
+
+/// Runs a join payload, as a client would send it, through every check of a join
+/// (`PageChannel::admit`: page token, browser id, store, topics, live regions, presence
+/// lists); `true` when it was admitted. For the `page_join` fuzz target.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn admit_join_payload(data: &[u8]) -> bool {
+    let Ok(payload) = serde_json::from_slice::<JoinPayload>(data) else {
+        return false;
+    };
+    let (_, channel) = admission_lab();
+    let Some((name, commander)) = channel.commander("lab") else {
+        return false;
+    };
+    channel
+        .admit(name, &*commander, &payload, unix_now())
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_token(commander: &str) -> String {
+        let (commanders, _) = admission_lab();
+        let claims = PageClaims {
+            commander: commander.into(),
+            path: "/p".into(),
+            shared: Vec::new(),
+            assigns: Map::new(),
+            load: 7,
+        };
+        commanders.hub.keys.sign("page", &claims, unix_now())
+    }
+
+    #[test]
+    fn a_join_payload_is_admitted_only_with_a_genuine_page_token_of_its_commander() {
+        let good = json!({"token": page_token("lab"), "store": "x", "topics": "y",
+            "live": {"r": "z"}, "presence_lists": ["w", 1, null]});
+        assert!(admit_join_payload(good.to_string().as_bytes()));
+        let other = json!({"token": page_token("other")});
+        assert!(!admit_join_payload(other.to_string().as_bytes()));
+        let forged = json!({"token": page_token("lab").replace('a', "b")});
+        assert!(!admit_join_payload(forged.to_string().as_bytes()));
+        assert!(!admit_join_payload(b"[1,2"));
+        assert!(!admit_join_payload(br#"{"token": 5}"#));
     }
 }
