@@ -330,8 +330,9 @@ impl Default for CheckOrigin {
     }
 }
 
-/// `[pubsub]`: in-process by default, Redis when `url` is set.
-#[derive(Debug, Clone, Deserialize)]
+/// `[pubsub]`: in-process by default, Redis when `url` is set. `Debug` hides a password in
+/// the URL (`redis://:[redacted]@host/`).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PubSubConfig {
     /// `redis://…` URL. Env `TETHER_PUBSUB_URL`. `None` means in-process only.
@@ -347,6 +348,40 @@ pub struct PubSubConfig {
     /// earlier message of the same sending process are dropped as replays. Node clocks
     /// must agree to well within this. At least 1000.
     pub replay_window_ms: u64,
+}
+
+impl std::fmt::Debug for PubSubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named: a new one does not compile until it is printed here.
+        let PubSubConfig {
+            url,
+            node,
+            channel,
+            replay_window_ms,
+        } = self;
+        f.debug_struct("PubSubConfig")
+            .field("url", &url.as_deref().map(redact_url_password))
+            .field("node", node)
+            .field("channel", channel)
+            .field("replay_window_ms", replay_window_ms)
+            .finish()
+    }
+}
+
+/// `url` with the password of its userinfo (`scheme://user:password@host`) replaced by
+/// `[redacted]`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]{}", &rest[at..]),
+        None => url.to_string(),
+    }
 }
 
 impl Default for PubSubConfig {
@@ -1064,6 +1099,26 @@ mod tests {
         assert_eq!(config.endpoint.metrics_token.as_deref(), Some(token));
         let err = Config::from_lookup(env(&[("TETHER_METRICS_TOKEN", "short")])).unwrap_err();
         assert!(err.to_string().contains("metrics_token"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_a_redis_password() {
+        let mut config = Config::default();
+        config.pubsub.url = Some("redis://user:hunter2-secret@127.0.0.1:6379/0".into());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2-secret"), "{printed}");
+        assert!(
+            printed.contains("redis://user:[redacted]@127.0.0.1:6379/0"),
+            "{printed}"
+        );
+        assert_eq!(
+            redact_url_password("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
+        );
+        assert_eq!(
+            redact_url_password("redis://:pw@h/"),
+            "redis://:[redacted]@h/"
+        );
     }
 
     #[test]
