@@ -48,6 +48,7 @@ impl Shard {
         let mut opened = false;
         for change in changes {
             opened |= self.mark_dirty(&change.topic, now);
+            self.pacer.touch(&change.topic, now);
             self.windows
                 .entry(change.topic.clone())
                 .or_default()
