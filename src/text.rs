@@ -1,6 +1,7 @@
 //! Text for logs and replies: client-controlled text cut to a bounded length on a character
-//! boundary (wherever text a client chose ends up in a log line or a close frame), and what
-//! a caught panic says. This module is pure and knows nothing of the layers that use it.
+//! boundary (wherever text a client chose ends up in a log line or a close frame), what a
+//! caught panic says, and how long a value's JSON text is (to bound what a client or a peer
+//! makes us hold). This module is pure and knows nothing of the layers that use it.
 
 /// Most bytes of a client-chosen string written to a log line.
 pub(crate) const LOG_MAX: usize = 256;
@@ -27,6 +28,26 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         format!("panic: {text}")
     } else {
         "panic".to_string()
+    }
+}
+
+/// The length of `value` encoded as JSON, counted without keeping the encoding (0 if it
+/// cannot be encoded).
+pub(crate) fn json_len(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => 0,
     }
 }
 

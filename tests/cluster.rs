@@ -1136,6 +1136,20 @@ impl Envelope {
     }
 }
 
+/// PUBLISHes each of `messages`, as it is, on `channel` (what anyone with access to the
+/// Redis can do).
+async fn publish_raw(redis: &redis::Client, channel: &str, messages: &[Vec<u8>]) {
+    let mut publisher = redis.get_multiplexed_async_connection().await.unwrap();
+    for message in messages {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message.as_slice())
+            .query_async(&mut publisher)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn foreign_publishes_on_the_bus_have_no_effect() {
     let _serial = serial().await;
@@ -1186,15 +1200,7 @@ async fn foreign_publishes_on_the_bus_have_no_effect() {
         envelope.forge("x", LOBBY, js.to_string().as_bytes()),
         envelope.forge("x", LOBBY, b"\xff\xfe not utf-8"),
     ];
-    let mut publisher = redis.get_multiplexed_async_connection().await.unwrap();
-    for attack in &attacks {
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(attack.as_slice())
-            .query_async(&mut publisher)
-            .await
-            .unwrap();
-    }
+    publish_raw(&redis, &channel, &attacks).await;
     // A forged goodbye would drop alice from b at once; several down periods pass quietly.
     let quiet = Instant::now() + ms(3 * DOWN_MS);
     bob.drain_until(quiet).await;
@@ -1334,16 +1340,8 @@ async fn replayed_messages_of_a_previous_run_do_not_black_out_the_restarted_node
     // Run 1's messages, published again, in order.
     let replayed_at = Instant::now();
     let client = redis::Client::open(cluster.redis.url()).unwrap();
-    let mut publisher = client.get_multiplexed_async_connection().await.unwrap();
     for _ in 0..3 {
-        for message in &replay {
-            let _: i64 = redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(message.as_slice())
-                .query_async(&mut publisher)
-                .await
-                .unwrap();
-        }
+        publish_raw(&client, &channel, &replay).await;
     }
     // Several down periods: b keeps showing the live alice, and never the old one.
     let quiet = Instant::now() + ms(3 * DOWN_MS);

@@ -484,30 +484,21 @@ async fn session_seen(s: &Setup, cookie: &str) -> Value {
 
 #[tokio::test]
 async fn only_a_session_cookie_protected_as_configured_is_read() {
-    let private =
-        setup(|c| c.presence.id = vec![IdSource::Session("current_user_id".into())]).await;
-    assert_eq!(
-        session_seen(&private, &session_cookie(&private, false)).await,
-        "7"
-    );
-    // An app that encrypts its sessions never accepts a merely signed one.
-    assert_eq!(
-        session_seen(&private, &session_cookie(&private, true)).await,
-        Value::Null
-    );
-    let signed = setup(|c| {
-        c.presence.id = vec![IdSource::Session("current_user_id".into())];
-        c.commander.session_cookie_security = SessionCookieSecurity::Signed;
-    })
-    .await;
-    assert_eq!(
-        session_seen(&signed, &session_cookie(&signed, true)).await,
-        "7"
-    );
-    assert_eq!(
-        session_seen(&signed, &session_cookie(&signed, false)).await,
-        Value::Null
-    );
+    for security in [
+        SessionCookieSecurity::Private,
+        SessionCookieSecurity::Signed,
+    ] {
+        let s = setup(|c| {
+            c.presence.id = vec![IdSource::Session("current_user_id".into())];
+            c.commander.session_cookie_security = security;
+        })
+        .await;
+        let signed = security == SessionCookieSecurity::Signed;
+        assert_eq!(session_seen(&s, &session_cookie(&s, signed)).await, "7");
+        // An app that encrypts its sessions never accepts a merely signed one (nor the reverse).
+        let other = session_cookie(&s, !signed);
+        assert_eq!(session_seen(&s, &other).await, Value::Null, "{security:?}");
+    }
 }
 
 #[tokio::test]

@@ -139,7 +139,7 @@ fn checked_sender(sender: Value, max_field: usize) -> Result<Box<RawValue>, &'st
     let too_large = BOUNDED_SENDER_FIELDS
         .iter()
         .filter_map(|field| sender.get(field))
-        .any(|part| json_len(part) > max_field);
+        .any(|part| crate::text::json_len(part) > max_field);
     if too_large {
         return Err("event too large");
     }
@@ -147,23 +147,6 @@ fn checked_sender(sender: Value, max_field: usize) -> Result<Box<RawValue>, &'st
         return Err("invalid event payload");
     }
     serde_json::value::to_raw_value(&sender).map_err(|_| "invalid event payload")
-}
-
-/// The length of `value` encoded as JSON, without keeping the encoding.
-fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 /// The browser's answer to a round trip: `ok` (any JSON, `null` included) or `error`.

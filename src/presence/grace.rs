@@ -166,15 +166,17 @@ impl Presence {
             Some(key) => vec![key.to_string()],
             None => shard.tracker.keys_of(owner.0, topic),
         };
+        // An entry that leaves now.
+        let leave = |shard: &mut Shard, key: &str| {
+            shard
+                .tracker
+                .untrack(topic, owner.0, key)
+                .unwrap_or_default()
+        };
         if grace == 0 {
             let mut changes = Vec::new();
             for key in keys {
-                changes.extend(
-                    shard
-                        .tracker
-                        .untrack(topic, owner.0, &key)
-                        .unwrap_or_default(),
-                );
+                changes.extend(leave(&mut shard, &key));
             }
             self.commit(shard, changes);
             return;
@@ -196,12 +198,7 @@ impl Presence {
                     .hold(topic_arc.clone(), key.clone(), owner.0, deadline, caps)
             {
                 // Tracked moments ago, or over a cap: this entry leaves now.
-                changes.extend(
-                    shard
-                        .tracker
-                        .untrack(topic, owner.0, &key)
-                        .unwrap_or_default(),
-                );
+                changes.extend(leave(&mut shard, &key));
             }
         }
         self.commit(shard, changes);

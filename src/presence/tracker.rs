@@ -189,25 +189,6 @@ pub const FLOOR_KEEP_PERMDOWNS: u64 = 2;
 /// name (in the message, escaped, and in the envelope).
 const HEARTBEAT_OVERHEAD: usize = 512;
 
-/// The length of `value` encoded as JSON (0 if it cannot be encoded).
-fn encoded_len(value: &impl Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        Err(_) => 0,
-    }
-}
-
 /// The lowest incarnation of a name still admitted, and when it was last raised.
 #[derive(Debug, Clone, Copy)]
 struct Floor {
@@ -821,7 +802,7 @@ impl Tracker {
         let mut chunks: Vec<Vec<Op>> = vec![Vec::new()];
         let mut bytes = 0;
         for op in ops {
-            let size = encoded_len(&op) + 1;
+            let size = crate::text::json_len(&op) + 1;
             let chunk = chunks.last_mut().unwrap_or_else(|| unreachable!());
             if !chunk.is_empty() && bytes + size > budget {
                 chunks.push(Vec::new());

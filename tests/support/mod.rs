@@ -43,33 +43,7 @@ impl TestServer {
         config: Config,
         setup: impl FnOnce(EndpointBuilder) -> EndpointBuilder + Send + 'static,
     ) -> TestServer {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let builder = Endpoint::builder(config).unwrap();
-                let endpoint = setup(builder).build().unwrap();
-                let app_endpoint = endpoint.clone();
-                let server = HttpServer::new(move || {
-                    let endpoint = app_endpoint.clone();
-                    App::new().configure(move |cfg| endpoint.configure(cfg))
-                })
-                .workers(2)
-                .disable_signals()
-                .shutdown_timeout(1);
-                let server = endpoint.tune_server(server).bind(("127.0.0.1", 0)).unwrap();
-                let port = server.addrs()[0].port();
-                let server = server.run();
-                tx.send((port, endpoint, server.handle())).unwrap();
-                let _ = server.await;
-            })
-        });
-        let (port, endpoint, handle) = rx.recv_timeout(WAIT).expect("server did not start");
-        TestServer {
-            port,
-            endpoint,
-            handle,
-            thread: Some(thread),
-        }
+        TestServer::serve(config, setup, false)
     }
 
     /// [`TestServer::start_with`], with the dashboard and `/metrics` mounted at the root
@@ -78,6 +52,14 @@ impl TestServer {
         config: Config,
         setup: impl FnOnce(EndpointBuilder) -> EndpointBuilder + Send + 'static,
     ) -> TestServer {
+        TestServer::serve(config, setup, true)
+    }
+
+    fn serve(
+        config: Config,
+        setup: impl FnOnce(EndpointBuilder) -> EndpointBuilder + Send + 'static,
+        dashboard: bool,
+    ) -> TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -85,10 +67,14 @@ impl TestServer {
                 let endpoint = setup(builder).build().unwrap();
                 let app_endpoint = endpoint.clone();
                 let server = HttpServer::new(move || {
-                    let (sockets, dashboard) = (app_endpoint.clone(), app_endpoint.clone());
+                    let (sockets, operations) = (app_endpoint.clone(), app_endpoint.clone());
                     App::new()
                         .configure(move |cfg| sockets.configure(cfg))
-                        .configure(move |cfg| dashboard.configure_dashboard(cfg))
+                        .configure(move |cfg| {
+                            if dashboard {
+                                operations.configure_dashboard(cfg)
+                            }
+                        })
                 })
                 .workers(2)
                 .disable_signals()
