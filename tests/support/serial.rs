@@ -54,7 +54,11 @@ pub fn serial() -> Serial {
         // SAFETY: flock on a descriptor this function owns; no memory is passed.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             if told {
-                eprintln!("serial: got {} after {:?}", path.display(), started.elapsed());
+                eprintln!(
+                    "serial: got {} after {:?}",
+                    path.display(),
+                    started.elapsed()
+                );
             }
             return Serial { _file: file };
         }
