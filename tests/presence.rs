@@ -1,5 +1,9 @@
 //! Presence over real sockets (one server) and replication between several presence
 //! instances in one process, wired through pub/sub.
+//!
+//! Presence's timers and clock are tokio's (`tokio::time`), so the tests of replicas in one
+//! process (no socket) run on paused time: their down and permdown periods pass in tokio's
+//! clock, which moves only when every task waits, never stretched by a busy machine.
 
 mod support;
 
