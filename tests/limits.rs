@@ -200,6 +200,8 @@ async fn a_slow_consumer_is_disconnected_and_nobody_else_waits() {
 
 #[tokio::test]
 async fn an_idle_connection_is_closed_with_1001_and_heartbeats_keep_it_open() {
+    // Timed (the idle timeout): not beside another test that measures memory or time.
+    let _serial = support::serial::serial();
     let server = start(test_config().with_idle_timeout_ms(400));
     let mut idle = server.client("").await;
     let mut busy = server.client("").await;
@@ -306,6 +308,8 @@ async fn over_long_topics_events_and_refs_close_with_1007() {
 
 #[tokio::test]
 async fn pings_alone_do_not_keep_a_connection_open() {
+    // Timed (the idle timeout): not beside another test that measures memory or time.
+    let _serial = support::serial::serial();
     let server = start(test_config().with_idle_timeout_ms(400));
     let mut pinger = server.client("").await;
     let started = tokio::time::Instant::now();

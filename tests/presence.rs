@@ -1,5 +1,9 @@
 //! Presence over real sockets (one server) and replication between several presence
 //! instances in one process, wired through pub/sub.
+//!
+//! Presence's timers and clock are tokio's (`tokio::time`), so the tests of replicas in one
+//! process (no socket) run on paused time: their down and permdown periods pass in tokio's
+//! clock, which moves only when every task waits, never stretched by a busy machine.
 
 mod support;
 
@@ -409,7 +413,10 @@ fn counts(nodes: &[&Node], topic: &str) -> Vec<(usize, usize)> {
         .collect()
 }
 
-#[tokio::test]
+// Paused time (as in every test of replicas in one process): tokio's clock moves only when
+// every task waits, so the down and permdown periods are measured in the presence's own time,
+// never stretched by a busy machine that runs the heartbeat tasks late.
+#[tokio::test(start_paused = true)]
 async fn replicas_converge_and_survive_crash_partition_restart_and_goodbye() {
     let bus = Arc::new(LocalPubSub::new());
     let (a, b, c) = (node(&bus, "a"), node(&bus, "b"), node(&bus, "c"));
@@ -575,7 +582,10 @@ impl PresenceHooks for SlowHooks {
     }
 }
 
-#[tokio::test]
+// Paused time: the 10 s hook and the four down periods pass in tokio's clock, which moves only
+// when every task waits. A heartbeat held up by the hook would let that clock pass the down
+// period (the test fails), but a busy machine running the heartbeat task late cannot.
+#[tokio::test(start_paused = true)]
 async fn a_slow_hook_never_makes_its_node_look_down_to_peers() {
     let bus: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let slow = started("slow", settings(10), bus.clone(), SlowHooks);

@@ -4,6 +4,7 @@
 
 pub mod example;
 pub mod raw;
+pub mod serial;
 
 use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
