@@ -25,7 +25,10 @@
 //!   that reads, however slowly, is not cut because of it. Time spent not reading a client
 //!   does not count towards its idle timeout.
 //! - **Write timeout**: when pending output makes no progress for `write_timeout`, the
-//!   outbox is abandoned (its queue freed) and the connection ends; the same holds after a
+//!   outbox is abandoned (its queue freed) and the connection ends. Progress is any chunk
+//!   the socket takes, not a drained queue; with `TCP_NOTSENT_LOWAT` set on accepted sockets
+//!   (by [`crate::endpoint`]) the socket takes one after every ~64 KiB the client reads, so a
+//!   slow reader is never mistaken for a stalled one; the same holds after a
 //!   close while the close frame cannot be written. The socket itself is released by the
 //!   kernel (`TCP_USER_TIMEOUT`, set by [`crate::endpoint`] when it accepts the connection).
 //!
