@@ -114,8 +114,15 @@
 //!   waits. At most one pong is pending per connection.
 //! - **A client that sends faster than it reads is slowed, not cut**: its frames are not read
 //!   while its own outbox is over half of `max_outbound_bytes` (resumed at a quarter).
-//! - **A client that stops reading is released**: pending output that does not move for
-//!   `endpoint.write_timeout_ms` (10 s) ends the connection and frees its queue, and the
+//! - **The publisher pays**: when a client's message makes broadcasts that push other
+//!   connections' outboxes (on this node) over half of `max_outbound_bytes`, that client is
+//!   not read again until they are back at a quarter, closed, or stalled for the write
+//!   timeout. A flooder is slowed to its slowest reader; a reader that keeps reading is not
+//!   cut because of it; a reader that stops is still dropped by the write timeout.
+//! - **A client that stops reading is released; one that reads slowly is not**: pending
+//!   output that does not move at all (no byte taken by the socket, which `TCP_NOTSENT_LOWAT`
+//!   makes happen every ~64 KiB the client reads) for `endpoint.write_timeout_ms` (10 s)
+//!   ends the connection and frees its queue, and the
 //!   socket is dropped by the kernel (`TCP_USER_TIMEOUT`, set by [`serve`] and
 //!   [`Endpoint::tune_server`]).
 //! - **Bad input costs one connection at most**: a frame whose header declares more than

@@ -197,7 +197,12 @@ async fn a_client_that_sends_faster_than_it_reads_is_slowed_and_loses_nothing() 
         join_lobby(&mut stream).await;
         let (counted, seen) = tokio::sync::watch::channel(0);
         progress.push(seen);
-        bystanders.push(tokio::spawn(count(stream, SHOUTS, Pace::Free(counted))));
+        bystanders.push(tokio::spawn(count(
+            stream,
+            SHOUTS,
+            Pace::Free(counted),
+            READING,
+        )));
     }
     let mut sender =
         raw::connect_with(example.port, &socket_path("sender"), Some(RECV_BUFFER)).await;
@@ -214,7 +219,12 @@ async fn a_client_that_sends_faster_than_it_reads_is_slowed_and_loses_nothing() 
     let (reader, mut writer) = sender.into_split();
     // The sender reads everything, more slowly than the server can echo, and never more than
     // AHEAD frames past the slower bystander.
-    let own = tokio::spawn(count(reader, SHOUTS, Pace::Behind(progress, AHEAD)));
+    let own = tokio::spawn(count(
+        reader,
+        SHOUTS,
+        Pace::Behind(progress, AHEAD),
+        READING,
+    ));
     // 10,000 shouts of 1 KB in one write.
     let body = "b".repeat(1000);
     let mut all = Vec::new();
@@ -256,6 +266,17 @@ enum Pace {
     Behind(Vec<tokio::sync::watch::Receiver<usize>>, usize),
 }
 
+/// Reads as fast as it can until `expected` shouts were seen, the stream ends, or `limit`
+/// passes; see [`count`].
+async fn count_shouts_within(
+    stream: impl tokio::io::AsyncReadExt + Unpin,
+    expected: usize,
+    limit: Duration,
+) -> Counted {
+    let (counted, _) = tokio::sync::watch::channel(0);
+    count(stream, expected, Pace::Free(counted), limit).await
+}
+
 /// Shouts counted by a reader, and what ended the reading.
 struct Counted {
     shouts: usize,
@@ -268,9 +289,10 @@ async fn count(
     mut stream: impl tokio::io::AsyncReadExt + Unpin,
     expected: usize,
     mut pace: Pace,
+    limit: Duration,
 ) -> Counted {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + READING;
+    let deadline = tokio::time::Instant::now() + limit;
     let mut shouts = 0;
     let ended_by = loop {
         if shouts == expected {
@@ -289,7 +311,7 @@ async fn count(
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            break format!("the {READING:?} deadline");
+            break format!("the {limit:?} deadline");
         }
         let Some(frame) = raw::read_frame(&mut stream, Duration::from_secs(30)).await else {
             break "no frame for 30 s, or the stream ended".to_string();
@@ -317,4 +339,236 @@ async fn count(
         shouts,
         ended_by: format!("{ended_by}, after {:?}", started.elapsed()),
     }
+}
+
+/// The bound of every flood test's reading and writing: generous, for a busy machine (a
+/// flood paced by readers that sleep takes 10 s on an idle one).
+const FLOOD_LIMIT: Duration = Duration::from_secs(240);
+
+/// A config file for the flood tests: client rate limits out of the way (they are not what
+/// is tested), a 1 MiB outbox (high water at 512 KiB), and `write_timeout_ms`.
+fn flood_config(write_timeout_ms: u64) -> ConfigFile {
+    ConfigFile::new(&format!(
+        "[endpoint]\nwrite_timeout_ms = {write_timeout_ms}\nmax_outbound_bytes = 1048576\n\
+         event_rate = 1000000.0\nevent_burst = 1000000\n"
+    ))
+}
+
+/// `count` shouts of about 1 KB, as one buffer of client frames (one write).
+fn shouts(count: usize) -> Vec<u8> {
+    let body = "f".repeat(1000);
+    let mut all = Vec::new();
+    for n in 0..count {
+        let text = format!(r#"["1","{n}","room:lobby","shout",{{"n":{n},"body":"{body}"}}]"#);
+        all.extend(raw::frame(OP_TEXT, text.as_bytes()));
+    }
+    all
+}
+
+/// Reads frames until the join reply (bounded).
+async fn await_join_reply(stream: &mut tokio::net::TcpStream) {
+    loop {
+        let frame = raw::read_frame(stream, support::WAIT)
+            .await
+            .expect("no join reply");
+        if frame.payload.windows(11).any(|w| w == b"\"phx_reply\"") {
+            return;
+        }
+    }
+}
+
+/// What a reader saw: shouts, heartbeats sent and answered, and what ended its reading.
+#[derive(Debug)]
+struct Seen {
+    shouts: usize,
+    heartbeats: usize,
+    answered: usize,
+    ended_by: String,
+}
+
+/// A reader on a thread of its own (its own runtime, so no other client of the test can
+/// starve it): joins `room:lobby`, says it is ready, then reads
+/// every frame, pausing 5 ms every `pace` shouts (0: never; few long pauses rather than many
+/// short ones, so that a loaded machine's scheduling latency does not multiply), sending a heartbeat every 1,000
+/// shouts and after the last one, until it has `expected` shouts and every heartbeat
+/// answered, or the stream ends, or nothing comes for 20 s, or [`FLOOD_LIMIT`] passes (all
+/// bounded). Default socket buffers: with a 16 KiB receive buffer loopback TCP itself stalls
+/// (window updates wait for zero-window probes, 200 ms and more), and a 20,000-shout flood
+/// paced to such a reader took over 3 minutes.
+fn reader_thread(
+    port: u16,
+    name: &'static str,
+    expected: usize,
+    pace: usize,
+    ready: std::sync::mpsc::Sender<()>,
+) -> std::thread::JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let mut stream = raw::connect(port, &socket_path(name)).await;
+            join_lobby(&mut stream).await;
+            await_join_reply(&mut stream).await;
+            let _ = ready.send(());
+            let started = Instant::now();
+            let deadline = started + FLOOD_LIMIT;
+            let mut seen = Seen {
+                shouts: 0,
+                heartbeats: 0,
+                answered: 0,
+                ended_by: String::new(),
+            };
+            let heartbeat = |n: usize| {
+                raw::frame(
+                    OP_TEXT,
+                    format!(r#"[null,"hb-{n}","phoenix","heartbeat",{{}}]"#).as_bytes(),
+                )
+            };
+            seen.ended_by = loop {
+                if seen.shouts == expected && seen.answered == seen.heartbeats {
+                    break format!("all read in {:?}", started.elapsed());
+                }
+                if Instant::now() >= deadline {
+                    break format!("the {FLOOD_LIMIT:?} deadline");
+                }
+                let Some(frame) = raw::read_frame(&mut stream, Duration::from_secs(20)).await
+                else {
+                    break "no frame for 20 s, or the stream ended".to_string();
+                };
+                if frame.opcode == raw::OP_CLOSE {
+                    break format!(
+                        "a close frame {:?}",
+                        String::from_utf8_lossy(&frame.payload)
+                    );
+                }
+                let payload = &frame.payload;
+                if payload
+                    .windows(21)
+                    .any(|w| w == b"\"phoenix\",\"phx_reply\"")
+                {
+                    seen.answered += 1;
+                } else if payload.windows(8).any(|w| w == b"\"shout\",") {
+                    seen.shouts += 1;
+                    if seen.shouts % 1000 == 0 || seen.shouts == expected {
+                        seen.heartbeats += 1;
+                        if stream.write_all(&heartbeat(seen.heartbeats)).await.is_err() {
+                            break "a failed heartbeat write".to_string();
+                        }
+                    }
+                    if pace > 0 && seen.shouts % pace == 0 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            };
+            seen
+        })
+    })
+}
+
+// Issue 22, item 4: the publisher pays. Three readers slower than the flooder, but reading
+// all the time: before, the server queued the flood for them until their outboxes overflowed
+// and cut them ("outbound queue full"); now the flooder's reads pause until their outboxes
+// drain, so each gets every shout and an answer to every heartbeat, and the flooder gets
+// every echo. Nothing here depends on speed: the readers are slower than the server whatever
+// the machine, and every wait is bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooder_is_slowed_to_its_slow_readers_and_no_reader_is_cut() {
+    const SHOUTS: usize = 20_000;
+    let config = flood_config(3000);
+    let example = Example::start("presence_chat", &[("TETHER_CONFIG", config.path())]);
+    let (ready, readies) = std::sync::mpsc::channel();
+    // At most 4,000, 3,333 and 2,857 shouts a second: slower than the server.
+    let readers: Vec<_> = [("slow20", 20), ("slow24", 24), ("slow28", 28)]
+        .into_iter()
+        .map(|(name, pace)| reader_thread(example.port, name, SHOUTS, pace, ready.clone()))
+        .collect();
+    for _ in 0..readers.len() {
+        readies
+            .recv_timeout(support::WAIT)
+            .expect("a reader did not join");
+    }
+    let mut flooder = raw::connect(example.port, &socket_path("flooder")).await;
+    join_lobby(&mut flooder).await;
+    await_join_reply(&mut flooder).await;
+    let (reader, mut writer) = flooder.into_split();
+    let own = tokio::spawn(count_shouts_within(reader, SHOUTS, FLOOD_LIMIT));
+    // 20,000 shouts of 1 KB in one write: the server takes them as its readers allow.
+    let all = shouts(SHOUTS);
+    tokio::time::timeout(FLOOD_LIMIT, writer.write_all(&all))
+        .await
+        .expect("the server did not take 20 MB in time")
+        .expect("the flooder was cut while writing");
+    for (reader, name) in readers.into_iter().zip(["slow20", "slow24", "slow28"]) {
+        let seen = reader.join().unwrap();
+        eprintln!("flood: {name} saw {seen:?}");
+        assert_eq!(seen.shouts, SHOUTS, "{name} lost shouts: {seen:?}");
+        assert_eq!(
+            seen.answered, seen.heartbeats,
+            "{name} had heartbeats unanswered: {seen:?}"
+        );
+    }
+    let own = own.await.unwrap();
+    assert_eq!(
+        own.shouts, SHOUTS,
+        "the flooder lost its own echoes: reading ended by {}",
+        own.ended_by
+    );
+    drop(writer);
+}
+
+// Issue 22, item 4, the other half: pacing never protects the flooder from a dead reader. A
+// reader that stops reading entirely is still released within the write timeout while a
+// flooder publishes to it (the flooder waits for it at most that long), and the flooder and
+// a reading bystander then get everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_is_released_within_the_write_timeout_while_a_flooder_publishes() {
+    const SHOUTS: usize = 5_000;
+    let config = flood_config(WRITE_TIMEOUT_MS);
+    let example = Example::start("presence_chat", &[("TETHER_CONFIG", config.path())]);
+    let (ready, readies) = std::sync::mpsc::channel();
+    let bystander = reader_thread(example.port, "bystander", SHOUTS, 0, ready);
+    readies
+        .recv_timeout(support::WAIT)
+        .expect("the bystander did not join");
+    let mut stalled = raw::connect_with(example.port, &socket_path("stalled"), Some(4096)).await;
+    let stalled_port = stalled.local_addr().unwrap().port();
+    join_lobby(&mut stalled).await;
+    let mut flooder = raw::connect(example.port, &socket_path("flooder")).await;
+    join_lobby(&mut flooder).await;
+    await_join_reply(&mut flooder).await;
+    let (reader, mut writer) = flooder.into_split();
+    let own = tokio::spawn(count_shouts_within(reader, SHOUTS, FLOOD_LIMIT));
+    let started = Instant::now();
+    let all = shouts(SHOUTS);
+    let write = tokio::spawn(async move {
+        let written = tokio::time::timeout(FLOOD_LIMIT, writer.write_all(&all)).await;
+        (written, writer)
+    });
+    // The stalled reader stops making progress within moments of the flood's start (its
+    // buffers are small); it must be gone within the write timeout after that.
+    let allowed = Duration::from_millis(WRITE_TIMEOUT_MS) + Duration::from_secs(5);
+    while raw::tcp_socket_open(example.port, stalled_port) {
+        assert!(
+            started.elapsed() < allowed,
+            "the server still holds the stalled reader's socket {:?} into the flood",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "stalled reader under a flood: released {:?} after the flood began",
+        started.elapsed()
+    );
+    let (written, _writer) = write.await.unwrap();
+    written
+        .expect("the server did not take the flood in time")
+        .expect("the flooder was cut while writing");
+    let own = own.await.unwrap();
+    assert_eq!(own.shouts, SHOUTS, "flooder: {}", own.ended_by);
+    let seen = bystander.join().unwrap();
+    assert_eq!(seen.shouts, SHOUTS, "bystander: {seen:?}");
+    assert_eq!(seen.answered, seen.heartbeats, "bystander: {seen:?}");
+    drop(stalled);
 }

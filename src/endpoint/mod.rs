@@ -95,6 +95,21 @@ pub const TETHER_JS: &str = concat!(
     include_str!("../../assets/tether.js")
 );
 
+/// `TCP_NOTSENT_LOWAT` of every accepted socket ([`Endpoint::tune_server`]): the kernel
+/// holds at most about this much *unsent* output per connection, and reports the socket
+/// writable again once less than half of it is left.
+///
+/// Without it the kernel holds up to `net.ipv4.tcp_wmem`'s maximum (4 MiB by default) per
+/// socket and wakes the writer only when a third of its send buffer is free: a client that
+/// reads steadily but slowly (under ~1 MB/s; a load generator holding 10,000 clients on one
+/// thread reads each at tens of KB/s) then shows no write progress for longer than the write
+/// timeout, and was dropped while reading. With it, every ~64 KiB the client reads lets a
+/// write through, which is progress; output waits in the outbox instead, where a frame
+/// shared by many connections (a `presence_state`, a broadcast) is held once, not copied
+/// into every socket's send buffer. Unsent output is not a cap on what is in flight, so
+/// throughput on long links is unchanged as long as the outbox has data to refill with.
+pub const NOTSENT_LOWAT: u32 = 128 * 1024;
+
 /// Errors building an [`Endpoint`].
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
@@ -412,13 +427,18 @@ impl Endpoint {
     }
 
     /// Sets `TCP_USER_TIMEOUT` to the write timeout on every accepted socket (a stalled
-    /// write cannot be interrupted from above actix-http; the kernel can).
+    /// write cannot be interrupted from above actix-http; the kernel can), and
+    /// `TCP_NOTSENT_LOWAT` to [`NOTSENT_LOWAT`] (see there: a slow reader's progress shows).
     fn on_connect(&self) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static {
         let timeout = Duration::from_millis(self.inner.config.endpoint.write_timeout_ms);
         move |connection, _| {
             if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                if let Err(err) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+                let socket = socket2::SockRef::from(tcp);
+                if let Err(err) = socket.set_tcp_user_timeout(Some(timeout)) {
                     tracing::warn!("cannot set TCP_USER_TIMEOUT: {err}");
+                }
+                if let Err(err) = socket.set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+                    tracing::warn!("cannot set TCP_NOTSENT_LOWAT: {err}");
                 }
             }
         }

@@ -17,8 +17,18 @@
 //! - **Backpressure**: while the connection's own outbox is above its high-water mark (half
 //!   of `max_outbound_bytes`) its client is not read (TCP slows the client down); reading
 //!   resumes at a quarter. A client that pushes faster than it reads is slowed, not cut.
+//! - **The publisher pays**: when handling a client's message pushed other connections'
+//!   outboxes above their high-water mark (a broadcast delivered on this node; see
+//!   [`Pacing`]), the client is not read again until each of those has drained to a quarter,
+//!   closed, or made no progress for `write_timeout` (its own task then drops it). A client
+//!   that publishes faster than its subscribers read is slowed to their pace; a subscriber
+//!   that reads, however slowly, is not cut because of it. Time spent not reading a client
+//!   does not count towards its idle timeout.
 //! - **Write timeout**: when pending output makes no progress for `write_timeout`, the
-//!   outbox is abandoned (its queue freed) and the connection ends; the same holds after a
+//!   outbox is abandoned (its queue freed) and the connection ends. Progress is any chunk
+//!   the socket takes, not a drained queue; with `TCP_NOTSENT_LOWAT` set on accepted sockets
+//!   (by [`crate::endpoint`]) the socket takes one after every ~64 KiB the client reads, so a
+//!   slow reader is never mistaken for a stalled one; the same holds after a
 //!   close while the close frame cannot be written. The socket itself is released by the
 //!   kernel (`TCP_USER_TIMEOUT`, set by [`crate::endpoint`] when it accepts the connection).
 //!
@@ -27,7 +37,7 @@
 //! exceeded again and again; 1009 a message over the size limit; 1002 other protocol errors.
 //! All but 1000 make phoenix.js reconnect.
 
-use std::{any::Any, future::Future, time::Duration};
+use std::{any::Any, future::Future, rc::Rc, time::Duration};
 
 use actix_http::ws::CloseCode;
 use actix_web::web::Payload;
@@ -39,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     assembler::{Assembler, Message},
     frame::{Frame, Status, encode_reply, events},
-    outbox::{Close, Outbox, Received},
+    outbox::{Close, Outbox, Pacing, Received},
 };
 
 /// Why a connection ended (the channel layer hands it to every channel that terminates).
@@ -205,9 +215,24 @@ async fn serve<H: Handler>(
     let mut last_seen = Instant::now();
     let check = tokio::time::sleep_until(next_check(last_seen, outbox, limits));
     tokio::pin!(check);
+    // The publisher pays: subscriber outboxes our last message pushed above high water.
+    let pacing = Rc::new(Pacing::default());
+    let mut paced: Vec<Outbox> = Vec::new();
+    // Since when we have not been reading (the idle clock stops meanwhile).
+    let mut paused_at: Option<Instant> = None;
     loop {
-        // Backpressure: while our own output is high, leave the client's bytes in TCP.
-        let reading = !outbox.is_high();
+        // Backpressure: while our own output is high, or the output our client's last
+        // message made for others is, leave the client's bytes in TCP.
+        let reading = paced.is_empty() && !outbox.is_high();
+        match (reading, paused_at) {
+            (false, None) => paused_at = Some(Instant::now()),
+            (true, Some(at)) => {
+                // Time spent not reading the client is not idleness.
+                last_seen += at.elapsed();
+                paused_at = None;
+            }
+            _ => {}
+        }
         tokio::select! {
             biased;
             _ = &mut shutdown => return Disconnect::Shutdown,
@@ -226,19 +251,26 @@ async fn serve<H: Handler>(
                     let metrics = crate::metrics::metrics();
                     metrics.frames_in.inc();
                     metrics.bytes_in.inc_by(text.len() as u64);
-                    if let Err(reason) = dispatch(&text, outbox, handler).await {
+                    let handled = Pacing::scope(&pacing, dispatch(&text, outbox, handler)).await;
+                    if let Err(reason) = handled {
                         return reason;
                     }
+                    paced = pacing.take();
                 }
                 Ok(Message::Ping(bytes)) => {
                     let _ = outbox.push_pong(&bytes);
                 }
                 Err(reason) => return reason,
             },
-            _ = outbox.wait_drained(), if !reading => {}
+            _ = outbox.wait_drained(), if !reading && paced.is_empty() => {}
+            _ = wait_paced(paced.last(), limits.write_timeout), if !paced.is_empty() => {
+                paced.pop();
+            }
             _ = &mut check => {
                 let now = Instant::now();
-                if now >= last_seen + limits.idle_timeout {
+                // While not reading, the idle clock stands still.
+                let idle_from = paused_at.map_or(last_seen, |at| last_seen + (now - at));
+                if now >= idle_from + limits.idle_timeout {
                     return Disconnect::IdleTimeout;
                 }
                 if outbox
@@ -247,8 +279,28 @@ async fn serve<H: Handler>(
                 {
                     return Disconnect::WriteTimeout;
                 }
-                check.as_mut().reset(next_check(last_seen, outbox, limits));
+                check.as_mut().reset(next_check(idle_from, outbox, limits));
             }
+        }
+    }
+}
+
+/// Waits until `subscriber` (an outbox our client's message pushed above high water) has
+/// drained below its low-water mark or closed, or has made no progress for `write_timeout`
+/// (then its own task drops it for the write timeout: a publisher never waits longer than
+/// that for a subscriber that stopped reading). Cancel safe.
+async fn wait_paced(subscriber: Option<&Outbox>, write_timeout: Duration) {
+    let Some(subscriber) = subscriber else {
+        return;
+    };
+    loop {
+        let deadline = subscriber.stalled_since().unwrap_or_else(Instant::now) + write_timeout;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::select! {
+            _ = subscriber.wait_drained() => return,
+            _ = tokio::time::sleep_until(deadline) => {}
         }
     }
 }

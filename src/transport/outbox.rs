@@ -22,13 +22,19 @@
 //!   becomes pending on an idle outbox. [`Outbox::stalled_since`] tells the connection task
 //!   since when pending output has not moved (the write timeout), and
 //!   [`Outbox::wait_drained`] lets it stop reading while the outbox is above its high-water
-//!   mark (backpressure).
+//!   mark (backpressure). Progress is any bytes handed over, not a drained queue.
+//! - The publisher pays: a delivery ([`Subscriber::deliver`]) that leaves the outbox above
+//!   its high-water mark while a connection handles its client's message is recorded in that
+//!   connection's [`Pacing`], and the connection waits (with [`Outbox::wait_drained`], which
+//!   wakes every waiter) before reading its client again. Other pushes are never recorded.
 //! - An idle outbox holds no buffer.
 
 use std::{
     any::Any,
+    cell::RefCell,
     collections::VecDeque,
     future::poll_fn,
+    rc::Rc,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{Context, Poll, Waker},
 };
@@ -132,8 +138,11 @@ pub(crate) struct State {
     last_progress: Instant,
     body_waker: Option<Waker>,
     task_waker: Option<Waker>,
-    /// The connection task, waiting for the outbox to drain below the low-water mark.
-    drain_waker: Option<Waker>,
+    /// Tasks waiting for the outbox to drain below the low-water mark: the connection's own
+    /// task (backpressure) and publishers paced by this outbox ([`Pacing`]). At most one
+    /// entry per waiting task (a re-registration replaces nothing, it is deduplicated), so
+    /// at most one per connection; emptied (and its buffer freed) at every wake.
+    drain_wakers: Vec<Waker>,
 }
 
 impl State {
@@ -213,7 +222,7 @@ impl Outbox {
                     last_progress: Instant::now(),
                     body_waker: None,
                     task_waker: None,
-                    drain_waker: None,
+                    drain_wakers: Vec::new(),
                 }),
             }),
         }
@@ -240,6 +249,13 @@ impl Outbox {
     }
 
     fn push_charged(&self, frame: Text, charged: usize) -> Result<(), PushError> {
+        self.push_noting_high(frame, charged).map(|_high| ())
+    }
+
+    /// Queues `frame`; `Ok(true)` if the queued output is then above the high-water mark.
+    fn push_noting_high(&self, frame: Text, charged: usize) -> Result<bool, PushError> {
+        let high_water = self.shared.high_water();
+        let mut high = false;
         self.push(
             |_| charged,
             |state| {
@@ -251,9 +267,11 @@ impl Outbox {
                     .observe(state.wire.len() as f64);
                 state.wire.push_back(Queued { frame, charged });
                 state.wire_bytes += charged;
+                high = state.wire_bytes > high_water;
                 state.body_waker.take()
             },
-        )
+        )?;
+        Ok(high)
     }
 
     /// Queues the answer to a ping, replacing the pong of an earlier ping not written yet.
@@ -308,13 +326,11 @@ impl Outbox {
                 code: CloseCode::Policy,
                 reason: "outbound queue full".into(),
             });
-            let wakers = [
-                state.body_waker.take(),
-                state.task_waker.take(),
-                state.drain_waker.take(),
-            ];
+            let wakers = [state.body_waker.take(), state.task_waker.take()];
+            let drained = std::mem::take(&mut state.drain_wakers);
             drop(state);
             wakers.into_iter().for_each(wake);
+            drained.into_iter().for_each(Waker::wake);
             return Err(PushError::Overflowed);
         }
         let waker = add(&mut state);
@@ -337,7 +353,9 @@ impl Outbox {
             if state.wire_bytes <= self.shared.low_water() || state.status != Status::Open {
                 return Poll::Ready(());
             }
-            register(&mut state.drain_waker, cx);
+            if !state.drain_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                state.drain_wakers.push(cx.waker().clone());
+            }
             Poll::Pending
         })
         .await
@@ -373,9 +391,11 @@ impl Outbox {
         }
         state.drop_queues();
         state.close = None;
-        let wakers = [state.task_waker.take(), state.drain_waker.take()];
+        let task = state.task_waker.take();
+        let drained = std::mem::take(&mut state.drain_wakers);
         drop(state);
-        wakers.into_iter().for_each(wake);
+        wake(task);
+        drained.into_iter().for_each(Waker::wake);
     }
 
     /// Refuses further pushes and has the body write what is queued, then `close`, then end.
@@ -448,8 +468,10 @@ impl State {
         if self.wire.is_empty() {
             self.wire = VecDeque::new(); // an idle outbox holds no buffer
         }
-        if self.wire_bytes <= shared.low_water() {
-            wake(self.drain_waker.take());
+        if self.wire_bytes <= shared.low_water() && !self.drain_wakers.is_empty() {
+            std::mem::take(&mut self.drain_wakers)
+                .into_iter()
+                .for_each(Waker::wake);
         }
         Some(item)
     }
@@ -470,15 +492,74 @@ impl State {
         self.wire = VecDeque::new();
         self.pong = None;
         self.wire_bytes = 0;
-        wake(self.drain_waker.take());
+        std::mem::take(&mut self.drain_wakers)
+            .into_iter()
+            .for_each(Waker::wake);
         self.task_waker.take()
     }
 }
 
 impl Subscriber for Outbox {
     fn deliver(&self, message: &Bytes) {
+        let cost = message.len() + ITEM_COST;
         // A refused push means the connection is closing; its task logs why.
-        let _ = self.push_frame(message.clone());
+        if let Ok(true) = self.push_noting_high(Text::Whole(message.clone()), cost) {
+            // Above high water: if a client's message is being handled (its connection
+            // published this), that connection waits for this outbox before reading on.
+            Pacing::note(self);
+        }
+    }
+}
+
+/// Most subscriber outboxes one handled message records for its publisher to wait on; a
+/// message that fills more waits for these (they drain side by side), and the next message
+/// records the rest.
+pub(crate) const PACED_MAX: usize = 32;
+
+tokio::task_local! {
+    static PACING: Rc<Pacing>;
+}
+
+/// The publisher pays: the subscriber outboxes that a connection's handling of one client
+/// message pushed above their high-water mark (broadcasts, delivered synchronously on this
+/// node). The connection task ([`super::connection`]) runs each message's handling inside
+/// [`Pacing::scope`], then waits for those outboxes to drain below their low-water mark (or
+/// to close) before it reads the client's next message. So a client that publishes faster
+/// than its subscribers read is slowed down to their pace, instead of the readers being cut
+/// as slow consumers. Deliveries outside a scope (server-originated broadcasts, other tasks,
+/// other nodes) are not paced: the byte limit cuts their slow readers.
+///
+/// Costs nothing on the fan-out path below high water; above it, one task-local lookup and
+/// at most [`PACED_MAX`] handle clones per handled message.
+#[derive(Default)]
+pub(crate) struct Pacing {
+    high: RefCell<Vec<Outbox>>,
+}
+
+impl Pacing {
+    /// Runs `handling` with deliveries that go above high water recorded in `pacing`.
+    pub(crate) async fn scope<F: std::future::Future>(
+        pacing: &Rc<Pacing>,
+        handling: F,
+    ) -> F::Output {
+        PACING.scope(pacing.clone(), handling).await
+    }
+
+    /// Records `outbox` if a publisher's handling is running on this task.
+    fn note(outbox: &Outbox) {
+        let _ = PACING.try_with(|pacing| {
+            let mut high = pacing.high.borrow_mut();
+            if high.len() < PACED_MAX
+                && !high.iter().any(|o| Arc::ptr_eq(&o.shared, &outbox.shared))
+            {
+                high.push(outbox.clone());
+            }
+        });
+    }
+
+    /// Takes the outboxes recorded so far (most recent last).
+    pub(crate) fn take(&self) -> Vec<Outbox> {
+        std::mem::take(&mut *self.high.borrow_mut())
     }
 }
 
@@ -587,6 +668,107 @@ mod tests {
             .expect("task not woken")
             .unwrap();
         assert_eq!(got, 1);
+    }
+
+    #[tokio::test]
+    async fn deliveries_above_high_water_are_recorded_for_the_publisher_inside_its_scope() {
+        let outbox = Outbox::new(1000); // high water 500
+        let frame = Bytes::from(vec![b'x'; 200 - ITEM_COST]); // charged 200
+        let pacing = Rc::new(Pacing::default());
+        // Outside a scope (a server-originated broadcast) nothing is recorded.
+        for _ in 0..3 {
+            outbox.deliver(&frame);
+        }
+        assert!(pacing.take().is_empty());
+        texts(&outbox);
+        // Inside: only once the outbox is above high water, and once however often.
+        Pacing::scope(&pacing, async {
+            outbox.deliver(&frame);
+            outbox.deliver(&frame);
+        })
+        .await;
+        assert!(pacing.take().is_empty(), "400 bytes are not above 500");
+        Pacing::scope(&pacing, async {
+            outbox.deliver(&frame);
+            outbox.deliver(&frame);
+        })
+        .await;
+        let high = pacing.take();
+        assert_eq!(high.len(), 1);
+        assert!(Arc::ptr_eq(&high[0].shared, &outbox.shared));
+        // A direct push (not a delivery) is the connection's own output: never recorded.
+        texts(&outbox);
+        Pacing::scope(&pacing, async {
+            for _ in 0..4 {
+                outbox.push_frame(frame.clone()).unwrap();
+            }
+        })
+        .await;
+        assert!(pacing.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn draining_below_low_water_wakes_every_waiter() {
+        // The connection's own task and two paced publishers wait on one outbox: all three
+        // must be woken (a single waker slot would lose two of them).
+        let outbox = Outbox::new(1000);
+        for _ in 0..6 {
+            outbox
+                .push_frame(Bytes::from(vec![b'x'; 100 - ITEM_COST]))
+                .unwrap();
+        }
+        assert!(outbox.is_high());
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let outbox = outbox.clone();
+                tokio::spawn(async move { outbox.wait_drained().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(outbox.shared.lock().drain_wakers.len(), 3);
+        // 600 queued; low water is 250: taking four frames leaves 200.
+        {
+            let shared = outbox.shared.clone();
+            let mut state = shared.lock();
+            for _ in 0..4 {
+                assert!(state.take_wire(&shared, &cx()).is_some());
+            }
+            assert!(state.drain_wakers.is_empty(), "woken and forgotten");
+        }
+        for waiter in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                .await
+                .expect("a waiter was not woken")
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn progress_is_any_bytes_handed_over_not_a_drained_queue() {
+        // The write timeout's clock: a push on an idle outbox starts it, every hand-over to
+        // the socket restarts it although the queue is still far from empty.
+        let outbox = Outbox::new(1 << 20);
+        assert_eq!(outbox.stalled_since(), None, "nothing pending");
+        for _ in 0..10 {
+            outbox
+                .push_frame(Bytes::from_static(b"0123456789"))
+                .unwrap();
+        }
+        let started = outbox.stalled_since().expect("pending output");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        outbox.push_frame(Bytes::from_static(b"more")).unwrap();
+        assert_eq!(
+            outbox.stalled_since(),
+            Some(started),
+            "a push is not progress"
+        );
+        let shared = outbox.shared.clone();
+        let mut state = shared.lock();
+        assert!(state.take_wire(&shared, &cx()).is_some());
+        state.wrote(false);
+        drop(state);
+        let moved = outbox.stalled_since().expect("still pending");
+        assert!(moved > started, "one frame written is progress");
     }
 
     #[test]
