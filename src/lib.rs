@@ -153,6 +153,7 @@
     clippy::print_stdout
 )]
 
+mod bucket;
 pub mod channel;
 pub mod commander;
 pub mod config;

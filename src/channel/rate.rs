@@ -1,5 +1,5 @@
-//! Per-connection rate limits: token buckets for joins and for the other client pushes, and
-//! strikes that end a connection which keeps pushing past its limits.
+//! Per-connection rate limits: token buckets (`crate::bucket`) for joins and for the other
+//! client pushes, and strikes that end a connection which keeps pushing past its limits.
 //!
 //! A bucket holds up to `burst` tokens and gains `rate` per second; a join or a push takes
 //! one. A frame that finds its bucket empty is refused (the channel layer answers it with
@@ -11,43 +11,7 @@
 
 use tokio::time::Instant;
 
-/// One token bucket: `burst` tokens at most, refilled at `rate` per second.
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    burst: f64,
-    rate: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn new(rate: f64, burst: u32, now: Instant) -> Bucket {
-        Bucket {
-            tokens: f64::from(burst),
-            burst: f64::from(burst),
-            rate,
-            at: now,
-        }
-    }
-
-    /// Refills for the time passed since the last call.
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.at = now;
-    }
-
-    /// Takes a token if there is one.
-    fn take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
+use crate::bucket::Bucket;
 
 /// What a connection may do per second (from `[endpoint]`).
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +58,8 @@ pub(crate) enum Verdict {
 /// The limits of one connection.
 #[derive(Debug)]
 pub(crate) struct RateLimits {
+    /// The buckets' clock: milliseconds since this moment.
+    began: Instant,
     joins: Bucket,
     events: Bucket,
     /// Strikes are a bucket too: each refusal takes a token, one comes back per second.
@@ -102,17 +68,18 @@ pub(crate) struct RateLimits {
 
 impl RateLimits {
     pub(crate) fn new(config: RateConfig) -> RateLimits {
-        let now = Instant::now();
+        let burst = |n: u32| f64::from(n);
         RateLimits {
-            joins: Bucket::new(config.join_rate, config.join_burst, now),
-            events: Bucket::new(config.event_rate, config.event_burst, now),
-            strikes: Bucket::new(1.0, config.strikes, now),
+            began: Instant::now(),
+            joins: Bucket::full(config.join_rate, burst(config.join_burst), 0),
+            events: Bucket::full(config.event_rate, burst(config.event_burst), 0),
+            strikes: Bucket::full(1.0, burst(config.strikes), 0),
         }
     }
 
     /// Counts one frame of `kind` and says what to do with it.
     pub(crate) fn check(&mut self, kind: Kind) -> Verdict {
-        let now = Instant::now();
+        let now = self.began.elapsed().as_millis() as u64;
         let bucket = match kind {
             Kind::Join => &mut self.joins,
             Kind::Event => &mut self.events,

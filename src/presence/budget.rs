@@ -8,35 +8,28 @@
 
 use std::collections::HashMap;
 
-/// Buckets of one shard: owner -> (tokens in thousandths, when last refilled).
+use crate::bucket::Bucket;
+
+/// Buckets of one shard, by owner.
 #[derive(Default)]
 pub(super) struct Budgets {
-    buckets: HashMap<u64, (u64, u64)>,
+    buckets: HashMap<u64, Bucket>,
 }
 
 impl Budgets {
     /// Takes one update from `owner`'s bucket at `now`: `rate` a second, up to `2 * rate`
     /// saved. `false` (and nothing taken) when the bucket is empty.
     pub(super) fn take(&mut self, owner: u64, now: u64, rate: u32) -> bool {
-        let capacity = 2_000 * u64::from(rate);
-        let (tokens, at) = self.buckets.entry(owner).or_insert((capacity, now));
-        let refill = now.saturating_sub(*at).saturating_mul(u64::from(rate));
-        *tokens = tokens.saturating_add(refill).min(capacity);
-        *at = now;
-        if *tokens < 1_000 {
-            return false;
-        }
-        *tokens -= 1_000;
-        true
+        let rate = f64::from(rate);
+        self.buckets
+            .entry(owner)
+            .or_insert_with(|| Bucket::full(rate, 2.0 * rate, now))
+            .take(now)
     }
 
     /// Drops the buckets that are full again by `now` (nothing to remember).
-    pub(super) fn forget_full(&mut self, now: u64, rate: u32) {
-        let capacity = 2_000 * u64::from(rate);
-        self.buckets.retain(|_, (tokens, at)| {
-            let refill = now.saturating_sub(*at).saturating_mul(u64::from(rate));
-            tokens.saturating_add(refill) < capacity
-        });
+    pub(super) fn forget_full(&mut self, now: u64) {
+        self.buckets.retain(|_, bucket| !bucket.is_full(now));
     }
 
     #[cfg(test)]
@@ -61,9 +54,9 @@ mod tests {
         // One second later: ten more.
         let granted = (0..100).filter(|_| budgets.take(1, 1_100, 10)).count();
         assert_eq!(granted, 10);
-        budgets.forget_full(1_100, 10);
+        budgets.forget_full(1_100);
         assert_eq!(budgets.len(), 1, "owner 2's bucket is full again");
-        budgets.forget_full(3_100, 10);
+        budgets.forget_full(3_100);
         assert_eq!(budgets.len(), 0, "full buckets are forgotten");
     }
 }

@@ -68,14 +68,13 @@ impl Presence {
 
     fn beat(&self) {
         let now = self.now_ms();
-        let rate = self.inner.config.max_updates_per_s;
         let min_age = self.inner.config.grace_min_age_ms;
         for index in 0..SHARDS {
             let messages = {
                 let mut shard = self.shard_at(index);
                 let changes = shard.tracker.tick(now);
                 let messages = shard.tracker.heartbeat();
-                shard.budgets.forget_full(now, rate);
+                shard.budgets.forget_full(now);
                 shard.young.forget_older(now, min_age);
                 self.commit(shard, changes);
                 messages
