@@ -163,6 +163,7 @@ pub mod endpoint;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod mac;
 pub mod metrics;
 pub mod presence;
 pub mod pubsub;

@@ -88,12 +88,10 @@ impl Keys {
             return Err(ShortSecret(secret_key_base.len()));
         }
         use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret_key_base.as_bytes())
-            .expect("HMAC takes a key of any length");
-        mac.update(b"tether tokens v1");
+        let tokens = crate::mac::mac(secret_key_base.as_bytes(), &[b"tether tokens v1"]);
         Ok(Keys {
             key: Key::derive_from(secret_key_base.as_bytes()),
-            tokens: Key::derive_from(&mac.finalize().into_bytes()),
+            tokens: Key::derive_from(&tokens.finalize().into_bytes()),
         })
     }
 
@@ -142,11 +140,8 @@ impl Keys {
     /// signing key and `purpose`): stable for one key, unguessable without it, and it does
     /// not reveal `parts` (a presence key shown in a list, say).
     pub(crate) fn digest(&self, purpose: &str, parts: &[&str]) -> String {
-        use hmac::{Hmac, Mac};
-        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(self.key.signing()) else {
-            return String::new(); // HMAC takes a key of any length
-        };
-        mac.update(purpose.as_bytes());
+        use hmac::Mac;
+        let mut mac = crate::mac::mac(self.key.signing(), &[purpose.as_bytes()]);
         for part in parts {
             // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
             mac.update(&(part.len() as u64).to_be_bytes());

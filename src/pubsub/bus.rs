@@ -32,8 +32,9 @@
 use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+
+use crate::mac::mac;
 
 /// The envelope format this node writes and reads.
 const VERSION: u8 = 2;
@@ -45,18 +46,6 @@ pub(crate) const ENVELOPE_OVERHEAD: usize = 1 + MAC_LEN + 3 * 8 + 2 + 2;
 pub(crate) const MAX_SENDERS: usize = 1024;
 
 const MAC_LEN: usize = 32;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// HMAC-SHA256 of `parts` under `key`.
-fn mac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
-    // HMAC accepts keys of any length.
-    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    for part in parts {
-        mac.update(part);
-    }
-    mac
-}
 
 /// Where nodes meet and how they recognise each other: the Redis channel and the envelope
 /// key, both derived from the app's secret unless the channel is configured.

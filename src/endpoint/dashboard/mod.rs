@@ -40,8 +40,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -251,11 +250,10 @@ impl Dashboard {
 /// The secret the dashboard's tokens are signed with: `secret_key_base` and the password,
 /// so that a token made under another password (or another secret) is refused.
 fn site_secret(secret_key_base: &str, password: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret_key_base.as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(b"tether dashboard tokens\0");
-    mac.update(password.as_bytes());
-    let digest = mac.finalize().into_bytes();
+    let parts: [&[u8]; 2] = [b"tether dashboard tokens\0", password.as_bytes()];
+    let digest = crate::mac::mac(secret_key_base.as_bytes(), &parts)
+        .finalize()
+        .into_bytes();
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
