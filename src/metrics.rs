@@ -16,6 +16,9 @@
 //! | `tether_rate_limited_total` | counter | client frames refused by a connection's rate limits |
 //! | `tether_rate_limit_closes_total` | counter | connections closed for pushing past their rate limits |
 //! | `tether_outbox_depth_frames` | histogram | frames already queued on a connection when another is queued |
+//! | `tether_outboxes` | gauge | connection outboxes alive (one per open connection, until its last sender is gone) |
+//! | `tether_subscriptions` | gauge | subscriptions held on this process's pub/sub bus (topic × subscriber) |
+//! | `tether_tasks` | gauge | per-client tasks running: connection tasks and commander page tasks |
 //! | `tether_presence_entries{node}` | gauge | presence entries this node sees, by the node that tracks them (set when scraped) |
 //! | `tether_gossip_messages_total{direction}` | counter | presence gossip messages sent (`out`) and received (`in`) |
 //! | `tether_gossip_bytes_total{direction}` | counter | their bytes |
@@ -68,6 +71,12 @@ pub struct Metrics {
     pub rate_limit_closes: IntCounter,
     /// Frames already queued on a connection when another is queued.
     pub outbox_depth: Histogram,
+    /// Connection outboxes alive.
+    pub outboxes: IntGauge,
+    /// Subscriptions held on the in-process bus.
+    pub subscriptions: IntGauge,
+    /// Per-client tasks running (connections and commander pages).
+    pub tasks: IntGauge,
     /// Presence entries seen here, by tracking node.
     pub presence_entries: IntGaugeVec,
     /// Gossip messages by direction (`in`, `out`).
@@ -118,6 +127,10 @@ impl Metrics {
             let metric = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid name");
             register(&registry, metric)
         };
+        let gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("valid metric name");
+            register(&registry, metric)
+        };
         let histogram = |name: &str, help: &str, buckets: &[f64]| {
             let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
             register(
@@ -126,11 +139,7 @@ impl Metrics {
             )
         };
         Metrics {
-            connections: register(
-                &registry,
-                IntGauge::new("tether_connections", "Open WebSocket connections.")
-                    .expect("valid metric name"),
-            ),
+            connections: gauge("tether_connections", "Open WebSocket connections."),
             connections_opened: counter(
                 "tether_connections_opened_total",
                 "WebSocket connections accepted.",
@@ -169,6 +178,15 @@ impl Metrics {
                 "tether_outbox_depth_frames",
                 "Frames already queued on a connection when another is queued.",
                 DEPTH_BUCKETS,
+            ),
+            outboxes: gauge("tether_outboxes", "Connection outboxes alive."),
+            subscriptions: gauge(
+                "tether_subscriptions",
+                "Subscriptions held on the in-process pub/sub bus.",
+            ),
+            tasks: gauge(
+                "tether_tasks",
+                "Per-client tasks running (connections and commander pages).",
             ),
             presence_entries: register(
                 &registry,
@@ -227,6 +245,45 @@ impl Metrics {
             tracing::error!("cannot encode metrics: {err}");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Holds one unit of a gauge for as long as it lives: the gauge goes up when it is made and
+/// back down when it is dropped, so a count of live things cannot drift on an early return.
+///
+/// ```
+/// use tether::metrics::{Held, metrics};
+/// let before = metrics().tasks.get();
+/// let held = Held::new(&metrics().tasks);
+/// assert_eq!(metrics().tasks.get(), before + 1);
+/// drop(held);
+/// assert_eq!(metrics().tasks.get(), before);
+/// ```
+#[derive(Debug)]
+pub struct Held(&'static IntGauge);
+
+impl Held {
+    /// Raises `gauge` by one until the returned value is dropped.
+    pub fn new(gauge: &'static IntGauge) -> Held {
+        gauge.inc();
+        Held(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// `task`, counted in [`Metrics::tasks`] from now until it completes or is dropped.
+pub(crate) fn counted_task<F: std::future::Future>(
+    task: F,
+) -> impl std::future::Future<Output = F::Output> {
+    let held = Held::new(&metrics().tasks);
+    async move {
+        let _held = held;
+        task.await
     }
 }
 

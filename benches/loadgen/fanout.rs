@@ -146,7 +146,7 @@ impl Sender {
     }
 
     /// Stamps the send instant of `seq` and sends it.
-    async fn shout(&mut self, shared: &Shared, seq: usize) -> Result<(), String> {
+    pub async fn shout(&mut self, shared: &Shared, seq: usize) -> Result<(), String> {
         if !self.alive.load(Ordering::Acquire) {
             return Err("the sender connection is gone".into());
         }

@@ -74,6 +74,11 @@
 //! [`rooms`]). With `--counts` (and `--rounds 0`) the nodes are `anonymous_counts` and each
 //! client sums the counts of its counts-only presence payloads instead of counting metas.
 //!
+//! `--scenario soak` (issue 22) holds N clients on `room:soak` for `--seconds` with `--churn`
+//! joins and leaves per second and a broadcast per second, reads the server's RSS and its
+//! `/metrics` gauges every `--sample-secs`, and checks the RSS growth after `--settle-secs`
+//! and that the gauges come back to their baseline once the clients go (see [`soak`]).
+//!
 //! Everything is bounded by `--deadline-secs`; every child (servers, redis-server) is stopped
 //! on every exit path (SIGTERM, then SIGKILL after 5 s; a watchdog SIGKILLs them 20 s after the
 //! deadline; each also gets SIGKILL if this process dies, through `PR_SET_PDEATHSIG`).
@@ -93,7 +98,7 @@
 //! [`connect`] (targets, handshake, Phoenix frames), [`client`] (the RFC 6455 codec),
 //! [`session`] (one measured client), [`shared`] (the state the clients and scenarios share),
 //! [`histogram`] (percentiles), [`run`] (what every scenario shares), [`fanout`],
-//! [`join_storm`], [`pages`] and [`rooms`] (the scenarios), [`report`] (the printed result
+//! [`join_storm`], [`pages`], [`rooms`] and [`soak`] (the scenarios), [`report`] (the printed result
 //! and the exit code).
 
 mod client;
@@ -114,6 +119,7 @@ mod run;
 mod servers;
 mod session;
 mod shared;
+mod soak;
 
 use std::time::{Duration, Instant};
 

@@ -40,7 +40,8 @@ usage: cargo bench --bench loadgen -- [options]
   --fail-tolerance <pct>      allowed connect/join failures in percent [0.1]
   --topic <topic>             room to join [room:bench; room:storm for join-storm;
                               pages join the topic of the page's commander instead]
-  --scenario <name>           fanout (steps above), join-storm, pages or rooms [fanout]
+  --scenario <name>           fanout (steps above), join-storm, pages, rooms or soak
+                              [fanout]
   --converge-timeout-secs <S> join-storm: give up if not converged S s after the
                               first join; pages: the bound of each wait (joins, first
                               patches, add replies, every page showing the adds) [120]
@@ -63,6 +64,13 @@ usage: cargo bench --bench loadgen -- [options]
                               numbers of its presence payloads (counts-only pages);
                               server [target/release/examples/anonymous_counts], topic
                               [video]; needs --rounds 0 (it relays no shouts)
+  --churn <R>                 soak: joins and as many leaves per second once the N
+                              are in; a broadcast per second throughout [50]
+  --sample-secs <S>           soak: RSS and gauge readings every S s [60]
+  --settle-secs <S>           soak: RSS growth is measured from the reading S s into
+                              the churn (a warm heap) to the last one [600]
+                              (the soak's length is --seconds; topic room:soak; it sets
+                              TETHER_METRICS_TOKEN on the server to read /metrics)
   --worker <i/S>              (internal) rooms: be generator process i of S…
   --ports <p0,p1,…>           (internal) …connecting to the nodes on these 127.0.0.1 ports
 ";
@@ -114,6 +122,11 @@ pub struct Opts {
     pub idle_secs: f64,
     /// `--counts`: members are summed from `"count":` numbers (`anonymous_counts`).
     pub counts: bool,
+    /// `--scenario soak`: joins (and leaves) per second, the reading period, and when the
+    /// RSS growth baseline is read.
+    pub churn: f64,
+    pub sample_secs: f64,
+    pub settle_secs: f64,
     /// `--worker i/S` with `--ports`: this process is generator `i` of `S` of a rooms run.
     pub worker: Option<(usize, usize)>,
     pub ports: Vec<u16>,
@@ -131,7 +144,14 @@ pub enum Scenario {
     /// N clients in R rooms over K nodes, held by S generator processes: memory, idle CPU,
     /// one broadcast to all, convergence after the last join and after a node's SIGKILL.
     Rooms,
+    /// N clients held for `--seconds` with `--churn` joins and leaves per second and a
+    /// broadcast per second: RSS growth, and the server's gauges back at their baseline
+    /// once the clients go.
+    Soak,
 }
+
+/// The `/metrics` bearer token the soak gives its server.
+pub const SOAK_METRICS_TOKEN: &str = "loadgen-soak-metrics-token";
 
 /// The default server of `--scenario pages`.
 pub const PAGES_SERVER: &str = "target/release/examples/live_todo";
@@ -170,6 +190,9 @@ impl Default for Opts {
             kill_node: None,
             idle_secs: 30.0,
             counts: false,
+            churn: 50.0,
+            sample_secs: 60.0,
+            settle_secs: 600.0,
             worker: None,
             ports: Vec::new(),
         }
@@ -236,6 +259,23 @@ impl Opts {
         }
         if self.scenario == Scenario::JoinStorm && !given.topic {
             self.topic = "room:storm".to_string();
+        }
+        if self.scenario == Scenario::Soak {
+            if self.url.is_some() || self.nodes > 1 {
+                return Err(
+                    "--scenario soak starts its own single server (no --url, --nodes)".into(),
+                );
+            }
+            if !given.topic {
+                self.topic = "room:soak".to_string();
+            }
+            // Its clients come and go (indices beyond N): no per-client latency rounds.
+            self.rounds = 0;
+            if !(self.churn >= 0.0 && self.churn.is_finite() && self.sample_secs >= 1.0) {
+                return Err("--churn must be ≥ 0 and --sample-secs ≥ 1".into());
+            }
+            self.server_env
+                .push(("TETHER_METRICS_TOKEN".into(), SOAK_METRICS_TOKEN.into()));
         }
         if self.scenario == Scenario::Pages && !given.server {
             self.server = PathBuf::from(PAGES_SERVER);
@@ -416,6 +456,9 @@ fn apply(
         "--kill-node" => opts.kill_node = Some(num(key, &value()?)?),
         "--idle-secs" => opts.idle_secs = num(key, &value()?)?,
         "--counts" => opts.counts = true,
+        "--churn" => opts.churn = num(key, &value()?)?,
+        "--sample-secs" => opts.sample_secs = num(key, &value()?)?,
+        "--settle-secs" => opts.settle_secs = num(key, &value()?)?,
         "--worker" => {
             let v = value()?;
             let (i, s) = v.split_once('/').ok_or("--worker needs i/S")?;
@@ -444,6 +487,7 @@ fn scenario(name: &str) -> Result<Scenario, String> {
         "join-storm" => Ok(Scenario::JoinStorm),
         "pages" => Ok(Scenario::Pages),
         "rooms" => Ok(Scenario::Rooms),
+        "soak" => Ok(Scenario::Soak),
         other => Err(format!("unknown scenario {other:?}")),
     }
 }

@@ -518,7 +518,7 @@ async fn wait_for(
 
 /// `GET path` from `addr` (≤ 10 s), and what its `<script data-tether-…>` tag says.
 async fn fetch_page(addr: SocketAddr, path: &str) -> Result<PageInfo, String> {
-    let html = tokio::time::timeout(FETCH_TIMEOUT, http_get(addr, path))
+    let html = tokio::time::timeout(FETCH_TIMEOUT, http_get(addr, path, "Accept: text/html\r\n"))
         .await
         .map_err(|_| format!("GET {path}: no response within {FETCH_TIMEOUT:?}"))??;
     let attribute = |name: &str| {
@@ -557,15 +557,15 @@ fn count_items(html: &str) -> usize {
     list.matches("<li ").count()
 }
 
-/// A minimal HTTP/1.1 GET (`Connection: close`): the body of a 200 response, de-chunked.
-async fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+/// A minimal HTTP/1.1 GET (`Connection: close`) with `headers` (each line ending in
+/// `\r\n`): the body of a 200 response, de-chunked.
+pub async fn http_get(addr: SocketAddr, path: &str, headers: &str) -> Result<String, String> {
     let fail = |what: String| format!("GET {path}: {what}");
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| fail(format!("connect: {}", e.kind())))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
-    );
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await

@@ -72,6 +72,9 @@ pub struct Report {
     pub pages: Option<PagesReport>,
     /// Rows of the rooms scenario (convergence, idle CPU, the node failure).
     pub rooms: Vec<(String, String)>,
+    /// The soak's readings over time (a Markdown table), and whether a check failed.
+    pub soak_table: Option<String>,
+    pub soak_failed: bool,
 }
 
 /// The pages scenario's figures. Latencies are µs.
@@ -212,7 +215,7 @@ fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
 
-fn mib(kib: u64) -> String {
+pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
@@ -317,6 +320,9 @@ pub fn print_report(report: &Report, opts: &Opts, command: &str) {
         println!("| {k} | {v} |");
     }
     println!();
+    if let Some(table) = &report.soak_table {
+        println!("{table}");
+    }
 }
 
 /// Who joined, who failed, how long joining took, and the cluster.
@@ -905,6 +911,9 @@ pub fn exit_code(r: &Report, opts: &Opts, outcome: &Result<(), String>) -> i32 {
         2
     } else if r.storm.as_ref().is_some_and(|st| st.overcounts > 0) {
         eprintln!("loadgen: OVER-COUNT: some client counted more members than clients joined");
+        1
+    } else if r.soak_failed {
+        eprintln!("loadgen: soak: RSS grew past the bound or a gauge did not come back");
         1
     } else if failed > allowed {
         eprintln!(

@@ -27,6 +27,7 @@ use crate::{
     servers::Fleet,
     session::{Arrivals, ClientCtx, run_client},
     shared::Shared,
+    soak::run_soak,
 };
 
 /// Runs the scenario against `fleet` within `remaining` (or until Ctrl-C); returns the
@@ -108,6 +109,7 @@ async fn run(
         Scenario::Pages => run_pages(&run).await,
         Scenario::Rooms if opts.worker.is_some() => run_worker(&run).await,
         Scenario::Rooms => run_rooms(&run).await,
+        Scenario::Soak => run_soak(&run).await,
     }
 }
 

@@ -84,6 +84,12 @@ impl Arrivals {
 /// joins (counted as joined or failed), then receives until the connection ends (counted as
 /// closed).
 pub async fn run_client(idx: usize, ctx: ClientCtx) {
+    run_client_until(idx, ctx, std::future::pending()).await;
+}
+
+/// [`run_client`] that also leaves when `leave` completes (the soak's churn): it closes its
+/// socket, and is counted as gone ([`Shared::left`]), not as closed by the server.
+pub async fn run_client_until(idx: usize, ctx: ClientCtx, leave: impl Future<Output = ()>) {
     let shared = &ctx.shared;
     let due = ctx.arrivals.map(|a| a.due(idx));
     if let Some(due) = due {
@@ -116,8 +122,10 @@ pub async fn run_client(idx: usize, ctx: ClientCtx) {
     shared.joined_per_node[idx % shared.nodes].fetch_add(1, Ordering::AcqRel);
     shared.live.fetch_add(1, Ordering::AcqRel);
     shared.connect_done.fetch_add(1, Ordering::AcqRel);
-    let reason = receive(idx, &ctx, &topic, ws).await;
-    shared.closed(reason);
+    match receive(idx, &ctx, &topic, ws, leave).await {
+        Some(reason) => shared.closed(reason),
+        None => shared.left(),
+    }
 }
 
 /// `step` of `phase`, given up at `deadline`; a failure or the timeout is reported with the
@@ -234,9 +242,17 @@ async fn go(trigger: &mut Option<watch::Receiver<bool>>) {
     }
 }
 
-/// Receives and heartbeats until the connection ends; returns why it ended.
-async fn receive(idx: usize, ctx: &ClientCtx, topic: &str, mut ws: RawWs) -> String {
+/// Receives and heartbeats until the connection ends (returns why) or `leave` completes
+/// (sends a close frame and returns `None`; the socket closes when `ws` is dropped).
+async fn receive(
+    idx: usize,
+    ctx: &ClientCtx,
+    topic: &str,
+    mut ws: RawWs,
+    leave: impl Future<Output = ()>,
+) -> Option<String> {
     let shared = &ctx.shared;
+    tokio::pin!(leave);
     // Spread heartbeats over the interval so they do not arrive in bursts.
     let first = ctx
         .heartbeat
@@ -252,6 +268,11 @@ async fn receive(idx: usize, ctx: &ClientCtx, topic: &str, mut ws: RawWs) -> Str
         .map(|pages| pages.go.subscribe());
     loop {
         let step = tokio::select! {
+            () = &mut leave => {
+                // 1000, normal closure; the server's reply is not awaited.
+                let _ = ws.send(0x8, &1000u16.to_be_bytes()).await;
+                return None;
+            }
             filled = ws.fill() => match filled {
                 Ok(()) => ws.process(|frame| shared.on_text(idx, frame)),
                 Err(reason) => Err(reason),
@@ -280,7 +301,7 @@ async fn receive(idx: usize, ctx: &ClientCtx, topic: &str, mut ws: RawWs) -> Str
             Err(reason) => Err(reason),
         };
         if let Err(reason) = step {
-            return reason;
+            return Some(reason);
         }
     }
 }

@@ -173,6 +173,12 @@ impl Shared {
         }
     }
 
+    /// A joined client left on its own (the soak's churn): no longer live, not a disconnect.
+    pub fn left(&self) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        self.completed.notify_one();
+    }
+
     /// Handles one text frame received by client `idx`. No JSON parsing.
     pub fn on_text(&self, idx: usize, frame: &[u8]) {
         let now = self.now_ns();

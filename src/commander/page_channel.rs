@@ -32,6 +32,7 @@ use super::{
 use crate::channel::{
     BoxError, Channel, HandleResult, JoinError, JoinResult, Reply, Socket, TerminateReason,
 };
+use crate::metrics::counted_task;
 
 /// Most presence lists one page may show (more in a join are ignored).
 const MAX_LISTS_PER_PAGE: usize = 32;
@@ -481,7 +482,7 @@ impl Channel for PageChannel {
         let _ = handle.0.queue.try_send(Work::Connect {
             onload: self.runs_on_load(payload.onload, claims.load),
         });
-        let task = actix_web::rt::spawn(runtime::run(page, work));
+        let task = actix_web::rt::spawn(counted_task(runtime::run(page, work)));
         let queued = Budget::new(Arc::default(), self.hub.config.max_queued_bytes);
         socket.insert(PageSlot {
             page: handle,

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use super::{PubSub, Subscriber, SubscriberId};
+use crate::metrics::metrics;
 
 const SHARDS: usize = 16;
 
@@ -56,19 +57,36 @@ impl LocalPubSub {
     }
 }
 
+impl Drop for LocalPubSub {
+    /// Subscriptions still held when the bus goes leave `tether_subscriptions` with it.
+    fn drop(&mut self) {
+        let held: usize = self
+            .shards
+            .iter()
+            .map(|shard| {
+                let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+                shard.values().map(IndexMap::len).sum::<usize>()
+            })
+            .sum();
+        metrics().subscriptions.sub(held as i64);
+    }
+}
+
 impl PubSub for LocalPubSub {
     fn subscribe(&self, topic: &str, id: SubscriberId, subscriber: Arc<dyn Subscriber>) {
         let mut shard = self
             .shard(topic)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        match shard.get_mut(topic) {
-            Some(subscribers) => {
-                subscribers.insert(id, subscriber);
-            }
+        let added = match shard.get_mut(topic) {
+            Some(subscribers) => subscribers.insert(id, subscriber).is_none(),
             None => {
                 shard.insert(topic.into(), IndexMap::from([(id, subscriber)]));
+                true
             }
+        };
+        if added {
+            metrics().subscriptions.inc();
         }
     }
 
@@ -78,7 +96,9 @@ impl PubSub for LocalPubSub {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(subscribers) = shard.get_mut(topic) {
-            subscribers.swap_remove(&id);
+            if subscribers.swap_remove(&id).is_some() {
+                metrics().subscriptions.dec();
+            }
             if subscribers.is_empty() {
                 shard.remove(topic);
             }

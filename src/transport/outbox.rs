@@ -43,7 +43,10 @@ use actix_http::ws::CloseCode;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::pubsub::Subscriber;
+use crate::{
+    metrics::{Held, metrics},
+    pubsub::Subscriber,
+};
 
 /// Bytes charged for an info message, which has no byte length of its own.
 pub(crate) const INFO_COST: usize = 64;
@@ -161,6 +164,8 @@ impl State {
 pub(crate) struct Shared {
     limit: usize,
     state: Mutex<State>,
+    /// This outbox in `tether_outboxes`.
+    _alive: Held,
 }
 
 impl Shared {
@@ -224,6 +229,7 @@ impl Outbox {
                     task_waker: None,
                     drain_wakers: Vec::new(),
                 }),
+                _alive: Held::new(&metrics().outboxes),
             }),
         }
     }

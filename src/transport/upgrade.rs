@@ -13,6 +13,7 @@ use super::{
     connection::{self, Handler, Limits},
     outbox::Outbox,
 };
+use crate::metrics::counted_task;
 
 /// Everything a connection runs under, shared by the connections of one endpoint.
 #[derive(Debug, Clone)]
@@ -46,6 +47,6 @@ pub(crate) fn upgrade<H: Handler + 'static>(
         HttpResponse::from(handshake.message_body(actix_web::body::MessageBody::boxed(body))?);
     let handler = make_handler(outbox.clone());
     let connection = connection::run(payload, outbox, handler, limits, runtime.shutdown.clone());
-    actix_web::rt::spawn(runtime.connections.track_future(connection));
+    actix_web::rt::spawn(runtime.connections.track_future(counted_task(connection)));
     Ok(response)
 }
