@@ -2,7 +2,7 @@
 // Patches, Round trips), without a DOM: handler attributes, the sender's event fields,
 // the join reply's `disable`, the refusals of the newer patch ops, cookies and JSON answers.
 // They are imported from the ES modules of assets/src (window.Tether exports only what a
-// page uses); the last tests load the served bundle, assets/tether.js, as a classic script.
+// page uses); one test loads the served bundle, assets/tether.js, as a classic script.
 // The DOM behaviour itself is exercised in Chromium against the real server elsewhere.
 import { test } from "node:test";
 import assert from "node:assert/strict";
