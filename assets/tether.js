@@ -1,22 +1,14 @@
-// tether.js — the browser client of tether: a socket speaking Phoenix Channels V2 JSON,
-// channels, and a presence view. Our own code; it interoperates with servers that speak
-// the same protocol as the official phoenix.js client.
-//
-// Classic script: it defines `window.Tether = { Socket, Channel, Presence, page }`. Loaded by
-// a commander's page (a script tag with data-tether-token), it also runs that page.
-//
-//   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
-//   socket.connect();
-//   const room = socket.channel("room:lobby", {});
-//   const presence = new Tether.Presence(room);
-//   presence.onSync(() => render(presence.list((key, { metas }) => [key, metas.length])));
-//   room.join().receive("ok", () => {});
-(function (global) {
-  "use strict";
+// tether.js — the browser client of tether, built by scripts/build-js (rollup) from the ES
+// modules of assets/src (one per job; each says what it is for and what it must never do).
+// Generated: do not edit; change assets/src and run scripts/build-js.
+(function () {
+  'use strict';
 
-  const VSN = "2.0.0";
-  const HEARTBEAT_MS = 30000;
-  const PUSH_TIMEOUT_MS = 10000;
+  // backoff.mjs — how long to wait before the next reconnect or rejoin.
+  //
+  // For: the socket (reconnecting) and channels (rejoining), which share one schedule.
+  // Never: keeps no state and touches no timer, socket or DOM; it only computes a delay.
+
   // Reconnect and rejoin backoff, with jitter so a server restart is not a thundering herd.
   const BACKOFF_MS = [10, 50, 100, 150, 200, 250, 500, 1000, 2000, 5000];
 
@@ -24,6 +16,18 @@
     const base = BACKOFF_MS[Math.min(tries, BACKOFF_MS.length) - 1] || BACKOFF_MS[0];
     return Math.round(base * (0.75 + Math.random() * 0.5));
   }
+
+  // channel.mjs — one topic on a socket: join (and rejoin with backoff), push with replies
+  // (`Push`), leave, and the events of that topic for whoever bound them.
+  //
+  // For: `Tether.Channel`, made by `socket.channel(topic, params)`; the same semantics as
+  // phoenix.js's Channel (join refs, frames of an older join dropped, phx_error rejoins).
+  // Never: opens or reads a WebSocket itself (it sends through its socket and is fed by the
+  // socket's `dispatch`), imports the socket module (it holds the socket it was given), or
+  // knows anything of pages, presence or the DOM.
+
+
+  const PUSH_TIMEOUT_MS = 10000;
 
   // A push waiting for its reply.
   class Push {
@@ -177,593 +181,47 @@
     }
   }
 
-  class Socket {
-    constructor(endpoint, options = {}) {
-      this.endpoint = endpoint;
-      this.params = options.params || {};
-      this.heartbeatMs = options.heartbeatIntervalMs || HEARTBEAT_MS;
-      this.channels = [];
-      this.pending = new Map();
-      this.ref = 0;
-      this.conn = null;
-      this.tries = 0;
-      this.closedByUser = false;
-      this.heartbeatTimer = null;
-      this.heartbeatRef = null;
-      this.reconnectTimer = null;
-      this.callbacks = { open: [], close: [], error: [], message: [] };
-    }
-
-    onOpen(callback) { this.callbacks.open.push(callback); }
-    onClose(callback) { this.callbacks.close.push(callback); }
-    onError(callback) { this.callbacks.error.push(callback); }
-    onMessage(callback) { this.callbacks.message.push(callback); }
-
-    url() {
-      const base = this.endpoint.startsWith("ws")
-        ? this.endpoint
-        : `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${this.endpoint}`;
-      const params = typeof this.params === "function" ? this.params() : this.params;
-      const query = new URLSearchParams({ ...params, vsn: VSN });
-      return `${base}/websocket?${query}`;
-    }
-
-    makeRef() {
-      this.ref += 1;
-      return String(this.ref);
-    }
-
-    isConnected() {
-      return this.conn !== null && this.conn.readyState === WebSocket.OPEN;
-    }
-
-    connect() {
-      this.closedByUser = false;
-      if (this.conn) return;
-      const conn = new WebSocket(this.url());
-      this.conn = conn;
-      conn.onopen = () => {
-        this.tries = 0;
-        this.startHeartbeat();
-        for (const cb of this.callbacks.open) cb();
-        for (const channel of this.channels) channel.socketOpened();
-      };
-      conn.onerror = (error) => {
-        for (const cb of this.callbacks.error) cb(error);
-      };
-      conn.onmessage = (event) => this.receive(event.data);
-      conn.onclose = (event) => this.closed(conn, event);
-    }
-
-    disconnect(code = 1000) {
-      this.closedByUser = true;
-      clearTimeout(this.reconnectTimer);
-      if (this.conn) this.conn.close(code);
-    }
-
-    closed(conn, event) {
-      if (conn !== this.conn) return;
-      this.conn = null;
-      clearInterval(this.heartbeatTimer);
-      this.heartbeatRef = null;
-      for (const push of [...this.pending.values()]) push.cancel();
-      for (const channel of this.channels) channel.socketLost();
-      for (const cb of this.callbacks.close) cb(event);
-      // 1000 is a deliberate close; anything else means "come back".
-      if (!this.closedByUser && event.code !== 1000) {
-        this.tries += 1;
-        this.reconnectTimer = setTimeout(() => this.connect(), backoff(this.tries));
-      }
-    }
-
-    startHeartbeat() {
-      clearInterval(this.heartbeatTimer);
-      this.heartbeatTimer = setInterval(() => {
-        if (this.heartbeatRef) {
-          // The previous heartbeat was never answered: the connection is dead.
-          this.heartbeatRef = null;
-          if (this.conn) this.conn.close(4000, "heartbeat timeout");
-          return;
-        }
-        this.heartbeatRef = this.makeRef();
-        this.send([null, this.heartbeatRef, "phoenix", "heartbeat", {}]);
-      }, this.heartbeatMs);
-    }
-
-    send(frame) {
-      if (this.isConnected()) this.conn.send(JSON.stringify(frame));
-    }
-
-    channel(topic, params) {
-      const channel = new Channel(this, topic, params);
-      this.channels.push(channel);
-      return channel;
-    }
-
-    remove(channel) {
-      this.channels = this.channels.filter((c) => c !== channel);
-    }
-
-    receive(text) {
-      let frame;
-      try {
-        frame = JSON.parse(text);
-      } catch (_) {
-        return;
-      }
-      if (!Array.isArray(frame) || frame.length !== 5) return;
-      const [joinRef, ref, topic, event, payload] = frame;
-      for (const cb of this.callbacks.message) cb({ join_ref: joinRef, ref, topic, event, payload });
-      if (event === "phx_reply") {
-        if (topic === "phoenix" && ref === this.heartbeatRef) this.heartbeatRef = null;
-        const push = ref && this.pending.get(ref);
-        if (push) push.settle(payload.status, payload.response);
-      }
-      for (const channel of this.channels) {
-        if (channel.topic === topic) channel.dispatch(joinRef, event, payload);
-      }
-    }
-  }
-
-  // The presence view of a channel: applies presence_state and presence_diff; diffs that
-  // arrive before the state of the current join are held until it comes.
-  class Presence {
-    constructor(channel, options = {}) {
-      const events = options.events || { state: "presence_state", diff: "presence_diff" };
-      this.state = Object.create(null);
-      this.pendingDiffs = [];
-      this.joinRef = null;
-      this.channel = channel;
-      this.callbacks = { join: () => {}, leave: () => {}, sync: () => {} };
-      channel.on(events.state, (newState) => {
-        this.joinRef = channel.joinRef;
-        this.state = Presence.syncState(this.state, newState, this.callbacks.join, this.callbacks.leave);
-        for (const diff of this.pendingDiffs) {
-          this.state = Presence.syncDiff(this.state, diff, this.callbacks.join, this.callbacks.leave);
-        }
-        this.pendingDiffs = [];
-        this.callbacks.sync();
-      });
-      channel.on(events.diff, (diff) => {
-        if (this.inPendingSyncState()) {
-          this.pendingDiffs.push(diff);
-        } else {
-          this.state = Presence.syncDiff(this.state, diff, this.callbacks.join, this.callbacks.leave);
-          this.callbacks.sync();
-        }
-      });
-    }
-
-    onJoin(callback) { this.callbacks.join = callback; }
-    onLeave(callback) { this.callbacks.leave = callback; }
-    onSync(callback) { this.callbacks.sync = callback; }
-
-    list(chooser) {
-      return Presence.list(this.state, chooser);
-    }
-
-    inPendingSyncState() {
-      return !this.joinRef || this.joinRef !== this.channel.joinRef;
-    }
-
-    static refs(metas) {
-      return new Set(metas.map((m) => m.phx_ref));
-    }
-
-    // Replaces `current` by `next`, reporting what joined and left per key.
-    static syncState(current, next, onJoin, onLeave) {
-      const state = Presence.clone(current);
-      // Null-prototype maps: a key such as "__proto__" is just a key.
-      const joins = Object.create(null);
-      const leaves = Object.create(null);
-      for (const key of Object.keys(state)) {
-        if (!Object.prototype.hasOwnProperty.call(next, key)) leaves[key] = state[key];
-      }
-      for (const key of Object.keys(next)) {
-        const nextEntry = next[key];
-        const currentEntry = state[key];
-        if (!currentEntry) {
-          joins[key] = nextEntry;
-          continue;
-        }
-        const nextRefs = Presence.refs(nextEntry.metas);
-        const currentRefs = Presence.refs(currentEntry.metas);
-        const joined = nextEntry.metas.filter((m) => !currentRefs.has(m.phx_ref));
-        const left = currentEntry.metas.filter((m) => !nextRefs.has(m.phx_ref));
-        if (joined.length > 0) joins[key] = { ...nextEntry, metas: joined };
-        if (left.length > 0) leaves[key] = { ...currentEntry, metas: left };
-      }
-      return Presence.syncDiff(state, { joins, leaves }, onJoin, onLeave);
-    }
-
-    // Applies a diff: joins first, then leaves. A joined meta replaces a known meta with the
-    // same ref; leaves of unknown refs are ignored; a key with no metas left is removed.
-    // Callbacks get the diff's own entry, as phoenix.js does.
-    static syncDiff(current, diff, onJoin, onLeave) {
-      const state = Presence.clone(current);
-      const joins = diff.joins || {};
-      const leaves = diff.leaves || {};
-      for (const key of Object.keys(joins)) {
-        const entry = joins[key];
-        const before = state[key];
-        const joinedRefs = Presence.refs(entry.metas || []);
-        const kept = before ? before.metas.filter((m) => !joinedRefs.has(m.phx_ref)) : [];
-        state[key] = { ...entry, metas: kept.concat(entry.metas || []) };
-        if (onJoin) onJoin(key, before, entry);
-      }
-      for (const key of Object.keys(leaves)) {
-        const before = state[key];
-        if (!before) continue;
-        const gone = Presence.refs(leaves[key].metas || []);
-        const remaining = { ...before, metas: before.metas.filter((m) => !gone.has(m.phx_ref)) };
-        state[key] = remaining;
-        if (onLeave) onLeave(key, remaining, leaves[key]);
-        if (remaining.metas.length === 0) delete state[key];
-      }
-      return state;
-    }
-
-    static list(state, chooser) {
-      const choose = chooser || ((key, entry) => entry);
-      return Object.keys(state).map((key) => choose(key, state[key]));
-    }
-
-    static clone(state) {
-      const out = Object.create(null);
-      for (const key of Object.keys(state)) out[key] = { ...state[key], metas: state[key].metas.slice() };
-      return out;
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Pages driven by a commander. The server renders
-  //   <script src="/tether.js" data-tether-socket=… data-tether-commander=… data-tether-token=…>
-  // and this part joins the page channel (docs/page-channel.md is the wire contract), applies
-  // patches, answers round trips (`call`), keeps the signed browser id and the encrypted store
-  // in localStorage, and sends the DOM events that attributes name to the commander:
+  // shared.mjs — the few rules and helpers every part of a commander's page uses: how a problem
+  // is reported (console and a `tether:error` event), the `tether-ignore` rule, and the
+  // property names no patch or query may touch.
   //
-  //   tether-click="save"               shorthands: tether-click, -dblclick, -change, -input,
-  //                                     -submit, -keyup, -keydown, -focus, -blur
-  //   tether-on="blur:save mouseenter:peek"   more DOM events: space-separated type:handler pairs,
-  //                                     user-gesture types only (GESTURE_EVENTS) unless the
-  //                                     script tag allows more (data-tether-events="load")
-  //   tether-click='pick({"id": 3})'    an argument in parentheses, parsed as JSON (never run)
-  //   tether-arg='<JSON>'               the argument of handlers on it or inside it naming none
-  //   tether-debounce="300"             one call, 300 ms after the last event
-  //   tether-throttle="300"             at most one call per 300 ms (the last of a burst too)
-  //   tether-no-disable                 stays enabled while its event is processed
-  //   tether-commander="<name>"         events inside it go to that shared commander
-  //   tether-id="t1"                    stamped by tether.js: how the server selects a sender
-  //   tether-ignore                     nothing in it (itself included) is wired: for markup
-  //                                     the page does not vouch for (user posts)
-  //   tether-include-passwords, tether-include-files   on a form: send those fields too
-  //
-  // Bubbling events call the handler of the closest element that has one for the type;
-  // non-bubbling ones (focus, blur, mouseenter, …) only the target's own. While a click or a
-  // submit is processed its control (a form's submit buttons) is disabled, and so is every
-  // control with a handler while the page is not joined (the join reply's `disable` says).
+  // For: the page modules (patches, lists, events, round trips, the page).
+  // Never: keeps state, talks to the socket or the server, or imports another module of
+  // tether.js (everything may import it; it imports nothing).
 
-  const SHORTHANDS = ["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
-  // The event types `tether-on` listens for: those a person's gesture fires. Not `load`,
-  // `error`, `toggle`, `animation*`, `transition*`, `scroll` and the like, which markup alone
-  // fires with no one doing anything (`<img src=/nope tether-on="error:delete">`). The page's
-  // script tag may allow more (`data-tether-events="load my:event"`, PageOptions::events):
-  // the tag is the page's own, which markup inserted later cannot change.
-  const GESTURE_EVENTS = [
-    "click", "dblclick", "auxclick", "contextmenu",
-    "mousedown", "mouseup", "mouseover", "mouseout", "mouseenter", "mouseleave", "mousemove",
-    "pointerdown", "pointerup", "pointermove", "pointerover", "pointerout", "pointerenter", "pointerleave", "pointercancel",
-    "touchstart", "touchend", "touchmove", "touchcancel", "wheel",
-    "keydown", "keyup", "keypress", "beforeinput", "input", "change", "submit",
-    "focus", "blur", "focusin", "focusout",
-    "copy", "cut", "paste",
-    "dragstart", "drag", "dragend", "dragenter", "dragleave", "dragover", "drop",
-  ];
-  const allowedEvents = new Set(GESTURE_EVENTS);
-  const IGNORE = "[tether-ignore]";
-  const HANDLER_ATTRIBUTES = SHORTHANDS.map((type) => `tether-${type}`).concat("tether-on");
-  const BOUND = HANDLER_ATTRIBUTES.map((name) => `[${name}]`).join(",");
-  const EVENT_FIELDS = ["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
-  const TEXT_MAX = 1000;
-  // An event's reply comes once its handler has finished, which may take minutes: its push
-  // does not time out (a day is "never"), and the socket closing is what gives up on it.
-  const EVENT_TIMEOUT_MS = 24 * 60 * 60 * 1000;
-  const DEFAULT_DISABLE = { while_processing: true, events: ["click", "submit"], when_disconnected: true };
-  const CONSOLE_LEVELS = new Set(["log", "info", "warn", "error", "debug"]);
+  // Property names no patch, props group or query ever reads or writes.
   const FORBIDDEN_PROPS = new Set(["__proto__", "prototype", "constructor"]);
-
-  function storage() {
-    try {
-      const probe = "tether_probe";
-      global.localStorage.setItem(probe, probe);
-      global.localStorage.removeItem(probe);
-      return global.localStorage;
-    } catch (_) {
-      const memory = new Map(); // private mode: keep it for this page only
-      return {
-        getItem: (k) => (memory.has(k) ? memory.get(k) : null),
-        setItem: (k, v) => memory.set(k, String(v)),
-        removeItem: (k) => memory.delete(k),
-      };
-    }
-  }
-
-  // A page that reloaded itself because its token was refused, and when (sessionStorage).
-  const RELOADED_KEY = "tether_reloaded_for_token";
-  const RELOAD_AGAIN_AFTER_MS = 60_000;
-
-  function sessionGet(key) {
-    try { return window.sessionStorage.getItem(key); } catch (_) { return null; }
-  }
-
-  function sessionSet(key, value) {
-    try { window.sessionStorage.setItem(key, value); } catch (_) { /* no storage: reload anyway */ }
-  }
-
-  // The visible message of a page that cannot rejoin: `#tether-stale`, a fixed bar.
-  function showStale() {
-    document.documentElement.dataset.tether = "stale";
-    if (document.getElementById("tether-stale")) return;
-    const bar = document.createElement("div");
-    bar.id = "tether-stale";
-    bar.setAttribute("role", "alert");
-    bar.style.cssText = "position:fixed;left:0;right:0;top:0;z-index:2147483647;padding:8px 16px;" +
-      "background:#b3261e;color:#fff;font:14px/1.4 system-ui,sans-serif;text-align:center";
-    bar.textContent = "This page is out of date and cannot reconnect to the server. Reload it to continue.";
-    document.body.appendChild(bar);
-  }
+  const IGNORE = "[tether-ignore]";
 
   function report(what, reason) {
     console.warn(`tether: ${what}: ${reason}`);
     document.dispatchEvent(new CustomEvent("tether:error", { detail: { what, reason } }));
   }
 
-  // The same rules the server applies to every patch (Patch::check): script only when the
-  // join reply said exec_js is on, and no plain value into a property that would parse it
-  // as markup or script (only an `html` value, which the server sends for Html, may go there).
-  const MARKUP_PROPS = new Set(["innerhtml", "outerhtml", "srcdoc"]);
-  const URL_PROPS = new Set(["href", "src", "action", "formaction"]);
-  const URL_ATTRIBUTES = new Set(["href", "src", "action", "formaction", "xlink:href"]);
-  // The keys of a `props` patch that hold an object of their own rather than a property value.
-  const PROPS_GROUPS = new Set(["style", "dataset", "attributes", "classList"]);
-  const CLASS_LIST_OPS = ["add", "remove", "toggle"];
-  // The server's cookie rules (Patch::check): a name is an RFC 6265 token, a value and a path
-  // are cookie-octets (printable ASCII but `"`, `,`, `;`, `\`), so none can smuggle an
-  // attribute (`; domain=…`) into document.cookie.
-  const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-  const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
-  const ELEMENT_OPS = new Set(["html", "morph", "text", "prop", "props", "insert", "remove"]);
+  // Whether `el` is in a `tether-ignore` subtree (or is its root): markup tether.js never
+  // wires (handlers, counters, presence lists) and never fills through a selector it built
+  // from an attribute (live regions, Sender::this, Sender::within).
+  function ignored(el) {
+    return el.closest(IGNORE) !== null;
+  }
 
-  function isScriptUrl(value) {
-    const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
-    return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
+  function errorMessage(err) {
+    return String((err && err.message) || err);
   }
 
   function isObject(value) {
     return value !== null && typeof value === "object" && !Array.isArray(value);
   }
 
-  // Why a plain value (not Html) must not go into property `prop`, or null.
-  function plainPropRefusal(prop, value) {
-    const name = String(prop);
-    if (FORBIDDEN_PROPS.has(name)) return `property ${name} is forbidden`;
-    const lower = name.toLowerCase();
-    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `property ${name} takes only Html`;
-    if (URL_PROPS.has(lower) && typeof value === "string" && isScriptUrl(value)) return `property ${name} takes only Html`;
-    return null;
-  }
+  // live.mjs — live regions (`tether-live`), as the page sees them: the tokens that carry
+  // each region's encrypted assigns across reconnects, and the rule that a parent's morph
+  // leaves a nested region alone (it is re-rendered by its own pokes).
+  //
+  // For: the page (tokens sent back on every join, renewed by `live` events) and the morph
+  // (nestedRegion).
+  // Never: reads or decrypts a token (they are opaque, the server's), renders a region itself
+  // (pokes arrive as ordinary morph patches), or touches the socket.
 
-  // Why attribute `name` must not be set to `value` (null removes it), or null: the property
-  // rules, and xlink:href is a URL too.
-  function attributeRefusal(name, value) {
-    const lower = String(name).toLowerCase();
-    if (FORBIDDEN_PROPS.has(String(name))) return `attribute ${name} is forbidden`;
-    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `attribute ${name} is refused (markup or script)`;
-    if (URL_ATTRIBUTES.has(lower) && value != null && isScriptUrl(value)) return `attribute ${name} is refused (script URL)`;
-    return null;
-  }
-
-  // A `props` patch obeys the `prop` rules key by key, and attribute names are held to the same.
-  function propsRefusal(props) {
-    if (!isObject(props)) return "props must be an object";
-    for (const key of Object.keys(props)) {
-      const value = props[key];
-      if (!PROPS_GROUPS.has(key)) {
-        const refused = plainPropRefusal(key, value);
-        if (refused) return refused;
-        continue;
-      }
-      if (!isObject(value)) return `props.${key} must be an object`;
-      for (const name of Object.keys(value)) {
-        if (FORBIDDEN_PROPS.has(name)) return `${key} ${name} is forbidden`;
-        if (key === "attributes") {
-          const refused = attributeRefusal(name, value[name]);
-          if (refused) return refused;
-        } else if (key === "classList" && (!CLASS_LIST_OPS.includes(name) || !Array.isArray(value[name]))) {
-          return `classList takes add, remove and toggle arrays, not ${name}`;
-        }
-      }
-    }
-    return null;
-  }
-
-  function urlRefusal(op, url) {
-    if (typeof url !== "string") return `${op} needs a url`;
-    return isScriptUrl(url) ? `${op} to a script URL is refused` : null;
-  }
-
-  function cookieRefusal({ name, value, path, max_age: maxAge }) {
-    if (typeof name !== "string" || !COOKIE_NAME.test(name)) return `cookie name ${name} is not a token`;
-    if (value != null && (typeof value !== "string" || !COOKIE_OCTETS.test(value))) return `cookie ${name}: value is not cookie-octets`;
-    if (path != null && (typeof path !== "string" || !COOKIE_OCTETS.test(path))) return `cookie ${name}: path is not cookie-octets`;
-    if (maxAge != null && !Number.isInteger(maxAge)) return `cookie ${name}: max_age must be an integer`;
-    return null;
-  }
-
-  // Why `patch` must not be applied, or null. The one check every patch goes through.
-  function refusal(patch, execJs) {
-    switch (patch.op) {
-      case "js": return execJs ? null : "script patches are disabled (exec_js)";
-      case "morph": return typeof patch.html === "string" ? null : "morph takes html";
-      case "prop":
-        if (FORBIDDEN_PROPS.has(String(patch.prop))) return `property ${patch.prop} is forbidden`;
-        return patch.html != null ? null : plainPropRefusal(patch.prop, patch.value);
-      case "props": return propsRefusal(patch.props);
-      case "redirect":
-      case "set_url": return urlRefusal(patch.op, patch.url);
-      case "console": return CONSOLE_LEVELS.has(patch.level) ? null : `console level ${patch.level} is not allowed`;
-      case "cookie": return cookieRefusal(patch);
-      default: return null;
-    }
-  }
-
-  // `name=value; path=…; max-age=…` for a cookie patch that refusal() passed: the value goes
-  // as it is (cookie-octets, what the server reads back), without a path the page's default
-  // applies, and a null value deletes the cookie.
-  function cookieString({ name, value, path, max_age: maxAge }) {
-    const parts = [`${name}=${value == null ? "" : value}`];
-    if (path != null) parts.push(`path=${path}`);
-    if (value == null) parts.push("max-age=0");
-    else if (maxAge != null) parts.push(`max-age=${maxAge}`);
-    return parts.join("; ");
-  }
-
-  // `document.cookie` as {name: value}, values as they are; the first of two same-named
-  // cookies (the more specific path) wins. Null prototype: `__proto__` is just a name.
-  function parseCookies(text) {
-    const cookies = Object.create(null);
-    for (const part of String(text || "").split(";")) {
-      if (!part.trim()) continue;
-      const eq = part.indexOf("=");
-      const name = eq < 0 ? "" : part.slice(0, eq).trim();
-      if (!(name in cookies)) cookies[name] = (eq < 0 ? part : part.slice(eq + 1)).trim();
-    }
-    return cookies;
-  }
-
-  // Applies `patch` after refusal() passed it. `disowned(el)` is told of each element whose
-  // `disabled` the patch sets: from then on that is the page's state, not tether.js's to undo.
-  function applyPatch(patch, execJs, disowned = () => {}) {
-    const refused = refusal(patch, execJs);
-    if (refused) {
-      report("patch", refused);
-      return;
-    }
-    try {
-      applyChecked(patch, disowned);
-    } catch (err) {
-      // A throwing patch must not break the frame loop of the socket.
-      report("patch", `${patch.op}: ${errorMessage(err)}`);
-    }
-  }
-
-  function applyChecked(patch, disowned) {
-    switch (patch.op) {
-      case "js": (0, eval)(patch.js); return;
-      case "redirect": global.location.assign(patch.url); return;
-      case "set_url": global.history.pushState(null, "", patch.url); return; // throws cross-origin
-      case "console": console[patch.level](patch.msg); return;
-      case "cookie": document.cookie = cookieString(patch); return;
-    }
-    if (!ELEMENT_OPS.has(patch.op)) {
-      report("patch", `unknown op ${patch.op}`);
-      return;
-    }
-    let elements;
-    try {
-      elements = document.querySelectorAll(patch.sel);
-    } catch (_) {
-      report("patch", `invalid selector ${patch.sel}`);
-      return;
-    }
-    // A selector tether built from an attribute (a live region, a presence list,
-    // Sender::this or within) never reaches into markup the page does not vouch for.
-    const built = /^\s*\[(data-)?tether-/.test(patch.sel);
-    for (const el of elements) {
-      if (built && ignored(el)) continue;
-      switch (patch.op) {
-        case "html": el.innerHTML = patch.html; break;
-        case "morph": morph(el, patch.html); break;
-        case "text": el.textContent = patch.text; break;
-        case "prop":
-          if (patch.prop === "disabled") disowned(el);
-          el[patch.prop] = patch.html != null ? patch.html : patch.value;
-          break;
-        case "props": applyProps(el, patch.props, disowned); break;
-        case "insert":
-          if (patch.html != null) el.insertAdjacentHTML(patch.position, patch.html);
-          else el.insertAdjacentText(patch.position, patch.text);
-          break;
-        case "remove": el.remove(); break;
-      }
-    }
-  }
-
-  // The presence lists a page shows, for its join: the signed spec the server rendered into
-  // each (`data-tether-list`: topic, fields, key form; the server honours nothing else); each once.
-  function presenceListSpecs(root) {
-    const specs = new Set();
-    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-list]")) {
-      if (!ignored(el)) specs.add(el.dataset.tetherList);
-    }
-    return [...specs];
-  }
-
-  function parseEntries(json) {
-    try {
-      const entries = JSON.parse(json || "[]");
-      return Array.isArray(entries) ? entries : [];
-    } catch (_) {
-      report("presence", "data-tether-entries is not JSON");
-      return [];
-    }
-  }
-
-  // A `presence_list` update: every templated list of that topic, fields and key form
-  // (`keys: "hashed"`, `data-tether-keys`) shows `entries`.
-  function renderPresenceLists(root, { topic, fields, keys, entries }) {
-    if (!Array.isArray(entries)) return;
-    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-fields]")) {
-      if (ignored(el)) continue;
-      if (el.dataset.tetherPresence === topic && el.dataset.tetherFields === fields
-        && (el.dataset.tetherKeys || "") === (keys || "")) fillPresenceList(el, entries);
-    }
-  }
-
-  // Shows `entries` ({key, connections, meta}) in templated list `el`: one copy of its
-  // `<template>`'s first element per entry, in order, keyed by `data-tether-key` (an entry
-  // already shown keeps its element); each `[data-field]` element (the copy itself included)
-  // gets, as text, the entry's `key`, `connections` or meta field of that name.
-  function fillPresenceList(el, entries) {
-    const template = el.querySelector(":scope > template");
-    const model = template && template.content.firstElementChild;
-    if (!model) return;
-    const shown = new Map();
-    for (const child of el.children) {
-      if (child.hasAttribute("data-tether-key")) shown.set(child.getAttribute("data-tether-key"), child);
-    }
-    let before = template.nextSibling;
-    for (const entry of entries) {
-      if (!entry || typeof entry.key !== "string") continue;
-      let item = shown.get(entry.key);
-      shown.delete(entry.key);
-      if (!item) {
-        item = model.cloneNode(true);
-        item.setAttribute("data-tether-key", entry.key);
-      }
-      const meta = entry.meta && typeof entry.meta === "object" ? entry.meta : {};
-      const slots = item.matches("[data-field]") ? [item, ...item.querySelectorAll("[data-field]")] : item.querySelectorAll("[data-field]");
-      for (const slot of slots) {
-        const field = slot.getAttribute("data-field");
-        const value = field === "key" ? entry.key : field === "connections" ? entry.connections : meta[field];
-        const text = value == null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
-        if (slot.textContent !== text) slot.textContent = text;
-      }
-      if (item !== before) el.insertBefore(item, before);
-      before = item.nextSibling;
-    }
-    for (const gone of shown.values()) gone.remove();
-  }
 
   // The live tokens the server rendered into the script tag (`data-tether-live`, JSON of
   // {name: token}); kept in memory for this page load and sent back on every join, so a
@@ -781,6 +239,23 @@
     }
     return tokens;
   }
+
+  // Whether `oldNode` is a live region nested in `root` that `newNode` renders again.
+  function nestedRegion(root, oldNode, newNode) {
+    return oldNode !== root && oldNode instanceof Element && newNode instanceof Element &&
+      oldNode.hasAttribute("tether-live") && oldNode.getAttribute("tether-live") === newNode.getAttribute("tether-live");
+  }
+
+  // morph.mjs — the DOM morph of `morph` patches (and of `Tether.morph`): a keyed path of our
+  // own for the usual list of children with ids, and Idiomorph (assets/vendor, bundled ahead
+  // of tether.js) for everything else, with the same guarantees on both.
+  //
+  // For: patches.mjs (`morph` patches, live-region pokes) and `Tether.morph(el, html)`, for
+  // pages that render client-side too.
+  // Never: checks a patch (patches.mjs refuses what must not be applied before it gets here),
+  // touches the socket, or keeps state between calls. Idiomorph is read from the global at
+  // each call, never captured at load (a page, or a test's spy, may replace it).
+
 
   // Morphs `el`'s children into `html`: unchanged nodes stay, children with an id move instead
   // of being re-created, the focused element keeps focus, caret and value. On top of that,
@@ -1083,12 +558,6 @@
 
   const LIVE_STATE = new Set(["checked", "value", "selected"]);
 
-  // Whether `oldNode` is a live region nested in `root` that `newNode` renders again.
-  function nestedRegion(root, oldNode, newNode) {
-    return oldNode !== root && oldNode instanceof Element && newNode instanceof Element &&
-      oldNode.hasAttribute("tether-live") && oldNode.getAttribute("tether-live") === newNode.getAttribute("tether-live");
-  }
-
   // Whether `newNode` renders form control `oldNode` in the state it was last rendered in.
   function sameRenderedState(oldNode, newNode) {
     if (!(oldNode instanceof Element) || !(newNode instanceof Element) || oldNode.tagName !== newNode.tagName) return false;
@@ -1102,75 +571,70 @@
     }
   }
 
-  function applyProps(el, props, disowned) {
-    for (const key of Object.keys(props)) {
-      const value = props[key];
-      if (key === "style") {
-        for (const name of Object.keys(value)) setStyle(el.style, name, value[name]);
-      } else if (key === "dataset") {
-        for (const name of Object.keys(value)) {
-          if (value[name] == null) delete el.dataset[name];
-          else el.dataset[name] = String(value[name]);
-        }
-      } else if (key === "attributes") {
-        for (const name of Object.keys(value)) {
-          if (name.toLowerCase() === "disabled") disowned(el);
-          if (value[name] == null) el.removeAttribute(name);
-          else el.setAttribute(name, String(value[name]));
-        }
-      } else if (key === "classList") {
-        for (const op of CLASS_LIST_OPS) {
-          for (const name of value[op] || []) el.classList[op](String(name));
-        }
-      } else {
-        if (key === "disabled") disowned(el);
-        el[key] = value;
-      }
-    }
+  // events.mjs — what the page's attributes mean and what an event sends: the handler
+  // attributes and their parsing, which element's handler an event calls, the event types
+  // `tether-on` may listen for, and the `sender` (element, form, event fields, argument).
+  //
+  //   tether-click="save"               shorthands: tether-click, -dblclick, -change, -input,
+  //                                     -submit, -keyup, -keydown, -focus, -blur
+  //   tether-on="blur:save mouseenter:peek"   more DOM events: space-separated type:handler pairs,
+  //                                     user-gesture types only (GESTURE_EVENTS) unless the
+  //                                     script tag allows more (data-tether-events="load")
+  //   tether-click='pick({"id": 3})'    an argument in parentheses, parsed as JSON (never run)
+  //   tether-arg='<JSON>'               the argument of handlers on it or inside it naming none
+  //   tether-debounce="300"             one call, 300 ms after the last event
+  //   tether-throttle="300"             at most one call per 300 ms (the last of a burst too)
+  //   tether-no-disable                 stays enabled while its event is processed
+  //   tether-commander="<name>"         events inside it go to that shared commander
+  //   tether-id="t1"                    stamped by tether.js: how the server selects a sender
+  //   tether-ignore                     nothing in it (itself included) is wired: for markup
+  //                                     the page does not vouch for (user posts)
+  //   tether-include-passwords, tether-include-files   on a form: send those fields too
+  //
+  // Bubbling events call the handler of the closest element that has one for the type;
+  // non-bubbling ones (focus, blur, mouseenter, …) only the target's own. While a click or a
+  // submit is processed its control (a form's submit buttons) is disabled, and so is every
+  // control with a handler while the page is not joined (the join reply's `disable` says).
+  //
+  // For: the page's event delegation (page.mjs), the controls it disables (controls.mjs) and the
+  // round trips that describe an element (calls.mjs).
+  // Never: adds a listener, sends anything or disables a control (the page does, with what
+  // this module computes), evaluates an argument (JSON.parse only, never script), or listens
+  // for a type that is no user gesture unless the page's own script tag allowed it.
+
+
+  const SHORTHANDS = ["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
+  // The event types `tether-on` listens for: those a person's gesture fires. Not `load`,
+  // `error`, `toggle`, `animation*`, `transition*`, `scroll` and the like, which markup alone
+  // fires with no one doing anything (`<img src=/nope tether-on="error:delete">`). The page's
+  // script tag may allow more (`data-tether-events="load my:event"`, PageOptions::events):
+  // the tag is the page's own, which markup inserted later cannot change.
+  const GESTURE_EVENTS = [
+    "click", "dblclick", "auxclick", "contextmenu",
+    "mousedown", "mouseup", "mouseover", "mouseout", "mouseenter", "mouseleave", "mousemove",
+    "pointerdown", "pointerup", "pointermove", "pointerover", "pointerout", "pointerenter", "pointerleave", "pointercancel",
+    "touchstart", "touchend", "touchmove", "touchcancel", "wheel",
+    "keydown", "keyup", "keypress", "beforeinput", "input", "change", "submit",
+    "focus", "blur", "focusin", "focusout",
+    "copy", "cut", "paste",
+    "dragstart", "drag", "dragend", "dragenter", "dragleave", "dragover", "drop",
+  ];
+  const allowedEvents = new Set(GESTURE_EVENTS);
+  const HANDLER_ATTRIBUTES = SHORTHANDS.map((type) => `tether-${type}`).concat("tether-on");
+  // A selector of the elements with a handler attribute.
+  const BOUND = HANDLER_ATTRIBUTES.map((name) => `[${name}]`).join(",");
+  const EVENT_FIELDS = ["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
+  const TEXT_MAX = 1000;
+
+  // More tether-on types than the gestures, allowed by the page's own script tag
+  // (`data-tether-events`, space-separated).
+  function allowEvents(types) {
+    for (const type of String(types || "").split(/\s+/)) if (type) allowedEvents.add(type);
   }
 
-  // Dashed names (`background-color`, `--gap`) go through setProperty, camelCase ones are
-  // style properties; null removes either.
-  function setStyle(style, name, value) {
-    if (name.includes("-")) {
-      if (value == null) style.removeProperty(name);
-      else style.setProperty(name, String(value));
-    } else {
-      style[name] = value == null ? "" : String(value);
-    }
-  }
-
-  // Whether `el` is in a `tether-ignore` subtree (or is its root): markup tether.js never
-  // wires (handlers, counters, presence lists) and never fills through a selector it built
-  // from an attribute (live regions, Sender::this, Sender::within).
-  function ignored(el) {
-    return el.closest(IGNORE) !== null;
-  }
-
-  // A form's fields as {name: value}. Password and file fields only when the form says so
-  // (`tether-include-passwords`, `tether-include-files`) or `secrets` (a modal the server
-  // built and asks for).
-  function formValues(form, secrets = false) {
-    const values = {};
-    if (!form) return values;
-    const passwords = secrets || form.hasAttribute("tether-include-passwords");
-    const files = secrets || form.hasAttribute("tether-include-files");
-    for (const field of form.elements) {
-      const name = field.name || field.id;
-      if (!name || field.disabled) continue;
-      if ((field.type === "password" && !passwords) || (field.type === "file" && !files)) continue;
-      if ((field.type === "checkbox" || field.type === "radio") && !field.checked) continue;
-      if (field.type === "select-multiple") {
-        values[name] = [...field.selectedOptions].map((o) => o.value);
-      } else if (field.type !== "button" && field.type !== "submit") {
-        values[name] = field.value;
-      }
-    }
-    return values;
-  }
-
-  function errorMessage(err) {
-    return String((err && err.message) || err);
+  // Whether `tether-on` may listen for `type`.
+  function isAllowed(type) {
+    return allowedEvents.has(type);
   }
 
   // A handler attribute, `name` or `name(<JSON>)`, as {name, hasArg, arg}. The argument is
@@ -1286,33 +750,6 @@
     return Array.from(s.slice(0, 2 * max)).slice(0, max).join("");
   }
 
-  // The join reply's `disable`, with the defaults for what it leaves out.
-  function disableOptions(disable) {
-    const d = isObject(disable) ? disable : {};
-    return {
-      while_processing: d.while_processing !== false,
-      events: Array.isArray(d.events) ? d.events.map(String) : DEFAULT_DISABLE.events.slice(),
-      when_disconnected: d.when_disconnected !== false,
-    };
-  }
-
-  // `value` as it travels in JSON (undefined is null); throws when it is not JSON at all
-  // (a function, a symbol, a cycle, a BigInt).
-  function toJson(value) {
-    if (value === undefined) return null;
-    const text = JSON.stringify(value);
-    if (text === undefined) throw new Error(`a ${typeof value} is not JSON`);
-    return JSON.parse(text);
-  }
-
-  // A modal's buttons as [value, label] string pairs (a bare string is both); one "OK"
-  // button when there are none, so the dialog can always be answered.
-  function modalButtons(buttons) {
-    const pairs = (Array.isArray(buttons) ? buttons : [])
-      .map((b) => (Array.isArray(b) ? [String(b[0]), String(b.length > 1 ? b[1] : b[0])] : [String(b), String(b)]));
-    return pairs.length > 0 ? pairs : [["ok", "OK"]];
-  }
-
   // The page's own counter for `tether-id` stamps, skipping ids already in the document.
   let stamped = 0;
 
@@ -1371,31 +808,77 @@
     };
   }
 
-  // A form's submit buttons (input type=image is not in form.elements).
-  // The fields of a form a person types into (made read-only while the form's event is
-  // processed, so nothing typed meanwhile is lost to the handler's answer).
-  const TYPED = new Set(["text", "search", "email", "url", "tel", "password", "number", "textarea"]);
-  function typedFields(form) {
-    return [...form.elements].filter((f) => TYPED.has(f.type));
-  }
-
-  function submitButtons(form) {
-    return [...form.elements].filter((c) => c.type === "submit").concat([...form.querySelectorAll("input[type=image]")]);
-  }
-
-  // What to disable for an element with handlers: itself when it can be, a form's submit
-  // buttons when the form handles submit; nothing else (a link or a div has no `disabled`).
-  function controlsOf(el) {
-    if (el.tagName === "FORM") return handlersOf(el, "submit").length > 0 ? submitButtons(el) : [];
-    return "disabled" in el ? [el] : [];
-  }
-
   // Clicks that would navigate away: links and submit buttons.
   function navigates(el) {
     if (el.tagName === "A" || el.tagName === "AREA") return el.hasAttribute("href");
     if (el.tagName === "BUTTON") return el.type === "submit";
     return el.tagName === "INPUT" && (el.type === "submit" || el.type === "image");
   }
+
+  // A form's fields as {name: value}. Password and file fields only when the form says so
+  // (`tether-include-passwords`, `tether-include-files`) or `secrets` (a modal the server
+  // built and asks for).
+  function formValues(form, secrets = false) {
+    const values = {};
+    if (!form) return values;
+    const passwords = secrets || form.hasAttribute("tether-include-passwords");
+    const files = secrets || form.hasAttribute("tether-include-files");
+    for (const field of form.elements) {
+      const name = field.name || field.id;
+      if (!name || field.disabled) continue;
+      if ((field.type === "password" && !passwords) || (field.type === "file" && !files)) continue;
+      if ((field.type === "checkbox" || field.type === "radio") && !field.checked) continue;
+      if (field.type === "select-multiple") {
+        values[name] = [...field.selectedOptions].map((o) => o.value);
+      } else if (field.type !== "button" && field.type !== "submit") {
+        values[name] = field.value;
+      }
+    }
+    return values;
+  }
+
+  // calls.mjs — round trips: the server asks the page (a `call` event) and waits for its
+  // `call_reply`: run script (`js`), read elements (`query`), wait for a DOM event (`wait`),
+  // ask in a modal dialog (`modal`), read the cookies (`cookies`); `call_cancel` drops one.
+  //
+  // For: the page, which hands it `call` and `call_cancel` and cancels every call when the
+  // join is lost.
+  // Never: answers twice, or for a join that is gone; runs script unless the join reply
+  // enabled exec_js; reads a forbidden property; puts a plain string into markup (a modal's
+  // body is markup only when the server sent Html); or keeps a listener or dialog after its
+  // call was answered or cancelled.
+
+
+  // `value` as it travels in JSON (undefined is null); throws when it is not JSON at all
+  // (a function, a symbol, a cycle, a BigInt).
+  function toJson(value) {
+    if (value === undefined) return null;
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new Error(`a ${typeof value} is not JSON`);
+    return JSON.parse(text);
+  }
+
+  // A modal's buttons as [value, label] string pairs (a bare string is both); one "OK"
+  // button when there are none, so the dialog can always be answered.
+  function modalButtons(buttons) {
+    const pairs = (Array.isArray(buttons) ? buttons : [])
+      .map((b) => (Array.isArray(b) ? [String(b[0]), String(b.length > 1 ? b[1] : b[0])] : [String(b), String(b)]));
+    return pairs.length > 0 ? pairs : [["ok", "OK"]];
+  }
+
+  // `document.cookie` as {name: value}, values as they are; the first of two same-named
+  // cookies (the more specific path) wins. Null prototype: `__proto__` is just a name.
+  function parseCookies(text) {
+    const cookies = Object.create(null);
+    for (const part of String(text || "").split(";")) {
+      if (!part.trim()) continue;
+      const eq = part.indexOf("=");
+      const name = eq < 0 ? "" : part.slice(0, eq).trim();
+      if (!(name in cookies)) cookies[name] = (eq < 0 ? part : part.slice(eq + 1)).trim();
+    }
+    return cookies;
+  }
+
 
   // `#<id>` of an element that has an id, else its stamped `[tether-id="…"]`.
   function selectorOf(el) {
@@ -1482,6 +965,197 @@
     return dialog;
   }
 
+  // The round trips waiting for the page's answer, by id, on behalf of `page` (its channel,
+  // whether it is joined, whether exec_js is on).
+  class Calls {
+    constructor(page) {
+      this.page = page;
+      this.entries = new Map(); // id → {cancel}
+    }
+
+    // A `call` event.
+    start(call) {
+      const id = call && call.id;
+      this.cancel(id); // a repeated id replaces the call it names
+      const joinRef = this.page.channel.joinRef;
+      let done = false;
+      const entry = { cleanup: () => {} };
+      entry.cancel = () => {
+        done = true;
+        entry.cleanup();
+      };
+      // Answers once; an answer for a join that is gone has no one waiting for it.
+      const answer = (result) => {
+        if (done) return;
+        entry.cancel();
+        if (this.entries.get(id) === entry) this.entries.delete(id);
+        if (!this.page.isJoined() || this.page.channel.joinRef !== joinRef) return;
+        let body;
+        try {
+          body = "error" in result ? { id, error: String(result.error) } : { id, ok: toJson(result.ok) };
+        } catch (err) {
+          body = { id, error: `the answer is not JSON: ${errorMessage(err)}` };
+        }
+        this.page.channel.push("call_reply", body).receive("error", (reply) => report("call_reply", reply && reply.reason));
+      };
+      this.entries.set(id, entry);
+      try {
+        switch (call.op) {
+          case "js": this.callJs(call, answer); break;
+          case "query": this.callQuery(call, answer); break;
+          case "wait": this.callWait(call, answer, entry); break;
+          case "modal": this.callModal(call, answer, entry); break;
+          case "cookies": answer({ ok: parseCookies(document.cookie) }); break;
+          default: answer({ error: `unknown op ${call.op}` });
+        }
+      } catch (err) {
+        answer({ error: errorMessage(err) });
+      }
+    }
+
+    // call_cancel: the server stopped waiting; drop the call's listeners or dialog.
+    cancel(id) {
+      const entry = this.entries.get(id);
+      if (!entry) return;
+      this.entries.delete(id);
+      entry.cancel();
+    }
+
+    async callJs(call, answer) {
+      if (!this.page.execJs) {
+        answer({ error: "exec_js is disabled" });
+        return;
+      }
+      try {
+        answer({ ok: await (0, eval)(String(call.js)) });
+      } catch (err) {
+        answer({ error: errorMessage(err) });
+      }
+    }
+
+    callQuery(call, answer) {
+      if (!validSelector(call.sel)) {
+        answer({ error: "invalid selector" });
+        return;
+      }
+      const names = Array.isArray(call.props) ? call.props.map(String) : [];
+      const found = [...document.querySelectorAll(call.sel)];
+      answer({ ok: found.map((el) => ({ sel: selectorOf(el), props: readProps(el, names) })) });
+    }
+
+    // Listens (capturing, on the document) for the [sel, type] pairs; the first match
+    // answers and the listeners go.
+    callWait(call, answer, entry) {
+      const pairs = Array.isArray(call.events) ? call.events : [];
+      if (pairs.length === 0) {
+        answer({ error: "no events to wait for" });
+        return;
+      }
+      for (const pair of pairs) {
+        if (!Array.isArray(pair) || typeof pair[1] !== "string" || pair[1] === "") {
+          answer({ error: "events must be [selector, type] pairs" });
+          return;
+        }
+        if (!validSelector(pair[0])) {
+          answer({ error: "invalid selector" });
+          return;
+        }
+      }
+      const listener = (event) => {
+        if (!(event.target instanceof Element)) return;
+        for (let index = 0; index < pairs.length; index++) {
+          const [sel, type] = pairs[index];
+          if (type !== event.type) continue;
+          const el = event.bubbles ? event.target.closest(sel) : event.target.matches(sel) ? event.target : null;
+          if (!el) continue;
+          let arg = null;
+          try {
+            arg = argumentOf(el);
+          } catch (_) {
+            // an invalid tether-arg only loses the argument here: there is no handler to refuse
+          }
+          answer({ ok: { index, sender: describe(el, event, arg) } });
+          return;
+        }
+      };
+      const types = [...new Set(pairs.map((pair) => pair[1]))];
+      for (const type of types) document.addEventListener(type, listener, true);
+      entry.cleanup = () => {
+        for (const type of types) document.removeEventListener(type, listener, true);
+      };
+    }
+
+    // A native modal dialog: a button answers its value, Escape (cancel) answers null; the
+    // fields are read before the dialog goes.
+    callModal(call, answer, entry) {
+      const dialog = buildModal(call);
+      const form = dialog.querySelector("form");
+      const finish = (button) => answer({ ok: { button, fields: formValues(form, true) } });
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        finish(event.submitter ? event.submitter.value : null);
+      });
+      dialog.addEventListener("cancel", (event) => {
+        event.preventDefault();
+        finish(null);
+      });
+      dialog.addEventListener("close", () => finish(null)); // closed by something else
+      entry.cleanup = () => {
+        if (dialog.open) dialog.close();
+        dialog.remove();
+      };
+      (document.body || document.documentElement).append(dialog);
+      dialog.showModal();
+    }
+
+    // The join is gone: no call of it will be answered.
+    cancelAll() {
+      for (const entry of [...this.entries.values()]) entry.cancel();
+      this.entries.clear();
+    }
+  }
+
+  // controls.mjs — the controls tether.js disables: a clicked control or a form's submit
+  // buttons while the event is processed (its typed fields read-only meanwhile), and every
+  // control with a handler while the page is not joined; what the join reply's `disable` says
+  // about it.
+  //
+  // For: the page, which holds and releases controls as events go and the join comes and goes.
+  // Never: enables a control it did not disable (one the page had disabled, or whose
+  // `disabled` a patch set, is the page's), sends anything, or listens for events.
+
+
+  const DEFAULT_DISABLE = { events: ["click", "submit"]};
+
+  // The join reply's `disable`, with the defaults for what it leaves out.
+  function disableOptions(disable) {
+    const d = isObject(disable) ? disable : {};
+    return {
+      while_processing: d.while_processing !== false,
+      events: Array.isArray(d.events) ? d.events.map(String) : DEFAULT_DISABLE.events.slice(),
+      when_disconnected: d.when_disconnected !== false,
+    };
+  }
+
+  // The fields of a form a person types into (made read-only while the form's event is
+  // processed, so nothing typed meanwhile is lost to the handler's answer).
+  const TYPED = new Set(["text", "search", "email", "url", "tel", "password", "number", "textarea"]);
+  function typedFields(form) {
+    return [...form.elements].filter((f) => TYPED.has(f.type));
+  }
+
+  // A form's submit buttons (input type=image is not in form.elements).
+  function submitButtons(form) {
+    return [...form.elements].filter((c) => c.type === "submit").concat([...form.querySelectorAll("input[type=image]")]);
+  }
+
+  // What to disable for an element with handlers: itself when it can be, a form's submit
+  // buttons when the form handles submit; nothing else (a link or a div has no `disabled`).
+  function controlsOf(el) {
+    if (el.tagName === "FORM") return handlersOf(el, "submit").length > 0 ? submitButtons(el) : [];
+    return "disabled" in el ? [el] : [];
+  }
+
   // The controls tether.js disabled, and why: `busy` counts the events of the control being
   // processed, `offline` holds while the page is not joined. A control is enabled again only
   // when neither holds, and one that was already disabled is never taken: tether.js only
@@ -1550,13 +1224,526 @@
     }
   }
 
+  // lists.mjs — what a page keeps current from server data with no commander code: templated
+  // presence lists (`data-tether-presence`, filled from `presence_list` updates) and live
+  // counters (`data-tether-topic`, set from `count` broadcasts).
+  //
+  // For: the page, which asks for the lists and counters on its join and hands it the updates.
+  // Never: renders markup from the server (entries become text in copies of the page's own
+  // `<template>`), wires or fills anything in a tether-ignore subtree, or talks to the socket.
+
+
+  // The presence lists a page shows, for its join: the signed spec the server rendered into
+  // each (`data-tether-list`: topic, fields, key form; the server honours nothing else); each once.
+  function presenceListSpecs(root) {
+    const specs = new Set();
+    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-list]")) {
+      if (!ignored(el)) specs.add(el.dataset.tetherList);
+    }
+    return [...specs];
+  }
+
+  function parseEntries(json) {
+    try {
+      const entries = JSON.parse(json || "[]");
+      return Array.isArray(entries) ? entries : [];
+    } catch (_) {
+      report("presence", "data-tether-entries is not JSON");
+      return [];
+    }
+  }
+
+  // A `presence_list` update: every templated list of that topic, fields and key form
+  // (`keys: "hashed"`, `data-tether-keys`) shows `entries`.
+  function renderPresenceLists(root, { topic, fields, keys, entries }) {
+    if (!Array.isArray(entries)) return;
+    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-fields]")) {
+      if (ignored(el)) continue;
+      if (el.dataset.tetherPresence === topic && el.dataset.tetherFields === fields
+        && (el.dataset.tetherKeys || "") === (keys || "")) fillPresenceList(el, entries);
+    }
+  }
+
+  // Shows `entries` ({key, connections, meta}) in templated list `el`: one copy of its
+  // `<template>`'s first element per entry, in order, keyed by `data-tether-key` (an entry
+  // already shown keeps its element); each `[data-field]` element (the copy itself included)
+  // gets, as text, the entry's `key`, `connections` or meta field of that name.
+  function fillPresenceList(el, entries) {
+    const template = el.querySelector(":scope > template");
+    const model = template && template.content.firstElementChild;
+    if (!model) return;
+    const shown = new Map();
+    for (const child of el.children) {
+      if (child.hasAttribute("data-tether-key")) shown.set(child.getAttribute("data-tether-key"), child);
+    }
+    let before = template.nextSibling;
+    for (const entry of entries) {
+      if (!entry || typeof entry.key !== "string") continue;
+      let item = shown.get(entry.key);
+      shown.delete(entry.key);
+      if (!item) {
+        item = model.cloneNode(true);
+        item.setAttribute("data-tether-key", entry.key);
+      }
+      const meta = entry.meta && typeof entry.meta === "object" ? entry.meta : {};
+      const slots = item.matches("[data-field]") ? [item, ...item.querySelectorAll("[data-field]")] : item.querySelectorAll("[data-field]");
+      for (const slot of slots) {
+        const field = slot.getAttribute("data-field");
+        const value = field === "key" ? entry.key : field === "connections" ? entry.connections : meta[field];
+        const text = value == null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value);
+        if (slot.textContent !== text) slot.textContent = text;
+      }
+      if (item !== before) el.insertBefore(item, before);
+      before = item.nextSibling;
+    }
+    for (const gone of shown.values()) gone.remove();
+  }
+
+  // Until their first update, templated presence lists show the entries they were rendered
+  // with (`data-tether-entries`).
+  function showRenderedLists(root) {
+    for (const el of root.querySelectorAll("[data-tether-presence][data-tether-entries]")) {
+      if (!ignored(el)) fillPresenceList(el, parseEntries(el.dataset.tetherEntries));
+    }
+  }
+
+  // The live counters of the page (`data-tether-topic`), but those in tether-ignore subtrees.
+  function counterElements(root) {
+    return [...root.querySelectorAll("[data-tether-topic]")].filter((el) => !ignored(el));
+  }
+
+  // A `count` broadcast: every live counter of its topic shows its users or connections.
+  function renderCount(root, payload) {
+    for (const el of counterElements(root)) {
+      if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
+    }
+  }
+
+  // patches.mjs — checking and applying the patches the server sends (`patch` events and
+  // broadcasts): html, morph, text, prop, props, insert, remove, js, redirect, set_url,
+  // console, cookie.
+  //
+  // For: the page, which hands it every patch; `refusal` is the one check every patch goes
+  // through, the same rules the server applies (Patch::check), so a patch injected on the way
+  // cannot run script in the page.
+  // Never: applies a patch that refusal() refused, runs script unless the join reply enabled
+  // exec_js, lets a throwing patch escape (it is reported, the socket's frame loop goes on),
+  // fills an element in a tether-ignore subtree through a selector tether built from an
+  // attribute, or talks to the socket itself.
+
+
+  const CONSOLE_LEVELS = new Set(["log", "info", "warn", "error", "debug"]);
+
+  // The same rules the server applies to every patch (Patch::check): script only when the
+  // join reply said exec_js is on, and no plain value into a property that would parse it
+  // as markup or script (only an `html` value, which the server sends for Html, may go there).
+  const MARKUP_PROPS = new Set(["innerhtml", "outerhtml", "srcdoc"]);
+  const URL_PROPS = new Set(["href", "src", "action", "formaction"]);
+  const URL_ATTRIBUTES = new Set(["href", "src", "action", "formaction", "xlink:href"]);
+  // The keys of a `props` patch that hold an object of their own rather than a property value.
+  const PROPS_GROUPS = new Set(["style", "dataset", "attributes", "classList"]);
+  const CLASS_LIST_OPS = ["add", "remove", "toggle"];
+  // The server's cookie rules (Patch::check): a name is an RFC 6265 token, a value and a path
+  // are cookie-octets (printable ASCII but `"`, `,`, `;`, `\`), so none can smuggle an
+  // attribute (`; domain=…`) into document.cookie.
+  const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
+  const ELEMENT_OPS = new Set(["html", "morph", "text", "prop", "props", "insert", "remove"]);
+
+  function isScriptUrl(value) {
+    const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
+    return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
+  }
+
+  // Why a plain value (not Html) must not go into property `prop`, or null.
+  function plainPropRefusal(prop, value) {
+    const name = String(prop);
+    if (FORBIDDEN_PROPS.has(name)) return `property ${name} is forbidden`;
+    const lower = name.toLowerCase();
+    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `property ${name} takes only Html`;
+    if (URL_PROPS.has(lower) && typeof value === "string" && isScriptUrl(value)) return `property ${name} takes only Html`;
+    return null;
+  }
+
+  // Why attribute `name` must not be set to `value` (null removes it), or null: the property
+  // rules, and xlink:href is a URL too.
+  function attributeRefusal(name, value) {
+    const lower = String(name).toLowerCase();
+    if (FORBIDDEN_PROPS.has(String(name))) return `attribute ${name} is forbidden`;
+    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `attribute ${name} is refused (markup or script)`;
+    if (URL_ATTRIBUTES.has(lower) && value != null && isScriptUrl(value)) return `attribute ${name} is refused (script URL)`;
+    return null;
+  }
+
+  // A `props` patch obeys the `prop` rules key by key, and attribute names are held to the same.
+  function propsRefusal(props) {
+    if (!isObject(props)) return "props must be an object";
+    for (const key of Object.keys(props)) {
+      const value = props[key];
+      if (!PROPS_GROUPS.has(key)) {
+        const refused = plainPropRefusal(key, value);
+        if (refused) return refused;
+        continue;
+      }
+      if (!isObject(value)) return `props.${key} must be an object`;
+      for (const name of Object.keys(value)) {
+        if (FORBIDDEN_PROPS.has(name)) return `${key} ${name} is forbidden`;
+        if (key === "attributes") {
+          const refused = attributeRefusal(name, value[name]);
+          if (refused) return refused;
+        } else if (key === "classList" && (!CLASS_LIST_OPS.includes(name) || !Array.isArray(value[name]))) {
+          return `classList takes add, remove and toggle arrays, not ${name}`;
+        }
+      }
+    }
+    return null;
+  }
+
+  function urlRefusal(op, url) {
+    if (typeof url !== "string") return `${op} needs a url`;
+    return isScriptUrl(url) ? `${op} to a script URL is refused` : null;
+  }
+
+  function cookieRefusal({ name, value, path, max_age: maxAge }) {
+    if (typeof name !== "string" || !COOKIE_NAME.test(name)) return `cookie name ${name} is not a token`;
+    if (value != null && (typeof value !== "string" || !COOKIE_OCTETS.test(value))) return `cookie ${name}: value is not cookie-octets`;
+    if (path != null && (typeof path !== "string" || !COOKIE_OCTETS.test(path))) return `cookie ${name}: path is not cookie-octets`;
+    if (maxAge != null && !Number.isInteger(maxAge)) return `cookie ${name}: max_age must be an integer`;
+    return null;
+  }
+
+  // Why `patch` must not be applied, or null. The one check every patch goes through.
+  function refusal(patch, execJs) {
+    switch (patch.op) {
+      case "js": return execJs ? null : "script patches are disabled (exec_js)";
+      case "morph": return typeof patch.html === "string" ? null : "morph takes html";
+      case "prop":
+        if (FORBIDDEN_PROPS.has(String(patch.prop))) return `property ${patch.prop} is forbidden`;
+        return patch.html != null ? null : plainPropRefusal(patch.prop, patch.value);
+      case "props": return propsRefusal(patch.props);
+      case "redirect":
+      case "set_url": return urlRefusal(patch.op, patch.url);
+      case "console": return CONSOLE_LEVELS.has(patch.level) ? null : `console level ${patch.level} is not allowed`;
+      case "cookie": return cookieRefusal(patch);
+      default: return null;
+    }
+  }
+
+  // `name=value; path=…; max-age=…` for a cookie patch that refusal() passed: the value goes
+  // as it is (cookie-octets, what the server reads back), without a path the page's default
+  // applies, and a null value deletes the cookie.
+  function cookieString({ name, value, path, max_age: maxAge }) {
+    const parts = [`${name}=${value == null ? "" : value}`];
+    if (path != null) parts.push(`path=${path}`);
+    if (value == null) parts.push("max-age=0");
+    else if (maxAge != null) parts.push(`max-age=${maxAge}`);
+    return parts.join("; ");
+  }
+
+  // Applies `patch` after refusal() passed it. `disowned(el)` is told of each element whose
+  // `disabled` the patch sets: from then on that is the page's state, not tether.js's to undo.
+  function applyPatch(patch, execJs, disowned = () => {}) {
+    const refused = refusal(patch, execJs);
+    if (refused) {
+      report("patch", refused);
+      return;
+    }
+    try {
+      applyChecked(patch, disowned);
+    } catch (err) {
+      // A throwing patch must not break the frame loop of the socket.
+      report("patch", `${patch.op}: ${errorMessage(err)}`);
+    }
+  }
+
+  function applyChecked(patch, disowned) {
+    switch (patch.op) {
+      case "js": (0, eval)(patch.js); return;
+      case "redirect": globalThis.location.assign(patch.url); return;
+      case "set_url": globalThis.history.pushState(null, "", patch.url); return; // throws cross-origin
+      case "console": console[patch.level](patch.msg); return;
+      case "cookie": document.cookie = cookieString(patch); return;
+    }
+    if (!ELEMENT_OPS.has(patch.op)) {
+      report("patch", `unknown op ${patch.op}`);
+      return;
+    }
+    let elements;
+    try {
+      elements = document.querySelectorAll(patch.sel);
+    } catch (_) {
+      report("patch", `invalid selector ${patch.sel}`);
+      return;
+    }
+    // A selector tether built from an attribute (a live region, a presence list,
+    // Sender::this or within) never reaches into markup the page does not vouch for.
+    const built = /^\s*\[(data-)?tether-/.test(patch.sel);
+    for (const el of elements) {
+      if (built && ignored(el)) continue;
+      switch (patch.op) {
+        case "html": el.innerHTML = patch.html; break;
+        case "morph": morph(el, patch.html); break;
+        case "text": el.textContent = patch.text; break;
+        case "prop":
+          if (patch.prop === "disabled") disowned(el);
+          el[patch.prop] = patch.html != null ? patch.html : patch.value;
+          break;
+        case "props": applyProps(el, patch.props, disowned); break;
+        case "insert":
+          if (patch.html != null) el.insertAdjacentHTML(patch.position, patch.html);
+          else el.insertAdjacentText(patch.position, patch.text);
+          break;
+        case "remove": el.remove(); break;
+      }
+    }
+  }
+  function applyProps(el, props, disowned) {
+    for (const key of Object.keys(props)) {
+      const value = props[key];
+      if (key === "style") {
+        for (const name of Object.keys(value)) setStyle(el.style, name, value[name]);
+      } else if (key === "dataset") {
+        for (const name of Object.keys(value)) {
+          if (value[name] == null) delete el.dataset[name];
+          else el.dataset[name] = String(value[name]);
+        }
+      } else if (key === "attributes") {
+        for (const name of Object.keys(value)) {
+          if (name.toLowerCase() === "disabled") disowned(el);
+          if (value[name] == null) el.removeAttribute(name);
+          else el.setAttribute(name, String(value[name]));
+        }
+      } else if (key === "classList") {
+        for (const op of CLASS_LIST_OPS) {
+          for (const name of value[op] || []) el.classList[op](String(name));
+        }
+      } else {
+        if (key === "disabled") disowned(el);
+        el[key] = value;
+      }
+    }
+  }
+
+  // Dashed names (`background-color`, `--gap`) go through setProperty, camelCase ones are
+  // style properties; null removes either.
+  function setStyle(style, name, value) {
+    if (name.includes("-")) {
+      if (value == null) style.removeProperty(name);
+      else style.setProperty(name, String(value));
+    } else {
+      style[name] = value == null ? "" : String(value);
+    }
+  }
+
+  // socket.mjs — the WebSocket speaking Phoenix Channels V2 JSON: connect, reconnect with
+  // jittered backoff, heartbeats, refs, and routing each frame to its channel and its pending
+  // push.
+  //
+  // For: `Tether.Socket`, the transport of any app (`new Tether.Socket("/socket", {params})`)
+  // and of a commander's page; wire-compatible with phoenix.js's Socket.
+  // Never: interprets a channel's events (patches, presence, round trips are for the modules
+  // above it), touches the DOM, or imports anything of the page part.
+
+
+  const VSN = "2.0.0";
+  const HEARTBEAT_MS = 30000;
+
+  class Socket {
+    constructor(endpoint, options = {}) {
+      this.endpoint = endpoint;
+      this.params = options.params || {};
+      this.heartbeatMs = options.heartbeatIntervalMs || HEARTBEAT_MS;
+      this.channels = [];
+      this.pending = new Map();
+      this.ref = 0;
+      this.conn = null;
+      this.tries = 0;
+      this.closedByUser = false;
+      this.heartbeatTimer = null;
+      this.heartbeatRef = null;
+      this.reconnectTimer = null;
+      this.callbacks = { open: [], close: [], error: [], message: [] };
+    }
+
+    onOpen(callback) { this.callbacks.open.push(callback); }
+    onClose(callback) { this.callbacks.close.push(callback); }
+    onError(callback) { this.callbacks.error.push(callback); }
+    onMessage(callback) { this.callbacks.message.push(callback); }
+
+    url() {
+      const base = this.endpoint.startsWith("ws")
+        ? this.endpoint
+        : `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${this.endpoint}`;
+      const params = typeof this.params === "function" ? this.params() : this.params;
+      const query = new URLSearchParams({ ...params, vsn: VSN });
+      return `${base}/websocket?${query}`;
+    }
+
+    makeRef() {
+      this.ref += 1;
+      return String(this.ref);
+    }
+
+    isConnected() {
+      return this.conn !== null && this.conn.readyState === WebSocket.OPEN;
+    }
+
+    connect() {
+      this.closedByUser = false;
+      if (this.conn) return;
+      const conn = new WebSocket(this.url());
+      this.conn = conn;
+      conn.onopen = () => {
+        this.tries = 0;
+        this.startHeartbeat();
+        for (const cb of this.callbacks.open) cb();
+        for (const channel of this.channels) channel.socketOpened();
+      };
+      conn.onerror = (error) => {
+        for (const cb of this.callbacks.error) cb(error);
+      };
+      conn.onmessage = (event) => this.receive(event.data);
+      conn.onclose = (event) => this.closed(conn, event);
+    }
+
+    disconnect(code = 1000) {
+      this.closedByUser = true;
+      clearTimeout(this.reconnectTimer);
+      if (this.conn) this.conn.close(code);
+    }
+
+    closed(conn, event) {
+      if (conn !== this.conn) return;
+      this.conn = null;
+      clearInterval(this.heartbeatTimer);
+      this.heartbeatRef = null;
+      for (const push of [...this.pending.values()]) push.cancel();
+      for (const channel of this.channels) channel.socketLost();
+      for (const cb of this.callbacks.close) cb(event);
+      // 1000 is a deliberate close; anything else means "come back".
+      if (!this.closedByUser && event.code !== 1000) {
+        this.tries += 1;
+        this.reconnectTimer = setTimeout(() => this.connect(), backoff(this.tries));
+      }
+    }
+
+    startHeartbeat() {
+      clearInterval(this.heartbeatTimer);
+      this.heartbeatTimer = setInterval(() => {
+        if (this.heartbeatRef) {
+          // The previous heartbeat was never answered: the connection is dead.
+          this.heartbeatRef = null;
+          if (this.conn) this.conn.close(4000, "heartbeat timeout");
+          return;
+        }
+        this.heartbeatRef = this.makeRef();
+        this.send([null, this.heartbeatRef, "phoenix", "heartbeat", {}]);
+      }, this.heartbeatMs);
+    }
+
+    send(frame) {
+      if (this.isConnected()) this.conn.send(JSON.stringify(frame));
+    }
+
+    channel(topic, params) {
+      const channel = new Channel(this, topic, params);
+      this.channels.push(channel);
+      return channel;
+    }
+
+    remove(channel) {
+      this.channels = this.channels.filter((c) => c !== channel);
+    }
+
+    receive(text) {
+      let frame;
+      try {
+        frame = JSON.parse(text);
+      } catch (_) {
+        return;
+      }
+      if (!Array.isArray(frame) || frame.length !== 5) return;
+      const [joinRef, ref, topic, event, payload] = frame;
+      for (const cb of this.callbacks.message) cb({ join_ref: joinRef, ref, topic, event, payload });
+      if (event === "phx_reply") {
+        if (topic === "phoenix" && ref === this.heartbeatRef) this.heartbeatRef = null;
+        const push = ref && this.pending.get(ref);
+        if (push) push.settle(payload.status, payload.response);
+      }
+      for (const channel of this.channels) {
+        if (channel.topic === topic) channel.dispatch(joinRef, event, payload);
+      }
+    }
+  }
+
+  // page.mjs — a page driven by a commander. The server renders
+  //   <script src="/tether.js" data-tether-socket=… data-tether-commander=… data-tether-token=…>
+  // and the Page joins the page channel (docs/page-channel.md is the wire contract), keeps the
+  // signed browser id and the encrypted store in localStorage, sends the DOM events that
+  // attributes name to the commander (event delegation on the document: events.mjs says what
+  // the attributes mean), and hands what the server sends to the modules of each job: patches,
+  // round trips (calls.mjs), live-region tokens (live.mjs), presence lists and counters
+  // (lists.mjs); controls.mjs holds what it disabled.
+  //
+  // For: `Tether.page` (null on a page without a page token), started by index.mjs from the
+  // script tag; `Tether.page.run(handler, arg)` calls a handler from script.
+  // Never: applies a patch without patches.mjs's check, waits on a reply after the join is lost
+  // (everything in flight is given up and its controls enabled again), rejoins with a refused
+  // page token more than once a minute, or is created twice by one script tag.
+
+
+  // An event's reply comes once its handler has finished, which may take minutes: its push
+  // does not time out (a day is "never"), and the socket closing is what gives up on it.
+  const EVENT_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+
+  function storage() {
+    try {
+      const probe = "tether_probe";
+      globalThis.localStorage.setItem(probe, probe);
+      globalThis.localStorage.removeItem(probe);
+      return globalThis.localStorage;
+    } catch (_) {
+      const memory = new Map(); // private mode: keep it for this page only
+      return {
+        getItem: (k) => (memory.has(k) ? memory.get(k) : null),
+        setItem: (k, v) => memory.set(k, String(v)),
+        removeItem: (k) => memory.delete(k),
+      };
+    }
+  }
+
+  // A page that reloaded itself because its token was refused, and when (sessionStorage).
+  const RELOADED_KEY = "tether_reloaded_for_token";
+  const RELOAD_AGAIN_AFTER_MS = 60_000;
+
+  function sessionGet(key) {
+    try { return window.sessionStorage.getItem(key); } catch (_) { return null; }
+  }
+
+  function sessionSet(key, value) {
+    try { window.sessionStorage.setItem(key, value); } catch (_) { /* no storage: reload anyway */ }
+  }
+
+  // The visible message of a page that cannot rejoin: `#tether-stale`, a fixed bar.
+  function showStale() {
+    document.documentElement.dataset.tether = "stale";
+    if (document.getElementById("tether-stale")) return;
+    const bar = document.createElement("div");
+    bar.id = "tether-stale";
+    bar.setAttribute("role", "alert");
+    bar.style.cssText = "position:fixed;left:0;right:0;top:0;z-index:2147483647;padding:8px 16px;" +
+      "background:#b3261e;color:#fff;font:14px/1.4 system-ui,sans-serif;text-align:center";
+    bar.textContent = "This page is out of date and cannot reconnect to the server. Reload it to continue.";
+    document.body.appendChild(bar);
+  }
+
   // The page: its channel, its event delegation and DOM watch, the controls it disabled, the
   // events waiting for their reply and the round trips waiting for the page's answer.
   class Page {
     constructor(script) {
       const { tetherSocket, tetherCommander, tetherToken, tetherEvents } = script.dataset;
       // More tether-on types than the gestures, allowed by the page's own script tag.
-      for (const type of String(tetherEvents || "").split(/\s+/)) if (type) allowedEvents.add(type);
+      allowEvents(tetherEvents);
       this.refusedTypes = new Set(); // tether-on types refused (and reported once)
       this.store = storage();
       this.socket = new Socket(tetherSocket);
@@ -1567,14 +1754,12 @@
       this.disable = disableOptions(null); // the defaults until a join reply
       this.controls = new Controls();
       this.inFlight = new Set(); // {abort}: events and runs waiting for their reply
-      this.calls = new Map(); // id → {cancel}: round trips waiting for the page's answer
+      this.calls = new Calls(this); // round trips waiting for the page's answer
       this.listening = new Set(); // event types with a document listener
       this.rates = new WeakMap(); // element → type → debounce/throttle state
       this.run = this.run.bind(this);
       // Templated presence lists show the entries they were rendered with until the first update.
-      for (const el of document.querySelectorAll("[data-tether-presence][data-tether-entries]")) {
-        if (!ignored(el)) fillPresenceList(el, parseEntries(el.dataset.tetherEntries));
-      }
+      showRenderedLists(document);
       this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
       this.bindChannel();
       this.watchDom();
@@ -1610,7 +1795,7 @@
         store: this.store.getItem("tether_store"),
         onload: this.onload,
         topics: this.topicsToken,
-        counters: [...new Set(counterElements().map((e) => e.dataset.tetherTopic))],
+        counters: [...new Set(counterElements(document).map((e) => e.dataset.tetherTopic))],
         presence_lists: presenceListSpecs(document),
         utc_offset: -new Date().getTimezoneOffset(),
         live: this.live,
@@ -1624,8 +1809,8 @@
       channel.on("topics", ({ token }) => { this.topicsToken = token; });
       channel.on("live", ({ name, token }) => { this.live[name] = token; });
       channel.on("error", ({ callback, reason }) => report(callback, reason));
-      channel.on("call", (call) => this.onCall(call));
-      channel.on("call_cancel", ({ id }) => this.cancelCall(id));
+      channel.on("call", (call) => this.calls.start(call));
+      channel.on("call_cancel", ({ id }) => this.calls.cancel(id));
       // The server's channel died (it rejoins) or ended the join: nothing in flight on it
       // will be answered, exactly as when the socket closes.
       channel.on("phx_error", () => this.lost("the page channel failed"));
@@ -1637,11 +1822,7 @@
         if (event === "patch") this.apply(payload);
         if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
         if (event === "presence_list") renderPresenceLists(document, payload);
-        if (event === "count") {
-          for (const el of counterElements()) {
-            if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
-          }
-        }
+        if (event === "count") renderCount(document, payload);
       });
     }
 
@@ -1665,8 +1846,7 @@
       if (document.documentElement.dataset.tether !== "stale") document.documentElement.dataset.tether = "disconnected";
       for (const flight of [...this.inFlight]) flight.abort(reason);
       this.inFlight.clear();
-      for (const call of [...this.calls.values()]) call.cancel();
-      this.calls.clear();
+      this.calls.cancelAll();
       this.notice(document.querySelectorAll(BOUND), false); // seen (and reported) before
     }
 
@@ -1722,7 +1902,7 @@
         if (on) {
           const { pairs, bad } = parseOn(on);
           for (const [type] of pairs) {
-            if (allowedEvents.has(type)) this.listen(type);
+            if (isAllowed(type)) this.listen(type);
             else if (!this.refusedTypes.has(type)) {
               this.refusedTypes.add(type);
               report("tether-on", `"${type}" is not a user gesture: allow it with data-tether-events on the script tag`);
@@ -1840,167 +2020,155 @@
       return this.request({ handler: String(handler), sender: bareSender(arg) }, [])
         .then((reply) => (reply.result === undefined ? null : reply.result));
     }
+  }
 
-    // ---- round trips ----
+  // presence.mjs — the presence view of a channel: applies presence_state and presence_diff
+  // and reports joins, leaves and syncs.
+  //
+  // For: `Tether.Presence`, the same API and semantics as phoenix.js's Presence
+  // (tests/node/tether_presence.test.mjs compares both on random event sequences).
+  // Never: pushes anything, touches the socket or the DOM; it only listens to the channel it
+  // was given.
 
-    onCall(call) {
-      const id = call && call.id;
-      this.cancelCall(id); // a repeated id replaces the call it names
-      const joinRef = this.channel.joinRef;
-      let done = false;
-      const entry = { cleanup: () => {} };
-      entry.cancel = () => {
-        done = true;
-        entry.cleanup();
-      };
-      // Answers once; an answer for a join that is gone has no one waiting for it.
-      const answer = (result) => {
-        if (done) return;
-        entry.cancel();
-        if (this.calls.get(id) === entry) this.calls.delete(id);
-        if (!this.isJoined() || this.channel.joinRef !== joinRef) return;
-        let body;
-        try {
-          body = "error" in result ? { id, error: String(result.error) } : { id, ok: toJson(result.ok) };
-        } catch (err) {
-          body = { id, error: `the answer is not JSON: ${errorMessage(err)}` };
+  // The presence view of a channel: applies presence_state and presence_diff; diffs that
+  // arrive before the state of the current join are held until it comes.
+  class Presence {
+    constructor(channel, options = {}) {
+      const events = options.events || { state: "presence_state", diff: "presence_diff" };
+      this.state = Object.create(null);
+      this.pendingDiffs = [];
+      this.joinRef = null;
+      this.channel = channel;
+      this.callbacks = { join: () => {}, leave: () => {}, sync: () => {} };
+      channel.on(events.state, (newState) => {
+        this.joinRef = channel.joinRef;
+        this.state = Presence.syncState(this.state, newState, this.callbacks.join, this.callbacks.leave);
+        for (const diff of this.pendingDiffs) {
+          this.state = Presence.syncDiff(this.state, diff, this.callbacks.join, this.callbacks.leave);
         }
-        this.channel.push("call_reply", body).receive("error", (reply) => report("call_reply", reply && reply.reason));
-      };
-      this.calls.set(id, entry);
-      try {
-        switch (call.op) {
-          case "js": this.callJs(call, answer); break;
-          case "query": this.callQuery(call, answer); break;
-          case "wait": this.callWait(call, answer, entry); break;
-          case "modal": this.callModal(call, answer, entry); break;
-          case "cookies": answer({ ok: parseCookies(document.cookie) }); break;
-          default: answer({ error: `unknown op ${call.op}` });
-        }
-      } catch (err) {
-        answer({ error: errorMessage(err) });
-      }
-    }
-
-    // call_cancel: the server stopped waiting; drop the call's listeners or dialog.
-    cancelCall(id) {
-      const entry = this.calls.get(id);
-      if (!entry) return;
-      this.calls.delete(id);
-      entry.cancel();
-    }
-
-    async callJs(call, answer) {
-      if (!this.execJs) {
-        answer({ error: "exec_js is disabled" });
-        return;
-      }
-      try {
-        answer({ ok: await (0, eval)(String(call.js)) });
-      } catch (err) {
-        answer({ error: errorMessage(err) });
-      }
-    }
-
-    callQuery(call, answer) {
-      if (!validSelector(call.sel)) {
-        answer({ error: "invalid selector" });
-        return;
-      }
-      const names = Array.isArray(call.props) ? call.props.map(String) : [];
-      const found = [...document.querySelectorAll(call.sel)];
-      answer({ ok: found.map((el) => ({ sel: selectorOf(el), props: readProps(el, names) })) });
-    }
-
-    // Listens (capturing, on the document) for the [sel, type] pairs; the first match
-    // answers and the listeners go.
-    callWait(call, answer, entry) {
-      const pairs = Array.isArray(call.events) ? call.events : [];
-      if (pairs.length === 0) {
-        answer({ error: "no events to wait for" });
-        return;
-      }
-      for (const pair of pairs) {
-        if (!Array.isArray(pair) || typeof pair[1] !== "string" || pair[1] === "") {
-          answer({ error: "events must be [selector, type] pairs" });
-          return;
-        }
-        if (!validSelector(pair[0])) {
-          answer({ error: "invalid selector" });
-          return;
-        }
-      }
-      const listener = (event) => {
-        if (!(event.target instanceof Element)) return;
-        for (let index = 0; index < pairs.length; index++) {
-          const [sel, type] = pairs[index];
-          if (type !== event.type) continue;
-          const el = event.bubbles ? event.target.closest(sel) : event.target.matches(sel) ? event.target : null;
-          if (!el) continue;
-          let arg = null;
-          try {
-            arg = argumentOf(el);
-          } catch (_) {
-            // an invalid tether-arg only loses the argument here: there is no handler to refuse
-          }
-          answer({ ok: { index, sender: describe(el, event, arg) } });
-          return;
-        }
-      };
-      const types = [...new Set(pairs.map((pair) => pair[1]))];
-      for (const type of types) document.addEventListener(type, listener, true);
-      entry.cleanup = () => {
-        for (const type of types) document.removeEventListener(type, listener, true);
-      };
-    }
-
-    // A native modal dialog: a button answers its value, Escape (cancel) answers null; the
-    // fields are read before the dialog goes.
-    callModal(call, answer, entry) {
-      const dialog = buildModal(call);
-      const form = dialog.querySelector("form");
-      const finish = (button) => answer({ ok: { button, fields: formValues(form, true) } });
-      form.addEventListener("submit", (event) => {
-        event.preventDefault();
-        finish(event.submitter ? event.submitter.value : null);
+        this.pendingDiffs = [];
+        this.callbacks.sync();
       });
-      dialog.addEventListener("cancel", (event) => {
-        event.preventDefault();
-        finish(null);
+      channel.on(events.diff, (diff) => {
+        if (this.inPendingSyncState()) {
+          this.pendingDiffs.push(diff);
+        } else {
+          this.state = Presence.syncDiff(this.state, diff, this.callbacks.join, this.callbacks.leave);
+          this.callbacks.sync();
+        }
       });
-      dialog.addEventListener("close", () => finish(null)); // closed by something else
-      entry.cleanup = () => {
-        if (dialog.open) dialog.close();
-        dialog.remove();
-      };
-      (document.body || document.documentElement).append(dialog);
-      dialog.showModal();
+    }
+
+    onJoin(callback) { this.callbacks.join = callback; }
+    onLeave(callback) { this.callbacks.leave = callback; }
+    onSync(callback) { this.callbacks.sync = callback; }
+
+    list(chooser) {
+      return Presence.list(this.state, chooser);
+    }
+
+    inPendingSyncState() {
+      return !this.joinRef || this.joinRef !== this.channel.joinRef;
+    }
+
+    static refs(metas) {
+      return new Set(metas.map((m) => m.phx_ref));
+    }
+
+    // Replaces `current` by `next`, reporting what joined and left per key.
+    static syncState(current, next, onJoin, onLeave) {
+      const state = Presence.clone(current);
+      // Null-prototype maps: a key such as "__proto__" is just a key.
+      const joins = Object.create(null);
+      const leaves = Object.create(null);
+      for (const key of Object.keys(state)) {
+        if (!Object.prototype.hasOwnProperty.call(next, key)) leaves[key] = state[key];
+      }
+      for (const key of Object.keys(next)) {
+        const nextEntry = next[key];
+        const currentEntry = state[key];
+        if (!currentEntry) {
+          joins[key] = nextEntry;
+          continue;
+        }
+        const nextRefs = Presence.refs(nextEntry.metas);
+        const currentRefs = Presence.refs(currentEntry.metas);
+        const joined = nextEntry.metas.filter((m) => !currentRefs.has(m.phx_ref));
+        const left = currentEntry.metas.filter((m) => !nextRefs.has(m.phx_ref));
+        if (joined.length > 0) joins[key] = { ...nextEntry, metas: joined };
+        if (left.length > 0) leaves[key] = { ...currentEntry, metas: left };
+      }
+      return Presence.syncDiff(state, { joins, leaves }, onJoin, onLeave);
+    }
+
+    // Applies a diff: joins first, then leaves. A joined meta replaces a known meta with the
+    // same ref; leaves of unknown refs are ignored; a key with no metas left is removed.
+    // Callbacks get the diff's own entry, as phoenix.js does.
+    static syncDiff(current, diff, onJoin, onLeave) {
+      const state = Presence.clone(current);
+      const joins = diff.joins || {};
+      const leaves = diff.leaves || {};
+      for (const key of Object.keys(joins)) {
+        const entry = joins[key];
+        const before = state[key];
+        const joinedRefs = Presence.refs(entry.metas || []);
+        const kept = before ? before.metas.filter((m) => !joinedRefs.has(m.phx_ref)) : [];
+        state[key] = { ...entry, metas: kept.concat(entry.metas || []) };
+        if (onJoin) onJoin(key, before, entry);
+      }
+      for (const key of Object.keys(leaves)) {
+        const before = state[key];
+        if (!before) continue;
+        const gone = Presence.refs(leaves[key].metas || []);
+        const remaining = { ...before, metas: before.metas.filter((m) => !gone.has(m.phx_ref)) };
+        state[key] = remaining;
+        if (onLeave) onLeave(key, remaining, leaves[key]);
+        if (remaining.metas.length === 0) delete state[key];
+      }
+      return state;
+    }
+
+    static list(state, chooser) {
+      const choose = chooser || ((key, entry) => entry);
+      return Object.keys(state).map((key) => choose(key, state[key]));
+    }
+
+    static clone(state) {
+      const out = Object.create(null);
+      for (const key of Object.keys(state)) out[key] = { ...state[key], metas: state[key].metas.slice() };
+      return out;
     }
   }
 
-  // The live counters of the page (`data-tether-topic`), but those in tether-ignore subtrees.
-  function counterElements() {
-    return [...document.querySelectorAll("[data-tether-topic]")].filter((el) => !ignored(el));
-  }
+  // index.mjs — the entry of the bundle (assets/tether.js, served at /tether.js): defines
+  // `window.Tether` and, on a commander's page, starts that page.
+  //
+  // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph }`.
+  // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
+  //
+  //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
+  //   socket.connect();
+  //   const room = socket.channel("room:lobby", {});
+  //   const presence = new Tether.Presence(room);
+  //   presence.onSync(() => render(presence.list((key, { metas }) => [key, metas.length])));
+  //   room.join().receive("ok", () => {});
+  //
+  // For: what a user of tether.js reaches, and nothing else.
+  // Never: exports a helper only tests need (tests import the modules of assets/src directly),
+  // or starts a page without a page token on its own script tag.
 
-  function startPage(script) {
-    return new Page(script);
-  }
 
+  // Read while this script runs: document.currentScript is null once it has.
   const script = typeof document !== "undefined" ? document.currentScript : null;
   let page = null;
   if (script && script.dataset.tetherToken) {
-    page = startPage(script);
+    page = new Page(script);
   }
 
-  global.Tether = {
-    Socket, Channel, Presence, page, refusal,
+  (typeof window !== "undefined" ? window : globalThis).Tether = {
+    Socket, Channel, Presence, page,
     // morph(el, html): what a `morph` patch does, for pages that render client-side too
     morph,
-    // morphOptions(el, morphStyle): the Idiomorph options morph uses (benches/browser/morph.mjs
-    // times Idiomorph alone with them)
-    morphOptions,
-    // pure helpers of the page part, exported for tests
-    parseHandler, parseOn, eventFields, truncate, disableOptions, toJson, modalButtons, cookieString, parseCookies, liveTokens,
   };
-})(typeof window !== "undefined" ? window : globalThis);
+
+})();

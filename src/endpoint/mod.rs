@@ -88,7 +88,8 @@ use origin::{check_origin, normalize_origin};
 
 /// The browser client, served at `tether.js` where the endpoint is mounted: the bundled
 /// libraries of `assets/vendor/` (idiomorph, for `morph` patches; see `scripts/refresh-vendor`)
-/// followed by `assets/tether.js`.
+/// followed by `assets/tether.js`, the bundle of the ES modules in `assets/src/` (committed,
+/// rebuilt by `scripts/build-js`; cargo never runs npm).
 pub const TETHER_JS: &str = concat!(
     include_str!("../../assets/vendor/idiomorph.js"),
     "\n",

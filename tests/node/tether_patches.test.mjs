@@ -4,11 +4,7 @@
 // therefore cannot run script in the page.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-
-const require = createRequire(import.meta.url);
-require("../../assets/tether.js");
-const { refusal } = globalThis.Tether;
+import { refusal } from "../../assets/src/patches.mjs";
 
 test("script patches run only when the join reply enabled exec_js", () => {
   const js = { op: "js", js: "alert(1)" };
