@@ -248,6 +248,38 @@ impl Metrics {
     }
 }
 
+/// Observations of [`Metrics::outbox_depth`] kept per thread before they are added to the
+/// shared histogram (its atomics are paid once per batch, not once per queued frame).
+const DEPTH_LOCAL_BATCH: u64 = 64;
+
+thread_local! {
+    static DEPTH_LOCAL: std::cell::RefCell<Option<prometheus::local::LocalHistogram>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Observes one outbox depth (frames already queued when another is queued). Kept in this
+/// thread's batch until [`DEPTH_LOCAL_BATCH`] observations or [`flush_thread_local`].
+pub(crate) fn observe_outbox_depth(depth: usize) {
+    DEPTH_LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        let local = local.get_or_insert_with(|| metrics().outbox_depth.local());
+        local.observe(depth as f64);
+        if local.get_sample_count() >= DEPTH_LOCAL_BATCH {
+            local.flush();
+        }
+    });
+}
+
+/// Adds this thread's pending observations to the shared metrics (a publishing connection's
+/// poll ends with it, see `transport::wakes`).
+pub(crate) fn flush_thread_local() {
+    DEPTH_LOCAL.with(|local| {
+        if let Some(local) = local.borrow().as_ref() {
+            local.flush();
+        }
+    });
+}
+
 /// Holds one unit of a gauge for as long as it lives: the gauge goes up when it is made and
 /// back down when it is dropped, so a count of live things cannot drift on an early return.
 ///

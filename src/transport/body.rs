@@ -12,6 +12,7 @@
 //! dropped first (the client went away), the connection task is told.
 
 use std::{
+    cell::RefCell,
     collections::VecDeque,
     pin::Pin,
     sync::Arc,
@@ -81,6 +82,13 @@ fn emit(buf: &mut BytesMut, pieces: &mut VecDeque<Bytes>, part: &Bytes) {
         pieces.push_back(part.slice(at..end));
         at = end;
     }
+}
+
+thread_local! {
+    /// The buffer chunks are encoded into, one per thread: each chunk is split off it, and
+    /// its allocation is taken back once actix-http has copied and dropped that chunk, so a
+    /// busy connection allocates no buffer per write and an idle one holds none.
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
 /// The body; see the module docs.
@@ -164,9 +172,15 @@ impl Stream for OutboxBody {
         if this.finished {
             return Poll::Ready(None);
         }
-        let mut buf = BytesMut::new();
-        this.fill(&mut buf, cx);
-        if buf.is_empty() {
+        let chunk = SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            // Reclaims the allocation of the chunk before this one once it has been written
+            // (actix-http copies each chunk into its write buffer and drops it).
+            buf.reserve(CHUNK + CONTROL_ROOM);
+            this.fill(&mut buf, cx);
+            buf.split().freeze()
+        });
+        if chunk.is_empty() {
             // Nothing queued (a chunk always holds the start of what was taken).
             return if this.finished {
                 Poll::Ready(None)
@@ -174,7 +188,7 @@ impl Stream for OutboxBody {
                 Poll::Pending
             };
         }
-        Poll::Ready(Some(Ok(buf.freeze())))
+        Poll::Ready(Some(Ok(chunk)))
     }
 }
 

@@ -141,7 +141,9 @@ pub(crate) async fn run<H: Handler>(
         payload,
         assembler: Assembler::new(limits.max_frame_bytes),
     };
-    let reason = serve(&mut inbound, &outbox, &mut handler, limits, shutdown).await;
+    // Wakes this task's handling gives other connections wait until each poll returns.
+    let reason =
+        super::wakes::batched(serve(&mut inbound, &outbox, &mut handler, limits, shutdown)).await;
     match &reason {
         Disconnect::SlowConsumer => metrics.slow_consumer_closes.inc(),
         Disconnect::WriteTimeout => metrics.write_timeouts.inc(),
@@ -256,6 +258,9 @@ async fn serve<H: Handler>(
                         return reason;
                     }
                     paced = pacing.take();
+                    // A run of messages yields now and then (tokio's task budget), which
+                    // also gives the wakes its handling held back.
+                    tokio::task::coop::consume_budget().await;
                 }
                 Ok(Message::Ping(bytes)) => {
                     let _ = outbox.push_pong(&bytes);

@@ -12,6 +12,7 @@ pub(crate) mod connection;
 pub mod frame;
 pub(crate) mod outbox;
 pub(crate) mod upgrade;
+pub(crate) mod wakes;
 
 pub use connection::Disconnect;
 pub use frame::{Frame, FrameError};
