@@ -61,6 +61,7 @@
 
 mod budget;
 mod delivery;
+mod entry;
 mod grace;
 pub mod hooks;
 mod metas;
@@ -69,6 +70,7 @@ mod pacing;
 mod replication;
 mod shard;
 pub mod tracker;
+mod waiting;
 mod window;
 
 use std::{

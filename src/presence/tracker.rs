@@ -68,23 +68,12 @@ use std::hash::Hasher;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::metas::Metas;
 use crate::config::PresenceConfig;
 
-/// Metadata of one presence, as sent to clients (includes `phx_ref`, and `phx_ref_prev`
-/// after an update).
-pub type Meta = Map<String, Value>;
-
-/// Identifies one run of one node's shard.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ReplicaId {
-    /// Stable node name (e.g. `TETHER_NODE`) plus shard.
-    pub name: String,
-    /// Chosen at start; a restart under the same name has a different one.
-    pub incarnation: u64,
-}
+pub use super::entry::{Entry, Meta, ReplicaId};
 
 /// What a replica knows of one peer ([`Tracker::peers`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,19 +86,6 @@ pub struct PeerStatus {
     pub silent_ms: u64,
     /// Its entries (visible while up, hidden while down).
     pub entries: usize,
-}
-
-/// One tracked presence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The presence key (user id, …).
-    pub key: String,
-    /// Who tracked it on its node (a connection or task id); local meaning only.
-    pub owner: u64,
-    /// Unique id of this version of the entry.
-    pub phx_ref: String,
-    /// The metadata, with `phx_ref` (and `phx_ref_prev`) inside.
-    pub meta: Meta,
 }
 
 /// One write in a replica's log.
