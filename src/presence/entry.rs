@@ -23,13 +23,13 @@ pub struct ReplicaId {
 
 /// One tracked presence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The presence key (user id, …).
-    pub key: String,
+    pub(crate) key: String,
     /// Who tracked it on its node (a connection or task id); local meaning only.
-    pub owner: u64,
+    pub(crate) owner: u64,
     /// Unique id of this version of the entry.
-    pub phx_ref: String,
+    pub(crate) phx_ref: String,
     /// The metadata, with `phx_ref` (and `phx_ref_prev`) inside.
-    pub meta: Meta,
+    pub(crate) meta: Meta,
 }
