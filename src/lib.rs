@@ -15,11 +15,13 @@
 //! | [`channel`] | the [`Channel`](channel::Channel) trait, topic [`Router`](channel::Router), [`Socket`](channel::Socket) |
 //! | [`presence`] | the Phoenix Presence API over a replicated tracker with per-node ownership |
 //! | [`commander`] | the Drab layer: [`Commander`](commander::Commander)s, pages, patches, browser id, session, store |
+//! | [`dashboard`] | the live dashboard and `/metrics` (a commander page of its own, off without a password or token); built and mounted by the endpoint, never importing it |
 //! | [`endpoint`] | the owner of it all: [`Endpoint::builder`] creates the pub/sub and presence once, takes sockets and commanders, starts and stops every task; actix-web routes, origin check, [`serve`], [`Endpoint::tune_server`] |
 //!
 //! Lower layers never import higher ones: pub/sub knows nothing of frames, the transport
-//! nothing of channels, presence nothing of commanders, commanders nothing of the endpoint.
-//! Each takes its own config section.
+//! nothing of channels, presence nothing of commanders, commanders nothing of the dashboard
+//! or the endpoint, the dashboard nothing of the endpoint (which builds and mounts it). Each
+//! takes its own config section.
 //!
 //! ## A chat room in a few lines
 //!
@@ -157,6 +159,7 @@ mod bucket;
 pub mod channel;
 pub mod commander;
 pub mod config;
+pub mod dashboard;
 mod dev_secret;
 mod drops;
 pub mod endpoint;
@@ -167,6 +170,7 @@ mod mac;
 pub mod metrics;
 pub mod presence;
 pub mod pubsub;
+mod render;
 /// HTML from users cleaned for a page, tether attributes dropped (cargo feature `sanitize`).
 #[cfg(feature = "sanitize")]
 pub mod sanitize;
@@ -186,4 +190,6 @@ pub use config::Config;
 /// askama version (0.16) yourself.
 pub use askama;
 #[doc(inline)]
-pub use endpoint::{Endpoint, SocketRoute, render, serve};
+pub use endpoint::{Endpoint, SocketRoute, serve};
+#[doc(inline)]
+pub use render::render;

@@ -12,14 +12,13 @@ use actix_web::{
 use serde_json::{Value, json};
 use support::{Client, TestServer, reply, test_config};
 use tether::{
-    Config,
+    Config, Endpoint,
     channel::BoxError,
     commander::{
         Broadcasting, Commander, Commanders, Disconnected, Handlers, Html, Outcome, Page, Patch,
         Sender, same_path, same_topic, token::unix_now,
     },
     config::{IdSource, SessionCookieSecurity},
-    pubsub::{LocalPubSub, PubSub},
 };
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -962,17 +961,10 @@ async fn a_connected_page_is_given_fresh_topics_tokens_and_keeps_its_topics_past
 
 #[tokio::test]
 async fn a_secret_too_short_for_keys_is_an_error_not_a_panic() {
-    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let config = Config::default(); // empty secret
-    let err = Commanders::builder(
-        &config.commander,
-        &config.presence,
-        &config.endpoint.secret_key_base,
-        pubsub,
-    )
-    .commander(Other)
-    .build()
-    .expect_err("an empty secret must be refused");
+    let err = Endpoint::builder(config)
+        .and_then(|builder| builder.commander(Other).build())
+        .expect_err("an empty secret must be refused");
     assert!(
         err.to_string().contains("endpoint.secret_key_base"),
         "{err}"

@@ -47,7 +47,7 @@ impl Commanders {
 
     /// Spawns the live-counter task on `tasks` (when pages are tracked in presence); it runs
     /// until `shutdown`. Needs a tokio runtime; the endpoint calls it once.
-    pub fn start(&self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+    pub(crate) fn start(&self, tasks: &TaskTracker, shutdown: &CancellationToken) {
         if self.hub.presence.is_some() {
             tasks.spawn(self.clone().refresh_counters(shutdown.clone()));
         }

@@ -52,6 +52,8 @@ mod script;
 pub mod session;
 pub mod token;
 mod topics;
+#[cfg(test)]
+mod wiring_tests;
 
 use std::{
     collections::HashMap,
@@ -92,7 +94,7 @@ pub enum Count {
     Connections,
 }
 
-/// Why [`CommandersBuilder::build`] failed.
+/// Why the commanders could not be built (the endpoint's `build` returns it).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The configuration is invalid (e.g. a `secret_key_base` too short to derive keys).
@@ -134,8 +136,9 @@ impl std::fmt::Debug for Commanders {
     }
 }
 
-/// Builds [`Commanders`].
-pub struct CommandersBuilder {
+/// Builds [`Commanders`]: crate-private, as the endpoint is the one wiring path
+/// (`Endpoint::builder`), which also builds the dashboard's own commanders with it.
+pub(crate) struct CommandersBuilder {
     config: CommanderConfig,
     /// `[presence] id`: where page presence keys come from.
     presence_id: Vec<IdSource>,
@@ -157,7 +160,7 @@ impl std::fmt::Debug for CommandersBuilder {
 
 impl CommandersBuilder {
     /// Registers a commander.
-    pub fn commander<C: Commander>(mut self, commander: C) -> CommandersBuilder {
+    pub(crate) fn commander<C: Commander>(mut self, commander: C) -> CommandersBuilder {
         let name = commander.name();
         let registered = Registered {
             commander,
@@ -169,7 +172,7 @@ impl CommandersBuilder {
 
     /// Tracks pages in `presence` (which must use the builder's pub/sub, with
     /// `[presence] enabled = true`; [`CommandersBuilder::build`] refuses otherwise).
-    pub fn presence(mut self, presence: Presence) -> CommandersBuilder {
+    pub(crate) fn presence(mut self, presence: Presence) -> CommandersBuilder {
         self.presence = Some(presence);
         self
     }
@@ -180,7 +183,7 @@ impl CommandersBuilder {
     /// without it: a presence with `[presence] enabled = false`
     /// ([`BuildError::PresenceDisabled`]), or one on another pub/sub
     /// ([`BuildError::TwoPubSubs`]).
-    pub fn build(self) -> Result<Commanders, BuildError> {
+    pub(crate) fn build(self) -> Result<Commanders, BuildError> {
         let keys =
             Keys::from_secret(&self.secret).map_err(|err| crate::config::ConfigError::Invalid {
                 key: "endpoint.secret_key_base".into(),
@@ -219,7 +222,7 @@ impl Commanders {
     /// Starts registering commanders, configured by `config` (`[commander]`), `presence`
     /// (`[presence]`: whether pages are tracked, and under which key) and `secret`
     /// (`endpoint.secret_key_base`, for tokens).
-    pub fn builder(
+    pub(crate) fn builder(
         config: &CommanderConfig,
         presence: &PresenceConfig,
         secret: &str,
@@ -243,7 +246,7 @@ impl Commanders {
 
     /// The socket route pages connect to (`[commander] socket_path`). Its connect hook
     /// reads the session cookie.
-    pub fn socket_route(&self) -> SocketRoute {
+    pub(crate) fn socket_route(&self) -> SocketRoute {
         let hub = self.hub.clone();
         let mut allowed = hub.config.session_keys.clone();
         for source in &hub.presence_id {

@@ -18,6 +18,14 @@
 //! The dashboard's own socket also needs the dashboard's credentials (401 without them, 429
 //! while its client is locked out after wrong guesses).
 //!
+//! # Layering
+//!
+//! The endpoint is the top layer: it imports every layer below it (pub/sub, transport,
+//! channel, presence, commander) and the [`dashboard`](crate::dashboard), which sits beside
+//! it and below it. The endpoint builds the dashboard, starts it and mounts its routes,
+//! handing it the upgrade of its socket as a function; nothing below imports the endpoint.
+//! The dashboard's constants are re-exported here ([`DASHBOARD_PATH`], [`METRICS_PATH`]).
+//!
 //! This module prints nothing to stdout (the examples print their `listening on` line).
 //!
 //! ```no_run
@@ -38,9 +46,7 @@
 //! # }
 //! ```
 
-mod dashboard;
 mod origin;
-mod render;
 mod serve;
 
 use std::{
@@ -67,14 +73,15 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use crate::channel::{ConnectError, ConnectInfo, SocketRoute};
 use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
-pub use dashboard::{DASHBOARD_PATH, METRICS_PATH};
-pub use render::render;
+pub use crate::dashboard::{DASHBOARD_PATH, METRICS_PATH};
+pub use crate::render::render;
 pub use serve::{serve, shutdown_signal};
 
 use crate::{
     channel::{JoinedChannels, RateConfig, RateLimits, socket::Conn},
     commander::{Commander, Commanders, CommandersBuilder},
     config::Config,
+    dashboard::Dashboard,
     presence::{Presence, PresenceHooks},
     pubsub::{FLUSH_TIMEOUT, PubSub},
     transport::{
@@ -83,7 +90,6 @@ use crate::{
         upgrade::{Runtime, upgrade},
     },
 };
-use dashboard::Dashboard;
 use origin::{check_origin, normalize_origin};
 
 /// The browser client, served at `tether.js` where the endpoint is mounted: the bundled

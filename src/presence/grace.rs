@@ -21,120 +21,18 @@
 //! (the transport does, and it never reaches a channel's socket), so there is no cap per
 //! address here; a cap per address belongs with the endpoint's connection limits.
 //!
-//! Pure bookkeeping plus the sweep task: it must never hold an entry without a deadline, and
-//! never untrack an entry a new owner adopted.
+//! The grace's behaviour on a shard and the sweep task; its bookkeeping (what waits, what is
+//! young, the caps) is `waiting`, below both this module and `shard`. It must never hold an
+//! entry without a deadline, and never untrack an entry a new owner adopted.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use super::{OwnerId, Presence, SHARDS, shard::Shard, tracker::TrackError};
-
-/// Entries of one shard tracked lately: (topic, owner, key) -> when (the presence clock's
-/// ms). Only entries younger than `presence.grace_min_age_ms` are kept (pruned every
-/// broadcast period), so its size is what the shard tracked in that time.
-#[derive(Default)]
-pub(super) struct Young {
-    tracked: HashMap<(Arc<str>, u64, String), u64>,
-}
-
-impl Young {
-    /// Whether `owner`'s entry of `key` on `topic` was tracked less than `min_age` before
-    /// `now`; forgets it either way.
-    fn take(&mut self, topic: &str, owner: u64, key: &str, now: u64, min_age: u64) -> bool {
-        self.tracked
-            .remove(&(Arc::<str>::from(topic), owner, key.to_string()))
-            .is_some_and(|at| now.saturating_sub(at) < min_age)
-    }
-
-    /// Forgets the entries tracked `min_age` or longer before `now`.
-    pub(super) fn forget_older(&mut self, now: u64, min_age: u64) {
-        self.tracked
-            .retain(|_, at| now.saturating_sub(*at) < min_age);
-    }
-}
-
-/// Entries waiting out their grace in one shard: (topic, key) → (owner, deadline in the
-/// presence clock's ms), oldest first.
-#[derive(Default)]
-pub(super) struct Graces {
-    held: HashMap<(Arc<str>, String), Vec<Waiting>>,
-    /// topic -> entries waiting on it (every count is positive).
-    per_topic: HashMap<Arc<str>, usize>,
-}
-
-/// An owner whose entry waits, and until when.
-type Waiting = (u64, u64);
-
-/// How many entries may wait (see the module docs).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Caps {
-    pub(super) per_topic: usize,
-    pub(super) per_key: usize,
-}
-
-impl Graces {
-    /// Holds `owner`'s entry of `key` on `topic` until `deadline`; `false` (nothing held)
-    /// when the topic or the key is at its cap.
-    fn hold(
-        &mut self,
-        topic: Arc<str>,
-        key: String,
-        owner: u64,
-        deadline: u64,
-        caps: Caps,
-    ) -> bool {
-        let on_topic = self.per_topic.get(&topic).copied().unwrap_or(0);
-        if on_topic >= caps.per_topic {
-            return false;
-        }
-        let waiting = self.held.entry((topic.clone(), key)).or_default();
-        if waiting.len() >= caps.per_key {
-            return false;
-        }
-        waiting.push((owner, deadline));
-        *self.per_topic.entry(topic).or_default() += 1;
-        true
-    }
-
-    fn released(&mut self, topic: &str, count: usize) {
-        if let Some(n) = self.per_topic.get_mut(topic) {
-            *n = n.saturating_sub(count);
-            if *n == 0 {
-                self.per_topic.remove(topic);
-            }
-        }
-    }
-
-    /// Takes the oldest waiting owner of `key` on `topic`.
-    fn adopt(&mut self, topic: &str, key: &str) -> Option<u64> {
-        let index = (Arc::<str>::from(topic), key.to_string());
-        let waiting = self.held.get_mut(&index)?;
-        let (owner, _) = waiting.remove(0);
-        if waiting.is_empty() {
-            self.held.remove(&index);
-        }
-        self.released(topic, 1);
-        Some(owner)
-    }
-
-    /// Takes every entry whose grace ended by `now`.
-    fn expired(&mut self, now: u64) -> Vec<(Arc<str>, String, u64)> {
-        let mut out = Vec::new();
-        self.held.retain(|(topic, key), waiting| {
-            waiting.retain(|&(owner, deadline)| {
-                let ended = deadline <= now;
-                if ended {
-                    out.push((topic.clone(), key.clone(), owner));
-                }
-                !ended
-            });
-            !waiting.is_empty()
-        });
-        for (topic, _, _) in &out {
-            self.released(topic, 1);
-        }
-        out
-    }
-}
+use super::{
+    OwnerId, Presence, SHARDS,
+    shard::Shard,
+    tracker::{Change, ChangeKind, TrackError},
+    waiting::Caps,
+};
 
 impl Presence {
     pub(super) fn grace_ms(&self) -> u64 {
@@ -144,10 +42,8 @@ impl Presence {
     /// Notes that `owner` just tracked `key` on `topic` (a young entry gets no grace).
     pub(super) fn note_young(&self, shard: &mut Shard, topic: &str, owner: OwnerId, key: &str) {
         if self.grace_ms() > 0 && self.inner.config.grace_min_age_ms > 0 {
-            shard
-                .young
-                .tracked
-                .insert((topic.into(), owner.0, key.to_string()), self.now_ms());
+            let now = self.now_ms();
+            shard.young.note(topic, owner.0, key, now);
         }
     }
 
@@ -226,14 +122,11 @@ impl Presence {
     /// browser reconnected there): the waiting entry leaves now, not at the end of its grace
     /// (the key stays present through the other node's entry). Returns the leaves.
     pub(super) fn end_graces_rejoined_elsewhere(
-        shard: &mut super::shard::Shard,
-        joins: &[super::tracker::Change],
-    ) -> Vec<super::tracker::Change> {
+        shard: &mut Shard,
+        joins: &[Change],
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
-        for join in joins
-            .iter()
-            .filter(|c| c.kind == super::tracker::ChangeKind::Join)
-        {
+        for join in joins.iter().filter(|c| c.kind == ChangeKind::Join) {
             while let Some(owner) = shard.graces.adopt(&join.topic, &join.key) {
                 changes.extend(
                     shard
@@ -271,64 +164,5 @@ impl Presence {
                 self.commit(shard, changes);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_oldest_waiting_owner_is_adopted_and_the_rest_expire_on_time() {
-        let mut graces = Graces::default();
-        let topic: Arc<str> = "room".into();
-        let caps = Caps {
-            per_topic: 10,
-            per_key: 10,
-        };
-        assert!(graces.hold(topic.clone(), "ann".into(), 1, 100, caps));
-        assert!(graces.hold(topic.clone(), "ann".into(), 2, 150, caps));
-        assert!(graces.hold(topic.clone(), "bob".into(), 3, 120, caps));
-        assert_eq!(graces.adopt("room", "ann"), Some(1));
-        assert_eq!(graces.adopt("room", "eve"), None);
-        assert!(graces.expired(99).is_empty());
-        assert_eq!(
-            graces.expired(130),
-            vec![(topic.clone(), "bob".to_string(), 3)]
-        );
-        assert_eq!(graces.expired(150), vec![(topic, "ann".to_string(), 2)]);
-        assert_eq!(graces.adopt("room", "ann"), None);
-        assert!(
-            graces.per_topic.is_empty(),
-            "counts follow adoptions and expiries"
-        );
-    }
-
-    #[test]
-    fn graces_are_capped_per_topic_and_per_key() {
-        let mut graces = Graces::default();
-        let caps = Caps {
-            per_topic: 3,
-            per_key: 2,
-        };
-        let room: Arc<str> = "room".into();
-        assert!(graces.hold(room.clone(), "ann".into(), 1, 100, caps));
-        assert!(graces.hold(room.clone(), "ann".into(), 2, 100, caps));
-        assert!(
-            !graces.hold(room.clone(), "ann".into(), 3, 100, caps),
-            "a third entry of one key"
-        );
-        assert!(graces.hold(room.clone(), "bob".into(), 4, 100, caps));
-        assert!(
-            !graces.hold(room.clone(), "eve".into(), 5, 100, caps),
-            "a fourth entry on the topic"
-        );
-        assert!(
-            graces.hold("other".into(), "eve".into(), 6, 100, caps),
-            "another topic has its own cap"
-        );
-        // Room again once one is adopted.
-        assert_eq!(graces.adopt("room", "bob"), Some(4));
-        assert!(graces.hold(room, "eve".into(), 5, 100, caps));
     }
 }

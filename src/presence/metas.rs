@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::tracker::Entry;
+use super::entry::Entry;
 
 /// Largest key kept as a plain `Vec`.
 const FEW: usize = 32;

@@ -61,6 +61,8 @@
 
 mod budget;
 mod delivery;
+mod entry;
+mod gossip;
 mod grace;
 pub mod hooks;
 mod metas;
@@ -69,6 +71,7 @@ mod pacing;
 mod replication;
 mod shard;
 pub mod tracker;
+mod waiting;
 mod window;
 
 use std::{
@@ -220,6 +223,13 @@ impl Presence {
     /// Presence for node `node` timed and bounded by `config` (`[presence]`), with the
     /// default hooks. Spawns nothing: call [`Presence::start`].
     ///
+    /// **The low-level layer.** An app does not call this, [`Presence::start`] or
+    /// [`Presence::shutdown`]: `Endpoint::builder` creates the endpoint's one presence on the
+    /// endpoint's pub/sub, hands it out (`EndpointBuilder::presence`, for channels that
+    /// track), starts it and says goodbye at shutdown. This constructor is for a presence
+    /// without an endpoint — a simulated cluster of nodes sharing one in-process pub/sub (as
+    /// `tests/presence.rs` does), or a tool — as in this example:
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use std::sync::Arc;
@@ -293,7 +303,8 @@ impl Presence {
     }
 
     /// Subscribes to gossip and spawns the gossip and delivery tasks on `tasks` (once; later
-    /// calls do nothing). They run until [`Presence::shutdown`]. Needs a tokio runtime.
+    /// calls do nothing). They run until [`Presence::shutdown`]. Needs a tokio runtime. The
+    /// endpoint calls it for its presence; see [`Presence::new`] for when to call it yourself.
     pub fn start(&self, tasks: &TaskTracker) {
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return;
@@ -530,7 +541,8 @@ impl Presence {
         self.inner.dropped_gossip.total()
     }
 
-    /// Tells peers to drop this node's presences now, and stops the background task.
+    /// Tells peers to drop this node's presences now, and stops the background task. The
+    /// endpoint calls it for its presence at shutdown; see [`Presence::new`].
     pub async fn shutdown(&self) {
         for index in 0..SHARDS {
             let goodbye = {

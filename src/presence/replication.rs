@@ -1,7 +1,7 @@
 //! Replication: the gossip task. Every broadcast period it applies the gossip already
 //! queued, ticks each shard's tracker (the down and permdown rules) and publishes its
 //! heartbeat (split at `presence.max_heartbeat_bytes`) and the transfers peers asked for;
-//! it applies peers' gossip as it arrives. Gossip travels versioned (`Gossip::encode`) on the
+//! it applies peers' gossip as it arrives. Gossip travels versioned (`gossip`, a private format) on the
 //! pub/sub topics `tether:presence:<shard>`.
 //!
 //! It must never run application hooks (the delivery task does), so a slow hook cannot
@@ -12,7 +12,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{Presence, SHARDS, tracker::Gossip};
+use super::{
+    Presence, SHARDS,
+    gossip::{Gossip, Message},
+};
 use crate::pubsub::Subscriber;
 
 /// Receives this node's share of presence gossip from pub/sub.
@@ -116,7 +119,7 @@ impl Presence {
             Ok(bytes) => {
                 let metrics = crate::metrics::metrics();
                 metrics.gossip("out", bytes.len());
-                if matches!(gossip, Gossip::Transfer { .. }) {
+                if matches!(gossip.0, Message::Transfer { .. }) {
                     metrics.gossip_transfers.inc();
                 }
                 self.inner.pubsub.broadcast(

@@ -13,6 +13,7 @@ use super::{
     hooks::{PresenceDiff, Presences},
     pacing::Pacer,
     tracker::{Change, Tracker},
+    waiting::{Graces, Young},
     window::Window,
 };
 use crate::{pubsub::SubscriberId, transport::Outbox};
@@ -31,14 +32,14 @@ pub(super) struct Shard {
     /// Topics to flush at the end of the window.
     pub(super) dirty: IndexSet<Arc<str>>,
     /// Entries of dropped connections waiting out the leave grace.
-    pub(super) graces: super::grace::Graces,
+    pub(super) graces: Graces,
     /// When each topic's window ends (adaptive, see `pacing`).
     pub(super) pacer: Pacer,
     /// Update budgets of the owners that updated lately.
     pub(super) budgets: super::budget::Budgets,
     /// Entries tracked less than `presence.grace_min_age_ms` ago (when), which get no leave
     /// grace; pruned every broadcast period.
-    pub(super) young: super::grace::Young,
+    pub(super) young: Young,
 }
 
 impl Shard {

@@ -3,8 +3,9 @@
 //! # Model: per-node ownership
 //!
 //! Every node (a *replica*, named `name` and stamped with an `incarnation` chosen at start)
-//! alone writes the entries it tracks. Each local write is an [`Op`]. Peers hold a
-//! read-only mirror of every other replica's entries, fed by [`Gossip`]:
+//! alone writes the entries it tracks. Each local write is an op (a join or a leave). Peers hold a
+//! read-only mirror of every other replica's entries, fed by [`Gossip`] (its wire format is
+//! private to tether):
 //!
 //! - **Heartbeat** `{since, seq, ops}`: the ops numbered `since+1 ..= seq`. A peer whose
 //!   mirror is at `since` or later applies the ops it has not seen; a peer behind `since`
@@ -67,24 +68,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hasher;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::metas::Metas;
 use crate::config::PresenceConfig;
 
-/// Metadata of one presence, as sent to clients (includes `phx_ref`, and `phx_ref_prev`
-/// after an update).
-pub type Meta = Map<String, Value>;
-
-/// Identifies one run of one node's shard.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ReplicaId {
-    /// Stable node name (e.g. `TETHER_NODE`) plus shard.
-    pub name: String,
-    /// Chosen at start; a restart under the same name has a different one.
-    pub incarnation: u64,
-}
+use super::entry::Entry;
+pub use super::entry::{Meta, ReplicaId};
+pub use super::gossip::Gossip;
+use super::gossip::{Message, Op};
 
 /// What a replica knows of one peer ([`Tracker::peers`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,83 +90,6 @@ pub struct PeerStatus {
     /// Its entries (visible while up, hidden while down).
     pub entries: usize,
 }
-
-/// One tracked presence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The presence key (user id, …).
-    pub key: String,
-    /// Who tracked it on its node (a connection or task id); local meaning only.
-    pub owner: u64,
-    /// Unique id of this version of the entry.
-    pub phx_ref: String,
-    /// The metadata, with `phx_ref` (and `phx_ref_prev`) inside.
-    pub meta: Meta,
-}
-
-/// One write in a replica's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Op {
-    /// An entry appeared.
-    Join {
-        /// Its topic.
-        topic: String,
-        /// The entry.
-        entry: Entry,
-    },
-    /// The entry with this ref went away.
-    Leave {
-        /// Its topic.
-        topic: String,
-        /// Its key.
-        key: String,
-        /// Its ref.
-        phx_ref: String,
-    },
-}
-
-/// Messages between replicas of the same shard. On the wire they travel versioned (see
-/// [`Gossip::encode`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Gossip {
-    /// Periodic liveness plus the ops numbered `since+1 ..= seq`.
-    Heartbeat {
-        /// Sender.
-        from: ReplicaId,
-        /// Sequence number before `ops`.
-        since: u64,
-        /// Sequence number after `ops`.
-        seq: u64,
-        /// The ops, in order.
-        ops: Vec<Op>,
-    },
-    /// "Send me your whole state": the sender's mirror of `to` has a gap.
-    TransferRequest {
-        /// Who asks.
-        from: ReplicaId,
-        /// Name of the replica asked.
-        to: String,
-    },
-    /// A snapshot of `from`'s entries at `seq`, for `to`.
-    Transfer {
-        /// Owner of the entries.
-        from: ReplicaId,
-        /// Name of the requester.
-        to: String,
-        /// Sequence number the snapshot corresponds to.
-        seq: u64,
-        /// Every entry, with its topic.
-        entries: Vec<(String, Entry)>,
-    },
-    /// `from` is shutting down: drop its entries now.
-    Goodbye {
-        /// The departing replica.
-        from: ReplicaId,
-    },
-}
-
-/// The gossip format this replica writes and reads.
-pub const GOSSIP_VERSION: u32 = 1;
 
 /// Names whose lowest admitted incarnation is remembered, at most; also the most peers a
 /// transfer is queued for at once.
@@ -194,50 +109,6 @@ const HEARTBEAT_OVERHEAD: usize = 512;
 struct Floor {
     incarnation: u64,
     at: u64,
-}
-
-/// Why received gossip was dropped.
-#[derive(Debug, thiserror::Error)]
-pub enum GossipError {
-    /// Not a versioned gossip message, or not a valid message of its version.
-    #[error("undecodable gossip: {0}")]
-    Malformed(String),
-    /// A version this replica does not know (e.g. from a newer node).
-    #[error("gossip version {0} is not supported (this node speaks {GOSSIP_VERSION})")]
-    Version(u32),
-}
-
-#[derive(Serialize)]
-struct VersionedOut<'a> {
-    v: u32,
-    g: &'a Gossip,
-}
-
-#[derive(Deserialize)]
-struct VersionedIn<'a> {
-    v: u32,
-    #[serde(borrow)]
-    g: &'a serde_json::value::RawValue,
-}
-
-impl Gossip {
-    /// Encodes as `{"v": GOSSIP_VERSION, "g": <message>}`.
-    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(&VersionedOut {
-            v: GOSSIP_VERSION,
-            g: self,
-        })
-    }
-
-    /// Decodes what [`Gossip::encode`] wrote; refuses other versions.
-    pub fn decode(bytes: &[u8]) -> Result<Gossip, GossipError> {
-        let wire: VersionedIn<'_> =
-            serde_json::from_slice(bytes).map_err(|e| GossipError::Malformed(e.to_string()))?;
-        if wire.v != GOSSIP_VERSION {
-            return Err(GossipError::Version(wire.v));
-        }
-        serde_json::from_str(wire.g.get()).map_err(|e| GossipError::Malformed(e.to_string()))
-    }
 }
 
 /// A change of the view, to be reported to subscribers of `topic`.
@@ -817,12 +688,12 @@ impl Tracker {
         for ops in chunks {
             let since = self.seq;
             self.seq += ops.len() as u64;
-            out.push(Gossip::Heartbeat {
+            out.push(Gossip(Message::Heartbeat {
                 from: self.me.clone(),
                 since,
                 seq: self.seq,
                 ops,
-            });
+            }));
         }
         for to in std::mem::take(&mut self.transfers_due) {
             out.push(self.snapshot_for(&to));
@@ -832,9 +703,9 @@ impl Tracker {
 
     /// The message that tells peers this replica is leaving.
     pub fn goodbye(&self) -> Gossip {
-        Gossip::Goodbye {
+        Gossip(Message::Goodbye {
             from: self.me.clone(),
-        }
+        })
     }
 
     /// Handles a message from a peer at time `now`. Returns the view changes and the
@@ -843,35 +714,35 @@ impl Tracker {
         let mut changes = Vec::new();
         let mut replies = Vec::new();
         match gossip {
-            Gossip::Heartbeat {
+            Gossip(Message::Heartbeat {
                 from,
                 since,
                 seq,
                 ops,
-            } => {
+            }) => {
                 if let Some(peer) = self.admit(&from, now, &mut changes) {
                     peer.last_heard = now;
                     self.revive(&from.name, &mut changes);
                     self.apply(&from, since, seq, ops, now, &mut changes, &mut replies);
                 }
             }
-            Gossip::TransferRequest { from, to } => {
+            Gossip(Message::TransferRequest { from, to }) => {
                 if to == self.me.name && !self.refused(&from) {
                     self.grant_transfer(from.name, now);
                 }
             }
-            Gossip::Transfer {
+            Gossip(Message::Transfer {
                 from,
                 to,
                 seq,
                 entries,
-            } => {
+            }) => {
                 if to == self.me.name && self.admit(&from, now, &mut changes).is_some() {
                     self.revive(&from.name, &mut changes);
                     self.replace_mirror(&from, seq, entries, now, &mut changes);
                 }
             }
-            Gossip::Goodbye { from } => {
+            Gossip(Message::Goodbye { from }) => {
                 if !self.refused(&from) {
                     let known = self.peers.get(&from.name).map(|p| p.id.incarnation);
                     if known.is_some_and(|known| known <= from.incarnation) {
@@ -1017,10 +888,10 @@ impl Tracker {
                 .is_none_or(|at| now.saturating_sub(at) >= self.periods.retransfer_ms);
             if due {
                 peer.requested_at = Some(now);
-                replies.push(Gossip::TransferRequest {
+                replies.push(Gossip(Message::TransferRequest {
                     from: self.me.clone(),
                     to: from.name.clone(),
-                });
+                }));
             }
             return;
         }
@@ -1077,12 +948,12 @@ impl Tracker {
                 entries.push((topic.to_string(), v.clone()));
             }
         }
-        Gossip::Transfer {
+        Gossip(Message::Transfer {
             from: self.me.clone(),
             to: to.to_string(),
             seq: self.seq,
             entries,
-        }
+        })
     }
 
     fn replace_mirror(

@@ -4,6 +4,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::presence::gossip::GossipError;
 
 /// Down after 1 s, forgotten after 10 s, transfers asked again after 100 ms.
 fn config() -> PresenceConfig {
@@ -132,7 +133,7 @@ fn a_refused_update_changes_nothing() {
     });
     assert_eq!(refused, Err(TrackError::MetaTooLarge { size: 9, max: 1 }));
     assert_eq!(a.list("t"), before);
-    let Gossip::Heartbeat { ops, .. } = beat(&mut a) else {
+    let Gossip(Message::Heartbeat { ops, .. }) = beat(&mut a) else {
         panic!("not a heartbeat")
     };
     assert_eq!(ops.len(), 1, "only the track was logged");
@@ -176,43 +177,43 @@ fn a_heartbeat_whose_ops_do_not_match_its_range_is_repaired_not_applied() {
     let (mut a, mut b) = synced_pair("alice");
     a.track("room", 2, "bob", Meta::new()).unwrap();
     a.track("room", 3, "carol", Meta::new()).unwrap();
-    let Gossip::Heartbeat {
+    let Gossip(Message::Heartbeat {
         from,
         since,
         seq,
         mut ops,
-    } = beat(&mut a)
+    }) = beat(&mut a)
     else {
         panic!("not a heartbeat")
     };
     // Claims two ops, carries one; and one claiming the whole sequence space.
     ops.truncate(1);
-    let short = Gossip::Heartbeat {
+    let short = Gossip(Message::Heartbeat {
         from: from.clone(),
         since,
         seq,
         ops,
-    };
-    let huge = Gossip::Heartbeat {
+    });
+    let huge = Gossip(Message::Heartbeat {
         from,
         since,
         seq: u64::MAX,
         ops: Vec::new(),
-    };
+    });
     for (bad, now) in [(short, 1), (huge, 200)] {
         let (changes, replies) = b.receive(bad, now);
         assert!(changes.is_empty(), "nothing applied from a bad heartbeat");
         assert!(matches!(
             replies.as_slice(),
-            [Gossip::TransferRequest { .. }]
+            [Gossip(Message::TransferRequest { .. })]
         ));
     }
     // The next genuine heartbeat still works after the transfer: no frozen mirror.
     a.receive(
-        Gossip::TransferRequest {
+        Gossip(Message::TransferRequest {
             from: b.id().clone(),
             to: a.id().name.clone(),
-        },
+        }),
         300,
     );
     for message in a.heartbeat() {
@@ -254,7 +255,7 @@ fn a_gap_is_repaired_by_a_transfer() {
     assert!(changes.is_empty(), "nothing applied across a gap");
     assert!(matches!(
         replies.as_slice(),
-        [Gossip::TransferRequest { .. }]
+        [Gossip(Message::TransferRequest { .. })]
     ));
     let (_, answers) = a.receive(replies.into_iter().next().unwrap(), 0);
     assert!(
@@ -264,7 +265,10 @@ fn a_gap_is_repaired_by_a_transfer() {
     let messages = a.heartbeat();
     assert!(matches!(
         messages.as_slice(),
-        [Gossip::Heartbeat { .. }, Gossip::Transfer { .. }]
+        [
+            Gossip(Message::Heartbeat { .. }),
+            Gossip(Message::Transfer { .. })
+        ]
     ));
     let changes: Vec<Change> = messages
         .into_iter()
@@ -528,7 +532,7 @@ fn reassign_hands_an_entry_over_without_changes_or_gossip() {
         Some(json!(1))
     );
     match beat(&mut a) {
-        Gossip::Heartbeat { ops, .. } => assert!(ops.is_empty(), "nothing gossiped"),
+        Gossip(Message::Heartbeat { ops, .. }) => assert!(ops.is_empty(), "nothing gossiped"),
         other => panic!("{other:?}"),
     }
     assert_eq!(a.reassign("room", 1, 3, "ann"), Err(TrackError::NotTracked));
@@ -556,16 +560,16 @@ fn an_older_incarnation_is_refused_even_after_the_permdown_period() {
     // Run 1 of node a tracks "old"; b mirrors it. Its genuine messages are kept (a replay).
     let (mut run1, mut b) = synced_pair("old");
     let replay_hb = beat(&mut run1);
-    let replay_first = Gossip::Heartbeat {
+    let replay_first = Gossip(Message::Heartbeat {
         from: run1.id().clone(),
         since: 0,
         seq: 0,
         ops: Vec::new(),
-    };
-    let replay_request = Gossip::TransferRequest {
+    });
+    let replay_request = Gossip(Message::TransferRequest {
         from: run1.id().clone(),
         to: "b".into(),
-    };
+    });
     // Run 2 (a later start: a higher incarnation) replaces it.
     let mut run2 = replica("a", 2);
     run2.track("room", 1, "new", Meta::new()).unwrap();
@@ -586,7 +590,7 @@ fn an_older_incarnation_is_refused_even_after_the_permdown_period() {
         assert!(changes.is_empty() && replies.is_empty());
     }
     assert!(
-        matches!(beat(&mut b), Gossip::Heartbeat { .. }),
+        matches!(beat(&mut b), Gossip(Message::Heartbeat { .. })),
         "no transfer for an old incarnation"
     );
     assert_eq!(
@@ -612,12 +616,12 @@ fn an_older_incarnation_is_refused_even_after_the_permdown_period() {
 #[test]
 fn a_goodbye_ends_an_incarnation_and_an_older_goodbye_changes_nothing() {
     let (mut a, mut b) = synced_pair("alice");
-    let old_bye = Gossip::Goodbye {
+    let old_bye = Gossip(Message::Goodbye {
         from: ReplicaId {
             name: "a".into(),
             incarnation: 0,
         },
-    };
+    });
     assert!(
         hear(&mut b, old_bye, 1).is_empty(),
         "an older run's goodbye"
@@ -626,12 +630,12 @@ fn a_goodbye_ends_an_incarnation_and_an_older_goodbye_changes_nothing() {
     let hb_before_bye = beat(&mut a);
     assert_eq!(hear(&mut b, a.goodbye(), 2).len(), 1);
     // Whatever that incarnation seems to say afterwards is a replay.
-    let first = Gossip::Heartbeat {
+    let first = Gossip(Message::Heartbeat {
         from: a.id().clone(),
         since: 0,
         seq: 0,
         ops: Vec::new(),
-    };
+    });
     assert!(hear(&mut b, first, 3).is_empty());
     assert!(hear(&mut b, hb_before_bye, 3).is_empty());
     assert!(b.list("room").is_empty());
@@ -642,17 +646,19 @@ fn a_goodbye_ends_an_incarnation_and_an_older_goodbye_changes_nothing() {
 fn transfer_answers_are_limited_per_requester() {
     let mut a = replica("a", 1);
     a.track("room", 1, "alice", Meta::new()).unwrap();
-    let request = |name: &str| Gossip::TransferRequest {
-        from: ReplicaId {
-            name: name.into(),
-            incarnation: 1,
-        },
-        to: "a".into(),
+    let request = |name: &str| {
+        Gossip(Message::TransferRequest {
+            from: ReplicaId {
+                name: name.into(),
+                incarnation: 1,
+            },
+            to: "a".into(),
+        })
     };
     let transfers = |messages: &[Gossip]| {
         messages
             .iter()
-            .filter(|m| matches!(m, Gossip::Transfer { .. }))
+            .filter(|m| matches!(m, Gossip(Message::Transfer { .. })))
             .count()
     };
     // A thousand requests of b (and one of c) within one broadcast period: one each.
@@ -689,9 +695,9 @@ fn updates_within_one_beat_are_sent_once_in_their_last_state() {
     a.track("room", 2, "blink", Meta::new()).unwrap();
     a.untrack("room", 2, "blink").unwrap();
     let hb = beat(&mut a);
-    let Gossip::Heartbeat {
+    let Gossip(Message::Heartbeat {
         ops, since, seq, ..
-    } = &hb
+    }) = &hb
     else {
         panic!("not a heartbeat")
     };
@@ -734,7 +740,7 @@ fn a_large_beat_is_split_into_heartbeats_under_the_cap() {
     assert!(messages.len() >= 6, "{} messages", messages.len());
     let mut next = 0;
     for message in &messages {
-        let Gossip::Heartbeat { since, seq, .. } = message else {
+        let Gossip(Message::Heartbeat { since, seq, .. }) = message else {
             panic!("not a heartbeat");
         };
         assert_eq!(*since, next, "consecutive");

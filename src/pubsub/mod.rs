@@ -65,8 +65,12 @@ pub enum PubSubError {
 /// The adapter `config` (`[pubsub]`) selects: in-process unless `url` is set, then Redis
 /// (as node [`PubSubConfig::node_name`], on the channel and with the envelope key that
 /// [`BusIdentity::derive`] makes of `secret` — `secret_key_base` — and `channel`). Connects
-/// nothing until [`PubSub::start`].
-pub fn from_config(config: &PubSubConfig, secret: &str) -> Result<Arc<dyn PubSub>, PubSubError> {
+/// nothing until [`PubSub::start`]. Crate-private: the endpoint's builder is the one place
+/// an app's pub/sub is made (and the endpoint hands it out).
+pub(crate) fn from_config(
+    config: &PubSubConfig,
+    secret: &str,
+) -> Result<Arc<dyn PubSub>, PubSubError> {
     match &config.url {
         None => Ok(Arc::new(LocalPubSub::new())),
         #[cfg(feature = "redis")]

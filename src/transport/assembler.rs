@@ -9,7 +9,7 @@ use actix_codec::Decoder;
 use actix_http::ws::{Codec, Frame as WsFrame, Item, ProtocolError};
 use bytes::{Bytes, BytesMut};
 
-use super::connection::Disconnect;
+use super::disconnect::Disconnect;
 
 /// A complete client message the connection acts on.
 #[derive(Debug)]

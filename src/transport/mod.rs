@@ -9,12 +9,13 @@
 pub(crate) mod assembler;
 pub(crate) mod body;
 pub(crate) mod connection;
+mod disconnect;
 pub mod frame;
 pub(crate) mod outbox;
 pub(crate) mod upgrade;
 pub(crate) mod wakes;
 
-pub use connection::Disconnect;
+pub use disconnect::Disconnect;
 pub use frame::{Frame, FrameError};
 pub(crate) use outbox::Outbox;
 pub use outbox::PushError;

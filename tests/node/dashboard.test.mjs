@@ -4,7 +4,7 @@
 // of a Redis cluster. Run with `node --test` from tests/node after `cargo build --examples`
 // (scripts/test does both).
 //
-// The contract (src/endpoint/dashboard/mod.rs): with TETHER_DASHBOARD_PASSWORD set, every
+// The contract (src/dashboard/mod.rs): with TETHER_DASHBOARD_PASSWORD set, every
 // example serves GET /tether/dashboard and GET /metrics behind HTTP Basic `admin:<password>`
 // (401 otherwise; 404 without the variable). `<table id="topics">` holds one
 // `<tr data-topic="…">` per topic with presence (`<td class="users">`, `<td class="connections">`),

@@ -1,23 +1,33 @@
-//! The live dashboard (`/tether/dashboard`) and the Prometheus endpoint (`/metrics`). The
-//! dashboard (page and socket) takes HTTP Basic, user `admin` and
-//! `endpoint.dashboard_password` (env `TETHER_DASHBOARD_PASSWORD`); `/metrics` takes the same
-//! or `Authorization: Bearer <endpoint.metrics_token>` (env `TETHER_METRICS_TOKEN`), which
-//! never opens the dashboard. Wrong guesses are throttled per client ([`auth`]). Off by
-//! default: without a password there is no dashboard, and without a password or a metrics
-//! token no `/metrics` (404).
+//! The live dashboard ([`DASHBOARD_PATH`], `/tether/dashboard`) and the Prometheus endpoint
+//! ([`METRICS_PATH`], `/metrics`). The dashboard (page and socket) takes HTTP Basic, user
+//! `admin` and `endpoint.dashboard_password` (env `TETHER_DASHBOARD_PASSWORD`); `/metrics`
+//! takes the same or `Authorization: Bearer <endpoint.metrics_token>` (env
+//! `TETHER_METRICS_TOKEN`), which never opens the dashboard. Wrong guesses are throttled per
+//! client (`auth`). Off by default: without a password there is no dashboard, and without a
+//! password or a metrics token no `/metrics` (404).
+//!
+//! # Layering
+//!
+//! The dashboard sits beside the [`endpoint`](crate::endpoint) and **below** it: the endpoint
+//! builds it (`EndpointBuilder::build`), starts its tasks and mounts its routes
+//! ([`Endpoint::configure_dashboard`](crate::Endpoint::configure_dashboard), which [`serve`](crate::serve)
+//! calls), handing it the upgrade of its socket as a function. The dashboard builds on the
+//! commander, presence, pub/sub, channel and metrics layers and on [`render`](crate::render);
+//! it must never import the endpoint. An app never wires it itself: setting the password (or
+//! the token) in [`Config`] is all.
 //!
 //! The dashboard is a commander page built with tether itself: a sampler reads the metrics
-//! and presence once a second ([`history`]), and every open dashboard page re-renders its
+//! and presence once a second (`history`), and every open dashboard page re-renders its
 //! view of that sample on the server and morphs it in. It shows the cluster's nodes (up or
 //! down, last heard), the topics with their users and connections (sortable, filterable, the
 //! top N), frames and bytes per second, outbox depth percentiles, slow-consumer closes,
 //! presence gossip, and a chart of throughput over the last five minutes.
 //!
 //! Its page token is no bearer capability: the dashboard has commanders and a socket of its
-//! own ([`SOCKET_PATH`], mounted next to the page), whose upgrade takes the same Basic
+//! own (`SOCKET_PATH`, `/tether/dashboard/socket`, mounted next to the page), whose upgrade takes the same Basic
 //! credentials as the page (browsers resend them to the same origin and realm); its tokens
 //! are signed with keys derived from `secret_key_base` **and the password**, so a password
-//! change voids them, and live [`TOKEN_MAX_AGE_S`] seconds (a page that rejoins later reloads
+//! change voids them, and live `TOKEN_MAX_AGE_S` (300) seconds (a page that rejoins later reloads
 //! itself once and gets a fresh one). The app's commander socket knows no dashboard.
 //!
 //! Contract (the examples' tests rely on it): `<table id="topics">` holds one
@@ -227,7 +237,7 @@ impl Dashboard {
             live,
             script: site.commanders.script(COMMANDER, req),
         };
-        let mut response = super::render(&page);
+        let mut response = crate::render::render(&page);
         response.headers_mut().insert(
             actix_web::http::header::CACHE_CONTROL,
             actix_web::http::header::HeaderValue::from_static("no-store"),
