@@ -308,14 +308,32 @@ impl Drop for Held {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A task counted in [`Metrics::tasks`] while it lives ([`counted_task`]). A struct, not
+    /// an `async` block: awaiting a captured future stores it a second time.
+    pub(crate) struct Counted<F> {
+        #[pin]
+        task: F,
+        held: Held,
+    }
+}
+
 /// `task`, counted in [`Metrics::tasks`] from now until it completes or is dropped.
-pub(crate) fn counted_task<F: std::future::Future>(
-    task: F,
-) -> impl std::future::Future<Output = F::Output> {
-    let held = Held::new(&metrics().tasks);
-    async move {
-        let _held = held;
-        task.await
+pub(crate) fn counted_task<F: std::future::Future>(task: F) -> Counted<F> {
+    Counted {
+        task,
+        held: Held::new(&metrics().tasks),
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.project().task.poll(cx)
     }
 }
 
@@ -371,4 +389,21 @@ pub fn buckets(histogram: &Histogram) -> Vec<(f64, u64)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_counted_task_is_not_stored_twice() {
+        let payload = [0u8; 4096];
+        let task = async move {
+            std::future::pending::<()>().await;
+            drop(payload);
+        };
+        let alone = std::mem::size_of_val(&task);
+        let counted = super::counted_task(task);
+        let wrapped = std::mem::size_of_val(&counted);
+        assert!(wrapped < alone + 64, "{alone} bytes became {wrapped}");
+        assert!(super::metrics().tasks.get() >= 1, "counted while it lives");
+    }
 }

@@ -558,11 +558,13 @@ pub(crate) struct Pacing {
 
 impl Pacing {
     /// Runs `handling` with deliveries that go above high water recorded in `pacing`.
-    pub(crate) async fn scope<F: std::future::Future>(
+    /// Not an `async fn`: that would store `handling` twice (its argument and the scope
+    /// future it is moved into), growing every connection task by the size of a handling.
+    pub(crate) fn scope<F: std::future::Future>(
         pacing: &Rc<Pacing>,
         handling: F,
-    ) -> F::Output {
-        PACING.scope(pacing.clone(), handling).await
+    ) -> tokio::task::futures::TaskLocalFuture<Rc<Pacing>, F> {
+        PACING.scope(pacing.clone(), handling)
     }
 
     /// Records `outbox` if a publisher's handling is running on this task.
@@ -688,6 +690,20 @@ mod tests {
             .expect("task not woken")
             .unwrap();
         assert_eq!(got, 1);
+    }
+
+    #[tokio::test]
+    async fn a_pacing_scope_does_not_store_the_handling_twice() {
+        let payload = [0u8; 4096];
+        let handling = async move {
+            std::future::pending::<()>().await;
+            drop(payload);
+        };
+        let alone = std::mem::size_of_val(&handling);
+        let pacing = Rc::new(Pacing::default());
+        let scoped = Pacing::scope(&pacing, handling);
+        let wrapped = std::mem::size_of_val(&scoped);
+        assert!(wrapped < alone + 64, "{alone} bytes became {wrapped}");
     }
 
     #[tokio::test]

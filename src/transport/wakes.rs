@@ -14,7 +14,12 @@
 //! (an inner [`batched`] poll on the same thread adds to the outer batch). This module must
 //! never poll anything itself nor hold the list while waking (a waker may push again).
 
-use std::{cell::RefCell, future::Future, pin::pin, task::Waker};
+use std::{
+    cell::RefCell,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, Waker},
+};
 
 /// Capacity kept for the next batch; a larger list (a poll that woke more connections) is
 /// freed.
@@ -46,15 +51,30 @@ pub(crate) fn wake(waker: Waker) {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A future whose polls hold back the wakes handed to [`wake`] until each poll returns
+    /// ([`batched`]). A plain struct, not an `async fn`: the task it wraps is stored once (an
+    /// `async fn` would keep its argument and the pinned local apart, doubling a connection
+    /// task's size).
+    pub(crate) struct Batched<F> {
+        #[pin]
+        task: F,
+    }
+}
+
 /// Runs `task` with the wakes handed to [`wake`] during each of its polls held until that
 /// poll returns.
-pub(crate) async fn batched<F: Future>(task: F) -> F::Output {
-    let mut task = pin!(task);
-    std::future::poll_fn(|cx| {
+pub(crate) fn batched<F: Future>(task: F) -> Batched<F> {
+    Batched { task }
+}
+
+impl<F: Future> Future for Batched<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let _batch = Opened::open();
-        task.as_mut().poll(cx)
-    })
-    .await
+        self.project().task.poll(cx)
+    }
 }
 
 /// An open batch: gives the held wakes when dropped (if it opened the batch).
@@ -104,7 +124,7 @@ mod tests {
             Arc,
             atomic::{AtomicUsize, Ordering},
         },
-        task::{Context, Poll, Wake},
+        task::Wake,
     };
 
     use super::*;
@@ -120,6 +140,23 @@ mod tests {
     fn counting() -> (Arc<Counting>, Waker) {
         let count = Arc::new(Counting(AtomicUsize::new(0)));
         (count.clone(), Waker::from(count))
+    }
+
+    /// A future of `N` bytes that never completes.
+    fn big<const N: usize>() -> impl Future<Output = ()> {
+        let payload = [0u8; N];
+        async move {
+            std::future::pending::<()>().await;
+            drop(payload);
+        }
+    }
+
+    #[test]
+    fn batching_a_task_does_not_store_it_twice() {
+        let task = big::<4096>();
+        let alone = std::mem::size_of_val(&task);
+        let wrapped = std::mem::size_of_val(&batched(task));
+        assert!(wrapped < alone + 64, "{alone} bytes became {wrapped}");
     }
 
     #[test]
