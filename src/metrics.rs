@@ -398,7 +398,7 @@ mod tests {
         let payload = [0u8; 4096];
         let task = async move {
             std::future::pending::<()>().await;
-            drop(payload);
+            std::hint::black_box(&payload);
         };
         let alone = std::mem::size_of_val(&task);
         let counted = super::counted_task(task);

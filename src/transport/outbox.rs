@@ -697,7 +697,7 @@ mod tests {
         let payload = [0u8; 4096];
         let handling = async move {
             std::future::pending::<()>().await;
-            drop(payload);
+            std::hint::black_box(&payload);
         };
         let alone = std::mem::size_of_val(&handling);
         let pacing = Rc::new(Pacing::default());

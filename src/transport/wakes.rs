@@ -147,7 +147,7 @@ mod tests {
         let payload = [0u8; N];
         async move {
             std::future::pending::<()>().await;
-            drop(payload);
+            std::hint::black_box(&payload);
         }
     }
 
