@@ -10,6 +10,7 @@
 //! [`Page`]: super::Page
 
 use std::{
+    borrow::Borrow,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Content, Count, Html, Info, Patch, PatchError, Position, Sender,
+    Content, Cookie, Count, Html, Info, Patch, PatchError, Position, Sender, Target,
     calls::{CallError, Calls},
     hub::Hub,
     patch::ConsoleLevel,
@@ -249,39 +250,6 @@ pub struct ModalAnswer {
     pub fields: Map<String, Value>,
 }
 
-/// A cookie for [`PageHandle::set_cookie`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cookie {
-    name: String,
-    value: String,
-    max_age: Option<Duration>,
-    path: Option<String>,
-}
-
-impl Cookie {
-    /// A session cookie `name=value` (both checked when sent: a token, cookie-octets).
-    pub fn new(name: &str, value: &str) -> Cookie {
-        Cookie {
-            name: name.to_string(),
-            value: value.to_string(),
-            max_age: None,
-            path: None,
-        }
-    }
-
-    /// Kept for `max_age`.
-    pub fn max_age(mut self, max_age: Duration) -> Cookie {
-        self.max_age = Some(max_age);
-        self
-    }
-
-    /// Sent for `path` only.
-    pub fn path(mut self, path: &str) -> Cookie {
-        self.path = Some(path.to_string());
-        self
-    }
-}
-
 fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, CallError> {
     serde_json::from_value(value).map_err(|err| CallError::BadAnswer(err.to_string()))
 }
@@ -335,10 +303,36 @@ impl PageHandle {
         self.0.socket.push(event, payload)
     }
 
-    /// Applies `patch` to this page.
-    pub fn patch(&self, patch: &Patch) -> Result<(), PatchError> {
+    /// Applies `patch` to this page (checked like every patch: script only with `exec_js`,
+    /// no plain value for a markup property).
+    ///
+    /// ```
+    /// # use tether::commander::{Html, Page, Patch, PatchError};
+    /// # fn f(page: &Page) -> Result<(), PatchError> {
+    /// page.apply(Patch::set("#status", "saved"))?; // text
+    /// page.apply(Patch::morph("#items", Html::trusted("<li id=\"i1\">milk</li>")))?;
+    /// page.apply(Patch::style("#bar", "width", Some("40%")))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn apply(&self, patch: impl Borrow<Patch>) -> Result<(), PatchError> {
+        let patch = patch.borrow();
         self.hub().check(patch)?;
         Ok(self.push("patch", patch)?)
+    }
+
+    /// Every page on `topic`, this one included (see [`Target`]): `page.to(topic).apply(patch)`.
+    pub fn to<'a>(&'a self, topic: &'a str) -> Target<'a> {
+        Target::new(self.hub(), topic, None)
+    }
+
+    /// Every page on `topic` but this one (see [`Target`]).
+    pub fn others<'a>(&'a self, topic: &'a str) -> Target<'a> {
+        Target::new(self.hub(), topic, Some(self.0.socket.join_id()))
+    }
+
+    /// Applies `patch` to this page.
+    pub fn patch(&self, patch: &Patch) -> Result<(), PatchError> {
+        self.apply(patch)
     }
 
     /// Sets the content of `selector` (markup for [`Html`], text otherwise).
@@ -416,55 +410,37 @@ impl PageHandle {
 
     /// Navigates the page to `url` (Drab.Browser `redirect_to`); script URLs are refused.
     pub fn redirect_to(&self, url: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::Redirect {
-            url: url.to_string(),
-        })
+        self.apply(Patch::redirect_to(url))
     }
 
     /// Changes the address bar to `url` without loading it (`history.pushState`).
     pub fn set_url(&self, url: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::SetUrl {
-            url: url.to_string(),
-        })
+        self.apply(Patch::set_url(url))
     }
 
     /// Writes `msg` to the browser's console.
     pub fn console(&self, level: ConsoleLevel, msg: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::Console {
-            level,
-            msg: msg.to_string(),
-        })
+        self.apply(Patch::console(level, msg))
     }
 
     /// Sets a cookie in the browser.
     pub fn set_cookie(&self, cookie: &Cookie) -> Result<(), PatchError> {
-        self.patch(&Patch::Cookie {
-            name: cookie.name.clone(),
-            value: Some(cookie.value.clone()),
-            max_age: cookie.max_age.map(|d| d.as_secs()),
-            path: cookie.path.clone(),
-        })
+        self.apply(Patch::set_cookie(cookie))
     }
 
     /// Deletes cookie `name` (on the page's default path).
     pub fn delete_cookie(&self, name: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::Cookie {
-            name: name.to_string(),
-            value: None,
-            max_age: None,
-            path: None,
-        })
+        self.apply(Patch::delete_cookie(name))
     }
 
     /// Applies `patch` on every page on `topic` (this one included). Encoded once.
     pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.hub().broadcast(topic, patch, None)
+        self.to(topic).apply(patch)
     }
 
     /// Applies `patch` on every page on `topic` except this one.
     pub fn broadcast_from(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.hub()
-            .broadcast(topic, patch, Some(self.0.socket.join_id()))
+        self.others(topic).apply(patch)
     }
 
     /// Sets the content of `selector` on every page on `topic`.

@@ -24,13 +24,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
-use super::{
-    Commanders, Html, Page, PatchError,
-    hub::Hub,
-    runtime::{Feed, LiveUpdate},
-    token::unix_now,
-};
-use crate::transport::frame::encode_broadcast;
+use super::{Commanders, Html, Page, PatchError, hub::Hub, token::unix_now};
 
 /// Assigns of a live region: an askama template that is also (de)serializable. Implemented
 /// for every such type.
@@ -137,15 +131,15 @@ impl LiveRegion {
 }
 
 /// The selector of live region `name`.
-fn selector(name: &str) -> String {
+pub(crate) fn selector(name: &str) -> String {
     super::patch::attr_selector("tether-live", name)
 }
 
 /// A live region rendered from its assigns: the markup, the assigns as kept, the token.
-struct Rendered {
-    html: Html,
-    value: Value,
-    token: String,
+pub(crate) struct Rendered {
+    pub(crate) html: Html,
+    pub(crate) value: Value,
+    pub(crate) token: String,
 }
 
 impl Hub {
@@ -187,7 +181,7 @@ impl Hub {
     /// Renders region `name` of `commander` from `assigns`, and makes the token the page keeps
     /// for `whom` (refused when over `[commander] max_live_bytes`). Every way a region is
     /// rendered (by a controller, a poke, a broadcast) goes through here.
-    fn render_live<T: LiveTemplate>(
+    pub(crate) fn render_live<T: LiveTemplate>(
         &self,
         commander: &str,
         name: &str,
@@ -349,21 +343,15 @@ impl Page {
     ) -> Result<(), LiveError> {
         let mut assigns: T = self.peek(name)?;
         change(&mut assigns);
-        let commander = self.handle.commander().to_string();
-        let value = self
-            .commanders()
-            .broadcast_live(topic, &commander, name, &assigns)?;
+        let commander = self.handle.commander();
+        let value = self.to(topic).put_live(commander, name, &assigns)?;
         self.state.keep_live(name, value);
         Ok(())
     }
 }
 
 impl Commanders {
-    /// Sets live region `name` of `commander`'s pages on `topic` to `assigns`: rendered once
-    /// and sent as one morph and one token (bound to `topic`, not to a page load: any page
-    /// on the topic may send it back) to every page on the topic (on every node); each
-    /// page's server copy follows shortly after (through its queue, so a `peek` in a handler
-    /// that runs after the broadcast reached that page sees it). Returns the assigns as kept.
+    /// Sets live region `name` of `commander`'s pages on `topic` to `assigns`.
     pub fn broadcast_live<T: LiveTemplate>(
         &self,
         topic: &str,
@@ -371,25 +359,6 @@ impl Commanders {
         name: &str,
         assigns: &T,
     ) -> Result<Value, LiveError> {
-        let whom = LiveFor::Topic(topic);
-        let Rendered { html, value, token } =
-            self.hub.render_live(commander, name, assigns, whom)?;
-        let morph = super::Patch::morph(&selector(name), html);
-        self.hub.check(&morph)?;
-        // The pages' tasks first, then their browsers: every node delivers bus messages in
-        // order, so by the time a browser has the new region its page's task has the update
-        // queued, and a handler the browser triggers next sees it.
-        let update = LiveUpdate {
-            commander: commander.to_string(),
-            name: name.to_string(),
-            assigns: value.clone(),
-        };
-        let live_topic = Feed::Live.topic(topic);
-        let frame = encode_broadcast(&live_topic, "live", &update);
-        self.hub.pubsub.broadcast(&live_topic, frame, None);
-        self.broadcast(topic, &morph)?;
-        let frame = encode_broadcast(topic, "live", &json!({ "name": name, "token": token }));
-        self.hub.pubsub.broadcast(topic, frame, None);
-        Ok(value)
+        self.to(topic).put_live(commander, name, assigns)
     }
 }

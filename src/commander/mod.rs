@@ -43,6 +43,7 @@ mod page_channel;
 mod patch;
 mod presence_list;
 mod runtime;
+mod target;
 #[cfg(feature = "fuzzing")]
 pub(crate) use page_channel::admit_join_payload;
 #[cfg(feature = "fuzzing")]
@@ -62,14 +63,15 @@ use serde_json::Value;
 
 pub use callbacks::{Commander, Disconnected, Info, Outcome, Sender};
 pub use calls::{CallError, MAX_PENDING_CALLS};
-pub use handle::{Cookie, DEFAULT_MODAL_TIMEOUT, Modal, ModalAnswer, PageHandle, Queried};
+pub use handle::{DEFAULT_MODAL_TIMEOUT, Modal, ModalAnswer, PageHandle, Queried};
 pub use handlers::{Handlers, IntoOutcome};
 pub use html::Html;
 pub use live::{LiveError, LiveRegion, LiveTemplate};
 pub use page::{MAX_STORE_BYTES, Page};
-pub use patch::{ConsoleLevel, Content, Patch, PatchError, Position};
+pub use patch::{ConsoleLevel, Content, Cookie, Patch, PatchError, Position};
 pub use presence_list::{ListKeys, MAX_LIST_FIELDS};
 pub use script::PageOptions;
+pub use target::Target;
 pub use topics::{Broadcasting, same_commander, same_path, same_topic};
 
 use crate::{
@@ -294,7 +296,13 @@ impl Commanders {
     /// Applies `patch` on every page on `topic`, from outside any page. Refused like any
     /// patch: script without `exec_js`, a plain value for a markup property.
     pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.hub.broadcast(topic, patch, None)
+        self.to(topic).apply(patch)
+    }
+
+    /// Every page on `topic`, on every node, from outside any page (see [`Target`]):
+    /// `commanders.to(topic).apply(patch)`.
+    pub fn to<'a>(&'a self, topic: &'a str) -> Target<'a> {
+        Target::new(&self.hub, topic, None)
     }
 
     /// Sets the inner HTML (or text) of `selector` on every page on `topic`.
