@@ -700,7 +700,8 @@ async fn a_broadcast_live_crosses_nodes_through_redis() {
             "no broadcast crossed Redis"
         );
         commanders(&a)
-            .broadcast_live(&topic, "shop", "board", &Board { score })
+            .to(&topic)
+            .put_live("shop", "board", &Board { score })
             .unwrap();
         let wait = std::time::Duration::from_millis(300);
         if let Ok(frame) = tokio::time::timeout(wait, page.recv()).await {
