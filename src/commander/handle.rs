@@ -21,10 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Content, Cookie, Count, Html, Info, Patch, PatchError, Position, Sender, Target,
+    Content, Count, Html, Info, Patch, PatchError, Sender, Target,
     calls::{CallError, Calls},
     hub::Hub,
-    patch::ConsoleLevel,
     runtime::Work,
 };
 use crate::{channel::SocketHandle, presence::OwnerId, transport::PushError};
@@ -330,208 +329,16 @@ impl PageHandle {
         Target::new(self.hub(), topic, Some(self.0.socket.join_id()))
     }
 
-    /// Applies `patch` to this page.
-    pub fn patch(&self, patch: &Patch) -> Result<(), PatchError> {
-        self.apply(patch)
-    }
-
-    /// Sets the content of `selector` (markup for [`Html`], text otherwise).
-    pub fn set_html(&self, selector: &str, content: impl Into<Content>) -> Result<(), PatchError> {
-        self.patch(&Patch::set(selector, content))
-    }
-
-    /// Re-renders `selector`'s children as `html` by morphing (see [`Patch::Morph`]): what
-    /// the person is doing inside (focus, caret, typed text, ticked boxes, scroll) survives.
-    pub fn morph(&self, selector: &str, html: Html) -> Result<(), PatchError> {
-        self.patch(&Patch::morph(selector, html))
-    }
-
-    /// Sets a DOM property to a plain value (refused for properties that would parse it as
-    /// markup or script; see [`Patch::prop_html`]).
+    /// Sets a DOM property to a plain value: Drab's `set_prop`, kept for porters, is
+    /// `page.apply(Patch::prop(selector, prop, value))` (refused for properties that would
+    /// parse it as markup or script; see [`Patch::prop_html`]).
     pub fn set_prop(
         &self,
         selector: &str,
         prop: &str,
         value: impl Serialize,
     ) -> Result<(), PatchError> {
-        self.patch(&Patch::prop(selector, prop, value))
-    }
-
-    /// Sets several properties, styles, data, attributes and classes at once (see
-    /// [`Patch::props`]).
-    pub fn set_props(&self, selector: &str, props: Value) -> Result<(), PatchError> {
-        self.patch(&Patch::props(selector, props))
-    }
-
-    /// Sets inline style `name`; `None` removes it.
-    pub fn set_style(
-        &self,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::style(selector, name, value))
-    }
-
-    /// Sets attribute `name`; `None` removes it.
-    pub fn set_attr(
-        &self,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::attr(selector, name, value))
-    }
-
-    /// Sets `dataset[key]`; `None` removes it.
-    pub fn set_data(
-        &self,
-        selector: &str,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::data(selector, key, value))
-    }
-
-    /// Inserts content next to or inside `selector`.
-    pub fn insert_html(
-        &self,
-        selector: &str,
-        position: Position,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::insert(selector, position, content))
-    }
-
-    /// Removes the elements matching `selector`.
-    pub fn remove(&self, selector: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::remove(selector))
-    }
-
-    /// Navigates the page to `url` (Drab.Browser `redirect_to`); script URLs are refused.
-    pub fn redirect_to(&self, url: &str) -> Result<(), PatchError> {
-        self.apply(Patch::redirect_to(url))
-    }
-
-    /// Changes the address bar to `url` without loading it (`history.pushState`).
-    pub fn set_url(&self, url: &str) -> Result<(), PatchError> {
-        self.apply(Patch::set_url(url))
-    }
-
-    /// Writes `msg` to the browser's console.
-    pub fn console(&self, level: ConsoleLevel, msg: &str) -> Result<(), PatchError> {
-        self.apply(Patch::console(level, msg))
-    }
-
-    /// Sets a cookie in the browser.
-    pub fn set_cookie(&self, cookie: &Cookie) -> Result<(), PatchError> {
-        self.apply(Patch::set_cookie(cookie))
-    }
-
-    /// Deletes cookie `name` (on the page's default path).
-    pub fn delete_cookie(&self, name: &str) -> Result<(), PatchError> {
-        self.apply(Patch::delete_cookie(name))
-    }
-
-    /// Applies `patch` on every page on `topic` (this one included). Encoded once.
-    pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.to(topic).apply(patch)
-    }
-
-    /// Applies `patch` on every page on `topic` except this one.
-    pub fn broadcast_from(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.others(topic).apply(patch)
-    }
-
-    /// Sets the content of `selector` on every page on `topic`.
-    pub fn broadcast_html(
-        &self,
-        topic: &str,
-        selector: &str,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.commanders().broadcast_html(topic, selector, content)
-    }
-
-    /// Morphs `selector`'s children into `html` on every page on `topic` (rendered once).
-    pub fn broadcast_morph(
-        &self,
-        topic: &str,
-        selector: &str,
-        html: Html,
-    ) -> Result<(), PatchError> {
-        self.commanders().broadcast_morph(topic, selector, html)
-    }
-
-    /// Sets a DOM property on every page on `topic` (a plain value; see
-    /// [`PageHandle::set_prop`]).
-    pub fn broadcast_prop(
-        &self,
-        topic: &str,
-        selector: &str,
-        prop: &str,
-        value: impl Serialize,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_prop(topic, selector, prop, value)
-    }
-
-    /// Sets properties, styles, data, attributes and classes on every page on `topic`.
-    pub fn broadcast_props(
-        &self,
-        topic: &str,
-        selector: &str,
-        props: Value,
-    ) -> Result<(), PatchError> {
-        self.commanders().broadcast_props(topic, selector, props)
-    }
-
-    /// Sets inline style `name` on every page on `topic`; `None` removes it.
-    pub fn broadcast_style(
-        &self,
-        topic: &str,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_style(topic, selector, name, value)
-    }
-
-    /// Sets attribute `name` on every page on `topic`; `None` removes it.
-    pub fn broadcast_attr(
-        &self,
-        topic: &str,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_attr(topic, selector, name, value)
-    }
-
-    /// Sets `dataset[key]` on every page on `topic`; `None` removes it.
-    pub fn broadcast_data(
-        &self,
-        topic: &str,
-        selector: &str,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_data(topic, selector, key, value)
-    }
-
-    /// Inserts content on every page on `topic`.
-    pub fn broadcast_insert(
-        &self,
-        topic: &str,
-        selector: &str,
-        position: Position,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_insert(topic, selector, position, content)
+        self.apply(Patch::prop(selector, prop, value))
     }
 
     /// Distinct presence keys on `topic`.

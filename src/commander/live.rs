@@ -5,7 +5,7 @@
 //! The page keeps each region's assigns as an encrypted token, bound to its commander, region
 //! name and **page load** (the `load` number of the page token, drawn at render; made when the
 //! page is rendered, renewed by every `poke`) and sends it back on every join, so a reconnect
-//! — also to another node — restores them. A token of a [broadcast](Commanders::broadcast_live)
+//! — also to another node — restores them. A token of a [broadcast](super::Target::put_live)
 //! is bound to its topic instead (every page on it got the same one). A join refuses (logged,
 //! and reported in the reply's `live_rejected`) a tampered token, one of another commander,
 //! region or page load (another tab, another browser), one of a topic the page is not on, one
@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
-use super::{Commanders, Html, Page, PatchError, hub::Hub, token::unix_now};
+use super::{Commanders, Html, Page, Patch, PatchError, hub::Hub, token::unix_now};
 
 /// Assigns of a live region: an askama template that is also (de)serializable. Implemented
 /// for every such type.
@@ -94,7 +94,7 @@ struct LiveClaims {
     /// The page load it was made for (`PageClaims::load`); 0 for a broadcast.
     #[serde(rename = "l", default)]
     load: u64,
-    /// The topic it was broadcast to (`Commanders::broadcast_live`).
+    /// The topic it was broadcast to (`Target::put_live`).
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     topic: Option<String>,
 }
@@ -323,7 +323,7 @@ impl Page {
         let hub = self.handle.0.hub.clone();
         let whom = LiveFor::Load(self.state.load);
         let rendered = hub.render_live(self.handle.commander(), name, assigns, whom)?;
-        self.morph(&selector(name), rendered.html)?;
+        self.apply(Patch::morph(&selector(name), rendered.html))?;
         self.handle
             .push("live", &json!({ "name": name, "token": rendered.token }))
             .map_err(PatchError::from)?;
@@ -332,9 +332,10 @@ impl Page {
         Ok(())
     }
 
-    /// Changes live region `name` as [`Page::poke`] does, from this page's assigns, and sets
-    /// it on **every** page on `topic` (this one included): rendered once, sent as one
-    /// frame, and every page's server copy follows (see [`Commanders::broadcast_live`]).
+    /// Drab.Live's `broadcast_poke`: changes live region `name` as [`Page::poke`] does, from
+    /// this page's assigns, and sets it on **every** page on `topic` (this one included):
+    /// rendered once, sent as one frame, and every page's server copy follows (see
+    /// [`Target::put_live`](super::Target::put_live)); this page's copy at once.
     pub fn broadcast_poke<T: LiveTemplate>(
         &mut self,
         topic: &str,
@@ -347,18 +348,5 @@ impl Page {
         let value = self.to(topic).put_live(commander, name, &assigns)?;
         self.state.keep_live(name, value);
         Ok(())
-    }
-}
-
-impl Commanders {
-    /// Sets live region `name` of `commander`'s pages on `topic` to `assigns`.
-    pub fn broadcast_live<T: LiveTemplate>(
-        &self,
-        topic: &str,
-        commander: &str,
-        name: &str,
-        assigns: &T,
-    ) -> Result<Value, LiveError> {
-        self.to(topic).put_live(commander, name, assigns)
     }
 }

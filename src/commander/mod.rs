@@ -293,103 +293,10 @@ impl Commanders {
         self.hub.count(topic, Count::Connections)
     }
 
-    /// Applies `patch` on every page on `topic`, from outside any page. Refused like any
-    /// patch: script without `exec_js`, a plain value for a markup property.
-    pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.to(topic).apply(patch)
-    }
-
     /// Every page on `topic`, on every node, from outside any page (see [`Target`]):
     /// `commanders.to(topic).apply(patch)`.
     pub fn to<'a>(&'a self, topic: &'a str) -> Target<'a> {
         Target::new(&self.hub, topic, None)
-    }
-
-    /// Sets the inner HTML (or text) of `selector` on every page on `topic`.
-    pub fn broadcast_html(
-        &self,
-        topic: &str,
-        selector: &str,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::set(selector, content))
-    }
-
-    /// Morphs `selector`'s children into `html` on every page on `topic` (see
-    /// [`Patch::Morph`]); rendered once, sent as one frame.
-    pub fn broadcast_morph(
-        &self,
-        topic: &str,
-        selector: &str,
-        html: Html,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::morph(selector, html))
-    }
-
-    /// Sets a DOM property (a plain value) of `selector` on every page on `topic`.
-    pub fn broadcast_prop(
-        &self,
-        topic: &str,
-        selector: &str,
-        prop: &str,
-        value: impl serde::Serialize,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::prop(selector, prop, value))
-    }
-
-    /// Sets properties, styles, data, attributes and classes of `selector` on every page
-    /// on `topic` (see [`Patch::props`]).
-    pub fn broadcast_props(
-        &self,
-        topic: &str,
-        selector: &str,
-        props: Value,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::props(selector, props))
-    }
-
-    /// Sets inline style `name` of `selector` on every page on `topic`; `None` removes it.
-    pub fn broadcast_style(
-        &self,
-        topic: &str,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::style(selector, name, value))
-    }
-
-    /// Sets attribute `name` of `selector` on every page on `topic`; `None` removes it.
-    pub fn broadcast_attr(
-        &self,
-        topic: &str,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::attr(selector, name, value))
-    }
-
-    /// Sets `dataset[key]` of `selector` on every page on `topic`; `None` removes it.
-    pub fn broadcast_data(
-        &self,
-        topic: &str,
-        selector: &str,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::data(selector, key, value))
-    }
-
-    /// Inserts content next to or inside `selector` on every page on `topic`.
-    pub fn broadcast_insert(
-        &self,
-        topic: &str,
-        selector: &str,
-        position: Position,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.broadcast(topic, &Patch::insert(selector, position, content))
     }
 
     /// Sends `payload` as `event` to the [`Commander::handle_info`] of every page that
