@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
-use super::{Commanders, Html, Page, Patch, PatchError, hub::Hub, token::unix_now};
+use super::{Html, Page, Patch, PatchError, hub::Hub, token::unix_now};
 
 /// Assigns of a live region: an askama template that is also (de)serializable. Implemented
 /// for every such type.
@@ -251,23 +251,9 @@ impl Hub {
     }
 }
 
-impl Commanders {
-    /// Renders live region `name` of a page of `commander` with `assigns`, for the
-    /// controller: the markup, and the token the page keeps.
-    ///
-    /// ```
-    /// # use tether::commander::{Commanders, PageOptions};
-    /// #[derive(askama::Template, serde::Serialize, serde::Deserialize)]
-    /// #[template(source = "{{ count }} in the cart", ext = "html")]
-    /// struct Cart { count: u32 }
-    /// # fn f(commanders: &Commanders, req: &actix_web::HttpRequest) -> Result<(), Box<dyn std::error::Error>> {
-    /// let cart = commanders.live("shop", "cart", &Cart { count: 0 })?;
-    /// // In the page: <span tether-live="cart">{{ cart_html }}</span> … {{ script }}
-    /// let cart_html = cart.html().clone();
-    /// let script = commanders.script_with("shop", req, &PageOptions::new().live(&cart));
-    /// # let _ = (cart_html, script); Ok(()) }
-    /// ```
-    pub fn live<T: LiveTemplate>(
+impl Hub {
+    /// Renders live region `name` of `commander` for a controller (see [`Commanders::live`](super::Commanders::live)).
+    pub(crate) fn live_region<T: LiveTemplate>(
         &self,
         commander: &str,
         name: &str,
@@ -276,7 +262,7 @@ impl Commanders {
         // The page's token is made later, by the script tag (for its page load): checked here
         // for size with the largest load number.
         let whom = LiveFor::Load(u64::MAX);
-        let Rendered { html, value, .. } = self.hub.render_live(commander, name, assigns, whom)?;
+        let Rendered { html, value, .. } = self.render_live(commander, name, assigns, whom)?;
         Ok(LiveRegion {
             name: name.to_string(),
             commander: commander.to_string(),

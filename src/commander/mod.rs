@@ -31,6 +31,8 @@
 
 mod callbacks;
 mod calls;
+mod commanders;
+mod connect;
 mod counters;
 mod handle;
 mod handlers;
@@ -42,27 +44,21 @@ mod page;
 mod page_channel;
 mod patch;
 mod presence_list;
-mod runtime;
-mod target;
-#[cfg(feature = "fuzzing")]
-pub(crate) use page_channel::admit_join_payload;
-#[cfg(feature = "fuzzing")]
-pub(crate) use page_channel::decode_payloads;
 mod revocations;
+mod runtime;
 mod script;
 pub mod session;
+mod target;
 pub mod token;
 mod topics;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
-
-use serde_json::Value;
+#[cfg(feature = "fuzzing")]
+pub(crate) use page_channel::{admit_join_payload, decode_payloads};
 
 pub use callbacks::{Commander, Disconnected, Info, Outcome, Sender};
 pub use calls::{CallError, MAX_PENDING_CALLS};
+pub use commanders::{BuildError, Commanders, CommandersBuilder};
+pub use counters::Count;
 pub use handle::{DEFAULT_MODAL_TIMEOUT, Modal, ModalAnswer, PageHandle, Queried};
 pub use handlers::{Handlers, IntoOutcome};
 pub use html::Html;
@@ -73,273 +69,3 @@ pub use presence_list::{ListKeys, MAX_LIST_FIELDS};
 pub use script::PageOptions;
 pub use target::Target;
 pub use topics::{Broadcasting, same_commander, same_path, same_topic};
-
-use crate::{
-    channel::{Assigns, Router, SocketRoute},
-    config::{CommanderConfig, IdSource, PresenceConfig},
-    presence::Presence,
-    pubsub::PubSub,
-};
-use callbacks::{DynCommander, Registered};
-use hub::Hub;
-use page_channel::PageChannel;
-use token::Keys;
-
-/// What a live counter counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Count {
-    /// Distinct presence keys.
-    Users,
-    /// Tracked pages.
-    Connections,
-}
-
-/// Why [`CommandersBuilder::build`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The configuration is invalid (e.g. a `secret_key_base` too short to derive keys).
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// A presence was handed to the builder while `[presence] enabled = false`: pages would
-    /// not be tracked and every count would stay 0.
-    #[error(
-        "a presence was given to the commanders but [presence] enabled = false, so pages would \
-         never be tracked and counts would stay 0: set `presence.enabled = true`, or do not \
-         call `.presence(..)`"
-    )]
-    PresenceDisabled,
-    /// The presence was built on another pub/sub than the commanders': page broadcasts and
-    /// presence would travel on two buses.
-    #[error(
-        "the presence given to the commanders uses another pub/sub than theirs, so broadcasts \
-         and presence would travel on two buses: build both on one pub/sub (Endpoint::builder \
-         does)"
-    )]
-    TwoPubSubs,
-}
-
-/// Every commander of an app, with what they share: keys, presence, pub/sub. Cheap to clone.
-#[derive(Clone)]
-pub struct Commanders {
-    pub(crate) hub: Arc<Hub>,
-}
-
-impl std::fmt::Debug for Commanders {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Commanders")
-            .field(
-                "commanders",
-                &self.hub.commanders.keys().collect::<Vec<_>>(),
-            )
-            .field("tracks_pages", &self.hub.presence.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Builds [`Commanders`].
-pub struct CommandersBuilder {
-    config: CommanderConfig,
-    /// `[presence] id`: where page presence keys come from.
-    presence_id: Vec<IdSource>,
-    /// `[presence] enabled`.
-    track_pages: bool,
-    secret: String,
-    pubsub: Arc<dyn PubSub>,
-    presence: Option<Presence>,
-    commanders: HashMap<&'static str, Arc<dyn DynCommander>>,
-}
-
-impl std::fmt::Debug for CommandersBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CommandersBuilder")
-            .field("commanders", &self.commanders.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
-
-impl CommandersBuilder {
-    /// Registers a commander.
-    pub fn commander<C: Commander>(mut self, commander: C) -> CommandersBuilder {
-        let name = commander.name();
-        let registered = Registered {
-            commander,
-            handlers: C::handlers(),
-        };
-        self.commanders.insert(name, Arc::new(registered));
-        self
-    }
-
-    /// Tracks pages in `presence` (which must use the builder's pub/sub, with
-    /// `[presence] enabled = true`; [`CommandersBuilder::build`] refuses otherwise).
-    pub fn presence(mut self, presence: Presence) -> CommandersBuilder {
-        self.presence = Some(presence);
-        self
-    }
-
-    /// Builds; spawns nothing (the live-counter task starts with [`Commanders::start`],
-    /// which the endpoint calls). Fails, naming the key, when the secret is too short to
-    /// derive keys from, and refuses a contradictory setup instead of running silently
-    /// without it: a presence with `[presence] enabled = false`
-    /// ([`BuildError::PresenceDisabled`]), or one on another pub/sub
-    /// ([`BuildError::TwoPubSubs`]).
-    pub fn build(self) -> Result<Commanders, BuildError> {
-        let keys =
-            Keys::from_secret(&self.secret).map_err(|err| crate::config::ConfigError::Invalid {
-                key: "endpoint.secret_key_base".into(),
-                reason: err.to_string(),
-            })?;
-        if let Some(presence) = &self.presence {
-            if !self.track_pages {
-                return Err(BuildError::PresenceDisabled);
-            }
-            if !Arc::ptr_eq(presence.pubsub(), &self.pubsub) {
-                return Err(BuildError::TwoPubSubs);
-            }
-        }
-        let presence = self.presence;
-        let max_age_ms = self.config.topics_token_max_age_s.saturating_mul(1000);
-        let revocations = revocations::Revocations::start(self.pubsub.clone(), max_age_ms);
-        let commanders = Commanders {
-            hub: Arc::new(Hub {
-                keys,
-                config: self.config,
-                presence_id: self.presence_id,
-                commanders: self.commanders,
-                presence,
-                pubsub: self.pubsub,
-                counters: Mutex::new(HashMap::new()),
-                presence_lists: Mutex::new(HashMap::new()),
-                revocations,
-                refused_lists: crate::drops::DropCounter::new(),
-            }),
-        };
-        Ok(commanders)
-    }
-}
-
-impl Commanders {
-    /// Starts registering commanders, configured by `config` (`[commander]`), `presence`
-    /// (`[presence]`: whether pages are tracked, and under which key) and `secret`
-    /// (`endpoint.secret_key_base`, for tokens).
-    pub fn builder(
-        config: &CommanderConfig,
-        presence: &PresenceConfig,
-        secret: &str,
-        pubsub: Arc<dyn PubSub>,
-    ) -> CommandersBuilder {
-        CommandersBuilder {
-            config: config.clone(),
-            presence_id: presence.id.clone(),
-            track_pages: presence.enabled,
-            secret: secret.to_string(),
-            pubsub,
-            presence: None,
-            commanders: HashMap::new(),
-        }
-    }
-
-    /// The keys tokens are made with (hand [`Keys::key`] to actix-session to share it).
-    pub fn keys(&self) -> &Keys {
-        &self.hub.keys
-    }
-
-    /// The socket route pages connect to (`[commander] socket_path`). Its connect hook
-    /// reads the session cookie.
-    pub fn socket_route(&self) -> SocketRoute {
-        let hub = self.hub.clone();
-        let mut allowed = hub.config.session_keys.clone();
-        for source in &hub.presence_id {
-            if let IdSource::Session(key) = source {
-                if !allowed.contains(key) {
-                    allowed.push(key.clone());
-                }
-            }
-        }
-        let router = Router::new().reserved_channel("tether:page:*", PageChannel::new(hub.clone()));
-        let route = SocketRoute::new(&hub.config.socket_path, router)
-            .max_frame_bytes(hub.config.max_frame_bytes);
-        route.connect(move |info| {
-            let session = session::read(
-                info.request(),
-                &hub.config.session_cookie,
-                hub.config.session_cookie_security,
-                &hub.keys,
-                &allowed,
-            );
-            let mut assigns = Assigns::default();
-            assigns.insert("session", Value::Object(session));
-            let header = |name| {
-                info.request()
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| crate::text::truncate_utf8(v, 512).to_string())
-                    .unwrap_or_default()
-            };
-            assigns.insert("user_agent", header(actix_web::http::header::USER_AGENT));
-            let languages = accept_language(&header(actix_web::http::header::ACCEPT_LANGUAGE));
-            assigns.insert("languages", languages);
-            Ok(assigns)
-        })
-    }
-
-    /// Distinct presence keys on `topic` (0 when presence is off).
-    pub fn count_users(&self, topic: &str) -> usize {
-        self.hub.count(topic, Count::Users)
-    }
-
-    /// Tracked pages on `topic` (0 when presence is off).
-    pub fn count_connections(&self, topic: &str) -> usize {
-        self.hub.count(topic, Count::Connections)
-    }
-
-    /// Every page on `topic`, on every node, from outside any page (see [`Target`]):
-    /// `commanders.to(topic).apply(patch)`.
-    pub fn to<'a>(&'a self, topic: &'a str) -> Target<'a> {
-        Target::new(&self.hub, topic, None)
-    }
-
-    /// Sends `payload` as `event` to the [`Commander::handle_info`] of every page that
-    /// [listens](Page::listen) to `topic`, on every node.
-    pub fn send_info(&self, topic: &str, event: &str, payload: &Value) {
-        let info_topic = runtime::Feed::Info.topic(topic);
-        let frame = crate::transport::frame::encode_broadcast(&info_topic, event, payload);
-        self.hub.pubsub.broadcast(&info_topic, frame, None);
-    }
-}
-
-/// The languages of an `Accept-Language` header, most preferred first (by `q`, then order);
-/// at most 16.
-fn accept_language(header: &str) -> Vec<String> {
-    let mut weighted: Vec<(u16, usize, String)> = header
-        .split(',')
-        .take(16)
-        .enumerate()
-        .filter_map(|(at, part)| {
-            let mut pieces = part.split(';');
-            let tag = pieces.next()?.trim();
-            if tag.is_empty() || tag == "*" {
-                return None;
-            }
-            let q = pieces
-                .find_map(|p| p.trim().strip_prefix("q="))
-                .and_then(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (q > 0.0).then(|| ((q.clamp(0.0, 1.0) * 1000.0) as u16, at, tag.to_string()))
-        })
-        .collect();
-    weighted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    weighted.into_iter().map(|(_, _, tag)| tag).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn languages_come_most_preferred_first() {
-        assert_eq!(
-            super::accept_language("fr;q=0.5, en-GB, de;q=0.8, *;q=0.1, x;q=0"),
-            ["en-GB", "de", "fr"]
-        );
-        assert!(super::accept_language("").is_empty());
-    }
-}
