@@ -56,10 +56,10 @@ mod topics;
 pub(crate) use page_channel::{admit_join_payload, decode_payloads};
 
 pub use callbacks::{Commander, Disconnected, Info, Outcome, Sender};
-pub use calls::{CallError, MAX_PENDING_CALLS};
+pub use calls::{CallError, DEFAULT_MODAL_TIMEOUT, MAX_PENDING_CALLS, Modal, ModalAnswer, Queried};
 pub use commanders::{BuildError, Commanders, CommandersBuilder};
 pub use counters::Count;
-pub use handle::{DEFAULT_MODAL_TIMEOUT, Modal, ModalAnswer, PageHandle, Queried};
+pub use handle::PageHandle;
 pub use handlers::{Handlers, IntoOutcome};
 pub use html::Html;
 pub use live::{LiveError, LiveRegion, LiveTemplate};
