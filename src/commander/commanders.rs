@@ -320,7 +320,8 @@ impl Commanders {
         item: Html,
         keys: ListKeys,
     ) -> Html {
-        self.hub.presence_list_with_keys(topic, fields, item, keys)
+        let hashed = keys == ListKeys::Hashed;
+        self.hub.templated_list(topic, item, fields, hashed)
     }
 
     /// Renders live region `name` of a page of `commander` with `assigns`, for the

@@ -188,7 +188,8 @@ fn selector(topic: &str) -> String {
 }
 
 impl Hub {
-    /// The server-rendered presence list of `topic` (see [`Commanders::presence_list`](super::Commanders::presence_list)).
+    /// The server-rendered presence list of `topic` (see
+    /// [`Commanders::presence_list`](super::Commanders::presence_list)).
     pub(crate) fn presence_list(&self, topic: &str) -> Html {
         self.warn_if_untracked("a presence list");
         let items = render(&self.list(topic));
@@ -204,14 +205,15 @@ impl Hub {
         ))
     }
 
-    /// A presence list of `topic` drawn with `item` (see
+    /// A presence list of `topic` drawn with `item`, showing `fields` of each entry's meta
+    /// and its key, hashed or not (see
     /// [`Commanders::presence_list_with_keys`](super::Commanders::presence_list_with_keys)).
-    pub(crate) fn presence_list_with_keys(
+    pub(crate) fn templated_list(
         &self,
         topic: &str,
-        fields: &[&str],
         item: Html,
-        keys: ListKeys,
+        fields: &[&str],
+        hashed: bool,
     ) -> Html {
         self.warn_if_untracked("a presence list");
         let fields = checked_fields(fields.iter().copied()).unwrap_or_else(|| {
@@ -221,7 +223,6 @@ impl Hub {
             );
             Vec::new()
         });
-        let hashed = keys == ListKeys::Hashed;
         let shown_key = |key: &str| self.shown_key(topic, key, hashed);
         let first = entries(&self.list(topic), &fields, shown_key);
         let spec = ListSpec {
