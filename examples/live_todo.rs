@@ -34,7 +34,7 @@
 //! What each part teaches:
 //! - handler arguments (`tether-click="remove(3)"`);
 //! - a live region: the list is rendered from typed assigns, and every change is rendered
-//!   **once** and morphed into every page of the list ([`Commanders::broadcast_live`]), so
+//!   **once** and morphed into every page of the list (`commanders.to(topic).put_live(..)`), so
 //!   focus, typing and ticked boxes survive;
 //! - each page's filter is its own: a CSS rule the server writes into that page only, so it
 //!   survives the shared re-renders;
@@ -62,7 +62,7 @@ use tether::{
     Config, Endpoint,
     channel::BoxError,
     commander::{
-        Commander, Commanders, Count, Handlers, Html, Page, PageHandle, PageOptions, Sender,
+        Commander, Commanders, Count, Handlers, Html, Page, PageHandle, PageOptions, Patch, Sender,
         same_path,
     },
 };
@@ -190,10 +190,13 @@ fn publish(commanders: &Commanders, lists: &Lists, list: &str) {
     let items = lists.items(list);
     let count = items.len().to_string();
     let topic = list_topic(list);
-    if let Err(err) = commanders.broadcast_live(&topic, "todo", "items", &ItemsView { items }) {
+    if let Err(err) = commanders
+        .to(&topic)
+        .put_live("todo", "items", &ItemsView { items })
+    {
         tracing::warn!(%list, "cannot publish the list: {err}");
     }
-    let _ = commanders.broadcast_html(&topic, "#count", count);
+    let _ = commanders.to(&topic).apply(Patch::set("#count", count));
 }
 
 fn list_of(page: &Page) -> String {
@@ -209,7 +212,7 @@ impl Todo {
         let items = self.lists.items(&list_of(page));
         let count = items.len().to_string();
         page.put_live("items", &ItemsView { items })?;
-        page.set_html("#count", count)?;
+        page.apply(Patch::set("#count", count))?;
         Ok(())
     }
 
@@ -227,11 +230,11 @@ impl Todo {
             .unwrap_or_default();
         match self.lists.add(&list, text) {
             Ok(()) => {
-                page.set_html("#error", "")?;
+                page.apply(Patch::set("#error", ""))?;
                 page.set_prop("#new_item", "value", "")?;
                 self.changed(page, &list);
             }
-            Err(why) => page.set_html("#error", why)?,
+            Err(why) => page.apply(Patch::set("#error", why))?,
         }
         Ok(())
     }
@@ -264,8 +267,8 @@ impl Todo {
         calls.0 += 1;
         let calls = calls.0;
         let filter: String = sender.value.chars().take(MAX_TEXT_CHARS).collect();
-        page.set_html("#filter_rule", filter_rule(&filter))?;
-        page.set_html("#filter_calls", calls.to_string())?;
+        page.apply(Patch::set("#filter_rule", filter_rule(&filter)))?;
+        page.apply(Patch::set("#filter_calls", calls.to_string()))?;
         Ok(())
     }
 
@@ -298,7 +301,7 @@ impl Todo {
     async fn measure(&self, page: &mut Page, _: Sender) -> Result<Value, BoxError> {
         let props = page.query_one("#items", &["offsetWidth"]).await?;
         let width = props.get("offsetWidth").cloned().unwrap_or(Value::Null);
-        page.set_html("#width", width.to_string())?;
+        page.apply(Patch::set("#width", width.to_string()))?;
         Ok(width)
     }
 }

@@ -70,7 +70,7 @@ impl Commander for Counter {
     async fn on_connect(&self, page: &mut Page) -> Result<(), BoxError> {
         let topic = global();
         for patch in counts(page.count_users(&topic), page.count_connections(&topic)) {
-            page.broadcast(&topic, &patch)?;
+            page.to(&topic).apply(patch)?;
         }
         Ok(())
     }
@@ -96,7 +96,7 @@ impl Commander for Counter {
             commanders.count_connections(&topic),
         ) {
             // Text patches always pass the patch checks.
-            let _ = commanders.broadcast(&topic, &patch);
+            let _ = commanders.to(&topic).apply(patch);
         }
     }
 }

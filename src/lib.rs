@@ -98,10 +98,12 @@
 //! reading, so a handler can ask the browser and wait:
 //! [`exec_js`](commander::PageHandle::exec_js), [`query`](commander::PageHandle::query),
 //! [`wait_for`](commander::PageHandle::wait_for), [`modal`](commander::PageHandle::modal).
-//! Patches go to one page ([`set_html`](commander::PageHandle::set_html),
-//! [`set_props`](commander::PageHandle::set_props), …) or to every page on a topic
-//! ([`broadcast_html`](commander::PageHandle::broadcast_html), …), also from a spawned task
-//! through a [`commander::PageHandle`]. Pages are tracked in presence automatically, keyed by
+//! A [`commander::Patch`] (`Patch::set`, `Patch::morph`, `Patch::props`, …) goes to one page
+//! ([`page.apply(patch)`](commander::PageHandle::apply)), to every page on a topic
+//! ([`page.to(topic).apply(patch)`](commander::PageHandle::to)), to all of them but this page
+//! ([`others`](commander::PageHandle::others)), or from anywhere
+//! ([`commanders.to(topic)`](commander::Commanders::to)), also from a spawned task through a
+//! [`commander::PageHandle`]. Pages are tracked in presence automatically, keyed by
 //! store value, session value or the signed browser id, as configured. Register commanders on
 //! the endpoint (`builder.commander(Counter)`); the page channel's wire protocol is in the
 //! [`commander`] docs. See the README's "Writing a commander" (with a Drab → tether table),

@@ -39,8 +39,8 @@ impl Probe {
         sender: Sender,
     ) -> Result<(), BoxError> {
         match handler {
-            "echo" => page.set_html("#out", sender.value)?,
-            "html" => page.set_html("#out", Html::escape(&sender.value))?,
+            "echo" => page.apply(Patch::set("#out", sender.value))?,
+            "html" => page.apply(Patch::set("#out", Html::escape(&sender.value)))?,
             "fail" => return Err("boom".into()),
             "store" => page.put_store("k", sender.value)?,
             "whoami" => {
@@ -51,12 +51,12 @@ impl Probe {
                     "session": page.session("current_user_id"),
                     "form": sender.form,
                 });
-                page.set_html("#who", who.to_string())?;
+                page.apply(Patch::set("#who", who.to_string()))?;
             }
-            "js" => page.patch(&Patch::js("alert(1)"))?,
-            "shout" => {
-                page.broadcast_from(&same_path(page.path()), &Patch::set("#shout", sender.value))?
-            }
+            "js" => page.apply(Patch::js("alert(1)"))?,
+            "shout" => page
+                .others(&same_path(page.path()))
+                .apply(Patch::set("#shout", sender.value))?,
             "sub" => {
                 page.subscribe(&same_topic(&sender.value));
             }
@@ -65,18 +65,15 @@ impl Probe {
             }
             // The property is the sender's `name`, the value its `value`.
             "prop" => page.set_prop("#out", &sender.name, sender.value)?,
-            "prop_html" => page.patch(&Patch::prop_html(
+            "prop_html" => page.apply(Patch::prop_html(
                 "#out",
                 &sender.name,
                 Html::escape(&sender.value),
             ))?,
             "panic" => panic!("handler panicked on purpose"),
-            "broadcast_js" => page.broadcast(
-                &same_topic("lobby"),
-                &Patch::Js {
-                    js: "alert(1)".into(),
-                },
-            )?,
+            "broadcast_js" => page.to(&same_topic("lobby")).apply(Patch::Js {
+                js: "alert(1)".into(),
+            })?,
             _ => unreachable!("only declared handlers arrive here"),
         }
         Ok(())
@@ -558,7 +555,8 @@ async fn strings_patch_as_text_html_as_markup_and_broadcasts_reach_the_others() 
     assert!(a.sync().await.is_empty());
     // From outside any page.
     s.commanders
-        .broadcast_html(&same_topic("lobby"), "#all", "ping")
+        .to(&same_topic("lobby"))
+        .apply(Patch::set("#all", "ping"))
         .unwrap();
     assert_eq!(next_patch(&mut a).await[2], same_topic("lobby"));
     assert_eq!(next_patch(&mut b).await[4]["text"], "ping");
@@ -587,14 +585,20 @@ async fn runtime_subscriptions_receive_broadcasts_and_are_tracked_until_unsubscr
         "ok",
     );
     assert_eq!(s.commanders.count_connections(&extra), 1);
-    s.commanders.broadcast_html(&extra, "#e", "one").unwrap();
+    s.commanders
+        .to(&extra)
+        .apply(Patch::set("#e", "one"))
+        .unwrap();
     assert_eq!(next_patch(&mut page).await[4]["text"], "one");
     reply(
         &event(&mut page, &jr, "unsub", json!({"value": "extra"})).await,
         "ok",
     );
     assert_eq!(s.commanders.count_connections(&extra), 0);
-    s.commanders.broadcast_html(&extra, "#e", "two").unwrap();
+    s.commanders
+        .to(&extra)
+        .apply(Patch::set("#e", "two"))
+        .unwrap();
     assert!(
         page.sync().await.is_empty(),
         "no broadcast after unsubscribe"
@@ -713,12 +717,9 @@ async fn exec_js_is_refused_everywhere_when_disabled_and_the_client_is_told() {
         let reason = reply(&frame, "error")["reason"].clone();
         assert!(reason.as_str().unwrap().contains("exec_js"), "{reason}");
     }
-    let from_outside = s.commanders.broadcast(
-        &same_topic("lobby"),
-        &Patch::Js {
-            js: "alert(1)".into(),
-        },
-    );
+    let from_outside = s.commanders.to(&same_topic("lobby")).apply(Patch::Js {
+        js: "alert(1)".into(),
+    });
     assert!(from_outside.is_err());
     // Nothing reached the other page.
     assert!(watcher.sync().await.iter().all(|f| f[3] != "patch"));

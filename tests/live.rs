@@ -78,6 +78,14 @@ impl Shop {
         Ok(())
     }
 
+    /// Sets the board on the pages of the path aimed at from this page as "the others".
+    async fn board_for_others(&self, page: &mut Page, _: Sender) -> Result<(), BoxError> {
+        let topic = same_path("/shop");
+        page.others(&topic)
+            .put_live("shop", "board", &Board { score: 100 })?;
+        Ok(())
+    }
+
     async fn peek_board(&self, page: &mut Page, _: Sender) -> Result<u64, BoxError> {
         Ok(page.peek::<Board>("board")?.score)
     }
@@ -107,6 +115,7 @@ impl Commander for Shop {
             .on("start", Self::start)
             .on("score", Self::score)
             .on("peek_board", Self::peek_board)
+            .on("board_for_others", Self::board_for_others)
     }
     /// A name for the templated presence list, and a field it must never show.
     fn presence(&self, page: &Page, _topic: &str) -> Option<(String, Value)> {
@@ -344,6 +353,45 @@ async fn a_broadcast_poke_renders_once_reaches_every_page_and_their_server_copie
     let elsewhere = attribute(&script, "data-tether-token").unwrap();
     let (_, _, joined) = join(&server, &elsewhere, &broadcast).await;
     assert_eq!(joined["live_rejected"], json!(["board"]));
+}
+
+/// A live region set on a topic reaches every page on it, also when it was aimed from a page
+/// at the others: a page's server copy (which follows the topic's live feed) and its browser
+/// must agree, so the page it was aimed from gets the morph and the token too.
+#[tokio::test]
+async fn a_live_region_set_for_the_others_still_reaches_every_page() {
+    let server = start(|_| {});
+    let commanders = commanders(&server);
+    let board = commanders
+        .live("shop", "board", &Board { score: 7 })
+        .unwrap();
+    let req = TestRequest::with_uri("/shop").to_http_request();
+    let script = commanders
+        .script_with("shop", &req, &PageOptions::new().live(&board))
+        .to_string();
+    let token = attribute(&script, "data-tether-token").unwrap();
+    let live: Value =
+        serde_json::from_str(&attribute(&script, "data-tether-live").unwrap()).unwrap();
+    let (mut a, jr_a, _) = join(&server, &token, &live).await;
+    let (mut b, _, _) = join(&server, &token, &live).await;
+
+    let (done, pushed_a) = call(&mut a, &jr_a, "board_for_others", json!({})).await;
+    reply(&done, "ok");
+    let pushed_b = vec![
+        b.recv_until(|f| f[3] == "patch").await,
+        b.recv_until(|f| f[3] == "live").await,
+    ];
+    for pushed in [pushed_a, pushed_b] {
+        let events: Vec<&str> = pushed.iter().map(|f| f[3].as_str().unwrap()).collect();
+        assert_eq!(events, ["patch", "live"]);
+        assert_eq!(pushed[0][4]["html"], "score 100");
+    }
+    let (done, _) = call(&mut a, &jr_a, "peek_board", json!({})).await;
+    assert_eq!(
+        reply(&done, "ok")["result"],
+        100,
+        "its server copy followed"
+    );
 }
 
 /// The signed spec of the presence list rendered as `html` (`data-tether-list`), which a
@@ -700,7 +748,8 @@ async fn a_broadcast_live_crosses_nodes_through_redis() {
             "no broadcast crossed Redis"
         );
         commanders(&a)
-            .broadcast_live(&topic, "shop", "board", &Board { score })
+            .to(&topic)
+            .put_live("shop", "board", &Board { score })
             .unwrap();
         let wait = std::time::Duration::from_millis(300);
         if let Ok(frame) = tokio::time::timeout(wait, page.recv()).await {

@@ -18,7 +18,7 @@ use tether::{
     channel::BoxError,
     commander::{
         CallError, Commander, Commanders, Disconnected, Handlers, Info, Modal, Page, PageOptions,
-        Sender,
+        Patch, Sender,
     },
 };
 
@@ -43,7 +43,7 @@ impl Lab {
     async fn ask_width(&self, page: &mut Page, _: Sender) -> Result<Value, BoxError> {
         let props = page.query_one("#items", &["offsetWidth"]).await?;
         let width = props.get("offsetWidth").cloned().unwrap_or(Value::Null);
-        page.set_html("#width", width.to_string())?;
+        page.apply(Patch::set("#width", width.to_string()))?;
         Ok(width)
     }
 
@@ -58,7 +58,7 @@ impl Lab {
         note(&self.log, format!("start {}", sender.value));
         tokio::time::sleep(Duration::from_millis(sender.arg.as_u64().unwrap_or(0))).await;
         note(&self.log, format!("end {}", sender.value));
-        page.set_html("#slow", sender.value)?;
+        page.apply(Patch::set("#slow", sender.value))?;
         Ok("done")
     }
 
@@ -141,7 +141,7 @@ impl Commander for Lab {
             ),
         };
         note(&self.log, format!("info {text}"));
-        page.set_html("#info", text)?;
+        page.apply(Patch::set("#info", text))?;
         Ok(())
     }
 
@@ -155,7 +155,7 @@ struct Cart;
 
 impl Cart {
     async fn add(&self, page: &mut Page, sender: Sender) -> Result<Value, BoxError> {
-        page.set_html(&sender.within(".total"), "1")?;
+        page.apply(Patch::set(&sender.within(".total"), "1"))?;
         Ok(page.assign("product").cloned().unwrap_or(Value::Null))
     }
 }
@@ -750,17 +750,21 @@ async fn style_attr_and_data_broadcasts_reach_every_page_of_the_topic() {
     let (mut second, _) = lab.page().await;
     let topic = tether::commander::same_path("/lab");
     lab.commanders
-        .broadcast_style(&topic, "#bar", "width", Some("40%"))
+        .to(&topic)
+        .apply(Patch::style("#bar", "width", Some("40%")))
         .unwrap();
     lab.commanders
-        .broadcast_attr(&topic, "#bar", "aria-busy", None)
+        .to(&topic)
+        .apply(Patch::attr("#bar", "aria-busy", None))
         .unwrap();
     lab.commanders
-        .broadcast_data(&topic, "#bar", "state", Some("running"))
+        .to(&topic)
+        .apply(Patch::data("#bar", "state", Some("running")))
         .unwrap();
     assert!(
         lab.commanders
-            .broadcast_attr(&topic, "#bar", "onclick", Some("alert(1)"))
+            .to(&topic)
+            .apply(Patch::attr("#bar", "onclick", Some("alert(1)")))
             .is_err(),
         "an event-handler attribute is refused"
     );

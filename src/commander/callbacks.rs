@@ -174,7 +174,7 @@ pub type Outcome = Result<Value, String>;
 /// for minutes without the page missing a heartbeat.
 ///
 /// ```
-/// use tether::commander::{Broadcasting, Commander, Handlers, Page, Sender, same_topic};
+/// use tether::commander::{Broadcasting, Commander, Handlers, Page, Patch, Sender, same_topic};
 /// use tether::channel::BoxError;
 ///
 /// struct Counter;
@@ -182,7 +182,7 @@ pub type Outcome = Result<Value, String>;
 /// impl Counter {
 ///     async fn bump(&self, page: &mut Page, sender: Sender) -> Result<u64, BoxError> {
 ///         let by = sender.arg.as_u64().unwrap_or(1);
-///         page.set_html("#bumped", format!("+{by}"))?;
+///         page.apply(Patch::set("#bumped", format!("+{by}")))?;
 ///         Ok(by)
 ///     }
 /// }
@@ -192,9 +192,10 @@ pub type Outcome = Result<Value, String>;
 ///     fn handlers() -> Handlers<Self> { Handlers::new().on("bump", Self::bump) }
 ///     fn broadcasting(&self) -> Vec<Broadcasting> { vec![Broadcasting::Named("global".into())] }
 ///     async fn on_connect(&self, page: &mut Page) -> Result<(), BoxError> {
-///         let users = page.count_users(&same_topic("global"));
+///         let topic = same_topic("global");
+///         let users = page.count_users(&topic);
 ///         // A string is text: it is shown literally, never parsed as HTML.
-///         page.broadcast_html(&same_topic("global"), "#number_of_users", users.to_string())?;
+///         page.to(&topic).apply(Patch::set("#number_of_users", users.to_string()))?;
 ///         Ok(())
 ///     }
 /// }

@@ -7,34 +7,35 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use bytes::Bytes;
 use serde_json::json;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::sync::CancellationToken;
 
-use super::{Commanders, Count, Html, hub::Hub};
+use super::{Html, hub::Hub};
 use crate::transport::frame::encode_broadcast;
 
-impl Commanders {
-    /// A live counter for a template: `<span data-tether-count=…>N</span>` showing the
-    /// users (or connections) on `topic`, kept current by tether.js without any commander
-    /// code (refreshed at most every `[commander] counter_interval_ms`). The page must be on
-    /// `topic` (one of its broadcasting topics).
-    ///
-    /// The first paint counts the page being served, which is not tracked until its socket
-    /// joins: connections are the current number plus one, users at least one (its user may
-    /// already be counted through another tab, so not always plus one). A lone reader never
-    /// sees "0".
-    pub fn counter(&self, topic: &str, count: Count) -> Html {
+/// What a live counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Distinct presence keys.
+    Users,
+    /// Tracked pages.
+    Connections,
+}
+
+impl Hub {
+    /// The markup of a live counter of `count` on `topic` (see [`Commanders::counter`](super::Commanders::counter)).
+    pub(crate) fn counter(&self, topic: &str, count: Count) -> Html {
         let kind = match count {
             Count::Users => "users",
             Count::Connections => "connections",
         };
-        self.hub.warn_if_untracked("a live counter");
-        let now = self.hub.count(topic, count);
+        self.warn_if_untracked("a live counter");
+        let now = self.count(topic, count);
         let n = match count {
             Count::Users => now.max(1),
             Count::Connections => now + 1,
@@ -45,26 +46,19 @@ impl Commanders {
         ))
     }
 
-    /// Spawns the live-counter task on `tasks` (when pages are tracked in presence); it runs
-    /// until `shutdown`. Needs a tokio runtime; the endpoint calls it once.
-    pub(crate) fn start(&self, tasks: &TaskTracker, shutdown: &CancellationToken) {
-        if self.hub.presence.is_some() {
-            tasks.spawn(self.clone().refresh_counters(shutdown.clone()));
-        }
-    }
-
-    /// Sends changed counts of every counter topic, and changed presence lists, to their
-    /// pages, every interval.
-    async fn refresh_counters(self, shutdown: CancellationToken) {
-        let period = Duration::from_millis(self.hub.config.counter_interval_ms);
+    /// The live-counter task (see [`Commanders::start`](super::Commanders::start)): sends changed counts of every
+    /// counter topic, and changed presence lists, to their pages, every interval, until
+    /// `shutdown`.
+    pub(crate) async fn refresh_counters(self: Arc<Hub>, shutdown: CancellationToken) {
+        let period = Duration::from_millis(self.config.counter_interval_ms);
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = interval.tick() => {
-                    self.hub.send_counts();
-                    self.hub.send_presence_lists();
+                    self.send_counts();
+                    self.send_presence_lists();
                 }
             }
         }
@@ -154,7 +148,7 @@ pub(crate) fn watch_at_most<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Endpoint, presence::OwnerId};
+    use crate::{Config, Endpoint, commander::Commanders, presence::OwnerId};
 
     /// The number a counter's first paint shows.
     fn shown(commanders: &Commanders, count: Count) -> String {

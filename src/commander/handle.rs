@@ -1,35 +1,26 @@
-//! [`PageHandle`]: one connected page, reachable from any task — patches to it, broadcasts
-//! from it, messages to its commander, and questions to its browser (Drab.Core,
-//! Drab.Element, Drab.Browser, Drab.Waiter and Drab.Modal in one place).
+//! [`PageHandle`]: one connected page, reachable from any task — patches to it
+//! ([`PageHandle::apply`]) or aimed from it at a topic ([`PageHandle::to`],
+//! [`PageHandle::others`]), counts, and messages to its commander; its questions to the
+//! browser (round trips) are in `calls`.
 //!
 //! Invariant: once the page is gone, everything here fails (`PatchError::Closed`,
-//! `CallError::Disconnected`, `PushError::Closed`) instead of reaching a later page.
+//! `PushError::Closed`) instead of reaching a later page.
 //! It must never touch the page's own state (store, topics): that belongs to [`Page`],
 //! which only the page's task holds.
 //!
 //! [`Page`]: super::Page
 
 use std::{
+    borrow::Borrow,
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
 };
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Content, Count, Html, Info, Patch, PatchError, Position, Sender,
-    calls::{CallError, Calls},
-    hub::Hub,
-    patch::ConsoleLevel,
-    runtime::Work,
-};
+use super::{Count, Info, Patch, PatchError, Target, calls::Calls, hub::Hub, runtime::Work};
 use crate::{channel::SocketHandle, presence::OwnerId, transport::PushError};
-
-/// How long a [`Modal`] waits for the person unless told otherwise.
-pub const DEFAULT_MODAL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What the page's task and every handle of one page share.
 pub(crate) struct PageShared {
@@ -145,161 +136,8 @@ impl std::fmt::Debug for PageHandle {
     }
 }
 
-/// One element a [`PageHandle::query`] found.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Queried {
-    /// A selector for it: `#<id>`, or `[tether-id="…"]` stamped by tether.js.
-    #[serde(rename = "sel")]
-    pub selector: String,
-    /// The properties asked for.
-    pub props: Map<String, Value>,
-}
-
-/// A dialog for [`PageHandle::modal`]: a native `<dialog>` with a title, a body, optional
-/// fields and buttons (Drab.Modal, without a CSS framework).
-///
-/// ```
-/// use tether::commander::Modal;
-/// let modal = Modal::new("Rename")
-///     .body("Choose a new name.")
-///     .field("name", "Name")
-///     .button("ok", "Rename")
-///     .button("cancel", "Cancel");
-/// # let _ = modal;
-/// ```
-#[derive(Debug, Clone)]
-pub struct Modal {
-    title: String,
-    body: Content,
-    fields: Vec<(String, String)>,
-    buttons: Vec<(String, String)>,
-    timeout: Duration,
-}
-
-impl Modal {
-    /// A dialog titled `title`, with no body, fields or buttons yet.
-    pub fn new(title: &str) -> Modal {
-        Modal {
-            title: title.to_string(),
-            body: Content::Text(String::new()),
-            fields: Vec::new(),
-            buttons: Vec::new(),
-            timeout: DEFAULT_MODAL_TIMEOUT,
-        }
-    }
-
-    /// A dialog with buttons `ok` ("OK") and `cancel` ("Cancel").
-    pub fn confirm(title: &str, body: impl Into<Content>) -> Modal {
-        Modal::new(title)
-            .body(body)
-            .button("ok", "OK")
-            .button("cancel", "Cancel")
-    }
-
-    /// The body: text, or markup for [`Html`] (which may hold its own form fields).
-    pub fn body(mut self, body: impl Into<Content>) -> Modal {
-        self.body = body.into();
-        self
-    }
-
-    /// A text field `name`, labelled `label`; its value comes back in
-    /// [`ModalAnswer::fields`].
-    pub fn field(mut self, name: &str, label: &str) -> Modal {
-        self.fields.push((name.to_string(), label.to_string()));
-        self
-    }
-
-    /// A button; the answer names the `value` of the one pressed.
-    pub fn button(mut self, value: &str, label: &str) -> Modal {
-        self.buttons.push((value.to_string(), label.to_string()));
-        self
-    }
-
-    /// How long to wait for the person (default [`DEFAULT_MODAL_TIMEOUT`]).
-    pub fn timeout(mut self, timeout: Duration) -> Modal {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The `call` payload: body and fields rendered as markup, every text escaped.
-    fn to_call(&self) -> Value {
-        let mut html = match &self.body {
-            Content::Html(html) => html.as_str().to_string(),
-            Content::Text(text) if text.is_empty() => String::new(),
-            Content::Text(text) => format!("<p>{}</p>", Html::escape(text).as_str()),
-        };
-        for (name, label) in &self.fields {
-            html.push_str(&format!(
-                r#"<p><label>{} <input name="{}"></label></p>"#,
-                Html::escape(label).as_str(),
-                Html::escape(name).as_str()
-            ));
-        }
-        json!({"op": "modal", "title": self.title, "html": html, "buttons": self.buttons})
-    }
-}
-
-/// How the person answered a [`Modal`].
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct ModalAnswer {
-    /// The `value` of the button pressed; `None` when the dialog was dismissed (Escape).
-    pub button: Option<String>,
-    /// The dialog's form fields (name → value).
-    pub fields: Map<String, Value>,
-}
-
-/// A cookie for [`PageHandle::set_cookie`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cookie {
-    name: String,
-    value: String,
-    max_age: Option<Duration>,
-    path: Option<String>,
-}
-
-impl Cookie {
-    /// A session cookie `name=value` (both checked when sent: a token, cookie-octets).
-    pub fn new(name: &str, value: &str) -> Cookie {
-        Cookie {
-            name: name.to_string(),
-            value: value.to_string(),
-            max_age: None,
-            path: None,
-        }
-    }
-
-    /// Kept for `max_age`.
-    pub fn max_age(mut self, max_age: Duration) -> Cookie {
-        self.max_age = Some(max_age);
-        self
-    }
-
-    /// Sent for `path` only.
-    pub fn path(mut self, path: &str) -> Cookie {
-        self.path = Some(path.to_string());
-        self
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, CallError> {
-    serde_json::from_value(value).map_err(|err| CallError::BadAnswer(err.to_string()))
-}
-
-/// Forgets a call when its caller stops waiting for any reason (timeout, cancellation).
-struct Pending<'a> {
-    calls: &'a Calls,
-    id: u64,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        self.calls.forget(self.id);
-    }
-}
-
 impl PageHandle {
-    fn hub(&self) -> &Hub {
+    pub(crate) fn hub(&self) -> &Hub {
         &self.0.hub
     }
 
@@ -335,227 +173,43 @@ impl PageHandle {
         self.0.socket.push(event, payload)
     }
 
-    /// Applies `patch` to this page.
-    pub fn patch(&self, patch: &Patch) -> Result<(), PatchError> {
+    /// Applies `patch` to this page (checked like every patch: script only with `exec_js`,
+    /// no plain value for a markup property).
+    ///
+    /// ```
+    /// # use tether::commander::{Html, Page, Patch, PatchError};
+    /// # fn f(page: &Page) -> Result<(), PatchError> {
+    /// page.apply(Patch::set("#status", "saved"))?; // text
+    /// page.apply(Patch::morph("#items", Html::trusted("<li id=\"i1\">milk</li>")))?;
+    /// page.apply(Patch::style("#bar", "width", Some("40%")))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn apply(&self, patch: impl Borrow<Patch>) -> Result<(), PatchError> {
+        let patch = patch.borrow();
         self.hub().check(patch)?;
         Ok(self.push("patch", patch)?)
     }
 
-    /// Sets the content of `selector` (markup for [`Html`], text otherwise).
-    pub fn set_html(&self, selector: &str, content: impl Into<Content>) -> Result<(), PatchError> {
-        self.patch(&Patch::set(selector, content))
+    /// Every page on `topic`, this one included (see [`Target`]): `page.to(topic).apply(patch)`.
+    pub fn to<'a>(&'a self, topic: &'a str) -> Target<'a> {
+        Target::new(self.hub(), topic, None)
     }
 
-    /// Re-renders `selector`'s children as `html` by morphing (see [`Patch::Morph`]): what
-    /// the person is doing inside (focus, caret, typed text, ticked boxes, scroll) survives.
-    pub fn morph(&self, selector: &str, html: Html) -> Result<(), PatchError> {
-        self.patch(&Patch::morph(selector, html))
+    /// Every page on `topic` but this one (see [`Target`]).
+    pub fn others<'a>(&'a self, topic: &'a str) -> Target<'a> {
+        Target::new(self.hub(), topic, Some(self.0.socket.join_id()))
     }
 
-    /// Sets a DOM property to a plain value (refused for properties that would parse it as
-    /// markup or script; see [`Patch::prop_html`]).
+    /// Sets a DOM property to a plain value: Drab's `set_prop`, kept for porters, is
+    /// `page.apply(Patch::prop(selector, prop, value))` (refused for properties that would
+    /// parse it as markup or script; see [`Patch::prop_html`]).
     pub fn set_prop(
         &self,
         selector: &str,
         prop: &str,
         value: impl Serialize,
     ) -> Result<(), PatchError> {
-        self.patch(&Patch::prop(selector, prop, value))
-    }
-
-    /// Sets several properties, styles, data, attributes and classes at once (see
-    /// [`Patch::props`]).
-    pub fn set_props(&self, selector: &str, props: Value) -> Result<(), PatchError> {
-        self.patch(&Patch::props(selector, props))
-    }
-
-    /// Sets inline style `name`; `None` removes it.
-    pub fn set_style(
-        &self,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::style(selector, name, value))
-    }
-
-    /// Sets attribute `name`; `None` removes it.
-    pub fn set_attr(
-        &self,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::attr(selector, name, value))
-    }
-
-    /// Sets `dataset[key]`; `None` removes it.
-    pub fn set_data(
-        &self,
-        selector: &str,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::data(selector, key, value))
-    }
-
-    /// Inserts content next to or inside `selector`.
-    pub fn insert_html(
-        &self,
-        selector: &str,
-        position: Position,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.patch(&Patch::insert(selector, position, content))
-    }
-
-    /// Removes the elements matching `selector`.
-    pub fn remove(&self, selector: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::remove(selector))
-    }
-
-    /// Navigates the page to `url` (Drab.Browser `redirect_to`); script URLs are refused.
-    pub fn redirect_to(&self, url: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::Redirect {
-            url: url.to_string(),
-        })
-    }
-
-    /// Changes the address bar to `url` without loading it (`history.pushState`).
-    pub fn set_url(&self, url: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::SetUrl {
-            url: url.to_string(),
-        })
-    }
-
-    /// Writes `msg` to the browser's console.
-    pub fn console(&self, level: ConsoleLevel, msg: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::Console {
-            level,
-            msg: msg.to_string(),
-        })
-    }
-
-    /// Sets a cookie in the browser.
-    pub fn set_cookie(&self, cookie: &Cookie) -> Result<(), PatchError> {
-        self.patch(&Patch::Cookie {
-            name: cookie.name.clone(),
-            value: Some(cookie.value.clone()),
-            max_age: cookie.max_age.map(|d| d.as_secs()),
-            path: cookie.path.clone(),
-        })
-    }
-
-    /// Deletes cookie `name` (on the page's default path).
-    pub fn delete_cookie(&self, name: &str) -> Result<(), PatchError> {
-        self.patch(&Patch::Cookie {
-            name: name.to_string(),
-            value: None,
-            max_age: None,
-            path: None,
-        })
-    }
-
-    /// Applies `patch` on every page on `topic` (this one included). Encoded once.
-    pub fn broadcast(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.hub().broadcast(topic, patch, None)
-    }
-
-    /// Applies `patch` on every page on `topic` except this one.
-    pub fn broadcast_from(&self, topic: &str, patch: &Patch) -> Result<(), PatchError> {
-        self.hub()
-            .broadcast(topic, patch, Some(self.0.socket.join_id()))
-    }
-
-    /// Sets the content of `selector` on every page on `topic`.
-    pub fn broadcast_html(
-        &self,
-        topic: &str,
-        selector: &str,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.commanders().broadcast_html(topic, selector, content)
-    }
-
-    /// Morphs `selector`'s children into `html` on every page on `topic` (rendered once).
-    pub fn broadcast_morph(
-        &self,
-        topic: &str,
-        selector: &str,
-        html: Html,
-    ) -> Result<(), PatchError> {
-        self.commanders().broadcast_morph(topic, selector, html)
-    }
-
-    /// Sets a DOM property on every page on `topic` (a plain value; see
-    /// [`PageHandle::set_prop`]).
-    pub fn broadcast_prop(
-        &self,
-        topic: &str,
-        selector: &str,
-        prop: &str,
-        value: impl Serialize,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_prop(topic, selector, prop, value)
-    }
-
-    /// Sets properties, styles, data, attributes and classes on every page on `topic`.
-    pub fn broadcast_props(
-        &self,
-        topic: &str,
-        selector: &str,
-        props: Value,
-    ) -> Result<(), PatchError> {
-        self.commanders().broadcast_props(topic, selector, props)
-    }
-
-    /// Sets inline style `name` on every page on `topic`; `None` removes it.
-    pub fn broadcast_style(
-        &self,
-        topic: &str,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_style(topic, selector, name, value)
-    }
-
-    /// Sets attribute `name` on every page on `topic`; `None` removes it.
-    pub fn broadcast_attr(
-        &self,
-        topic: &str,
-        selector: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_attr(topic, selector, name, value)
-    }
-
-    /// Sets `dataset[key]` on every page on `topic`; `None` removes it.
-    pub fn broadcast_data(
-        &self,
-        topic: &str,
-        selector: &str,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_data(topic, selector, key, value)
-    }
-
-    /// Inserts content on every page on `topic`.
-    pub fn broadcast_insert(
-        &self,
-        topic: &str,
-        selector: &str,
-        position: Position,
-        content: impl Into<Content>,
-    ) -> Result<(), PatchError> {
-        self.commanders()
-            .broadcast_insert(topic, selector, position, content)
+        self.apply(Patch::prop(selector, prop, value))
     }
 
     /// Distinct presence keys on `topic`.
@@ -587,116 +241,5 @@ impl PageHandle {
                 mpsc::error::TrySendError::Full(_) => PushError::Overflowed,
                 mpsc::error::TrySendError::Closed(_) => PushError::Closed,
             })
-    }
-
-    /// One round trip: pushes `call` with a fresh id, waits for the browser's answer.
-    async fn call(&self, mut call: Value, timeout: Duration) -> Result<Value, CallError> {
-        let calls = &self.0.calls;
-        let (id, answer) = calls.open()?;
-        let _pending = Pending { calls, id };
-        call["id"] = json!(id);
-        self.push("call", &call)
-            .map_err(|_| CallError::Disconnected)?;
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(CallError::Disconnected),
-            Err(_) => {
-                crate::metrics::metrics().round_trip_timeouts.inc();
-                if calls.forget(id) {
-                    let _ = self.push("call_cancel", &json!({ "id": id }));
-                }
-                Err(CallError::Timeout)
-            }
-        }
-    }
-
-    fn response_timeout(&self) -> Duration {
-        Duration::from_millis(self.hub().config.browser_response_timeout_ms)
-    }
-
-    /// Runs `js` in the page and returns its value as JSON (a promise is awaited), or the
-    /// exception's message as [`CallError::Browser`]. Only with `[commander] exec_js = true`
-    /// (else [`CallError::JsDisabled`]); prefer [`PageHandle::query`] to read the page.
-    pub async fn exec_js(&self, js: &str) -> Result<Value, CallError> {
-        if !self.hub().config.exec_js {
-            return Err(CallError::JsDisabled);
-        }
-        self.call(json!({"op": "js", "js": js}), self.response_timeout())
-            .await
-    }
-
-    /// Reads `props` of every element matching `selector`, in document order, without
-    /// `eval` (so it works with `exec_js = false`). Names: any property holding a string,
-    /// number, boolean or null (`value`, `checked`, `offsetWidth`, `innerText`, …), and
-    /// `dataset`, `attributes`, `style`, `classList`.
-    pub async fn query(&self, selector: &str, props: &[&str]) -> Result<Vec<Queried>, CallError> {
-        let answer = self
-            .call(
-                json!({"op": "query", "sel": selector, "props": props}),
-                self.response_timeout(),
-            )
-            .await?;
-        decode(answer)
-    }
-
-    /// [`PageHandle::query`] for exactly one element: its properties, or
-    /// [`CallError::NotFound`] / [`CallError::Ambiguous`].
-    pub async fn query_one(
-        &self,
-        selector: &str,
-        props: &[&str],
-    ) -> Result<Map<String, Value>, CallError> {
-        let mut found = self.query(selector, props).await?;
-        match found.len() {
-            1 => Ok(found.remove(0).props),
-            0 => Err(CallError::NotFound(selector.to_string())),
-            count => Err(CallError::Ambiguous {
-                selector: selector.to_string(),
-                count,
-            }),
-        }
-    }
-
-    /// Waits for the first of several DOM events (Drab.Waiter): `events` are
-    /// `(selector, event type)` pairs; returns the index of the pair that fired and its
-    /// sender, or [`CallError::Timeout`] after `timeout`.
-    pub async fn wait_for(
-        &self,
-        events: &[(&str, &str)],
-        timeout: Duration,
-    ) -> Result<(usize, Sender), CallError> {
-        #[derive(Deserialize)]
-        struct Fired {
-            index: usize,
-            #[serde(default)]
-            sender: Sender,
-        }
-        let answer = self
-            .call(json!({"op": "wait", "events": events}), timeout)
-            .await?;
-        let fired: Fired = decode(answer)?;
-        if fired.index >= events.len() {
-            return Err(CallError::BadAnswer(format!("no event {}", fired.index)));
-        }
-        Ok((fired.index, fired.sender))
-    }
-
-    /// Shows `modal` and waits for the person's answer (Drab.Modal).
-    pub async fn modal(&self, modal: &Modal) -> Result<ModalAnswer, CallError> {
-        decode(self.call(modal.to_call(), modal.timeout).await?)
-    }
-
-    /// Asks with an OK/Cancel dialog; `true` for OK.
-    pub async fn confirm(&self, title: &str, body: impl Into<Content>) -> Result<bool, CallError> {
-        let answer = self.modal(&Modal::confirm(title, body)).await?;
-        Ok(answer.button.as_deref() == Some("ok"))
-    }
-
-    /// The browser's cookies for this page (those script can read).
-    pub async fn cookies(&self) -> Result<Map<String, Value>, CallError> {
-        decode(
-            self.call(json!({"op": "cookies"}), self.response_timeout())
-                .await?,
-        )
     }
 }

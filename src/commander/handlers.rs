@@ -41,7 +41,7 @@ pub(crate) type Erased<C> = Arc<
 ///
 /// ```
 /// use tether::channel::BoxError;
-/// use tether::commander::{Commander, Handlers, Page, Sender};
+/// use tether::commander::{Commander, Handlers, Page, Patch, Sender};
 ///
 /// struct Todo;
 ///
@@ -49,7 +49,7 @@ pub(crate) type Erased<C> = Arc<
 ///     async fn remove(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
 ///         // tether-click="remove(42)" on the page: sender.arg is 42.
 ///         let id = sender.arg.as_u64().ok_or("remove takes an item id")?;
-///         page.remove(&format!("#item-{id}"))?;
+///         page.apply(Patch::remove(&format!("#item-{id}")))?;
 ///         Ok(())
 ///     }
 /// }

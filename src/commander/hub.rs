@@ -20,7 +20,6 @@ use crate::{
     config::{CommanderConfig, IdSource},
     presence::Presence,
     pubsub::PubSub,
-    transport::frame::encode_broadcast,
 };
 
 /// Claims inside a page token.
@@ -102,18 +101,6 @@ impl Hub {
     /// [`Commanders`]): see [`Patch`].
     pub(crate) fn check(&self, patch: &Patch) -> Result<(), PatchError> {
         patch.check(self.config.exec_js)
-    }
-
-    pub(crate) fn broadcast(
-        &self,
-        topic: &str,
-        patch: &Patch,
-        except: Option<crate::pubsub::SubscriberId>,
-    ) -> Result<(), PatchError> {
-        self.check(patch)?;
-        let frame = encode_broadcast(topic, "patch", patch);
-        self.pubsub.broadcast(topic, frame, except);
-        Ok(())
     }
 
     /// Records that `browser` left `topic` now: topics tokens of that browser issued

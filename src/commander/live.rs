@@ -5,7 +5,7 @@
 //! The page keeps each region's assigns as an encrypted token, bound to its commander, region
 //! name and **page load** (the `load` number of the page token, drawn at render; made when the
 //! page is rendered, renewed by every `poke`) and sends it back on every join, so a reconnect
-//! — also to another node — restores them. A token of a [broadcast](Commanders::broadcast_live)
+//! — also to another node — restores them. A token of a [broadcast](super::Target::put_live)
 //! is bound to its topic instead (every page on it got the same one). A join refuses (logged,
 //! and reported in the reply's `live_rejected`) a tampered token, one of another commander,
 //! region or page load (another tab, another browser), one of a topic the page is not on, one
@@ -24,13 +24,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
-use super::{
-    Commanders, Html, Page, PatchError,
-    hub::Hub,
-    runtime::{Feed, LiveUpdate},
-    token::unix_now,
-};
-use crate::transport::frame::encode_broadcast;
+use super::{Html, Page, Patch, PatchError, hub::Hub, token::unix_now};
 
 /// Assigns of a live region: an askama template that is also (de)serializable. Implemented
 /// for every such type.
@@ -100,7 +94,7 @@ struct LiveClaims {
     /// The page load it was made for (`PageClaims::load`); 0 for a broadcast.
     #[serde(rename = "l", default)]
     load: u64,
-    /// The topic it was broadcast to (`Commanders::broadcast_live`).
+    /// The topic it was broadcast to (`Target::put_live`).
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     topic: Option<String>,
 }
@@ -137,15 +131,15 @@ impl LiveRegion {
 }
 
 /// The selector of live region `name`.
-fn selector(name: &str) -> String {
+pub(crate) fn selector(name: &str) -> String {
     super::patch::attr_selector("tether-live", name)
 }
 
 /// A live region rendered from its assigns: the markup, the assigns as kept, the token.
-struct Rendered {
-    html: Html,
-    value: Value,
-    token: String,
+pub(crate) struct Rendered {
+    pub(crate) html: Html,
+    pub(crate) value: Value,
+    pub(crate) token: String,
 }
 
 impl Hub {
@@ -187,7 +181,7 @@ impl Hub {
     /// Renders region `name` of `commander` from `assigns`, and makes the token the page keeps
     /// for `whom` (refused when over `[commander] max_live_bytes`). Every way a region is
     /// rendered (by a controller, a poke, a broadcast) goes through here.
-    fn render_live<T: LiveTemplate>(
+    pub(crate) fn render_live<T: LiveTemplate>(
         &self,
         commander: &str,
         name: &str,
@@ -257,23 +251,9 @@ impl Hub {
     }
 }
 
-impl Commanders {
-    /// Renders live region `name` of a page of `commander` with `assigns`, for the
-    /// controller: the markup, and the token the page keeps.
-    ///
-    /// ```
-    /// # use tether::commander::{Commanders, PageOptions};
-    /// #[derive(askama::Template, serde::Serialize, serde::Deserialize)]
-    /// #[template(source = "{{ count }} in the cart", ext = "html")]
-    /// struct Cart { count: u32 }
-    /// # fn f(commanders: &Commanders, req: &actix_web::HttpRequest) -> Result<(), Box<dyn std::error::Error>> {
-    /// let cart = commanders.live("shop", "cart", &Cart { count: 0 })?;
-    /// // In the page: <span tether-live="cart">{{ cart_html }}</span> … {{ script }}
-    /// let cart_html = cart.html().clone();
-    /// let script = commanders.script_with("shop", req, &PageOptions::new().live(&cart));
-    /// # let _ = (cart_html, script); Ok(()) }
-    /// ```
-    pub fn live<T: LiveTemplate>(
+impl Hub {
+    /// Renders live region `name` of `commander` for a controller (see [`Commanders::live`](super::Commanders::live)).
+    pub(crate) fn live_region<T: LiveTemplate>(
         &self,
         commander: &str,
         name: &str,
@@ -282,7 +262,7 @@ impl Commanders {
         // The page's token is made later, by the script tag (for its page load): checked here
         // for size with the largest load number.
         let whom = LiveFor::Load(u64::MAX);
-        let Rendered { html, value, .. } = self.hub.render_live(commander, name, assigns, whom)?;
+        let Rendered { html, value, .. } = self.render_live(commander, name, assigns, whom)?;
         Ok(LiveRegion {
             name: name.to_string(),
             commander: commander.to_string(),
@@ -329,7 +309,7 @@ impl Page {
         let hub = self.handle.0.hub.clone();
         let whom = LiveFor::Load(self.state.load);
         let rendered = hub.render_live(self.handle.commander(), name, assigns, whom)?;
-        self.morph(&selector(name), rendered.html)?;
+        self.apply(Patch::morph(&selector(name), rendered.html))?;
         self.handle
             .push("live", &json!({ "name": name, "token": rendered.token }))
             .map_err(PatchError::from)?;
@@ -338,9 +318,10 @@ impl Page {
         Ok(())
     }
 
-    /// Changes live region `name` as [`Page::poke`] does, from this page's assigns, and sets
-    /// it on **every** page on `topic` (this one included): rendered once, sent as one
-    /// frame, and every page's server copy follows (see [`Commanders::broadcast_live`]).
+    /// Drab.Live's `broadcast_poke`: changes live region `name` as [`Page::poke`] does, from
+    /// this page's assigns, and sets it on **every** page on `topic` (this one included):
+    /// rendered once, sent as one frame, and every page's server copy follows (see
+    /// [`Target::put_live`](super::Target::put_live)); this page's copy at once.
     pub fn broadcast_poke<T: LiveTemplate>(
         &mut self,
         topic: &str,
@@ -349,47 +330,9 @@ impl Page {
     ) -> Result<(), LiveError> {
         let mut assigns: T = self.peek(name)?;
         change(&mut assigns);
-        let commander = self.handle.commander().to_string();
-        let value = self
-            .commanders()
-            .broadcast_live(topic, &commander, name, &assigns)?;
+        let commander = self.handle.commander();
+        let value = self.to(topic).put_live(commander, name, &assigns)?;
         self.state.keep_live(name, value);
         Ok(())
-    }
-}
-
-impl Commanders {
-    /// Sets live region `name` of `commander`'s pages on `topic` to `assigns`: rendered once
-    /// and sent as one morph and one token (bound to `topic`, not to a page load: any page
-    /// on the topic may send it back) to every page on the topic (on every node); each
-    /// page's server copy follows shortly after (through its queue, so a `peek` in a handler
-    /// that runs after the broadcast reached that page sees it). Returns the assigns as kept.
-    pub fn broadcast_live<T: LiveTemplate>(
-        &self,
-        topic: &str,
-        commander: &str,
-        name: &str,
-        assigns: &T,
-    ) -> Result<Value, LiveError> {
-        let whom = LiveFor::Topic(topic);
-        let Rendered { html, value, token } =
-            self.hub.render_live(commander, name, assigns, whom)?;
-        let morph = super::Patch::morph(&selector(name), html);
-        self.hub.check(&morph)?;
-        // The pages' tasks first, then their browsers: every node delivers bus messages in
-        // order, so by the time a browser has the new region its page's task has the update
-        // queued, and a handler the browser triggers next sees it.
-        let update = LiveUpdate {
-            commander: commander.to_string(),
-            name: name.to_string(),
-            assigns: value.clone(),
-        };
-        let live_topic = Feed::Live.topic(topic);
-        let frame = encode_broadcast(&live_topic, "live", &update);
-        self.hub.pubsub.broadcast(&live_topic, frame, None);
-        self.broadcast(topic, &morph)?;
-        let frame = encode_broadcast(topic, "live", &json!({ "name": name, "token": token }));
-        self.hub.pubsub.broadcast(topic, frame, None);
-        Ok(value)
     }
 }

@@ -370,7 +370,7 @@ impl Page {
     }
 
     /// Keeps this page's live regions' assigns current when they are broadcast to one of its
-    /// topics (`Commanders::broadcast_live`): from its first live region on, the page follows
+    /// topics (`Target::put_live`): from its first live region on, the page follows
     /// the live feed of every topic it is on.
     pub(crate) fn follow_live(&mut self) {
         if self.state.live.is_empty() || self.handle.is_gone() {

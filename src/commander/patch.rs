@@ -5,6 +5,8 @@
 //!
 //! Pure: it builds and checks patches; it must never send one.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -169,6 +171,39 @@ pub enum Patch {
         #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+}
+
+/// A cookie for [`Patch::set_cookie`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cookie {
+    name: String,
+    value: String,
+    max_age: Option<Duration>,
+    path: Option<String>,
+}
+
+impl Cookie {
+    /// A session cookie `name=value` (both checked when sent: a token, cookie-octets).
+    pub fn new(name: &str, value: &str) -> Cookie {
+        Cookie {
+            name: name.to_string(),
+            value: value.to_string(),
+            max_age: None,
+            path: None,
+        }
+    }
+
+    /// Kept for `max_age`.
+    pub fn max_age(mut self, max_age: Duration) -> Cookie {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// Sent for `path` only.
+    pub fn path(mut self, path: &str) -> Cookie {
+        self.path = Some(path.to_string());
+        self
+    }
 }
 
 /// A browser console method, for [`Patch::Console`].
@@ -345,6 +380,57 @@ impl Patch {
     pub fn remove(sel: &str) -> Patch {
         Patch::Remove {
             sel: sel.to_string(),
+        }
+    }
+
+    /// Navigates the page to `url` (Drab.Browser `redirect_to`); script URLs are refused.
+    pub fn redirect_to(url: &str) -> Patch {
+        Patch::Redirect {
+            url: url.to_string(),
+        }
+    }
+
+    /// Changes the address bar to `url` without loading it (`history.pushState`; Drab.Browser
+    /// `set_url`); script URLs are refused.
+    pub fn set_url(url: &str) -> Patch {
+        Patch::SetUrl {
+            url: url.to_string(),
+        }
+    }
+
+    /// Writes `msg` to the browser's console (Drab.Browser `console`).
+    pub fn console(level: ConsoleLevel, msg: &str) -> Patch {
+        Patch::Console {
+            level,
+            msg: msg.to_string(),
+        }
+    }
+
+    /// Sets `cookie` in the browser (refused unless its name is a token and its value and
+    /// path are cookie-octets).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tether::commander::{Cookie, Patch};
+    /// let patch = Patch::set_cookie(&Cookie::new("theme", "dark").max_age(Duration::from_secs(3600)));
+    /// assert!(matches!(patch, Patch::Cookie { max_age: Some(3600), .. }));
+    /// ```
+    pub fn set_cookie(cookie: &Cookie) -> Patch {
+        Patch::Cookie {
+            name: cookie.name.clone(),
+            value: Some(cookie.value.clone()),
+            max_age: cookie.max_age.map(|d| d.as_secs()),
+            path: cookie.path.clone(),
+        }
+    }
+
+    /// Deletes cookie `name` (on the page's default path).
+    pub fn delete_cookie(name: &str) -> Patch {
+        Patch::Cookie {
+            name: name.to_string(),
+            value: None,
+            max_age: None,
+            path: None,
         }
     }
 }

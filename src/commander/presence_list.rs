@@ -2,9 +2,9 @@
 //! without any commander code (as live counters are), on the live-counter task's tick.
 //!
 //! Two forms:
-//! - [`Commanders::presence_list`]: a `<ul>` with one `<li data-tether-key>` per key (its
+//! - [`Commanders::presence_list`](super::Commanders::presence_list): a `<ul>` with one `<li data-tether-key>` per key (its
 //!   `.key` and its number of `.connections`), rendered by the server and morphed in place.
-//! - [`Commanders::presence_list_with`]: the app's own fragment per entry (a `<template>`
+//! - [`Commanders::presence_list_with`](super::Commanders::presence_list_with): the app's own fragment per entry (a `<template>`
 //!   whose `data-field` elements get the entry's key, connections or meta fields), filled in
 //!   by tether.js from entries the server sends. Only the meta fields the list names leave
 //!   the server, always as text.
@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Commanders, Html, Patch, hub::Hub, token::unix_now};
+use super::{Html, Patch, hub::Hub, token::unix_now};
 use crate::{presence::Presences, transport::frame::encode_broadcast};
 
 /// Most meta fields one list may show.
@@ -187,17 +187,11 @@ fn selector(topic: &str) -> String {
     super::patch::attr_selector("data-tether-presence", topic)
 }
 
-impl Commanders {
-    /// A live presence list for a template: `<ul data-tether-presence=…>` with one
-    /// `<li data-tether-key="<key>">` per presence key on `topic` (its `.key` and its number of
-    /// `.connections`), kept current by the server without commander code (at most every
-    /// `[commander] counter_interval_ms`, only when it changed), morphed in place. The page
-    /// must be on `topic`.
-    ///
-    /// Presence keys are shown as they are: every page showing the list sees them (use
-    /// [`Commanders::presence_list_with_keys`] with [`ListKeys::Hashed`] to keep them).
-    pub fn presence_list(&self, topic: &str) -> Html {
-        self.hub.warn_if_untracked("a presence list");
+impl Hub {
+    /// The server-rendered presence list of `topic` (see
+    /// [`Commanders::presence_list`](super::Commanders::presence_list)).
+    pub(crate) fn presence_list(&self, topic: &str) -> Html {
+        self.warn_if_untracked("a presence list");
         let items = render(&self.list(topic));
         let spec = ListSpec {
             topic: topic.to_string(),
@@ -207,61 +201,21 @@ impl Commanders {
         Html::trusted(format!(
             r#"<ul data-tether-presence="{}" data-tether-list="{}">{items}</ul>"#,
             Html::escape(topic),
-            Html::escape(&self.hub.sign_list_spec(&spec)),
+            Html::escape(&self.sign_list_spec(&spec)),
         ))
     }
 
-    /// A live presence list drawn with the app's own fragment per entry: `item` is markup
-    /// whose elements with `data-field="<name>"` show, as text, the entry's `key`, its number
-    /// of `connections`, or the field `<name>` of its meta — only the `fields` named here
-    /// leave the server (at most [`MAX_LIST_FIELDS`] plain names), with each entry's presence
-    /// key, which is public to every page showing the list (see
-    /// [`Commanders::presence_list_with_keys`] to hash it). tether.js keeps it current on the
-    /// counters' tick, without commander code; the page must be on `topic`. Entries are in
-    /// key order, one per key (`data-tether-key` on each).
-    ///
-    /// ```
-    /// # use tether::commander::{Commanders, Html};
-    /// # fn f(commanders: &Commanders) {
-    /// // Put the name in the meta with `Commander::presence`, then:
-    /// let readers = commanders.presence_list_with(
-    ///     "tether:topic:article-1",
-    ///     &["name"],
-    ///     Html::trusted(r#"<li><b data-field="name"></b> (<span data-field="connections"></span> tabs)</li>"#),
-    /// );
-    /// assert!(readers.as_str().starts_with("<ul data-tether-presence="));
-    /// # }
-    /// ```
-    pub fn presence_list_with(&self, topic: &str, fields: &[&str], item: Html) -> Html {
-        self.presence_list_with_keys(topic, fields, item, ListKeys::Public)
-    }
-
-    /// [`Commanders::presence_list_with`], choosing what browsers learn of each entry's
-    /// presence key: itself ([`ListKeys::Public`]) or a keyed hash of it
-    /// ([`ListKeys::Hashed`]; `data-field="key"` and `data-tether-key` then show the hash).
-    /// Hash the keys when they are browser ids or anything a visitor should not learn of
-    /// another; show a name from the meta instead.
-    ///
-    /// ```
-    /// # use tether::commander::{Commanders, Html, ListKeys};
-    /// # fn f(commanders: &Commanders) {
-    /// let who = commanders.presence_list_with_keys(
-    ///     "tether:topic:global",
-    ///     &["name"],
-    ///     Html::trusted(r#"<li data-field="name"></li>"#),
-    ///     ListKeys::Hashed,
-    /// );
-    /// assert!(who.as_str().contains(r#"data-tether-keys="hashed""#));
-    /// # }
-    /// ```
-    pub fn presence_list_with_keys(
+    /// A presence list of `topic` drawn with `item`, showing `fields` of each entry's meta
+    /// and its key, hashed or not (see
+    /// [`Commanders::presence_list_with_keys`](super::Commanders::presence_list_with_keys)).
+    pub(crate) fn templated_list(
         &self,
         topic: &str,
-        fields: &[&str],
         item: Html,
-        keys: ListKeys,
+        fields: &[&str],
+        hashed: bool,
     ) -> Html {
-        self.hub.warn_if_untracked("a presence list");
+        self.warn_if_untracked("a presence list");
         let fields = checked_fields(fields.iter().copied()).unwrap_or_else(|| {
             tracing::warn!(
                 ?fields,
@@ -269,8 +223,7 @@ impl Commanders {
             );
             Vec::new()
         });
-        let hashed = keys == ListKeys::Hashed;
-        let shown_key = |key: &str| self.hub.shown_key(topic, key, hashed);
+        let shown_key = |key: &str| self.shown_key(topic, key, hashed);
         let first = entries(&self.list(topic), &fields, shown_key);
         let spec = ListSpec {
             topic: topic.to_string(),
@@ -286,7 +239,7 @@ impl Commanders {
             r#"<ul data-tether-presence="{}" data-tether-fields="{}"{keys_attr} data-tether-list="{}" data-tether-entries="{}"><template>{}</template></ul>"#,
             Html::escape(topic),
             Html::escape(&fields.join(",")),
-            Html::escape(&self.hub.sign_list_spec(&spec)),
+            Html::escape(&self.sign_list_spec(&spec)),
             Html::escape(&first.to_string()),
             item.as_str()
         ))
@@ -294,9 +247,8 @@ impl Commanders {
 
     /// Everyone on `topic` (key → metas), as presence tracks them now; empty when pages
     /// are not tracked.
-    pub fn list(&self, topic: &str) -> Presences {
-        self.hub
-            .presence
+    pub(crate) fn list(&self, topic: &str) -> Presences {
+        self.presence
             .as_ref()
             .map(|presence| presence.list(topic))
             .unwrap_or_default()

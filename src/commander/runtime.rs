@@ -198,7 +198,7 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
 
 /// What a page's server-side subscription to a topic carries: messages for its
 /// `handle_info` ([`Commanders::send_info`]) or new assigns of live regions
-/// (`Commanders::broadcast_live`), each on its own pub/sub topic derived from the page's.
+/// (`Target::put_live`), each on its own pub/sub topic derived from the page's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Feed {
     Info,

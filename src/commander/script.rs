@@ -9,10 +9,14 @@ use actix_web::HttpRequest;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{Commanders, Html, hub::PageClaims, token::unix_now};
+use super::{
+    Html,
+    hub::{Hub, PageClaims},
+    token::unix_now,
+};
 use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
 
-/// What a controller adds to a page's token ([`Commanders::script_with`]): shared commanders
+/// What a controller adds to a page's token ([`Commanders::script_with`](super::Commanders::script_with)): shared commanders
 /// the page may call, and assigns its commander can read ([`Page::assign`](super::Page::assign)).
 /// The token is signed, not encrypted: the browser can read assigns but not change them.
 ///
@@ -80,83 +84,68 @@ impl PageOptions {
     }
 }
 
-impl Commanders {
-    /// The tags a page of `commander` includes (`{{ script }}` in askama): tether.js and
-    /// a signed token naming the commander and the request's path. The script and socket
-    /// paths are where the endpoint's routes are mounted (under a `web::scope` too).
-    ///
-    /// Panics if `commander` is not registered (a programming error, caught at the first
-    /// render).
-    pub fn script(&self, commander: &str, request: &HttpRequest) -> Html {
-        self.script_with(commander, request, &PageOptions::new())
-    }
-
-    /// [`Commanders::script`] with shared commanders and assigns in the token (Drab's
-    /// `Drab.Client.run(conn, assigns)`).
-    pub fn script_with(
-        &self,
-        commander: &str,
-        request: &HttpRequest,
-        options: &PageOptions,
-    ) -> Html {
-        assert!(
-            self.hub.commanders.contains_key(commander),
-            "commander `{commander}` is not registered"
-        );
-        let claims = PageClaims {
-            commander: commander.to_string(),
-            path: request.path().to_string(),
-            shared: options.shared.clone(),
-            assigns: options.assigns.clone(),
-            load: PageClaims::new_load(),
-        };
-        let token = self.hub.keys.sign("page", &claims, unix_now());
-        // The live regions' tokens, made for this page load only.
-        let mut tokens = Map::new();
-        for region in &options.live {
-            let whom = super::live::LiveFor::Load(claims.load);
-            let token = self
-                .hub
-                .live_token(&region.commander, &region.name, &region.assigns, whom);
-            if token.len() > self.hub.config.max_live_bytes {
-                // Checked by `Commanders::live` with the largest load: cannot happen.
-                tracing::warn!(region = %region.name, "live region over max_live_bytes left out");
-                continue;
-            }
-            tokens.insert(region.name.clone(), Value::String(token));
+/// The tags a page of `commander` includes (see [`Commanders::script_with`](super::Commanders::script_with)).
+pub(crate) fn render(
+    hub: &Hub,
+    commander: &str,
+    request: &HttpRequest,
+    options: &PageOptions,
+) -> Html {
+    assert!(
+        hub.commanders.contains_key(commander),
+        "commander `{commander}` is not registered"
+    );
+    let claims = PageClaims {
+        commander: commander.to_string(),
+        path: request.path().to_string(),
+        shared: options.shared.clone(),
+        assigns: options.assigns.clone(),
+        load: PageClaims::new_load(),
+    };
+    let token = hub.keys.sign("page", &claims, unix_now());
+    // The live regions' tokens, made for this page load only.
+    let mut tokens = Map::new();
+    for region in &options.live {
+        let whom = super::live::LiveFor::Load(claims.load);
+        let token = hub.live_token(&region.commander, &region.name, &region.assigns, whom);
+        if token.len() > hub.config.max_live_bytes {
+            // Checked by `Commanders::live` with the largest load: cannot happen.
+            tracing::warn!(region = %region.name, "live region over max_live_bytes left out");
+            continue;
         }
-        // Where the endpoint is mounted (under a scope, say), as actix knows it.
-        let path_of = |name: &str| {
-            request
-                .url_for_static(name)
-                .ok()
-                .map(|url| url.path().to_string())
-        };
-        let socket_path = &self.hub.config.socket_path;
-        let src = path_of(TETHER_JS_ROUTE).unwrap_or_else(|| "/tether.js".to_string());
-        let socket = path_of(&socket_route_name(socket_path))
-            .and_then(|p| p.strip_suffix("/websocket").map(str::to_string))
-            .unwrap_or_else(|| socket_path.clone());
-        let live = if tokens.is_empty() {
-            String::new()
-        } else {
-            let tokens = Value::Object(tokens).to_string();
-            format!(r#" data-tether-live="{}""#, Html::escape(&tokens))
-        };
-        let events = if options.events.is_empty() {
-            String::new()
-        } else {
-            format!(
-                r#" data-tether-events="{}""#,
-                Html::escape(&options.events.join(" "))
-            )
-        };
-        Html::trusted(format!(
-            r#"<script src="{}" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}"{live}{events} defer></script>"#,
-            Html::escape(&src),
-            Html::escape(&socket),
-            Html::escape(commander),
-            Html::escape(&token),
-        ))
+        tokens.insert(region.name.clone(), Value::String(token));
     }
+    // Where the endpoint is mounted (under a scope, say), as actix knows it.
+    let path_of = |name: &str| {
+        request
+            .url_for_static(name)
+            .ok()
+            .map(|url| url.path().to_string())
+    };
+    let socket_path = &hub.config.socket_path;
+    let src = path_of(TETHER_JS_ROUTE).unwrap_or_else(|| "/tether.js".to_string());
+    let socket = path_of(&socket_route_name(socket_path))
+        .and_then(|p| p.strip_suffix("/websocket").map(str::to_string))
+        .unwrap_or_else(|| socket_path.clone());
+    let live = if tokens.is_empty() {
+        String::new()
+    } else {
+        let tokens = Value::Object(tokens).to_string();
+        format!(r#" data-tether-live="{}""#, Html::escape(&tokens))
+    };
+    let events = if options.events.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#" data-tether-events="{}""#,
+            Html::escape(&options.events.join(" "))
+        )
+    };
+    Html::trusted(format!(
+        r#"<script src="{}" data-tether-socket="{}" data-tether-commander="{}" data-tether-token="{}"{live}{events} defer></script>"#,
+        Html::escape(&src),
+        Html::escape(&socket),
+        Html::escape(commander),
+        Html::escape(&token),
+    ))
 }

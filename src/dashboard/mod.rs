@@ -273,7 +273,10 @@ impl Panel {
         let snapshot = self.latest.borrow().clone();
         let settings = page.get_mut::<ViewSettings>().clone();
         let html = view::render(&snapshot, &settings)?;
-        page.morph("#dashboard_live", Html::trusted(html))?;
+        page.apply(crate::commander::Patch::morph(
+            "#dashboard_live",
+            Html::trusted(html),
+        ))?;
         Ok(())
     }
 
