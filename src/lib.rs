@@ -5,6 +5,22 @@
 //! **Phoenix Channels V2 JSON protocol**, so the official `phoenix` npm client works against a
 //! tether server unchanged.
 //!
+//! ## Start here
+//!
+//! Six types, in the order the README meets them; everything else is reachable from them.
+//!
+//! | type | what you do with it |
+//! |---|---|
+//! | [`Endpoint`] | wire the app: [`Endpoint::builder`] takes the [`Config`], your sockets and commanders, and [`serve`] runs it (the one wiring path) |
+//! | [`Commander`](commander::Commander) | write a page's server side: callbacks (`on_connect`, `on_load`, `on_disconnect`, `handle_info`) and the DOM event handlers a page may call |
+//! | [`Page`](commander::Page) | the connected page a callback is given: its session, store, presence key and a [`PageHandle`](commander::PageHandle) to reach it later |
+//! | [`Patch`](commander::Patch) | what changes in the browser: `Patch::set`, `html`, `morph`, `props`, `style`, `attr`, `insert`, `remove`, `js`, …, sent with `page.apply(patch)`, `page.to(topic).apply(patch)` or `page.others(topic).apply(patch)` |
+//! | [`Commanders`](commander::Commanders) | reach pages from outside a page (a background task, an HTTP handler): `commanders.to(topic).apply(patch)`, live counters, presence lists, the page's script tag |
+//! | [`Presence`](presence::Presence) | who is on a topic: `track`, `list`, `count_users`, … (pages are tracked for you) |
+//!
+//! The README and `docs/guide.md` walk through them with code; `examples/` has one program
+//! per idea.
+//!
 //! ## The pieces, bottom up
 //!
 //! | module | job |
