@@ -12,10 +12,10 @@
 //! the cap to be shown (a topic of a few hundred members hardly notices). A change after a
 //! quiet window starts again at the base.
 //!
-//! A grown window ends early once its topic has been quiet for the base or a sixteenth of
-//! the window, whichever is longer (100 ms of a 1.6 s window, 312 ms of 5 s): the storm is over,
-//! so its last changes (and the states of its last joiners) go out a base after the last
-//! change instead of waiting for the rest of a window of seconds. While changes keep coming
+//! A grown window ends early once its topic has been quiet for twice the base or a sixteenth
+//! of the window, whichever is longer (100 ms of a 1.6 s window or less, 312 ms of 5 s): the
+//! storm is over, so its last changes go out soon after the last change instead of waiting
+//! for the rest of a window of seconds. While changes keep coming
 //! (a storm at 1,000/s has one every millisecond) this never fires, so the window count above
 //! holds.
 //!
@@ -38,7 +38,8 @@ use std::{collections::HashMap, sync::Arc};
 pub(super) const MAX_WINDOW_MS: u64 = 5_000;
 
 /// A grown window ends once its topic has been quiet for `window / QUIET_FRACTION` (at
-/// least the base).
+/// least twice the base: a window cut by volume counts as the ~1 s it had, and a busy
+/// server's pause of a base within a storm is not its end).
 const QUIET_FRACTION: u64 = 16;
 
 /// A window ends once its changes times its topic's listeners reach this many metas (or
@@ -75,12 +76,12 @@ struct Pace {
 
 impl Pace {
     /// When the open window ends: at its due time, or once the topic has been quiet for
-    /// the base or a sixteenth of the window, whichever is longer (a pause of a busy server
-    /// within a storm is not its end), when the window is longer than the base.
+    /// twice the base or a sixteenth of the window, whichever is longer (a pause of a busy
+    /// server within a storm is not its end), when the window is longer than the base.
     fn ends(&self, base: u64) -> Option<u64> {
         let due = self.due?;
         if self.window > base {
-            let quiet = base.max(self.window / QUIET_FRACTION);
+            let quiet = (2 * base).max(self.window / QUIET_FRACTION);
             Some(due.min(self.last_change + quiet))
         } else {
             Some(due)
@@ -381,5 +382,7 @@ mod tests {
         // The next window doubles what the cut one had (400 ms), not its plan (3,200 ms).
         let next = now + 401;
         assert_eq!(pacer.open(&topic, next, 10_000) - next, 800);
+        // Quiet for 50 ms (a sixteenth of 800 ms, one base) is a pause, not the end: two bases.
+        assert_eq!(pacer.next_due(), Some(next + 100));
     }
 }
