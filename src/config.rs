@@ -750,6 +750,10 @@ impl Config {
                 self.presence.broadcast_period_ms,
             ),
             (
+                "presence.max_window_metas",
+                self.presence.max_window_metas as u64,
+            ),
+            (
                 "commander.browser_response_timeout_ms",
                 self.commander.browser_response_timeout_ms,
             ),
