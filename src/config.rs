@@ -437,8 +437,8 @@ pub struct PresenceConfig {
     pub coalesce_ms: u64,
     /// A topic's window also ends once its changes times the topic's presence subscribers
     /// reach this many metas (or subscribers² / 16, if more), so that what one window's end
-    /// queues in all stays bounded (8,000,000, ~600 MB of a `presence_chat` room: a storm's
-    /// last diff of 10,000 members holds ~800 joins, not up to 5 s of them).
+    /// queues in all stays bounded (10,000,000, ~760 MB of a `presence_chat` room: a storm's
+    /// last diff of 10,000 members holds ~1,000 joins, not up to 5 s of them).
     pub max_window_metas: usize,
     /// How long the entries of a dropped connection wait before they leave; a reconnect of
     /// the same key to the same topic on this node meanwhile takes them over, so nobody sees
@@ -476,7 +476,7 @@ impl Default for PresenceConfig {
             down_period_ms: 30_000,
             permdown_period_ms: 1_200_000,
             coalesce_ms: 50,
-            max_window_metas: 8_000_000,
+            max_window_metas: 10_000_000,
             leave_grace_ms: 0,
             max_meta_bytes: 4096,
             max_heartbeat_bytes: 65_536,

@@ -21,13 +21,13 @@
 //!
 //! A window also ends once what it would queue is large: its changes times the topic's
 //! listeners (each gets the diff) reaching [`MAX_WINDOW_VOLUME`] metas, or a sixteenth of
-//! listeners² when that is more ([`Pacer::full`]; `presence.max_window_metas`). So the diff at the end of a storm is bounded
-//! (8 M metas, ~600 MB at 10,000 members: the last window of a 10,000-client storm at 1,000/s
-//! holds ~800 joins, not up to 5,000), and the last joiners are exact soon after the last
-//! join. A window cut this way counts as the length it had for the next one's doubling and
-//! the quiet rule. In frames, the storm above costs about 16 diffs at 10,000 and ~27 at
-//! 20,000 (where the sixteenth of listeners² holds it; without the volume rule 16, with a
-//! last window of up to 5 s × 20,000 listeners).
+//! listeners² when that is more ([`Pacer::full`]; `presence.max_window_metas`). So the diff
+//! at the end of a storm is bounded (10 M metas, ~760 MB at 10,000 members: the last window
+//! of a 10,000-client storm at 1,000/s holds ~1,000 joins, not up to 5,000), and the last
+//! joiners are exact soon after the last join. A window cut this way counts as the length it
+//! had for the next one's doubling and the quiet rule. In windows, the storm above costs
+//! about 16 at 10,000 and ~26 at 20,000, where the sixteenth of listeners² holds it (without
+//! the volume rule: 14 and 16, with a last window of up to 5 s × 20,000 listeners).
 //!
 //! Pure: no clock (times are passed in, in the presence clock's ms), no I/O. It must never
 //! decide what a diff holds (the windows do), only when it goes out.
@@ -45,7 +45,7 @@ const QUIET_FRACTION: u64 = 16;
 /// A window ends once its changes times its topic's listeners reach this many metas (or
 /// listeners² / [`VOLUME_FRACTION`], if more): the most one window's diff queues in all.
 /// The default of `presence.max_window_metas`.
-pub(super) const MAX_WINDOW_VOLUME: usize = 8_000_000;
+pub(super) const MAX_WINDOW_VOLUME: usize = 10_000_000;
 
 /// See [`MAX_WINDOW_VOLUME`]: a window of a topic of `n` listeners may queue `n² / 16`
 /// metas, a sixteenth of what `n` full states would cost, so that very large topics still
@@ -361,8 +361,8 @@ mod tests {
         }
         assert_eq!(pacer.open(&topic, now, 10_000) - now, 3_200);
         assert!(
-            !pacer.full(799, 10_000) && pacer.full(800, 10_000),
-            "8 M metas"
+            !pacer.full(999, 10_000) && pacer.full(1_000, 10_000),
+            "10 M metas"
         );
         assert!(
             pacer.full(2_500, 40_000) && !pacer.full(2_499, 40_000),
