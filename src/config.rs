@@ -435,6 +435,11 @@ pub struct PresenceConfig {
     /// topic's window grows from it, up to 5 s on a topic of 10,000 members).
     /// Env `TETHER_PRESENCE_COALESCE_MS`.
     pub coalesce_ms: u64,
+    /// A topic's window also ends once its changes times the topic's presence subscribers
+    /// reach this many metas (or subscribers² / 16, if more), so that what one window's end
+    /// queues in all stays bounded (10,000,000, ~760 MB of a `presence_chat` room: a storm's
+    /// last diff of 10,000 members holds ~1,000 joins, not up to 5 s of them).
+    pub max_window_metas: usize,
     /// How long the entries of a dropped connection wait before they leave; a reconnect of
     /// the same key to the same topic on this node meanwhile takes them over, so nobody sees
     /// a leave. 0 (the default, as in Phoenix): leave at once. Env
@@ -471,6 +476,7 @@ impl Default for PresenceConfig {
             down_period_ms: 30_000,
             permdown_period_ms: 1_200_000,
             coalesce_ms: 50,
+            max_window_metas: 10_000_000,
             leave_grace_ms: 0,
             max_meta_bytes: 4096,
             max_heartbeat_bytes: 65_536,
@@ -742,6 +748,10 @@ impl Config {
             (
                 "presence.broadcast_period_ms",
                 self.presence.broadcast_period_ms,
+            ),
+            (
+                "presence.max_window_metas",
+                self.presence.max_window_metas as u64,
             ),
             (
                 "commander.browser_response_timeout_ms",

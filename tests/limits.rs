@@ -211,6 +211,22 @@ async fn an_idle_connection_is_closed_with_1001_and_heartbeats_keep_it_open() {
 }
 
 #[tokio::test]
+async fn a_connection_silent_for_longer_than_the_write_timeout_still_gets_its_close_frame() {
+    // Timed (the idle timeout): not beside another test that measures memory or time.
+    let _serial = support::serial::serial();
+    let server = start(
+        test_config()
+            .with_idle_timeout_ms(800)
+            .with_write_timeout_ms(200),
+    );
+    let mut idle = server.client("").await;
+    // Nothing was written to it for 800 ms, four write timeouts: that is silence, not a
+    // stalled write. The idle close must be written, not abandoned as a write timeout.
+    let (code, reason) = idle.expect_close().await;
+    assert_eq!((code, reason.as_str()), (1001, "idle timeout"));
+}
+
+#[tokio::test]
 async fn origin_check_refuses_other_hosts_by_default() {
     let server = start(test_config());
     let own = format!("http://127.0.0.1:{}", server.port);

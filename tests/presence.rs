@@ -700,3 +700,206 @@ async fn rapid_connect_join_drop_cycles_do_not_leave_keys_in_grace() {
     let state = presence_frame(&mut joiner).await;
     assert_eq!(state[4].as_object().map(|m| m.len()), Some(22), "{state}");
 }
+
+/// A client's view of a topic from its presence frames: the refs it holds; a join of a ref
+/// it holds or a leave of one it does not is a server bug (counted twice, or a ghost).
+#[derive(Default)]
+struct View {
+    refs: std::collections::HashSet<String>,
+    frames: usize,
+}
+
+impl View {
+    fn apply(&mut self, frame: &Value) {
+        self.frames += 1;
+        if frame[3] == "presence_state" {
+            assert!(self.refs.is_empty(), "a second state");
+            self.refs.extend(refs_of(&frame[4]));
+            return;
+        }
+        for r in refs_of(&frame[4]["leaves"]) {
+            assert!(
+                self.refs.remove(&r),
+                "a leave of {r}, which this client never had"
+            );
+        }
+        for r in refs_of(&frame[4]["joins"]) {
+            assert!(self.refs.insert(r.clone()), "{r} joined twice");
+        }
+    }
+}
+
+/// Every ref on `topic`, as the server holds them.
+fn server_refs(presence: &Presence, topic: &str) -> std::collections::HashSet<String> {
+    presence
+        .list(topic)
+        .0
+        .values()
+        .flatten()
+        .map(|m| m["phx_ref"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Reads `client`'s presence frames into `view` until it holds exactly what the server
+/// holds (bounded by WAIT).
+async fn converge(client: &mut Client, view: &mut View, presence: &Presence, topic: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while view.refs != server_refs(presence, topic) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not converged: {} refs against {}",
+            view.refs.len(),
+            presence.count_connections(topic)
+        );
+        let frame = tokio::time::timeout(Duration::from_millis(200), presence_frame(client)).await;
+        if let Ok(frame) = frame {
+            view.apply(&frame);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_joiner_inside_a_long_window_gets_its_state_within_the_base_and_then_only_what_it_lacks()
+{
+    const TOPIC: &str = "room:long";
+    let (server, presence, _) = start(50).await;
+    let mut old = server.client("").await;
+    old.join(TOPIC, json!({"key": "old"})).await;
+    let mut old_view = View::default();
+    old_view.apply(&presence_frame(&mut old).await);
+    // A big room (its window may grow to 3.5 s), then a steady stream of changes: every 5 ms
+    // a join, and every other step the leave of the join before it (often in the same
+    // window: the pair cancels in the window's diff, but not for a state taken between).
+    for owner in 1..=7_000 {
+        presence
+            .track_owner(TOPIC, OwnerId(owner), &format!("k{owner}"), json!({}))
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let (presence, stop) = (presence.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            let mut owner = 10_000;
+            while !stop.load(Ordering::SeqCst) {
+                tick.tick().await;
+                owner += 1;
+                let key = format!("k{owner}");
+                presence
+                    .track_owner(TOPIC, OwnerId(owner), &key, json!({}))
+                    .unwrap();
+                if owner % 2 == 0 {
+                    let before = format!("k{}", owner - 1);
+                    presence
+                        .untrack_owner(TOPIC, OwnerId(owner - 1), &before)
+                        .unwrap();
+                }
+            }
+        })
+    };
+    // The window grows while the changes keep coming: wait until two diffs are ≥ 700 ms
+    // apart (an 800 ms window); the next one is twice as long.
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
+    let mut last = tokio::time::Instant::now();
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the window never grew"
+        );
+        let frame = presence_frame(&mut old).await;
+        old_view.apply(&frame);
+        let now = tokio::time::Instant::now();
+        let gap = now - std::mem::replace(&mut last, now);
+        if gap >= Duration::from_millis(700) {
+            break;
+        }
+    }
+    // A window of ≥ 1.6 s has just opened: join inside it.
+    let mut late = server.client("").await;
+    late.join(TOPIC, json!({"key": "late"})).await;
+    let joined = tokio::time::Instant::now();
+    let state = presence_frame(&mut late).await;
+    let waited = joined.elapsed();
+    assert_eq!(state[3], "presence_state");
+    assert!(
+        waited < Duration::from_millis(700),
+        "the state came {waited:?} after the join reply: it waited for the window's end"
+    );
+    let mut late_view = View::default();
+    late_view.apply(&state);
+    // The window ends later; the joiner gets what changed after its state, nothing twice,
+    // no leave of what it never had (View::apply checks), and ends with the server's view.
+    let until = tokio::time::Instant::now() + Duration::from_millis(2_500);
+    while tokio::time::Instant::now() < until {
+        if let Ok(frame) =
+            tokio::time::timeout(Duration::from_millis(100), presence_frame(&mut late)).await
+        {
+            late_view.apply(&frame);
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    feeder.await.unwrap();
+    converge(&mut late, &mut late_view, &presence, TOPIC).await;
+    converge(&mut old, &mut old_view, &presence, TOPIC).await;
+    assert!(
+        late_view.frames >= 2,
+        "the changes after its state came as diffs"
+    );
+}
+
+#[tokio::test]
+async fn a_window_ends_once_it_would_queue_max_window_metas() {
+    const TOPIC: &str = "room:volume";
+    const LISTENERS: usize = 20;
+    const JOINS: u64 = 1_000;
+    let mut config = test_config();
+    config.presence = PresenceConfig {
+        // 20 listeners: a window is full at 100 changes.
+        max_window_metas: 2_000,
+        ..settings(50)
+    };
+    let server = TestServer::start_with(config, move |builder| {
+        let room = Room {
+            presence: builder.presence(),
+        };
+        builder.socket(SocketRoute::new(
+            "/socket",
+            Router::new().channel("room:*", room),
+        ))
+    });
+    let presence = server.endpoint.presence().clone();
+    let mut clients = Vec::new();
+    for i in 0..LISTENERS {
+        let mut client = server.client("").await;
+        client.join(TOPIC, json!({"key": format!("c{i}")})).await;
+        clients.push(client);
+    }
+    // Every listener has its state and knows everyone.
+    let mut views: Vec<View> = (0..LISTENERS).map(|_| View::default()).collect();
+    for (client, view) in clients.iter_mut().zip(&mut views) {
+        converge(client, view, &presence, TOPIC).await;
+    }
+    // 1,000 joins in 100 ms: one or two base windows by time alone.
+    for batch in 0..100 {
+        for i in 0..10 {
+            let owner = 1 + batch * 10 + i;
+            presence
+                .track_owner(TOPIC, OwnerId(owner), &format!("k{owner}"), json!({}))
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        presence.count_connections(TOPIC),
+        LISTENERS + JOINS as usize
+    );
+    for (client, view) in clients.iter_mut().zip(&mut views) {
+        let before = view.frames;
+        converge(client, view, &presence, TOPIC).await;
+        let diffs = view.frames - before;
+        assert!(
+            diffs >= 8,
+            "{diffs} diffs for {JOINS} joins: windows of up to 100 changes expected"
+        );
+    }
+}

@@ -1,8 +1,9 @@
 //! Delivery: the task that closes each topic's window when it is due (`coalesce_ms` after its
 //! first change on a quiet topic, longer on a busy one: see `pacing`) and hands out what it
 //! holds: one `presence_diff` (after `fetch`) to the topic's
-//! subscribers, one `presence_state` to those that subscribed during the window, and the diff
-//! to `handle_metas`. While it runs (hooks may be slow), later changes keep merging into the
+//! subscribers, one `presence_state` to those still awaiting theirs, the changes after their
+//! state to those that got it during the window, and the diff to `handle_metas`. It also
+//! hands out the states due a base window after their listeners subscribed (see `shard`). While it runs (hooks may be slow), later changes keep merging into the
 //! next window.
 //!
 //! A panicking hook is logged and the task carries on. It must never touch gossip.
@@ -76,6 +77,23 @@ impl Presence {
                 hooks.handle_metas(topic, &work.diff, &work.current),
             )
             .await;
+        }
+        // Listeners that got their state during the window: the changes after it, encoded
+        // once per place in the window.
+        for (diff, outboxes) in work.partial {
+            if diff.joins.is_empty() && diff.leaves.is_empty() {
+                continue;
+            }
+            let joins = self.fetch(topic, diff.joins).await;
+            let leaves = self.fetch(topic, diff.leaves).await;
+            let frame = encode_broadcast(
+                topic,
+                "presence_diff",
+                &json!({"joins": joins, "leaves": leaves}),
+            );
+            for outbox in &outboxes {
+                let _ = outbox.push_frame(frame.clone());
+            }
         }
         if let Some(state) = work.state {
             let fetched = self.fetch(topic, state).await;

@@ -256,8 +256,10 @@ impl Presence {
                     windows: HashMap::new(),
                     listeners: HashMap::new(),
                     dirty: IndexSet::new(),
+                    states_due: Default::default(),
                     graces: Default::default(),
-                    pacer: pacing::Pacer::new(config.coalesce_ms),
+                    pacer: pacing::Pacer::new(config.coalesce_ms)
+                        .with_max_volume(config.max_window_metas),
                     budgets: Default::default(),
                     young: Default::default(),
                 })
@@ -471,8 +473,9 @@ impl Presence {
         Ok(())
     }
 
-    /// Sends this socket `presence_state` for its topic at the end of the current window,
-    /// then every `presence_diff` after it. Ends when the join ends.
+    /// Sends this socket `presence_state` for its topic within `presence.coalesce_ms` (or at
+    /// the end of the topic's current window, if sooner), then every `presence_diff` after
+    /// it (the first holding only the changes its state does not). Ends when the join ends.
     pub fn subscribe(&self, socket: &mut Socket) {
         let topic: Arc<str> = socket.topic().into();
         let owner = socket.join_id();
@@ -480,6 +483,7 @@ impl Presence {
             outbox: socket.outbox().clone(),
             join_ref: socket.join_ref().into(),
             awaiting_state: true,
+            cursor: 0,
         };
         let opened = {
             let mut shard = self.shard(&topic);
@@ -488,7 +492,7 @@ impl Presence {
                 .entry(topic.clone())
                 .or_default()
                 .insert(owner, listener);
-            shard.mark_dirty(&topic, self.now_ms())
+            shard.await_state(&topic, self.now_ms())
         };
         if opened {
             self.schedule_flush();

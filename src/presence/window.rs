@@ -1,8 +1,10 @@
 //! Coalescing: the changes of one topic during one window, merged into one diff.
 //!
 //! Pure: no locks, no I/O, no clock. A join and a leave of the same `phx_ref` inside one
-//! window cancel out, so a storm of joins and leaves costs one diff per window. It must
-//! never decide when a window ends (the delivery task does).
+//! window cancel out, so a storm of joins and leaves costs one diff per window. The window
+//! keeps its changes in order, so a listener that got its `presence_state` while the window
+//! was open gets only the changes after that state ([`Window::diff_since`]), never one its
+//! state already holds. It must never decide when a window ends (the delivery task does).
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -12,15 +14,41 @@ use super::{
     tracker::{Change, ChangeKind, Meta},
 };
 
-/// Changes of one topic waiting for the end of the window.
+/// Changes of one topic waiting for the end of the window, in the order they happened.
 #[derive(Default)]
 pub(super) struct Window {
-    joins: IndexMap<String, (String, Meta)>,
-    leaves: IndexMap<String, (String, Meta)>,
+    log: Vec<Change>,
 }
 
 impl Window {
     pub(super) fn record(&mut self, change: Change) {
+        self.log.push(change);
+    }
+
+    /// How many changes this window recorded (a join and a leave that cancel count two).
+    pub(super) fn len(&self) -> usize {
+        self.log.len()
+    }
+
+    /// The net change of the window's changes from position `from` on (0: the whole
+    /// window): what a listener whose state was taken after the first `from` changes is
+    /// still missing.
+    pub(super) fn diff_since(&self, from: usize) -> PresenceDiff {
+        net(self.log.get(from..).unwrap_or_default().iter().cloned())
+    }
+
+    /// The net change of the whole window.
+    pub(super) fn into_diff(self) -> PresenceDiff {
+        net(self.log.into_iter())
+    }
+}
+
+/// The net change of `changes`: a leave of a ref that joined among them (or the reverse)
+/// cancels out; the rest is grouped by key, in order.
+fn net(changes: impl Iterator<Item = Change>) -> PresenceDiff {
+    let mut joins: IndexMap<String, (String, Meta)> = IndexMap::new();
+    let mut leaves: IndexMap<String, (String, Meta)> = IndexMap::new();
+    for change in changes {
         let phx_ref = change
             .meta
             .get("phx_ref")
@@ -28,32 +56,23 @@ impl Window {
             .unwrap_or_default()
             .to_string();
         let (same_side, other_side) = match change.kind {
-            ChangeKind::Join => (&mut self.joins, &mut self.leaves),
-            ChangeKind::Leave => (&mut self.leaves, &mut self.joins),
+            ChangeKind::Join => (&mut joins, &mut leaves),
+            ChangeKind::Leave => (&mut leaves, &mut joins),
         };
-        // A leave of a ref that joined in this window (or the reverse) cancels out.
         if other_side.shift_remove(&phx_ref).is_none() {
             same_side.insert(phx_ref, (change.key, change.meta));
         }
     }
-
-    /// How many metas join or leave in this window (after cancelling).
-    pub(super) fn len(&self) -> usize {
-        self.joins.len() + self.leaves.len()
+    fn group(side: IndexMap<String, (String, Meta)>) -> Presences {
+        let mut presences = Presences::default();
+        for (_, (key, meta)) in side {
+            presences.0.entry(key).or_default().push(meta);
+        }
+        presences
     }
-
-    pub(super) fn into_diff(self) -> PresenceDiff {
-        fn group(side: IndexMap<String, (String, Meta)>) -> Presences {
-            let mut presences = Presences::default();
-            for (_, (key, meta)) in side {
-                presences.0.entry(key).or_default().push(meta);
-            }
-            presences
-        }
-        PresenceDiff {
-            joins: group(self.joins),
-            leaves: group(self.leaves),
-        }
+    PresenceDiff {
+        joins: group(joins),
+        leaves: group(leaves),
     }
 }
 
@@ -126,6 +145,32 @@ mod tests {
             proptest::prop_assert_eq!(refs(&diff.joins), joined);
             proptest::prop_assert_eq!(refs(&diff.leaves), left);
         }
+    }
+
+    #[test]
+    fn a_diff_since_a_position_holds_only_the_later_changes_net() {
+        let mut window = Window::default();
+        window.record(change(ChangeKind::Join, "alice", "1"));
+        window.record(change(ChangeKind::Join, "bob", "2"));
+        // A state taken here holds alice and bob.
+        let cursor = window.len();
+        window.record(change(ChangeKind::Leave, "alice", "1"));
+        window.record(change(ChangeKind::Join, "carol", "3"));
+        window.record(change(ChangeKind::Leave, "carol", "3"));
+        let since = window.diff_since(cursor);
+        assert_eq!(since.joins.count_metas(), 0, "carol came and went");
+        assert_eq!(
+            since.leaves.metas("alice").len(),
+            1,
+            "alice left after the state"
+        );
+        assert_eq!(since.leaves.count_metas(), 1);
+        assert!(window.diff_since(window.len()).joins.is_empty());
+        // The whole window: alice cancels out, bob joins.
+        let whole = window.into_diff();
+        assert_eq!(whole.joins.metas("bob").len(), 1);
+        assert_eq!(whole.joins.count_metas(), 1);
+        assert!(whole.leaves.is_empty());
     }
 
     #[test]

@@ -423,6 +423,13 @@ impl Outbox {
     pub(crate) fn close(&self, close: Close) {
         let mut state = self.shared.lock();
         if state.status == Status::Open {
+            // The close frame becomes pending: on an idle outbox the write timeout counts
+            // from now, not from its last write (an idle or shut-down connection silent for
+            // longer than the write timeout was abandoned without its close frame, and
+            // counted as a write timeout).
+            if !state.pending() {
+                state.progressed();
+            }
             state.status = Status::Closed;
             state.close = Some(close);
         }
