@@ -295,7 +295,44 @@ impl Page {
                 max: MAX_STORE_BYTES,
             });
         }
-        Ok(self.handle.push("store", &json!({ "token": token }))?)
+        self.handle.push("store", &json!({ "token": token }))?;
+        self.warn_if_presence_key(key)
+    }
+
+    /// In development, when `key` is a `[presence] id` store key: presence keeps the page's
+    /// key of its join until the next load, which would otherwise go unnoticed (logged once
+    /// per name, and a `warning` push for the browser's console).
+    fn warn_if_presence_key(&self, key: &str) -> Result<(), PatchError> {
+        let hub = self.hub();
+        let keys_presence = hub
+            .presence_id
+            .iter()
+            .any(|source| matches!(source, IdSource::Store(name) if name == key));
+        if !keys_presence {
+            return Ok(());
+        }
+        let tracked = {
+            let tracked = self.handle.0.tracked.lock();
+            let tracked = tracked.unwrap_or_else(std::sync::PoisonError::into_inner);
+            tracked
+                .as_ref()
+                .and_then(|t| t.first().map(|(_, key)| key.clone()))
+        };
+        let next = self.presence_key();
+        let Some(tracked) = tracked.filter(|tracked| *tracked != next) else {
+            return Ok(());
+        };
+        let message = format!(
+            "store value {key:?} keys this page's presence ([presence] id), but presence keeps \
+             the key the page joined with until the next load: tracked as {:?} now, as {:?} \
+             after a reload or reconnect",
+            crate::text::for_log(&tracked),
+            crate::text::for_log(&next),
+        );
+        match hub.dev_warning("store", key, message) {
+            Some(reason) => Ok(self.handle.push("warning", &json!({ "reason": reason }))?),
+            None => Ok(()),
+        }
     }
 
     /// The page's topics (broadcasting, then subscribed).
