@@ -185,6 +185,11 @@ pub mod transport;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+/// docs/guide.md's Rust snippets, compiled (and run, but for the server) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+struct GuideDoctests;
+
 #[doc(inline)]
 pub use config::Config;
 
