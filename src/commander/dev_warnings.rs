@@ -1,6 +1,7 @@
 //! Development warnings for calls that silently do nothing: a live counter of a topic the
-//! page is not on (it would stay frozen at its first value), a presence key put in the store
-//! (presence keeps the old key until the next load). In development (a debug build, or
+//! page is not on (it would stay frozen at its first value), a store value that changes the
+//! page's presence key or meta (presence keeps what the page joined with until the next
+//! load). In development (a debug build, or
 //! `[commander] debug_errors`) each is logged once on the server (once per kind and name)
 //! and told to the page, whose tether.js writes it once to the browser console.
 //!

@@ -333,11 +333,11 @@ describe("online_counter in Chromium", { skip: chromiumSkip }, () => {
     assert.equal(await pb.evaluate(() => localStorage.getItem("tether_store") !== null), true, "B keeps its store");
 
     // Development mode says so (issue 23): each page's console once, the server once per name.
-    const stored = /^console warning: tether: store value "current_user_id" keys this page's presence .* until the next load/;
+    const stored = /^console warning: tether: store value "current_user_id" changes this page's presence .* until the next load/;
     for (const who of ["A tab 1", "B tab 1"]) {
       assert.equal(problems.filter((p) => p.label === who && stored.test(p.text)).length, 1, `${who} warned once`);
     }
-    assert.equal(serverLog().split('store value "current_user_id" keys').length - 1, 1, "the server warns once per name");
+    assert.equal(serverLog().split('store value "current_user_id" changes').length - 1, 1, "the server warns once per name");
     assertNoProblems((p) => stored.test(p.text));
   });
 
