@@ -167,6 +167,31 @@ impl Commander for Other {
     }
 }
 
+/// A commander whose presence meta shows the name the page keeps in its store (a names
+/// list, as in docs/guide.md).
+struct Named;
+
+impl Named {
+    async fn set_name(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        Ok(page.put_store("name", sender.value)?)
+    }
+}
+
+impl Commander for Named {
+    fn name(&self) -> &'static str {
+        "named"
+    }
+
+    fn handlers() -> Handlers<Self> {
+        Handlers::new().on("set_name", Self::set_name)
+    }
+
+    fn presence(&self, page: &Page, _topic: &str) -> Option<(String, Value)> {
+        let name = page.get_store("name").cloned().unwrap_or(json!("guest"));
+        Some((page.presence_key(), json!({ "name": name })))
+    }
+}
+
 struct Setup {
     server: TestServer,
     commanders: Commanders,
@@ -180,8 +205,9 @@ async fn setup(adjust: impl FnOnce(&mut Config)) -> Setup {
     adjust(&mut config);
     let log = Log::default();
     let probe = Probe { log: log.clone() };
-    let server =
-        TestServer::start_with(config, |builder| builder.commander(probe).commander(Other));
+    let server = TestServer::start_with(config, |builder| {
+        builder.commander(probe).commander(Other).commander(Named)
+    });
     let commanders = server.endpoint.commanders().clone();
     Setup {
         server,
@@ -1058,4 +1084,32 @@ async fn in_development_a_presence_key_put_in_the_store_is_a_warning_until_the_n
     let (frame, pushed) = event_with_pushes(&mut same, &jr, "store", json!({"value": key})).await;
     reply(&frame, "ok");
     assert!(pushed.iter().all(|f| f[3] != "warning"), "{pushed:?}");
+}
+
+#[actix_web::test]
+async fn in_development_a_store_value_shown_in_the_presence_meta_is_a_warning_until_the_next_load()
+{
+    let s = setup(|_| {}).await;
+    let mut page = s.page(None).await;
+    let (jr, frame) = join(
+        &mut page,
+        "named",
+        json!({ "token": s.token("named", "/x") }),
+    )
+    .await;
+    reply(&frame, "ok");
+    let event = json!({"handler": "set_name", "sender": {"value": "Ada"}});
+    let (frame, pushed) = page
+        .call_with_pushes("tether:page:named", &jr, "event", event)
+        .await;
+    reply(&frame, "ok");
+    let warning = pushed
+        .iter()
+        .find(|f| f[3] == "warning")
+        .unwrap_or_else(|| panic!("a warning push: {pushed:?}"));
+    let reason = warning[4]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("\"name\"") && reason.contains("Ada"),
+        "{reason}"
+    );
 }
