@@ -1745,6 +1745,7 @@
       // More tether-on types than the gestures, allowed by the page's own script tag.
       allowEvents(tetherEvents);
       this.refusedTypes = new Set(); // tether-on types refused (and reported once)
+      this.warned = new Set(); // the server's development warnings, each written once
       this.store = storage();
       this.socket = new Socket(tetherSocket);
       this.onload = true;
@@ -1809,6 +1810,7 @@
       channel.on("topics", ({ token }) => { this.topicsToken = token; });
       channel.on("live", ({ name, token }) => { this.live[name] = token; });
       channel.on("error", ({ callback, reason }) => report(callback, reason));
+      channel.on("warning", ({ reason }) => this.warn(reason));
       channel.on("call", (call) => this.calls.start(call));
       channel.on("call_cancel", ({ id }) => this.calls.cancel(id));
       // The server's channel died (it rejoins) or ended the join: nothing in flight on it
@@ -1830,8 +1832,17 @@
       applyPatch(patch, this.execJs, (el) => this.controls.disown(el));
     }
 
+    // A development warning of the server (a call that does nothing): once per page load, on
+    // the console only (it is no error: no `tether:error` event).
+    warn(reason) {
+      if (typeof reason !== "string" || this.warned.has(reason)) return;
+      this.warned.add(reason);
+      console.warn(`tether: ${reason}`);
+    }
+
     joined(reply) {
       this.onload = false;
+      if (Array.isArray(reply.warnings)) reply.warnings.forEach((reason) => this.warn(reason));
       this.execJs = reply.exec_js === true;
       this.disable = disableOptions(reply.disable);
       this.store.setItem("tether_browser_id", reply.browser_id);

@@ -184,6 +184,7 @@ pub mod endpoint;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod logging;
 mod mac;
 pub mod metrics;
 pub mod presence;
@@ -200,14 +201,43 @@ pub mod transport;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+/// docs/guide.md's Rust snippets, compiled (and run, but for the server) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+struct GuideDoctests;
+
 #[doc(inline)]
 pub use config::Config;
 
 /// The askama tether is built with (its [`Html`](commander::Html) implements this version's
-/// traits): derive page templates with `tether::askama::Template`, or depend on the same
-/// askama version (0.16) yourself.
+/// traits), so an app need not depend on askama itself.
+///
+/// askama's derive writes paths to the crate `::askama`, which an app without its own askama
+/// dependency does not have (`can't find crate for 'askama'`). Tell the derive where askama
+/// is with `askama = tether::askama` in every `#[template(…)]`:
+///
+/// ```
+/// use tether::askama::Template;
+/// use tether::commander::Html;
+///
+/// #[derive(Template)]
+/// #[template(source = "<h1>{{ title }}</h1>{{ script }}", ext = "html", askama = tether::askama)]
+/// struct Page {
+///     title: String,
+///     script: Html, // `endpoint.commanders().script("name", &req)`: inserted as markup
+/// }
+///
+/// let page = Page { title: "<Hi>".into(), script: Html::trusted("<script></script>") };
+/// assert_eq!(page.render().unwrap(), "<h1>&#60;Hi&#62;</h1><script></script>");
+/// ```
+///
+/// Or depend on the same askama version (0.16) yourself and derive `askama::Template` as
+/// usual; with another version, `{{ script }}` fails to compile with an unsatisfied `askama`
+/// trait bound.
 pub use askama;
 #[doc(inline)]
 pub use endpoint::{Endpoint, SocketRoute, serve};
+#[doc(inline)]
+pub use logging::init_logging;
 #[doc(inline)]
 pub use render::render;

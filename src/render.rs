@@ -7,14 +7,16 @@ use actix_web::HttpResponse;
 
 /// `template` rendered as a `200 text/html; charset=utf-8` response, or a plain 500 (the error
 /// is logged) if it fails to render. tether re-exports the askama it is built with
-/// ([`crate::askama`]): derive your templates with it, so that [`Html`](crate::commander::Html)
-/// values (scripts, counters, live regions) render inside them unescaped.
+/// ([`crate::askama`]): derive your templates with it (and `askama = tether::askama` in the
+/// `#[template(…)]`, unless your crate depends on askama 0.16 itself), so that
+/// [`Html`](crate::commander::Html) values (scripts, counters, live regions) render inside
+/// them unescaped.
 ///
 /// ```
 /// use tether::askama::Template;
 ///
 /// #[derive(Template)]
-/// #[template(source = "<h1>{{ title }}</h1>", ext = "html")]
+/// #[template(source = "<h1>{{ title }}</h1>", ext = "html", askama = tether::askama)]
 /// struct Page { title: String }
 ///
 /// async fn index() -> actix_web::HttpResponse {

@@ -167,6 +167,31 @@ impl Commander for Other {
     }
 }
 
+/// A commander whose presence meta shows the name the page keeps in its store (a names
+/// list, as in docs/guide.md).
+struct Named;
+
+impl Named {
+    async fn set_name(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        Ok(page.put_store("name", sender.value)?)
+    }
+}
+
+impl Commander for Named {
+    fn name(&self) -> &'static str {
+        "named"
+    }
+
+    fn handlers() -> Handlers<Self> {
+        Handlers::new().on("set_name", Self::set_name)
+    }
+
+    fn presence(&self, page: &Page, _topic: &str) -> Option<(String, Value)> {
+        let name = page.get_store("name").cloned().unwrap_or(json!("guest"));
+        Some((page.presence_key(), json!({ "name": name })))
+    }
+}
+
 struct Setup {
     server: TestServer,
     commanders: Commanders,
@@ -180,8 +205,9 @@ async fn setup(adjust: impl FnOnce(&mut Config)) -> Setup {
     adjust(&mut config);
     let log = Log::default();
     let probe = Probe { log: log.clone() };
-    let server =
-        TestServer::start_with(config, |builder| builder.commander(probe).commander(Other));
+    let server = TestServer::start_with(config, |builder| {
+        builder.commander(probe).commander(Other).commander(Named)
+    });
     let commanders = server.endpoint.commanders().clone();
     Setup {
         server,
@@ -978,4 +1004,112 @@ async fn exec_js_works_only_when_enabled() {
     let (mut page, jr) = s.joined("/x").await;
     let patch = patch_of(&mut page, &jr, "js", json!({})).await;
     assert_eq!(patch[4], json!({"op": "js", "js": "alert(1)"}));
+}
+
+/// The development warnings a join reply carries for tether.js to write to the console.
+fn warnings_of(reply: &Value) -> Vec<String> {
+    reply["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|w| Some(w.as_str()?.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn in_development_a_live_counter_of_a_topic_the_page_is_not_on_is_a_warning() {
+    let s = setup(|_| {}).await;
+    let lobby = same_topic("lobby");
+    let mut page = s.page(None).await;
+    let (_, frame) = join(
+        &mut page,
+        "probe",
+        json!({ "token": s.token("probe", "/x"), "counters": [lobby, "tether:topic:elsewhere"] }),
+    )
+    .await;
+    let warnings = warnings_of(&reply(&frame, "ok"));
+    assert_eq!(
+        warnings.len(),
+        1,
+        "only the topic it is not on: {warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("tether:topic:elsewhere"),
+        "{warnings:?}"
+    );
+    assert!(warnings[0].contains("live counter"), "{warnings:?}");
+
+    // A page whose counters are all of its own topics hears nothing.
+    let mut fine = s.page(None).await;
+    let (_, frame) = join(
+        &mut fine,
+        "probe",
+        json!({ "token": s.token("probe", "/x"), "counters": [lobby] }),
+    )
+    .await;
+    assert_eq!(reply(&frame, "ok").get("warnings"), None);
+}
+
+#[actix_web::test]
+async fn in_development_a_presence_key_put_in_the_store_is_a_warning_until_the_next_load() {
+    let s = setup(|c| c.presence.id = vec![IdSource::Store("k".into())]).await;
+    let (mut page, jr) = s.joined("/x").await;
+    let (frame, pushed) =
+        event_with_pushes(&mut page, &jr, "store", json!({"value": "alice"})).await;
+    reply(&frame, "ok");
+    let warning = pushed
+        .iter()
+        .find(|f| f[3] == "warning")
+        .unwrap_or_else(|| panic!("a warning push: {pushed:?}"));
+    let reason = warning[4]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("\"k\"") && reason.contains("alice"),
+        "{reason}"
+    );
+    assert!(reason.contains("next load"), "{reason}");
+
+    // The same value again changes nothing presence would see: no warning.
+    let mut same = s.page(None).await;
+    let (jr, frame) = join(
+        &mut same,
+        "probe",
+        json!({ "token": s.token("probe", "/x") }),
+    )
+    .await;
+    reply(&frame, "ok");
+    let who = whoami(&mut same, &jr, json!({})).await;
+    let key = who["key"].as_str().unwrap_or_default().to_string();
+    let (frame, pushed) = event_with_pushes(&mut same, &jr, "store", json!({"value": key})).await;
+    reply(&frame, "ok");
+    assert!(pushed.iter().all(|f| f[3] != "warning"), "{pushed:?}");
+}
+
+#[actix_web::test]
+async fn in_development_a_store_value_shown_in_the_presence_meta_is_a_warning_until_the_next_load()
+{
+    let s = setup(|_| {}).await;
+    let mut page = s.page(None).await;
+    let (jr, frame) = join(
+        &mut page,
+        "named",
+        json!({ "token": s.token("named", "/x") }),
+    )
+    .await;
+    reply(&frame, "ok");
+    let event = json!({"handler": "set_name", "sender": {"value": "Ada"}});
+    let (frame, pushed) = page
+        .call_with_pushes("tether:page:named", &jr, "event", event)
+        .await;
+    reply(&frame, "ok");
+    let warning = pushed
+        .iter()
+        .find(|f| f[3] == "warning")
+        .unwrap_or_else(|| panic!("a warning push: {pushed:?}"));
+    let reason = warning[4]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("\"name\"") && reason.contains("Ada"),
+        "{reason}"
+    );
 }

@@ -4,16 +4,9 @@
 use std::net::TcpListener;
 
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `info`); colours only
-/// on a terminal.
+/// on a terminal: [`tether::init_logging`].
 pub fn init_logging() {
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    tether::init_logging();
 }
 
 /// Binds `127.0.0.1:port` (0 picks a free port) and prints

@@ -149,6 +149,7 @@ impl CommandersBuilder {
                 presence_lists: Mutex::new(HashMap::new()),
                 revocations,
                 refused_lists: crate::drops::DropCounter::new(),
+                dev_warned: Default::default(),
             }),
         };
         Ok(commanders)

@@ -74,6 +74,8 @@ pub(crate) struct Hub {
     pub(crate) revocations: Arc<revocations::Revocations>,
     /// Presence lists refused for `[commander] max_presence_lists` (see `presence_list`).
     pub(crate) refused_lists: crate::drops::DropCounter,
+    /// Development warnings already logged (see `dev_warnings`).
+    pub(crate) dev_warned: super::dev_warnings::DevWarnings,
 }
 
 impl Hub {

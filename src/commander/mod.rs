@@ -34,6 +34,7 @@ mod calls;
 mod commanders;
 mod connect;
 mod counters;
+mod dev_warnings;
 mod handle;
 mod handlers;
 mod held;

@@ -279,6 +279,7 @@ impl Page {
     /// must not roll back (credit, a one-time step) on the server.
     pub fn put_store(&mut self, key: &str, value: impl Serialize) -> Result<(), PatchError> {
         let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        let presence_before = self.presence_now();
         let previous = self.state.store.insert(key.to_string(), value);
         let claims = StoreClaims {
             browser_id: self.state.browser_id.clone(),
@@ -295,7 +296,53 @@ impl Page {
                 max: MAX_STORE_BYTES,
             });
         }
-        Ok(self.handle.push("store", &json!({ "token": token }))?)
+        self.handle.push("store", &json!({ "token": token }))?;
+        self.warn_if_presence_changed(key, presence_before)
+    }
+
+    /// In development, what the commander's `presence` makes of this page on its first
+    /// tracked topic now (key and meta); `None` outside development or when untracked.
+    fn presence_now(&self) -> Option<(String, Value)> {
+        let hub = self.hub();
+        if !hub.dev_warnings_on() {
+            return None;
+        }
+        let topic = {
+            let tracked = self.handle.0.tracked.lock();
+            let tracked = tracked.unwrap_or_else(std::sync::PoisonError::into_inner);
+            tracked.as_ref()?.first()?.0.clone()
+        };
+        hub.commanders
+            .get(self.handle.commander())?
+            .presence(self, &topic)
+    }
+
+    /// In development, when `put_store(key, …)` changed what presence would show of this
+    /// page (its key through `[presence] id`, or the meta the commander's `presence` reads
+    /// from the store): presence keeps what the page joined with until the next load, which
+    /// would otherwise go unnoticed (logged once per name, and a `warning` push for the
+    /// browser's console).
+    fn warn_if_presence_changed(
+        &self,
+        key: &str,
+        before: Option<(String, Value)>,
+    ) -> Result<(), PatchError> {
+        let Some(before) = before else {
+            return Ok(());
+        };
+        let Some((next_key, next_meta)) = self.presence_now().filter(|now| *now != before) else {
+            return Ok(());
+        };
+        let message = format!(
+            "store value {key:?} changes this page's presence (key {:?}, meta {}), but presence \
+             keeps what the page joined with until the next load or reconnect",
+            crate::text::for_log(&next_key),
+            crate::text::for_log(&next_meta.to_string()),
+        );
+        match self.hub().dev_warning("store", key, message) {
+            Some(reason) => Ok(self.handle.push("warning", &json!({ "reason": reason }))?),
+            None => Ok(()),
+        }
     }
 
     /// The page's topics (broadcasting, then subscribed).

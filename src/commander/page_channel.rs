@@ -36,6 +36,8 @@ use crate::metrics::counted_task;
 
 /// Most presence lists one page may show (more in a join are ignored).
 const MAX_LISTS_PER_PAGE: usize = 32;
+/// Most ignored live counters one join is warned of (development only).
+const MAX_WARNED_COUNTERS: usize = 8;
 
 /// Most page loads a node remembers as joined (see [`SeenLoads`]).
 const MAX_SEEN_LOADS: usize = 65_536;
@@ -278,15 +280,21 @@ impl PageChannel {
 
     /// Subscribes the page to its topics, and to the counts and presence lists it shows of
     /// them (only of topics it is on; only lists the server signed; at most
-    /// `[commander] max_presence_lists` lists per node).
-    /// Subscribes the page to its topics, and to the counts and presence lists it shows of
-    /// them (only of topics it is on).
-    fn subscribe(&self, socket: &mut Socket, admitted: &Admitted, payload: &JoinPayload) {
+    /// `[commander] max_presence_lists` lists per node). Returns the development warnings
+    /// for the page (counters of topics it is not on; empty outside development).
+    fn subscribe(
+        &self,
+        socket: &mut Socket,
+        admitted: &Admitted,
+        payload: &JoinPayload,
+    ) -> Vec<String> {
         let topics = &admitted.topics;
         for topic in topics {
             socket.subscribe(topic);
         }
-        for counted in payload.counters.iter().filter(|c| topics.contains(c)) {
+        let (counted, ignored): (Vec<&String>, Vec<&String>) =
+            payload.counters.iter().partition(|c| topics.contains(c));
+        for counted in counted {
             socket.subscribe(&Hub::counter_topic(counted));
             self.hub.watch_counter(counted);
         }
@@ -300,6 +308,8 @@ impl PageChannel {
                 }
             }
         }
+        self.hub
+            .ignored_counter_warnings(ignored.into_iter().take(MAX_WARNED_COUNTERS))
     }
 
     /// The presence lists a join shows, from the list tokens the server signed into its page
@@ -425,7 +435,7 @@ impl Channel for PageChannel {
             .map_err(|_| JoinError::reason("invalid join payload"))?;
         let now = unix_now();
         let admitted = self.admit(name, &*commander, &payload, now)?;
-        self.subscribe(socket, &admitted, &payload);
+        let warnings = self.subscribe(socket, &admitted, &payload);
         let Admitted {
             claims,
             browser_id,
@@ -490,7 +500,7 @@ impl Channel for PageChannel {
             queued,
         });
         let config = &self.hub.config;
-        Ok(json!({
+        let mut reply = json!({
             "browser_id": browser_token,
             "topics": topics,
             "store_rejected": store_rejected,
@@ -501,7 +511,12 @@ impl Channel for PageChannel {
                 "events": config.disable_events,
                 "when_disconnected": config.disable_when_disconnected,
             },
-        }))
+        });
+        if !warnings.is_empty() {
+            // Development only: tether.js writes each to the console once.
+            reply["warnings"] = json!(warnings);
+        }
+        Ok(reply)
     }
 
     async fn handle_in(&self, event: &str, payload: Value, socket: &mut Socket) -> HandleResult {

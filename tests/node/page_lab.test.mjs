@@ -12,7 +12,7 @@
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { WAIT_MS, assertServerAlive, chromiumSkip, launchChromium, server, startServer, stopServer } from "./support.mjs";
+import { WAIT_MS, assertServerAlive, chromiumSkip, launchChromium, server, startServer, stopServer, within } from "./support.mjs";
 
 const OPTS = { timeout: 60_000 };
 
@@ -452,6 +452,29 @@ describe("tether.js page features in Chromium", { skip: chromiumSkip }, () => {
       await other.close();
     }
     assert.equal(await items(first), 1);
+    assert.deepEqual(problems, []);
+  });
+
+  test("development: a live counter of a topic the page is not on warns once in each console and once on the server", OPTS, async () => {
+    await open();
+    const warned = [];
+    for (let i = 0; i < 2; i++) {
+      const page = await context.newPage();
+      page.on("console", (msg) => { if (msg.type() === "warning") warned.push(`${i}: ${msg.text()}`); });
+      const warning = page.waitForEvent("console", { predicate: (msg) => msg.type() === "warning", timeout: WAIT_MS });
+      await page.goto(`http://127.0.0.1:${server.port}/lab/frozen`, { timeout: WAIT_MS });
+      await waitOn(page, () => document.documentElement.dataset.tether === "connected", null, "joined");
+      assert.match((await warning).text(), /^tether: live counter of topic "tether:topic:elsewhere" ignored/);
+    }
+    const line = "live counter of topic";
+    const logged = () => server.output.slice(outputMark).split(line).length - 1;
+    await within(WAIT_MS, new Promise((resolve) => {
+      const check = () => { if (logged() >= 1) resolve(); };
+      server.proc.stderr.on("data", check);
+      check();
+    }), "the server's warning");
+    assert.equal(logged(), 1, "logged once for the topic, not once per page");
+    assert.equal(warned.length, 2, `one warning per page: ${JSON.stringify(warned)}`);
     assert.deepEqual(problems, []);
   });
 });
