@@ -1052,6 +1052,18 @@ async fn in_development_a_live_counter_of_a_topic_the_page_is_not_on_is_a_warnin
     assert_eq!(reply(&frame, "ok").get("warnings"), None);
 }
 
+/// The reason of the `warning` push among `pushed` (panics without one).
+fn warning_reason(pushed: &[Value]) -> String {
+    let warning = pushed
+        .iter()
+        .find(|f| f[3] == "warning")
+        .unwrap_or_else(|| panic!("a warning push: {pushed:?}"));
+    warning[4]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[actix_web::test]
 async fn in_development_a_presence_key_put_in_the_store_is_a_warning_until_the_next_load() {
     let s = setup(|c| c.presence.id = vec![IdSource::Store("k".into())]).await;
@@ -1059,11 +1071,7 @@ async fn in_development_a_presence_key_put_in_the_store_is_a_warning_until_the_n
     let (frame, pushed) =
         event_with_pushes(&mut page, &jr, "store", json!({"value": "alice"})).await;
     reply(&frame, "ok");
-    let warning = pushed
-        .iter()
-        .find(|f| f[3] == "warning")
-        .unwrap_or_else(|| panic!("a warning push: {pushed:?}"));
-    let reason = warning[4]["reason"].as_str().unwrap_or_default();
+    let reason = warning_reason(&pushed);
     assert!(
         reason.contains("\"k\"") && reason.contains("alice"),
         "{reason}"
@@ -1103,11 +1111,7 @@ async fn in_development_a_store_value_shown_in_the_presence_meta_is_a_warning_un
         .call_with_pushes("tether:page:named", &jr, "event", event)
         .await;
     reply(&frame, "ok");
-    let warning = pushed
-        .iter()
-        .find(|f| f[3] == "warning")
-        .unwrap_or_else(|| panic!("a warning push: {pushed:?}"));
-    let reason = warning[4]["reason"].as_str().unwrap_or_default();
+    let reason = warning_reason(&pushed);
     assert!(
         reason.contains("\"name\"") && reason.contains("Ada"),
         "{reason}"
