@@ -174,6 +174,7 @@ pub async fn run_fanout(run: &RunCtx<'_>) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         run.report.lock().unwrap().rss_after_load = procs.rss();
     }
+    run.record_server_closes().await;
     run.hold().await;
     Ok(())
 }

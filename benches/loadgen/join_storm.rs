@@ -292,6 +292,7 @@ pub async fn run_storm(run: &RunCtx<'_>) -> Result<(), String> {
         );
     }
     run.report.lock().unwrap().storm = Some(st);
+    run.record_server_closes().await;
     run.hold().await;
     if !converged {
         return Err(format!(

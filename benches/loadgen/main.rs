@@ -116,6 +116,7 @@ mod redis_support;
 mod report;
 mod rooms;
 mod run;
+mod server_metrics;
 mod servers;
 mod session;
 mod shared;

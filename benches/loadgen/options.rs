@@ -12,6 +12,7 @@ use lexopt::Arg::{Long, Short, Value};
 
 use crate::{
     rooms::{MAX_SHARDS, shard_range},
+    server_metrics::METRICS_TOKEN,
     shared::MAX_SHOUTS,
 };
 
@@ -69,8 +70,9 @@ usage: cargo bench --bench loadgen -- [options]
   --sample-secs <S>           soak: RSS and gauge readings every S s [60]
   --settle-secs <S>           soak: RSS growth is measured from the reading S s into
                               the churn (a warm heap) to the last one [600]
-                              (the soak's length is --seconds; topic room:soak; it sets
-                              TETHER_METRICS_TOKEN on the server to read /metrics)
+                              (the soak's length is --seconds; topic room:soak)
+                              Every server the loadgen starts gets TETHER_METRICS_TOKEN, so
+                              that it reads /metrics (write timeouts, gauges)
   --worker <i/S>              (internal) rooms: be generator process i of S…
   --ports <p0,p1,…>           (internal) …connecting to the nodes on these 127.0.0.1 ports
 ";
@@ -149,9 +151,6 @@ pub enum Scenario {
     /// once the clients go.
     Soak,
 }
-
-/// The `/metrics` bearer token the soak gives its server.
-pub const SOAK_METRICS_TOKEN: &str = "loadgen-soak-metrics-token";
 
 /// The default server of `--scenario pages`.
 pub const PAGES_SERVER: &str = "target/release/examples/live_todo";
@@ -274,8 +273,11 @@ impl Opts {
             if !(self.churn >= 0.0 && self.churn.is_finite() && self.sample_secs >= 1.0) {
                 return Err("--churn must be ≥ 0 and --sample-secs ≥ 1".into());
             }
+        }
+        if self.url.is_none() {
+            // Every server the loadgen starts lets it read /metrics (server_metrics).
             self.server_env
-                .push(("TETHER_METRICS_TOKEN".into(), SOAK_METRICS_TOKEN.into()));
+                .push(("TETHER_METRICS_TOKEN".into(), METRICS_TOKEN.into()));
         }
         if self.scenario == Scenario::Pages && !given.server {
             self.server = PathBuf::from(PAGES_SERVER);

@@ -24,6 +24,7 @@ use crate::{
     procfs::{PhaseCpu, Procs, rss_kib},
     report::{Report, mib_nodes},
     rooms::{run_rooms, run_worker},
+    server_metrics::scrape,
     servers::Fleet,
     session::{Arrivals, ClientCtx, run_client},
     shared::Shared,
@@ -224,6 +225,32 @@ impl RunCtx<'_> {
             r.rss_joined.as_deref().map(mib_nodes).unwrap_or_default(),
             if settled { "stable" } else { "not stable" }
         );
+    }
+
+    /// Adds a row with the connections the servers closed on their own (write timeouts, slow
+    /// consumers), read from their `/metrics`: a client whose socket a server abandoned may
+    /// never see a close. Only with servers this run started (they have the token).
+    pub async fn record_server_closes(&self) {
+        if self.procs.servers.is_empty() {
+            return;
+        }
+        let (mut timeouts, mut slow) = (0, 0);
+        for target in self.clients.targets.iter() {
+            match scrape(target.addr).await {
+                Ok(figures) => {
+                    timeouts += figures.write_timeouts;
+                    slow += figures.slow_consumer_closes;
+                }
+                Err(err) => {
+                    eprintln!("loadgen: {err}");
+                    return;
+                }
+            }
+        }
+        self.report.lock().unwrap().rooms.push((
+            "**closed by the servers (their /metrics)**".into(),
+            format!("**{timeouts} write timeouts, {slow} slow consumers**"),
+        ));
     }
 
     /// `--hold-secs`: keeps every client connected a while longer.

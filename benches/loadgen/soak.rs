@@ -23,8 +23,12 @@ use std::{
 use tokio::sync::oneshot;
 
 use crate::{
-    fanout::Sender, histogram::Recorder, options::SOAK_METRICS_TOKEN, pages::http_get, report::mib,
-    run::RunCtx, session::run_client_until,
+    fanout::Sender,
+    histogram::Recorder,
+    report::mib,
+    run::RunCtx,
+    server_metrics::{Gauges, scrape},
+    session::run_client_until,
 };
 
 /// The RSS growth allowed after the settle reading, in percent.
@@ -34,50 +38,6 @@ pub const MAX_RSS_GROWTH_PCT: f64 = 5.0;
 const DRAIN_WAIT: Duration = Duration::from_secs(120);
 /// The bound of the initial N joins.
 const RAMP_WAIT: Duration = Duration::from_secs(300);
-/// The bound of one `/metrics` read.
-const SCRAPE_WAIT: Duration = Duration::from_secs(10);
-
-/// The gauges the soak reads from `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Gauges {
-    pub connections: i64,
-    pub outboxes: i64,
-    pub subscriptions: i64,
-    pub tasks: i64,
-    pub presence_entries: i64,
-}
-
-impl Gauges {
-    /// The gauges in a Prometheus text exposition (unknown lines are skipped).
-    fn parse(text: &str) -> Gauges {
-        let mut g = Gauges::default();
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let Some((name, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.trim().parse::<f64>() else {
-                continue;
-            };
-            let value = value as i64;
-            match name.split('{').next().unwrap_or_default() {
-                "tether_connections" => g.connections = value,
-                "tether_outboxes" => g.outboxes = value,
-                "tether_subscriptions" => g.subscriptions = value,
-                "tether_tasks" => g.tasks = value,
-                "tether_presence_entries" => g.presence_entries += value,
-                _ => {}
-            }
-        }
-        g
-    }
-
-    fn row(&self) -> String {
-        format!(
-            "{} | {} | {} | {} | {}",
-            self.connections, self.outboxes, self.subscriptions, self.tasks, self.presence_entries
-        )
-    }
-}
 
 /// One reading of the soak.
 struct Sample {
@@ -92,7 +52,7 @@ pub async fn run_soak(run: &RunCtx<'_>) -> Result<(), String> {
     let (opts, shared) = (run.opts, run.shared);
     let mut sender = Sender::connect_to(&run.clients, opts.pad, vec![opts.topic.clone()]).await?;
     run.baseline_rss().await;
-    let baseline = scrape(run).await?;
+    let baseline = scrape(run.clients.targets[0].addr).await?;
     eprintln!("loadgen: soak baseline gauges {baseline:?}");
 
     let mut leaves: VecDeque<oneshot::Sender<()>> = VecDeque::new();
@@ -177,10 +137,10 @@ pub async fn run_soak(run: &RunCtx<'_>) -> Result<(), String> {
     // Everyone goes (the leave channels close), then the gauges must come back.
     let gone_from = Instant::now();
     drop(leaves);
-    let mut after = scrape(run).await?;
-    while after != baseline && gone_from.elapsed() < DRAIN_WAIT {
+    let mut after = scrape(run.clients.targets[0].addr).await?;
+    while !after.same_gauges(&baseline) && gone_from.elapsed() < DRAIN_WAIT {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        after = scrape(run).await?;
+        after = scrape(run.clients.targets[0].addr).await?;
     }
     let drained_secs = gone_from.elapsed().as_secs_f64();
     let rss_after = run.procs.rss().and_then(|r| r.first().copied());
@@ -224,7 +184,7 @@ pub async fn run_soak(run: &RunCtx<'_>) -> Result<(), String> {
             ),
         );
     }
-    let back = after == baseline;
+    let back = after.same_gauges(&baseline);
     row(
         &mut rows,
         "**gauges: connections | outboxes | subscriptions | tasks | presence entries**",
@@ -269,6 +229,7 @@ pub async fn run_soak(run: &RunCtx<'_>) -> Result<(), String> {
             s.gauges.row()
         );
     }
+    run.record_server_closes().await;
     let mut report = run.report.lock().unwrap();
     report.rooms.extend(rows);
     report.soak_table = Some(table);
@@ -286,16 +247,6 @@ async fn sample(run: &RunCtx<'_>, secs: f64) -> Result<Sample, String> {
             .and_then(|r| r.first().copied())
             .unwrap_or(0),
         live: run.shared.live.load(Ordering::Acquire),
-        gauges: scrape(run).await?,
+        gauges: scrape(run.clients.targets[0].addr).await?,
     })
-}
-
-/// The server's gauges, from `GET /metrics` with the soak's bearer token.
-async fn scrape(run: &RunCtx<'_>) -> Result<Gauges, String> {
-    let addr = run.clients.targets[0].addr;
-    let headers = format!("Authorization: Bearer {SOAK_METRICS_TOKEN}\r\n");
-    let text = tokio::time::timeout(SCRAPE_WAIT, http_get(addr, "/metrics", &headers))
-        .await
-        .map_err(|_| format!("GET /metrics: no response within {SCRAPE_WAIT:?}"))??;
-    Ok(Gauges::parse(&text))
 }
