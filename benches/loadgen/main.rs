@@ -95,6 +95,8 @@
 //! The modules, one job each: [`options`] (the command line), [`process`] (child processes:
 //! die-with-parent, stop, watchdog, log scanning), [`servers`] (the servers under test and the
 //! cluster), [`redis`] (the cluster's redis-server), [`procfs`] (RSS and CPU readings),
+//! [`server_metrics`] (what the servers' `/metrics` say: gauges, write timeouts and slow
+//! consumers, shown in every scenario's report),
 //! [`connect`] (targets, handshake, Phoenix frames), [`client`] (the RFC 6455 codec),
 //! [`session`] (one measured client), [`shared`] (the state the clients and scenarios share),
 //! [`histogram`] (percentiles), [`run`] (what every scenario shares), [`fanout`],
