@@ -282,21 +282,12 @@ pub(crate) fn flush_thread_local() {
 
 /// Holds one unit of a gauge for as long as it lives: the gauge goes up when it is made and
 /// back down when it is dropped, so a count of live things cannot drift on an early return.
-///
-/// ```
-/// use tether::metrics::{Held, metrics};
-/// let before = metrics().tasks.get();
-/// let held = Held::new(&metrics().tasks);
-/// assert_eq!(metrics().tasks.get(), before + 1);
-/// drop(held);
-/// assert_eq!(metrics().tasks.get(), before);
-/// ```
 #[derive(Debug)]
-pub struct Held(&'static IntGauge);
+pub(crate) struct Held(&'static IntGauge);
 
 impl Held {
     /// Raises `gauge` by one until the returned value is dropped.
-    pub fn new(gauge: &'static IntGauge) -> Held {
+    pub(crate) fn new(gauge: &'static IntGauge) -> Held {
         gauge.inc();
         Held(gauge)
     }
@@ -393,6 +384,18 @@ pub fn buckets(histogram: &Histogram) -> Vec<(f64, u64)> {
 
 #[cfg(test)]
 mod tests {
+    use super::{Held, metrics};
+
+    #[test]
+    fn a_held_unit_is_given_back_when_dropped() {
+        let gauge = &metrics().outboxes;
+        let before = gauge.get();
+        let held = Held::new(gauge);
+        assert_eq!(gauge.get(), before + 1);
+        drop(held);
+        assert_eq!(gauge.get(), before);
+    }
+
     #[test]
     fn a_counted_task_is_not_stored_twice() {
         let payload = [0u8; 4096];

@@ -16,47 +16,17 @@ pub const METRICS_TOKEN: &str = "loadgen-metrics-token-0123456789";
 /// The bound of one `/metrics` read.
 const SCRAPE_WAIT: Duration = Duration::from_secs(10);
 
-/// What the loadgen reads from a server's `/metrics`: the gauges that must come back to
-/// their baseline (the soak) and the connections the server closed on its own.
-#[derive(Debug, Clone, Copy, Default)]
+/// The gauges that must come back to their baseline once the clients go (the soak).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gauges {
     pub connections: i64,
     pub outboxes: i64,
     pub subscriptions: i64,
     pub tasks: i64,
     pub presence_entries: i64,
-    /// `tether_write_timeouts_total`: clients dropped because their output made no progress.
-    pub write_timeouts: i64,
-    /// `tether_slow_consumer_closes_total`: clients closed because their outbox overflowed.
-    pub slow_consumer_closes: i64,
 }
 
 impl Gauges {
-    /// The gauges in a Prometheus text exposition (unknown lines are skipped).
-    pub fn parse(text: &str) -> Gauges {
-        let mut g = Gauges::default();
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let Some((name, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.trim().parse::<f64>() else {
-                continue;
-            };
-            let value = value as i64;
-            match name.split('{').next().unwrap_or_default() {
-                "tether_connections" => g.connections = value,
-                "tether_outboxes" => g.outboxes = value,
-                "tether_subscriptions" => g.subscriptions = value,
-                "tether_tasks" => g.tasks = value,
-                "tether_presence_entries" => g.presence_entries += value,
-                "tether_write_timeouts_total" => g.write_timeouts = value,
-                "tether_slow_consumer_closes_total" => g.slow_consumer_closes = value,
-                _ => {}
-            }
-        }
-        g
-    }
-
     /// The five gauges, `a | b | c | d | e` (a Markdown table's cells).
     pub fn row(&self) -> String {
         format!(
@@ -66,19 +36,51 @@ impl Gauges {
     }
 }
 
-impl Gauges {
-    /// Whether the five gauges (not the counters) equal `other`'s.
-    pub fn same_gauges(&self, other: &Gauges) -> bool {
-        self.row() == other.row()
+/// What the loadgen reads from a server's `/metrics`: its [`Gauges`] and the connections it
+/// closed on its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Figures {
+    pub gauges: Gauges,
+    /// `tether_write_timeouts_total`: clients dropped because their output made no progress.
+    pub write_timeouts: i64,
+    /// `tether_slow_consumer_closes_total`: clients closed because their outbox overflowed.
+    pub slow_consumer_closes: i64,
+}
+
+impl Figures {
+    /// The figures in a Prometheus text exposition (unknown lines are skipped).
+    pub fn parse(text: &str) -> Figures {
+        let mut f = Figures::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            let value = value as i64;
+            let g = &mut f.gauges;
+            match name.split('{').next().unwrap_or_default() {
+                "tether_connections" => g.connections = value,
+                "tether_outboxes" => g.outboxes = value,
+                "tether_subscriptions" => g.subscriptions = value,
+                "tether_tasks" => g.tasks = value,
+                "tether_presence_entries" => g.presence_entries += value,
+                "tether_write_timeouts_total" => f.write_timeouts = value,
+                "tether_slow_consumer_closes_total" => f.slow_consumer_closes = value,
+                _ => {}
+            }
+        }
+        f
     }
 }
 
 /// The figures of the server at `addr`, from `GET /metrics` with the loadgen's bearer
 /// token ([`METRICS_TOKEN`], given to every server the loadgen starts).
-pub async fn scrape(addr: SocketAddr) -> Result<Gauges, String> {
+pub async fn scrape(addr: SocketAddr) -> Result<Figures, String> {
     let headers = format!("Authorization: Bearer {METRICS_TOKEN}\r\n");
     let text = tokio::time::timeout(SCRAPE_WAIT, http_get(addr, "/metrics", &headers))
         .await
         .map_err(|_| format!("GET /metrics: no response within {SCRAPE_WAIT:?}"))??;
-    Ok(Gauges::parse(&text))
+    Ok(Figures::parse(&text))
 }

@@ -52,7 +52,8 @@ pub async fn run_soak(run: &RunCtx<'_>) -> Result<(), String> {
     let (opts, shared) = (run.opts, run.shared);
     let mut sender = Sender::connect_to(&run.clients, opts.pad, vec![opts.topic.clone()]).await?;
     run.baseline_rss().await;
-    let baseline = scrape(run.clients.targets[0].addr).await?;
+    let server = run.clients.targets[0].addr;
+    let baseline = scrape(server).await?.gauges;
     eprintln!("loadgen: soak baseline gauges {baseline:?}");
 
     let mut leaves: VecDeque<oneshot::Sender<()>> = VecDeque::new();
@@ -137,10 +138,10 @@ pub async fn run_soak(run: &RunCtx<'_>) -> Result<(), String> {
     // Everyone goes (the leave channels close), then the gauges must come back.
     let gone_from = Instant::now();
     drop(leaves);
-    let mut after = scrape(run.clients.targets[0].addr).await?;
-    while !after.same_gauges(&baseline) && gone_from.elapsed() < DRAIN_WAIT {
+    let mut after = scrape(server).await?.gauges;
+    while after != baseline && gone_from.elapsed() < DRAIN_WAIT {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        after = scrape(run.clients.targets[0].addr).await?;
+        after = scrape(server).await?.gauges;
     }
     let drained_secs = gone_from.elapsed().as_secs_f64();
     let rss_after = run.procs.rss().and_then(|r| r.first().copied());
@@ -184,7 +185,7 @@ pub async fn run_soak(run: &RunCtx<'_>) -> Result<(), String> {
             ),
         );
     }
-    let back = after.same_gauges(&baseline);
+    let back = after == baseline;
     row(
         &mut rows,
         "**gauges: connections | outboxes | subscriptions | tasks | presence entries**",
@@ -247,6 +248,6 @@ async fn sample(run: &RunCtx<'_>, secs: f64) -> Result<Sample, String> {
             .and_then(|r| r.first().copied())
             .unwrap_or(0),
         live: run.shared.live.load(Ordering::Acquire),
-        gauges: scrape(run.clients.targets[0].addr).await?,
+        gauges: scrape(run.clients.targets[0].addr).await?.gauges,
     })
 }

@@ -8,7 +8,10 @@
 //! It must never change what the call does (a warning, never a refusal), never warn in a
 //! release build without `debug_errors`, and never keep more than [`MAX_NAMES`] names.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::{
+    collections::HashSet,
+    sync::{Mutex, PoisonError},
+};
 
 use super::hub::Hub;
 
@@ -25,9 +28,7 @@ pub(crate) struct DevWarnings {
 impl DevWarnings {
     /// Whether `key` is seen for the first time (and there is room to remember it).
     fn first(&self, key: String) -> bool {
-        let Ok(mut logged) = self.logged.lock() else {
-            return false;
-        };
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
         logged.len() < MAX_NAMES && logged.insert(key)
     }
 }
