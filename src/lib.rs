@@ -193,6 +193,9 @@ mod render;
 /// HTML from users cleaned for a page, tether attributes dropped (cargo feature `sanitize`).
 #[cfg(feature = "sanitize")]
 pub mod sanitize;
+/// Drive a commander's pages from `cargo test`, without a browser (cargo feature `testing`).
+#[cfg(feature = "testing")]
+pub mod testing;
 mod text;
 pub mod transport;
 
