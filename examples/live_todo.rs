@@ -386,30 +386,261 @@ async fn home() -> HttpResponse {
         .finish()
 }
 
-#[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    support::init_logging();
-    let mut config = Config::from_env().map_err(std::io::Error::other)?;
+/// The app: its endpoint (the `todo` commander) and its routes, as `main` serves them and the
+/// kit tests below drive them.
+fn app(
+    mut config: Config,
+) -> Result<
+    (
+        Endpoint,
+        impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    ),
+    BoxError,
+> {
     // A full list (500 items of 200 characters) is about 160 KiB of encrypted assigns.
     config.commander.max_live_bytes = config.commander.max_live_bytes.max(256 * 1024);
-    let port = config.endpoint.port;
     let lists = Lists::default();
-    let endpoint = Endpoint::builder(config)
-        .and_then(|builder| {
-            builder
-                .commander(Todo {
-                    lists: lists.clone(),
-                })
-                .build()
+    let endpoint = Endpoint::builder(config)?
+        .commander(Todo {
+            lists: lists.clone(),
         })
-        .map_err(std::io::Error::other)?;
+        .build()?;
     let commanders = endpoint.commanders().clone();
-    tether::serve(endpoint, support::listen(port)?, move |routes| {
+    let routes = move |routes: &mut web::ServiceConfig| {
         routes
             .app_data(web::Data::new(commanders.clone()))
             .app_data(web::Data::new(lists.clone()))
             .route("/", web::get().to(home))
             .route("/lists/{name}", web::get().to(list_page));
-    })
-    .await
+    };
+    Ok((endpoint, routes))
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    support::init_logging();
+    let config = Config::from_env().map_err(std::io::Error::other)?;
+    let port = config.endpoint.port;
+    let (endpoint, routes) = app(config).map_err(std::io::Error::other)?;
+    tether::serve(endpoint, support::listen(port)?, routes).await
+}
+
+/// The contract above, driven with `tether::testing` (no browser): `cargo test --features
+/// testing --example live_todo`. What needs a real browser (focus and caret surviving a
+/// re-render, the filter's CSS hiding items, layout, tether.js's own reconnect) is in
+/// `tests/node/live_todo.test.mjs`.
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tether::{
+        Config,
+        testing::{TestApp, TestPage},
+    };
+
+    use super::app;
+
+    fn serve() -> TestApp {
+        let (endpoint, routes) = app(Config::default()).expect("the app builds");
+        TestApp::serve(endpoint, routes)
+    }
+
+    async fn add(page: &mut TestPage, text: &str) {
+        page.fill("#new_item", text).await;
+        page.click("#add").await;
+    }
+
+    fn items(page: &TestPage) -> Vec<String> {
+        page.texts("#items li.item .text")
+    }
+
+    #[tokio::test]
+    async fn routes_redirect_home_and_refuse_bad_names() {
+        let app = serve();
+        let home = app.get("/").await;
+        assert_eq!(
+            (home.status, home.header("location")),
+            (302, Some("/lists/home"))
+        );
+        for bad in [
+            "/lists/Home",
+            "/lists/a_b",
+            &format!("/lists/{}", "a".repeat(33)),
+        ] {
+            assert_eq!(app.get(bad).await.status, 404, "{bad}");
+        }
+        let page = app.open("/").await;
+        assert_eq!(page.path(), "/lists/home");
+        assert_eq!(page.count("#items li.item"), 0);
+    }
+
+    #[tokio::test]
+    async fn adding_shows_on_every_page_of_the_list_and_clears_only_the_clicking_page() {
+        let app = serve();
+        let mut a = app.open("/lists/shop").await;
+        let mut b = app.open("/lists/shop").await;
+        let mut other = app.open("/lists/other").await;
+        b.fill("#new_item", "half-typed").await;
+        add(&mut a, "  <b>milk</b>  ").await;
+        for page in [&mut a, &mut b] {
+            page.wait_until(|p| items(p) == ["<b>milk</b>"]).await;
+            assert_eq!(page.count("#items b"), 0, "markup in an item is text");
+            assert_eq!(page.text("#count"), "1");
+        }
+        assert_eq!(a.value("#new_item"), "");
+        assert_eq!(b.value("#new_item"), "half-typed");
+        other.idle(Duration::from_millis(50)).await;
+        assert_eq!(items(&other), Vec::<String>::new());
+
+        add(&mut a, "   ").await;
+        assert_eq!(a.text("#error"), "Type something first.");
+        add(&mut a, &"x".repeat(201)).await;
+        assert_eq!(a.text("#error"), "An item is at most 200 characters.");
+        add(&mut a, &"y".repeat(200)).await;
+        assert_eq!(a.text("#error"), "");
+        a.wait_until(|p| p.count("#items li.item") == 2).await;
+    }
+
+    #[tokio::test]
+    async fn done_toggles_and_remove_removes_on_every_page_keeping_typed_text() {
+        let app = serve();
+        let mut a = app.open("/lists/chores").await;
+        let mut b = app.open("/lists/chores").await;
+        for text in ["bread", "eggs", "tea"] {
+            add(&mut a, text).await;
+        }
+        b.wait_until(|p| items(p) == ["bread", "eggs", "tea"]).await;
+        b.fill("#new_item", "half").await;
+        a.check("#items li.item:nth-child(2) input.done", true)
+            .await;
+        for page in [&mut a, &mut b] {
+            page.wait_until(|p| p.count("#items li.item.done") == 1)
+                .await;
+            assert_eq!(page.texts("#items li.done .text"), ["eggs"]);
+            assert!(page.is_checked("#items li.done input.done"));
+        }
+        a.click("#items li.item:nth-child(1) button.remove").await;
+        b.wait_until(|p| items(p) == ["eggs", "tea"]).await;
+        a.check("#items li.done input.done", false).await;
+        b.wait_until(|p| p.count("#items li.done") == 0).await;
+        assert_eq!(
+            b.value("#new_item"),
+            "half",
+            "a re-render keeps what B typed"
+        );
+    }
+
+    /// 8 keys 50 ms apart on a paused clock: the debounce (300 ms) sends one filter run.
+    #[tokio::test(start_paused = true)]
+    async fn the_filter_is_debounced_and_written_into_this_page_only() {
+        let app = serve();
+        let mut a = app.open("/lists/fruit").await;
+        let b = app.open("/lists/fruit").await;
+        a.type_text("#filter", "strawber", Duration::from_millis(50))
+            .await;
+        a.wait_until(|p| p.text("#filter_calls") == "1").await;
+        a.idle(Duration::from_millis(400)).await;
+        assert_eq!(a.text("#filter_calls"), "1");
+        assert!(
+            a.text("#filter_rule")
+                .contains(r#"[data-text*="strawber" i]"#)
+        );
+        assert_eq!(
+            (b.text("#filter_rule"), b.text("#filter_calls")),
+            (String::new(), "0".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn clear_asks_first_cancel_keeps_the_list_and_ok_empties_every_page() {
+        let app = serve();
+        let mut a = app.open("/lists/clearing").await;
+        let mut b = app.open("/lists/clearing").await;
+        add(&mut a, "one").await;
+        b.wait_until(|p| items(p) == ["one"]).await;
+
+        a.click("#clear").await;
+        assert!(a.exists("dialog[open] button[value=ok]"));
+        assert!(a.is_disabled("#clear"), "busy while the handler waits");
+        a.click("dialog[open] button[value=cancel]").await;
+        assert!(!a.exists("dialog[open]") && !a.is_disabled("#clear"));
+        assert_eq!(a.asked()[0]["op"], "modal");
+        assert_eq!(items(&a), ["one"]);
+
+        a.click("#clear").await;
+        a.click("dialog[open] button[value=ok]").await;
+        b.wait_until(|p| p.count("#items li.item") == 0).await;
+        assert_eq!(items(&a), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn import_fills_every_page_moves_this_progress_bar_and_keeps_add_working() {
+        let app = serve();
+        let mut a = app.open("/lists/samples").await;
+        let mut b = app.open("/lists/samples").await;
+        a.click("#import").await;
+        assert!(a.is_disabled("#import"));
+        add(&mut a, "during").await;
+        a.wait_until(|p| items(p).contains(&"during".to_string()))
+            .await;
+        a.wait_until(|p| {
+            p.value("#progress") == "100" || p.attr("#progress", "value").as_deref() == Some("100")
+        })
+        .await;
+        a.wait_until(|p| !p.is_disabled("#import")).await;
+        let samples: Vec<String> = (1..=5).map(|n| format!("sample {n}")).collect();
+        b.wait_until(|p| items(p).iter().filter(|t| t.starts_with("sample")).count() == 5)
+            .await;
+        let shown: Vec<String> = items(&b)
+            .into_iter()
+            .filter(|t| t.starts_with("sample"))
+            .collect();
+        assert_eq!(shown, samples, "one by one, in order");
+        assert_eq!(
+            b.attr("#progress", "value").as_deref(),
+            Some("0"),
+            "only the clicking page's bar"
+        );
+    }
+
+    #[tokio::test]
+    async fn measure_shows_the_width_the_browser_reports() {
+        let app = serve();
+        let mut a = app.open("/lists/sizes").await;
+        a.set_layout("#items", "offsetWidth", json!(333));
+        assert_eq!(a.click("#measure").await, Some(json!(333)));
+        assert_eq!(a.text("#width"), "333");
+        assert_eq!(a.asked()[0]["props"], json!(["offsetWidth"]));
+    }
+
+    #[tokio::test]
+    async fn viewers_count_the_pages_open_on_the_list() {
+        let app = serve();
+        let mut a = app.open("/lists/seen").await;
+        a.wait_until(|p| p.text("#viewers").trim() == "1").await;
+        let mut b = app.open("/lists/seen").await;
+        let mut elsewhere = app.open("/lists/unseen").await;
+        for page in [&mut a, &mut b] {
+            page.wait_until(|p| p.text("#viewers").trim() == "2").await;
+        }
+        elsewhere
+            .wait_until(|p| p.text("#viewers").trim() == "1")
+            .await;
+        drop(b);
+        a.wait_until(|p| p.text("#viewers").trim() == "1").await;
+    }
+
+    #[tokio::test]
+    async fn controls_are_disabled_while_the_socket_is_down_and_the_page_catches_up() {
+        let app = serve();
+        let mut a = app.open("/lists/offline").await;
+        let mut b = app.open("/lists/offline").await;
+        a.disconnect().await;
+        assert!(a.is_disabled("#add") && a.is_disabled("#import"));
+        add(&mut b, "while away").await;
+        a.reconnect().await;
+        assert!(!a.is_disabled("#add") && !a.is_disabled("#import"));
+        a.wait_until(|p| items(p) == ["while away"]).await;
+    }
 }

@@ -23,6 +23,25 @@ pub async fn serve(
     listener: std::net::TcpListener,
     routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 ) -> std::io::Result<()> {
+    let server = server(&endpoint, listener, routes)?;
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        endpoint.shutdown().await;
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+/// The server [`serve`] runs, without the signal handling: the endpoint's routes, the
+/// dashboard's and the app's on `listener` (its backlog widened), browsers allowed from where
+/// it listens, the endpoint started. Must be called on an actix system's thread.
+pub(crate) fn server(
+    endpoint: &Endpoint,
+    listener: std::net::TcpListener,
+    routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+) -> std::io::Result<actix_web::dev::Server> {
     endpoint.allow_served_origins(&[listener.local_addr()?]);
     widen_backlog(&listener)?;
     endpoint.start();
@@ -36,15 +55,7 @@ pub async fn serve(
     })
     .disable_signals()
     .shutdown_timeout(1);
-    let server = endpoint.tune_server(server).listen(listener)?.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        endpoint.shutdown().await;
-        handle.stop(true).await;
-    });
-    server.await
+    Ok(endpoint.tune_server(server).listen(listener)?.run())
 }
 
 /// How many connections may wait for `accept` on a listener [`serve`] runs (the kernel caps

@@ -135,7 +135,11 @@ impl Dom {
 
     /// Selects the options of `select` whose value is in `values` (the others unselected;
     /// a single select takes the first that matches). `Err` names a value no option has.
-    pub(crate) fn select_options(&mut self, select: &NodeRef, values: &[&str]) -> Result<(), String> {
+    pub(crate) fn select_options(
+        &mut self,
+        select: &NodeRef,
+        values: &[&str],
+    ) -> Result<(), String> {
         todo!()
     }
 
@@ -173,7 +177,12 @@ impl Dom {
     /// The handler attributes of `el` for event `type`, as written (shorthand first);
     /// `tether-on` pairs only for allowed types (`allowed`: the gesture types plus the
     /// page's `data-tether-events`).
-    pub(crate) fn handlers_of(&self, el: &NodeRef, event_type: &str, allowed: &dyn Fn(&str) -> bool) -> Vec<String> {
+    pub(crate) fn handlers_of(
+        &self,
+        el: &NodeRef,
+        event_type: &str,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
         todo!()
     }
 
@@ -202,7 +211,12 @@ impl Dom {
 
     /// The `sender` of an event at `el` (events.mjs `describe`): stamps `tether-id` on `el`
     /// (and on its `tether-commander` region) when missing. `event` holds the event fields.
-    pub(crate) fn describe(&mut self, el: &NodeRef, event: &Map<String, Value>, arg: Value) -> Value {
+    pub(crate) fn describe(
+        &mut self,
+        el: &NodeRef,
+        event: &Map<String, Value>,
+        arg: Value,
+    ) -> Value {
         todo!()
     }
 

@@ -2,4 +2,12 @@
 //!
 //! (Guide to be written.)
 
+mod actions;
+mod app;
+mod calls;
 mod dom;
+mod page;
+mod wait;
+
+pub use app::{Browser, DEFAULT_WAIT, Response, TestApp};
+pub use page::TestPage;
