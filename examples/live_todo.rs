@@ -434,15 +434,12 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::json;
-    use tether::{
-        Config,
-        testing::{TestApp, TestPage},
-    };
+    use tether::testing::{self, TestApp, TestPage};
 
     use super::app;
 
     fn serve() -> TestApp {
-        let (endpoint, routes) = app(Config::default()).expect("the app builds");
+        let (endpoint, routes) = app(testing::config()).expect("the app builds");
         TestApp::serve(endpoint, routes)
     }
 

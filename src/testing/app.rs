@@ -29,6 +29,23 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// Most redirects [`Browser::open`] follows for one page.
 const MAX_REDIRECTS: usize = 10;
 
+/// The config a test starts from: [`Config::default`](crate::Config::default) with a fresh
+/// random `secret_key_base` (so tokens of one test mean nothing to another).
+///
+/// ```
+/// let config = tether::testing::config();
+/// assert_eq!(config.endpoint.secret_key_base.len(), 64);
+/// ```
+pub fn config() -> crate::Config {
+    use rand::Rng;
+    let secret: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(64)
+        .map(char::from)
+        .collect();
+    crate::Config::default().with_secret_key_base(secret)
+}
+
 /// An app served for a test: the endpoint and the app's routes, as [`crate::serve`] serves
 /// them, on `127.0.0.1` and a free port, in a thread of their own (an actix system with its
 /// own runtime, so the test may use any runtime, a paused clock included). Dropping it stops

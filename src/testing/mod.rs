@@ -9,5 +9,5 @@ mod dom;
 mod page;
 mod wait;
 
-pub use app::{Browser, DEFAULT_WAIT, Response, TestApp};
+pub use app::{Browser, DEFAULT_WAIT, Response, TestApp, config};
 pub use page::TestPage;
