@@ -32,7 +32,13 @@ function casePage(index) {
 /** Serves GET /case/<n> and the .js/.mjs files of assets/ (nothing outside it). */
 function serve() {
   const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://127.0.0.1").pathname);
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url, "http://127.0.0.1").pathname);
+    } catch (_) {
+      res.writeHead(400).end();
+      return;
+    }
     const page = /^\/case\/(\d+)$/.exec(path);
     if (page && Number(page[1]) < CORPUS.cases.length) {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
@@ -148,6 +154,23 @@ async function runCase(json) {
   return { body, refused, calls, props, reports: seen };
 }
 
+test("the corpus has cases with unique names, known keys and known steps", () => {
+  const names = CORPUS.cases.map((c) => c.name);
+  assert.ok(names.length >= 50, `only ${names.length} cases`);
+  assert.deepEqual(names.filter((n, i) => names.indexOf(n) !== i), [], "duplicate names");
+  const unknown = (object, known) => Object.keys(object).filter((key) => !known.includes(key));
+  for (const kase of CORPUS.cases) {
+    assert.deepEqual(unknown(kase, ["name", "body", "exec_js", "steps", "expect"]), [], kase.name);
+    assert.equal(typeof kase.body, "string", `${kase.name}: body`);
+    assert.equal(typeof kase.expect.body, "string", `${kase.name}: expect.body`);
+    assert.deepEqual(unknown(kase.expect, ["body", "refused", "props", "calls"]), [], kase.name);
+    for (const step of kase.steps) {
+      assert.equal(Object.keys(step).length, 1, `${kase.name}: one kind per step`);
+      assert.deepEqual(unknown(step, ["patch", "type", "check", "presence_list", "count", "describe"]), [], kase.name);
+    }
+  }
+});
+
 describe("the DOM corpus in Chromium", { skip: chromiumSkip }, () => {
   let browser;
   let server;
@@ -162,12 +185,6 @@ describe("the DOM corpus in Chromium", { skip: chromiumSkip }, () => {
   after(async () => {
     await browser?.close();
     await new Promise((resolve) => (server ? server.close(resolve) : resolve()));
-  });
-
-  test("the corpus has cases with unique names", () => {
-    const names = CORPUS.cases.map((c) => c.name);
-    assert.ok(names.length >= 50, `only ${names.length} cases`);
-    assert.deepEqual(names.filter((n, i) => names.indexOf(n) !== i), [], "duplicate names");
   });
 
   CORPUS.cases.forEach((kase, index) => {
