@@ -180,19 +180,23 @@ async fn logout(session: Session) -> HttpResponse {
     to_index()
 }
 
-#[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    support::init_logging();
-    let mut config = Config::from_env().map_err(std::io::Error::other)?;
+/// The app: its endpoint (the `counter` commander) and its routes, as `main` serves them and
+/// the kit tests below drive them.
+fn app(
+    mut config: Config,
+) -> Result<
+    (
+        Endpoint,
+        impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    ),
+    BoxError,
+> {
     // The session cookie below is signed, not encrypted: tether reads only that kind.
     config.commander.session_cookie_security = SessionCookieSecurity::Signed;
-    let port = config.endpoint.port;
-    let endpoint = Endpoint::builder(config)
-        .and_then(|builder| builder.commander(Counter).build())
-        .map_err(std::io::Error::other)?;
+    let endpoint = Endpoint::builder(config)?.commander(Counter).build()?;
     let commanders = endpoint.commanders().clone();
     let key = commanders.keys().key().clone();
-    tether::serve(endpoint, support::listen(port)?, move |routes| {
+    let routes = move |routes: &mut web::ServiceConfig| {
         // The session cookie is actix-session's own, signed with the app key (actix-session
         // can also encrypt it: then leave `session_cookie_security` at "private"); the
         // commanders' socket reads it with the same key.
@@ -207,6 +211,111 @@ async fn main() -> std::io::Result<()> {
                 .route("/login", web::get().to(login))
                 .route("/logout", web::get().to(logout)),
         );
-    })
-    .await
+    };
+    Ok((endpoint, routes))
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    support::init_logging();
+    let config = Config::from_env().map_err(std::io::Error::other)?;
+    let port = config.endpoint.port;
+    let (endpoint, routes) = app(config).map_err(std::io::Error::other)?;
+    tether::serve(endpoint, support::listen(port)?, routes).await
+}
+
+/// The contract above, driven with `tether::testing` (no browser): several browsers, each
+/// with its own browser id, session and store, on one app. `tests/node/online_counter.test.mjs`
+/// keeps what needs a browser or a cluster.
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use tether::{
+        config::IdSource,
+        testing::{self, TestApp, TestPage},
+    };
+
+    use super::app;
+
+    fn counts(page: &TestPage) -> (String, String) {
+        (
+            page.text("#number_of_users"),
+            page.text("#number_of_connections"),
+        )
+    }
+
+    fn shows(users: usize, connections: usize) -> impl Fn(&TestPage) -> bool {
+        move |page| counts(page) == (users.to_string(), connections.to_string())
+    }
+
+    #[tokio::test]
+    async fn tabs_of_one_browser_are_one_user_and_every_page_follows_the_counts() {
+        let (endpoint, routes) = app(testing::config()).expect("the app builds");
+        let app = TestApp::serve(endpoint, routes);
+        let alice = app.browser();
+        let mut tab1 = alice.open("/").await;
+        let mut tab2 = alice.open("/").await;
+        tab1.wait_until(shows(1, 2)).await;
+        let mut bob = app.open("/").await;
+        for page in [&mut tab1, &mut tab2, &mut bob] {
+            page.wait_until(shows(2, 3)).await;
+            // The templated list and the live counter, kept by tether.js's own rules.
+            page.wait_until(|p| p.count("[data-tether-presence] li[data-tether-key]") == 2)
+                .await;
+            page.wait_until(|p| p.text("[data-tether-topic]") == "2")
+                .await;
+        }
+        assert_eq!(
+            alice.storage("tether_browser_id"),
+            tab1.browser().storage("tether_browser_id")
+        );
+        drop(bob);
+        tab1.wait_until(shows(1, 2)).await;
+        tab2.disconnect().await;
+        tab1.wait_until(shows(1, 1)).await;
+    }
+
+    #[tokio::test]
+    async fn pages_keyed_by_the_session_count_one_user_across_browsers() {
+        let mut config = testing::config();
+        config.presence.id = vec![IdSource::Session("current_user_id".into())];
+        let (endpoint, routes) = app(config).expect("the app builds");
+        let app = TestApp::serve(endpoint, routes);
+        let (one, two) = (app.browser(), app.browser());
+        for browser in [&one, &two] {
+            let login = browser.get("/login?user_id=42").await;
+            assert_eq!(login.status, 303);
+        }
+        let mut a = one.open("/").await;
+        let mut b = two.open("/").await;
+        assert!(a.text("body").contains("Logged in as 42"));
+        for page in [&mut a, &mut b] {
+            page.wait_until(shows(1, 2)).await;
+        }
+        let names = a.texts("[data-tether-presence] li [data-field=name]");
+        assert_eq!(names, ["42"]);
+        one.get("/logout").await;
+        a.reconnect().await;
+        b.wait_until(shows(2, 2)).await;
+    }
+
+    #[tokio::test]
+    async fn remember_me_keys_the_next_load_by_the_store() {
+        let mut config = testing::config();
+        config.presence.id = vec![IdSource::Store("current_user_id".into())];
+        let (endpoint, routes) = app(config).expect("the app builds");
+        let app = TestApp::serve(endpoint, routes);
+        let browser = app.browser();
+        let mut page = browser.open("/").await;
+        page.fill("#store_user_id", "zoe").await;
+        page.click("#remember_me").await;
+        assert!(
+            browser.storage("tether_store").is_some(),
+            "the store token is kept"
+        );
+        let next = browser.open("/").await;
+        assert_eq!(
+            next.texts("[data-tether-presence] li [data-field=name]"),
+            ["zoe"]
+        );
+    }
 }
