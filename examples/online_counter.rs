@@ -291,8 +291,8 @@ mod tests {
         for page in [&mut a, &mut b] {
             page.wait_until(shows(1, 2)).await;
         }
-        let names = a.texts("[data-tether-presence] li [data-field=name]");
-        assert_eq!(names, ["42"]);
+        a.wait_until(|p| p.texts("[data-tether-presence] li [data-field=name]") == ["42"])
+            .await;
         one.get("/logout").await;
         a.reconnect().await;
         b.wait_until(shows(2, 2)).await;
@@ -312,10 +312,9 @@ mod tests {
             browser.storage("tether_store").is_some(),
             "the store token is kept"
         );
-        let next = browser.open("/").await;
-        assert_eq!(
-            next.texts("[data-tether-presence] li [data-field=name]"),
-            ["zoe"]
-        );
+        let mut next = browser.open("/").await;
+        drop(page);
+        next.wait_until(|p| p.texts("[data-tether-presence] li [data-field=name]") == ["zoe"])
+            .await;
     }
 }
