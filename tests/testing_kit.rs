@@ -136,12 +136,9 @@ fn serve(exec_js: bool) -> TestApp {
     })
 }
 
-/// Runs `action` on `page`, expecting it to fail the test: the panic's message.
-async fn failure<F>(page: &mut TestPage, action: impl FnOnce(&mut TestPage) -> F) -> String
-where
-    F: std::future::Future,
-{
-    let caught = AssertUnwindSafe(action(page)).catch_unwind().await;
+/// Awaits `action`, expecting it to fail the test: the panic's message.
+async fn failure(action: impl std::future::Future) -> String {
+    let caught = AssertUnwindSafe(action).catch_unwind().await;
     let Err(panic) = caught else {
         panic!("the action did not fail the test");
     };
@@ -156,7 +153,7 @@ where
 async fn a_handler_error_fails_the_test_with_its_name_and_message() {
     let app = serve(false);
     let mut page = app.open("/").await;
-    let message = failure(&mut page, |page| page.click("#boom")).await;
+    let message = failure(page.click("#boom")).await;
     assert!(message.contains("handler boom failed: kaboom"), "{message}");
 }
 
@@ -164,7 +161,7 @@ async fn a_handler_error_fails_the_test_with_its_name_and_message() {
 async fn an_unknown_handler_fails_the_test() {
     let app = serve(false);
     let mut page = app.open("/").await;
-    let message = failure(&mut page, |page| page.click("#nope")).await;
+    let message = failure(page.click("#nope")).await;
     assert!(
         message.contains("handler nope failed: unknown handler"),
         "{message}"
@@ -175,7 +172,7 @@ async fn an_unknown_handler_fails_the_test() {
 async fn a_panicking_handler_fails_the_test() {
     let app = serve(false);
     let mut page = app.open("/").await;
-    let message = failure(&mut page, |page| page.click("#explode")).await;
+    let message = failure(page.click("#explode")).await;
     assert!(message.contains("explode"), "{message}");
 }
 
@@ -206,7 +203,7 @@ async fn a_refused_patch_fails_the_test() {
         "patch",
         &json!({"op": "prop", "sel": "#news", "prop": "innerHTML", "value": "<img src=x>"}),
     );
-    let message = failure(&mut page, |page| page.wait_until(|p| p.exists("#news img"))).await;
+    let message = failure(page.wait_until(|p| p.exists("#news img"))).await;
     assert!(
         message.contains("patch refused: property innerHTML takes only Html"),
         "{message}"
@@ -252,7 +249,7 @@ async fn script_round_trips_are_answered_by_the_test_or_refused_without_exec_js(
 
     let app = serve(false);
     let mut page = app.open("/").await;
-    let message = failure(&mut page, |page| page.click("#script")).await;
+    let message = failure(page.click("#script")).await;
     assert!(message.contains("handler script failed"), "{message}");
 }
 
