@@ -30,7 +30,8 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 const MAX_REDIRECTS: usize = 10;
 
 /// The config a test starts from: [`Config::default`](crate::Config::default) with a fresh
-/// random `secret_key_base` (so tokens of one test mean nothing to another).
+/// random `secret_key_base` (so tokens of one test mean nothing to another) and `[commander]
+/// debug_errors` on (a failing callback's page is told its message, which the test shows).
 ///
 /// ```
 /// let config = tether::testing::config();
@@ -43,7 +44,9 @@ pub fn config() -> crate::Config {
         .take(64)
         .map(char::from)
         .collect();
-    crate::Config::default().with_secret_key_base(secret)
+    let mut config = crate::Config::default().with_secret_key_base(secret);
+    config.commander.debug_errors = true;
+    config
 }
 
 /// An app served for a test: the endpoint and the app's routes, as [`crate::serve`] serves

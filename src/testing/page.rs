@@ -534,10 +534,21 @@ impl TestPage {
                 }
             }
             "phx_error" | "phx_close" => {
+                let running: Vec<String> = self
+                    .pending
+                    .values()
+                    .filter_map(|pending| match pending {
+                        Pending::Event { handler, .. } => Some(handler.clone()),
+                        _ => None,
+                    })
+                    .collect();
                 self.lost();
-                self.fail(format!(
-                    "the page channel ended ({event}): a handler may have panicked"
-                ));
+                let running = if running.is_empty() {
+                    String::new()
+                } else {
+                    format!(" while handler {} ran (did it panic?)", running.join(", "))
+                };
+                self.fail(format!("the page channel ended ({event}){running}"));
             }
             _ => {}
         }
@@ -586,7 +597,6 @@ impl TestPage {
                     self.results.insert(reference.to_string(), response);
                 } else {
                     let reason = response["reason"].as_str().unwrap_or("error").to_string();
-                    self.results.insert(reference.to_string(), Value::Null);
                     self.error(format!("handler {handler} failed: {reason}"));
                 }
             }
