@@ -19,7 +19,9 @@
 //! | [`Presence`](presence::Presence) | who is on a topic: `track`, `list`, `count_users`, … (pages are tracked for you) |
 //!
 //! The README and `docs/guide.md` walk through them with code; `examples/` has one program
-//! per idea.
+//! per idea. To test a commander without a browser, `testing` (cargo feature `testing`):
+//! `TestApp::serve(endpoint, routes)`, `app.open("/")`, `page.click("#add")`,
+//! `page.wait_until(…)`.
 //!
 //! ## The pieces, bottom up
 //!
@@ -33,6 +35,7 @@
 //! | [`commander`] | the Drab layer: [`Commander`](commander::Commander)s, pages, patches, browser id, session, store |
 //! | [`dashboard`] | the live dashboard and `/metrics` (a commander page of its own, off without a password or token); built and mounted by the endpoint, never importing it |
 //! | [`endpoint`] | the owner of it all: [`Endpoint::builder`] creates the pub/sub and presence once, takes sockets and commanders, starts and stops every task; actix-web routes, origin check, [`serve`], [`Endpoint::tune_server`] |
+//! | `testing` | (feature `testing`) drive a commander's pages from `cargo test`: the app served on a loopback port, pages joined as tether.js joins them, a DOM model applying tether.js's rules |
 //!
 //! Lower layers never import higher ones: pub/sub knows nothing of frames, the transport
 //! nothing of channels, presence nothing of commanders, commanders nothing of the dashboard
@@ -193,7 +196,6 @@ mod render;
 /// HTML from users cleaned for a page, tether attributes dropped (cargo feature `sanitize`).
 #[cfg(feature = "sanitize")]
 pub mod sanitize;
-/// Drive a commander's pages from `cargo test`, without a browser (cargo feature `testing`).
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;

@@ -297,8 +297,8 @@ impl TestPage {
     /// handlers it called, unless the page needs the test first (a `confirm`/`modal` dialog
     /// to click, a `wait_for` event); returns the result of the first, or `None`.
     ///
-    /// A dialog of [`Page::confirm`](crate::commander::Page::confirm) and
-    /// [`Page::modal`](crate::commander::Page::modal) is in the page as tether.js shows it,
+    /// A dialog of `Page::confirm` and
+    /// `Page::modal` is in the page as tether.js shows it,
     /// `dialog.tether-modal[open]`: click one of its `button[value=…]` to answer.
     pub async fn click(&mut self, selector: &str) -> Option<Value> {
         let el = self.actionable(selector, "click").await;
