@@ -14,6 +14,8 @@
 //! reference, so a node that was detached and freed never hands its state to a new node
 //! that happens to get the same address.
 
+// Until `super::page` (the socket side, written against this API) lands, only the tests
+// call the model.
 #![allow(dead_code)]
 
 mod events;
@@ -101,7 +103,13 @@ pub(crate) fn js_string(value: &Value) -> String {
         Value::Number(n) => js_number(n),
         Value::Array(items) => items
             .iter()
-            .map(|v| if v.is_null() { String::new() } else { js_string(v) })
+            .map(|v| {
+                if v.is_null() {
+                    String::new()
+                } else {
+                    js_string(v)
+                }
+            })
             .collect::<Vec<_>>()
             .join(","),
         Value::Object(_) => "[object Object]".to_string(),
@@ -137,34 +145,64 @@ pub(crate) fn truthy(value: &Value) -> bool {
 pub(crate) const FORBIDDEN_PROPS: &[&str] = &["__proto__", "prototype", "constructor"];
 
 const INPUT_TYPES: &[&str] = &[
-    "hidden", "text", "search", "tel", "url", "email", "password", "date", "month", "week", "time",
-    "datetime-local", "number", "range", "color", "checkbox", "radio", "file", "submit", "image", "reset", "button",
+    "hidden",
+    "text",
+    "search",
+    "tel",
+    "url",
+    "email",
+    "password",
+    "date",
+    "month",
+    "week",
+    "time",
+    "datetime-local",
+    "number",
+    "range",
+    "color",
+    "checkbox",
+    "radio",
+    "file",
+    "submit",
+    "image",
+    "reset",
+    "button",
 ];
 /// Elements with a `disabled` property.
-const DISABLEABLE: &[&str] = &["button", "input", "select", "textarea", "fieldset", "optgroup", "option", "link"];
+const DISABLEABLE: &[&str] = &[
+    "button", "input", "select", "textarea", "fieldset", "optgroup", "option", "link",
+];
 /// Elements with a `name` property.
 const NAMED: &[&str] = &[
-    "button", "input", "select", "textarea", "fieldset", "form", "iframe", "img", "map", "meta", "object", "output",
-    "param", "slot", "a", "embed", "frame",
+    "button", "input", "select", "textarea", "fieldset", "form", "iframe", "img", "map", "meta",
+    "object", "output", "param", "slot", "a", "embed", "frame",
 ];
 const WITH_HREF: &[&str] = &["a", "area", "link", "base"];
 const WITH_SRC: &[&str] = &[
     "img", "script", "iframe", "input", "video", "audio", "source", "embed", "track", "frame",
 ];
 const WITH_TYPE: &[&str] = &[
-    "input", "button", "select", "textarea", "ol", "li", "link", "script", "source", "style", "embed", "object", "a",
-    "output", "fieldset",
+    "input", "button", "select", "textarea", "ol", "li", "link", "script", "source", "style",
+    "embed", "object", "a", "output", "fieldset",
 ];
 
 impl Dom {
     /// Parses a whole document (the server-rendered page).
     pub(crate) fn parse(html: &str) -> Dom {
-        Dom { document: kuchikiki::parse_html().one(html).document_node, live: HashMap::new(), stamped: 0 }
+        Dom {
+            document: kuchikiki::parse_html().one(html).document_node,
+            live: HashMap::new(),
+            stamped: 0,
+        }
     }
 
     /// The `<body>` element (html5ever always makes one).
     pub(crate) fn body(&self) -> NodeRef {
-        let html = self.document.children().find(is_element).unwrap_or_else(|| self.document.clone());
+        let html = self
+            .document
+            .children()
+            .find(is_element)
+            .unwrap_or_else(|| self.document.clone());
         html.children()
             .find(|n| local_name(n) == "body" || local_name(n) == "frameset")
             .unwrap_or(html)
@@ -180,7 +218,10 @@ impl Dom {
     /// The first element matching `selector`.
     pub(crate) fn select_first(&self, selector: &str) -> Result<Option<NodeRef>, String> {
         let compiled = tree::compile(selector)?;
-        Ok(self.document.descendants().find(|n| tree::matches(n, &compiled)))
+        Ok(self
+            .document
+            .descendants()
+            .find(|n| tree::matches(n, &compiled)))
     }
 
     /// `el.matches(selector)`.
@@ -256,7 +297,13 @@ impl Dom {
             .get(&k)
             .is_some_and(|e| e.node.upgrade().is_some_and(|rc| Rc::ptr_eq(&rc, &el.0)));
         if !valid {
-            self.live.insert(k, Entry { node: Rc::downgrade(&el.0), live: Live::default() });
+            self.live.insert(
+                k,
+                Entry {
+                    node: Rc::downgrade(&el.0),
+                    live: Live::default(),
+                },
+            );
         }
         match self.live.get_mut(&k) {
             Some(entry) => &mut entry.live,
@@ -264,22 +311,20 @@ impl Dom {
         }
     }
 
-    /// An input's type as the `type` property reads it.
-    pub(crate) fn input_type(&self, el: &NodeRef) -> String {
-        input_type(el)
-    }
-
-    /// `el.type` of a form control (`None` for elements without one the model knows).
-    pub(crate) fn control_type(&self, el: &NodeRef) -> Option<String> {
-        control_type(el)
-    }
-
     /// Whether `el` has a `value` property (`"value" in el`).
     fn has_value_prop(el: &NodeRef) -> bool {
         tree::is_html(el)
             && matches!(
                 local_name(el).as_str(),
-                "input" | "textarea" | "select" | "option" | "button" | "li" | "output" | "data" | "param"
+                "input"
+                    | "textarea"
+                    | "select"
+                    | "option"
+                    | "button"
+                    | "li"
+                    | "output"
+                    | "data"
+                    | "param"
             )
     }
 
@@ -291,8 +336,12 @@ impl Dom {
             "input" => {
                 let t = input_type(el);
                 match t.as_str() {
-                    "checkbox" | "radio" => get_attr(el, "value").unwrap_or_else(|| "on".to_string()),
-                    "hidden" | "submit" | "image" | "reset" | "button" => get_attr(el, "value").unwrap_or_default(),
+                    "checkbox" | "radio" => {
+                        get_attr(el, "value").unwrap_or_else(|| "on".to_string())
+                    }
+                    "hidden" | "submit" | "image" | "reset" | "button" => {
+                        get_attr(el, "value").unwrap_or_default()
+                    }
                     "file" => String::new(),
                     _ => match self.live_of(el).and_then(|l| l.value.clone()) {
                         Some(v) => v,
@@ -304,7 +353,11 @@ impl Dom {
                 Some(v) => v,
                 None => el.text_contents(),
             },
-            "select" => self.selected_options(el).first().map(|o| option_value(o)).unwrap_or_default(),
+            "select" => self
+                .selected_options(el)
+                .first()
+                .map(option_value)
+                .unwrap_or_default(),
             "option" => option_value(el),
             "output" => el.text_contents(),
             "li" => get_attr(el, "value")
@@ -338,7 +391,9 @@ impl Dom {
             "option" | "button" | "data" | "param" | "li" => tree::set_attr(el, "value", value),
             "output" => tree::set_text(el, value),
             _ => {
-                self.live_mut(el).props.insert("value".to_string(), Value::String(value.to_string()));
+                self.live_mut(el)
+                    .props
+                    .insert("value".to_string(), Value::String(value.to_string()));
             }
         }
     }
@@ -369,7 +424,10 @@ impl Dom {
             _ => return vec![el.clone()],
         };
         let form = self.form_owner(el);
-        let root = el.inclusive_ancestors().last().unwrap_or_else(|| el.clone());
+        let root = el
+            .inclusive_ancestors()
+            .last()
+            .unwrap_or_else(|| el.clone());
         root.inclusive_descendants()
             .filter(|n| {
                 local_name(n) == "input"
@@ -383,15 +441,30 @@ impl Dom {
     /// The options of a select with their selectedness applied: the selected ones.
     fn selected_options(&self, select: &NodeRef) -> Vec<NodeRef> {
         let options = select_options_of(select);
-        let state: Vec<bool> = options.iter().map(|o| self.option_selectedness(o)).collect();
+        let state: Vec<bool> = options
+            .iter()
+            .map(|o| self.option_selectedness(o))
+            .collect();
         if has_attr(select, "multiple") {
-            return options.into_iter().zip(state).filter(|(_, s)| *s).map(|(o, _)| o).collect();
+            return options
+                .into_iter()
+                .zip(state)
+                .filter(|(_, s)| *s)
+                .map(|(o, _)| o)
+                .collect();
         }
         if let Some(i) = state.iter().rposition(|s| *s) {
             return vec![options[i].clone()];
         }
-        let size = get_attr(select, "size").and_then(|s| s.trim().parse::<u32>().ok()).unwrap_or(0);
-        if size <= 1 {
+        // The browser picks a default option when options are inserted or the select is
+        // reset, not after a script or a person unselected them all.
+        let dirty = options
+            .iter()
+            .any(|o| self.live_of(o).is_some_and(|l| l.selected.is_some()));
+        let size = get_attr(select, "size")
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if size <= 1 && !dirty {
             if let Some(o) = options.iter().find(|o| !option_disabled(o)) {
                 return vec![o.clone()];
             }
@@ -434,7 +507,11 @@ impl Dom {
 
     /// Selects the options of `select` whose value is in `values` (the others unselected;
     /// a single select takes the first that matches). `Err` names a value no option has.
-    pub(crate) fn select_options(&mut self, select: &NodeRef, values: &[&str]) -> Result<(), String> {
+    pub(crate) fn select_options(
+        &mut self,
+        select: &NodeRef,
+        values: &[&str],
+    ) -> Result<(), String> {
         let options = select_options_of(select);
         for v in values {
             if !options.iter().any(|o| option_value(o) == *v) {
@@ -460,12 +537,17 @@ impl Dom {
         let mut ancestor = tree::parent_element(el);
         while let Some(a) = ancestor {
             if local_name(&a) == "fieldset" && has_attr(&a, "disabled") {
-                let first_legend = tree::element_children(&a).into_iter().find(|c| local_name(c) == "legend");
+                let first_legend = tree::element_children(&a)
+                    .into_iter()
+                    .find(|c| local_name(c) == "legend");
                 if first_legend.as_ref() != Some(&child) {
                     return true;
                 }
             }
-            if local_name(&a) == "optgroup" && local_name(el) == "option" && has_attr(&a, "disabled") {
+            if local_name(&a) == "optgroup"
+                && local_name(el) == "option"
+                && has_attr(&a, "disabled")
+            {
                 return true;
             }
             child = a.clone();
@@ -492,17 +574,30 @@ impl Dom {
         match name {
             "dataset" => return Value::Object(dataset(el)),
             "attributes" => {
-                return Value::Object(tree::attributes(el).into_iter().map(|(n, v)| (n, Value::String(v))).collect())
+                return Value::Object(
+                    tree::attributes(el)
+                        .into_iter()
+                        .map(|(n, v)| (n, Value::String(v)))
+                        .collect(),
+                );
             }
-            "classList" => return Value::Array(class_list(el).into_iter().map(Value::String).collect()),
+            "classList" => {
+                return Value::Array(class_list(el).into_iter().map(Value::String).collect());
+            }
             "style" => {
                 return Value::Object(
-                    style::declarations(el).into_iter().map(|d| (d.name, Value::String(d.value))).collect(),
-                )
+                    style::declarations(el)
+                        .into_iter()
+                        .map(|d| (d.name, Value::String(d.value)))
+                        .collect(),
+                );
             }
             _ => {}
         }
-        if let Some(v) = self.live_of(el).and_then(|l| l.layout.get(name).or_else(|| l.props.get(name))) {
+        if let Some(v) = self
+            .live_of(el)
+            .and_then(|l| l.layout.get(name).or_else(|| l.props.get(name)))
+        {
             return match v {
                 Value::Array(_) | Value::Object(_) => Value::Null,
                 v => v.clone(),
@@ -551,13 +646,25 @@ impl Dom {
             "selectedIndex" if tag == "select" => {
                 let options = select_options_of(el);
                 let first = self.selected_options(el).into_iter().next();
-                Some(Value::from(first.and_then(|f| options.iter().position(|o| o == &f)).map_or(-1, |i| i as i64)))
+                Some(Value::from(
+                    first
+                        .and_then(|f| options.iter().position(|o| o == &f))
+                        .map_or(-1, |i| i as i64),
+                ))
             }
             "disabled" if DISABLEABLE.contains(&tag) => Some(Value::Bool(has_attr(el, "disabled"))),
-            "readOnly" if matches!(tag, "input" | "textarea") => Some(Value::Bool(has_attr(el, "readonly"))),
-            "required" if matches!(tag, "input" | "textarea" | "select") => Some(Value::Bool(has_attr(el, "required"))),
-            "multiple" if matches!(tag, "input" | "select") => Some(Value::Bool(has_attr(el, "multiple"))),
-            "open" if matches!(tag, "dialog" | "details") => Some(Value::Bool(has_attr(el, "open"))),
+            "readOnly" if matches!(tag, "input" | "textarea") => {
+                Some(Value::Bool(has_attr(el, "readonly")))
+            }
+            "required" if matches!(tag, "input" | "textarea" | "select") => {
+                Some(Value::Bool(has_attr(el, "required")))
+            }
+            "multiple" if matches!(tag, "input" | "select") => {
+                Some(Value::Bool(has_attr(el, "multiple")))
+            }
+            "open" if matches!(tag, "dialog" | "details") => {
+                Some(Value::Bool(has_attr(el, "open")))
+            }
             "placeholder" if matches!(tag, "input" | "textarea") => s(attr("placeholder")),
             "alt" if matches!(tag, "img" | "input" | "area") => s(attr("alt")),
             "name" if NAMED.contains(&tag) => s(attr("name")),
@@ -581,11 +688,23 @@ impl Dom {
 
     /// `el[name] = value` as a `prop` patch or a plain key of a `props` patch sets it (the
     /// patch was checked). `html` marks a value the server sent as Html.
-    pub(crate) fn set_prop(&mut self, el: &NodeRef, name: &str, value: &Value, html: bool) -> Result<(), String> {
+    pub(crate) fn set_prop(
+        &mut self,
+        el: &NodeRef,
+        name: &str,
+        value: &Value,
+        html: bool,
+    ) -> Result<(), String> {
         let tag = local_name(el);
         let tag = tag.as_str();
         let text = || js_string(value);
-        let null_empty = || if value.is_null() { String::new() } else { js_string(value) };
+        let null_empty = || {
+            if value.is_null() {
+                String::new()
+            } else {
+                js_string(value)
+            }
+        };
         let flag = |dom: &mut Dom, attr: &str| {
             let _ = dom;
             if truthy(value) {
@@ -632,7 +751,9 @@ impl Dom {
             "required" if matches!(tag, "input" | "textarea" | "select") => flag(self, "required"),
             "multiple" if matches!(tag, "input" | "select") => flag(self, "multiple"),
             "open" if matches!(tag, "dialog" | "details") => flag(self, "open"),
-            "placeholder" if matches!(tag, "input" | "textarea") => tree::set_attr(el, name, &text()),
+            "placeholder" if matches!(tag, "input" | "textarea") => {
+                tree::set_attr(el, name, &text())
+            }
             "alt" if matches!(tag, "img" | "input" | "area") => tree::set_attr(el, name, &text()),
             "name" if NAMED.contains(&tag) => tree::set_attr(el, "name", &text()),
             "type" if WITH_TYPE.contains(&tag) && tag != "select" && tag != "textarea" => {
@@ -644,7 +765,9 @@ impl Dom {
             "srcdoc" if tag == "iframe" && html => tree::set_attr(el, "srcdoc", &text()),
             "tagName" | "nodeName" | "localName" | "isConnected" | "childElementCount" => {}
             _ => {
-                self.live_mut(el).props.insert(name.to_string(), value.clone());
+                self.live_mut(el)
+                    .props
+                    .insert(name.to_string(), value.clone());
             }
         }
         Ok(())
@@ -697,19 +820,25 @@ impl Dom {
     /// document), else the closest form.
     pub(crate) fn form_owner(&self, el: &NodeRef) -> Option<NodeRef> {
         if let Some(id) = get_attr(el, "form") {
-            let root = el.inclusive_ancestors().last().unwrap_or_else(|| el.clone());
+            let root = el
+                .inclusive_ancestors()
+                .last()
+                .unwrap_or_else(|| el.clone());
             return root
                 .descendants()
                 .find(|n| get_attr(n, "id").as_deref() == Some(id.as_str()))
                 .filter(|n| local_name(n) == "form");
         }
-        tree::parent_element(el).and_then(|p| p.inclusive_ancestors().find(|a| local_name(a) == "form"))
+        tree::parent_element(el)
+            .and_then(|p| p.inclusive_ancestors().find(|a| local_name(a) == "form"))
     }
 }
 
 /// `el.type` of an input (unknown types read as `text`).
 pub(crate) fn input_type(el: &NodeRef) -> String {
-    let t = get_attr(el, "type").unwrap_or_default().to_ascii_lowercase();
+    let t = get_attr(el, "type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if INPUT_TYPES.contains(&t.as_str()) {
         t
     } else {
@@ -722,10 +851,23 @@ pub(crate) fn control_type(el: &NodeRef) -> Option<String> {
     match local_name(el).as_str() {
         "input" => Some(input_type(el)),
         "button" => {
-            let t = get_attr(el, "type").unwrap_or_default().to_ascii_lowercase();
-            Some(if t == "reset" || t == "button" { t } else { "submit".to_string() })
+            let t = get_attr(el, "type")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            Some(if t == "reset" || t == "button" {
+                t
+            } else {
+                "submit".to_string()
+            })
         }
-        "select" => Some(if has_attr(el, "multiple") { "select-multiple" } else { "select-one" }.to_string()),
+        "select" => Some(
+            if has_attr(el, "multiple") {
+                "select-multiple"
+            } else {
+                "select-one"
+            }
+            .to_string(),
+        ),
         "textarea" => Some("textarea".to_string()),
         "fieldset" => Some("fieldset".to_string()),
         "output" => Some("output".to_string()),
@@ -735,7 +877,9 @@ pub(crate) fn control_type(el: &NodeRef) -> Option<String> {
 
 fn sanitize(input_type: &str, value: &str) -> String {
     match input_type {
-        "text" | "search" | "tel" | "password" => value.chars().filter(|c| *c != '\n' && *c != '\r').collect(),
+        "text" | "search" | "tel" | "password" => {
+            value.chars().filter(|c| *c != '\n' && *c != '\r').collect()
+        }
         "url" | "email" => value
             .chars()
             .filter(|c| *c != '\n' && *c != '\r')
@@ -752,7 +896,11 @@ pub(crate) fn select_options_of(select: &NodeRef) -> Vec<NodeRef> {
     for child in tree::element_children(select) {
         match local_name(&child).as_str() {
             "option" => options.push(child),
-            "optgroup" => options.extend(tree::element_children(&child).into_iter().filter(|c| local_name(c) == "option")),
+            "optgroup" => options.extend(
+                tree::element_children(&child)
+                    .into_iter()
+                    .filter(|c| local_name(c) == "option"),
+            ),
             _ => {}
         }
     }
@@ -770,7 +918,8 @@ fn select_of_option(option: &NodeRef) -> Option<NodeRef> {
 
 fn option_disabled(option: &NodeRef) -> bool {
     has_attr(option, "disabled")
-        || tree::parent_element(option).is_some_and(|p| local_name(&p) == "optgroup" && has_attr(&p, "disabled"))
+        || tree::parent_element(option)
+            .is_some_and(|p| local_name(&p) == "optgroup" && has_attr(&p, "disabled"))
 }
 
 /// An option's value: its `value` attribute, else its text with whitespace collapsed.
@@ -839,7 +988,10 @@ pub(crate) fn dataset_attr(name: &str) -> Result<String, String> {
 /// `[...el.classList]`: the class attribute's tokens, each once.
 pub(crate) fn class_list(el: &NodeRef) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for token in get_attr(el, "class").unwrap_or_default().split(|c: char| c.is_ascii_whitespace()) {
+    for token in get_attr(el, "class")
+        .unwrap_or_default()
+        .split(|c: char| c.is_ascii_whitespace())
+    {
         if !token.is_empty() && !out.iter().any(|t| t == token) {
             out.push(token.to_string());
         }

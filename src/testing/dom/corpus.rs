@@ -6,16 +6,40 @@
 //! Never: special-cases a case by name; a failing case is reported with what was expected
 //! and what the model gave, every one of them, not only the first.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::events::is_gesture;
 use super::Dom;
+use super::events::is_gesture;
 
 /// Event types whose DOM events do not bubble.
 const NOT_BUBBLING: &[&str] = &[
-    "focus", "blur", "mouseenter", "mouseleave", "pointerenter", "pointerleave", "load", "unload", "scroll",
-    "error", "abort", "toggle", "invalid", "resize", "play", "pause", "ended", "loadstart", "loadend", "progress",
-    "canplay", "emptied", "gotpointercapture", "lostpointercapture", "beforetoggle", "cancel", "close",
+    "focus",
+    "blur",
+    "mouseenter",
+    "mouseleave",
+    "pointerenter",
+    "pointerleave",
+    "load",
+    "unload",
+    "scroll",
+    "error",
+    "abort",
+    "toggle",
+    "invalid",
+    "resize",
+    "play",
+    "pause",
+    "ended",
+    "loadstart",
+    "loadend",
+    "progress",
+    "canplay",
+    "emptied",
+    "gotpointercapture",
+    "lostpointercapture",
+    "beforetoggle",
+    "cancel",
+    "close",
 ];
 
 fn first(dom: &Dom, sel: &str) -> Result<kuchikiki::NodeRef, String> {
@@ -33,11 +57,20 @@ fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
 /// What running one case gave: `(body, refused, props, calls)`.
 fn run_case(case: &Value) -> Result<(String, u64, Vec<Value>, Vec<Value>), String> {
     let body = str_of(case, "body");
-    let mut dom = Dom::parse(&format!("<!DOCTYPE html><html><head></head><body>{body}</body></html>"));
-    let exec_js = case.get("exec_js").and_then(Value::as_bool).unwrap_or(false);
+    let mut dom = Dom::parse(&format!(
+        "<!DOCTYPE html><html><head></head><body>{body}</body></html>"
+    ));
+    let exec_js = case
+        .get("exec_js")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let mut refused = 0;
     let mut calls = Vec::new();
-    let steps = case.get("steps").and_then(Value::as_array).cloned().unwrap_or_default();
+    let steps = case
+        .get("steps")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for step in &steps {
         let Some((kind, arg)) = step.as_object().and_then(|o| o.iter().next()) else {
             return Err(format!("a step is not an object: {step}"));
@@ -54,22 +87,42 @@ fn run_case(case: &Value) -> Result<(String, u64, Vec<Value>, Vec<Value>), Strin
             }
             "check" => {
                 let el = first(&dom, str_of(arg, "sel"))?;
-                dom.set_checked(&el, arg.get("checked").and_then(Value::as_bool).unwrap_or(false));
+                dom.set_checked(
+                    &el,
+                    arg.get("checked").and_then(Value::as_bool).unwrap_or(false),
+                );
             }
             "presence_list" => dom.render_presence_lists(arg),
             "count" => dom.render_count(arg),
             "describe" => {
                 let target = first(&dom, str_of(arg, "sel"))?;
-                let event: Map<String, Value> = arg.get("event").and_then(Value::as_object).cloned().unwrap_or_default();
-                let event_type = event.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+                let event: Map<String, Value> = arg
+                    .get("event")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                let event_type = event
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 let bubbles = event
                     .get("bubbles")
                     .and_then(Value::as_bool)
                     .unwrap_or(!NOT_BUBBLING.contains(&event_type.as_str()));
                 let mut fields = event.clone();
                 fields.remove("bubbles");
-                let Some(bound) = dom.bound_element(&target, &event_type, bubbles, &is_gesture) else { continue };
-                let Some(text) = dom.handlers_of(&bound, &event_type, &is_gesture).into_iter().next() else { continue };
+                let Some(bound) = dom.bound_element(&target, &event_type, bubbles, &is_gesture)
+                else {
+                    continue;
+                };
+                let Some(text) = dom
+                    .handlers_of(&bound, &event_type, &is_gesture)
+                    .into_iter()
+                    .next()
+                else {
+                    continue;
+                };
                 match dom.handler_call(&bound, &text) {
                     Ok((handler, call_arg)) => {
                         let sender = dom.describe_at(&bound, Some(&target), &fields, call_arg);
@@ -82,19 +135,29 @@ fn run_case(case: &Value) -> Result<(String, u64, Vec<Value>, Vec<Value>), Strin
         }
     }
     let mut props = Vec::new();
-    let wanted = case.pointer("/expect/props").and_then(Value::as_array).cloned().unwrap_or_default();
+    let wanted = case
+        .pointer("/expect/props")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for p in &wanted {
         let el = first(&dom, str_of(p, "sel"))?;
         let prop = str_of(p, "prop");
-        props.push(json!({"sel": str_of(p, "sel"), "prop": prop, "value": dom.read_prop(&el, prop)}));
+        props.push(
+            json!({"sel": str_of(p, "sel"), "prop": prop, "value": dom.read_prop(&el, prop)}),
+        );
     }
     Ok((dom.inner_html(&dom.body()), refused, props, calls))
 }
 
 /// Runs every case of a corpus; the failures, each with its name, expected and actual.
 pub(super) fn run_corpus(corpus: &str) -> Result<(usize, Vec<String>), String> {
-    let corpus: Value = serde_json::from_str(corpus).map_err(|e| format!("the corpus is not JSON: {e}"))?;
-    let cases = corpus.get("cases").and_then(Value::as_array).ok_or("the corpus has no cases")?;
+    let corpus: Value =
+        serde_json::from_str(corpus).map_err(|e| format!("the corpus is not JSON: {e}"))?;
+    let cases = corpus
+        .get("cases")
+        .and_then(Value::as_array)
+        .ok_or("the corpus has no cases")?;
     let mut failures = Vec::new();
     for case in cases {
         let name = str_of(case, "name");
@@ -109,17 +172,26 @@ pub(super) fn run_corpus(corpus: &str) -> Result<(usize, Vec<String>), String> {
         let mut diffs = Vec::new();
         let want_body = str_of(&expect, "body");
         if body != want_body {
-            diffs.push(format!("  body\n    expected: {want_body}\n    actual:   {body}"));
+            diffs.push(format!(
+                "  body\n    expected: {want_body}\n    actual:   {body}"
+            ));
         }
         let want_refused = expect.get("refused").and_then(Value::as_u64).unwrap_or(0);
         if refused != want_refused {
-            diffs.push(format!("  refused: expected {want_refused}, actual {refused}"));
+            diffs.push(format!(
+                "  refused: expected {want_refused}, actual {refused}"
+            ));
         }
         if let Some(want) = expect.get("props").and_then(Value::as_array) {
             for (w, got) in want.iter().zip(&props) {
                 if w.get("value") != got.get("value") {
-                    diffs.push(format!("  prop {} of {}: expected {}, actual {}", str_of(w, "prop"), str_of(w, "sel"),
-                        w.get("value").unwrap_or(&Value::Null), got.get("value").unwrap_or(&Value::Null)));
+                    diffs.push(format!(
+                        "  prop {} of {}: expected {}, actual {}",
+                        str_of(w, "prop"),
+                        str_of(w, "sel"),
+                        w.get("value").unwrap_or(&Value::Null),
+                        got.get("value").unwrap_or(&Value::Null)
+                    ));
                 }
             }
         }
@@ -146,7 +218,12 @@ fn assert_corpus(corpus: &str) {
         Err(e) => panic!("{e}"),
     };
     assert!(count > 0, "the corpus has no cases");
-    assert!(failures.is_empty(), "{} of {count} cases differ from the browser:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases differ from the browser:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -161,6 +238,14 @@ fn a_wrong_expectation_is_reported_by_name() {
     let (count, failures) = run_corpus(corpus).unwrap_or_default();
     assert_eq!(count, 1);
     assert_eq!(failures.len(), 1);
-    assert!(failures[0].starts_with("wrong on purpose"), "{}", failures[0]);
-    assert!(failures[0].contains("<p>b</p>") && failures[0].contains("<p>a</p>"), "{}", failures[0]);
+    assert!(
+        failures[0].starts_with("wrong on purpose"),
+        "{}",
+        failures[0]
+    );
+    assert!(
+        failures[0].contains("<p>b</p>") && failures[0].contains("<p>a</p>"),
+        "{}",
+        failures[0]
+    );
 }

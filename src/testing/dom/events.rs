@@ -10,26 +10,75 @@
 use kuchikiki::NodeRef;
 use serde_json::{Map, Value};
 
-use super::{control_type, dataset, input_type, tree, Dom};
+use super::{Dom, control_type, dataset, input_type, tree};
 use tree::{get_attr, has_attr, local_name};
 
 /// The `tether-<type>` shorthand attributes.
-pub(crate) const SHORTHANDS: &[&str] = &["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
+pub(crate) const SHORTHANDS: &[&str] = &[
+    "click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur",
+];
 
 /// The event types `tether-on` listens for without the page's `data-tether-events`.
 pub(crate) const GESTURE_EVENTS: &[&str] = &[
-    "click", "dblclick", "auxclick", "contextmenu", "mousedown", "mouseup", "mouseover", "mouseout", "mouseenter",
-    "mouseleave", "mousemove", "pointerdown", "pointerup", "pointermove", "pointerover", "pointerout",
-    "pointerenter", "pointerleave", "pointercancel", "touchstart", "touchend", "touchmove", "touchcancel", "wheel",
-    "keydown", "keyup", "keypress", "beforeinput", "input", "change", "submit", "focus", "blur", "focusin",
-    "focusout", "copy", "cut", "paste", "dragstart", "drag", "dragend", "dragenter", "dragleave", "dragover", "drop",
+    "click",
+    "dblclick",
+    "auxclick",
+    "contextmenu",
+    "mousedown",
+    "mouseup",
+    "mouseover",
+    "mouseout",
+    "mouseenter",
+    "mouseleave",
+    "mousemove",
+    "pointerdown",
+    "pointerup",
+    "pointermove",
+    "pointerover",
+    "pointerout",
+    "pointerenter",
+    "pointerleave",
+    "pointercancel",
+    "touchstart",
+    "touchend",
+    "touchmove",
+    "touchcancel",
+    "wheel",
+    "keydown",
+    "keyup",
+    "keypress",
+    "beforeinput",
+    "input",
+    "change",
+    "submit",
+    "focus",
+    "blur",
+    "focusin",
+    "focusout",
+    "copy",
+    "cut",
+    "paste",
+    "dragstart",
+    "drag",
+    "dragend",
+    "dragenter",
+    "dragleave",
+    "dragover",
+    "drop",
 ];
 
-const EVENT_FIELDS: &[&str] = &["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
+const EVENT_FIELDS: &[&str] = &[
+    "type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX",
+    "clientY",
+];
 const TEXT_MAX: usize = 1000;
-const TYPED: &[&str] = &["text", "search", "email", "url", "tel", "password", "number", "textarea"];
+const TYPED: &[&str] = &[
+    "text", "search", "email", "url", "tel", "password", "number", "textarea",
+];
 /// Elements whose form owner counts them in `form.elements`.
-const LISTED: &[&str] = &["button", "fieldset", "input", "object", "output", "select", "textarea"];
+const LISTED: &[&str] = &[
+    "button", "fieldset", "input", "object", "output", "select", "textarea",
+];
 
 /// Whether `type` is a gesture type (`tether-on` takes it without the page's allowance).
 pub(crate) fn is_gesture(event_type: &str) -> bool {
@@ -40,8 +89,14 @@ pub(crate) fn is_gesture(event_type: &str) -> bool {
 pub(crate) fn js_space(c: char) -> bool {
     matches!(
         c,
-        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}'
-            | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
     )
 }
 
@@ -58,24 +113,35 @@ pub(crate) struct Handler {
 pub(crate) fn parse_handler(text: &str) -> Result<Handler, String> {
     let bad = || format!("invalid handler \"{text}\": expected name or name(<JSON>)");
     let trimmed = text.trim_matches(js_space);
-    let name_end = trimmed.find(|c: char| js_space(c) || c == '(' || c == ')').unwrap_or(trimmed.len());
+    let name_end = trimmed
+        .find(|c: char| js_space(c) || c == '(' || c == ')')
+        .unwrap_or(trimmed.len());
     let name = &trimmed[..name_end];
     if name.is_empty() {
         return Err(bad());
     }
     let rest = trimmed[name_end..].trim_start_matches(js_space);
     if rest.is_empty() {
-        return Ok(Handler { name: name.to_string(), arg: None });
+        return Ok(Handler {
+            name: name.to_string(),
+            arg: None,
+        });
     }
     if !rest.starts_with('(') || !rest.ends_with(')') || rest.len() < 2 {
         return Err(bad());
     }
     let json = &rest[1..rest.len() - 1];
     if json.trim_matches(js_space).is_empty() {
-        return Ok(Handler { name: name.to_string(), arg: None });
+        return Ok(Handler {
+            name: name.to_string(),
+            arg: None,
+        });
     }
-    match serde_json::from_str::<Value>(json.trim_matches(js_space)) {
-        Ok(arg) => Ok(Handler { name: name.to_string(), arg: Some(arg) }),
+    match serde_json::from_str::<Value>(json) {
+        Ok(arg) => Ok(Handler {
+            name: name.to_string(),
+            arg: Some(arg),
+        }),
         Err(e) => Err(format!("invalid JSON argument in \"{text}\": {e}")),
     }
 }
@@ -139,14 +205,22 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 }
 
 fn has_handler_attribute(el: &NodeRef) -> bool {
-    SHORTHANDS.iter().any(|t| has_attr(el, &format!("tether-{t}"))) || has_attr(el, "tether-on")
+    SHORTHANDS
+        .iter()
+        .any(|t| has_attr(el, &format!("tether-{t}")))
+        || has_attr(el, "tether-on")
 }
 
 impl Dom {
     /// The handler attributes of `el` for event `type`, as written (shorthand first);
     /// `tether-on` pairs only for allowed types (`allowed`: the gesture types plus the
     /// page's `data-tether-events`).
-    pub(crate) fn handlers_of(&self, el: &NodeRef, event_type: &str, allowed: &dyn Fn(&str) -> bool) -> Vec<String> {
+    pub(crate) fn handlers_of(
+        &self,
+        el: &NodeRef,
+        event_type: &str,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
         let mut handlers = Vec::new();
         if SHORTHANDS.contains(&event_type) {
             if let Some(h) = get_attr(el, &format!("tether-{event_type}")) {
@@ -178,7 +252,8 @@ impl Dom {
             return None;
         }
         if !bubbles {
-            let bound = !self.handlers_of(target, event_type, allowed).is_empty() && !self.ignored(target);
+            let bound =
+                !self.handlers_of(target, event_type, allowed).is_empty() && !self.ignored(target);
             return bound.then(|| target.clone());
         }
         target
@@ -200,14 +275,21 @@ impl Dom {
 
     /// The argument `el` carries through the nearest `tether-arg` (`Null` without one).
     pub(crate) fn argument_of(&self, el: &NodeRef) -> Result<Value, String> {
-        let Some(holder) = tree::closest_with_attr(el, "tether-arg") else { return Ok(Value::Null) };
+        let Some(holder) = tree::closest_with_attr(el, "tether-arg") else {
+            return Ok(Value::Null);
+        };
         let text = get_attr(&holder, "tether-arg").unwrap_or_default();
-        serde_json::from_str(text.trim_matches(js_space)).map_err(|e| format!("invalid JSON in tether-arg: {e}"))
+        serde_json::from_str(&text).map_err(|e| format!("invalid JSON in tether-arg: {e}"))
     }
 
     /// The `sender` of an event at `el` (events.mjs `describe`): stamps `tether-id` on `el`
     /// (and on its `tether-commander` region) when missing. `event` holds the event fields.
-    pub(crate) fn describe(&mut self, el: &NodeRef, event: &Map<String, Value>, arg: Value) -> Value {
+    pub(crate) fn describe(
+        &mut self,
+        el: &NodeRef,
+        event: &Map<String, Value>,
+        arg: Value,
+    ) -> Value {
         self.describe_at(el, None, event, arg)
     }
 
@@ -229,16 +311,33 @@ impl Dom {
         let tether_id = self.stamp(el);
         sender.insert("tether_id".into(), Value::String(tether_id));
         let text = el.text_contents();
-        sender.insert("text".into(), Value::String(truncate(text.trim_matches(js_space), TEXT_MAX)));
-        let value = if Self::has_value_prop(el) { self.value(el) } else { String::new() };
+        sender.insert(
+            "text".into(),
+            Value::String(truncate(text.trim_matches(js_space), TEXT_MAX)),
+        );
+        let value = if Self::has_value_prop(el) {
+            self.value(el)
+        } else {
+            String::new()
+        };
         sender.insert("value".into(), Value::String(value));
-        let checkable = local_name(el) == "input" && matches!(input_type(el).as_str(), "checkbox" | "radio");
-        sender.insert("checked".into(), if checkable { Value::Bool(self.checked(el)) } else { Value::Null });
+        let checkable =
+            local_name(el) == "input" && matches!(input_type(el).as_str(), "checkbox" | "radio");
+        sender.insert(
+            "checked".into(),
+            if checkable {
+                Value::Bool(self.checked(el))
+            } else {
+                Value::Null
+            },
+        );
         sender.insert("dataset".into(), Value::Object(dataset(el)));
         let form = self
             .form_of(el)
             .or_else(|| target.filter(|t| local_name(t) == "form").cloned());
-        let values = form.map(|f| self.form_values(&f, false)).unwrap_or_default();
+        let values = form
+            .map(|f| self.form_values(&f, false))
+            .unwrap_or_default();
         sender.insert("form".into(), Value::Object(values));
         let mut fields = Map::new();
         for name in EVENT_FIELDS {
@@ -272,7 +371,10 @@ impl Dom {
     /// `form.elements`: the listed elements whose form owner is `form`, in tree order (an
     /// image input is not one).
     pub(crate) fn form_elements(&self, form: &NodeRef) -> Vec<NodeRef> {
-        let root = form.inclusive_ancestors().last().unwrap_or_else(|| form.clone());
+        let root = form
+            .inclusive_ancestors()
+            .last()
+            .unwrap_or_else(|| form.clone());
         root.descendants()
             .filter(|n| {
                 let tag = local_name(n);
@@ -294,7 +396,9 @@ impl Dom {
                 .filter(|n| !n.is_empty())
                 .or_else(|| get_attr(&field, "id"))
                 .unwrap_or_default();
-            if name.is_empty() || (super::DISABLEABLE.contains(&tag.as_str()) && has_attr(&field, "disabled")) {
+            if name.is_empty()
+                || (super::DISABLEABLE.contains(&tag.as_str()) && has_attr(&field, "disabled"))
+            {
                 continue;
             }
             let field_type = control_type(&field).unwrap_or_default();
@@ -305,9 +409,17 @@ impl Dom {
                 continue;
             }
             if field_type == "select-multiple" {
-                let selected = self.selected_options(&field).iter().map(|o| Value::String(super::option_value(o))).collect();
+                let selected = self
+                    .selected_options(&field)
+                    .iter()
+                    .map(|o| Value::String(super::option_value(o)))
+                    .collect();
                 values.insert(name, Value::Array(selected));
-            } else if field_type != "button" && field_type != "submit" && tag != "fieldset" && tag != "object" {
+            } else if field_type != "button"
+                && field_type != "submit"
+                && tag != "fieldset"
+                && tag != "object"
+            {
                 values.insert(name, Value::String(self.value(&field)));
             }
         }
@@ -329,14 +441,20 @@ impl Dom {
             .into_iter()
             .filter(|f| control_type(f).as_deref() == Some("submit"))
             .collect();
-        buttons.extend(form.descendants().filter(|n| local_name(n) == "input" && input_type(n) == "image" && get_attr(n, "type").is_some()));
+        buttons.extend(form.descendants().filter(|n| {
+            local_name(n) == "input" && input_type(n) == "image" && get_attr(n, "type").is_some()
+        }));
         buttons
     }
 
     /// What to disable for an element with handlers (controls.mjs `controlsOf`).
     pub(crate) fn controls_of(&self, el: &NodeRef, allowed: &dyn Fn(&str) -> bool) -> Vec<NodeRef> {
         if local_name(el) == "form" {
-            return if self.handlers_of(el, "submit", allowed).is_empty() { Vec::new() } else { self.submit_buttons(el) };
+            return if self.handlers_of(el, "submit", allowed).is_empty() {
+                Vec::new()
+            } else {
+                self.submit_buttons(el)
+            };
         }
         if tree::is_html(el) && super::DISABLEABLE.contains(&local_name(el).as_str()) {
             vec![el.clone()]

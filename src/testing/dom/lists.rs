@@ -10,13 +10,15 @@
 use kuchikiki::NodeRef;
 use serde_json::{Map, Value};
 
-use super::{js_string, tree, Dom};
+use super::{Dom, js_string, tree};
 use tree::{get_attr, has_attr, local_name};
 
 fn text_of(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
-        Some(v @ (Value::Array(_) | Value::Object(_))) => serde_json::to_string(v).unwrap_or_default(),
+        Some(v @ (Value::Array(_) | Value::Object(_))) => {
+            serde_json::to_string(v).unwrap_or_default()
+        }
         Some(v) => js_string(v),
     }
 }
@@ -68,15 +70,31 @@ impl Dom {
 
     /// A `presence_list` event.
     pub(crate) fn render_presence_lists(&mut self, payload: &Value) {
-        let Some(entries) = payload.get("entries").and_then(Value::as_array) else { return };
-        let field = |k: &str| payload.get(k).filter(|v| !v.is_null());
-        let topic = field("topic").map(js_string);
-        let fields = field("fields").map(js_string);
-        let keys = field("keys").map(js_string).unwrap_or_default();
+        let Some(entries) = payload.get("entries").and_then(Value::as_array) else {
+            return;
+        };
+        // Strict comparisons, as lists.mjs makes them: a number never equals a string.
+        let topic = payload
+            .get("topic")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let fields = payload
+            .get("fields")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let keys = match payload.get("keys") {
+            None | Some(Value::Null) => Some(String::new()),
+            Some(Value::String(k)) => Some(k.clone()),
+            Some(Value::Bool(false)) => Some(String::new()),
+            Some(Value::Number(n)) if n.as_f64() == Some(0.0) => Some(String::new()),
+            Some(_) => None,
+        };
         for el in self.with_attrs(&["data-tether-presence", "data-tether-fields"]) {
-            if get_attr(&el, "data-tether-presence") == topic
+            if topic.is_some()
+                && get_attr(&el, "data-tether-presence") == topic
+                && fields.is_some()
                 && get_attr(&el, "data-tether-fields") == fields
-                && get_attr(&el, "data-tether-keys").unwrap_or_default() == keys
+                && Some(get_attr(&el, "data-tether-keys").unwrap_or_default()) == keys
             {
                 fill_presence_list(&el, entries);
             }
@@ -107,7 +125,8 @@ impl Dom {
     /// `open` (as `showModal` leaves it); returns the `<dialog>`.
     pub(crate) fn open_modal(&mut self, call: &Value) -> NodeRef {
         let body = self.body();
-        let make = |tag: &str| tree::create_element(&body, tag).unwrap_or_else(|| NodeRef::new_text(""));
+        let make =
+            |tag: &str| tree::create_element(&body, tag).unwrap_or_else(|| NodeRef::new_text(""));
         let get = |k: &str| call.get(k).filter(|v| !v.is_null());
         let dialog = make("dialog");
         tree::set_attr(&dialog, "class", "tether-modal");
@@ -153,7 +172,9 @@ impl Dom {
                 .filter(|n| !n.is_empty())
                 .or_else(|| get_attr(&field, "id"))
                 .unwrap_or_default();
-            let Some(value) = fields.get(&name).filter(|_| !name.is_empty()) else { continue };
+            let Some(value) = fields.get(&name).filter(|_| !name.is_empty()) else {
+                continue;
+            };
             let wanted: Vec<String> = match value {
                 Value::Array(items) => items.iter().map(js_string).collect(),
                 v => vec![js_string(v)],
@@ -167,8 +188,15 @@ impl Dom {
                     let on = wanted.contains(&super::option_value(&option));
                     self.live_mut(&option).selected = Some(on);
                 }
-            } else if field_type != "submit" && field_type != "button" && local_name(&field) != "fieldset" {
-                let text = if value.is_null() { String::new() } else { js_string(value) };
+            } else if field_type != "submit"
+                && field_type != "button"
+                && local_name(&field) != "fieldset"
+            {
+                let text = if value.is_null() {
+                    String::new()
+                } else {
+                    js_string(value)
+                };
                 self.set_value(&field, &text);
             }
         }
@@ -185,7 +213,10 @@ pub(crate) fn modal_buttons(buttons: Option<&Value>) -> Vec<(String, String)> {
                 .iter()
                 .map(|b| match b {
                     Value::Array(pair) => {
-                        let value = pair.first().map(js_string).unwrap_or_else(|| "undefined".to_string());
+                        let value = pair
+                            .first()
+                            .map(js_string)
+                            .unwrap_or_else(|| "undefined".to_string());
                         let label = pair.get(1).map(js_string).unwrap_or_else(|| value.clone());
                         (value, label)
                     }
@@ -203,8 +234,15 @@ pub(crate) fn modal_buttons(buttons: Option<&Value>) -> Vec<(String, String)> {
 
 /// Shows `entries` in templated list `el` (lists.mjs `fillPresenceList`).
 fn fill_presence_list(el: &NodeRef, entries: &[Value]) {
-    let Some(template) = tree::element_children(el).into_iter().find(|c| local_name(c) == "template") else { return };
-    let Some(model) = tree::template_contents(&template).and_then(|c| c.children().find(tree::is_element)) else {
+    let Some(template) = tree::element_children(el)
+        .into_iter()
+        .find(|c| local_name(c) == "template")
+    else {
+        return;
+    };
+    let Some(model) =
+        tree::template_contents(&template).and_then(|c| c.children().find(tree::is_element))
+    else {
         return;
     };
     let mut shown: Vec<(String, NodeRef)> = Vec::new();
@@ -218,7 +256,9 @@ fn fill_presence_list(el: &NodeRef, entries: &[Value]) {
     }
     let mut before = template.next_sibling();
     for entry in entries {
-        let Some(key) = entry.get("key").and_then(Value::as_str) else { continue };
+        let Some(key) = entry.get("key").and_then(Value::as_str) else {
+            continue;
+        };
         let item = match shown.iter().position(|(k, _)| k == key) {
             Some(i) => shown.remove(i).1,
             None => {

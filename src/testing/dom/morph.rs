@@ -15,10 +15,10 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use kuchikiki::traits::TendrilSink;
 use kuchikiki::NodeRef;
+use kuchikiki::traits::TendrilSink;
 
-use super::{input_type, tree, Dom};
+use super::{Dom, input_type, tree};
 use tree::{get_attr, has_attr, is_element, local_name, node_type, tag_name};
 
 const LIVE_STATE: &[&str] = &["checked", "value", "selected"];
@@ -41,7 +41,9 @@ struct Ctx {
 
 /// Parses `html` as Idiomorph does for a fragment: the content of a `<template>` in a body.
 fn parse_content(html: &str) -> NodeRef {
-    let doc = kuchikiki::parse_html().one(format!("<body><template>{html}</template></body>")).document_node;
+    let doc = kuchikiki::parse_html()
+        .one(format!("<body><template>{html}</template></body>"))
+        .document_node;
     let template = doc.descendants().find(|n| local_name(n) == "template");
     match template.and_then(|t| tree::template_contents(&t)) {
         Some(content) => content,
@@ -52,7 +54,11 @@ fn parse_content(html: &str) -> NodeRef {
 /// The elements with a non-empty id in `root`'s subtree (root included).
 fn id_elements(root: &NodeRef) -> Vec<(NodeRef, String)> {
     root.inclusive_descendants()
-        .filter_map(|n| get_attr(&n, "id").filter(|id| !id.is_empty()).map(|id| (n, id)))
+        .filter_map(|n| {
+            get_attr(&n, "id")
+                .filter(|id| !id.is_empty())
+                .map(|id| (n, id))
+        })
         .collect()
 }
 
@@ -71,7 +77,10 @@ fn same_rendered_state(old: &NodeRef, new: &NodeRef) -> bool {
         return false;
     }
     match local_name(old).as_str() {
-        "input" => has_attr(old, "checked") == has_attr(new, "checked") && get_attr(old, "value") == get_attr(new, "value"),
+        "input" => {
+            has_attr(old, "checked") == has_attr(new, "checked")
+                && get_attr(old, "value") == get_attr(new, "value")
+        }
         "option" => has_attr(old, "selected") == has_attr(new, "selected"),
         "textarea" => old.text_contents() == new.text_contents(),
         _ => false,
@@ -93,8 +102,10 @@ impl Dom {
     pub(crate) fn morph(&mut self, el: &NodeRef, html: &str) {
         let content = parse_content(html);
         let old_ids = id_elements(el);
-        let new_ids: Vec<(NodeRef, String)> =
-            content.descendants().filter_map(|n| get_attr(&n, "id").filter(|i| !i.is_empty()).map(|i| (n, i))).collect();
+        let new_ids: Vec<(NodeRef, String)> = content
+            .descendants()
+            .filter_map(|n| get_attr(&n, "id").filter(|i| !i.is_empty()).map(|i| (n, i)))
+            .collect();
         let mut duplicates = HashSet::new();
         let mut old_tags: HashMap<String, String> = HashMap::new();
         for (n, id) in &old_ids {
@@ -129,8 +140,15 @@ impl Dom {
                 }
             }
         }
-        let pantry = tree::create_element(el, "div").unwrap_or_else(|| NodeRef::new(kuchikiki::NodeData::DocumentFragment));
-        let mut ctx = Ctx { target: el.clone(), id_map, persistent, pantry, keep: HashSet::new() };
+        let pantry = tree::create_element(el, "div")
+            .unwrap_or_else(|| NodeRef::new(kuchikiki::NodeData::DocumentFragment));
+        let mut ctx = Ctx {
+            target: el.clone(),
+            id_map,
+            persistent,
+            pantry,
+            keep: HashSet::new(),
+        };
         self.morph_children(&mut ctx, el, &content, None, None);
     }
 
@@ -142,7 +160,10 @@ impl Dom {
         insertion: Option<NodeRef>,
         end: Option<NodeRef>,
     ) {
-        let (old_parent, new_parent) = match (tree::template_contents(old_parent), tree::template_contents(new_parent)) {
+        let (old_parent, new_parent) = match (
+            tree::template_contents(old_parent),
+            tree::template_contents(new_parent),
+        ) {
             (Some(a), Some(b)) => (a, b),
             _ => (old_parent.clone(), new_parent.clone()),
         };
@@ -188,7 +209,13 @@ impl Dom {
         }
     }
 
-    fn find_best_match(&self, ctx: &Ctx, node: &NodeRef, start: &NodeRef, end: Option<&NodeRef>) -> Option<NodeRef> {
+    fn find_best_match(
+        &self,
+        ctx: &Ctx,
+        node: &NodeRef,
+        start: &NodeRef,
+        end: Option<&NodeRef>,
+    ) -> Option<NodeRef> {
         // None: no fallback yet; Some(None): soft matching blocked; Some(Some(n)): the fallback.
         let mut soft: Option<Option<NodeRef>> = None;
         let mut next = node.next_sibling();
@@ -241,8 +268,17 @@ impl Dom {
         }
     }
 
-    fn move_by_id(&mut self, ctx: &mut Ctx, parent: &NodeRef, id: &str, before: Option<&NodeRef>) -> Option<NodeRef> {
-        let found = |root: &NodeRef| root.inclusive_descendants().find(|n| get_attr(n, "id").as_deref() == Some(id));
+    fn move_by_id(
+        &mut self,
+        ctx: &mut Ctx,
+        parent: &NodeRef,
+        id: &str,
+        before: Option<&NodeRef>,
+    ) -> Option<NodeRef> {
+        let found = |root: &NodeRef| {
+            root.inclusive_descendants()
+                .find(|n| get_attr(n, "id").as_deref() == Some(id))
+        };
         let target = found(&ctx.target).or_else(|| found(&ctx.pantry))?;
         for a in target.ancestors() {
             if let Some(set) = ctx.id_map.get_mut(&key(&a)) {

@@ -10,7 +10,7 @@
 use kuchikiki::NodeRef;
 use serde_json::{Map, Value};
 
-use super::{js_string, style, tree, Dom, Effect, FORBIDDEN_PROPS};
+use super::{Dom, Effect, FORBIDDEN_PROPS, js_string, style, tree};
 
 const CONSOLE_LEVELS: &[&str] = &["log", "info", "warn", "error", "debug"];
 const MARKUP_PROPS: &[&str] = &["innerhtml", "outerhtml", "srcdoc"];
@@ -52,14 +52,19 @@ fn attribute_refusal(name: &str, value: &Value) -> Option<String> {
     if MARKUP_PROPS.contains(&lower.as_str()) || lower.starts_with("on") {
         return Some(format!("attribute {name} is refused (markup or script)"));
     }
-    if URL_ATTRIBUTES.contains(&lower.as_str()) && !value.is_null() && is_script_url(&js_string(value)) {
+    if URL_ATTRIBUTES.contains(&lower.as_str())
+        && !value.is_null()
+        && is_script_url(&js_string(value))
+    {
         return Some(format!("attribute {name} is refused (script URL)"));
     }
     None
 }
 
 fn props_refusal(props: &Value) -> Option<String> {
-    let Some(props) = props.as_object() else { return Some("props must be an object".to_string()) };
+    let Some(props) = props.as_object() else {
+        return Some("props must be an object".to_string());
+    };
     for (key, value) in props {
         if !PROPS_GROUPS.contains(&key.as_str()) {
             if let Some(r) = plain_prop_refusal(key, value) {
@@ -67,7 +72,9 @@ fn props_refusal(props: &Value) -> Option<String> {
             }
             continue;
         }
-        let Some(group) = value.as_object() else { return Some(format!("props.{key} must be an object")) };
+        let Some(group) = value.as_object() else {
+            return Some(format!("props.{key} must be an object"));
+        };
         for (name, v) in group {
             if FORBIDDEN_PROPS.contains(&name.as_str()) {
                 return Some(format!("{key} {name} is forbidden"));
@@ -76,8 +83,12 @@ fn props_refusal(props: &Value) -> Option<String> {
                 if let Some(r) = attribute_refusal(name, v) {
                     return Some(r);
                 }
-            } else if key == "classList" && (!CLASS_LIST_OPS.contains(&name.as_str()) || !v.is_array()) {
-                return Some(format!("classList takes add, remove and toggle arrays, not {name}"));
+            } else if key == "classList"
+                && (!CLASS_LIST_OPS.contains(&name.as_str()) || !v.is_array())
+            {
+                return Some(format!(
+                    "classList takes add, remove and toggle arrays, not {name}"
+                ));
             }
         }
     }
@@ -93,18 +104,28 @@ fn url_refusal(op: &str, url: &Value) -> Option<String> {
 }
 
 fn is_token(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 fn is_cookie_octets(value: &str) -> bool {
-    value.chars().all(|c| matches!(c as u32, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e))
+    value
+        .chars()
+        .all(|c| matches!(c as u32, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e))
 }
 
 fn cookie_refusal(patch: &Map<String, Value>) -> Option<String> {
     let get = |k: &str| patch.get(k).filter(|v| !v.is_null());
     let name = match patch.get("name") {
         Some(Value::String(n)) if is_token(n) => n.clone(),
-        other => return Some(format!("cookie name {} is not a token", other.map_or("undefined".to_string(), js_string))),
+        other => {
+            return Some(format!(
+                "cookie name {} is not a token",
+                other.map_or("undefined".to_string(), js_string)
+            ));
+        }
     };
     if let Some(v) = get("value") {
         if !v.as_str().is_some_and(is_cookie_octets) {
@@ -157,6 +178,14 @@ pub(crate) fn refusal(patch: &Map<String, Value>, exec_js: bool) -> Option<Strin
     }
 }
 
+/// A DOMString argument: `undefined` (a missing field) is "undefined".
+fn dom_string(v: Option<&Value>) -> String {
+    match v {
+        None => "undefined".to_string(),
+        Some(v) => js_string(v),
+    }
+}
+
 fn string_of(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
@@ -174,26 +203,36 @@ impl Dom {
         exec_js: bool,
         disowned: &mut dyn FnMut(&NodeRef),
     ) -> Result<Effect, String> {
-        let Some(patch) = patch.as_object() else { return Err("patch: a patch is an object".to_string()) };
+        let Some(patch) = patch.as_object() else {
+            return Err("patch: a patch is an object".to_string());
+        };
         if let Some(refused) = refusal(patch, exec_js) {
             return Err(format!("patch: {refused}"));
         }
-        let op = patch.get("op").and_then(Value::as_str).unwrap_or("").to_string();
+        let op = patch
+            .get("op")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let get = |k: &str| patch.get(k).filter(|v| !v.is_null());
         match op.as_str() {
             "js" => return Ok(Effect::Js(string_of(patch.get("js")))),
             "redirect" => return Ok(Effect::Redirect(string_of(patch.get("url")))),
             "set_url" => return Ok(Effect::SetUrl(string_of(patch.get("url")))),
             "console" => {
-                return Ok(Effect::Console { level: string_of(patch.get("level")), msg: string_of(patch.get("msg")) })
+                return Ok(Effect::Console {
+                    level: string_of(patch.get("level")),
+                    msg: string_of(patch.get("msg")),
+                });
             }
             "cookie" => {
                 return Ok(Effect::Cookie {
                     name: string_of(patch.get("name")),
                     value: get("value").map(js_string),
                     path: get("path").map(js_string),
-                    max_age: get("max_age").and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))),
-                })
+                    max_age: get("max_age")
+                        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))),
+                });
             }
             _ => {}
         }
@@ -202,7 +241,9 @@ impl Dom {
         }
         let sel = string_of(patch.get("sel"));
         let elements = match patch.get("sel") {
-            Some(Value::String(_)) => self.select_all(&sel).map_err(|_| format!("patch: invalid selector {sel}"))?,
+            Some(Value::String(_)) => self
+                .select_all(&sel)
+                .map_err(|_| format!("patch: invalid selector {sel}"))?,
             _ => return Err(format!("patch: invalid selector {sel}")),
         };
         let built = built_selector(&sel);
@@ -210,7 +251,8 @@ impl Dom {
             if built && self.ignored(&el) {
                 continue;
             }
-            self.apply_to(&op, patch, &el, disowned).map_err(|e| format!("patch: {op}: {e}"))?;
+            self.apply_to(&op, patch, &el, disowned)
+                .map_err(|e| format!("patch: {op}: {e}"))?;
         }
         Ok(Effect::Done)
     }
@@ -225,7 +267,11 @@ impl Dom {
         let html = patch.get("html").filter(|v| !v.is_null());
         match op {
             "html" => {
-                let markup = string_of(patch.get("html"));
+                // innerHTML takes null as "", undefined as "undefined".
+                let markup = match patch.get("html") {
+                    Some(Value::Null) => String::new(),
+                    v => dom_string(v),
+                };
                 self.set_prop(el, "innerHTML", &Value::String(markup), true)?;
             }
             "morph" => {
@@ -248,14 +294,20 @@ impl Dom {
                 self.set_prop(el, &prop, &value, is_html)?;
             }
             "props" => {
-                let props = patch.get("props").and_then(Value::as_object).cloned().unwrap_or_default();
+                let props = patch
+                    .get("props")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 self.apply_props(el, &props, disowned)?;
             }
             "insert" => {
-                let position = string_of(patch.get("position"));
+                let position = dom_string(patch.get("position"));
                 match html {
                     Some(h) => self.insert_adjacent(el, &position, &js_string(h), true)?,
-                    None => self.insert_adjacent(el, &position, &string_of(patch.get("text")), false)?,
+                    None => {
+                        self.insert_adjacent(el, &position, &dom_string(patch.get("text")), false)?
+                    }
                 }
             }
             "remove" => el.detach(),
@@ -275,7 +327,11 @@ impl Dom {
             match (key.as_str(), group) {
                 ("style", Some(group)) => {
                     for (name, v) in group {
-                        let v = if v.is_null() { None } else { Some(js_string(v)) };
+                        let v = if v.is_null() {
+                            None
+                        } else {
+                            Some(js_string(v))
+                        };
                         style::set_property(el, name, v.as_deref());
                     }
                 }
@@ -306,7 +362,9 @@ impl Dom {
                 }
                 ("classList", Some(group)) => {
                     for op in CLASS_LIST_OPS {
-                        let Some(names) = group.get(*op).and_then(Value::as_array) else { continue };
+                        let Some(names) = group.get(*op).and_then(Value::as_array) else {
+                            continue;
+                        };
                         for name in names {
                             class_list_op(el, op, &js_string(name))?;
                         }
@@ -324,7 +382,13 @@ impl Dom {
     }
 
     /// `el.insertAdjacentHTML(position, text)` or `insertAdjacentText`.
-    fn insert_adjacent(&mut self, el: &NodeRef, position: &str, text: &str, html: bool) -> Result<(), String> {
+    fn insert_adjacent(
+        &mut self,
+        el: &NodeRef,
+        position: &str,
+        text: &str,
+        html: bool,
+    ) -> Result<(), String> {
         let position = position.to_ascii_lowercase();
         let parent = el.parent();
         let context = match position.as_str() {
@@ -334,7 +398,11 @@ impl Dom {
                 _ => return Err("the element has no parent element".to_string()),
             },
             "afterbegin" | "beforeend" => el.clone(),
-            other => return Err(format!("the value provided ('{other}') is not one of 'beforeBegin', 'afterBegin', 'beforeEnd', or 'afterEnd'")),
+            other => {
+                return Err(format!(
+                    "the value provided ('{other}') is not one of 'beforeBegin', 'afterBegin', 'beforeEnd', or 'afterEnd'"
+                ));
+            }
         };
         let nodes = if html {
             tree::parse_fragment(&context, text)
@@ -376,15 +444,19 @@ impl Dom {
 /// Whether `sel` is a selector tether built from an attribute (`^\s*\[(data-)?tether-`).
 pub(crate) fn built_selector(sel: &str) -> bool {
     let rest = sel.trim_start_matches(|c: char| c.is_whitespace());
-    let Some(rest) = rest.strip_prefix('[') else { return false };
-    rest.strip_prefix("data-").unwrap_or(rest).starts_with("tether-")
+    let Some(rest) = rest.strip_prefix('[') else {
+        return false;
+    };
+    rest.strip_prefix("data-")
+        .unwrap_or(rest)
+        .starts_with("tether-")
 }
 
 fn valid_attribute_name(name: &str) -> bool {
     !name.is_empty()
-        && !name
-            .chars()
-            .any(|c| c.is_ascii_whitespace() || matches!(c, '\0' | '/' | '>' | '=' | '"' | '\'' | '<'))
+        && !name.chars().any(|c| {
+            c.is_ascii_whitespace() || matches!(c, '\0' | '/' | '>' | '=' | '"' | '\'' | '<')
+        })
 }
 
 fn class_list_op(el: &NodeRef, op: &str, token: &str) -> Result<(), String> {
@@ -392,7 +464,9 @@ fn class_list_op(el: &NodeRef, op: &str, token: &str) -> Result<(), String> {
         return Err("the token provided must not be empty".to_string());
     }
     if token.chars().any(|c| c.is_ascii_whitespace()) {
-        return Err(format!("the token provided ('{token}') contains HTML space characters"));
+        return Err(format!(
+            "the token provided ('{token}') contains HTML space characters"
+        ));
     }
     let mut tokens = super::class_list(el);
     let has_attr = tree::has_attr(el, "class");

@@ -65,12 +65,18 @@ fn split(text: &str) -> Vec<String> {
 pub(crate) fn parse(text: &str) -> Vec<Declaration> {
     let mut out: Vec<Declaration> = Vec::new();
     for part in split(text) {
-        let Some((name, value)) = part.split_once(':') else { continue };
+        let Some((name, value)) = part.split_once(':') else {
+            continue;
+        };
         let name = name.trim();
         if name.is_empty() {
             continue;
         }
-        let name = if name.starts_with("--") { name.to_string() } else { name.to_ascii_lowercase() };
+        let name = if name.starts_with("--") {
+            name.to_string()
+        } else {
+            name.to_ascii_lowercase()
+        };
         let mut value = value.trim().to_string();
         let mut important = false;
         if let Some(i) = value.to_ascii_lowercase().rfind("!important") {
@@ -83,7 +89,11 @@ pub(crate) fn parse(text: &str) -> Vec<Declaration> {
             continue;
         }
         out.retain(|d| d.name != name);
-        out.push(Declaration { name, value, important });
+        out.push(Declaration {
+            name,
+            value,
+            important,
+        });
     }
     out
 }
@@ -92,7 +102,14 @@ pub(crate) fn parse(text: &str) -> Vec<Declaration> {
 pub(crate) fn serialize(decls: &[Declaration]) -> String {
     decls
         .iter()
-        .map(|d| format!("{}: {}{};", d.name, d.value, if d.important { " !important" } else { "" }))
+        .map(|d| {
+            format!(
+                "{}: {}{};",
+                d.name,
+                d.value,
+                if d.important { " !important" } else { "" }
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -149,7 +166,11 @@ pub(crate) fn set_property(el: &NodeRef, key: &str, value: Option<&str>) {
                     true
                 }
                 None => {
-                    decls.push(Declaration { name, value: v, important });
+                    decls.push(Declaration {
+                        name,
+                        value: v,
+                        important,
+                    });
                     true
                 }
             }

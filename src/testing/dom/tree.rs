@@ -18,15 +18,19 @@ const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
 
 const VOID: &[&str] = &[
-    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input", "keygen", "link",
-    "meta", "param", "source", "track", "wbr",
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input",
+    "keygen", "link", "meta", "param", "source", "track", "wbr",
 ];
-const RAW_TEXT: &[&str] = &["style", "script", "xmp", "iframe", "noembed", "noframes", "plaintext", "noscript"];
-
-/// The element data of `node`, if it is an element.
-pub(crate) fn element(node: &NodeRef) -> Option<&ElementData> {
-    node.as_element()
-}
+const RAW_TEXT: &[&str] = &[
+    "style",
+    "script",
+    "xmp",
+    "iframe",
+    "noembed",
+    "noframes",
+    "plaintext",
+    "noscript",
+];
 
 /// Whether `node` is an element.
 pub(crate) fn is_element(node: &NodeRef) -> bool {
@@ -40,7 +44,9 @@ pub(crate) fn is_html(node: &NodeRef) -> bool {
 
 /// The local name of an element (lowercase for HTML), `""` for other nodes.
 pub(crate) fn local_name(node: &NodeRef) -> String {
-    node.as_element().map(|e| e.name.local.to_string()).unwrap_or_default()
+    node.as_element()
+        .map(|e| e.name.local.to_string())
+        .unwrap_or_default()
 }
 
 /// `el.tagName`: uppercase for HTML elements.
@@ -55,14 +61,6 @@ pub(crate) fn tag_name(node: &NodeRef) -> String {
     }
 }
 
-/// Whether `a` and `b` have the same tag (namespace and name).
-pub(crate) fn same_tag(a: &NodeRef, b: &NodeRef) -> bool {
-    match (a.as_element(), b.as_element()) {
-        (Some(x), Some(y)) => x.name.ns == y.name.ns && x.name.local == y.name.local,
-        _ => false,
-    }
-}
-
 fn qualified(name: &kuchikiki::ExpandedName, attr: &kuchikiki::Attribute) -> String {
     match &attr.prefix {
         Some(p) => format!("{}:{}", p, name.local),
@@ -73,7 +71,13 @@ fn qualified(name: &kuchikiki::ExpandedName, attr: &kuchikiki::Attribute) -> Str
 /// The attributes of an element as `(qualified name, value)`, in order.
 pub(crate) fn attributes(node: &NodeRef) -> Vec<(String, String)> {
     match node.as_element() {
-        Some(e) => e.attributes.borrow().map.iter().map(|(n, a)| (qualified(n, a), a.value.clone())).collect(),
+        Some(e) => e
+            .attributes
+            .borrow()
+            .map
+            .iter()
+            .map(|(n, a)| (qualified(n, a), a.value.clone()))
+            .collect(),
         None => Vec::new(),
     }
 }
@@ -83,7 +87,11 @@ pub(crate) fn get_attr(node: &NodeRef, name: &str) -> Option<String> {
     let e = node.as_element()?;
     let name = attr_name(node, name);
     let attrs = e.attributes.borrow();
-    attrs.map.iter().find(|(n, a)| qualified(n, a) == name).map(|(_, a)| a.value.clone())
+    attrs
+        .map
+        .iter()
+        .find(|(n, a)| qualified(n, a) == name)
+        .map(|(_, a)| a.value.clone())
 }
 
 /// `el.hasAttribute(name)`.
@@ -114,9 +122,13 @@ pub(crate) fn set_attr(node: &NodeRef, name: &str, value: &str) {
 /// Sets an attribute from another element (its namespace and prefix too): what
 /// `setAttributeNode(attr.cloneNode())` does.
 pub(crate) fn copy_attr(node: &NodeRef, from: &NodeRef, qname: &str) {
-    let (Some(e), Some(f)) = (node.as_element(), from.as_element()) else { return };
+    let (Some(e), Some(f)) = (node.as_element(), from.as_element()) else {
+        return;
+    };
     let src = f.attributes.borrow();
-    let Some((n, a)) = src.map.iter().find(|(n, a)| qualified(n, a) == qname) else { return };
+    let Some((n, a)) = src.map.iter().find(|(n, a)| qualified(n, a) == qname) else {
+        return;
+    };
     let mut attrs = e.attributes.borrow_mut();
     if let Some(existing) = attrs.map.get_mut(n) {
         existing.value = a.value.clone();
@@ -127,10 +139,17 @@ pub(crate) fn copy_attr(node: &NodeRef, from: &NodeRef, qname: &str) {
 
 /// `el.removeAttribute(name)`: the others keep their order.
 pub(crate) fn remove_attr(node: &NodeRef, name: &str) -> bool {
-    let Some(e) = node.as_element() else { return false };
+    let Some(e) = node.as_element() else {
+        return false;
+    };
     let name = attr_name(node, name);
     let mut attrs = e.attributes.borrow_mut();
-    let Some(key) = attrs.map.iter().find(|(n, a)| qualified(n, a) == name).map(|(n, _)| n.clone()) else {
+    let Some(key) = attrs
+        .map
+        .iter()
+        .find(|(n, a)| qualified(n, a) == name)
+        .map(|(n, _)| n.clone())
+    else {
         return false;
     };
     attrs.map.shift_remove(&key);
@@ -147,16 +166,6 @@ pub(crate) fn element_children(node: &NodeRef) -> Vec<NodeRef> {
     node.children().filter(is_element).collect()
 }
 
-/// The children of `node` (for a `<template>`, those of its content).
-pub(crate) fn child_nodes(node: &NodeRef) -> Vec<NodeRef> {
-    node.children().collect()
-}
-
-/// The descendant elements of `node` in tree order (not into template contents).
-pub(crate) fn descendant_elements(node: &NodeRef) -> Vec<NodeRef> {
-    node.descendants().filter(is_element).collect()
-}
-
 /// Compiles a selector; `Err` says it is invalid.
 pub(crate) fn compile(selector: &str) -> Result<Selectors, String> {
     Selectors::compile(selector).map_err(|()| format!("invalid selector {selector}"))
@@ -164,22 +173,30 @@ pub(crate) fn compile(selector: &str) -> Result<Selectors, String> {
 
 /// Whether element `node` matches compiled selectors.
 pub(crate) fn matches(node: &NodeRef, selectors: &Selectors) -> bool {
-    node.clone().into_element_ref().is_some_and(|e| selectors.matches(&e))
+    node.clone()
+        .into_element_ref()
+        .is_some_and(|e| selectors.matches(&e))
 }
 
 /// `el.closest(selector)` with a compiled selector.
 pub(crate) fn closest(node: &NodeRef, selectors: &Selectors) -> Option<NodeRef> {
-    node.inclusive_ancestors().filter(is_element).find(|n| matches(n, selectors))
+    node.inclusive_ancestors()
+        .filter(is_element)
+        .find(|n| matches(n, selectors))
 }
 
 /// The elements below `root` matching `selectors`, in tree order.
 pub(crate) fn select(root: &NodeRef, selectors: &Selectors) -> Vec<NodeRef> {
-    root.descendants().filter(|n| matches(n, selectors)).collect()
+    root.descendants()
+        .filter(|n| matches(n, selectors))
+        .collect()
 }
 
 /// Whether `node` has an ancestor-or-self attribute `name`.
 pub(crate) fn closest_with_attr(node: &NodeRef, name: &str) -> Option<NodeRef> {
-    node.inclusive_ancestors().filter(is_element).find(|n| has_attr(n, name))
+    node.inclusive_ancestors()
+        .filter(is_element)
+        .find(|n| has_attr(n, name))
 }
 
 /// Parses `html` as the children of an element like `context` (`innerHTML`'s parse); the
@@ -189,9 +206,13 @@ pub(crate) fn parse_fragment(context: &NodeRef, html: &str) -> Vec<NodeRef> {
         Some(e) => e.name.clone(),
         None => return Vec::new(),
     };
-    let doc = kuchikiki::parse_fragment(name, Vec::new()).one(html).document_node;
+    let doc = kuchikiki::parse_fragment(name, Vec::new())
+        .one(html)
+        .document_node;
     // html5ever puts the fragment under an <html> element of its own document.
-    let Some(root) = doc.children().find(is_element) else { return Vec::new() };
+    let Some(root) = doc.children().find(is_element) else {
+        return Vec::new();
+    };
     let nodes: Vec<NodeRef> = root.children().collect();
     for n in &nodes {
         n.detach();
@@ -228,14 +249,18 @@ pub(crate) fn deep_clone(node: &NodeRef) -> NodeRef {
 /// A copy of `node` without children (an element keeps its attributes).
 pub(crate) fn shallow_clone(node: &NodeRef) -> NodeRef {
     match node.data() {
-        NodeData::Element(e) => NodeRef::new_element(e.name.clone(), e.attributes.borrow().map.clone()),
+        NodeData::Element(e) => {
+            NodeRef::new_element(e.name.clone(), e.attributes.borrow().map.clone())
+        }
         NodeData::Text(t) => NodeRef::new_text(t.borrow().clone()),
         NodeData::Comment(t) => NodeRef::new_comment(t.borrow().clone()),
         NodeData::ProcessingInstruction(p) => {
             let p = p.borrow();
             NodeRef::new_processing_instruction(p.0.clone(), p.1.clone())
         }
-        NodeData::Doctype(d) => NodeRef::new_doctype(d.name.clone(), d.public_id.clone(), d.system_id.clone()),
+        NodeData::Doctype(d) => {
+            NodeRef::new_doctype(d.name.clone(), d.public_id.clone(), d.system_id.clone())
+        }
         NodeData::Document(_) => NodeRef::new_document(),
         NodeData::DocumentFragment => NodeRef::new(NodeData::DocumentFragment),
     }
@@ -248,7 +273,9 @@ pub(crate) fn template_contents(node: &NodeRef) -> Option<NodeRef> {
 
 /// The data of a text or comment node.
 pub(crate) fn char_data(node: &NodeRef) -> Option<String> {
-    node.as_text().or_else(|| node.as_comment()).map(|t| t.borrow().clone())
+    node.as_text()
+        .or_else(|| node.as_comment())
+        .map(|t| t.borrow().clone())
 }
 
 /// Sets the data of a text or comment node.
@@ -283,7 +310,11 @@ pub(crate) fn replace_children(node: &NodeRef, nodes: Vec<NodeRef>) {
 
 /// `el.textContent = text`: one text node, or none for `""`.
 pub(crate) fn set_text(node: &NodeRef, text: &str) {
-    let nodes = if text.is_empty() { Vec::new() } else { vec![NodeRef::new_text(text)] };
+    let nodes = if text.is_empty() {
+        Vec::new()
+    } else {
+        vec![NodeRef::new_text(text)]
+    };
     replace_children(node, nodes);
 }
 
