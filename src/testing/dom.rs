@@ -18,12 +18,12 @@
 // call the model.
 #![allow(dead_code)]
 
-mod events;
-mod lists;
+pub(crate) mod events;
+pub(crate) mod lists;
 mod morph;
-mod patch;
+pub(crate) mod patch;
 mod style;
-mod tree;
+pub(crate) mod tree;
 
 #[cfg(test)]
 mod corpus;
@@ -400,6 +400,12 @@ impl Dom {
 
     /// `el.checked` of a checkbox or radio (its `checked` attribute until changed).
     pub(crate) fn checked(&self, el: &NodeRef) -> bool {
+        if local_name(el) != "input" {
+            return self
+                .live_of(el)
+                .and_then(|l| l.props.get("checked"))
+                .is_some_and(truthy);
+        }
         match self.live_of(el).and_then(|l| l.checked) {
             Some(c) => c,
             None => has_attr(el, "checked"),
@@ -408,6 +414,13 @@ impl Dom {
 
     /// Sets `el.checked`; checking a radio unchecks the others of its group (same name, same form).
     pub(crate) fn set_checked(&mut self, el: &NodeRef, checked: bool) {
+        if local_name(el) != "input" {
+            // `div.checked = true` is an expando.
+            self.live_mut(el)
+                .props
+                .insert("checked".to_string(), Value::Bool(checked));
+            return;
+        }
         self.live_mut(el).checked = Some(checked);
         if checked && local_name(el) == "input" && input_type(el) == "radio" {
             for other in self.radio_group(el) {

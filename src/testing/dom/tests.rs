@@ -251,6 +251,12 @@ fn read_prop_reads_groups_reflections_layout_and_expandos() {
     );
     assert_eq!(dom.read_prop(&d, "__proto__"), Value::Null);
     assert_eq!(dom.read_prop(&el(&dom, "#a"), "href"), json!("/p"));
+    dom.set_checked(&d, true);
+    assert_eq!(
+        dom.read_prop(&d, "checked"),
+        json!(true),
+        "checked on a div is an expando"
+    );
 }
 
 #[test]
