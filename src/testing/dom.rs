@@ -10,6 +10,11 @@
 //! (the same rules as tether.js and the server's `Patch::check`) refused. No layout, no CSS,
 //! no focus, no script.
 //!
+//! The parts: `tree` (nodes, attributes in insertion order, fragment parsing, Chromium's
+//! serialization), `style` (the `style` attribute as declarations), `patch` (patches.mjs),
+//! `morph` (morph.mjs on Idiomorph's matching), `events` (events.mjs, controls.mjs), `lists`
+//! (lists.mjs, calls.mjs `buildModal`), and the corpus runner (`corpus`, tests only).
+//!
 //! Live state is kept in side tables keyed by node address and checked through a `Weak`
 //! reference, so a node that was detached and freed never hands its state to a new node
 //! that happens to get the same address.
@@ -127,6 +132,15 @@ fn js_number(n: &serde_json::Number) -> String {
         Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{f:.0}"),
         Some(f) => f.to_string(),
         None => n.to_string(),
+    }
+}
+
+/// A JavaScript number as JSON: integral values as integers (`0`, not `0.0`).
+pub(crate) fn number_value(f: f64) -> Value {
+    if f.fract() == 0.0 && f.abs() < 9.0e15 {
+        Value::from(f as i64)
+    } else {
+        serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
     }
 }
 
@@ -325,6 +339,8 @@ impl Dom {
                     | "output"
                     | "data"
                     | "param"
+                    | "meter"
+                    | "progress"
             )
     }
 
@@ -360,6 +376,21 @@ impl Dom {
                 .unwrap_or_default(),
             "option" => option_value(el),
             "output" => el.text_contents(),
+            "meter" | "progress" => {
+                let n = get_attr(el, "value")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|f| f.is_finite());
+                let n = n.map_or(0.0, |f| {
+                    if local_name(el) == "progress" {
+                        f.max(0.0)
+                    } else {
+                        f
+                    }
+                });
+                serde_json::Number::from_f64(n)
+                    .map(|n| js_number(&n))
+                    .unwrap_or_else(|| "0".to_string())
+            }
             "li" => get_attr(el, "value")
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .unwrap_or(0)
@@ -642,6 +673,8 @@ impl Dom {
             "value" if Self::has_value_prop(el) => {
                 if tag == "li" {
                     Some(Value::from(self.value(el).parse::<i64>().unwrap_or(0)))
+                } else if tag == "meter" || tag == "progress" {
+                    Some(number_value(self.value(el).parse::<f64>().unwrap_or(0.0)))
                 } else {
                     s(self.value(el))
                 }
