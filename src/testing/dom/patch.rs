@@ -239,13 +239,11 @@ impl Dom {
         if !ELEMENT_OPS.contains(&op.as_str()) {
             return Err(format!("patch: unknown op {}", string_of(patch.get("op"))));
         }
-        let sel = string_of(patch.get("sel"));
-        let elements = match patch.get("sel") {
-            Some(Value::String(_)) => self
-                .select_all(&sel)
-                .map_err(|_| format!("patch: invalid selector {sel}"))?,
-            _ => return Err(format!("patch: invalid selector {sel}")),
-        };
+        // querySelectorAll(String(sel)): a missing selector is "undefined", a type selector.
+        let sel = dom_string(patch.get("sel"));
+        let elements = self
+            .select_all(&sel)
+            .map_err(|_| format!("patch: invalid selector {sel}"))?;
         let built = built_selector(&sel);
         for el in elements {
             if built && self.ignored(&el) {

@@ -415,6 +415,11 @@ fn non_element_ops_are_effects() {
     );
     assert!(patch(&mut dom, json!({"op": "explode", "sel": "p"})).is_err());
     assert!(patch(&mut dom, json!({"op": "text", "sel": "p[", "text": "x"})).is_err());
+    // querySelectorAll(undefined) looks for <undefined> elements: nothing, and no error.
+    assert_eq!(
+        patch(&mut dom, json!({"op": "text", "text": "x"})),
+        Ok(Effect::Done)
+    );
 }
 
 // ---- patches: element ops ----
