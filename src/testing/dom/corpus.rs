@@ -270,3 +270,15 @@ fn a_wrong_expectation_is_reported_by_name() {
         failures[0]
     );
 }
+
+/// Runs the corpus file named by `TETHER_DOM_CORPUS` (for checking the model against a
+/// corpus of outputs Chromium produced, e.g. generated cases); ignored unless asked for:
+/// `TETHER_DOM_CORPUS=path cargo test --features testing --lib corpus_file -- --ignored`.
+#[test]
+#[ignore = "needs TETHER_DOM_CORPUS"]
+fn corpus_file_from_the_environment_matches_the_browser() {
+    let path = std::env::var("TETHER_DOM_CORPUS").unwrap_or_default();
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("TETHER_DOM_CORPUS={path}: {e}"));
+    assert_corpus(&text);
+}
