@@ -419,7 +419,9 @@ impl Dom {
                     self.live_mut(&o).selected = Some(pick);
                 }
             }
-            "option" | "button" | "data" | "param" | "li" => tree::set_attr(el, "value", value),
+            "option" | "button" | "data" | "param" | "li" | "meter" | "progress" => {
+                tree::set_attr(el, "value", value)
+            }
             "output" => tree::set_text(el, value),
             _ => {
                 self.live_mut(el)
