@@ -423,7 +423,12 @@ impl Dom {
                     tree::set_attr(el, "value", value)
                 }
                 "file" => {}
-                _ => self.live_mut(el).value = Some(value.to_string()),
+                t => {
+                    // The value sanitization algorithm of the type (a number input takes
+                    // only a valid number).
+                    let clean = sanitize(t, value);
+                    self.live_mut(el).value = Some(clean);
+                }
             },
             "textarea" => self.live_mut(el).value = Some(value.to_string()),
             "select" => {
@@ -1140,8 +1145,52 @@ fn sanitize(input_type: &str, value: &str) -> String {
             .collect::<String>()
             .trim_matches(|c: char| c.is_ascii_whitespace())
             .to_string(),
+        "number" => {
+            if valid_float(value) {
+                value.to_string()
+            } else {
+                String::new()
+            }
+        }
+        "range" => {
+            if valid_float(value) {
+                value.to_string()
+            } else {
+                "50".to_string()
+            }
+        }
+        "color" => {
+            let hex = value.len() == 7
+                && value.starts_with('#')
+                && value[1..].chars().all(|c| c.is_ascii_hexdigit());
+            if hex {
+                value.to_ascii_lowercase()
+            } else {
+                "#000000".to_string()
+            }
+        }
         _ => value.to_string(),
     }
+}
+
+/// A valid floating-point number (HTML): `-?` digits with an optional fraction and exponent.
+fn valid_float(value: &str) -> bool {
+    let rest = value.strip_prefix('-').unwrap_or(value);
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let mantissa_ok = match frac {
+        Some(f) => digits(f) && (int.is_empty() || digits(int)),
+        None => digits(int),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
 }
 
 /// The options of a select: its option children and those of its optgroup children.

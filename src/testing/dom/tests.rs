@@ -909,3 +909,18 @@ fn a_cssom_style_without_an_attribute_is_written_when_the_attributes_are_read() 
     dom.set_attr(&b, "style", Some("width: 2px;"));
     assert_eq!(body(&dom), "<b id=\"b\" style=\"width: 2px;\">b</b>");
 }
+
+#[test]
+fn typed_values_go_through_the_types_sanitization() {
+    let mut dom =
+        page("<input id=\"n\" type=\"number\"><input id=\"c\" type=\"color\"><input id=\"t\">");
+    let (n, c, t) = (el(&dom, "#n"), el(&dom, "#c"), el(&dom, "#t"));
+    dom.set_value(&n, "a");
+    assert_eq!(dom.value(&n), "");
+    dom.set_value(&n, "-1.5e3");
+    assert_eq!(dom.value(&n), "-1.5e3");
+    dom.set_value(&c, "#ABCDEF");
+    assert_eq!(dom.value(&c), "#abcdef");
+    dom.set_value(&t, "a\nb");
+    assert_eq!(dom.value(&t), "ab");
+}
