@@ -35,6 +35,7 @@ mod corpus;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
@@ -87,12 +88,19 @@ struct Entry {
     live: Live,
 }
 
+/// An element (weakly) and the inline style waiting to be written into its attribute.
+type PendingStyle = (Weak<Node>, Vec<style::Declaration>);
+
 /// A page's document and the live state beside it.
 pub(crate) struct Dom {
     document: NodeRef,
     live: HashMap<usize, Entry>,
     /// The page's counter of stamped `tether-id`s.
     stamped: u64,
+    /// Inline styles changed through CSSOM on elements without a `style` attribute, not yet
+    /// written into the attribute (Chromium writes it when the attributes are next read, which
+    /// a read through `&self` may do).
+    pending_style: RefCell<HashMap<usize, PendingStyle>>,
 }
 
 fn key(node: &NodeRef) -> usize {
@@ -207,6 +215,7 @@ impl Dom {
             document: kuchikiki::parse_html().one(html).document_node,
             live: HashMap::new(),
             stamped: 0,
+            pending_style: RefCell::new(HashMap::new()),
         }
     }
 
@@ -225,12 +234,18 @@ impl Dom {
     /// Every element matching `selector`, in document order; `Err` says why the selector
     /// is invalid.
     pub(crate) fn select_all(&self, selector: &str) -> Result<Vec<NodeRef>, String> {
+        if selector.contains("style") {
+            self.sync_styles(None);
+        }
         let compiled = tree::compile(selector)?;
         Ok(tree::select(&self.document, &compiled))
     }
 
     /// The first element matching `selector`.
     pub(crate) fn select_first(&self, selector: &str) -> Result<Option<NodeRef>, String> {
+        if selector.contains("style") {
+            self.sync_styles(None);
+        }
         let compiled = tree::compile(selector)?;
         Ok(self
             .document
@@ -252,6 +267,7 @@ impl Dom {
 
     /// The whole document serialized (`document.documentElement.outerHTML`).
     pub(crate) fn html(&self) -> String {
+        self.sync_styles(None);
         match self.document.children().find(is_element) {
             Some(root) => tree::outer_html(&root),
             None => String::new(),
@@ -260,11 +276,13 @@ impl Dom {
 
     /// `el.innerHTML`.
     pub(crate) fn inner_html(&self, el: &NodeRef) -> String {
+        self.sync_styles(Some(el));
         tree::inner_html(el)
     }
 
     /// `el.outerHTML`.
     pub(crate) fn outer_html(&self, el: &NodeRef) -> String {
+        self.sync_styles(Some(el));
         tree::outer_html(el)
     }
 
@@ -280,17 +298,15 @@ impl Dom {
 
     /// Attribute `name` of `el`.
     pub(crate) fn attr(&self, el: &NodeRef, name: &str) -> Option<String> {
+        if name.eq_ignore_ascii_case("style") {
+            self.sync_style_of(el);
+        }
         get_attr(el, name)
     }
 
     /// Sets attribute `name` of `el` to `value`, or removes it (`None`).
     pub(crate) fn set_attr(&mut self, el: &NodeRef, name: &str, value: Option<&str>) {
-        match value {
-            Some(v) => tree::set_attr(el, name, v),
-            None => {
-                tree::remove_attr(el, name);
-            }
-        }
+        self.write_attr(el, name, value);
     }
 
     fn live_of(&self, el: &NodeRef) -> Option<&Live> {
@@ -407,7 +423,12 @@ impl Dom {
                     tree::set_attr(el, "value", value)
                 }
                 "file" => {}
-                _ => self.live_mut(el).value = Some(value.to_string()),
+                t => {
+                    // The value sanitization algorithm of the type (a number input takes
+                    // only a valid number).
+                    let clean = sanitize(t, value);
+                    self.live_mut(el).value = Some(clean);
+                }
             },
             "textarea" => self.live_mut(el).value = Some(value.to_string()),
             "select" => {
@@ -419,8 +440,26 @@ impl Dom {
                     self.live_mut(&o).selected = Some(pick);
                 }
             }
-            "option" | "button" | "data" | "param" | "li" | "meter" | "progress" => {
-                tree::set_attr(el, "value", value)
+            "li" => {
+                // A long: ToNumber, then ToInt32 (NaN is 0).
+                let n = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .unwrap_or(0.0);
+                tree::set_attr(el, "value", &(n.trunc() as i64 as i32).to_string());
+            }
+            "option" | "button" | "data" | "param" => tree::set_attr(el, "value", value),
+            // A double reflected into the attribute (a non-finite value is refused, as the
+            // browser throws).
+            "meter" | "progress" => {
+                if let Some(n) = value.trim().parse::<f64>().ok().filter(|f| f.is_finite()) {
+                    let text = serde_json::Number::from_f64(n)
+                        .map(|n| js_number(&n))
+                        .unwrap_or_else(|| "0".to_string());
+                    tree::set_attr(el, "value", &text);
+                }
             }
             "output" => tree::set_text(el, value),
             _ => {
@@ -618,6 +657,11 @@ impl Dom {
             return Value::Null;
         }
         match name {
+            "attributes" | "dataset" => self.sync_style_of(el),
+            "innerHTML" | "outerHTML" => self.sync_styles(Some(el)),
+            _ => {}
+        }
+        match name {
             "dataset" => return Value::Object(dataset(el)),
             "attributes" => {
                 return Value::Object(
@@ -632,7 +676,7 @@ impl Dom {
             }
             "style" => {
                 return Value::Object(
-                    style::declarations(el)
+                    self.style_of(el)
                         .into_iter()
                         .map(|d| (d.name, Value::String(d.value)))
                         .collect(),
@@ -811,7 +855,19 @@ impl Dom {
             "src" if WITH_SRC.contains(&tag) => tree::set_attr(el, "src", &text()),
             "htmlFor" if matches!(tag, "label" | "output") => tree::set_attr(el, "for", &text()),
             "srcdoc" if tag == "iframe" && html => tree::set_attr(el, "srcdoc", &text()),
-            "tagName" | "nodeName" | "localName" | "isConnected" | "childElementCount" => {}
+            _ if read_only(el, name) => {
+                // A module is strict code: assigning a getter-only property throws.
+                return Err(format!(
+                    "Cannot set property {name} of #<{}> which has only a getter",
+                    tree::tag_name(el)
+                ));
+            }
+            "style" => {
+                // `el.style = text` forwards to cssText.
+                let css = null_empty();
+                self.set_css_text(el, &css);
+            }
+            "classList" => tree::set_attr(el, "class", &text()),
             _ => {
                 self.live_mut(el)
                     .props
@@ -819,6 +875,111 @@ impl Dom {
             }
         }
         Ok(())
+    }
+
+    fn pending_style_of(&self, el: &NodeRef) -> Option<Vec<style::Declaration>> {
+        let pending = self.pending_style.borrow();
+        let (weak, decls) = pending.get(&key(el))?;
+        match weak.upgrade() {
+            Some(rc) if Rc::ptr_eq(&rc, &el.0) => Some(decls.clone()),
+            _ => None,
+        }
+    }
+
+    fn set_pending_style(&self, el: &NodeRef, decls: Option<Vec<style::Declaration>>) {
+        let mut pending = self.pending_style.borrow_mut();
+        pending.retain(|_, (weak, _)| weak.strong_count() > 0);
+        match decls {
+            Some(decls) => {
+                pending.insert(key(el), (Rc::downgrade(&el.0), decls));
+            }
+            None => {
+                pending.remove(&key(el));
+            }
+        }
+    }
+
+    /// The inline style of `el`: its pending declarations, else its `style` attribute's.
+    pub(crate) fn style_of(&self, el: &NodeRef) -> Vec<style::Declaration> {
+        self.pending_style_of(el)
+            .unwrap_or_else(|| style::declarations(el))
+    }
+
+    /// `el.style.setProperty`/`removeProperty` (or `el.style[camel] = …`): an existing
+    /// attribute is rewritten in place, else the change waits for the next read.
+    pub(crate) fn set_style(&mut self, el: &NodeRef, key: &str, value: Option<&str>) {
+        match self.pending_style_of(el) {
+            None if has_attr(el, "style") => {
+                let mut decls = style::declarations(el);
+                if style::set_property(&mut decls, key, value) {
+                    tree::set_attr(el, "style", &style::serialize(&decls));
+                }
+            }
+            pending => {
+                let had = pending.is_some();
+                let mut decls = pending.unwrap_or_default();
+                if style::set_property(&mut decls, key, value) || had {
+                    self.set_pending_style(el, Some(decls));
+                }
+            }
+        }
+    }
+
+    /// `el.style = text` (cssText).
+    fn set_css_text(&mut self, el: &NodeRef, text: &str) {
+        let decls = style::parse(text);
+        if self.pending_style_of(el).is_none() && has_attr(el, "style") {
+            tree::set_attr(el, "style", &style::serialize(&decls));
+        } else {
+            self.set_pending_style(el, Some(decls));
+        }
+    }
+
+    /// Writes pending inline styles into `style` attributes (appended: the attribute was
+    /// missing), for the elements in `root`'s subtree or, without one, everywhere: what
+    /// Chromium does when the attributes are read.
+    pub(crate) fn sync_styles(&self, root: Option<&NodeRef>) {
+        if self.pending_style.borrow().is_empty() {
+            return;
+        }
+        let mut due = Vec::new();
+        self.pending_style.borrow_mut().retain(|_, (weak, decls)| {
+            let Some(rc) = weak.upgrade() else {
+                return false;
+            };
+            let node = NodeRef(rc);
+            if root.is_some_and(|r| !node.inclusive_ancestors().any(|a| &a == r)) {
+                return true;
+            }
+            due.push((node, std::mem::take(decls)));
+            false
+        });
+        for (node, decls) in due {
+            tree::set_attr(&node, "style", &style::serialize(&decls));
+        }
+    }
+
+    /// Writes `el`'s own pending inline style into its `style` attribute (a read of its
+    /// attribute list: `attributes`, `dataset`).
+    pub(crate) fn sync_style_of(&self, el: &NodeRef) {
+        if let Some(decls) = self.pending_style_of(el) {
+            self.set_pending_style(el, None);
+            tree::set_attr(el, "style", &style::serialize(&decls));
+        }
+    }
+
+    /// Sets or removes an attribute as `setAttribute`/`removeAttribute` do (a pending
+    /// inline style is replaced or dropped with the `style` attribute).
+    pub(crate) fn write_attr(&mut self, el: &NodeRef, name: &str, value: Option<&str>) {
+        if name.eq_ignore_ascii_case("style") {
+            self.set_pending_style(el, None);
+        }
+        match value {
+            Some(v) => tree::set_attr(el, name, v),
+            None => {
+                tree::remove_attr(el, name);
+            }
+        }
     }
 
     /// `#<id>` of an element with an id, else its stamped `[tether-id="…"]` (calls.mjs
@@ -882,6 +1043,66 @@ impl Dom {
     }
 }
 
+/// Properties with a getter only: assigning one throws (tether.js is module code, strict).
+fn read_only(el: &NodeRef, name: &str) -> bool {
+    const ALL: &[&str] = &[
+        "tagName",
+        "nodeName",
+        "localName",
+        "nodeType",
+        "namespaceURI",
+        "prefix",
+        "baseURI",
+        "isConnected",
+        "ownerDocument",
+        "parentNode",
+        "parentElement",
+        "childNodes",
+        "children",
+        "firstChild",
+        "lastChild",
+        "firstElementChild",
+        "lastElementChild",
+        "nextSibling",
+        "previousSibling",
+        "nextElementSibling",
+        "previousElementSibling",
+        "childElementCount",
+        "attributes",
+        "dataset",
+        "shadowRoot",
+        "assignedSlot",
+        "offsetWidth",
+        "offsetHeight",
+        "offsetTop",
+        "offsetLeft",
+        "offsetParent",
+        "clientWidth",
+        "clientHeight",
+        "clientTop",
+        "clientLeft",
+        "scrollWidth",
+        "scrollHeight",
+    ];
+    const CONTROLS: &[&str] = &[
+        "form",
+        "labels",
+        "validity",
+        "validationMessage",
+        "willValidate",
+    ];
+    let tag = local_name(el);
+    ALL.contains(&name)
+        || (CONTROLS.contains(&name)
+            && matches!(
+                tag.as_str(),
+                "input" | "button" | "select" | "textarea" | "output" | "fieldset" | "object"
+            ))
+        || (name == "type" && matches!(tag.as_str(), "select" | "textarea" | "fieldset" | "output"))
+        || (matches!(name, "options" | "selectedOptions") && tag == "select")
+        || (name == "textLength" && tag == "textarea")
+}
+
 /// `el.type` of an input (unknown types read as `text`).
 pub(crate) fn input_type(el: &NodeRef) -> String {
     let t = get_attr(el, "type")
@@ -934,8 +1155,52 @@ fn sanitize(input_type: &str, value: &str) -> String {
             .collect::<String>()
             .trim_matches(|c: char| c.is_ascii_whitespace())
             .to_string(),
+        "number" => {
+            if valid_float(value) {
+                value.to_string()
+            } else {
+                String::new()
+            }
+        }
+        "range" => {
+            if valid_float(value) {
+                value.to_string()
+            } else {
+                "50".to_string()
+            }
+        }
+        "color" => {
+            let hex = value.len() == 7
+                && value.starts_with('#')
+                && value[1..].chars().all(|c| c.is_ascii_hexdigit());
+            if hex {
+                value.to_ascii_lowercase()
+            } else {
+                "#000000".to_string()
+            }
+        }
         _ => value.to_string(),
     }
+}
+
+/// A valid floating-point number (HTML): `-?` digits with an optional fraction and exponent.
+fn valid_float(value: &str) -> bool {
+    let rest = value.strip_prefix('-').unwrap_or(value);
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let mantissa_ok = match frac {
+        Some(f) => digits(f) && (int.is_empty() || digits(int)),
+        None => digits(int),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
 }
 
 /// The options of a select: its option children and those of its optgroup children.

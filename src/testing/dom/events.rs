@@ -331,6 +331,8 @@ impl Dom {
                 Value::Null
             },
         );
+        // Reading the dataset reads the attributes: a pending inline style is written first.
+        self.sync_style_of(el);
         sender.insert("dataset".into(), Value::Object(dataset(el)));
         let form = self
             .form_of(el)

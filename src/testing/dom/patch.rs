@@ -10,7 +10,7 @@
 use kuchikiki::NodeRef;
 use serde_json::{Map, Value};
 
-use super::{Dom, Effect, FORBIDDEN_PROPS, js_string, style, tree};
+use super::{Dom, Effect, FORBIDDEN_PROPS, js_string, tree};
 
 const CONSOLE_LEVELS: &[&str] = &["log", "info", "warn", "error", "debug"];
 const MARKUP_PROPS: &[&str] = &["innerhtml", "outerhtml", "srcdoc"];
@@ -273,6 +273,8 @@ impl Dom {
                 self.set_prop(el, "innerHTML", &Value::String(markup), true)?;
             }
             "morph" => {
+                // Idiomorph reads the attributes of what it morphs.
+                self.sync_styles(Some(el));
                 let markup = string_of(patch.get("html"));
                 self.morph(el, &markup);
             }
@@ -330,7 +332,7 @@ impl Dom {
                         } else {
                             Some(js_string(v))
                         };
-                        style::set_property(el, name, v.as_deref());
+                        self.set_style(el, name, v.as_deref());
                     }
                 }
                 ("dataset", Some(group)) => {
@@ -351,11 +353,8 @@ impl Dom {
                         if !valid_attribute_name(name) {
                             return Err(format!("'{name}' is not a valid attribute name"));
                         }
-                        if v.is_null() {
-                            tree::remove_attr(el, name);
-                        } else {
-                            tree::set_attr(el, name, &js_string(v));
-                        }
+                        let text = (!v.is_null()).then(|| js_string(v));
+                        self.write_attr(el, name, text.as_deref());
                     }
                 }
                 ("classList", Some(group)) => {

@@ -2,7 +2,11 @@
 //! `style` group of a `props` patch writes, serialized as Chromium writes it (`name: value;`
 //! pairs joined by a space).
 //!
-//! For: patches (`props.style`) and `read_prop("style")`.
+//! For: patches (`props.style`) and `read_prop("style")`. Chromium writes an inline style
+//! changed through CSSOM into the attribute lazily, when the attributes are next read; an
+//! element without a `style` attribute therefore gets it after the attributes set meanwhile.
+//! The `Dom` keeps such pending declarations beside the element and writes them at the same
+//! points (serialization, reads of the attributes, a morph).
 //! Never: normalizes CSS values or expands shorthands (a browser does; the corpus avoids it).
 
 use kuchikiki::NodeRef;
@@ -141,13 +145,12 @@ pub(crate) fn property_name(key: &str) -> String {
     out
 }
 
-/// `el.style.setProperty(name, value)` (or `removeProperty` for `None` or `""`); the
-/// attribute is rewritten only when a declaration changed.
-pub(crate) fn set_property(el: &NodeRef, key: &str, value: Option<&str>) {
+/// `style.setProperty(name, value)` (or `removeProperty` for `None` or `""`) on a list of
+/// declarations; whether a declaration changed.
+pub(crate) fn set_property(decls: &mut Vec<Declaration>, key: &str, value: Option<&str>) -> bool {
     let name = property_name(key);
-    let mut decls = declarations(el);
     let value = value.map(str::trim).filter(|v| !v.is_empty());
-    let changed = match value {
+    match value {
         None => {
             let before = decls.len();
             decls.retain(|d| d.name != name);
@@ -175,8 +178,5 @@ pub(crate) fn set_property(el: &NodeRef, key: &str, value: Option<&str>) {
                 }
             }
         }
-    };
-    if changed {
-        tree::set_attr(el, "style", &serialize(&decls));
     }
 }

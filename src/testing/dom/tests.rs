@@ -874,3 +874,53 @@ fn open_modal_builds_the_dialog_of_calls_mjs() {
     assert!(dom.outer_html(&dialog).contains("<button type=\"submit\" value=\"yes\">yes</button><button type=\"submit\" value=\"no\">No!</button>"));
     assert!(dom.outer_html(&dialog).contains("<h2></h2>"));
 }
+
+#[test]
+fn a_cssom_style_without_an_attribute_is_written_when_the_attributes_are_read() {
+    let mut dom = page("<p id=\"p\">p</p><i id=\"i\" style=\"width: 1px;\">i</i>");
+    let (p, i) = (el(&dom, "#p"), el(&dom, "#i"));
+    dom.set_style(&p, "color", Some("red"));
+    dom.set_attr(&p, "title", Some("t"));
+    assert_eq!(
+        dom.read_prop(&p, "style"),
+        json!({"color": "red"}),
+        "CSSOM reads the pending style"
+    );
+    assert_eq!(
+        dom.attr(&p, "style").as_deref(),
+        Some("color: red;"),
+        "a read writes it"
+    );
+    dom.set_attr(&p, "lang", Some("en"));
+    assert_eq!(
+        dom.outer_html(&p),
+        "<p id=\"p\" title=\"t\" style=\"color: red;\" lang=\"en\">p</p>"
+    );
+    dom.set_style(&i, "color", Some("red"));
+    dom.set_attr(&i, "title", Some("t"));
+    assert_eq!(
+        dom.outer_html(&i),
+        "<i id=\"i\" style=\"width: 1px; color: red;\" title=\"t\">i</i>"
+    );
+    // setAttribute("style") replaces a pending style.
+    let mut dom = page("<b id=\"b\">b</b>");
+    let b = el(&dom, "#b");
+    dom.set_style(&b, "color", Some("red"));
+    dom.set_attr(&b, "style", Some("width: 2px;"));
+    assert_eq!(body(&dom), "<b id=\"b\" style=\"width: 2px;\">b</b>");
+}
+
+#[test]
+fn typed_values_go_through_the_types_sanitization() {
+    let mut dom =
+        page("<input id=\"n\" type=\"number\"><input id=\"c\" type=\"color\"><input id=\"t\">");
+    let (n, c, t) = (el(&dom, "#n"), el(&dom, "#c"), el(&dom, "#t"));
+    dom.set_value(&n, "a");
+    assert_eq!(dom.value(&n), "");
+    dom.set_value(&n, "-1.5e3");
+    assert_eq!(dom.value(&n), "-1.5e3");
+    dom.set_value(&c, "#ABCDEF");
+    assert_eq!(dom.value(&c), "#abcdef");
+    dom.set_value(&t, "a\nb");
+    assert_eq!(dom.value(&t), "ab");
+}
