@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::{Duration, Instant};
 
 use super::{
-    dom::Dom,
+    dom::{Dom, events::is_gesture},
     page::{Pending, TestPage},
 };
 
@@ -267,8 +267,9 @@ enum Settle {
 }
 
 impl TestPage {
-    fn allowed_fn(&self) -> impl Fn(&str) -> bool + '_ {
-        |event_type: &str| self.allowed.iter().any(|a| a == event_type)
+    /// Whether `tether-on` listens for a type: a gesture, or one the page's script tag allows.
+    pub(crate) fn allowed_fn(&self) -> impl Fn(&str) -> bool + '_ {
+        |event_type: &str| is_gesture(event_type) || self.allowed.iter().any(|a| a == event_type)
     }
 
     /// Waits (bounded) until an element matches `selector` and is enabled; returns it.

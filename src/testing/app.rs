@@ -426,7 +426,7 @@ impl Browser {
             .filter(|(_, cookie)| !cookie.http_only && path_matches(&cookie.path, path))
             .map(|((name, _), cookie)| (name, cookie))
             .collect();
-        visible.sort_by(|a, b| b.1.path.len().cmp(&a.1.path.len()));
+        visible.sort_by_key(|(_, cookie)| std::cmp::Reverse(cookie.path.len()));
         let mut cookies = serde_json::Map::new();
         for (name, cookie) in visible {
             cookies

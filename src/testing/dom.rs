@@ -19,10 +19,6 @@
 //! reference, so a node that was detached and freed never hands its state to a new node
 //! that happens to get the same address.
 
-// Until `super::page` (the socket side, written against this API) lands, only the tests
-// call the model.
-#![allow(dead_code)]
-
 pub(crate) mod events;
 pub(crate) mod lists;
 mod morph;

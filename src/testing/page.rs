@@ -33,55 +33,6 @@ use super::{
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The event types `tether-on` listens for without the page allowing more (events.mjs).
-pub(crate) const GESTURE_EVENTS: &[&str] = &[
-    "click",
-    "dblclick",
-    "auxclick",
-    "contextmenu",
-    "mousedown",
-    "mouseup",
-    "mouseover",
-    "mouseout",
-    "mouseenter",
-    "mouseleave",
-    "mousemove",
-    "pointerdown",
-    "pointerup",
-    "pointermove",
-    "pointerover",
-    "pointerout",
-    "pointerenter",
-    "pointerleave",
-    "pointercancel",
-    "touchstart",
-    "touchend",
-    "touchmove",
-    "touchcancel",
-    "wheel",
-    "keydown",
-    "keyup",
-    "keypress",
-    "beforeinput",
-    "input",
-    "change",
-    "submit",
-    "focus",
-    "blur",
-    "focusin",
-    "focusout",
-    "copy",
-    "cut",
-    "paste",
-    "dragstart",
-    "drag",
-    "dragend",
-    "dragenter",
-    "dragleave",
-    "dragover",
-    "drop",
-];
-
 /// What the page's script tag says (`<script src="/tether.js" data-tether-…>`).
 #[derive(Clone)]
 pub(crate) struct ScriptTag {
@@ -114,6 +65,9 @@ impl Disable {
     }
 }
 
+/// How the test answers `exec_js` round trips ([`TestPage::answer_js`]).
+pub(crate) type JsAnswer = dyn FnMut(&str) -> Result<Value, String>;
+
 /// What a sent message waits for.
 pub(crate) enum Pending {
     Join,
@@ -145,6 +99,7 @@ pub struct TestPage {
     pub(crate) dom: Dom,
     pub(crate) socket: Option<Socket>,
     pub(crate) script: Option<ScriptTag>,
+    /// The `tether-on` types the page's script tag allows besides the gestures.
     pub(crate) allowed: Vec<String>,
     live: Map<String, Value>,
     topics_token: Option<String>,
@@ -161,7 +116,7 @@ pub struct TestPage {
     pub(crate) rates: Rates,
     pub(crate) open_calls: HashMap<String, OpenCall>,
     pub(crate) asked: Vec<Value>,
-    pub(crate) js_answer: Option<Box<dyn FnMut(&str) -> Result<Value, String>>>,
+    pub(crate) js_answer: Option<Box<JsAnswer>>,
     failures: Vec<String>,
     errors: Vec<String>,
     allow_errors: bool,
@@ -192,7 +147,7 @@ impl TestPage {
             commander: dom.attr(tag, "data-tether-commander").unwrap_or_default(),
             token: dom.attr(tag, "data-tether-token").unwrap_or_default(),
         });
-        let mut allowed: Vec<String> = GESTURE_EVENTS.iter().map(|t| t.to_string()).collect();
+        let mut allowed = Vec::new();
         let mut live = Map::new();
         if let Some(tag) = &tag {
             if let Some(events) = dom.attr(tag, "data-tether-events") {
@@ -391,9 +346,8 @@ impl TestPage {
             if self.dom.ignored(&el) {
                 continue;
             }
-            let allowed = self.allowed.clone();
-            let is_allowed = |t: &str| allowed.iter().any(|a| a == t);
-            for control in self.dom.controls_of(&el, &is_allowed) {
+            let controls = self.dom.controls_of(&el, &self.allowed_fn());
+            for control in controls {
                 self.controls.hold_offline(&mut self.dom, &control);
             }
         }
@@ -481,16 +435,13 @@ impl TestPage {
             ));
             return;
         };
-        let [_join_ref, reference, topic, event, payload] = <[Value; 5]>::try_from(frame)
-            .unwrap_or_else(|_| {
-                [
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                ]
-            });
+        let Ok([_join_ref, reference, topic, event, payload]) = <[Value; 5]>::try_from(frame)
+        else {
+            self.fail(format!(
+                "the server sent a frame that is not 5 elements long: {text}"
+            ));
+            return;
+        };
         let (Some(topic), Some(event)) = (topic.as_str(), event.as_str()) else {
             self.fail(format!(
                 "the server sent a frame without topic or event: {text}"
@@ -785,6 +736,12 @@ impl TestPage {
             .iter()
             .map(|el| self.dom.text(el).trim().to_string())
             .collect()
+    }
+
+    /// The outer HTML of the first element matching `selector` (the element itself and
+    /// what it holds).
+    pub fn outer_html(&self, selector: &str) -> String {
+        self.dom.outer_html(&self.first(selector))
     }
 
     /// The inner HTML of the first element matching `selector`.
