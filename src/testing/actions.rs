@@ -15,82 +15,22 @@ use serde_json::{Map, Value, json};
 use tokio::time::{Duration, Instant};
 
 use super::{
-    dom::{Dom, events::is_gesture},
+    dom::{
+        Dom,
+        events::{bubbles, event_fields, is_gesture},
+    },
     page::{Pending, TestPage},
 };
 
-/// Event types that do not bubble (their handler is the target's own).
-const NON_BUBBLING: &[&str] = &[
-    "focus",
-    "blur",
-    "mouseenter",
-    "mouseleave",
-    "pointerenter",
-    "pointerleave",
-    "load",
-    "unload",
-    "error",
-    "abort",
-    "toggle",
-    "invalid",
-    "scroll",
-];
-
-const MOUSE_EVENTS: &[&str] = &[
-    "click",
-    "dblclick",
-    "auxclick",
-    "contextmenu",
-    "mousedown",
-    "mouseup",
-    "mouseover",
-    "mouseout",
-    "mouseenter",
-    "mouseleave",
-    "mousemove",
-    "pointerdown",
-    "pointerup",
-    "pointermove",
-    "pointerover",
-    "pointerout",
-    "pointerenter",
-    "pointerleave",
-    "pointercancel",
-    "wheel",
-    "dragstart",
-    "drag",
-    "dragend",
-    "dragenter",
-    "dragleave",
-    "dragover",
-    "drop",
-];
-
-const KEY_EVENTS: &[&str] = &["keydown", "keyup", "keypress"];
-
-/// The fields tether.js sends of a DOM event of `event_type` (events.mjs `eventFields`):
-/// what a browser's event of that class has, with a person's plain values (no modifier
-/// keys, the primary button, at 0,0).
-fn event_fields(event_type: &str, key: Option<&str>) -> Map<String, Value> {
-    let mut fields = Map::new();
-    fields.insert("type".into(), json!(event_type));
-    let modifiers = |fields: &mut Map<String, Value>| {
-        for name in ["altKey", "ctrlKey", "shiftKey", "metaKey"] {
-            fields.insert(name.into(), json!(false));
-        }
-    };
-    if KEY_EVENTS.contains(&event_type) {
-        let key = key.unwrap_or("");
-        fields.insert("key".into(), json!(key));
-        fields.insert("code".into(), json!(key_code(key)));
-        modifiers(&mut fields);
-    } else if MOUSE_EVENTS.contains(&event_type) {
-        modifiers(&mut fields);
-        fields.insert("button".into(), json!(0));
-        fields.insert("clientX".into(), json!(0));
-        fields.insert("clientY".into(), json!(0));
+/// The fields of a DOM event of `event_type` (with `key` for keyboard events), as a
+/// person's plain gesture makes them.
+fn person_event(event_type: &str, key: Option<&str>) -> Map<String, Value> {
+    let mut given = Map::new();
+    if let Some(key) = key {
+        given.insert("key".into(), json!(key));
+        given.insert("code".into(), json!(key_code(key)));
     }
-    fields
+    event_fields(event_type, &given)
 }
 
 /// The `code` of a key as a US keyboard sends it (`a` → `KeyA`, `1` → `Digit1`, `Enter`).
@@ -472,8 +412,8 @@ impl TestPage {
         event_type: &str,
         key: Option<&str>,
     ) -> Vec<String> {
-        let fields = event_fields(event_type, key);
-        let bubbles = !NON_BUBBLING.contains(&event_type);
+        let fields = person_event(event_type, key);
+        let bubbles = bubbles(event_type);
         self.answer_waits(target, event_type, bubbles, &fields)
             .await;
         let Some(el) = self

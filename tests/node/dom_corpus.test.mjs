@@ -85,12 +85,15 @@ async function runCase(json) {
   // the types whose DOM events do not bubble.
   const INTERFACES = [
     [/^(click|dblclick|auxclick|contextmenu|mouse\w+)$/, MouseEvent],
+    [/^pointer\w+$/, PointerEvent],
+    [/^wheel$/, WheelEvent],
+    [/^(drag\w*|drop)$/, DragEvent],
     [/^(key\w+)$/, KeyboardEvent],
     [/^(focus|blur|focusin|focusout)$/, FocusEvent],
     [/^(input|beforeinput)$/, InputEvent],
     [/^submit$/, SubmitEvent],
   ];
-  const NOT_BUBBLING = new Set(["focus", "blur", "mouseenter", "mouseleave", "pointerenter", "pointerleave", "load", "unload", "error", "scroll"]);
+  const NOT_BUBBLING = new Set(["focus", "blur", "mouseenter", "mouseleave", "pointerenter", "pointerleave", "load", "unload", "error", "abort", "toggle", "invalid", "scroll"]);
   function makeEvent(spec, target) {
     const { type, ...init } = spec;
     const found = INTERFACES.find(([pattern]) => pattern.test(type));

@@ -9,52 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Dom;
-use super::events::is_gesture;
-
-/// Event types whose DOM events do not bubble (the corpus's list).
-const NOT_BUBBLING: &[&str] = &[
-    "focus",
-    "blur",
-    "mouseenter",
-    "mouseleave",
-    "pointerenter",
-    "pointerleave",
-    "load",
-    "unload",
-    "error",
-    "scroll",
-];
-const MODIFIERS: &[&str] = &["altKey", "ctrlKey", "shiftKey", "metaKey"];
-
-/// What events.mjs `eventFields` reads of the event the browser runner makes for a step:
-/// a `MouseEvent` for clicks and `mouse*`, a `KeyboardEvent` for `key*`, else an event
-/// with none of the fields but `type`.
-fn event_fields(step_event: &Map<String, Value>, event_type: &str) -> Map<String, Value> {
-    let mut fields = Map::new();
-    fields.insert("type".into(), Value::String(event_type.to_string()));
-    let given = |k: &str, default: Value| step_event.get(k).cloned().unwrap_or(default);
-    let mouse = matches!(
-        event_type,
-        "click" | "dblclick" | "auxclick" | "contextmenu"
-    ) || event_type.starts_with("mouse");
-    let keyboard = event_type.starts_with("key");
-    if keyboard {
-        for k in ["key", "code"] {
-            fields.insert(k.into(), given(k, json!("")));
-        }
-    }
-    if mouse || keyboard {
-        for k in MODIFIERS {
-            fields.insert(k.to_string(), given(k, json!(false)));
-        }
-    }
-    if mouse {
-        for k in ["button", "clientX", "clientY"] {
-            fields.insert(k.into(), given(k, json!(0)));
-        }
-    }
-    fields
-}
+use super::events::{bubbles, event_fields, is_gesture};
 
 fn first(dom: &Dom, sel: &str) -> Result<kuchikiki::NodeRef, String> {
     match dom.select_first(sel) {
@@ -123,8 +78,8 @@ fn run_case(case: &Value) -> Result<(String, u64, Vec<Value>, Vec<Value>), Strin
                 let bubbles = event
                     .get("bubbles")
                     .and_then(Value::as_bool)
-                    .unwrap_or(!NOT_BUBBLING.contains(&event_type.as_str()));
-                let fields = event_fields(&event, &event_type);
+                    .unwrap_or(bubbles(&event_type));
+                let fields = event_fields(&event_type, &event);
                 let Some(bound) = dom.bound_element(&target, &event_type, bubbles, &is_gesture)
                 else {
                     continue;

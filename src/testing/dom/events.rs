@@ -80,6 +80,68 @@ const LISTED: &[&str] = &[
     "button", "fieldset", "input", "object", "output", "select", "textarea",
 ];
 
+/// Event types whose DOM events do not bubble (their handler is the target's own).
+const NON_BUBBLING: &[&str] = &[
+    "focus",
+    "blur",
+    "mouseenter",
+    "mouseleave",
+    "pointerenter",
+    "pointerleave",
+    "load",
+    "unload",
+    "error",
+    "abort",
+    "toggle",
+    "invalid",
+    "scroll",
+];
+
+/// Whether a DOM event of `event_type` bubbles.
+pub(crate) fn bubbles(event_type: &str) -> bool {
+    !NON_BUBBLING.contains(&event_type)
+}
+
+/// Whether a DOM event of `event_type` is a `MouseEvent` (or one of its kinds: pointer, wheel,
+/// drag), which has the modifier keys, `button`, `clientX` and `clientY`.
+fn is_mouse_event(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "click" | "dblclick" | "auxclick" | "contextmenu" | "wheel" | "drop"
+    ) || ["mouse", "pointer", "drag"]
+        .iter()
+        .any(|p| event_type.starts_with(p))
+}
+
+/// What events.mjs `eventFields` reads of a DOM event of `event_type`: `type`, and for a
+/// keyboard event `key`, `code` and the modifier keys, for a mouse event the modifier keys,
+/// `button`, `clientX` and `clientY`; each from `given`, else a person's plain value (no
+/// modifier, the primary button, at 0,0, an empty key).
+pub(crate) fn event_fields(event_type: &str, given: &Map<String, Value>) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("type".into(), Value::String(event_type.to_string()));
+    let mut take = |name: &str, default: Value| {
+        fields.insert(name.into(), given.get(name).cloned().unwrap_or(default));
+    };
+    let keyboard = event_type.starts_with("key");
+    let mouse = is_mouse_event(event_type);
+    if keyboard {
+        take("key", Value::String(String::new()));
+        take("code", Value::String(String::new()));
+    }
+    if keyboard || mouse {
+        for name in ["altKey", "ctrlKey", "shiftKey", "metaKey"] {
+            take(name, Value::Bool(false));
+        }
+    }
+    if mouse {
+        for name in ["button", "clientX", "clientY"] {
+            take(name, Value::from(0));
+        }
+    }
+    fields
+}
+
 /// Whether `type` is a gesture type (`tether-on` takes it without the page's allowance).
 pub(crate) fn is_gesture(event_type: &str) -> bool {
     GESTURE_EVENTS.contains(&event_type)
