@@ -1312,10 +1312,14 @@
     return [...root.querySelectorAll("[data-tether-topic]")].filter((el) => !ignored(el));
   }
 
-  // A `count` broadcast: every live counter of its topic shows its users or connections.
+  // A `count` broadcast: every live counter of its topic shows its users or connections (a
+  // counter naming neither, or a count that is not a number, is left as it is).
+  const COUNTS = new Set(["users", "connections"]);
   function renderCount(root, payload) {
     for (const el of counterElements(root)) {
-      if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
+      const which = el.dataset.tetherCount;
+      if (el.dataset.tetherTopic !== payload.topic || !COUNTS.has(which) || typeof payload[which] !== "number") continue;
+      el.textContent = String(payload[which]);
     }
   }
 
@@ -1419,7 +1423,12 @@
       case "morph": return typeof patch.html === "string" ? null : "morph takes html";
       case "prop":
         if (FORBIDDEN_PROPS.has(String(patch.prop))) return `property ${patch.prop} is forbidden`;
-        return patch.html != null ? null : plainPropRefusal(patch.prop, patch.value);
+        if (patch.html != null) return null;
+        // A value may be null (`el.prop = null`), but it must be there: never "undefined".
+        if (!("value" in patch)) return "prop takes a value or html";
+        return plainPropRefusal(patch.prop, patch.value);
+      case "insert":
+        return typeof patch.html === "string" || typeof patch.text === "string" ? null : "insert takes html or text";
       case "props": return propsRefusal(patch.props);
       case "redirect":
       case "set_url": return urlRefusal(patch.op, patch.url);

@@ -87,9 +87,13 @@ export function counterElements(root) {
   return [...root.querySelectorAll("[data-tether-topic]")].filter((el) => !ignored(el));
 }
 
-// A `count` broadcast: every live counter of its topic shows its users or connections.
+// A `count` broadcast: every live counter of its topic shows its users or connections (a
+// counter naming neither, or a count that is not a number, is left as it is).
+const COUNTS = new Set(["users", "connections"]);
 export function renderCount(root, payload) {
   for (const el of counterElements(root)) {
-    if (el.dataset.tetherTopic === payload.topic) el.textContent = String(payload[el.dataset.tetherCount]);
+    const which = el.dataset.tetherCount;
+    if (el.dataset.tetherTopic !== payload.topic || !COUNTS.has(which) || typeof payload[which] !== "number") continue;
+    el.textContent = String(payload[which]);
   }
 }

@@ -100,7 +100,12 @@ export function refusal(patch, execJs) {
     case "morph": return typeof patch.html === "string" ? null : "morph takes html";
     case "prop":
       if (FORBIDDEN_PROPS.has(String(patch.prop))) return `property ${patch.prop} is forbidden`;
-      return patch.html != null ? null : plainPropRefusal(patch.prop, patch.value);
+      if (patch.html != null) return null;
+      // A value may be null (`el.prop = null`), but it must be there: never "undefined".
+      if (!("value" in patch)) return "prop takes a value or html";
+      return plainPropRefusal(patch.prop, patch.value);
+    case "insert":
+      return typeof patch.html === "string" || typeof patch.text === "string" ? null : "insert takes html or text";
     case "props": return propsRefusal(patch.props);
     case "redirect":
     case "set_url": return urlRefusal(patch.op, patch.url);

@@ -38,7 +38,15 @@ test("ordinary properties, safe URLs and Html values pass", () => {
     assert.equal(refusal({ op: "prop", sel: "#x", prop, value }, false), null);
   }
   assert.equal(refusal({ op: "prop", sel: "#x", prop: "innerHTML", html: "<b>x</b>" }, false), null);
-  for (const op of ["html", "text", "insert", "remove"]) {
+  for (const op of ["html", "text", "remove"]) {
     assert.equal(refusal({ op, sel: "#x" }, false), null);
   }
+  assert.equal(refusal({ op: "insert", sel: "#x", position: "beforeend", text: "t" }, false), null);
+  assert.equal(refusal({ op: "insert", sel: "#x", position: "beforeend", html: "<b>h</b>" }, false), null);
+  assert.equal(refusal({ op: "prop", sel: "#x", prop: "title", value: null }, false), null);
+});
+
+test("a patch missing what it sets is refused, never applied as \"undefined\"", () => {
+  assert.match(refusal({ op: "insert", sel: "#x", position: "beforeend" }, false), /insert takes html or text/);
+  assert.match(refusal({ op: "prop", sel: "#x", prop: "title" }, false), /prop takes a value or html/);
 });

@@ -109,15 +109,14 @@ impl Dom {
             if topic.and_then(Value::as_str) != Some(own.as_str()) {
                 continue;
             }
-            // `String(payload[el.dataset.tetherCount])`: undefined when the attribute is missing.
-            let text = match get_attr(&el, "data-tether-count") {
-                Some(which) => match payload.get(&which) {
-                    Some(v) => js_string(v),
-                    None => "undefined".to_string(),
-                },
-                None => "undefined".to_string(),
-            };
-            tree::set_text(&el, &text);
+            // Users or connections, when the payload has that number; else left as it is.
+            let which = get_attr(&el, "data-tether-count").unwrap_or_default();
+            if !matches!(which.as_str(), "users" | "connections") {
+                continue;
+            }
+            if let Some(count) = payload.get(&which).filter(|v| v.is_number()) {
+                tree::set_text(&el, &js_string(count));
+            }
         }
     }
 

@@ -159,10 +159,14 @@ pub(crate) fn refusal(patch: &Map<String, Value>, exec_js: bool) -> Option<Strin
             }
             if !field("html").is_null() {
                 None
+            } else if !patch.contains_key("value") {
+                Some("prop takes a value or html".to_string())
             } else {
                 plain_prop_refusal(&prop, field("value"))
             }
         }
+        "insert" => (!field("html").is_string() && !field("text").is_string())
+            .then(|| "insert takes html or text".to_string()),
         "props" => props_refusal(field("props")),
         op @ ("redirect" | "set_url") => url_refusal(op, field("url")),
         "console" => {

@@ -848,7 +848,7 @@ fn counters_show_their_count() {
     dom.render_count(&json!({"topic": "t", "users": 2, "connections": 5}));
     assert_eq!(
         body(&dom),
-        "<i data-tether-topic=\"t\" data-tether-count=\"users\">2</i><i data-tether-topic=\"t\" data-tether-count=\"connections\">5</i><i data-tether-topic=\"t\">undefined</i>"
+        "<i data-tether-topic=\"t\" data-tether-count=\"users\">2</i><i data-tether-topic=\"t\" data-tether-count=\"connections\">5</i><i data-tether-topic=\"t\">0</i>"
     );
 }
 
