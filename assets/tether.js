@@ -2676,6 +2676,10 @@
     page = new Page(script);
   }
 
+  // Hooks a page defined before this (deferred) script ran: `window.Tether = {hooks: {…}}`.
+  const early = (typeof window !== "undefined" ? window : globalThis).Tether;
+  if (early && typeof early.hooks === "object" && early.hooks !== null) Object.assign(registry, early.hooks);
+
   (typeof window !== "undefined" ? window : globalThis).Tether = {
     Socket, Channel, Presence, page,
     // client hooks: Tether.hooks.Name = {mounted() {…}, …} (hooks.mjs), or registerHook(name, hook)
