@@ -23,6 +23,7 @@
 // call the model.
 #![allow(dead_code)]
 
+pub(crate) mod commands;
 pub(crate) mod events;
 pub(crate) mod lists;
 mod morph;
