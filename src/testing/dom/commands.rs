@@ -79,10 +79,10 @@ pub(crate) fn commands_refusal(commands: &Value) -> Option<String> {
             }
         }
         if matches!(op, "navigate" | "patch")
-            && !args
+            && args
                 .get("href")
                 .and_then(Value::as_str)
-                .is_some_and(|href| !super::patch::is_script_url(href))
+                .is_none_or(super::patch::is_script_url)
         {
             return Some(format!("js: {op} needs a URL that is no script"));
         }
