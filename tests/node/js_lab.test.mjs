@@ -155,6 +155,12 @@ describe("JavaScript that coexists, client-side commands, connection state (Chro
     assert.deepEqual(hook.filter(([what]) => what === "updated"), [["updated", "2"]]);
     await page.click("#remove_btn");
     await waitOn(page, () => window.seen.hook.some(([what]) => what === "destroyed"), null, "destroyed");
+    // A hooked element a patch adds mounts; the patch of its parent updates no other hook.
+    await page.click("#add_btn");
+    await waitOn(page, () => window.seen.hook.some(([what, id]) => what === "mounted" && id === "chart2"), null, "chart2 mounted");
+    hook = (await seen(page)).hook;
+    assert.deepEqual(hook.filter(([what]) => what === "mounted"), [["mounted", "chart", "1"], ["mounted", "chart2", "9"]]);
+    assert.deepEqual(hook.filter(([what]) => what === "updated" || what === "destroyed"), [["updated", "2"], ["destroyed"]]);
     assert.deepEqual(problems, []);
   });
 
