@@ -213,6 +213,272 @@
     return value !== null && typeof value === "object" && !Array.isArray(value);
   }
 
+  // events.mjs — what the page's attributes mean and what an event sends: the handler
+  // attributes and their parsing, which element's handler an event calls, the event types
+  // `tether-on` may listen for, and the `sender` (element, form, event fields, argument).
+  //
+  //   tether-click="save"               shorthands: tether-click, -dblclick, -change, -input,
+  //                                     -submit, -keyup, -keydown, -focus, -blur
+  //   tether-on="blur:save mouseenter:peek"   more DOM events: space-separated type:handler pairs,
+  //                                     user-gesture types only (GESTURE_EVENTS) unless the
+  //                                     script tag allows more (data-tether-events="load")
+  //   tether-click='pick({"id": 3})'    an argument in parentheses, parsed as JSON (never run)
+  //   tether-arg='<JSON>'               the argument of handlers on it or inside it naming none
+  //   tether-debounce="300"             one call, 300 ms after the last event
+  //   tether-throttle="300"             at most one call per 300 ms (the last of a burst too)
+  //   tether-no-disable                 stays enabled while its event is processed
+  //   tether-commander="<name>"         events inside it go to that shared commander
+  //   tether-id="t1"                    stamped by tether.js: how the server selects a sender
+  //   tether-ignore                     nothing in it (itself included) is wired: for markup
+  //                                     the page does not vouch for (user posts)
+  //   tether-include-passwords, tether-include-files   on a form: send those fields too
+  //
+  // Bubbling events call the handler of the closest element that has one for the type;
+  // non-bubbling ones (focus, blur, mouseenter, …) only the target's own. While a click or a
+  // submit is processed its control (a form's submit buttons) is disabled, and so is every
+  // control with a handler while the page is not joined (the join reply's `disable` says).
+  //
+  // For: the page's event delegation (page.mjs), the controls it disables (controls.mjs) and the
+  // round trips that describe an element (calls.mjs).
+  // Never: adds a listener, sends anything or disables a control (the page does, with what
+  // this module computes), evaluates an argument (JSON.parse only, never script), or listens
+  // for a type that is no user gesture unless the page's own script tag allowed it.
+
+
+  const SHORTHANDS = ["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
+  // The event types `tether-on` listens for: those a person's gesture fires. Not `load`,
+  // `error`, `toggle`, `animation*`, `transition*`, `scroll` and the like, which markup alone
+  // fires with no one doing anything (`<img src=/nope tether-on="error:delete">`). The page's
+  // script tag may allow more (`data-tether-events="load my:event"`, PageOptions::events):
+  // the tag is the page's own, which markup inserted later cannot change.
+  const GESTURE_EVENTS = [
+    "click", "dblclick", "auxclick", "contextmenu",
+    "mousedown", "mouseup", "mouseover", "mouseout", "mouseenter", "mouseleave", "mousemove",
+    "pointerdown", "pointerup", "pointermove", "pointerover", "pointerout", "pointerenter", "pointerleave", "pointercancel",
+    "touchstart", "touchend", "touchmove", "touchcancel", "wheel",
+    "keydown", "keyup", "keypress", "beforeinput", "input", "change", "submit",
+    "focus", "blur", "focusin", "focusout",
+    "copy", "cut", "paste",
+    "dragstart", "drag", "dragend", "dragenter", "dragleave", "dragover", "drop",
+  ];
+  const allowedEvents = new Set(GESTURE_EVENTS);
+  const HANDLER_ATTRIBUTES = SHORTHANDS.map((type) => `tether-${type}`).concat("tether-on");
+  // A selector of the elements with a handler attribute.
+  const BOUND = HANDLER_ATTRIBUTES.map((name) => `[${name}]`).join(",");
+  const EVENT_FIELDS = ["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
+  const TEXT_MAX = 1000;
+
+  // More tether-on types than the gestures, allowed by the page's own script tag
+  // (`data-tether-events`, space-separated).
+  function allowEvents(types) {
+    for (const type of String(types || "").split(/\s+/)) if (type) allowedEvents.add(type);
+  }
+
+  // Whether `tether-on` may listen for `type`.
+  function isAllowed(type) {
+    return allowedEvents.has(type);
+  }
+
+  // A handler attribute, `name` or `name(<JSON>)`, as {name, hasArg, arg}. The argument is
+  // JSON.parse'd, never evaluated; `name()` has none. Throws on anything else.
+  function parseHandler(text) {
+    const match = /^\s*([^\s()]+)\s*(?:\(([\s\S]*)\))?\s*$/.exec(String(text));
+    if (!match) throw new Error(`invalid handler "${text}": expected name or name(<JSON>)`);
+    const [, name, json] = match;
+    if (json === undefined || json.trim() === "") return { name, hasArg: false, arg: null };
+    try {
+      return { name, hasArg: true, arg: JSON.parse(json) };
+    } catch (err) {
+      throw new Error(`invalid JSON argument in "${text}": ${err.message}`);
+    }
+  }
+
+  // Splits at whitespace outside parentheses, brackets, braces and JSON strings, so that an
+  // argument such as `pick({"id": 3})` stays one piece.
+  function splitPairs(text) {
+    const tokens = [];
+    let token = "";
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (inString) {
+        token += c;
+        if (c === "\\" && i + 1 < text.length) token += text[++i];
+        else if (c === '"') inString = false;
+      } else if (depth === 0 && /\s/.test(c)) {
+        if (token) tokens.push(token);
+        token = "";
+      } else {
+        token += c;
+        if (c === '"') inString = true;
+        else if ("([{".includes(c)) depth += 1;
+        else if (")]}".includes(c)) depth = Math.max(0, depth - 1);
+      }
+    }
+    if (token) tokens.push(token);
+    return tokens;
+  }
+
+  // `tether-on="blur:save mouseenter:peek"` as {pairs: [[type, handler]], bad: [token]}. The
+  // type ends at the last colon before any argument, so namespaced types (`my:event:h`) work.
+  function parseOn(text) {
+    const pairs = [];
+    const bad = [];
+    for (const token of splitPairs(String(text || ""))) {
+      const colon = token.split(/[([]/)[0].lastIndexOf(":"); // before an argument or a command list
+      if (colon <= 0 || colon === token.length - 1) bad.push(token);
+      else pairs.push([token.slice(0, colon), token.slice(colon + 1)]);
+    }
+    return { pairs, bad };
+  }
+
+  // The handler attributes of `el` for event `type`, as written (shorthand first).
+  function handlersOf(el, type) {
+    const handlers = [];
+    if (SHORTHANDS.includes(type)) {
+      const shorthand = el.getAttribute(`tether-${type}`);
+      if (shorthand !== null) handlers.push(shorthand);
+    }
+    const on = el.getAttribute("tether-on");
+    if (on && allowedEvents.has(type)) {
+      for (const [onType, handler] of parseOn(on).pairs) if (onType === type) handlers.push(handler);
+    }
+    return handlers;
+  }
+
+  // The element whose handler an event of `type` at `target` calls: the closest one with a
+  // handler for the type, or for a non-bubbling event the target itself only; never one in a
+  // tether-ignore subtree (an event there may still reach a handler around the subtree).
+  function boundElement(target, type, bubbles) {
+    if (!(target instanceof Element)) return null;
+    if (!bubbles) return handlersOf(target, type).length > 0 && !ignored(target) ? target : null;
+    for (let el = target.closest(BOUND); el; el = el.parentElement && el.parentElement.closest(BOUND)) {
+      if (handlersOf(el, type).length > 0 && !ignored(el)) return el;
+    }
+    return null;
+  }
+
+  // What the handler attribute `text` of `el` calls: {handler, arg}; the argument is the
+  // attribute's own, else the nearest tether-arg, else null. Throws on invalid JSON.
+  function handlerCall(el, text) {
+    const { name, hasArg, arg } = parseHandler(text);
+    return { handler: name, arg: hasArg ? arg : argumentOf(el) };
+  }
+
+  function argumentOf(el) {
+    const holder = el.closest("[tether-arg]");
+    if (!holder) return null;
+    try {
+      return JSON.parse(holder.getAttribute("tether-arg"));
+    } catch (err) {
+      throw new Error(`invalid JSON in tether-arg: ${err.message}`);
+    }
+  }
+
+  // The fields of EVENT_FIELDS that `event` has.
+  function eventFields(event) {
+    const fields = {};
+    if (!event) return fields;
+    for (const name of EVENT_FIELDS) if (name in event && event[name] !== undefined) fields[name] = event[name];
+    return fields;
+  }
+
+  // At most `max` code points: a surrogate pair is never cut in two (the server's JSON
+  // parser refuses a lone surrogate), and the work is bounded by `max`, not the text.
+  function truncate(text, max) {
+    const s = String(text);
+    if (s.length <= max) return s;
+    return Array.from(s.slice(0, 2 * max)).slice(0, max).join("");
+  }
+
+  // The page's own counter for `tether-id` stamps, skipping ids already in the document.
+  let stamped = 0;
+
+  function stamp(el) {
+    let id = el.getAttribute("tether-id");
+    if (!id) {
+      do {
+        stamped += 1;
+        id = `t${stamped}`;
+      } while (document.querySelector(`[tether-id="${id}"]`));
+      el.setAttribute("tether-id", id);
+    }
+    return id;
+  }
+
+  function stampSelector(el) {
+    return `[tether-id="${CSS.escape(stamp(el))}"]`;
+  }
+
+  function formOf(el, event) {
+    if (el.tagName === "FORM") return el;
+    const form = el.form || el.closest("form");
+    if (form) return form;
+    // A submit delegated to an element around the form.
+    return event && event.target instanceof Element && event.target.tagName === "FORM" ? event.target : null;
+  }
+
+  function isCheckable(el) {
+    return el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
+  }
+
+  // The `sender` of an event at `el` (docs/page-channel.md, Events).
+  function describe(el, event, arg) {
+    const region = el.closest("[tether-commander]");
+    return {
+      id: el.getAttribute("id") || "",
+      name: el.getAttribute("name") || "",
+      class: el.getAttribute("class") || "",
+      tether_id: stamp(el),
+      text: truncate((el.textContent || "").trim(), TEXT_MAX),
+      value: "value" in el && el.value != null ? String(el.value) : "",
+      checked: isCheckable(el) ? el.checked === true : null,
+      dataset: { ...el.dataset },
+      form: formValues(formOf(el, event)),
+      event: eventFields(event),
+      arg: arg === undefined ? null : arg,
+      scope: region ? stamp(region) : "", // the server builds [tether-id="…"] from it
+    };
+  }
+
+  // The sender of Tether.page.run: no element, only the argument.
+  function bareSender(arg) {
+    return {
+      id: "", name: "", class: "", tether_id: "", text: "", value: "", checked: null,
+      dataset: {}, form: {}, event: { type: "run" }, arg: arg === undefined ? null : arg, scope: "",
+    };
+  }
+
+  // Clicks that would navigate away: links and submit buttons.
+  function navigates(el) {
+    if (el.tagName === "A" || el.tagName === "AREA") return el.hasAttribute("href");
+    if (el.tagName === "BUTTON") return el.type === "submit";
+    return el.tagName === "INPUT" && (el.type === "submit" || el.type === "image");
+  }
+
+  // A form's fields as {name: value}. Password and file fields only when the form says so
+  // (`tether-include-passwords`, `tether-include-files`) or `secrets` (a modal the server
+  // built and asks for).
+  function formValues(form, secrets = false) {
+    const values = {};
+    if (!form) return values;
+    const passwords = secrets || form.hasAttribute("tether-include-passwords");
+    const files = secrets || form.hasAttribute("tether-include-files");
+    for (const field of form.elements) {
+      const name = field.name || field.id;
+      if (!name || field.disabled) continue;
+      if ((field.type === "password" && !passwords) || (field.type === "file" && !files)) continue;
+      if ((field.type === "checkbox" || field.type === "radio") && !field.checked) continue;
+      if (field.type === "select-multiple") {
+        values[name] = [...field.selectedOptions].map((o) => o.value);
+      } else if (field.type !== "button" && field.type !== "submit") {
+        values[name] = field.value;
+      }
+    }
+    return values;
+  }
+
   // hooks.mjs — page JavaScript that coexists with the server: client hooks and the events the
   // server pushes to them.
   //
@@ -231,7 +497,8 @@
   // patch from the server changed it or what is inside it, `destroyed` when it left the page,
   // `disconnected` / `reconnected` when the page's join is lost and comes back.
   //
-  // For: the page (page.mjs), which tells it of joins, losses, patches and DOM mutations.
+  // For: the page (page.mjs), which tells it of joins, losses, patches and DOM mutations, and
+  // sends a hook's pushEvent (`page.request`).
   // Never: evaluates anything the server sends (a pushed event is data handed to callbacks),
   // mounts a hook on an element without an id or in a `tether-ignore` subtree, lets a hook's
   // exception escape (reported as a `tether:error`), or mounts one element twice.
@@ -241,6 +508,14 @@
   // The registry (`Tether.hooks`): name → hook object. A null-prototype object, so a name such
   // as "constructor" or "__proto__" is just a name.
   const registry = Object.create(null);
+
+  // A hook's `this.pushEvent(handler, payload)`: an `event` with the hook's element as the
+  // sender and `payload` as its `arg`; a Promise of the handler's result.
+  function pushEvent(page, el, handler, payload) {
+    if (!page.isJoined()) return Promise.reject("not connected");
+    return page.request({ handler: String(handler), sender: describe(el, null, payload) }, [])
+      .then((reply) => (reply.result === undefined ? null : reply.result));
+  }
 
   // Hooks on page elements, and the server events their callbacks wait for.
   class Hooks {
@@ -308,7 +583,7 @@
         __name: name,
         __handlers: handlers,
         el,
-        pushEvent: (handler, payload = null) => page.pushFromHook(el, handler, payload),
+        pushEvent: (handler, payload = null) => pushEvent(page, el, handler, payload),
         handleEvent: (event, callback) => {
           const ref = { event: String(event), callback };
           handlers.add(ref);
@@ -768,272 +1043,6 @@
     }
   }
 
-  // events.mjs — what the page's attributes mean and what an event sends: the handler
-  // attributes and their parsing, which element's handler an event calls, the event types
-  // `tether-on` may listen for, and the `sender` (element, form, event fields, argument).
-  //
-  //   tether-click="save"               shorthands: tether-click, -dblclick, -change, -input,
-  //                                     -submit, -keyup, -keydown, -focus, -blur
-  //   tether-on="blur:save mouseenter:peek"   more DOM events: space-separated type:handler pairs,
-  //                                     user-gesture types only (GESTURE_EVENTS) unless the
-  //                                     script tag allows more (data-tether-events="load")
-  //   tether-click='pick({"id": 3})'    an argument in parentheses, parsed as JSON (never run)
-  //   tether-arg='<JSON>'               the argument of handlers on it or inside it naming none
-  //   tether-debounce="300"             one call, 300 ms after the last event
-  //   tether-throttle="300"             at most one call per 300 ms (the last of a burst too)
-  //   tether-no-disable                 stays enabled while its event is processed
-  //   tether-commander="<name>"         events inside it go to that shared commander
-  //   tether-id="t1"                    stamped by tether.js: how the server selects a sender
-  //   tether-ignore                     nothing in it (itself included) is wired: for markup
-  //                                     the page does not vouch for (user posts)
-  //   tether-include-passwords, tether-include-files   on a form: send those fields too
-  //
-  // Bubbling events call the handler of the closest element that has one for the type;
-  // non-bubbling ones (focus, blur, mouseenter, …) only the target's own. While a click or a
-  // submit is processed its control (a form's submit buttons) is disabled, and so is every
-  // control with a handler while the page is not joined (the join reply's `disable` says).
-  //
-  // For: the page's event delegation (page.mjs), the controls it disables (controls.mjs) and the
-  // round trips that describe an element (calls.mjs).
-  // Never: adds a listener, sends anything or disables a control (the page does, with what
-  // this module computes), evaluates an argument (JSON.parse only, never script), or listens
-  // for a type that is no user gesture unless the page's own script tag allowed it.
-
-
-  const SHORTHANDS = ["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
-  // The event types `tether-on` listens for: those a person's gesture fires. Not `load`,
-  // `error`, `toggle`, `animation*`, `transition*`, `scroll` and the like, which markup alone
-  // fires with no one doing anything (`<img src=/nope tether-on="error:delete">`). The page's
-  // script tag may allow more (`data-tether-events="load my:event"`, PageOptions::events):
-  // the tag is the page's own, which markup inserted later cannot change.
-  const GESTURE_EVENTS = [
-    "click", "dblclick", "auxclick", "contextmenu",
-    "mousedown", "mouseup", "mouseover", "mouseout", "mouseenter", "mouseleave", "mousemove",
-    "pointerdown", "pointerup", "pointermove", "pointerover", "pointerout", "pointerenter", "pointerleave", "pointercancel",
-    "touchstart", "touchend", "touchmove", "touchcancel", "wheel",
-    "keydown", "keyup", "keypress", "beforeinput", "input", "change", "submit",
-    "focus", "blur", "focusin", "focusout",
-    "copy", "cut", "paste",
-    "dragstart", "drag", "dragend", "dragenter", "dragleave", "dragover", "drop",
-  ];
-  const allowedEvents = new Set(GESTURE_EVENTS);
-  const HANDLER_ATTRIBUTES = SHORTHANDS.map((type) => `tether-${type}`).concat("tether-on");
-  // A selector of the elements with a handler attribute.
-  const BOUND = HANDLER_ATTRIBUTES.map((name) => `[${name}]`).join(",");
-  const EVENT_FIELDS = ["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
-  const TEXT_MAX = 1000;
-
-  // More tether-on types than the gestures, allowed by the page's own script tag
-  // (`data-tether-events`, space-separated).
-  function allowEvents(types) {
-    for (const type of String(types || "").split(/\s+/)) if (type) allowedEvents.add(type);
-  }
-
-  // Whether `tether-on` may listen for `type`.
-  function isAllowed(type) {
-    return allowedEvents.has(type);
-  }
-
-  // A handler attribute, `name` or `name(<JSON>)`, as {name, hasArg, arg}. The argument is
-  // JSON.parse'd, never evaluated; `name()` has none. Throws on anything else.
-  function parseHandler(text) {
-    const match = /^\s*([^\s()]+)\s*(?:\(([\s\S]*)\))?\s*$/.exec(String(text));
-    if (!match) throw new Error(`invalid handler "${text}": expected name or name(<JSON>)`);
-    const [, name, json] = match;
-    if (json === undefined || json.trim() === "") return { name, hasArg: false, arg: null };
-    try {
-      return { name, hasArg: true, arg: JSON.parse(json) };
-    } catch (err) {
-      throw new Error(`invalid JSON argument in "${text}": ${err.message}`);
-    }
-  }
-
-  // Splits at whitespace outside parentheses, brackets, braces and JSON strings, so that an
-  // argument such as `pick({"id": 3})` stays one piece.
-  function splitPairs(text) {
-    const tokens = [];
-    let token = "";
-    let depth = 0;
-    let inString = false;
-    for (let i = 0; i < text.length; i++) {
-      const c = text[i];
-      if (inString) {
-        token += c;
-        if (c === "\\" && i + 1 < text.length) token += text[++i];
-        else if (c === '"') inString = false;
-      } else if (depth === 0 && /\s/.test(c)) {
-        if (token) tokens.push(token);
-        token = "";
-      } else {
-        token += c;
-        if (c === '"') inString = true;
-        else if ("([{".includes(c)) depth += 1;
-        else if (")]}".includes(c)) depth = Math.max(0, depth - 1);
-      }
-    }
-    if (token) tokens.push(token);
-    return tokens;
-  }
-
-  // `tether-on="blur:save mouseenter:peek"` as {pairs: [[type, handler]], bad: [token]}. The
-  // type ends at the last colon before any argument, so namespaced types (`my:event:h`) work.
-  function parseOn(text) {
-    const pairs = [];
-    const bad = [];
-    for (const token of splitPairs(String(text || ""))) {
-      const colon = token.split(/[([]/)[0].lastIndexOf(":"); // before an argument or a command list
-      if (colon <= 0 || colon === token.length - 1) bad.push(token);
-      else pairs.push([token.slice(0, colon), token.slice(colon + 1)]);
-    }
-    return { pairs, bad };
-  }
-
-  // The handler attributes of `el` for event `type`, as written (shorthand first).
-  function handlersOf(el, type) {
-    const handlers = [];
-    if (SHORTHANDS.includes(type)) {
-      const shorthand = el.getAttribute(`tether-${type}`);
-      if (shorthand !== null) handlers.push(shorthand);
-    }
-    const on = el.getAttribute("tether-on");
-    if (on && allowedEvents.has(type)) {
-      for (const [onType, handler] of parseOn(on).pairs) if (onType === type) handlers.push(handler);
-    }
-    return handlers;
-  }
-
-  // The element whose handler an event of `type` at `target` calls: the closest one with a
-  // handler for the type, or for a non-bubbling event the target itself only; never one in a
-  // tether-ignore subtree (an event there may still reach a handler around the subtree).
-  function boundElement(target, type, bubbles) {
-    if (!(target instanceof Element)) return null;
-    if (!bubbles) return handlersOf(target, type).length > 0 && !ignored(target) ? target : null;
-    for (let el = target.closest(BOUND); el; el = el.parentElement && el.parentElement.closest(BOUND)) {
-      if (handlersOf(el, type).length > 0 && !ignored(el)) return el;
-    }
-    return null;
-  }
-
-  // What the handler attribute `text` of `el` calls: {handler, arg}; the argument is the
-  // attribute's own, else the nearest tether-arg, else null. Throws on invalid JSON.
-  function handlerCall(el, text) {
-    const { name, hasArg, arg } = parseHandler(text);
-    return { handler: name, arg: hasArg ? arg : argumentOf(el) };
-  }
-
-  function argumentOf(el) {
-    const holder = el.closest("[tether-arg]");
-    if (!holder) return null;
-    try {
-      return JSON.parse(holder.getAttribute("tether-arg"));
-    } catch (err) {
-      throw new Error(`invalid JSON in tether-arg: ${err.message}`);
-    }
-  }
-
-  // The fields of EVENT_FIELDS that `event` has.
-  function eventFields(event) {
-    const fields = {};
-    if (!event) return fields;
-    for (const name of EVENT_FIELDS) if (name in event && event[name] !== undefined) fields[name] = event[name];
-    return fields;
-  }
-
-  // At most `max` code points: a surrogate pair is never cut in two (the server's JSON
-  // parser refuses a lone surrogate), and the work is bounded by `max`, not the text.
-  function truncate(text, max) {
-    const s = String(text);
-    if (s.length <= max) return s;
-    return Array.from(s.slice(0, 2 * max)).slice(0, max).join("");
-  }
-
-  // The page's own counter for `tether-id` stamps, skipping ids already in the document.
-  let stamped = 0;
-
-  function stamp(el) {
-    let id = el.getAttribute("tether-id");
-    if (!id) {
-      do {
-        stamped += 1;
-        id = `t${stamped}`;
-      } while (document.querySelector(`[tether-id="${id}"]`));
-      el.setAttribute("tether-id", id);
-    }
-    return id;
-  }
-
-  function stampSelector(el) {
-    return `[tether-id="${CSS.escape(stamp(el))}"]`;
-  }
-
-  function formOf(el, event) {
-    if (el.tagName === "FORM") return el;
-    const form = el.form || el.closest("form");
-    if (form) return form;
-    // A submit delegated to an element around the form.
-    return event && event.target instanceof Element && event.target.tagName === "FORM" ? event.target : null;
-  }
-
-  function isCheckable(el) {
-    return el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
-  }
-
-  // The `sender` of an event at `el` (docs/page-channel.md, Events).
-  function describe(el, event, arg) {
-    const region = el.closest("[tether-commander]");
-    return {
-      id: el.getAttribute("id") || "",
-      name: el.getAttribute("name") || "",
-      class: el.getAttribute("class") || "",
-      tether_id: stamp(el),
-      text: truncate((el.textContent || "").trim(), TEXT_MAX),
-      value: "value" in el && el.value != null ? String(el.value) : "",
-      checked: isCheckable(el) ? el.checked === true : null,
-      dataset: { ...el.dataset },
-      form: formValues(formOf(el, event)),
-      event: eventFields(event),
-      arg: arg === undefined ? null : arg,
-      scope: region ? stamp(region) : "", // the server builds [tether-id="…"] from it
-    };
-  }
-
-  // The sender of Tether.page.run: no element, only the argument.
-  function bareSender(arg) {
-    return {
-      id: "", name: "", class: "", tether_id: "", text: "", value: "", checked: null,
-      dataset: {}, form: {}, event: { type: "run" }, arg: arg === undefined ? null : arg, scope: "",
-    };
-  }
-
-  // Clicks that would navigate away: links and submit buttons.
-  function navigates(el) {
-    if (el.tagName === "A" || el.tagName === "AREA") return el.hasAttribute("href");
-    if (el.tagName === "BUTTON") return el.type === "submit";
-    return el.tagName === "INPUT" && (el.type === "submit" || el.type === "image");
-  }
-
-  // A form's fields as {name: value}. Password and file fields only when the form says so
-  // (`tether-include-passwords`, `tether-include-files`) or `secrets` (a modal the server
-  // built and asks for).
-  function formValues(form, secrets = false) {
-    const values = {};
-    if (!form) return values;
-    const passwords = secrets || form.hasAttribute("tether-include-passwords");
-    const files = secrets || form.hasAttribute("tether-include-files");
-    for (const field of form.elements) {
-      const name = field.name || field.id;
-      if (!name || field.disabled) continue;
-      if ((field.type === "password" && !passwords) || (field.type === "file" && !files)) continue;
-      if ((field.type === "checkbox" || field.type === "radio") && !field.checked) continue;
-      if (field.type === "select-multiple") {
-        values[name] = [...field.selectedOptions].map((o) => o.value);
-      } else if (field.type !== "button" && field.type !== "submit") {
-        values[name] = field.value;
-      }
-    }
-    return values;
-  }
-
   // calls.mjs — round trips: the server asks the page (a `call` event) and waits for its
   // `call_reply`: run script (`js`), read elements (`query`), wait for a DOM event (`wait`),
   // ask in a modal dialog (`modal`), read the cookies (`cookies`); `call_cancel` drops one.
@@ -1420,6 +1429,38 @@
 
   function classNames(args) {
     return (Array.isArray(args.names) ? args.names : []).map(String).filter((name) => name !== "");
+  }
+
+  // Runs the list of a handler attribute (`text`) at `el`: checked first, reported when refused.
+  function runList(text, el, page) {
+    let commands;
+    try {
+      commands = parseCommands(text);
+    } catch (err) {
+      report("js", err.message);
+      return;
+    }
+    runCommands(commands, el, page);
+  }
+
+  // Whether every handler attribute of `el` is a command list without `push`: it works while
+  // the page is not joined, so the page does not disable it then.
+  function runsOffline(el) {
+    const texts = [];
+    for (const name of HANDLER_ATTRIBUTES) {
+      const value = el.getAttribute(name);
+      if (value === null) continue;
+      if (name === "tether-on") for (const [, handler] of parseOn(value).pairs) texts.push(handler);
+      else texts.push(value);
+    }
+    return texts.length > 0 && texts.every((text) => {
+      if (!isCommandList(text)) return false;
+      try {
+        return parseCommands(text).every(([op]) => op !== "push");
+      } catch (_) {
+        return false;
+      }
+    });
   }
 
   // Runs `commands` (checked by parseCommands or commandsRefusal) for element `el` (null for
@@ -2086,7 +2127,8 @@
   // attributes name to the commander (event delegation on the document: events.mjs says what
   // the attributes mean), and hands what the server sends to the modules of each job: patches,
   // round trips (calls.mjs), live-region tokens (live.mjs), presence lists and counters
-  // (lists.mjs); controls.mjs holds what it disabled.
+  // (lists.mjs), client-side commands (commands.mjs), hooks and pushed events (hooks.mjs), the
+  // connection state (connection.mjs); controls.mjs holds what it disabled.
   //
   // For: `Tether.page` (null on a page without a page token), started by index.mjs from the
   // script tag; `Tether.page.run(handler, arg)` calls a handler from script.
@@ -2358,7 +2400,7 @@
           }
           if (reportBad && bad.length > 0) report("tether-on", `not type:handler: ${bad.join(" ")}`);
         }
-        if (offline && !this.runsOffline(el)) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
+        if (offline && !runsOffline(el)) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
       }
     }
 
@@ -2407,7 +2449,7 @@
 
     sendHandler(el, type, event, text) {
       if (isCommandList(text)) {
-        this.runList(el, type, event, text);
+        runList(text, el, this.commandPage(el, type, event));
         return;
       }
       let call;
@@ -2440,18 +2482,6 @@
 
     // ---- client-side commands (commands.mjs) and hooks (hooks.mjs) ----
 
-    // A handler attribute holding a command list: run in the page, joined or not.
-    runList(el, type, event, text) {
-      let commands;
-      try {
-        commands = parseCommands(text);
-      } catch (err) {
-        report("js", err.message);
-        return;
-      }
-      runCommands(commands, el, this.commandPage(el, type, event));
-    }
-
     // What `push`, `navigate` and `patch` commands do, for a list run at `el` (null: `exec`).
     commandPage(el, type, event) {
       return {
@@ -2462,34 +2492,6 @@
         navigate: (href) => globalThis.location.assign(href),
         patch: (href) => globalThis.history.pushState(null, "", href),
       };
-    }
-
-    // Whether every handler attribute of `el` is a command list without `push` (it works
-    // while the page is not joined, so it is not disabled then).
-    runsOffline(el) {
-      const texts = [];
-      for (const name of HANDLER_ATTRIBUTES) {
-        const value = el.getAttribute(name);
-        if (value === null) continue;
-        if (name === "tether-on") for (const [, handler] of parseOn(value).pairs) texts.push(handler);
-        else texts.push(value);
-      }
-      return texts.length > 0 && texts.every((text) => {
-        if (!isCommandList(text)) return false;
-        try {
-          return parseCommands(text).every(([op]) => op !== "push");
-        } catch (_) {
-          return false;
-        }
-      });
-    }
-
-    // A hook's `this.pushEvent(handler, payload)`: the handler's result, with the hook's
-    // element as the sender and `payload` as its `arg`.
-    pushFromHook(el, handler, payload) {
-      if (!this.isJoined()) return Promise.reject("not connected");
-      return this.request({ handler: String(handler), sender: describe(el, null, payload) }, [])
-        .then((reply) => (reply.result === undefined ? null : reply.result));
     }
 
     // What a processed event disables: for a submit, the form's submit buttons (the form

@@ -18,6 +18,7 @@
 // than MAX_COMMANDS, acts inside a `tether-ignore` subtree through a selector, or needs the
 // socket for anything but `push`.
 
+import { HANDLER_ATTRIBUTES, parseOn } from "./events.mjs";
 import { FORBIDDEN_PROPS, errorMessage, isObject, report } from "./shared.mjs";
 
 export const MAX_COMMANDS = 64;
@@ -107,6 +108,38 @@ function show(node, display) {
 
 function classNames(args) {
   return (Array.isArray(args.names) ? args.names : []).map(String).filter((name) => name !== "");
+}
+
+// Runs the list of a handler attribute (`text`) at `el`: checked first, reported when refused.
+export function runList(text, el, page) {
+  let commands;
+  try {
+    commands = parseCommands(text);
+  } catch (err) {
+    report("js", err.message);
+    return;
+  }
+  runCommands(commands, el, page);
+}
+
+// Whether every handler attribute of `el` is a command list without `push`: it works while
+// the page is not joined, so the page does not disable it then.
+export function runsOffline(el) {
+  const texts = [];
+  for (const name of HANDLER_ATTRIBUTES) {
+    const value = el.getAttribute(name);
+    if (value === null) continue;
+    if (name === "tether-on") for (const [, handler] of parseOn(value).pairs) texts.push(handler);
+    else texts.push(value);
+  }
+  return texts.length > 0 && texts.every((text) => {
+    if (!isCommandList(text)) return false;
+    try {
+      return parseCommands(text).every(([op]) => op !== "push");
+    } catch (_) {
+      return false;
+    }
+  });
 }
 
 // Runs `commands` (checked by parseCommands or commandsRefusal) for element `el` (null for

@@ -16,17 +16,27 @@
 // patch from the server changed it or what is inside it, `destroyed` when it left the page,
 // `disconnected` / `reconnected` when the page's join is lost and comes back.
 //
-// For: the page (page.mjs), which tells it of joins, losses, patches and DOM mutations.
+// For: the page (page.mjs), which tells it of joins, losses, patches and DOM mutations, and
+// sends a hook's pushEvent (`page.request`).
 // Never: evaluates anything the server sends (a pushed event is data handed to callbacks),
 // mounts a hook on an element without an id or in a `tether-ignore` subtree, lets a hook's
 // exception escape (reported as a `tether:error`), or mounts one element twice.
 
+import { describe } from "./events.mjs";
 import { errorMessage, report } from "./shared.mjs";
 
 export const HOOK = "[tether-hook]";
 // The registry (`Tether.hooks`): name → hook object. A null-prototype object, so a name such
 // as "constructor" or "__proto__" is just a name.
 export const registry = Object.create(null);
+
+// A hook's `this.pushEvent(handler, payload)`: an `event` with the hook's element as the
+// sender and `payload` as its `arg`; a Promise of the handler's result.
+function pushEvent(page, el, handler, payload) {
+  if (!page.isJoined()) return Promise.reject("not connected");
+  return page.request({ handler: String(handler), sender: describe(el, null, payload) }, [])
+    .then((reply) => (reply.result === undefined ? null : reply.result));
+}
 
 // Hooks on page elements, and the server events their callbacks wait for.
 export class Hooks {
@@ -94,7 +104,7 @@ export class Hooks {
       __name: name,
       __handlers: handlers,
       el,
-      pushEvent: (handler, payload = null) => page.pushFromHook(el, handler, payload),
+      pushEvent: (handler, payload = null) => pushEvent(page, el, handler, payload),
       handleEvent: (event, callback) => {
         const ref = { event: String(event), callback };
         handlers.add(ref);

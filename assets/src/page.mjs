@@ -5,7 +5,8 @@
 // attributes name to the commander (event delegation on the document: events.mjs says what
 // the attributes mean), and hands what the server sends to the modules of each job: patches,
 // round trips (calls.mjs), live-region tokens (live.mjs), presence lists and counters
-// (lists.mjs); controls.mjs holds what it disabled.
+// (lists.mjs), client-side commands (commands.mjs), hooks and pushed events (hooks.mjs), the
+// connection state (connection.mjs); controls.mjs holds what it disabled.
 //
 // For: `Tether.page` (null on a page without a page token), started by index.mjs from the
 // script tag; `Tether.page.run(handler, arg)` calls a handler from script.
@@ -14,7 +15,7 @@
 // page token more than once a minute, or is created twice by one script tag.
 
 import { Calls } from "./calls.mjs";
-import { isCommandList, parseCommands, commandsRefusal, runCommands } from "./commands.mjs";
+import { commandsRefusal, isCommandList, runCommands, runList, runsOffline } from "./commands.mjs";
 import { announce, showState } from "./connection.mjs";
 import { Controls, controlsOf, disableOptions, submitButtons, typedFields } from "./controls.mjs";
 import {
@@ -291,7 +292,7 @@ export class Page {
         }
         if (reportBad && bad.length > 0) report("tether-on", `not type:handler: ${bad.join(" ")}`);
       }
-      if (offline && !this.runsOffline(el)) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
+      if (offline && !runsOffline(el)) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
     }
   }
 
@@ -340,7 +341,7 @@ export class Page {
 
   sendHandler(el, type, event, text) {
     if (isCommandList(text)) {
-      this.runList(el, type, event, text);
+      runList(text, el, this.commandPage(el, type, event));
       return;
     }
     let call;
@@ -373,18 +374,6 @@ export class Page {
 
   // ---- client-side commands (commands.mjs) and hooks (hooks.mjs) ----
 
-  // A handler attribute holding a command list: run in the page, joined or not.
-  runList(el, type, event, text) {
-    let commands;
-    try {
-      commands = parseCommands(text);
-    } catch (err) {
-      report("js", err.message);
-      return;
-    }
-    runCommands(commands, el, this.commandPage(el, type, event));
-  }
-
   // What `push`, `navigate` and `patch` commands do, for a list run at `el` (null: `exec`).
   commandPage(el, type, event) {
     return {
@@ -395,34 +384,6 @@ export class Page {
       navigate: (href) => globalThis.location.assign(href),
       patch: (href) => globalThis.history.pushState(null, "", href),
     };
-  }
-
-  // Whether every handler attribute of `el` is a command list without `push` (it works
-  // while the page is not joined, so it is not disabled then).
-  runsOffline(el) {
-    const texts = [];
-    for (const name of HANDLER_ATTRIBUTES) {
-      const value = el.getAttribute(name);
-      if (value === null) continue;
-      if (name === "tether-on") for (const [, handler] of parseOn(value).pairs) texts.push(handler);
-      else texts.push(value);
-    }
-    return texts.length > 0 && texts.every((text) => {
-      if (!isCommandList(text)) return false;
-      try {
-        return parseCommands(text).every(([op]) => op !== "push");
-      } catch (_) {
-        return false;
-      }
-    });
-  }
-
-  // A hook's `this.pushEvent(handler, payload)`: the handler's result, with the hook's
-  // element as the sender and `payload` as its `arg`.
-  pushFromHook(el, handler, payload) {
-    if (!this.isJoined()) return Promise.reject("not connected");
-    return this.request({ handler: String(handler), sender: describe(el, null, payload) }, [])
-      .then((reply) => (reply.result === undefined ? null : reply.result));
   }
 
   // What a processed event disables: for a submit, the form's submit buttons (the form
