@@ -1334,8 +1334,9 @@
   // value} (calls a handler: the one command that sends a frame), navigate {href}, patch
   // {href}. `to` is a CSS selector; empty (or absent) means the element the list is on.
   //
-  // For: the page (page.mjs runs lists from attributes and `exec` patches; `push`, `navigate`
-  // and `patch` go back to it through the `page` object it passes).
+  // For: the page (page.mjs runs lists from attributes with runList and `exec` patches with
+  // runCommands; `push`, `navigate` and `patch` go back to it through the `page` object it
+  // passes; runsOffline tells it which controls stay enabled while it is not joined).
   // Never: evaluates anything (there is no script command; JSON.parse only), sets an `on*`,
   // `srcdoc` or markup attribute or a script URL, navigates to a script URL, runs a list longer
   // than MAX_COMMANDS, acts inside a `tether-ignore` subtree through a selector, or needs the
