@@ -213,6 +213,442 @@
     return value !== null && typeof value === "object" && !Array.isArray(value);
   }
 
+  // events.mjs — what the page's attributes mean and what an event sends: the handler
+  // attributes and their parsing, which element's handler an event calls, the event types
+  // `tether-on` may listen for, and the `sender` (element, form, event fields, argument).
+  //
+  //   tether-click="save"               shorthands: tether-click, -dblclick, -change, -input,
+  //                                     -submit, -keyup, -keydown, -focus, -blur
+  //   tether-on="blur:save mouseenter:peek"   more DOM events: space-separated type:handler pairs,
+  //                                     user-gesture types only (GESTURE_EVENTS) unless the
+  //                                     script tag allows more (data-tether-events="load")
+  //   tether-click='pick({"id": 3})'    an argument in parentheses, parsed as JSON (never run)
+  //   tether-arg='<JSON>'               the argument of handlers on it or inside it naming none
+  //   tether-debounce="300"             one call, 300 ms after the last event
+  //   tether-throttle="300"             at most one call per 300 ms (the last of a burst too)
+  //   tether-no-disable                 stays enabled while its event is processed
+  //   tether-commander="<name>"         events inside it go to that shared commander
+  //   tether-id="t1"                    stamped by tether.js: how the server selects a sender
+  //   tether-ignore                     nothing in it (itself included) is wired: for markup
+  //                                     the page does not vouch for (user posts)
+  //   tether-include-passwords, tether-include-files   on a form: send those fields too
+  //
+  // Bubbling events call the handler of the closest element that has one for the type;
+  // non-bubbling ones (focus, blur, mouseenter, …) only the target's own. While a click or a
+  // submit is processed its control (a form's submit buttons) is disabled, and so is every
+  // control with a handler while the page is not joined (the join reply's `disable` says).
+  //
+  // For: the page's event delegation (page.mjs), the controls it disables (controls.mjs) and the
+  // round trips that describe an element (calls.mjs).
+  // Never: adds a listener, sends anything or disables a control (the page does, with what
+  // this module computes), evaluates an argument (JSON.parse only, never script), or listens
+  // for a type that is no user gesture unless the page's own script tag allowed it.
+
+
+  const SHORTHANDS = ["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
+  // The event types `tether-on` listens for: those a person's gesture fires. Not `load`,
+  // `error`, `toggle`, `animation*`, `transition*`, `scroll` and the like, which markup alone
+  // fires with no one doing anything (`<img src=/nope tether-on="error:delete">`). The page's
+  // script tag may allow more (`data-tether-events="load my:event"`, PageOptions::events):
+  // the tag is the page's own, which markup inserted later cannot change.
+  const GESTURE_EVENTS = [
+    "click", "dblclick", "auxclick", "contextmenu",
+    "mousedown", "mouseup", "mouseover", "mouseout", "mouseenter", "mouseleave", "mousemove",
+    "pointerdown", "pointerup", "pointermove", "pointerover", "pointerout", "pointerenter", "pointerleave", "pointercancel",
+    "touchstart", "touchend", "touchmove", "touchcancel", "wheel",
+    "keydown", "keyup", "keypress", "beforeinput", "input", "change", "submit",
+    "focus", "blur", "focusin", "focusout",
+    "copy", "cut", "paste",
+    "dragstart", "drag", "dragend", "dragenter", "dragleave", "dragover", "drop",
+  ];
+  const allowedEvents = new Set(GESTURE_EVENTS);
+  const HANDLER_ATTRIBUTES = SHORTHANDS.map((type) => `tether-${type}`).concat("tether-on");
+  // A selector of the elements with a handler attribute.
+  const BOUND = HANDLER_ATTRIBUTES.map((name) => `[${name}]`).join(",");
+  const EVENT_FIELDS = ["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
+  const TEXT_MAX = 1000;
+
+  // More tether-on types than the gestures, allowed by the page's own script tag
+  // (`data-tether-events`, space-separated).
+  function allowEvents(types) {
+    for (const type of String(types || "").split(/\s+/)) if (type) allowedEvents.add(type);
+  }
+
+  // Whether `tether-on` may listen for `type`.
+  function isAllowed(type) {
+    return allowedEvents.has(type);
+  }
+
+  // A handler attribute, `name` or `name(<JSON>)`, as {name, hasArg, arg}. The argument is
+  // JSON.parse'd, never evaluated; `name()` has none. Throws on anything else.
+  function parseHandler(text) {
+    const match = /^\s*([^\s()]+)\s*(?:\(([\s\S]*)\))?\s*$/.exec(String(text));
+    if (!match) throw new Error(`invalid handler "${text}": expected name or name(<JSON>)`);
+    const [, name, json] = match;
+    if (json === undefined || json.trim() === "") return { name, hasArg: false, arg: null };
+    try {
+      return { name, hasArg: true, arg: JSON.parse(json) };
+    } catch (err) {
+      throw new Error(`invalid JSON argument in "${text}": ${err.message}`);
+    }
+  }
+
+  // Splits at whitespace outside parentheses, brackets, braces and JSON strings, so that an
+  // argument such as `pick({"id": 3})` stays one piece.
+  function splitPairs(text) {
+    const tokens = [];
+    let token = "";
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (inString) {
+        token += c;
+        if (c === "\\" && i + 1 < text.length) token += text[++i];
+        else if (c === '"') inString = false;
+      } else if (depth === 0 && /\s/.test(c)) {
+        if (token) tokens.push(token);
+        token = "";
+      } else {
+        token += c;
+        if (c === '"') inString = true;
+        else if ("([{".includes(c)) depth += 1;
+        else if (")]}".includes(c)) depth = Math.max(0, depth - 1);
+      }
+    }
+    if (token) tokens.push(token);
+    return tokens;
+  }
+
+  // `tether-on="blur:save mouseenter:peek"` as {pairs: [[type, handler]], bad: [token]}. The
+  // type ends at the last colon before any argument, so namespaced types (`my:event:h`) work.
+  function parseOn(text) {
+    const pairs = [];
+    const bad = [];
+    for (const token of splitPairs(String(text || ""))) {
+      const colon = token.split(/[([]/)[0].lastIndexOf(":"); // before an argument or a command list
+      if (colon <= 0 || colon === token.length - 1) bad.push(token);
+      else pairs.push([token.slice(0, colon), token.slice(colon + 1)]);
+    }
+    return { pairs, bad };
+  }
+
+  // The handler attributes of `el` for event `type`, as written (shorthand first).
+  function handlersOf(el, type) {
+    const handlers = [];
+    if (SHORTHANDS.includes(type)) {
+      const shorthand = el.getAttribute(`tether-${type}`);
+      if (shorthand !== null) handlers.push(shorthand);
+    }
+    const on = el.getAttribute("tether-on");
+    if (on && allowedEvents.has(type)) {
+      for (const [onType, handler] of parseOn(on).pairs) if (onType === type) handlers.push(handler);
+    }
+    return handlers;
+  }
+
+  // The element whose handler an event of `type` at `target` calls: the closest one with a
+  // handler for the type, or for a non-bubbling event the target itself only; never one in a
+  // tether-ignore subtree (an event there may still reach a handler around the subtree).
+  function boundElement(target, type, bubbles) {
+    if (!(target instanceof Element)) return null;
+    if (!bubbles) return handlersOf(target, type).length > 0 && !ignored(target) ? target : null;
+    for (let el = target.closest(BOUND); el; el = el.parentElement && el.parentElement.closest(BOUND)) {
+      if (handlersOf(el, type).length > 0 && !ignored(el)) return el;
+    }
+    return null;
+  }
+
+  // What the handler attribute `text` of `el` calls: {handler, arg}; the argument is the
+  // attribute's own, else the nearest tether-arg, else null. Throws on invalid JSON.
+  function handlerCall(el, text) {
+    const { name, hasArg, arg } = parseHandler(text);
+    return { handler: name, arg: hasArg ? arg : argumentOf(el) };
+  }
+
+  function argumentOf(el) {
+    const holder = el.closest("[tether-arg]");
+    if (!holder) return null;
+    try {
+      return JSON.parse(holder.getAttribute("tether-arg"));
+    } catch (err) {
+      throw new Error(`invalid JSON in tether-arg: ${err.message}`);
+    }
+  }
+
+  // The fields of EVENT_FIELDS that `event` has.
+  function eventFields(event) {
+    const fields = {};
+    if (!event) return fields;
+    for (const name of EVENT_FIELDS) if (name in event && event[name] !== undefined) fields[name] = event[name];
+    return fields;
+  }
+
+  // At most `max` code points: a surrogate pair is never cut in two (the server's JSON
+  // parser refuses a lone surrogate), and the work is bounded by `max`, not the text.
+  function truncate(text, max) {
+    const s = String(text);
+    if (s.length <= max) return s;
+    return Array.from(s.slice(0, 2 * max)).slice(0, max).join("");
+  }
+
+  // The page's own counter for `tether-id` stamps, skipping ids already in the document.
+  let stamped = 0;
+
+  function stamp(el) {
+    let id = el.getAttribute("tether-id");
+    if (!id) {
+      do {
+        stamped += 1;
+        id = `t${stamped}`;
+      } while (document.querySelector(`[tether-id="${id}"]`));
+      el.setAttribute("tether-id", id);
+    }
+    return id;
+  }
+
+  function stampSelector(el) {
+    return `[tether-id="${CSS.escape(stamp(el))}"]`;
+  }
+
+  function formOf(el, event) {
+    if (el.tagName === "FORM") return el;
+    const form = el.form || el.closest("form");
+    if (form) return form;
+    // A submit delegated to an element around the form.
+    return event && event.target instanceof Element && event.target.tagName === "FORM" ? event.target : null;
+  }
+
+  function isCheckable(el) {
+    return el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
+  }
+
+  // The `sender` of an event at `el` (docs/page-channel.md, Events).
+  function describe(el, event, arg) {
+    const region = el.closest("[tether-commander]");
+    return {
+      id: el.getAttribute("id") || "",
+      name: el.getAttribute("name") || "",
+      class: el.getAttribute("class") || "",
+      tether_id: stamp(el),
+      text: truncate((el.textContent || "").trim(), TEXT_MAX),
+      value: "value" in el && el.value != null ? String(el.value) : "",
+      checked: isCheckable(el) ? el.checked === true : null,
+      dataset: { ...el.dataset },
+      form: formValues(formOf(el, event)),
+      event: eventFields(event),
+      arg: arg === undefined ? null : arg,
+      scope: region ? stamp(region) : "", // the server builds [tether-id="…"] from it
+    };
+  }
+
+  // The sender of Tether.page.run: no element, only the argument.
+  function bareSender(arg) {
+    return {
+      id: "", name: "", class: "", tether_id: "", text: "", value: "", checked: null,
+      dataset: {}, form: {}, event: { type: "run" }, arg: arg === undefined ? null : arg, scope: "",
+    };
+  }
+
+  // Clicks that would navigate away: links and submit buttons.
+  function navigates(el) {
+    if (el.tagName === "A" || el.tagName === "AREA") return el.hasAttribute("href");
+    if (el.tagName === "BUTTON") return el.type === "submit";
+    return el.tagName === "INPUT" && (el.type === "submit" || el.type === "image");
+  }
+
+  // A form's fields as {name: value}. Password and file fields only when the form says so
+  // (`tether-include-passwords`, `tether-include-files`) or `secrets` (a modal the server
+  // built and asks for).
+  function formValues(form, secrets = false) {
+    const values = {};
+    if (!form) return values;
+    const passwords = secrets || form.hasAttribute("tether-include-passwords");
+    const files = secrets || form.hasAttribute("tether-include-files");
+    for (const field of form.elements) {
+      const name = field.name || field.id;
+      if (!name || field.disabled) continue;
+      if ((field.type === "password" && !passwords) || (field.type === "file" && !files)) continue;
+      if ((field.type === "checkbox" || field.type === "radio") && !field.checked) continue;
+      if (field.type === "select-multiple") {
+        values[name] = [...field.selectedOptions].map((o) => o.value);
+      } else if (field.type !== "button" && field.type !== "submit") {
+        values[name] = field.value;
+      }
+    }
+    return values;
+  }
+
+  // hooks.mjs — page JavaScript that coexists with the server: client hooks and the events the
+  // server pushes to them.
+  //
+  //   Tether.hooks.Chart = {
+  //     mounted() { this.chart = draw(this.el); this.handleEvent("points", (p) => this.chart.set(p)); },
+  //     updated() {}, destroyed() {}, disconnected() {}, reconnected() {},
+  //   };
+  //   <div id="chart" tether-hook="Chart" tether-update="ignore"></div>
+  //
+  // A hook is an object registered on `Tether.hooks` (or with `Tether.registerHook(name, hook)`)
+  // before the element shows up; each element with `tether-hook="Name"` and an id gets its own
+  // instance (Object.create of the hook) with `this.el`, `this.pushEvent(handler, payload)` (a
+  // Promise of the handler's result), `this.handleEvent(name, callback)` (the server's
+  // `push_event`; returns a reference for `this.removeHandleEvent`). `mounted` runs when the
+  // element is in the page (at start, or when a patch or a script adds it), `updated` after a
+  // patch from the server changed it or what is inside it, `destroyed` when it left the page,
+  // `disconnected` / `reconnected` when the page's join is lost and comes back.
+  //
+  // For: the page (page.mjs), which tells it of joins, losses, patches and DOM mutations, and
+  // sends a hook's pushEvent (`page.request`).
+  // Never: evaluates anything the server sends (a pushed event is data handed to callbacks),
+  // mounts a hook on an element without an id or in a `tether-ignore` subtree, lets a hook's
+  // exception escape (reported as a `tether:error`), or mounts one element twice.
+
+
+  const HOOK = "[tether-hook]";
+  // The registry (`Tether.hooks`): name → hook object. A null-prototype object, so a name such
+  // as "constructor" or "__proto__" is just a name.
+  const registry = Object.create(null);
+
+  // A hook's `this.pushEvent(handler, payload)`: an `event` with the hook's element as the
+  // sender and `payload` as its `arg`; a Promise of the handler's result.
+  function pushEvent(page, el, handler, payload) {
+    if (!page.isJoined()) return Promise.reject("not connected");
+    return page.request({ handler: String(handler), sender: describe(el, null, payload) }, [])
+      .then((reply) => (reply.result === undefined ? null : reply.result));
+  }
+
+  // Hooks on page elements, and the server events their callbacks wait for.
+  class Hooks {
+    constructor(page) {
+      this.page = page;
+      this.mounted = new Map(); // element → instance
+      this.warned = new Set(); // hook names reported as unknown
+      this.observer = null; // from start(): every mutation, to mount and destroy
+    }
+
+    // The first join: hooks registered by the page's scripts by now mount, and from then on
+    // elements added or removed mount and destroy theirs.
+    start() {
+      if (this.observer) return;
+      this.observer = new MutationObserver((records) => this.mutated(records));
+      this.observer.observe(document.documentElement, { subtree: true, childList: true, attributes: true, characterData: true });
+      this.mountIn(document);
+    }
+
+    // Around a patch of the server: what changed before it is a script's (mount and destroy
+    // only), what changed during it is the server's (`updated` too).
+    beforePatch() {
+      if (this.observer) this.mutated(this.observer.takeRecords());
+    }
+
+    afterPatch() {
+      if (this.observer) this.patched(this.observer.takeRecords());
+    }
+
+    call(instance, name) {
+      const fn = instance[name];
+      if (typeof fn !== "function") return;
+      try {
+        fn.call(instance);
+      } catch (err) {
+        report(`hook ${instance.__name} ${name}`, errorMessage(err));
+      }
+    }
+
+    // Mounts the hooks of `root` (an element, or the document) and of everything in it.
+    mountIn(root) {
+      if (root.nodeType === 1 && root.matches(HOOK)) this.mount(root);
+      for (const el of root.querySelectorAll(HOOK)) this.mount(el);
+    }
+
+    mount(el) {
+      if (this.mounted.has(el) || !el.isConnected || el.closest("[tether-ignore]")) return;
+      const name = el.getAttribute("tether-hook");
+      const hook = registry[name];
+      if (!hook || typeof hook !== "object") {
+        if (!this.warned.has(name)) {
+          this.warned.add(name);
+          report("tether-hook", `no hook "${name}" in Tether.hooks`);
+        }
+        return;
+      }
+      if (!el.id) {
+        report("tether-hook", `an element with tether-hook="${name}" needs an id`);
+        return;
+      }
+      const page = this.page;
+      const instance = Object.create(hook);
+      const handlers = new Set();
+      Object.assign(instance, {
+        __name: name,
+        __handlers: handlers,
+        el,
+        pushEvent: (handler, payload = null) => pushEvent(page, el, handler, payload),
+        handleEvent: (event, callback) => {
+          const ref = { event: String(event), callback };
+          handlers.add(ref);
+          return ref;
+        },
+        removeHandleEvent: (ref) => handlers.delete(ref),
+      });
+      this.mounted.set(el, instance);
+      this.call(instance, "mounted");
+    }
+
+    // Destroys the hooks whose element left the page (a patch, a morph or a script removed it).
+    sweep() {
+      for (const [el, instance] of this.mounted) {
+        if (el.isConnected) continue;
+        this.mounted.delete(el);
+        this.call(instance, "destroyed");
+      }
+    }
+
+    // After a DOM mutation batch: mounts what was added, destroys what left.
+    mutated(records) {
+      let removed = false;
+      for (const record of records) {
+        if (record.type !== "childList") continue;
+        if (record.removedNodes.length > 0) removed = true;
+        for (const node of record.addedNodes) if (node.nodeType === 1) this.mountIn(node);
+      }
+      if (removed) this.sweep();
+    }
+
+    // After a patch of the server: `updated` for the mounted hooks whose element (or what is
+    // inside it) the patch changed (the mutation records it made).
+    patched(records) {
+      this.mutated(records);
+      const touched = new Set();
+      for (const record of records) {
+        for (const [el, instance] of this.mounted) {
+          if (!touched.has(instance) && el.isConnected && el.contains(record.target)) touched.add(instance);
+        }
+      }
+      for (const instance of touched) this.call(instance, "updated");
+    }
+
+    each(name) {
+      for (const instance of [...this.mounted.values()]) this.call(instance, name);
+    }
+
+    // A `push_event` of the server: every hook's callbacks for `name`, then a
+    // `tether:event:<name>` CustomEvent on window (detail: the payload).
+    event(name, payload) {
+      for (const instance of [...this.mounted.values()]) {
+        for (const ref of [...instance.__handlers]) {
+          if (ref.event !== name) continue;
+          try {
+            ref.callback.call(instance, payload);
+          } catch (err) {
+            report(`hook ${instance.__name} handleEvent ${name}`, errorMessage(err));
+          }
+        }
+      }
+      window.dispatchEvent(new CustomEvent(`tether:event:${name}`, { detail: payload }));
+    }
+  }
+
   // live.mjs — live regions (`tether-live`), as the page sees them: the tokens that carry
   // each region's encrypted assigns across reconnects, and the rule that a parent's morph
   // leaves a nested region alone (it is re-rendered by its own pokes).
@@ -292,6 +728,33 @@
     Idiomorph.morph(el, html, morphOptions(el, "innerHTML"));
   }
 
+  // Elements whose children (and attributes, but `data-*`) morphs and patches leave alone:
+  // markup a script owns (a chart, a map, an editor), as LiveView's phx-update="ignore".
+  const UPDATE_IGNORE = '[tether-update="ignore"]';
+
+  function updateIgnored(node) {
+    return node.nodeType === ELEMENT_NODE && node.getAttribute("tether-update") === "ignore";
+  }
+
+  // Whether a morph leaves attribute `name` of `node` alone: `tether-keep="style class"` names
+  // attributes a script owns (an explicit patch still sets them).
+  function keptAttribute(node, name) {
+    const keep = node.getAttribute("tether-keep");
+    return keep !== null && keep.split(/\s+/).includes(name);
+  }
+
+  // An ignored element still takes its new `data-*` attributes (LiveView's rule): they carry
+  // data for the script that owns the element.
+  function syncData(old, node) {
+    if (!(node instanceof Element)) return;
+    for (const attr of [...old.attributes]) {
+      if (attr.name.startsWith("data-") && !node.hasAttribute(attr.name)) old.removeAttribute(attr.name);
+    }
+    for (const attr of node.attributes) {
+      if (attr.name.startsWith("data-") && old.getAttribute(attr.name) !== attr.value) old.setAttribute(attr.name, attr.value);
+    }
+  }
+
   // The Idiomorph options of morph(el, …), on either path: `morphStyle` is "innerHTML" for the
   // whole of `el`, "outerHTML" for one child of it.
   function morphOptions(el, morphStyle) {
@@ -303,10 +766,15 @@
       callbacks: {
         beforeNodeMorphed(oldNode, newNode) {
           if (nestedRegion(el, oldNode, newNode)) return false;
+          if (updateIgnored(oldNode)) {
+            syncData(oldNode, newNode);
+            return false;
+          }
           if (sameRenderedState(oldNode, newNode)) keep.add(oldNode);
           return true;
         },
         beforeAttributeUpdated(attr, node) {
+          if (keptAttribute(node, attr)) return false;
           return !(keep.has(node) && LIVE_STATE.has(attr));
         },
       },
@@ -473,6 +941,10 @@
   // children without ids that pair up by place, this is what Idiomorph does, with less work.
   function morphKept(el, old, node, options, byPlace) {
     if (nestedRegion(el, old, node) || old.isEqualNode(node)) return;
+    if (updateIgnored(old)) {
+      syncData(old, node);
+      return;
+    }
     if (!byPlace || !pairsUp(old, node)) {
       Idiomorph.morph(old, node, options);
       return;
@@ -569,272 +1041,6 @@
       case "TEXTAREA": return oldNode.defaultValue === newNode.textContent;
       default: return false;
     }
-  }
-
-  // events.mjs — what the page's attributes mean and what an event sends: the handler
-  // attributes and their parsing, which element's handler an event calls, the event types
-  // `tether-on` may listen for, and the `sender` (element, form, event fields, argument).
-  //
-  //   tether-click="save"               shorthands: tether-click, -dblclick, -change, -input,
-  //                                     -submit, -keyup, -keydown, -focus, -blur
-  //   tether-on="blur:save mouseenter:peek"   more DOM events: space-separated type:handler pairs,
-  //                                     user-gesture types only (GESTURE_EVENTS) unless the
-  //                                     script tag allows more (data-tether-events="load")
-  //   tether-click='pick({"id": 3})'    an argument in parentheses, parsed as JSON (never run)
-  //   tether-arg='<JSON>'               the argument of handlers on it or inside it naming none
-  //   tether-debounce="300"             one call, 300 ms after the last event
-  //   tether-throttle="300"             at most one call per 300 ms (the last of a burst too)
-  //   tether-no-disable                 stays enabled while its event is processed
-  //   tether-commander="<name>"         events inside it go to that shared commander
-  //   tether-id="t1"                    stamped by tether.js: how the server selects a sender
-  //   tether-ignore                     nothing in it (itself included) is wired: for markup
-  //                                     the page does not vouch for (user posts)
-  //   tether-include-passwords, tether-include-files   on a form: send those fields too
-  //
-  // Bubbling events call the handler of the closest element that has one for the type;
-  // non-bubbling ones (focus, blur, mouseenter, …) only the target's own. While a click or a
-  // submit is processed its control (a form's submit buttons) is disabled, and so is every
-  // control with a handler while the page is not joined (the join reply's `disable` says).
-  //
-  // For: the page's event delegation (page.mjs), the controls it disables (controls.mjs) and the
-  // round trips that describe an element (calls.mjs).
-  // Never: adds a listener, sends anything or disables a control (the page does, with what
-  // this module computes), evaluates an argument (JSON.parse only, never script), or listens
-  // for a type that is no user gesture unless the page's own script tag allowed it.
-
-
-  const SHORTHANDS = ["click", "dblclick", "change", "input", "submit", "keyup", "keydown", "focus", "blur"];
-  // The event types `tether-on` listens for: those a person's gesture fires. Not `load`,
-  // `error`, `toggle`, `animation*`, `transition*`, `scroll` and the like, which markup alone
-  // fires with no one doing anything (`<img src=/nope tether-on="error:delete">`). The page's
-  // script tag may allow more (`data-tether-events="load my:event"`, PageOptions::events):
-  // the tag is the page's own, which markup inserted later cannot change.
-  const GESTURE_EVENTS = [
-    "click", "dblclick", "auxclick", "contextmenu",
-    "mousedown", "mouseup", "mouseover", "mouseout", "mouseenter", "mouseleave", "mousemove",
-    "pointerdown", "pointerup", "pointermove", "pointerover", "pointerout", "pointerenter", "pointerleave", "pointercancel",
-    "touchstart", "touchend", "touchmove", "touchcancel", "wheel",
-    "keydown", "keyup", "keypress", "beforeinput", "input", "change", "submit",
-    "focus", "blur", "focusin", "focusout",
-    "copy", "cut", "paste",
-    "dragstart", "drag", "dragend", "dragenter", "dragleave", "dragover", "drop",
-  ];
-  const allowedEvents = new Set(GESTURE_EVENTS);
-  const HANDLER_ATTRIBUTES = SHORTHANDS.map((type) => `tether-${type}`).concat("tether-on");
-  // A selector of the elements with a handler attribute.
-  const BOUND = HANDLER_ATTRIBUTES.map((name) => `[${name}]`).join(",");
-  const EVENT_FIELDS = ["type", "key", "code", "altKey", "ctrlKey", "shiftKey", "metaKey", "button", "clientX", "clientY"];
-  const TEXT_MAX = 1000;
-
-  // More tether-on types than the gestures, allowed by the page's own script tag
-  // (`data-tether-events`, space-separated).
-  function allowEvents(types) {
-    for (const type of String(types || "").split(/\s+/)) if (type) allowedEvents.add(type);
-  }
-
-  // Whether `tether-on` may listen for `type`.
-  function isAllowed(type) {
-    return allowedEvents.has(type);
-  }
-
-  // A handler attribute, `name` or `name(<JSON>)`, as {name, hasArg, arg}. The argument is
-  // JSON.parse'd, never evaluated; `name()` has none. Throws on anything else.
-  function parseHandler(text) {
-    const match = /^\s*([^\s()]+)\s*(?:\(([\s\S]*)\))?\s*$/.exec(String(text));
-    if (!match) throw new Error(`invalid handler "${text}": expected name or name(<JSON>)`);
-    const [, name, json] = match;
-    if (json === undefined || json.trim() === "") return { name, hasArg: false, arg: null };
-    try {
-      return { name, hasArg: true, arg: JSON.parse(json) };
-    } catch (err) {
-      throw new Error(`invalid JSON argument in "${text}": ${err.message}`);
-    }
-  }
-
-  // Splits at whitespace outside parentheses, brackets, braces and JSON strings, so that an
-  // argument such as `pick({"id": 3})` stays one piece.
-  function splitPairs(text) {
-    const tokens = [];
-    let token = "";
-    let depth = 0;
-    let inString = false;
-    for (let i = 0; i < text.length; i++) {
-      const c = text[i];
-      if (inString) {
-        token += c;
-        if (c === "\\" && i + 1 < text.length) token += text[++i];
-        else if (c === '"') inString = false;
-      } else if (depth === 0 && /\s/.test(c)) {
-        if (token) tokens.push(token);
-        token = "";
-      } else {
-        token += c;
-        if (c === '"') inString = true;
-        else if ("([{".includes(c)) depth += 1;
-        else if (")]}".includes(c)) depth = Math.max(0, depth - 1);
-      }
-    }
-    if (token) tokens.push(token);
-    return tokens;
-  }
-
-  // `tether-on="blur:save mouseenter:peek"` as {pairs: [[type, handler]], bad: [token]}. The
-  // type ends at the last colon before any argument, so namespaced types (`my:event:h`) work.
-  function parseOn(text) {
-    const pairs = [];
-    const bad = [];
-    for (const token of splitPairs(String(text || ""))) {
-      const colon = token.split("(")[0].lastIndexOf(":");
-      if (colon <= 0 || colon === token.length - 1) bad.push(token);
-      else pairs.push([token.slice(0, colon), token.slice(colon + 1)]);
-    }
-    return { pairs, bad };
-  }
-
-  // The handler attributes of `el` for event `type`, as written (shorthand first).
-  function handlersOf(el, type) {
-    const handlers = [];
-    if (SHORTHANDS.includes(type)) {
-      const shorthand = el.getAttribute(`tether-${type}`);
-      if (shorthand !== null) handlers.push(shorthand);
-    }
-    const on = el.getAttribute("tether-on");
-    if (on && allowedEvents.has(type)) {
-      for (const [onType, handler] of parseOn(on).pairs) if (onType === type) handlers.push(handler);
-    }
-    return handlers;
-  }
-
-  // The element whose handler an event of `type` at `target` calls: the closest one with a
-  // handler for the type, or for a non-bubbling event the target itself only; never one in a
-  // tether-ignore subtree (an event there may still reach a handler around the subtree).
-  function boundElement(target, type, bubbles) {
-    if (!(target instanceof Element)) return null;
-    if (!bubbles) return handlersOf(target, type).length > 0 && !ignored(target) ? target : null;
-    for (let el = target.closest(BOUND); el; el = el.parentElement && el.parentElement.closest(BOUND)) {
-      if (handlersOf(el, type).length > 0 && !ignored(el)) return el;
-    }
-    return null;
-  }
-
-  // What the handler attribute `text` of `el` calls: {handler, arg}; the argument is the
-  // attribute's own, else the nearest tether-arg, else null. Throws on invalid JSON.
-  function handlerCall(el, text) {
-    const { name, hasArg, arg } = parseHandler(text);
-    return { handler: name, arg: hasArg ? arg : argumentOf(el) };
-  }
-
-  function argumentOf(el) {
-    const holder = el.closest("[tether-arg]");
-    if (!holder) return null;
-    try {
-      return JSON.parse(holder.getAttribute("tether-arg"));
-    } catch (err) {
-      throw new Error(`invalid JSON in tether-arg: ${err.message}`);
-    }
-  }
-
-  // The fields of EVENT_FIELDS that `event` has.
-  function eventFields(event) {
-    const fields = {};
-    if (!event) return fields;
-    for (const name of EVENT_FIELDS) if (name in event && event[name] !== undefined) fields[name] = event[name];
-    return fields;
-  }
-
-  // At most `max` code points: a surrogate pair is never cut in two (the server's JSON
-  // parser refuses a lone surrogate), and the work is bounded by `max`, not the text.
-  function truncate(text, max) {
-    const s = String(text);
-    if (s.length <= max) return s;
-    return Array.from(s.slice(0, 2 * max)).slice(0, max).join("");
-  }
-
-  // The page's own counter for `tether-id` stamps, skipping ids already in the document.
-  let stamped = 0;
-
-  function stamp(el) {
-    let id = el.getAttribute("tether-id");
-    if (!id) {
-      do {
-        stamped += 1;
-        id = `t${stamped}`;
-      } while (document.querySelector(`[tether-id="${id}"]`));
-      el.setAttribute("tether-id", id);
-    }
-    return id;
-  }
-
-  function stampSelector(el) {
-    return `[tether-id="${CSS.escape(stamp(el))}"]`;
-  }
-
-  function formOf(el, event) {
-    if (el.tagName === "FORM") return el;
-    const form = el.form || el.closest("form");
-    if (form) return form;
-    // A submit delegated to an element around the form.
-    return event && event.target instanceof Element && event.target.tagName === "FORM" ? event.target : null;
-  }
-
-  function isCheckable(el) {
-    return el.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
-  }
-
-  // The `sender` of an event at `el` (docs/page-channel.md, Events).
-  function describe(el, event, arg) {
-    const region = el.closest("[tether-commander]");
-    return {
-      id: el.getAttribute("id") || "",
-      name: el.getAttribute("name") || "",
-      class: el.getAttribute("class") || "",
-      tether_id: stamp(el),
-      text: truncate((el.textContent || "").trim(), TEXT_MAX),
-      value: "value" in el && el.value != null ? String(el.value) : "",
-      checked: isCheckable(el) ? el.checked === true : null,
-      dataset: { ...el.dataset },
-      form: formValues(formOf(el, event)),
-      event: eventFields(event),
-      arg: arg === undefined ? null : arg,
-      scope: region ? stamp(region) : "", // the server builds [tether-id="…"] from it
-    };
-  }
-
-  // The sender of Tether.page.run: no element, only the argument.
-  function bareSender(arg) {
-    return {
-      id: "", name: "", class: "", tether_id: "", text: "", value: "", checked: null,
-      dataset: {}, form: {}, event: { type: "run" }, arg: arg === undefined ? null : arg, scope: "",
-    };
-  }
-
-  // Clicks that would navigate away: links and submit buttons.
-  function navigates(el) {
-    if (el.tagName === "A" || el.tagName === "AREA") return el.hasAttribute("href");
-    if (el.tagName === "BUTTON") return el.type === "submit";
-    return el.tagName === "INPUT" && (el.type === "submit" || el.type === "image");
-  }
-
-  // A form's fields as {name: value}. Password and file fields only when the form says so
-  // (`tether-include-passwords`, `tether-include-files`) or `secrets` (a modal the server
-  // built and asks for).
-  function formValues(form, secrets = false) {
-    const values = {};
-    if (!form) return values;
-    const passwords = secrets || form.hasAttribute("tether-include-passwords");
-    const files = secrets || form.hasAttribute("tether-include-files");
-    for (const field of form.elements) {
-      const name = field.name || field.id;
-      if (!name || field.disabled) continue;
-      if ((field.type === "password" && !passwords) || (field.type === "file" && !files)) continue;
-      if ((field.type === "checkbox" || field.type === "radio") && !field.checked) continue;
-      if (field.type === "select-multiple") {
-        values[name] = [...field.selectedOptions].map((o) => o.value);
-      } else if (field.type !== "button" && field.type !== "submit") {
-        values[name] = field.value;
-      }
-    }
-    return values;
   }
 
   // calls.mjs — round trips: the server asks the page (a `call` event) and waits for its
@@ -1115,6 +1321,225 @@
     }
   }
 
+  // commands.mjs — client-side commands (the Rust `Js` builder's lists): a handler attribute
+  // whose value is a JSON list runs these in the page instead of sending an event, and an
+  // `exec` patch runs one from the server.
+  //
+  //   tether-click='[["toggle",{"to":"#menu"}],["add_class",{"to":"#b","names":["open"]}]]'
+  //   tether-on='mouseenter:[["show",{"to":"#tip"}]]'
+  //
+  // Commands: show {to, display?}, hide {to}, toggle {to, display?}, add_class / remove_class /
+  // toggle_class {to, names}, set_attr {to, attr: [name, value]}, remove_attr {to, attr},
+  // transition {to, names, time}, dispatch {to, event, detail?}, focus {to}, push {event,
+  // value} (calls a handler: the one command that sends a frame), navigate {href}, patch
+  // {href}. `to` is a CSS selector; empty (or absent) means the element the list is on.
+  //
+  // For: the page (page.mjs runs lists from attributes with runList and `exec` patches with
+  // runCommands; `push`, `navigate` and `patch` go back to it through the `page` object it
+  // passes; runsOffline tells it which controls stay enabled while it is not joined).
+  // Never: evaluates anything (there is no script command; JSON.parse only), sets an `on*`,
+  // `srcdoc` or markup attribute or a script URL, navigates to a script URL, runs a list longer
+  // than MAX_COMMANDS, acts inside a `tether-ignore` subtree through a selector, or needs the
+  // socket for anything but `push`.
+
+
+  const MAX_COMMANDS = 64;
+  const MARKUP_ATTRIBUTES = new Set(["innerhtml", "outerhtml", "srcdoc"]);
+  const URL_ATTRIBUTES$1 = new Set(["href", "src", "action", "formaction", "xlink:href"]);
+  const OPS = new Set([
+    "show", "hide", "toggle", "add_class", "remove_class", "toggle_class", "set_attr", "remove_attr",
+    "transition", "dispatch", "focus", "push", "navigate", "patch",
+  ]);
+  const HIDDEN = "tetherHidden"; // dataset key: the inline display a `hide` replaced
+
+  function isScriptUrl$1(value) {
+    const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
+    return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
+  }
+
+  // Whether a handler attribute's text is a command list rather than a handler name.
+  function isCommandList(text) {
+    return /^\s*\[/.test(String(text));
+  }
+
+  // The list in `text`, checked; throws with the reason otherwise.
+  function parseCommands(text) {
+    let commands;
+    try {
+      commands = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`invalid command list: ${errorMessage(err)}`);
+    }
+    const refused = commandsRefusal(commands);
+    if (refused) throw new Error(refused);
+    return commands;
+  }
+
+  // Why a command list must not run, or null: the server's rules (js.rs check_commands).
+  function commandsRefusal(commands) {
+    if (!Array.isArray(commands)) return "js: not a command list";
+    if (commands.length > MAX_COMMANDS) return `js: more than ${MAX_COMMANDS} commands`;
+    for (const command of commands) {
+      if (!Array.isArray(command) || typeof command[0] !== "string" || !isObject(command[1])) return "js: a command is [op, {args}]";
+      const [op, args] = command;
+      if (!OPS.has(op)) return `js: unknown command ${op}`;
+      if (op === "set_attr") {
+        const [name, value] = Array.isArray(args.attr) ? args.attr : [];
+        const lower = String(name || "").toLowerCase();
+        if (!name || FORBIDDEN_PROPS.has(String(name)) || MARKUP_ATTRIBUTES.has(lower) || lower.startsWith("on")) return `js: attribute ${name} is refused`;
+        if (URL_ATTRIBUTES$1.has(lower) && isScriptUrl$1(value)) return `js: attribute ${name} is refused (script URL)`;
+      }
+      if ((op === "navigate" || op === "patch") && (typeof args.href !== "string" || isScriptUrl$1(args.href))) return `js: ${op} needs a URL that is no script`;
+    }
+    return null;
+  }
+
+  // The elements a command acts on: `to` in the document (never in a tether-ignore subtree),
+  // or `el` itself when `to` is empty.
+  function targets(el, to) {
+    if (to == null || to === "") return el ? [el] : [];
+    let found;
+    try {
+      found = document.querySelectorAll(String(to));
+    } catch (_) {
+      throw new Error(`invalid selector ${to}`);
+    }
+    return [...found].filter((node) => !node.closest("[tether-ignore]"));
+  }
+
+  function isHidden(node) {
+    return node.style.display === "none" || (node.style.display === "" && getComputedStyle(node).display === "none");
+  }
+
+  function hide(node) {
+    if (node.style.display === "none") return;
+    node.dataset[HIDDEN] = node.style.display;
+    node.style.display = "none";
+  }
+
+  function show(node, display) {
+    if (display) node.style.display = String(display);
+    else {
+      const before = node.dataset[HIDDEN];
+      node.style.display = before && before !== "none" ? before : "";
+      // Hidden by the stylesheet (not inline): showing needs a display of its own.
+      if (getComputedStyle(node).display === "none") node.style.display = "block";
+    }
+    delete node.dataset[HIDDEN];
+  }
+
+  function classNames(args) {
+    return (Array.isArray(args.names) ? args.names : []).map(String).filter((name) => name !== "");
+  }
+
+  // Runs the list of a handler attribute (`text`) at `el`: checked first, reported when refused.
+  function runList(text, el, page) {
+    let commands;
+    try {
+      commands = parseCommands(text);
+    } catch (err) {
+      report("js", err.message);
+      return;
+    }
+    runCommands(commands, el, page);
+  }
+
+  // Whether every handler attribute of `el` is a command list without `push`: it works while
+  // the page is not joined, so the page does not disable it then.
+  function runsOffline(el) {
+    const texts = [];
+    for (const name of HANDLER_ATTRIBUTES) {
+      const value = el.getAttribute(name);
+      if (value === null) continue;
+      if (name === "tether-on") for (const [, handler] of parseOn(value).pairs) texts.push(handler);
+      else texts.push(value);
+    }
+    return texts.length > 0 && texts.every((text) => {
+      if (!isCommandList(text)) return false;
+      try {
+        return parseCommands(text).every(([op]) => op !== "push");
+      } catch (_) {
+        return false;
+      }
+    });
+  }
+
+  // Runs `commands` (checked by parseCommands or commandsRefusal) for element `el` (null for
+  // an `exec` patch). `page` gives `push(el, handler, value)`, `navigate(href)` and
+  // `patch(href)`. A command that fails is reported; the ones after it still run.
+  function runCommands(commands, el, page) {
+    for (const [op, args] of commands) {
+      try {
+        runOne(op, args, el, page);
+      } catch (err) {
+        report(`js ${op}`, errorMessage(err));
+      }
+    }
+  }
+
+  function runOne(op, args, el, page) {
+    switch (op) {
+      case "push": page.push(el, String(args.event), args.value === undefined ? null : args.value); return;
+      case "navigate": page.navigate(args.href); return;
+      case "patch": page.patch(args.href); return;
+    }
+    const nodes = targets(el, args.to);
+    for (const node of nodes) {
+      switch (op) {
+        case "show": show(node, args.display); break;
+        case "hide": hide(node); break;
+        case "toggle": if (isHidden(node)) show(node, args.display); else hide(node); break;
+        case "add_class": node.classList.add(...classNames(args)); break;
+        case "remove_class": node.classList.remove(...classNames(args)); break;
+        case "toggle_class": for (const name of classNames(args)) node.classList.toggle(name); break;
+        case "set_attr": node.setAttribute(String(args.attr[0]), String(args.attr[1] ?? "")); break;
+        case "remove_attr": node.removeAttribute(String(args.attr)); break;
+        case "transition": {
+          const names = classNames(args);
+          node.classList.add(...names);
+          setTimeout(() => node.classList.remove(...names), Math.max(0, Number(args.time) || 0));
+          break;
+        }
+        case "dispatch":
+          node.dispatchEvent(new CustomEvent(String(args.event), { bubbles: true, detail: args.detail ?? null }));
+          break;
+        case "focus": node.focus(); return; // the first one only
+      }
+    }
+  }
+
+  // connection.mjs — the page's connection state, for CSS and scripts: classes on the root
+  // element and DOM events on the document (they bubble to window).
+  //
+  //   html.tether-connecting    before the first join
+  //   html.tether-connected     joined
+  //   html.tether-disconnected  the join was lost (tether.js is rejoining), or the page is stale
+  //   html.tether-stale         the page cannot rejoin (refused token): reload it
+  //   tether:joined             the first join of this page load
+  //   tether:disconnected       a join was lost (once per loss, not per retry)
+  //   tether:reconnected        joined again after a loss
+  //
+  // The `data-tether` attribute of the root (`connected`, `disconnected`, `stale`) stays as it
+  // was, for pages that already style it.
+  //
+  // For: the page (page.mjs), which says when it joined and when it lost the join.
+  // Never: talks to the socket or keeps more than the current state.
+
+  const STATES = ["connecting", "connected", "disconnected", "stale"];
+
+  // Sets the root's classes to `state` (one of STATES; `stale` keeps `disconnected` too).
+  function showState(state) {
+    const root = document.documentElement;
+    for (const name of STATES) root.classList.remove(`tether-${name}`);
+    root.classList.add(`tether-${state}`);
+    if (state === "stale") root.classList.add("tether-disconnected");
+  }
+
+  // Dispatches `tether:<name>` (joined, disconnected, reconnected) on the document.
+  function announce(name) {
+    document.dispatchEvent(new CustomEvent(`tether:${name}`, { bubbles: true }));
+  }
+
   // controls.mjs — the controls tether.js disables: a clicked control or a form's submit
   // buttons while the event is processed (its typed fields read-only meanwhile), and every
   // control with a handler while the page is not joined; what the join reply's `disable` says
@@ -1333,7 +1758,8 @@
   // Never: applies a patch that refusal() refused, runs script unless the join reply enabled
   // exec_js, lets a throwing patch escape (it is reported, the socket's frame loop goes on),
   // fills an element in a tether-ignore subtree through a selector tether built from an
-  // attribute, or talks to the socket itself.
+  // attribute, changes what is inside a tether-update="ignore" element, or talks to the socket
+  // itself.
 
 
   const CONSOLE_LEVELS = new Set(["log", "info", "warn", "error", "debug"]);
@@ -1489,6 +1915,7 @@
     const built = /^\s*\[(data-)?tether-/.test(patch.sel);
     for (const el of elements) {
       if (built && ignored(el)) continue;
+      if (leftAlone(el, patch)) continue;
       switch (patch.op) {
         case "html": el.innerHTML = patch.html; break;
         case "morph": morph(el, patch.html); break;
@@ -1506,6 +1933,24 @@
       }
     }
   }
+  // Whether `patch` must leave `el` alone: inside a `tether-update="ignore"` element nothing is
+  // patched; the element itself keeps its children (its attributes and properties may still
+  // be set by a patch aimed at it).
+  function leftAlone(el, patch) {
+    const frozen = el.closest(UPDATE_IGNORE);
+    if (!frozen) return false;
+    if (frozen !== el) return true;
+    switch (patch.op) {
+      case "html": case "morph": case "text": return true;
+      case "insert": return patch.position === "afterbegin" || patch.position === "beforeend";
+      case "prop": return INNER_PROPS.has(String(patch.prop).toLowerCase());
+      case "props": return Object.keys(patch.props).some((key) => INNER_PROPS.has(key.toLowerCase()));
+      default: return false;
+    }
+  }
+
+  const INNER_PROPS = new Set(["innerhtml", "innertext", "textcontent"]);
+
   function applyProps(el, props, disowned) {
     for (const key of Object.keys(props)) {
       const value = props[key];
@@ -1692,7 +2137,8 @@
   // attributes name to the commander (event delegation on the document: events.mjs says what
   // the attributes mean), and hands what the server sends to the modules of each job: patches,
   // round trips (calls.mjs), live-region tokens (live.mjs), presence lists and counters
-  // (lists.mjs); controls.mjs holds what it disabled.
+  // (lists.mjs), client-side commands (commands.mjs), hooks and pushed events (hooks.mjs), the
+  // connection state (connection.mjs); controls.mjs holds what it disabled.
   //
   // For: `Tether.page` (null on a page without a page token), started by index.mjs from the
   // script tag; `Tether.page.run(handler, arg)` calls a handler from script.
@@ -1736,6 +2182,7 @@
   // The visible message of a page that cannot rejoin: `#tether-stale`, a fixed bar.
   function showStale() {
     document.documentElement.dataset.tether = "stale";
+    showState("stale");
     if (document.getElementById("tether-stale")) return;
     const bar = document.createElement("div");
     bar.id = "tether-stale";
@@ -1768,6 +2215,9 @@
       this.listening = new Set(); // event types with a document listener
       this.rates = new WeakMap(); // element → type → debounce/throttle state
       this.run = this.run.bind(this);
+      this.hooks = new Hooks(this); // client hooks, mounted from the first join on
+      this.connection = "connecting"; // connecting, connected, disconnected (connection.mjs)
+      showState("connecting");
       // Templated presence lists show the entries they were rendered with until the first update.
       showRenderedLists(document);
       this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
@@ -1838,7 +2288,19 @@
     }
 
     apply(patch) {
+      if (patch && patch.op === "event") {
+        this.hooks.event(String(patch.name), patch.payload === undefined ? null : patch.payload);
+        return;
+      }
+      if (patch && patch.op === "exec") {
+        const refused = commandsRefusal(patch.cmds);
+        if (refused) report("patch", refused);
+        else runCommands(patch.cmds, null, this.commandPage(null, null, null));
+        return;
+      }
+      this.hooks.beforePatch();
       applyPatch(patch, this.execJs, (el) => this.controls.disown(el));
+      this.hooks.afterPatch();
     }
 
     // A development warning of the server (a call that does nothing): once per page load, on
@@ -1858,12 +2320,30 @@
       if (reply.store_rejected) this.store.removeItem("tether_store");
       this.controls.releaseOffline();
       document.documentElement.dataset.tether = "connected";
+      showState("connected");
+      const was = this.connection;
+      this.connection = "connected";
+      if (was === "connecting") {
+        this.hooks.start();
+        announce("joined");
+      } else if (was === "disconnected") {
+        this.hooks.each("reconnected");
+        announce("reconnected");
+      }
     }
 
     // The join is gone (socket closed, channel failed): give up on every reply and answer,
     // enable what was busy, and disable the controls until the next join.
     lost(reason) {
-      if (document.documentElement.dataset.tether !== "stale") document.documentElement.dataset.tether = "disconnected";
+      if (document.documentElement.dataset.tether !== "stale") {
+        document.documentElement.dataset.tether = "disconnected";
+        showState("disconnected");
+      }
+      if (this.connection === "connected") {
+        this.connection = "disconnected";
+        this.hooks.each("disconnected");
+        announce("disconnected");
+      }
       for (const flight of [...this.inFlight]) flight.abort(reason);
       this.inFlight.clear();
       this.calls.cancelAll();
@@ -1930,7 +2410,7 @@
           }
           if (reportBad && bad.length > 0) report("tether-on", `not type:handler: ${bad.join(" ")}`);
         }
-        if (offline) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
+        if (offline && !runsOffline(el)) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
       }
     }
 
@@ -1978,6 +2458,10 @@
     }
 
     sendHandler(el, type, event, text) {
+      if (isCommandList(text)) {
+        runList(text, el, this.commandPage(el, type, event));
+        return;
+      }
       let call;
       try {
         call = handlerCall(el, text);
@@ -1985,6 +2469,10 @@
         report(text, err.message);
         return;
       }
+      this.sendCall(el, type, event, call);
+    }
+
+    sendCall(el, type, event, call) {
       if (!this.isJoined()) {
         report(call.handler, "not connected");
         return;
@@ -2000,6 +2488,20 @@
       this.request(payload, held, locked).catch((reason) => {
         if (this.isJoined()) report(call.handler, reason);
       });
+    }
+
+    // ---- client-side commands (commands.mjs) and hooks (hooks.mjs) ----
+
+    // What `push`, `navigate` and `patch` commands do, for a list run at `el` (null: `exec`).
+    commandPage(el, type, event) {
+      return {
+        push: (_, handler, value) => {
+          if (el) this.sendCall(el, type, event, { handler, arg: value });
+          else this.run(handler, value).catch((reason) => report(handler, reason));
+        },
+        navigate: (href) => globalThis.location.assign(href),
+        patch: (href) => globalThis.history.pushState(null, "", href),
+      };
     }
 
     // What a processed event disables: for a submit, the form's submit buttons (the form
@@ -2163,7 +2665,8 @@
   // index.mjs — the entry of the bundle (assets/tether.js, served at /tether.js): defines
   // `window.Tether` and, on a commander's page, starts that page.
   //
-  // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph }`.
+  // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, hooks,
+  // registerHook, morph }`.
   // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
   //
   //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -2185,10 +2688,22 @@
     page = new Page(script);
   }
 
+  // Hooks a page defined before this (deferred) script ran: `window.Tether = {hooks: {…}}`.
+  const early = (typeof window !== "undefined" ? window : globalThis).Tether;
+  if (early && typeof early.hooks === "object" && early.hooks !== null) Object.assign(registry, early.hooks);
+
   (typeof window !== "undefined" ? window : globalThis).Tether = {
     Socket, Channel, Presence, page,
+    // client hooks: Tether.hooks.Name = {mounted() {…}, …} (hooks.mjs), or registerHook(name, hook)
+    registerHook: (name, hook) => { registry[String(name)] = hook; },
     // morph(el, html): what a `morph` patch does, for pages that render client-side too
     morph,
   };
+  // `Tether.hooks = {…}` adds to the registry rather than replacing it.
+  Object.defineProperty((typeof window !== "undefined" ? window : globalThis).Tether, "hooks", {
+    get: () => registry,
+    set: (more) => { Object.assign(registry, more); },
+    enumerable: true,
+  });
 
 })();

@@ -112,7 +112,7 @@ export function parseOn(text) {
   const pairs = [];
   const bad = [];
   for (const token of splitPairs(String(text || ""))) {
-    const colon = token.split("(")[0].lastIndexOf(":");
+    const colon = token.split(/[([]/)[0].lastIndexOf(":"); // before an argument or a command list
     if (colon <= 0 || colon === token.length - 1) bad.push(token);
     else pairs.push([token.slice(0, colon), token.slice(colon + 1)]);
   }

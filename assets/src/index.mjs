@@ -1,7 +1,8 @@
 // index.mjs — the entry of the bundle (assets/tether.js, served at /tether.js): defines
 // `window.Tether` and, on a commander's page, starts that page.
 //
-// Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph }`.
+// Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, hooks,
+// registerHook, morph }`.
 // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
 //
 //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -16,6 +17,7 @@
 // or starts a page without a page token on its own script tag.
 
 import { Channel } from "./channel.mjs";
+import { registry as hooks } from "./hooks.mjs";
 import { morph } from "./morph.mjs";
 import { Page } from "./page.mjs";
 import { Presence } from "./presence.mjs";
@@ -28,8 +30,20 @@ if (script && script.dataset.tetherToken) {
   page = new Page(script);
 }
 
+// Hooks a page defined before this (deferred) script ran: `window.Tether = {hooks: {…}}`.
+const early = (typeof window !== "undefined" ? window : globalThis).Tether;
+if (early && typeof early.hooks === "object" && early.hooks !== null) Object.assign(hooks, early.hooks);
+
 (typeof window !== "undefined" ? window : globalThis).Tether = {
   Socket, Channel, Presence, page,
+  // client hooks: Tether.hooks.Name = {mounted() {…}, …} (hooks.mjs), or registerHook(name, hook)
+  registerHook: (name, hook) => { hooks[String(name)] = hook; },
   // morph(el, html): what a `morph` patch does, for pages that render client-side too
   morph,
 };
+// `Tether.hooks = {…}` adds to the registry rather than replacing it.
+Object.defineProperty((typeof window !== "undefined" ? window : globalThis).Tether, "hooks", {
+  get: () => hooks,
+  set: (more) => { Object.assign(hooks, more); },
+  enumerable: true,
+});

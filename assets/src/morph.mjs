@@ -45,6 +45,33 @@ export function morph(el, html) {
   Idiomorph.morph(el, html, morphOptions(el, "innerHTML"));
 }
 
+// Elements whose children (and attributes, but `data-*`) morphs and patches leave alone:
+// markup a script owns (a chart, a map, an editor), as LiveView's phx-update="ignore".
+export const UPDATE_IGNORE = '[tether-update="ignore"]';
+
+export function updateIgnored(node) {
+  return node.nodeType === ELEMENT_NODE && node.getAttribute("tether-update") === "ignore";
+}
+
+// Whether a morph leaves attribute `name` of `node` alone: `tether-keep="style class"` names
+// attributes a script owns (an explicit patch still sets them).
+function keptAttribute(node, name) {
+  const keep = node.getAttribute("tether-keep");
+  return keep !== null && keep.split(/\s+/).includes(name);
+}
+
+// An ignored element still takes its new `data-*` attributes (LiveView's rule): they carry
+// data for the script that owns the element.
+function syncData(old, node) {
+  if (!(node instanceof Element)) return;
+  for (const attr of [...old.attributes]) {
+    if (attr.name.startsWith("data-") && !node.hasAttribute(attr.name)) old.removeAttribute(attr.name);
+  }
+  for (const attr of node.attributes) {
+    if (attr.name.startsWith("data-") && old.getAttribute(attr.name) !== attr.value) old.setAttribute(attr.name, attr.value);
+  }
+}
+
 // The Idiomorph options of morph(el, …), on either path: `morphStyle` is "innerHTML" for the
 // whole of `el`, "outerHTML" for one child of it.
 export function morphOptions(el, morphStyle) {
@@ -56,10 +83,15 @@ export function morphOptions(el, morphStyle) {
     callbacks: {
       beforeNodeMorphed(oldNode, newNode) {
         if (nestedRegion(el, oldNode, newNode)) return false;
+        if (updateIgnored(oldNode)) {
+          syncData(oldNode, newNode);
+          return false;
+        }
         if (sameRenderedState(oldNode, newNode)) keep.add(oldNode);
         return true;
       },
       beforeAttributeUpdated(attr, node) {
+        if (keptAttribute(node, attr)) return false;
         return !(keep.has(node) && LIVE_STATE.has(attr));
       },
     },
@@ -226,6 +258,10 @@ const MORPHED_WHOLE = new Set(["INPUT", "TEXTAREA", "SELECT", "OPTION", "TEMPLAT
 // children without ids that pair up by place, this is what Idiomorph does, with less work.
 function morphKept(el, old, node, options, byPlace) {
   if (nestedRegion(el, old, node) || old.isEqualNode(node)) return;
+  if (updateIgnored(old)) {
+    syncData(old, node);
+    return;
+  }
   if (!byPlace || !pairsUp(old, node)) {
     Idiomorph.morph(old, node, options);
     return;

@@ -5,7 +5,8 @@
 // attributes name to the commander (event delegation on the document: events.mjs says what
 // the attributes mean), and hands what the server sends to the modules of each job: patches,
 // round trips (calls.mjs), live-region tokens (live.mjs), presence lists and counters
-// (lists.mjs); controls.mjs holds what it disabled.
+// (lists.mjs), client-side commands (commands.mjs), hooks and pushed events (hooks.mjs), the
+// connection state (connection.mjs); controls.mjs holds what it disabled.
 //
 // For: `Tether.page` (null on a page without a page token), started by index.mjs from the
 // script tag; `Tether.page.run(handler, arg)` calls a handler from script.
@@ -14,11 +15,14 @@
 // page token more than once a minute, or is created twice by one script tag.
 
 import { Calls } from "./calls.mjs";
+import { commandsRefusal, isCommandList, runCommands, runList, runsOffline } from "./commands.mjs";
+import { announce, showState } from "./connection.mjs";
 import { Controls, controlsOf, disableOptions, submitButtons, typedFields } from "./controls.mjs";
 import {
   BOUND, HANDLER_ATTRIBUTES, SHORTHANDS, allowEvents, bareSender, boundElement, describe, formOf, handlerCall,
   handlersOf, isAllowed, navigates, parseOn,
 } from "./events.mjs";
+import { Hooks } from "./hooks.mjs";
 import { counterElements, presenceListSpecs, renderCount, renderPresenceLists, showRenderedLists } from "./lists.mjs";
 import { liveTokens } from "./live.mjs";
 import { applyPatch } from "./patches.mjs";
@@ -60,6 +64,7 @@ function sessionSet(key, value) {
 // The visible message of a page that cannot rejoin: `#tether-stale`, a fixed bar.
 function showStale() {
   document.documentElement.dataset.tether = "stale";
+  showState("stale");
   if (document.getElementById("tether-stale")) return;
   const bar = document.createElement("div");
   bar.id = "tether-stale";
@@ -92,6 +97,9 @@ export class Page {
     this.listening = new Set(); // event types with a document listener
     this.rates = new WeakMap(); // element → type → debounce/throttle state
     this.run = this.run.bind(this);
+    this.hooks = new Hooks(this); // client hooks, mounted from the first join on
+    this.connection = "connecting"; // connecting, connected, disconnected (connection.mjs)
+    showState("connecting");
     // Templated presence lists show the entries they were rendered with until the first update.
     showRenderedLists(document);
     this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
@@ -162,7 +170,19 @@ export class Page {
   }
 
   apply(patch) {
+    if (patch && patch.op === "event") {
+      this.hooks.event(String(patch.name), patch.payload === undefined ? null : patch.payload);
+      return;
+    }
+    if (patch && patch.op === "exec") {
+      const refused = commandsRefusal(patch.cmds);
+      if (refused) report("patch", refused);
+      else runCommands(patch.cmds, null, this.commandPage(null, null, null));
+      return;
+    }
+    this.hooks.beforePatch();
     applyPatch(patch, this.execJs, (el) => this.controls.disown(el));
+    this.hooks.afterPatch();
   }
 
   // A development warning of the server (a call that does nothing): once per page load, on
@@ -182,12 +202,30 @@ export class Page {
     if (reply.store_rejected) this.store.removeItem("tether_store");
     this.controls.releaseOffline();
     document.documentElement.dataset.tether = "connected";
+    showState("connected");
+    const was = this.connection;
+    this.connection = "connected";
+    if (was === "connecting") {
+      this.hooks.start();
+      announce("joined");
+    } else if (was === "disconnected") {
+      this.hooks.each("reconnected");
+      announce("reconnected");
+    }
   }
 
   // The join is gone (socket closed, channel failed): give up on every reply and answer,
   // enable what was busy, and disable the controls until the next join.
   lost(reason) {
-    if (document.documentElement.dataset.tether !== "stale") document.documentElement.dataset.tether = "disconnected";
+    if (document.documentElement.dataset.tether !== "stale") {
+      document.documentElement.dataset.tether = "disconnected";
+      showState("disconnected");
+    }
+    if (this.connection === "connected") {
+      this.connection = "disconnected";
+      this.hooks.each("disconnected");
+      announce("disconnected");
+    }
     for (const flight of [...this.inFlight]) flight.abort(reason);
     this.inFlight.clear();
     this.calls.cancelAll();
@@ -254,7 +292,7 @@ export class Page {
         }
         if (reportBad && bad.length > 0) report("tether-on", `not type:handler: ${bad.join(" ")}`);
       }
-      if (offline) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
+      if (offline && !runsOffline(el)) for (const control of controlsOf(el)) this.controls.hold(control, "offline");
     }
   }
 
@@ -302,6 +340,10 @@ export class Page {
   }
 
   sendHandler(el, type, event, text) {
+    if (isCommandList(text)) {
+      runList(text, el, this.commandPage(el, type, event));
+      return;
+    }
     let call;
     try {
       call = handlerCall(el, text);
@@ -309,6 +351,10 @@ export class Page {
       report(text, err.message);
       return;
     }
+    this.sendCall(el, type, event, call);
+  }
+
+  sendCall(el, type, event, call) {
     if (!this.isJoined()) {
       report(call.handler, "not connected");
       return;
@@ -324,6 +370,20 @@ export class Page {
     this.request(payload, held, locked).catch((reason) => {
       if (this.isJoined()) report(call.handler, reason);
     });
+  }
+
+  // ---- client-side commands (commands.mjs) and hooks (hooks.mjs) ----
+
+  // What `push`, `navigate` and `patch` commands do, for a list run at `el` (null: `exec`).
+  commandPage(el, type, event) {
+    return {
+      push: (_, handler, value) => {
+        if (el) this.sendCall(el, type, event, { handler, arg: value });
+        else this.run(handler, value).catch((reason) => report(handler, reason));
+      },
+      navigate: (href) => globalThis.location.assign(href),
+      patch: (href) => globalThis.history.pushState(null, "", href),
+    };
   }
 
   // What a processed event disables: for a submit, the form's submit buttons (the form

@@ -8,9 +8,10 @@
 // Never: applies a patch that refusal() refused, runs script unless the join reply enabled
 // exec_js, lets a throwing patch escape (it is reported, the socket's frame loop goes on),
 // fills an element in a tether-ignore subtree through a selector tether built from an
-// attribute, or talks to the socket itself.
+// attribute, changes what is inside a tether-update="ignore" element, or talks to the socket
+// itself.
 
-import { morph } from "./morph.mjs";
+import { UPDATE_IGNORE, morph } from "./morph.mjs";
 import { FORBIDDEN_PROPS, errorMessage, ignored, isObject, report } from "./shared.mjs";
 
 const CONSOLE_LEVELS = new Set(["log", "info", "warn", "error", "debug"]);
@@ -166,6 +167,7 @@ function applyChecked(patch, disowned) {
   const built = /^\s*\[(data-)?tether-/.test(patch.sel);
   for (const el of elements) {
     if (built && ignored(el)) continue;
+    if (leftAlone(el, patch)) continue;
     switch (patch.op) {
       case "html": el.innerHTML = patch.html; break;
       case "morph": morph(el, patch.html); break;
@@ -183,6 +185,24 @@ function applyChecked(patch, disowned) {
     }
   }
 }
+// Whether `patch` must leave `el` alone: inside a `tether-update="ignore"` element nothing is
+// patched; the element itself keeps its children (its attributes and properties may still
+// be set by a patch aimed at it).
+function leftAlone(el, patch) {
+  const frozen = el.closest(UPDATE_IGNORE);
+  if (!frozen) return false;
+  if (frozen !== el) return true;
+  switch (patch.op) {
+    case "html": case "morph": case "text": return true;
+    case "insert": return patch.position === "afterbegin" || patch.position === "beforeend";
+    case "prop": return INNER_PROPS.has(String(patch.prop).toLowerCase());
+    case "props": return Object.keys(patch.props).some((key) => INNER_PROPS.has(key.toLowerCase()));
+    default: return false;
+  }
+}
+
+const INNER_PROPS = new Set(["innerhtml", "innertext", "textcontent"]);
+
 function applyProps(el, props, disowned) {
   for (const key of Object.keys(props)) {
     const value = props[key];

@@ -190,6 +190,34 @@ impl PageHandle {
         Ok(self.push("patch", patch)?)
     }
 
+    /// Runs client-side commands in the page (LiveView's `JS.exec` from the server): the
+    /// same commands an attribute holds, checked the same way (no script, ever).
+    ///
+    /// ```
+    /// # use tether::commander::{Js, Page, PatchError};
+    /// # fn f(page: &Page) -> Result<(), PatchError> {
+    /// page.exec(&Js::new().show("#saved").transition("#saved", "flash", 600))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn exec(&self, js: &super::Js) -> Result<(), PatchError> {
+        self.apply(Patch::exec(js))
+    }
+
+    /// Pushes event `name` with `payload` to the page's JavaScript: each hook's
+    /// `this.handleEvent(name, callback)` and `window` listeners of `tether:event:<name>`
+    /// get the payload. Data, never script: it works with `exec_js` off. To every page on a
+    /// topic: `page.to(topic).push_event(name, payload)`.
+    ///
+    /// ```
+    /// # use tether::commander::{Page, PatchError};
+    /// # fn f(page: &Page) -> Result<(), PatchError> {
+    /// page.push_event("points", serde_json::json!({"x": [1, 2, 3]}))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn push_event(&self, name: &str, payload: impl Serialize) -> Result<(), PatchError> {
+        self.apply(Patch::push_event(name, payload))
+    }
+
     /// Every page on `topic`, this one included (see [`Target`]): `page.to(topic).apply(patch)`.
     pub fn to<'a>(&'a self, topic: &'a str) -> Target<'a> {
         Target::new(self.hub(), topic, None)

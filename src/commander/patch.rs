@@ -158,6 +158,22 @@ pub enum Patch {
         /// The message.
         msg: String,
     },
+    /// Run client-side commands ([`Js`](super::Js)) in the page, as if an element's
+    /// attribute held them (with no element: an empty selector acts on nothing). Built by
+    /// [`Patch::exec`].
+    Exec {
+        /// The command list (`[[op, {args}]]`).
+        cmds: Value,
+    },
+    /// An event for the page's JavaScript (hooks' `handleEvent`, and a `tether:event:<name>`
+    /// DOM event on `window`): data, never script. Built by [`Patch::push_event`].
+    #[serde(rename = "event")]
+    PushEvent {
+        /// The event name.
+        name: String,
+        /// Its payload.
+        payload: Value,
+    },
     /// Set a cookie in the browser (`value: None` deletes it).
     Cookie {
         /// Cookie name (RFC 6265 token).
@@ -344,6 +360,27 @@ impl Patch {
         Patch::Js { js: js.to_string() }
     }
 
+    /// Runs the client-side commands `js` in the page (see [`Patch::Exec`]).
+    ///
+    /// ```
+    /// use tether::commander::{Js, Patch};
+    /// let patch = Patch::exec(&Js::new().hide("#flash"));
+    /// assert!(matches!(patch, Patch::Exec { .. }));
+    /// ```
+    pub fn exec(js: &super::Js) -> Patch {
+        Patch::Exec {
+            cmds: js.to_value(),
+        }
+    }
+
+    /// Pushes event `name` with `payload` to the page's JavaScript (see [`Patch::PushEvent`]).
+    pub fn push_event(name: &str, payload: impl Serialize) -> Patch {
+        Patch::PushEvent {
+            name: name.to_string(),
+            payload: serde_json::to_value(payload).unwrap_or(Value::Null),
+        }
+    }
+
     /// Checks the patch against the rules every patch obeys, wherever it is sent from:
     /// script only with `exec_js`, no plain value that a property or attribute would turn
     /// into markup or script, no script URL to navigate to, well-formed cookies.
@@ -358,6 +395,7 @@ impl Patch {
             Patch::Cookie {
                 name, value, path, ..
             } => check_cookie(name, value.as_deref(), path.as_deref()),
+            Patch::Exec { cmds } => super::js::check_commands(cmds),
             _ => Ok(()),
         }
     }
@@ -463,7 +501,7 @@ fn is_url_prop(prop: &str) -> bool {
 }
 
 /// Whether `url` is a script URL once the characters browsers ignore are gone.
-fn is_script_url(url: &str) -> bool {
+pub(crate) fn is_script_url(url: &str) -> bool {
     let scheme: String = url
         .chars()
         .filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control())
@@ -484,6 +522,18 @@ fn check_plain_prop(prop: &str, value: &Value) -> Result<(), PatchError> {
         ));
     }
     Ok(())
+}
+
+/// Checks an attribute set to `value`: the property rules, and `xlink:href` is a URL too.
+pub(crate) fn check_attribute(name: &str, value: &Value) -> Result<(), PatchError> {
+    let script_url =
+        name.eq_ignore_ascii_case("xlink:href") && value.as_str().is_some_and(is_script_url);
+    if name.is_empty() || script_url {
+        return Err(PatchError::UnsafeProp(
+            crate::text::for_log(name).to_string(),
+        ));
+    }
+    check_plain_prop(name, value)
 }
 
 /// Checks every part of a [`Patch::Props`].

@@ -73,6 +73,18 @@ impl<'a> Target<'a> {
         Ok(())
     }
 
+    /// Pushes event `name` with `payload` to the JavaScript of every page aimed at (see
+    /// [`PageHandle::push_event`](super::PageHandle::push_event)).
+    pub fn push_event(&self, name: &str, payload: impl serde::Serialize) -> Result<(), PatchError> {
+        self.apply(Patch::push_event(name, payload))
+    }
+
+    /// Runs client-side commands on every page aimed at (see
+    /// [`PageHandle::exec`](super::PageHandle::exec)).
+    pub fn exec(&self, js: &super::Js) -> Result<(), PatchError> {
+        self.apply(Patch::exec(js))
+    }
+
     /// Sets live region `name` of `commander`'s pages on the topic to `assigns` (Drab.Live's
     /// `broadcast_poke` with the assigns given): rendered once and sent as one morph and one
     /// token (bound to the topic, not to a page load: any page on the topic may send it

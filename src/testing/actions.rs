@@ -17,6 +17,7 @@ use tokio::time::{Duration, Instant};
 use super::{
     dom::{
         Dom,
+        commands::is_command_list,
         events::{bubbles, event_fields, is_gesture},
     },
     page::{Pending, TestPage},
@@ -384,6 +385,18 @@ impl TestPage {
             self.fail(format!("{handler}: not connected"));
             self.raise();
         }
+        let reference = self.push_run(handler, arg).await;
+        self.settle(Settle::Replies(reference.into_iter().collect()))
+            .await
+    }
+
+    /// Sends the `event` of `Tether.page.run(handler, arg)` (no element); `None` (an error,
+    /// as tether.js reports it) when the page is not joined.
+    pub(crate) async fn push_run(&mut self, handler: &str, arg: Value) -> Option<String> {
+        if !self.joined {
+            self.error(format!("{handler}: not connected"));
+            return None;
+        }
         let sender = json!({
             "id": "", "name": "", "class": "", "tether_id": "", "text": "", "value": "",
             "checked": null, "dataset": {}, "form": {}, "event": {"type": "run"}, "arg": arg,
@@ -400,7 +413,17 @@ impl TestPage {
                 },
             )
             .await;
-        self.settle(Settle::Replies(vec![reference])).await
+        Some(reference)
+    }
+
+    /// A `CustomEvent` of type `event_type` dispatched at `target` (a `dispatch` command):
+    /// it bubbles, and calls the handler it reaches; the refs of the events sent.
+    pub(crate) async fn dispatch_custom(
+        &mut self,
+        target: &NodeRef,
+        event_type: &str,
+    ) -> Vec<String> {
+        self.dispatch(target, event_type, None).await
     }
 
     /// A DOM event at `target`: round trips waiting for it are answered, then the handler
@@ -500,6 +523,10 @@ impl TestPage {
         let texts = self.dom.handlers_of(el, event_type, &self.allowed_fn());
         let mut refs = Vec::new();
         for text in texts {
+            if is_command_list(&text) {
+                refs.extend(Box::pin(self.run_list(el, event_type, fields, &text)).await);
+                continue;
+            }
             let (handler, arg) = match self.dom.handler_call(el, &text) {
                 Ok(call) => call,
                 Err(err) => {
@@ -507,9 +534,25 @@ impl TestPage {
                     continue;
                 }
             };
+            refs.extend(self.send_call(el, event_type, fields, handler, arg).await);
+        }
+        refs
+    }
+
+    /// Sends the `event` of one handler call at `el` (page.mjs `sendCall`): its ref, or
+    /// `None` when the page is not joined (an error, as tether.js reports it).
+    pub(crate) async fn send_call(
+        &mut self,
+        el: &NodeRef,
+        event_type: &str,
+        fields: &Map<String, Value>,
+        handler: String,
+        arg: Value,
+    ) -> Option<String> {
+        {
             if !self.joined {
                 self.error(format!("{handler}: not connected"));
-                continue;
+                return None;
             }
             let sender = self.dom.describe(el, fields, arg);
             let mut payload = json!({"handler": handler, "sender": sender});
@@ -548,9 +591,8 @@ impl TestPage {
                 held,
                 locked,
             };
-            refs.push(self.push("event", payload, pending).await);
+            Some(self.push("event", payload, pending).await)
         }
-        refs
     }
 
     /// Waits until every event in flight has its reply (those `refs` name and any sent

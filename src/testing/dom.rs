@@ -19,6 +19,7 @@
 //! reference, so a node that was detached and freed never hands its state to a new node
 //! that happens to get the same address.
 
+pub(crate) mod commands;
 pub(crate) mod events;
 pub(crate) mod lists;
 mod morph;

@@ -55,6 +55,18 @@
 //! and broadcasts do arrives while the test awaits the page: [`TestPage::wait_until`] waits
 //! for a condition and, when it times out, shows the page as it was.
 //!
+//! # Client-side commands and pushed events
+//!
+//! A handler attribute holding a `Js` list runs on the model as tether.js runs it: `show`,
+//! `hide` and `toggle` on the inline `display`, classes and attributes; `push` calls its
+//! handler (the click waits for its reply), `dispatch` fires its event at its targets (a
+//! `tether-on` pair the page allows hears it), `navigate` loads a same-origin page, `patch`
+//! changes [`TestPage::path`]; `focus` and `transition` do nothing (no focus, no CSS time).
+//! A list tether.js refuses is an error of the page. `exec` patches (`page.exec`) run the
+//! same way, and what the server pushes with `push_event` is in [`TestPage::events`]. Such a
+//! control stays enabled while the page is disconnected, as in the browser. The root element
+//! carries the connection classes (`tether-connected`, `tether-disconnected`).
+//!
 //! # Round trips
 //!
 //! The server's questions are answered as a browser would answer them: `query` from the
@@ -94,7 +106,9 @@
 //! element does not hide it here), no focus or caret (a morph keeps a person's typed value
 //! and ticked boxes as tether.js does, but there is no focused element), no scrolling, no
 //! script (`js` patches are recorded in [`TestPage::scripts`], `exec_js` is answered by the
-//! test), no file inputs, no iframes, no heartbeats (keep a test under the server's heartbeat
+//! test; client hooks never mount: a hook's `pushEvent` is [`TestPage::run`], what the
+//! server pushes to it is in [`TestPage::events`], and its browser side is tested in
+//! Chromium), no file inputs, no iframes, no heartbeats (keep a test under the server's heartbeat
 //! timeout, 60 s by default), no reconnect on its own (call [`TestPage::connect`]). tether.js's
 //! rules are ported, and a shared corpus (`tests/fixtures/dom_corpus.json`) runs both in
 //! Chromium and in this model so the two cannot drift apart; what needs a real browser stays
@@ -104,6 +118,7 @@ mod actions;
 mod app;
 mod calls;
 mod dom;
+mod js;
 mod page;
 mod wait;
 

@@ -125,6 +125,10 @@ pub struct TestPage {
     scripts: Vec<String>,
     /// A same-origin `redirect` patch or link click to load.
     pub(crate) navigate_to: Option<String>,
+    /// The events the server pushed (`push_event`), in order.
+    pub(crate) events: Vec<(String, Value)>,
+    /// `exec` commands waiting for an await of the page (`push`, `dispatch`, …).
+    pub(crate) queued: Vec<(String, Map<String, Value>, Vec<NodeRef>)>,
 }
 
 impl std::fmt::Debug for TestPage {
@@ -188,6 +192,8 @@ impl TestPage {
             console: Vec::new(),
             scripts: Vec::new(),
             navigate_to: None,
+            events: Vec::new(),
+            queued: Vec::new(),
         };
         if page.script.is_some() {
             page.hold_offline();
@@ -324,6 +330,7 @@ impl TestPage {
         if let Some(html) = self.dom.select_first("html").ok().flatten() {
             self.dom
                 .set_attr(&html, "data-tether", Some("disconnected"));
+            self.show_state("disconnected");
         }
         for (_, pending) in self.pending.drain() {
             if let Pending::Event { held, locked, .. } = pending {
@@ -343,7 +350,7 @@ impl TestPage {
         }
         let bound = self.bound_elements();
         for el in bound {
-            if self.dom.ignored(&el) {
+            if self.dom.ignored(&el) || self.runs_offline(&el) {
                 continue;
             }
             let controls = self.dom.controls_of(&el, &self.allowed_fn());
@@ -372,6 +379,7 @@ impl TestPage {
         let mut alarm = deadline.alarm();
         loop {
             self.fire_due_rates().await;
+            self.run_queued().await;
             if let Some(path) = self.navigate_to.take() {
                 self.navigate(&path).await;
             }
@@ -579,12 +587,18 @@ impl TestPage {
         self.controls.release_offline(&mut self.dom);
         if let Some(html) = self.dom.select_first("html").ok().flatten() {
             self.dom.set_attr(&html, "data-tether", Some("connected"));
+            self.show_state("connected");
         }
         self.joined = true;
     }
 
     /// Applies a patch with tether.js's rules; a refused one fails the test.
     fn apply(&mut self, patch: &Value) {
+        match patch["op"].as_str() {
+            Some("event") => return self.pushed_event(patch),
+            Some("exec") => return self.exec_patch(patch),
+            _ => {}
+        }
         let controls = &mut self.controls;
         let applied = self
             .dom

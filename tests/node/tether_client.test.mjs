@@ -194,10 +194,16 @@ test("modal buttons are [value, label] strings, with one OK button when none are
 
 test("no page starts without a document, and the bundle exports what a page uses, nothing for tests", () => {
   assert.equal(globalThis.Tether.page, null);
-  assert.deepEqual(Object.keys(globalThis.Tether).sort(), ["Channel", "Presence", "Socket", "morph", "page"]);
-  for (const name of ["Socket", "Channel", "Presence", "morph"]) {
+  assert.deepEqual(Object.keys(globalThis.Tether).sort(), ["Channel", "Presence", "Socket", "hooks", "morph", "page", "registerHook"]);
+  for (const name of ["Socket", "Channel", "Presence", "morph", "registerHook"]) {
     assert.equal(typeof globalThis.Tether[name], "function", name);
   }
+  // Hooks: registerHook and assigning Tether.hooks both add to the one registry.
+  const chart = { mounted() {} };
+  globalThis.Tether.registerHook("Chart", chart);
+  globalThis.Tether.hooks = { Map: { mounted() {} } };
+  assert.equal(globalThis.Tether.hooks.Chart, chart);
+  assert.deepEqual(Object.keys(globalThis.Tether.hooks).sort(), ["Chart", "Map"]);
 });
 
 test("a morph patch takes markup only", () => {

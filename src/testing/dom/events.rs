@@ -250,7 +250,8 @@ pub(crate) fn parse_on(text: &str) -> (Vec<(String, String)>, Vec<String>) {
     let mut pairs = Vec::new();
     let mut bad = Vec::new();
     for token in split_pairs(text) {
-        let head = token.split('(').next().unwrap_or("");
+        // The type ends before an argument or a command list (events.mjs parseOn).
+        let head = token.split(['(', '[']).next().unwrap_or("");
         match head.rfind(':') {
             Some(colon) if colon > 0 && colon + 1 < token.len() => {
                 pairs.push((token[..colon].to_string(), token[colon + 1..].to_string()))
@@ -274,6 +275,16 @@ fn has_handler_attribute(el: &NodeRef) -> bool {
 }
 
 impl Dom {
+    /// Every handler attribute of `el`, as `(name, value)` (shorthands, then `tether-on`).
+    pub(crate) fn handler_attributes(&self, el: &NodeRef) -> Vec<(String, String)> {
+        SHORTHANDS
+            .iter()
+            .map(|t| format!("tether-{t}"))
+            .chain(std::iter::once("tether-on".to_string()))
+            .filter_map(|name| get_attr(el, &name).map(|value| (name, value)))
+            .collect()
+    }
+
     /// The handler attributes of `el` for event `type`, as written (shorthand first);
     /// `tether-on` pairs only for allowed types (`allowed`: the gesture types plus the
     /// page's `data-tether-events`).

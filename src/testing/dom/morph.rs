@@ -3,7 +3,8 @@
 //! tether's two callbacks: a kept form control whose rendered state (`checked`, `value`,
 //! `selected` attribute, a textarea's text) is the same in the new markup keeps its live
 //! state, and a nested `tether-live` region rendered again under the same name is left as
-//! it is.
+//! it is. An element with `tether-update="ignore"` keeps its children and attributes but
+//! takes its new `data-*` ones; `tether-keep="style class"` names attributes a morph leaves.
 //!
 //! morph.mjs first tries a keyed path of its own (every child with a unique id); it keeps
 //! the same nodes and ends with the same markup as Idiomorph for those children, so the model
@@ -94,6 +95,33 @@ fn soft_match(old: &NodeRef, new: &NodeRef) -> bool {
     match get_attr(old, "id").filter(|id| !id.is_empty()) {
         None => true,
         Some(id) => get_attr(new, "id").as_deref() == Some(id.as_str()),
+    }
+}
+
+/// Whether `node` is `tether-update="ignore"` (morph.mjs `updateIgnored`).
+pub(crate) fn update_ignored(node: &NodeRef) -> bool {
+    is_element(node) && get_attr(node, "tether-update").as_deref() == Some("ignore")
+}
+
+/// Whether a morph leaves attribute `name` of `node` alone (`tether-keep`).
+fn kept_attribute(node: &NodeRef, name: &str) -> bool {
+    get_attr(node, "tether-keep").is_some_and(|keep| keep.split_whitespace().any(|k| k == name))
+}
+
+/// An ignored element still takes its new `data-*` attributes (morph.mjs `syncData`).
+fn sync_data(old: &NodeRef, new: &NodeRef) {
+    if !is_element(new) {
+        return;
+    }
+    for (name, _) in tree::attributes(old).into_iter().rev() {
+        if name.starts_with("data-") && !has_attr(new, &name) {
+            tree::remove_attr(old, &name);
+        }
+    }
+    for (name, value) in tree::attributes(new) {
+        if name.starts_with("data-") && get_attr(old, &name).as_deref() != Some(value.as_str()) {
+            tree::copy_attr(old, new, &name);
+        }
     }
 }
 
@@ -297,6 +325,10 @@ impl Dom {
         if nested_region(&ctx.target, old, new) {
             return;
         }
+        if update_ignored(old) {
+            sync_data(old, new);
+            return;
+        }
         if same_rendered_state(old, new) {
             ctx.keep.insert(key(old));
         }
@@ -306,7 +338,10 @@ impl Dom {
 
     fn morph_attributes(&mut self, ctx: &Ctx, old: &NodeRef, new: &NodeRef) {
         if is_element(old) && is_element(new) {
-            let ignore = |name: &str| ctx.keep.contains(&key(old)) && LIVE_STATE.contains(&name);
+            let ignore = |name: &str| {
+                (ctx.keep.contains(&key(old)) && LIVE_STATE.contains(&name))
+                    || kept_attribute(old, name)
+            };
             for (name, value) in tree::attributes(new) {
                 if get_attr(old, &name).as_deref() == Some(value.as_str()) || ignore(&name) {
                     continue;

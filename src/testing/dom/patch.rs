@@ -4,8 +4,9 @@
 //! [`Effect`] for the page.
 //!
 //! For: [`Dom::apply_patch`].
-//! Never: applies a refused patch, or fills an element in a `tether-ignore` subtree through
-//! a selector tether built from an attribute.
+//! Never: applies a refused patch, fills an element in a `tether-ignore` subtree through
+//! a selector tether built from an attribute, or changes what is inside a
+//! `tether-update="ignore"` element.
 
 use kuchikiki::NodeRef;
 use serde_json::{Map, Value};
@@ -20,7 +21,7 @@ const PROPS_GROUPS: &[&str] = &["style", "dataset", "attributes", "classList"];
 const CLASS_LIST_OPS: &[&str] = &["add", "remove", "toggle"];
 const ELEMENT_OPS: &[&str] = &["html", "morph", "text", "prop", "props", "insert", "remove"];
 
-fn is_script_url(value: &str) -> bool {
+pub(crate) fn is_script_url(value: &str) -> bool {
     let scheme: String = value
         .chars()
         .filter(|c| !(('\u{0}'..='\u{20}').contains(c) || *c == '\u{7f}'))
@@ -253,10 +254,43 @@ impl Dom {
             if built && self.ignored(&el) {
                 continue;
             }
+            if self.left_alone(&el, &op, patch) {
+                continue;
+            }
             self.apply_to(&op, patch, &el, disowned)
                 .map_err(|e| format!("patch: {op}: {e}"))?;
         }
         Ok(Effect::Done)
+    }
+
+    /// Whether the patch leaves `el` alone (patches.mjs `leftAlone`): nothing inside a
+    /// `tether-update="ignore"` element is patched; the element itself keeps its children.
+    fn left_alone(&self, el: &NodeRef, op: &str, patch: &Map<String, Value>) -> bool {
+        let Some(frozen) = self.closest(el, r#"[tether-update="ignore"]"#) else {
+            return false;
+        };
+        if &frozen != el {
+            return true;
+        }
+        let inner = |name: &str| {
+            matches!(
+                name.to_lowercase().as_str(),
+                "innerhtml" | "innertext" | "textcontent"
+            )
+        };
+        match op {
+            "html" | "morph" | "text" => true,
+            "insert" => matches!(
+                patch.get("position").and_then(Value::as_str),
+                Some("afterbegin" | "beforeend")
+            ),
+            "prop" => inner(&string_of(patch.get("prop"))),
+            "props" => patch
+                .get("props")
+                .and_then(Value::as_object)
+                .is_some_and(|props| props.keys().any(|k| inner(k))),
+            _ => false,
+        }
     }
 
     fn apply_to(
