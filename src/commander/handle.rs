@@ -190,6 +190,34 @@ impl PageHandle {
         Ok(self.push("patch", patch)?)
     }
 
+    /// Shows `text` as the page's `kind` flash message (LiveView's `put_flash`): in every
+    /// `[tether-flash]` container of the page that takes the kind (`tether-flash` takes every
+    /// kind, `tether-flash="error warning"` those named), replacing the message of that kind it
+    /// showed. The text is text, never markup; each message has a close button that removes it
+    /// in the browser without a round trip; navigation clears them. `kind` is 1 to 32 ASCII
+    /// letters, digits, `_` or `-` (`info`, `error`), else [`PatchError::InvalidFlashKind`].
+    ///
+    /// ```
+    /// # use tether::commander::{Page, PatchError};
+    /// # fn f(page: &Page) -> Result<(), PatchError> {
+    /// page.put_flash("info", "Saved.")?;
+    /// page.clear_flash(Some("error"))?; // an earlier error is over
+    /// # Ok(()) }
+    /// ```
+    pub fn put_flash(&self, kind: &str, text: impl Into<String>) -> Result<(), PatchError> {
+        check_flash_kind(kind)?;
+        let text: String = text.into();
+        Ok(self.push("flash", &serde_json::json!({"kind": kind, "text": text}))?)
+    }
+
+    /// Removes the page's flash messages of `kind`, or of every kind with `None`.
+    pub fn clear_flash(&self, kind: Option<&str>) -> Result<(), PatchError> {
+        if let Some(kind) = kind {
+            check_flash_kind(kind)?;
+        }
+        Ok(self.push("flash_clear", &serde_json::json!({"kind": kind}))?)
+    }
+
     /// Every page on `topic`, this one included (see [`Target`]): `page.to(topic).apply(patch)`.
     pub fn to<'a>(&'a self, topic: &'a str) -> Target<'a> {
         Target::new(self.hub(), topic, None)
@@ -241,5 +269,20 @@ impl PageHandle {
                 mpsc::error::TrySendError::Full(_) => PushError::Overflowed,
                 mpsc::error::TrySendError::Closed(_) => PushError::Closed,
             })
+    }
+}
+
+/// A flash kind: 1 to 32 ASCII letters, digits, `_` or `-`.
+fn check_flash_kind(kind: &str) -> Result<(), PatchError> {
+    let fine = (1..=32).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if fine {
+        Ok(())
+    } else {
+        Err(PatchError::InvalidFlashKind(
+            crate::text::for_log(kind).to_string(),
+        ))
     }
 }

@@ -130,7 +130,7 @@ struct EventPayload {
 }
 
 /// The parts of a sender whose size is bounded (`commander.max_event_field_bytes`).
-const BOUNDED_SENDER_FIELDS: [&str; 4] = ["arg", "form", "dataset", "event"];
+const BOUNDED_SENDER_FIELDS: [&str; 5] = ["arg", "form", "dataset", "event", "used"];
 
 /// An event's sender as JSON text, once its shape and the size of its bounded parts (at
 /// most `max_field` bytes each) are checked; `Err` is the reason the event is refused.

@@ -104,6 +104,7 @@ mod actions;
 mod app;
 mod calls;
 mod dom;
+mod forms;
 mod page;
 mod wait;
 
