@@ -181,6 +181,60 @@
     }
   }
 
+  // latency.mjs — the latency simulator, a developer aid: `Tether.enableLatencySim(ms)` delays
+  // every frame a tether socket sends and every frame it receives by `ms` (a round trip then
+  // takes at least twice that), kept in sessionStorage so it lasts for the tab's session,
+  // reloads included; `Tether.disableLatencySim()` ends it. Phoenix LiveView's
+  // `liveSocket.enableLatencySim(ms)`.
+  //
+  // For: the socket (socket.mjs), which asks for the delay of each frame; index.mjs exposes
+  // enable/disable.
+  // Never: drops or reorders frames (every frame waits the same delay, in order), delays
+  // anything while it is off, or keeps anything but one number in sessionStorage.
+
+  const KEY = "tether_latency_sim";
+  // A delay beyond this is a typo, not a network.
+  const MAX_MS = 60_000;
+
+  function session() {
+    try {
+      return globalThis.sessionStorage || null;
+    } catch (_) {
+      return null; // storage blocked: the simulator is off
+    }
+  }
+
+  // The simulated one-way delay in ms, or 0 when off.
+  function latencyMs() {
+    const storage = session();
+    const ms = storage ? Number(storage.getItem(KEY)) : 0;
+    return Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_MS) : 0;
+  }
+
+  function enableLatencySim(ms) {
+    const delay = Math.min(Math.max(0, Math.round(Number(ms) || 0)), MAX_MS);
+    const storage = session();
+    if (!storage) return;
+    if (delay > 0) {
+      storage.setItem(KEY, String(delay));
+      console.info(`tether: latency simulator on: ${delay} ms each way (Tether.disableLatencySim() ends it)`);
+    } else {
+      storage.removeItem(KEY);
+    }
+  }
+
+  function disableLatencySim() {
+    const storage = session();
+    if (storage) storage.removeItem(KEY);
+  }
+
+  // Runs `fn` now, or after the simulated delay.
+  function delayed(fn) {
+    const ms = latencyMs();
+    if (ms === 0) fn();
+    else setTimeout(fn, ms);
+  }
+
   // shared.mjs — the few rules and helpers every part of a commander's page uses: how a problem
   // is reported (console and a `tether:error` event), the `tether-ignore` rule, and the
   // property names no patch or query may touch.
@@ -1782,6 +1836,8 @@
   //
   // For: `Tether.Socket`, the transport of any app (`new Tether.Socket("/socket", {params})`)
   // and of a commander's page; wire-compatible with phoenix.js's Socket.
+  // The latency simulator (latency.mjs) delays frames both ways when a developer turned it on.
+  //
   // Never: interprets a channel's events (patches, presence, round trips are for the modules
   // above it), touches the DOM, or imports anything of the page part.
 
@@ -1843,7 +1899,11 @@
       conn.onerror = (error) => {
         for (const cb of this.callbacks.error) cb(error);
       };
-      conn.onmessage = (event) => this.receive(event.data);
+      // The latency simulator (latency.mjs) may hold each frame; one of a closed connection
+      // is dropped.
+      conn.onmessage = (event) => delayed(() => {
+        if (this.conn === conn) this.receive(event.data);
+      });
       conn.onclose = (event) => this.closed(conn, event);
     }
 
@@ -1883,7 +1943,12 @@
     }
 
     send(frame) {
-      if (this.isConnected()) this.conn.send(JSON.stringify(frame));
+      if (!this.isConnected()) return;
+      const conn = this.conn;
+      const text = JSON.stringify(frame);
+      delayed(() => {
+        if (this.conn === conn && this.isConnected()) conn.send(text);
+      });
     }
 
     channel(topic, params) {
@@ -2426,7 +2491,8 @@
   // index.mjs — the entry of the bundle (assets/tether.js, served at /tether.js): defines
   // `window.Tether` and, on a commander's page, starts that page.
   //
-  // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph }`.
+  // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph,
+  // enableLatencySim, disableLatencySim }`.
   // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
   //
   //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -2452,6 +2518,8 @@
     Socket, Channel, Presence, page,
     // morph(el, html): what a `morph` patch does, for pages that render client-side too
     morph,
+    // A developer aid: delay every frame both ways by `ms`, for this tab's session.
+    enableLatencySim, disableLatencySim,
   };
 
 })();

@@ -1,7 +1,8 @@
 // index.mjs — the entry of the bundle (assets/tether.js, served at /tether.js): defines
 // `window.Tether` and, on a commander's page, starts that page.
 //
-// Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph }`.
+// Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph,
+// enableLatencySim, disableLatencySim }`.
 // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
 //
 //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -16,6 +17,7 @@
 // or starts a page without a page token on its own script tag.
 
 import { Channel } from "./channel.mjs";
+import { disableLatencySim, enableLatencySim } from "./latency.mjs";
 import { morph } from "./morph.mjs";
 import { Page } from "./page.mjs";
 import { Presence } from "./presence.mjs";
@@ -32,4 +34,6 @@ if (script && script.dataset.tetherToken) {
   Socket, Channel, Presence, page,
   // morph(el, html): what a `morph` patch does, for pages that render client-side too
   morph,
+  // A developer aid: delay every frame both ways by `ms`, for this tab's session.
+  enableLatencySim, disableLatencySim,
 };

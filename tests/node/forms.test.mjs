@@ -195,6 +195,22 @@ describe("forms that guide, in Chromium", { skip: chromiumSkip }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test("the latency simulator delays frames both ways, for the tab's session", OPTS, async () => {
+    const page = await open();
+    await page.evaluate(() => Tether.enableLatencySim(400));
+    await page.reload();
+    await joined(page);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("tether_latency_sim")), "400", "kept across a reload");
+    const started = Date.now();
+    await page.click("#info");
+    await waitOn(page, () => document.querySelector("#flashes .tether-flash-message"), null, "the delayed flash");
+    const took = Date.now() - started;
+    assert.ok(took >= 800, `a round trip takes at least twice the delay (took ${took} ms)`);
+    await page.evaluate(() => Tether.disableLatencySim());
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("tether_latency_sim")), null);
+    assert.deepEqual(problems, []);
+  });
+
   test("a rejoin after the socket was lost recovers a form with an id and a change handler", OPTS, async () => {
     const page = await open();
     await reported(page, "#used", async () => {
