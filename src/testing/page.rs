@@ -128,6 +128,18 @@ pub(crate) enum Pending {
     CallReply,
 }
 
+/// How the test answers `exec_js` (see [`TestPage::answer_js`]).
+pub(crate) type JsAnswer = Box<dyn FnMut(&str) -> Result<Value, String>>;
+
+/// What a frame that is no five-element array reads as.
+const NO_FRAME: [Value; 5] = [
+    Value::Null,
+    Value::Null,
+    Value::Null,
+    Value::Null,
+    Value::Null,
+];
+
 /// A page open in a kit browser, driven by the test.
 ///
 /// Actions ([`click`](TestPage::click), [`fill`](TestPage::fill), [`submit`](TestPage::submit),
@@ -166,7 +178,7 @@ pub struct TestPage {
     pub(crate) loading: Loading,
     pub(crate) open_calls: HashMap<String, OpenCall>,
     pub(crate) asked: Vec<Value>,
-    pub(crate) js_answer: Option<Box<dyn FnMut(&str) -> Result<Value, String>>>,
+    pub(crate) js_answer: Option<JsAnswer>,
     failures: Vec<String>,
     errors: Vec<String>,
     allow_errors: bool,
@@ -499,16 +511,8 @@ impl TestPage {
             ));
             return;
         };
-        let [_join_ref, reference, topic, event, payload] = <[Value; 5]>::try_from(frame)
-            .unwrap_or_else(|_| {
-                [
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                ]
-            });
+        let [_join_ref, reference, topic, event, payload] =
+            <[Value; 5]>::try_from(frame).unwrap_or(NO_FRAME);
         let (Some(topic), Some(event)) = (topic.as_str(), event.as_str()) else {
             self.fail(format!(
                 "the server sent a frame without topic or event: {text}"
