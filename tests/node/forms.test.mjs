@@ -211,6 +211,41 @@ describe("forms that guide, in Chromium", { skip: chromiumSkip }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test("the names list: a name set in one tab shows in every tab of every reader", OPTS, async () => {
+    const a1 = await open();
+    const contexts = [context];
+    const tab = async (ctx) => {
+      const page = await ctx.newPage();
+      page.on("console", (msg) => {
+        if (msg.type() === "error" || msg.type() === "warning") problems.push(`console ${msg.type()}: ${msg.text()}`);
+      });
+      await page.goto(`http://127.0.0.1:${server.port}/forms`, { timeout: WAIT_MS });
+      await joined(page);
+      return page;
+    };
+    try {
+      const a2 = await tab(context);
+      const other = await browser.newContext();
+      contexts.push(other);
+      const b1 = await tab(other);
+      const names = (want) => Promise.all([a1, a2, b1].map((p) => waitOn(p, (w) => {
+        const shown = [...document.querySelectorAll("#names li")].map((li) => li.textContent.trim().replace(/\s+/g, " ")).sort();
+        return JSON.stringify(shown) === JSON.stringify(w);
+      }, want, `the names ${JSON.stringify(want)}`)));
+      await names(["anonymous 1", "anonymous 2"]);
+      await a2.fill("#display-name", "Ada");
+      await a2.press("#display-name", "Tab");
+      await names(["Ada 2", "anonymous 1"]);
+      await b1.fill("#display-name", "<b>Bob</b>");
+      await b1.press("#display-name", "Tab");
+      await names(["<b>Bob</b> 1", "Ada 2"]);
+      assert.equal(await a1.locator("#names b").count(), 0, "a name is text");
+    } finally {
+      for (const ctx of contexts.slice(1)) await ctx.close().catch(() => {});
+    }
+    assert.deepEqual(problems, []);
+  });
+
   test("a rejoin after the socket was lost recovers a form with an id and a change handler", OPTS, async () => {
     const page = await open();
     await reported(page, "#used", async () => {
