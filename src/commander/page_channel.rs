@@ -698,4 +698,22 @@ mod tests {
         assert!(!admit_join_payload(b"[1,2"));
         assert!(!admit_join_payload(br#"{"token": 5}"#));
     }
+
+    #[test]
+    fn a_senders_used_fields_are_bounded_and_typed() {
+        let fine = json!({"used": ["email", "name"], "recovery": true});
+        assert!(checked_sender(fine, 100).is_ok());
+        let long = json!({"used": ["x".repeat(200)]});
+        assert_eq!(checked_sender(long, 100).err(), Some("event too large"));
+        let odd = json!({"used": "email"});
+        assert_eq!(
+            checked_sender(odd, 100).err(),
+            Some("invalid event payload")
+        );
+        let odd = json!({"recovery": "yes"});
+        assert_eq!(
+            checked_sender(odd, 100).err(),
+            Some("invalid event payload")
+        );
+    }
 }
