@@ -649,6 +649,60 @@
     }
   }
 
+  // latency.mjs — the latency simulator, a developer aid: `Tether.enableLatencySim(ms)` delays
+  // every frame a tether socket sends and every frame it receives by `ms` (a round trip then
+  // takes at least twice that), kept in sessionStorage so it lasts for the tab's session,
+  // reloads included; `Tether.disableLatencySim()` ends it. Phoenix LiveView's
+  // `liveSocket.enableLatencySim(ms)`.
+  //
+  // For: the socket (socket.mjs), which asks for the delay of each frame; index.mjs exposes
+  // enable/disable.
+  // Never: drops or reorders frames (every frame waits the same delay, in order), delays
+  // anything while it is off, or keeps anything but one number in sessionStorage.
+
+  const KEY = "tether_latency_sim";
+  // A delay beyond this is a typo, not a network.
+  const MAX_MS = 60_000;
+
+  function session() {
+    try {
+      return globalThis.sessionStorage || null;
+    } catch (_) {
+      return null; // storage blocked: the simulator is off
+    }
+  }
+
+  // The simulated one-way delay in ms, or 0 when off.
+  function latencyMs() {
+    const storage = session();
+    const ms = storage ? Number(storage.getItem(KEY)) : 0;
+    return Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_MS) : 0;
+  }
+
+  function enableLatencySim(ms) {
+    const delay = Math.min(Math.max(0, Math.round(Number(ms) || 0)), MAX_MS);
+    const storage = session();
+    if (!storage) return;
+    if (delay > 0) {
+      storage.setItem(KEY, String(delay));
+      console.info(`tether: latency simulator on: ${delay} ms each way (Tether.disableLatencySim() ends it)`);
+    } else {
+      storage.removeItem(KEY);
+    }
+  }
+
+  function disableLatencySim() {
+    const storage = session();
+    if (storage) storage.removeItem(KEY);
+  }
+
+  // Runs `fn` now, or after the simulated delay.
+  function delayed(fn) {
+    const ms = latencyMs();
+    if (ms === 0) fn();
+    else setTimeout(fn, ms);
+  }
+
   // live.mjs — live regions (`tether-live`), as the page sees them: the tokens that carry
   // each region's encrypted assigns across reconnects, and the rule that a parent's morph
   // leaves a nested region alone (it is re-rendered by its own pokes).
@@ -1417,7 +1471,7 @@
     node.style.display = "none";
   }
 
-  function show(node, display) {
+  function show$1(node, display) {
     if (display) node.style.display = String(display);
     else {
       const before = node.dataset[HIDDEN];
@@ -1486,9 +1540,9 @@
     const nodes = targets(el, args.to);
     for (const node of nodes) {
       switch (op) {
-        case "show": show(node, args.display); break;
+        case "show": show$1(node, args.display); break;
         case "hide": hide(node); break;
-        case "toggle": if (isHidden(node)) show(node, args.display); else hide(node); break;
+        case "toggle": if (isHidden(node)) show$1(node, args.display); else hide(node); break;
         case "add_class": node.classList.add(...classNames(args)); break;
         case "remove_class": node.classList.remove(...classNames(args)); break;
         case "toggle_class": for (const name of classNames(args)) node.classList.toggle(name); break;
@@ -1647,6 +1701,247 @@
     releaseOffline() {
       for (const el of [...this.held.keys()]) this.release(el, "offline");
     }
+  }
+
+  // forms.mjs — what tether.js does for forms and their feedback: loading states while a
+  // handler runs, which fields of a form a person has used, flash messages, and the values a
+  // form sends again when the page rejoins after losing its socket.
+  //
+  //   tether-disable-with="Saving…"     the element's text (a button input's value) while its
+  //                                     event is processed; for a submit, on the form's submit
+  //                                     buttons that have it
+  //   tether-loading                    the class on the sender and its form meanwhile
+  //   tether-loading-class="busy"       another class than `tether-loading` for this element
+  //   tether-flash / tether-flash="error"   a container of flash messages (of every kind, or of
+  //                                     the kinds named, space-separated)
+  //   tether-auto-recover="ignore" | "<handler>"   on a form: no recovery, or another handler
+  //
+  // A field is used once a person typed in it and left it (input, then blur), once its
+  // `change` event fired (a ticked box, a chosen option, a text field left changed), or once
+  // its form was submitted; a form's `reset` forgets. Every event of a form sends its used
+  // fields (`sender.used`), so a handler shows errors only where a person has been.
+  //
+  // For: the page (page.mjs), which starts and ends loading states around its events, asks
+  // for the used fields of a sender and for the forms to recover, and hands `flash` events
+  // here; `clearFlash()` for navigation.
+  // Never: sends anything (closing a flash costs no frame), reads a field's value for itself,
+  // puts a flash text anywhere but `textContent`, fills a container in a `tether-ignore`
+  // subtree, or restores a text the server changed while the handler ran.
+
+
+  const LOADING_CLASS = "tether-loading";
+  // Field names remembered per form: a form's fields are already bounded by the DOM, this
+  // bounds what a form whose fields are renamed over and over could make it keep.
+  const MAX_USED = 1000;
+  const FLASH = "[tether-flash]";
+  const CLOSE = "tether-flash-close";
+
+  function loadingClass(el) {
+    return el.getAttribute("tether-loading-class") || LOADING_CLASS;
+  }
+
+  // The text a `tether-disable-with` control shows: a button input's `value`, else its text.
+  function isValueButton(el) {
+    return el.tagName === "INPUT" && ["submit", "button", "reset"].includes(el.type);
+  }
+
+  function shown(el) {
+    return isValueButton(el) ? el.value : el.textContent;
+  }
+
+  function show(el, text) {
+    if (isValueButton(el)) el.value = text;
+    else el.textContent = text;
+  }
+
+  // Loading states: per element, how many of its events are in flight, the class it got, and
+  // the text `tether-disable-with` replaced.
+  class Loading {
+    constructor() {
+      this.busy = new Map(); // element → {count, cls, text: null | {was, with}}
+    }
+
+    // Starts the loading state of an event at `el` (of `type`); returns the function that
+    // ends it (on the reply, an error, or the join lost). Calling it twice ends it once.
+    start(el, type, event) {
+      const form = formOf(el, event);
+      const withText = [el];
+      if (type === "submit" && form) {
+        for (const button of form.elements) if (button !== el && button.type === "submit") withText.push(button);
+      }
+      const taken = [];
+      for (const target of new Set([el, form].filter(Boolean))) taken.push(this.take(target, false));
+      for (const target of withText) if (target.hasAttribute("tether-disable-with")) taken.push(this.take(target, true));
+      let ended = false;
+      return () => {
+        if (ended) return;
+        ended = true;
+        for (const target of taken) this.release(target);
+      };
+    }
+
+    take(el, withText) {
+      let entry = this.busy.get(el);
+      if (!entry) {
+        entry = { count: 0, cls: loadingClass(el), text: null };
+        this.busy.set(el, entry);
+        el.classList.add(entry.cls);
+      }
+      entry.count += 1;
+      if (withText && entry.text === null) {
+        const text = el.getAttribute("tether-disable-with");
+        entry.text = { was: shown(el), with: text };
+        show(el, text);
+      }
+      return el;
+    }
+
+    release(el) {
+      const entry = this.busy.get(el);
+      if (!entry) return;
+      entry.count -= 1;
+      if (entry.count > 0) return;
+      this.busy.delete(el);
+      el.classList.remove(entry.cls);
+      // A text the server changed meanwhile is the server's: left as it is.
+      if (entry.text !== null && shown(el) === entry.text.with) show(el, entry.text.was);
+    }
+  }
+
+  function fieldName(field) {
+    return field.name || field.id || "";
+  }
+
+  const CHOSEN = new Set(["checkbox", "radio", "select-one", "select-multiple", "file", "range", "color", "date", "time"]);
+
+  // Which fields a person has used, per form (fields outside a form under `null`).
+  class UsedFields {
+    constructor(root) {
+      this.used = new WeakMap(); // form → Set(name)
+      this.loose = new Set(); // used fields outside a form
+      this.typed = new WeakSet(); // fields typed in and not left yet
+      root.addEventListener("input", (e) => this.input(e.target), true);
+      root.addEventListener("change", (e) => this.mark(e.target), true);
+      root.addEventListener("blur", (e) => this.left(e.target), true);
+      root.addEventListener("submit", (e) => this.submitted(e.target), true);
+      root.addEventListener("reset", (e) => this.reset(e.target), true);
+    }
+
+    setOf(form) {
+      if (!form) return this.loose;
+      let set = this.used.get(form);
+      if (!set) this.used.set(form, (set = new Set()));
+      return set;
+    }
+
+    add(form, name) {
+      const set = this.setOf(form);
+      if (name && (set.has(name) || set.size < MAX_USED)) set.add(name);
+    }
+
+    input(field) {
+      if (!(field instanceof Element) || !("form" in field)) return;
+      if (CHOSEN.has(field.type)) this.mark(field);
+      else this.typed.add(field);
+    }
+
+    mark(field) {
+      if (!(field instanceof Element) || !("form" in field)) return;
+      this.typed.delete(field);
+      this.add(field.form, fieldName(field));
+    }
+
+    left(field) {
+      if (field instanceof Element && this.typed.has(field)) this.mark(field);
+    }
+
+    submitted(form) {
+      if (!(form instanceof HTMLFormElement)) return;
+      for (const field of form.elements) this.add(form, fieldName(field));
+    }
+
+    reset(form) {
+      if (form instanceof HTMLFormElement) this.used.delete(form);
+    }
+
+    // The used fields an event at `el` sends: those of its form, or itself when it has none.
+    of(el, event) {
+      const form = formOf(el, event);
+      if (form) return [...this.setOf(form)];
+      const name = fieldName(el);
+      return name && this.loose.has(name) ? [name] : [];
+    }
+  }
+
+  // The forms a rejoin recovers: with an id and a change handler (or `tether-auto-recover`
+  // naming another handler), not in a tether-ignore subtree; as [{form, handler}].
+  function formsToRecover(root) {
+    const forms = [];
+    for (const form of root.querySelectorAll("form[id]")) {
+      if (ignored(form)) continue;
+      const recover = form.getAttribute("tether-auto-recover");
+      if (recover === "ignore") continue;
+      const handler = recover || handlersOf(form, "change")[0];
+      if (handler) forms.push({ form, handler });
+    }
+    return forms;
+  }
+
+  // ---- flash ----
+
+  function containers(root, kind) {
+    return [...root.querySelectorAll(FLASH)].filter((c) => {
+      if (ignored(c)) return false;
+      const kinds = c.getAttribute("tether-flash").split(/\s+/).filter(Boolean);
+      return kinds.length === 0 || kinds.includes(kind);
+    });
+  }
+
+  // Shows `text` (as text) as the `kind` flash in every container that takes it, replacing
+  // the one of that kind it showed.
+  function putFlash(root, kind, text) {
+    if (typeof kind !== "string" || kind === "" || typeof text !== "string") return;
+    for (const container of containers(root, kind)) {
+      removeKind(container, kind);
+      const message = document.createElement("div");
+      message.className = "tether-flash-message";
+      message.dataset.kind = kind;
+      message.setAttribute("role", kind === "error" ? "alert" : "status");
+      const span = document.createElement("span");
+      span.className = "tether-flash-text";
+      span.textContent = text;
+      const close = document.createElement("button");
+      close.type = "button";
+      close.className = CLOSE;
+      close.setAttribute("aria-label", "Close");
+      close.textContent = "×";
+      message.append(span, close);
+      container.appendChild(message);
+    }
+  }
+
+  function removeKind(container, kind) {
+    for (const message of [...container.children]) {
+      if (message.classList.contains("tether-flash-message") && (kind === null || message.dataset.kind === kind)) {
+        message.remove();
+      }
+    }
+  }
+
+  // Removes the flash messages of `kind` (all kinds with null) from every container.
+  function clearFlash(root = document, kind = null) {
+    for (const container of root.querySelectorAll(FLASH)) {
+      if (!ignored(container)) removeKind(container, kind);
+    }
+  }
+
+  // A click on a flash's close button removes that message, in the browser only.
+  function closeFlashOnClick(root) {
+    root.addEventListener("click", (event) => {
+      const button = event.target instanceof Element ? event.target.closest(`.${CLOSE}`) : null;
+      const message = button && button.closest(".tether-flash-message");
+      if (message && message.parentElement && message.parentElement.matches(FLASH)) message.remove();
+    });
   }
 
   // lists.mjs — what a page keeps current from server data with no commander code: templated
@@ -1995,6 +2290,8 @@
   //
   // For: `Tether.Socket`, the transport of any app (`new Tether.Socket("/socket", {params})`)
   // and of a commander's page; wire-compatible with phoenix.js's Socket.
+  // The latency simulator (latency.mjs) delays frames both ways when a developer turned it on.
+  //
   // Never: interprets a channel's events (patches, presence, round trips are for the modules
   // above it), touches the DOM, or imports anything of the page part.
 
@@ -2056,7 +2353,11 @@
       conn.onerror = (error) => {
         for (const cb of this.callbacks.error) cb(error);
       };
-      conn.onmessage = (event) => this.receive(event.data);
+      // The latency simulator (latency.mjs) may hold each frame; one of a closed connection
+      // is dropped.
+      conn.onmessage = (event) => delayed(() => {
+        if (this.conn === conn) this.receive(event.data);
+      });
       conn.onclose = (event) => this.closed(conn, event);
     }
 
@@ -2096,7 +2397,12 @@
     }
 
     send(frame) {
-      if (this.isConnected()) this.conn.send(JSON.stringify(frame));
+      if (!this.isConnected()) return;
+      const conn = this.conn;
+      const text = JSON.stringify(frame);
+      delayed(() => {
+        if (this.conn === conn && this.isConnected()) conn.send(text);
+      });
     }
 
     channel(topic, params) {
@@ -2214,6 +2520,10 @@
       this.calls = new Calls(this); // round trips waiting for the page's answer
       this.listening = new Set(); // event types with a document listener
       this.rates = new WeakMap(); // element → type → debounce/throttle state
+      // Before watchDom: a field an event marks as used is used in the sender of that event.
+      this.used = new UsedFields(document);
+      this.loading = new Loading();
+      closeFlashOnClick(document);
       this.run = this.run.bind(this);
       this.hooks = new Hooks(this); // client hooks, mounted from the first join on
       this.connection = "connecting"; // connecting, connected, disconnected (connection.mjs)
@@ -2272,6 +2582,8 @@
       channel.on("warning", ({ reason }) => this.warn(reason));
       channel.on("call", (call) => this.calls.start(call));
       channel.on("call_cancel", ({ id }) => this.calls.cancel(id));
+      channel.on("flash", (flash) => flash && putFlash(document, flash.kind, flash.text));
+      channel.on("flash_clear", (flash) => clearFlash(document, flash && typeof flash.kind === "string" ? flash.kind : null));
       // The server's channel died (it rejoins) or ended the join: nothing in flight on it
       // will be answered, exactly as when the socket closes.
       channel.on("phx_error", () => this.lost("the page channel failed"));
@@ -2312,6 +2624,7 @@
     }
 
     joined(reply) {
+      const rejoin = !this.onload;
       this.onload = false;
       if (Array.isArray(reply.warnings)) reply.warnings.forEach((reason) => this.warn(reason));
       this.execJs = reply.exec_js === true;
@@ -2329,6 +2642,28 @@
       } else if (was === "disconnected") {
         this.hooks.each("reconnected");
         announce("reconnected");
+      }
+      if (rejoin) this.recover();
+    }
+
+    // A rejoin after the socket was lost: each form with an id and a change handler sends its
+    // values again (the server may have restarted and forgotten them), marked as a recovery.
+    recover() {
+      for (const { form, handler } of formsToRecover(document)) {
+        let call;
+        try {
+          call = handlerCall(form, handler);
+        } catch (err) {
+          report(handler, err.message);
+          continue;
+        }
+        const sender = { ...describe(form, null, call.arg), event: { type: "change" }, used: this.used.of(form, null), recovery: true };
+        const payload = { handler: call.handler, sender };
+        const region = form.closest("[tether-commander]");
+        if (region) payload.commander = region.getAttribute("tether-commander");
+        this.request(payload, []).catch((reason) => {
+          if (this.isJoined()) report(call.handler, reason);
+        });
       }
     }
 
@@ -2477,15 +2812,16 @@
         report(call.handler, "not connected");
         return;
       }
-      const payload = { handler: call.handler, sender: describe(el, event, call.arg) };
+      const payload = { handler: call.handler, sender: { ...describe(el, event, call.arg), used: this.used.of(el, event) } };
       const region = el.closest("[tether-commander]");
       if (region) payload.commander = region.getAttribute("tether-commander");
       const busy = this.disable.while_processing && this.disable.events.includes(type) && !el.hasAttribute("tether-no-disable");
       const held = busy ? this.busyControls(el, type, event).filter((control) => this.controls.hold(control, "busy")) : [];
       const form = busy ? formOf(el, event) : null;
       const locked = form ? typedFields(form).filter((field) => this.controls.lock(field)) : [];
+      const loaded = this.loading.start(el, type, event);
       // Once the join is lost, that is the news (data-tether="disconnected"), not each event.
-      this.request(payload, held, locked).catch((reason) => {
+      this.request(payload, held, locked, loaded).catch((reason) => {
         if (this.isJoined()) report(call.handler, reason);
       });
     }
@@ -2513,14 +2849,15 @@
 
     // Pushes an `event`; resolves with its ok reply, rejects with the reason. `held` controls
     // are enabled again when it settles, or when the join is lost (which also gives up on it).
-    // `locked` fields are made writable again at the same moments.
-    request(payload, held, locked = []) {
+    // `locked` fields are made writable again at the same moments, and `ended` is called.
+    request(payload, held, locked = [], ended = null) {
       return new Promise((resolve, reject) => {
         const flight = {};
         const settle = (done, value) => {
           if (!this.inFlight.delete(flight)) return;
           for (const control of held) this.controls.release(control, "busy");
           for (const field of locked) this.controls.unlock(field);
+          if (ended) ended();
           done(value);
         };
         const push = this.channel.push("event", payload, EVENT_TIMEOUT_MS);
@@ -2666,7 +3003,7 @@
   // `window.Tether` and, on a commander's page, starts that page.
   //
   // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, hooks,
-  // registerHook, morph }`.
+  // registerHook, morph, enableLatencySim, disableLatencySim }`.
   // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
   //
   //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -2698,6 +3035,8 @@
     registerHook: (name, hook) => { registry[String(name)] = hook; },
     // morph(el, html): what a `morph` patch does, for pages that render client-side too
     morph,
+    // A developer aid: delay every frame both ways by `ms`, for this tab's session.
+    enableLatencySim, disableLatencySim,
   };
   // `Tether.hooks = {…}` adds to the registry rather than replacing it.
   Object.defineProperty((typeof window !== "undefined" ? window : globalThis).Tether, "hooks", {

@@ -2,7 +2,7 @@
 // `window.Tether` and, on a commander's page, starts that page.
 //
 // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, hooks,
-// registerHook, morph }`.
+// registerHook, morph, enableLatencySim, disableLatencySim }`.
 // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
 //
 //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -18,6 +18,7 @@
 
 import { Channel } from "./channel.mjs";
 import { registry as hooks } from "./hooks.mjs";
+import { disableLatencySim, enableLatencySim } from "./latency.mjs";
 import { morph } from "./morph.mjs";
 import { Page } from "./page.mjs";
 import { Presence } from "./presence.mjs";
@@ -40,6 +41,8 @@ if (early && typeof early.hooks === "object" && early.hooks !== null) Object.ass
   registerHook: (name, hook) => { hooks[String(name)] = hook; },
   // morph(el, html): what a `morph` patch does, for pages that render client-side too
   morph,
+  // A developer aid: delay every frame both ways by `ms`, for this tab's session.
+  enableLatencySim, disableLatencySim,
 };
 // `Tether.hooks = {…}` adds to the registry rather than replacing it.
 Object.defineProperty((typeof window !== "undefined" ? window : globalThis).Tether, "hooks", {

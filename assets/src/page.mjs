@@ -23,6 +23,7 @@ import {
   handlersOf, isAllowed, navigates, parseOn,
 } from "./events.mjs";
 import { Hooks } from "./hooks.mjs";
+import { Loading, UsedFields, clearFlash, closeFlashOnClick, formsToRecover, putFlash } from "./forms.mjs";
 import { counterElements, presenceListSpecs, renderCount, renderPresenceLists, showRenderedLists } from "./lists.mjs";
 import { liveTokens } from "./live.mjs";
 import { applyPatch } from "./patches.mjs";
@@ -96,6 +97,10 @@ export class Page {
     this.calls = new Calls(this); // round trips waiting for the page's answer
     this.listening = new Set(); // event types with a document listener
     this.rates = new WeakMap(); // element → type → debounce/throttle state
+    // Before watchDom: a field an event marks as used is used in the sender of that event.
+    this.used = new UsedFields(document);
+    this.loading = new Loading();
+    closeFlashOnClick(document);
     this.run = this.run.bind(this);
     this.hooks = new Hooks(this); // client hooks, mounted from the first join on
     this.connection = "connecting"; // connecting, connected, disconnected (connection.mjs)
@@ -154,6 +159,8 @@ export class Page {
     channel.on("warning", ({ reason }) => this.warn(reason));
     channel.on("call", (call) => this.calls.start(call));
     channel.on("call_cancel", ({ id }) => this.calls.cancel(id));
+    channel.on("flash", (flash) => flash && putFlash(document, flash.kind, flash.text));
+    channel.on("flash_clear", (flash) => clearFlash(document, flash && typeof flash.kind === "string" ? flash.kind : null));
     // The server's channel died (it rejoins) or ended the join: nothing in flight on it
     // will be answered, exactly as when the socket closes.
     channel.on("phx_error", () => this.lost("the page channel failed"));
@@ -194,6 +201,7 @@ export class Page {
   }
 
   joined(reply) {
+    const rejoin = !this.onload;
     this.onload = false;
     if (Array.isArray(reply.warnings)) reply.warnings.forEach((reason) => this.warn(reason));
     this.execJs = reply.exec_js === true;
@@ -211,6 +219,28 @@ export class Page {
     } else if (was === "disconnected") {
       this.hooks.each("reconnected");
       announce("reconnected");
+    }
+    if (rejoin) this.recover();
+  }
+
+  // A rejoin after the socket was lost: each form with an id and a change handler sends its
+  // values again (the server may have restarted and forgotten them), marked as a recovery.
+  recover() {
+    for (const { form, handler } of formsToRecover(document)) {
+      let call;
+      try {
+        call = handlerCall(form, handler);
+      } catch (err) {
+        report(handler, err.message);
+        continue;
+      }
+      const sender = { ...describe(form, null, call.arg), event: { type: "change" }, used: this.used.of(form, null), recovery: true };
+      const payload = { handler: call.handler, sender };
+      const region = form.closest("[tether-commander]");
+      if (region) payload.commander = region.getAttribute("tether-commander");
+      this.request(payload, []).catch((reason) => {
+        if (this.isJoined()) report(call.handler, reason);
+      });
     }
   }
 
@@ -359,15 +389,16 @@ export class Page {
       report(call.handler, "not connected");
       return;
     }
-    const payload = { handler: call.handler, sender: describe(el, event, call.arg) };
+    const payload = { handler: call.handler, sender: { ...describe(el, event, call.arg), used: this.used.of(el, event) } };
     const region = el.closest("[tether-commander]");
     if (region) payload.commander = region.getAttribute("tether-commander");
     const busy = this.disable.while_processing && this.disable.events.includes(type) && !el.hasAttribute("tether-no-disable");
     const held = busy ? this.busyControls(el, type, event).filter((control) => this.controls.hold(control, "busy")) : [];
     const form = busy ? formOf(el, event) : null;
     const locked = form ? typedFields(form).filter((field) => this.controls.lock(field)) : [];
+    const loaded = this.loading.start(el, type, event);
     // Once the join is lost, that is the news (data-tether="disconnected"), not each event.
-    this.request(payload, held, locked).catch((reason) => {
+    this.request(payload, held, locked, loaded).catch((reason) => {
       if (this.isJoined()) report(call.handler, reason);
     });
   }
@@ -395,14 +426,15 @@ export class Page {
 
   // Pushes an `event`; resolves with its ok reply, rejects with the reason. `held` controls
   // are enabled again when it settles, or when the join is lost (which also gives up on it).
-  // `locked` fields are made writable again at the same moments.
-  request(payload, held, locked = []) {
+  // `locked` fields are made writable again at the same moments, and `ended` is called.
+  request(payload, held, locked = [], ended = null) {
     return new Promise((resolve, reject) => {
       const flight = {};
       const settle = (done, value) => {
         if (!this.inFlight.delete(flight)) return;
         for (const control of held) this.controls.release(control, "busy");
         for (const field of locked) this.controls.unlock(field);
+        if (ended) ended();
         done(value);
       };
       const push = this.channel.push("event", payload, EVENT_TIMEOUT_MS);

@@ -4,11 +4,14 @@
 //
 // For: `Tether.Socket`, the transport of any app (`new Tether.Socket("/socket", {params})`)
 // and of a commander's page; wire-compatible with phoenix.js's Socket.
+// The latency simulator (latency.mjs) delays frames both ways when a developer turned it on.
+//
 // Never: interprets a channel's events (patches, presence, round trips are for the modules
 // above it), touches the DOM, or imports anything of the page part.
 
 import { backoff } from "./backoff.mjs";
 import { Channel } from "./channel.mjs";
+import { delayed } from "./latency.mjs";
 
 const VSN = "2.0.0";
 const HEARTBEAT_MS = 30000;
@@ -67,7 +70,11 @@ export class Socket {
     conn.onerror = (error) => {
       for (const cb of this.callbacks.error) cb(error);
     };
-    conn.onmessage = (event) => this.receive(event.data);
+    // The latency simulator (latency.mjs) may hold each frame; one of a closed connection
+    // is dropped.
+    conn.onmessage = (event) => delayed(() => {
+      if (this.conn === conn) this.receive(event.data);
+    });
     conn.onclose = (event) => this.closed(conn, event);
   }
 
@@ -107,7 +114,12 @@ export class Socket {
   }
 
   send(frame) {
-    if (this.isConnected()) this.conn.send(JSON.stringify(frame));
+    if (!this.isConnected()) return;
+    const conn = this.conn;
+    const text = JSON.stringify(frame);
+    delayed(() => {
+      if (this.conn === conn && this.isConnected()) conn.send(text);
+    });
   }
 
   channel(topic, params) {

@@ -49,6 +49,16 @@ pub struct Sender {
     /// anything but one region.
     #[serde(deserialize_with = "scope_from_wire", serialize_with = "scope_to_wire")]
     pub scope: String,
+    /// The names of the fields of the sender's form a person has used: typed in and left,
+    /// changed (a ticked box, a chosen option), or the form submitted (all its fields); a
+    /// form's `reset` forgets them. Outside a form, the sender itself once used. Read it with
+    /// [`Sender::used`] to show a field's errors only once a person has been there.
+    #[serde(rename = "used")]
+    pub used_fields: Vec<String>,
+    /// Whether this is a form's recovery: after the page lost its socket and joined again,
+    /// each form with an `id` and a `tether-change` handler sends its values again (as a
+    /// `change` event), so a handler can rebuild what a restarted server forgot.
+    pub recovery: bool,
 }
 
 /// Whether `id` is a `tether-id` as tether.js stamps it (`t1`) or a page author writes it.
@@ -81,6 +91,20 @@ fn scope_to_wire<S: serde::Serializer>(scope: &str, serializer: S) -> Result<S::
 }
 
 impl Sender {
+    /// Whether a person has used the form field `name` (see [`Sender::used_fields`]): a
+    /// validation handler shows an error only for a used field.
+    ///
+    /// ```
+    /// # use serde_json::json;
+    /// let sender: tether::commander::Sender =
+    ///     serde_json::from_value(json!({"used": ["email"], "form": {"email": "x", "name": ""}})).unwrap();
+    /// assert!(sender.used("email"));
+    /// assert!(!sender.used("name"), "not touched yet: no error shown for it");
+    /// ```
+    pub fn used(&self, name: &str) -> bool {
+        self.used_fields.iter().any(|used| used == name)
+    }
+
     /// A selector for the sender element, even when it has no `id` (Drab's `this/1`).
     ///
     /// ```

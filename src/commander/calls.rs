@@ -20,6 +20,7 @@ use std::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::{Content, Html, PageHandle, Sender};
 
@@ -259,8 +260,26 @@ impl Drop for Pending<'_> {
 }
 
 impl PageHandle {
-    /// One round trip: pushes `call` with a fresh id, waits for the browser's answer.
-    async fn call(&self, mut call: Value, timeout: Duration) -> Result<Value, CallError> {
+    /// One round trip: pushes `call` with a fresh id, waits for the browser's answer; in a
+    /// `tether.round_trip` span.
+    async fn call(&self, call: Value, timeout: Duration) -> Result<Value, CallError> {
+        let span =
+            super::spans::round_trip(self.commander(), call["op"].as_str().unwrap_or_default());
+        let answered = self
+            .round_trip(call, timeout)
+            .instrument(span.span().clone())
+            .await;
+        span.end(match &answered {
+            Ok(_) => "ok",
+            Err(CallError::Timeout) => "timeout",
+            Err(CallError::Disconnected) => "disconnected",
+            Err(_) => "error",
+        });
+        answered
+    }
+
+    /// [`PageHandle::call`] without its span.
+    async fn round_trip(&self, mut call: Value, timeout: Duration) -> Result<Value, CallError> {
         let calls = &self.0.calls;
         let (id, answer) = calls.open()?;
         let _pending = Pending { calls, id };

@@ -279,7 +279,9 @@ impl Commanders {
     /// key, which is public to every page showing the list (see
     /// [`Commanders::presence_list_with_keys`] to hash it). tether.js keeps it current on the
     /// counters' tick, without commander code; the page must be on `topic`. Entries are in
-    /// key order, one per key (`data-tether-key` on each).
+    /// key order, one per key (`data-tether-key` on each). A key with several tabs shows the
+    /// meta of the tab that joined or changed its meta
+    /// ([`PageHandle::update_presence`](super::PageHandle::update_presence)) last.
     ///
     /// ```
     /// # use tether::commander::{Commanders, Html};

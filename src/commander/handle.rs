@@ -20,7 +20,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Count, Info, Patch, PatchError, Target, calls::Calls, hub::Hub, runtime::Work};
-use crate::{channel::SocketHandle, presence::OwnerId, transport::PushError};
+use crate::{
+    channel::SocketHandle,
+    presence::{OwnerId, TrackError},
+    transport::PushError,
+};
 
 /// What the page's task and every handle of one page share.
 pub(crate) struct PageShared {
@@ -71,6 +75,36 @@ impl PageShared {
             Ok(()) => tracked.push((topic.to_string(), key)),
             Err(err) => tracing::warn!(%topic, %key, "cannot track page: {err}"),
         }
+    }
+
+    /// The key the page is tracked under on `topic`.
+    pub(crate) fn tracked_key(&self, topic: &str) -> Option<String> {
+        let tracked = self.tracked.lock().unwrap_or_else(PoisonError::into_inner);
+        tracked
+            .as_ref()?
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, key)| key.clone())
+    }
+
+    /// Replaces the page's meta on `topic` (see [`PageHandle::update_presence`]).
+    pub(crate) fn update(&self, topic: &str, meta: serde_json::Value) -> Result<(), TrackError> {
+        let presence = self.hub.presence.as_ref().ok_or(TrackError::NotTracked)?;
+        let key = self.tracked_key(topic).ok_or(TrackError::NotTracked)?;
+        let meta = match meta {
+            serde_json::Value::Object(map) => map,
+            serde_json::Value::Null => serde_json::Map::new(),
+            other => serde_json::Map::from_iter([("value".to_string(), other)]),
+        };
+        presence.update_owner(topic, self.owner(), &key, |_| meta)
+    }
+
+    /// The meta presence holds for the page on `topic` (on this node), if tracked there.
+    pub(crate) fn tracked_meta(&self, topic: &str) -> Option<(String, serde_json::Value)> {
+        let presence = self.hub.presence.as_ref()?;
+        let key = self.tracked_key(topic)?;
+        let meta = presence.meta_of_owner(topic, self.owner(), &key)?;
+        Some((key, serde_json::Value::Object(meta)))
     }
 
     /// Untracks the page from `topic`; from every topic, and for good, with `None` (the page
@@ -218,6 +252,61 @@ impl PageHandle {
         self.apply(Patch::push_event(name, payload))
     }
 
+    /// Replaces this page's presence meta on `topic` with `meta` (Phoenix's
+    /// `Presence.update` for a commander's page): every list, counter and presence client of
+    /// the topic sees the change, on every node. Only this page's entry changes, not the other
+    /// tabs of its key: a presence list shows, for a key with several tabs, the meta of the
+    /// tab that joined or updated last (see the README, *Presence from a page*). The meta
+    /// lasts until the page leaves the topic; a rejoin (a reconnect, another tab) tracks what
+    /// [`Commander::presence`](super::Commander::presence) returns, so keep a change that
+    /// must last where it reads from (the store: call `update_presence` first, then
+    /// `put_store`).
+    ///
+    /// Fails with [`TrackError::NotTracked`] when the page is not tracked on `topic` (not on
+    /// it, its commander's `presence` returned `None`, or pages are not tracked),
+    /// [`TrackError::MetaTooLarge`], or [`TrackError::RateLimited`] (`[presence]
+    /// max_updates_per_s`); nothing changes then.
+    ///
+    /// ```
+    /// # use tether::commander::Page;
+    /// # use serde_json::json;
+    /// # fn f(page: &mut Page, topic: &str) -> Result<(), Box<dyn std::error::Error>> {
+    /// page.update_presence(topic, json!({"name": "Ada"}))?;
+    /// page.put_store("name", "Ada")?; // what `presence` reads when the page joins again
+    /// # Ok(()) }
+    /// ```
+    pub fn update_presence(&self, topic: &str, meta: serde_json::Value) -> Result<(), TrackError> {
+        self.0.update(topic, meta)
+    }
+
+    /// Shows `text` as the page's `kind` flash message (LiveView's `put_flash`): in every
+    /// `[tether-flash]` container of the page that takes the kind (`tether-flash` takes every
+    /// kind, `tether-flash="error warning"` those named), replacing the message of that kind it
+    /// showed. The text is text, never markup; each message has a close button that removes it
+    /// in the browser without a round trip; navigation clears them. `kind` is 1 to 32 ASCII
+    /// letters, digits, `_` or `-` (`info`, `error`), else [`PatchError::InvalidFlashKind`].
+    ///
+    /// ```
+    /// # use tether::commander::{Page, PatchError};
+    /// # fn f(page: &Page) -> Result<(), PatchError> {
+    /// page.put_flash("info", "Saved.")?;
+    /// page.clear_flash(Some("error"))?; // an earlier error is over
+    /// # Ok(()) }
+    /// ```
+    pub fn put_flash(&self, kind: &str, text: impl Into<String>) -> Result<(), PatchError> {
+        check_flash_kind(kind)?;
+        let text: String = text.into();
+        Ok(self.push("flash", &serde_json::json!({"kind": kind, "text": text}))?)
+    }
+
+    /// Removes the page's flash messages of `kind`, or of every kind with `None`.
+    pub fn clear_flash(&self, kind: Option<&str>) -> Result<(), PatchError> {
+        if let Some(kind) = kind {
+            check_flash_kind(kind)?;
+        }
+        Ok(self.push("flash_clear", &serde_json::json!({"kind": kind}))?)
+    }
+
     /// Every page on `topic`, this one included (see [`Target`]): `page.to(topic).apply(patch)`.
     pub fn to<'a>(&'a self, topic: &'a str) -> Target<'a> {
         Target::new(self.hub(), topic, None)
@@ -269,5 +358,20 @@ impl PageHandle {
                 mpsc::error::TrySendError::Full(_) => PushError::Overflowed,
                 mpsc::error::TrySendError::Closed(_) => PushError::Closed,
             })
+    }
+}
+
+/// A flash kind: 1 to 32 ASCII letters, digits, `_` or `-`.
+fn check_flash_kind(kind: &str) -> Result<(), PatchError> {
+    let fine = (1..=32).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if fine {
+        Ok(())
+    } else {
+        Err(PatchError::InvalidFlashKind(
+            crate::text::for_log(kind).to_string(),
+        ))
     }
 }

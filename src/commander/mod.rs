@@ -50,6 +50,7 @@ mod revocations;
 mod runtime;
 mod script;
 pub mod session;
+pub(crate) mod spans;
 mod target;
 pub mod token;
 mod topics;

@@ -123,6 +123,19 @@ impl PageState {
     }
 }
 
+/// A presence meta without the refs presence adds (`phx_ref`, `phx_ref_prev`).
+fn without_refs(meta: &Value) -> Value {
+    match meta {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| *k != "phx_ref" && *k != "phx_ref_prev")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// The update in a broadcast live frame (`[null, null, topic, "live", update]`).
 fn decode_live(frame: &[u8]) -> Option<LiveUpdate> {
     let (_, _, _, _, update) =
@@ -268,7 +281,8 @@ impl Page {
     }
 
     /// Sets a store value; the browser keeps the store, encrypted and bound to its browser
-    /// id, and sends it back on every join (effective for presence on the next load).
+    /// id, and sends it back on every join (effective for presence on the next load; see
+    /// [`PageHandle::update_presence`] to show it now).
     /// Refused, changing nothing, if the encrypted store would exceed [`MAX_STORE_BYTES`].
     ///
     /// The store is the browser's to keep, as a cookie is: it lives
@@ -317,6 +331,16 @@ impl Page {
             .presence(self, &topic)
     }
 
+    /// What presence holds for this page on its first tracked topic now (key and meta).
+    fn presence_tracked_now(&self) -> Option<(String, Value)> {
+        let topic = {
+            let tracked = self.handle.0.tracked.lock();
+            let tracked = tracked.unwrap_or_else(std::sync::PoisonError::into_inner);
+            tracked.as_ref()?.first()?.0.clone()
+        };
+        self.handle.0.tracked_meta(&topic)
+    }
+
     /// In development, when `put_store(key, …)` changed what presence would show of this
     /// page (its key through `[presence] id`, or the meta the commander's `presence` reads
     /// from the store): presence keeps what the page joined with until the next load, which
@@ -333,9 +357,16 @@ impl Page {
         let Some((next_key, next_meta)) = self.presence_now().filter(|now| *now != before) else {
             return Ok(());
         };
+        // Presence already shows it (`update_presence` ran first): nothing goes unnoticed.
+        if self.presence_tracked_now().is_some_and(|(key, meta)| {
+            key == next_key && without_refs(&meta) == without_refs(&next_meta)
+        }) {
+            return Ok(());
+        }
         let message = format!(
             "store value {key:?} changes this page's presence (key {:?}, meta {}), but presence \
-             keeps what the page joined with until the next load or reconnect",
+             keeps what the page joined with until the next load or reconnect (call \
+             page.update_presence first to show it now)",
             crate::text::for_log(&next_key),
             crate::text::for_log(&next_meta.to_string()),
         );

@@ -130,7 +130,7 @@ struct EventPayload {
 }
 
 /// The parts of a sender whose size is bounded (`commander.max_event_field_bytes`).
-const BOUNDED_SENDER_FIELDS: [&str; 4] = ["arg", "form", "dataset", "event"];
+const BOUNDED_SENDER_FIELDS: [&str; 5] = ["arg", "form", "dataset", "event", "used"];
 
 /// An event's sender as JSON text, once its shape and the size of its bounded parts (at
 /// most `max_field` bytes each) are checked; `Err` is the reason the event is refused.
@@ -697,5 +697,23 @@ mod tests {
         assert!(!admit_join_payload(forged.to_string().as_bytes()));
         assert!(!admit_join_payload(b"[1,2"));
         assert!(!admit_join_payload(br#"{"token": 5}"#));
+    }
+
+    #[test]
+    fn a_senders_used_fields_are_bounded_and_typed() {
+        let fine = json!({"used": ["email", "name"], "recovery": true});
+        assert!(checked_sender(fine, 100).is_ok());
+        let long = json!({"used": ["x".repeat(200)]});
+        assert_eq!(checked_sender(long, 100).err(), Some("event too large"));
+        let odd = json!({"used": "email"});
+        assert_eq!(
+            checked_sender(odd, 100).err(),
+            Some("invalid event payload")
+        );
+        let odd = json!({"recovery": "yes"});
+        assert_eq!(
+            checked_sender(odd, 100).err(),
+            Some("invalid event payload")
+        );
     }
 }

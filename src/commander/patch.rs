@@ -600,6 +600,9 @@ pub enum PatchError {
     /// A cookie name, value or path with characters a cookie cannot hold.
     #[error("cookie `{0}`: name must be a token, value and path cookie-octets")]
     InvalidCookie(String),
+    /// A flash kind that is not 1 to 32 ASCII letters, digits, `_` or `-`.
+    #[error("flash kind `{0}`: 1 to 32 ASCII letters, digits, `_` or `-`")]
+    InvalidFlashKind(String),
     /// The store would exceed its size limit once encrypted.
     #[error("store too large ({size} bytes encrypted, at most {max})")]
     StoreTooLarge {

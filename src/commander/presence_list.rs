@@ -142,16 +142,17 @@ fn render(presences: &Presences) -> Html {
 }
 
 /// The entries of a templated list: key (as `shown_key` shows it), connections, and the
-/// named fields of the key's first meta (nothing else of the meta).
+/// named fields of the key's newest meta: the tab that joined or updated its meta last (metas
+/// are in arrival order; nothing else of the meta).
 fn entries(presences: &Presences, fields: &[&str], shown_key: impl Fn(&str) -> String) -> Value {
     let entries: Vec<Value> = presences
         .0
         .iter()
         .map(|(key, metas)| {
-            let first = metas.first();
+            let newest = metas.last();
             let meta: Map<String, Value> = fields
                 .iter()
-                .filter_map(|f| Some((f.to_string(), first?.get(*f)?.clone())))
+                .filter_map(|f| Some((f.to_string(), newest?.get(*f)?.clone())))
                 .collect();
             json!({"key": shown_key(key), "connections": metas.len(), "meta": meta})
         })
@@ -348,7 +349,7 @@ mod tests {
     }
 
     #[test]
-    fn entries_carry_only_the_named_fields_of_the_first_meta() {
+    fn entries_carry_only_the_named_fields_of_the_newest_meta() {
         let mut presences = BTreeMap::new();
         let meta = |name: &str| {
             let mut m = crate::presence::Meta::new();
@@ -360,7 +361,7 @@ mod tests {
         let shown = entries(&Presences(presences), &["name"], str::to_string);
         assert_eq!(
             shown,
-            json!([{"key": "u1", "connections": 2, "meta": {"name": "Ann"}}])
+            json!([{"key": "u1", "connections": 2, "meta": {"name": "Ann 2"}}])
         );
         assert!(!shown.to_string().contains("secret"));
     }

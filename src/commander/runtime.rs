@@ -23,6 +23,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use serde_json::{Value, json, value::RawValue};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::{
     Commanders, Disconnected, Info, Page, PageHandle, Sender, callbacks::DynCommander, held::Held,
@@ -173,8 +174,17 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
             let sender: Sender = serde_json::from_str(sender.get()).unwrap_or_default();
             drop(held);
             let timer = crate::metrics::metrics().handler_duration.start_timer();
-            let outcome = target.handle_event(&handler, page, sender).await;
+            let span = super::spans::handler(page.commander(), &handler);
+            let outcome = target
+                .handle_event(&handler, page, sender)
+                .instrument(span.span().clone())
+                .await;
             timer.observe_duration();
+            span.end(match &outcome {
+                None => "skipped",
+                Some(Ok(_)) => "ok",
+                Some(Err(_)) => "error",
+            });
             let answer = match outcome {
                 None => Reply::Ok(json!({"skipped": true})),
                 Some(Ok(result)) => Reply::Ok(json!({ "result": result })),

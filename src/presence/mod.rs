@@ -412,6 +412,14 @@ impl Presence {
         Ok(())
     }
 
+    /// The meta `owner` tracks under `key` on `topic` on this node, if any.
+    pub(crate) fn meta_of_owner(&self, topic: &str, owner: OwnerId, key: &str) -> Option<Meta> {
+        self.shard(topic)
+            .tracker
+            .meta_of(topic, owner.0, key)
+            .cloned()
+    }
+
     /// Refuses a meta over `max_meta_bytes` encoded.
     fn check_size(&self, meta: &Meta) -> Result<(), TrackError> {
         let max = self.inner.config.max_meta_bytes;

@@ -20,6 +20,7 @@ use super::{
         commands::is_command_list,
         events::{bubbles, event_fields, is_gesture},
     },
+    forms,
     page::{Pending, TestPage},
 };
 
@@ -257,6 +258,9 @@ impl TestPage {
             self.dom.set_checked(&el, true);
         }
         let mut refs = self.dispatch(&el, "click", None).await;
+        if forms::close_flash(&mut self.dom, &el) {
+            return self.settle(Settle::Replies(refs)).await;
+        }
         if tag == "input" && (input_type == "checkbox" || input_type == "radio") {
             refs.extend(self.dispatch(&el, "input", None).await);
             refs.extend(self.dispatch(&el, "change", None).await);
@@ -410,6 +414,7 @@ impl TestPage {
                     handler: handler.to_string(),
                     held: Vec::new(),
                     locked: Vec::new(),
+                    loaded: Vec::new(),
                 },
             )
             .await;
@@ -426,6 +431,39 @@ impl TestPage {
         self.dispatch(target, event_type, None).await
     }
 
+    /// A rejoin after the socket was lost (page.mjs `recover`): each form with an id and a
+    /// change handler sends its values again, marked as a recovery; waits for the replies.
+    pub(crate) async fn recover(&mut self) {
+        let mut refs = Vec::new();
+        let forms = forms::forms_to_recover(&self.dom, &self.allowed_fn());
+        for (form, text) in forms {
+            let (handler, arg) = match self.dom.handler_call(&form, &text) {
+                Ok(call) => call,
+                Err(err) => {
+                    self.error(format!("invalid handler attribute {text}: {err}"));
+                    continue;
+                }
+            };
+            let mut sender = self.dom.describe(&form, &person_event("change", None), arg);
+            sender["used"] = json!(self.used.of(&self.dom, &form));
+            sender["recovery"] = json!(true);
+            let mut payload = json!({"handler": handler, "sender": sender});
+            if let Some(region) = self.dom.closest(&form, "[tether-commander]") {
+                payload["commander"] = json!(self.dom.attr(&region, "tether-commander"));
+            }
+            let pending = Pending::Event {
+                handler,
+                held: Vec::new(),
+                locked: Vec::new(),
+                loaded: Vec::new(),
+            };
+            refs.push(self.push("event", payload, pending).await);
+        }
+        if !refs.is_empty() {
+            self.settle(Settle::Replies(refs)).await;
+        }
+    }
+
     /// A DOM event at `target`: round trips waiting for it are answered, then the handler
     /// it reaches is called (now, or when its debounce/throttle says). Returns the refs of
     /// the events sent now.
@@ -437,6 +475,8 @@ impl TestPage {
     ) -> Vec<String> {
         let fields = person_event(event_type, key);
         let bubbles = bubbles(event_type);
+        // forms.mjs listens before the page does.
+        self.used.note(&self.dom, target, event_type);
         self.answer_waits(target, event_type, bubbles, &fields)
             .await;
         let Some(el) = self
@@ -554,7 +594,8 @@ impl TestPage {
                 self.error(format!("{handler}: not connected"));
                 return None;
             }
-            let sender = self.dom.describe(el, fields, arg);
+            let mut sender = self.dom.describe(el, fields, arg);
+            sender["used"] = json!(self.used.of(&self.dom, el));
             let mut payload = json!({"handler": handler, "sender": sender});
             if let Some(region) = self.dom.closest(el, "[tether-commander]") {
                 payload["commander"] = json!(self.dom.attr(&region, "tether-commander"));
@@ -586,10 +627,12 @@ impl TestPage {
                     }
                 }
             }
+            let loaded = self.loading.start(&mut self.dom, el, event_type);
             let pending = Pending::Event {
                 handler: handler.clone(),
                 held,
                 locked,
+                loaded,
             };
             Some(self.push("event", payload, pending).await)
         }

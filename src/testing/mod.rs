@@ -49,6 +49,14 @@
 //! `tether-throttle` run on tokio's clock: with `#[tokio::test(start_paused = true)]` they
 //! take no real time ([`TestPage::idle`] lets time pass).
 //!
+//! Forms as tether.js's forms.mjs has them: the sender carries the form's used fields
+//! (`fill` and `check` change a field, `event(…, "blur")` leaves one typed into, `submit` uses
+//! them all), an element and its form have the `tether-loading` class and a
+//! `tether-disable-with` text while their event is processed (a handler that `query`s the
+//! page sees them), a `flash` shows in the model's `[tether-flash]` containers (clicking
+//! its `.tether-flash-close` removes it, sending nothing), and a [`TestPage::reconnect`]
+//! recovers the forms with an id and a change handler (and waits for their replies).
+//!
 //! Reading: [`TestPage::text`], [`TestPage::texts`], [`TestPage::html`], [`TestPage::attr`],
 //! [`TestPage::value`], [`TestPage::is_checked`], [`TestPage::is_disabled`],
 //! [`TestPage::count`], [`TestPage::exists`], [`TestPage::document`]. What other pages, jobs
@@ -118,6 +126,7 @@ mod actions;
 mod app;
 mod calls;
 mod dom;
+mod forms;
 mod js;
 mod page;
 mod wait;

@@ -28,6 +28,7 @@ use super::{
     app::Browser,
     calls::OpenCall,
     dom::{Dom, Effect},
+    forms::{self, Loading, UsedFields},
     wait::Deadline,
 };
 
@@ -75,6 +76,8 @@ pub(crate) enum Pending {
         handler: String,
         held: Vec<NodeRef>,
         locked: Vec<NodeRef>,
+        /// What its loading state took (see `forms::Loading`).
+        loaded: Vec<NodeRef>,
     },
     CallReply,
 }
@@ -114,6 +117,8 @@ pub struct TestPage {
     pub(crate) results: HashMap<String, Value>,
     pub(crate) controls: Controls,
     pub(crate) rates: Rates,
+    pub(crate) used: UsedFields,
+    pub(crate) loading: Loading,
     pub(crate) open_calls: HashMap<String, OpenCall>,
     pub(crate) asked: Vec<Value>,
     pub(crate) js_answer: Option<Box<JsAnswer>>,
@@ -182,6 +187,8 @@ impl TestPage {
             results: HashMap::new(),
             controls: Controls::default(),
             rates: Rates::default(),
+            used: UsedFields::default(),
+            loading: Loading::default(),
             open_calls: HashMap::new(),
             asked: Vec::new(),
             js_answer: None,
@@ -248,7 +255,11 @@ impl TestPage {
             ),
         };
         self.socket = Some(socket);
+        let rejoin = !self.onload;
         self.join(&script).await;
+        if rejoin && self.joined {
+            self.recover().await;
+        }
     }
 
     async fn join(&mut self, script: &ScriptTag) {
@@ -333,8 +344,15 @@ impl TestPage {
             self.show_state("disconnected");
         }
         for (_, pending) in self.pending.drain() {
-            if let Pending::Event { held, locked, .. } = pending {
+            if let Pending::Event {
+                held,
+                locked,
+                loaded,
+                ..
+            } = pending
+            {
                 self.controls.release(&mut self.dom, &held, &locked);
+                self.loading.end(&mut self.dom, &loaded);
             }
         }
         self.cancel_all_calls();
@@ -474,6 +492,14 @@ impl TestPage {
             }
             "topics" => self.topics_token = payload["token"].as_str().map(str::to_string),
             "live" => self.keep_live(&payload),
+            "flash" => {
+                if let (Some(kind), Some(text)) =
+                    (payload["kind"].as_str(), payload["text"].as_str())
+                {
+                    forms::put_flash(&mut self.dom, kind, text);
+                }
+            }
+            "flash_clear" => forms::clear_flash(&mut self.dom, payload["kind"].as_str()),
             "error" => {
                 let callback = payload["callback"].as_str().unwrap_or("?");
                 let reason = payload["reason"].as_str().unwrap_or("?");
@@ -550,8 +576,10 @@ impl TestPage {
                 handler,
                 held,
                 locked,
+                loaded,
             } => {
                 self.controls.release(&mut self.dom, &held, &locked);
+                self.loading.end(&mut self.dom, &loaded);
                 if ok {
                     self.results.insert(reference.to_string(), response);
                 } else {

@@ -169,7 +169,11 @@ impl Dom {
                 .filter(|d| d != "none")
                 .unwrap_or_default(),
         };
-        self.set_style(el, "display", (!display.is_empty()).then_some(display.as_str()));
+        self.set_style(
+            el,
+            "display",
+            (!display.is_empty()).then_some(display.as_str()),
+        );
         self.set_attr(el, HIDDEN, None);
     }
 
