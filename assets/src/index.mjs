@@ -1,7 +1,7 @@
 // index.mjs — the entry of the bundle (assets/tether.js, served at /tether.js): defines
 // `window.Tether` and, on a commander's page, starts that page.
 //
-// Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph }`.
+// Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, morph, version }`.
 // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
 //
 //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -20,6 +20,7 @@ import { morph } from "./morph.mjs";
 import { Page } from "./page.mjs";
 import { Presence } from "./presence.mjs";
 import { Socket } from "./socket.mjs";
+import { VERSION } from "./version.mjs";
 
 // Read while this script runs: document.currentScript is null once it has.
 const script = typeof document !== "undefined" ? document.currentScript : null;
@@ -32,4 +33,6 @@ if (script && script.dataset.tetherToken) {
   Socket, Channel, Presence, page,
   // morph(el, html): what a `morph` patch does, for pages that render client-side too
   morph,
+  // the version of this tether.js (the crate's)
+  version: VERSION,
 };

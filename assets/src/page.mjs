@@ -5,13 +5,16 @@
 // attributes name to the commander (event delegation on the document: events.mjs says what
 // the attributes mean), and hands what the server sends to the modules of each job: patches,
 // round trips (calls.mjs), live-region tokens (live.mjs), presence lists and counters
-// (lists.mjs); controls.mjs holds what it disabled.
+// (lists.mjs), live navigation (navigation.mjs: the page may move to another commander's
+// page over the same socket, `switchTo`); controls.mjs holds what it disabled. It sends the
+// URL it shows and its tether.js version (version.mjs) with every join.
 //
 // For: `Tether.page` (null on a page without a page token), started by index.mjs from the
 // script tag; `Tether.page.run(handler, arg)` calls a handler from script.
 // Never: applies a patch without patches.mjs's check, waits on a reply after the join is lost
 // (everything in flight is given up and its controls enabled again), rejoins with a refused
-// page token more than once a minute, or is created twice by one script tag.
+// page token (or as an outdated client) more than once a minute, or is created twice by
+// one script tag.
 
 import { Calls } from "./calls.mjs";
 import { Controls, controlsOf, disableOptions, submitButtons, typedFields } from "./controls.mjs";
@@ -21,9 +24,12 @@ import {
 } from "./events.mjs";
 import { counterElements, presenceListSpecs, renderCount, renderPresenceLists, showRenderedLists } from "./lists.mjs";
 import { liveTokens } from "./live.mjs";
+import { morph } from "./morph.mjs";
+import { Navigation } from "./navigation.mjs";
 import { applyPatch } from "./patches.mjs";
 import { ignored, report } from "./shared.mjs";
 import { Socket } from "./socket.mjs";
+import { VERSION } from "./version.mjs";
 
 // An event's reply comes once its handler has finished, which may take minutes: its push
 // does not time out (a day is "never"), and the socket closing is what gives up on it.
@@ -81,6 +87,7 @@ export class Page {
     this.warned = new Set(); // the server's development warnings, each written once
     this.store = storage();
     this.socket = new Socket(tetherSocket);
+    this.socketPath = tetherSocket; // a live navigation stays on this socket (navigation.mjs)
     this.onload = true;
     this.topicsToken = null; // signed runtime topics, sent back when rejoining
     this.live = liveTokens(script.dataset.tetherLive); // live regions' encrypted assigns, by name
@@ -94,12 +101,18 @@ export class Page {
     this.run = this.run.bind(this);
     // Templated presence lists show the entries they were rendered with until the first update.
     showRenderedLists(document);
-    this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
-    this.bindChannel();
+    this.joinChannel(tetherCommander, tetherToken);
     this.watchDom();
-    this.channel.join()
-      .receive("ok", (reply) => this.joined(reply))
-      .receive("error", (reply) => this.refused(reply && reply.reason));
+    this.navigation = new Navigation(this);
+    // This socket carries only this page: the server subscribed it to the page's topics, so
+    // broadcasts on them (which may arrive even before the join reply) apply as they come.
+    this.socket.onMessage(({ topic, event, payload }) => {
+      if (topic === this.channel.topic) return;
+      if (event === "patch") this.apply(payload);
+      if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
+      if (event === "presence_list") renderPresenceLists(document, payload);
+      if (event === "count") renderCount(document, payload);
+    });
     this.socket.onClose(() => this.lost("disconnected"));
     this.socket.connect();
   }
@@ -110,7 +123,8 @@ export class Page {
   // stops rejoining and says so on the page.
   refused(reason) {
     report("join", reason);
-    if (reason !== "invalid page token") return;
+    // An outdated client (a deploy with a newer tether.js) is helped by the same reload.
+    if (reason !== "invalid page token" && reason !== "outdated client") return;
     const last = Number(sessionGet(RELOADED_KEY)) || 0;
     if (Date.now() - last > RELOAD_AGAIN_AFTER_MS) {
       sessionSet(RELOADED_KEY, String(Date.now()));
@@ -133,32 +147,63 @@ export class Page {
       presence_lists: presenceListSpecs(document),
       utc_offset: -new Date().getTimezoneOffset(),
       live: this.live,
+      url: location.pathname + location.search,
+      version: VERSION,
     };
+  }
+
+  joinChannel(commander, token) {
+    const channel = (this.channel = this.socket.channel(`tether:page:${commander}`, () => this.joinParams(token)));
+    this.bindChannel();
+    channel.join()
+      .receive("ok", (reply) => { if (channel === this.channel) this.joined(reply); })
+      .receive("error", (reply) => { if (channel === this.channel) this.refused(reply && reply.reason); });
+  }
+
+  // A live navigation (navigation.mjs) to the page of script tag data `next` (its
+  // commander, token, live regions, events) whose body is `html`: this page's channel is
+  // left (everything in flight given up), the body morphed, the new channel joined on the
+  // same socket, as a first join of a new page load.
+  switchTo(next, html) {
+    this.lost("navigated away");
+    this.channel.leave();
+    allowEvents(next.tetherEvents);
+    this.live = liveTokens(next.tetherLive);
+    this.topicsToken = null;
+    this.onload = true;
+    morph(document.body, html);
+    showRenderedLists(document);
+    this.joinChannel(next.tetherCommander, next.tetherToken);
+  }
+
+  // The URL changed within the page (navigation.mjs): its commander's handle_params runs.
+  // While the page is not joined, the next join carries the URL.
+  pushParams(url) {
+    if (!this.isJoined()) return;
+    this.channel.push("params", { url }, EVENT_TIMEOUT_MS)
+      .receive("error", (reply) => report("params", (reply && reply.reason) || "error"));
   }
 
   bindChannel() {
     const channel = this.channel;
-    channel.on("patch", (patch) => this.apply(patch));
-    channel.on("store", ({ token }) => this.store.setItem("tether_store", token));
-    channel.on("topics", ({ token }) => { this.topicsToken = token; });
-    channel.on("live", ({ name, token }) => { this.live[name] = token; });
-    channel.on("error", ({ callback, reason }) => report(callback, reason));
-    channel.on("warning", ({ reason }) => this.warn(reason));
-    channel.on("call", (call) => this.calls.start(call));
-    channel.on("call_cancel", ({ id }) => this.calls.cancel(id));
+    // A channel left by a live navigation may still answer (its phx_close): only the
+    // current one speaks for the page.
+    const on = (event, callback) => channel.on(event, (payload) => {
+      if (channel === this.channel) callback(payload);
+    });
+    on("patch", (patch) => this.apply(patch));
+    on("store", ({ token }) => this.store.setItem("tether_store", token));
+    on("topics", ({ token }) => { this.topicsToken = token; });
+    on("live", ({ name, token }) => { this.live[name] = token; });
+    on("error", ({ callback, reason }) => report(callback, reason));
+    on("warning", ({ reason }) => this.warn(reason));
+    on("call", (call) => this.calls.start(call));
+    on("call_cancel", ({ id }) => this.calls.cancel(id));
+    on("navigate", (nav) => this.navigation.serverSays(nav));
     // The server's channel died (it rejoins) or ended the join: nothing in flight on it
     // will be answered, exactly as when the socket closes.
-    channel.on("phx_error", () => this.lost("the page channel failed"));
-    channel.on("phx_close", () => this.lost("the page channel closed"));
-    // This socket carries only this page: the server subscribed it to the page's topics, so
-    // broadcasts on them (which may arrive even before the join reply) apply as they come.
-    this.socket.onMessage(({ topic, event, payload }) => {
-      if (topic === channel.topic) return;
-      if (event === "patch") this.apply(payload);
-      if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
-      if (event === "presence_list") renderPresenceLists(document, payload);
-      if (event === "count") renderCount(document, payload);
-    });
+    on("phx_error", () => this.lost("the page channel failed"));
+    on("phx_close", () => this.lost("the page channel closed"));
   }
 
   apply(patch) {
