@@ -195,6 +195,9 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
             let timer = crate::metrics::metrics().handler_duration.start_timer();
             let outcome = target.handle_event(&handler, page, sender).await;
             timer.observe_duration();
+            // The handler's patch navigations are followed before its reply: the reply comes
+            // once the page shows the new URL's state.
+            follow_patches(commander, page).await;
             let answer = match outcome {
                 None => Reply::Ok(json!({"skipped": true})),
                 Some(Ok(result)) => Reply::Ok(json!({ "result": result })),

@@ -104,6 +104,7 @@ mod actions;
 mod app;
 mod calls;
 mod dom;
+mod navigation;
 mod page;
 mod wait;
 
