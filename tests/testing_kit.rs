@@ -15,7 +15,7 @@ use tether::{
     commander::{
         Broadcasting, Commander, Commanders, Cookie, Handlers, Page, Patch, Sender, same_topic,
     },
-    testing::{self, TestApp, TestPage},
+    testing::{self, TestApp},
 };
 
 /// How many throttled clicks this page's handler saw.

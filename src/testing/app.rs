@@ -426,7 +426,7 @@ impl Browser {
             .filter(|(_, cookie)| !cookie.http_only && path_matches(&cookie.path, path))
             .map(|((name, _), cookie)| (name, cookie))
             .collect();
-        visible.sort_by(|a, b| b.1.path.len().cmp(&a.1.path.len()));
+        visible.sort_by_key(|entry| std::cmp::Reverse(entry.1.path.len()));
         let mut cookies = serde_json::Map::new();
         for (name, cookie) in visible {
             cookies

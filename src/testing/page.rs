@@ -115,6 +115,9 @@ impl Disable {
     }
 }
 
+/// How the test answers `exec_js` round trips ([`TestPage::answer_js`]).
+pub(crate) type JsAnswer = Box<dyn FnMut(&str) -> Result<Value, String>>;
+
 /// What a sent message waits for.
 pub(crate) enum Pending {
     Join,
@@ -164,7 +167,7 @@ pub struct TestPage {
     pub(crate) rates: Rates,
     pub(crate) open_calls: HashMap<String, OpenCall>,
     pub(crate) asked: Vec<Value>,
-    pub(crate) js_answer: Option<Box<dyn FnMut(&str) -> Result<Value, String>>>,
+    pub(crate) js_answer: Option<JsAnswer>,
     failures: Vec<String>,
     errors: Vec<String>,
     allow_errors: bool,
@@ -528,16 +531,14 @@ impl TestPage {
             ));
             return;
         };
-        let [join_ref, reference, topic, event, payload] = <[Value; 5]>::try_from(frame)
-            .unwrap_or_else(|_| {
-                [
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                    Value::Null,
-                ]
-            });
+        let [join_ref, reference, topic, event, payload] =
+            <[Value; 5]>::try_from(frame).unwrap_or([
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ]);
         let (Some(topic), Some(event)) = (topic.as_str(), event.as_str()) else {
             self.fail(format!(
                 "the server sent a frame without topic or event: {text}"
