@@ -1369,7 +1369,9 @@
       this.page = page;
       this.key = newKey();
       this.busy = null; // the AbortController of the navigation under way
-      this.record("replace", localUrl(location.href));
+      this.shown = localUrl(location.href); // the URL the page's commander was last told of
+      // The entry the page was loaded in is this page's too (its fragment kept).
+      this.record("replace", location.href);
       // Bubbling: tether.js's own (capturing) listener and the page's handlers come first.
       document.addEventListener("click", (event) => this.onClick(event));
       document.addEventListener("submit", (event) => this.onSubmit(event));
@@ -1378,6 +1380,7 @@
 
     // A history entry of this page ("push", "replace"; "none" leaves history alone).
     record(mode, url) {
+      this.shown = localUrl(url);
       if (mode === "none") return;
       const state = Object.assign({}, isObject(history.state) ? history.state : {}, { tether: { key: this.key } });
       if (mode === "replace") history.replaceState(state, "", url);
@@ -1426,7 +1429,9 @@
       if (!state || typeof state.key !== "string") return; // not an entry of tether's
       const url = localUrl(location.href);
       if (state.key === this.key) {
-        this.page.pushParams(url);
+        // Only the fragment changed (a link to #section and back): the commander knows this URL.
+        if (url !== this.shown) this.page.pushParams(url);
+        this.shown = url;
         return;
       }
       this.key = state.key;

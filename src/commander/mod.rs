@@ -7,8 +7,11 @@
 //!
 //! 1. tracks the page in presence on each of its broadcasting topics (when presence is
 //!    enabled) — **before** `on_connect`, so a count taken there includes this page;
-//! 2. runs [`Commander::on_connect`] (every join, also after reconnects) and, on the first
-//!    join of a page load, [`Commander::on_load`];
+//! 2. runs [`Commander::on_connect`] (every join, also after reconnects), on the first
+//!    join of a page load [`Commander::on_load`], then [`Commander::handle_params`] with the
+//!    URL the page shows (again after every patch navigation: [`Page::push_patch`],
+//!    `tether-patch` links, Back and Forward; [`PageHandle::push_navigate`] moves to another
+//!    page over the same socket);
 //! 3. dispatches DOM events to **declared** handlers only ([`Commander::handlers`]), between
 //!    [`Commander::before_handler`] and [`Commander::after_handler`], and messages to
 //!    [`Commander::handle_info`];
