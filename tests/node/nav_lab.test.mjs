@@ -87,9 +87,10 @@ describe("live navigation in Chromium", { skip: chromiumSkip }, () => {
   });
 
   test("the URL reaches handle_params at join, on tether-patch links and GET forms, and Back/Forward within the page", OPTS, async () => {
-    const page = await open("/notes?q=tea");
+    const page = await open("/notes?q=tea#top");
     assert.equal(await page.textContent("#q"), "tea", "a direct load renders the query");
     await joined(page);
+    assert.equal(await page.evaluate(() => location.hash), "#top", "the loaded entry keeps its fragment");
     await shows(page, "/notes?q=tea", "#url", "/notes?q=tea"); // handle_params got the URL at join
     assert.equal(await page.textContent("#params_calls"), "1");
     await page.evaluate(() => { window.sameDocument = true; });
