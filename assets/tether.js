@@ -632,6 +632,14 @@
     for (const type of String(types || "").split(/\s+/)) if (type) allowedEvents.add(type);
   }
 
+  // What a live navigation's new page allows (navigation.mjs): the gestures and its own
+  // script tag's types, nothing the page before it allowed.
+  function allowOnlyEvents(types) {
+    allowedEvents.clear();
+    for (const type of GESTURE_EVENTS) allowedEvents.add(type);
+    allowEvents(types);
+  }
+
   // Whether `tether-on` may listen for `type`.
   function isAllowed(type) {
     return allowedEvents.has(type);
@@ -1428,7 +1436,8 @@
       const state = isObject(event.state) && isObject(event.state.tether) ? event.state.tether : null;
       if (!state || typeof state.key !== "string") return; // not an entry of tether's
       const url = localUrl(location.href);
-      if (state.key === this.key) {
+      // While a navigate is on its way, the page it goes to is not there yet: navigate anew.
+      if (state.key === this.key && !this.busy) {
         // Only the fragment changed (a link to #section and back): the commander knows this URL.
         if (url !== this.shown) this.page.pushParams(url);
         this.shown = url;
@@ -1983,6 +1992,7 @@
     }
 
     joinParams(token) {
+      this.joinUrl = location.pathname + location.search;
       return {
         token,
         browser_id: this.store.getItem("tether_browser_id"),
@@ -1993,7 +2003,7 @@
         presence_lists: presenceListSpecs(document),
         utc_offset: -new Date().getTimezoneOffset(),
         live: this.live,
-        url: location.pathname + location.search,
+        url: this.joinUrl,
         version: VERSION,
       };
     }
@@ -2013,7 +2023,7 @@
     switchTo(next, html) {
       this.lost("navigated away");
       this.channel.leave();
-      allowEvents(next.tetherEvents);
+      allowOnlyEvents(next.tetherEvents);
       this.live = liveTokens(next.tetherLive);
       this.topicsToken = null;
       this.onload = true;
@@ -2023,7 +2033,8 @@
     }
 
     // The URL changed within the page (navigation.mjs): its commander's handle_params runs.
-    // While the page is not joined, the next join carries the URL.
+    // While the page is not joined, the join (or, when it is already on its way, the join
+    // reply: `joined`) carries the URL.
     pushParams(url) {
       if (!this.isJoined()) return;
       this.channel.push("params", { url }, EVENT_TIMEOUT_MS)
@@ -2073,6 +2084,9 @@
       if (reply.store_rejected) this.store.removeItem("tether_store");
       this.controls.releaseOffline();
       document.documentElement.dataset.tether = "connected";
+      // The URL changed while the join was on its way (Back right after a navigate).
+      const url = location.pathname + location.search;
+      if (url !== this.joinUrl) this.pushParams(url);
     }
 
     // The join is gone (socket closed, channel failed): give up on every reply and answer,

@@ -108,7 +108,8 @@ export class Navigation {
     const state = isObject(event.state) && isObject(event.state.tether) ? event.state.tether : null;
     if (!state || typeof state.key !== "string") return; // not an entry of tether's
     const url = localUrl(location.href);
-    if (state.key === this.key) {
+    // While a navigate is on its way, the page it goes to is not there yet: navigate anew.
+    if (state.key === this.key && !this.busy) {
       // Only the fragment changed (a link to #section and back): the commander knows this URL.
       if (url !== this.shown) this.page.pushParams(url);
       this.shown = url;

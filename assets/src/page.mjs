@@ -19,7 +19,7 @@
 import { Calls } from "./calls.mjs";
 import { Controls, controlsOf, disableOptions, submitButtons, typedFields } from "./controls.mjs";
 import {
-  BOUND, HANDLER_ATTRIBUTES, SHORTHANDS, allowEvents, bareSender, boundElement, describe, formOf, handlerCall,
+  BOUND, HANDLER_ATTRIBUTES, SHORTHANDS, allowEvents, allowOnlyEvents, bareSender, boundElement, describe, formOf, handlerCall,
   handlersOf, isAllowed, navigates, parseOn,
 } from "./events.mjs";
 import { counterElements, presenceListSpecs, renderCount, renderPresenceLists, showRenderedLists } from "./lists.mjs";
@@ -137,6 +137,7 @@ export class Page {
   }
 
   joinParams(token) {
+    this.joinUrl = location.pathname + location.search;
     return {
       token,
       browser_id: this.store.getItem("tether_browser_id"),
@@ -147,7 +148,7 @@ export class Page {
       presence_lists: presenceListSpecs(document),
       utc_offset: -new Date().getTimezoneOffset(),
       live: this.live,
-      url: location.pathname + location.search,
+      url: this.joinUrl,
       version: VERSION,
     };
   }
@@ -167,7 +168,7 @@ export class Page {
   switchTo(next, html) {
     this.lost("navigated away");
     this.channel.leave();
-    allowEvents(next.tetherEvents);
+    allowOnlyEvents(next.tetherEvents);
     this.live = liveTokens(next.tetherLive);
     this.topicsToken = null;
     this.onload = true;
@@ -177,7 +178,8 @@ export class Page {
   }
 
   // The URL changed within the page (navigation.mjs): its commander's handle_params runs.
-  // While the page is not joined, the next join carries the URL.
+  // While the page is not joined, the join (or, when it is already on its way, the join
+  // reply: `joined`) carries the URL.
   pushParams(url) {
     if (!this.isJoined()) return;
     this.channel.push("params", { url }, EVENT_TIMEOUT_MS)
@@ -227,6 +229,9 @@ export class Page {
     if (reply.store_rejected) this.store.removeItem("tether_store");
     this.controls.releaseOffline();
     document.documentElement.dataset.tether = "connected";
+    // The URL changed while the join was on its way (Back right after a navigate).
+    const url = location.pathname + location.search;
+    if (url !== this.joinUrl) this.pushParams(url);
   }
 
   // The join is gone (socket closed, channel failed): give up on every reply and answer,
