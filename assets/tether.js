@@ -1959,15 +1959,6 @@
       this.joinChannel(tetherCommander, tetherToken);
       this.watchDom();
       this.navigation = new Navigation(this);
-      // This socket carries only this page: the server subscribed it to the page's topics, so
-      // broadcasts on them (which may arrive even before the join reply) apply as they come.
-      this.socket.onMessage(({ topic, event, payload }) => {
-        if (topic === this.channel.topic) return;
-        if (event === "patch") this.apply(payload);
-        if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
-        if (event === "presence_list") renderPresenceLists(document, payload);
-        if (event === "count") renderCount(document, payload);
-      });
       this.socket.onClose(() => this.lost("disconnected"));
       this.socket.connect();
     }
@@ -2022,6 +2013,8 @@
     // same socket, as a first join of a new page load.
     switchTo(next, html) {
       this.lost("navigated away");
+      // The old channel no longer speaks for the page (not even its phx_close).
+      this.channel.bindings = [];
       this.channel.leave();
       allowOnlyEvents(next.tetherEvents);
       this.live = liveTokens(next.tetherLive);
@@ -2043,24 +2036,30 @@
 
     bindChannel() {
       const channel = this.channel;
-      // A channel left by a live navigation may still answer (its phx_close): only the
-      // current one speaks for the page.
-      const on = (event, callback) => channel.on(event, (payload) => {
-        if (channel === this.channel) callback(payload);
-      });
-      on("patch", (patch) => this.apply(patch));
-      on("store", ({ token }) => this.store.setItem("tether_store", token));
-      on("topics", ({ token }) => { this.topicsToken = token; });
-      on("live", ({ name, token }) => { this.live[name] = token; });
-      on("error", ({ callback, reason }) => report(callback, reason));
-      on("warning", ({ reason }) => this.warn(reason));
-      on("call", (call) => this.calls.start(call));
-      on("call_cancel", ({ id }) => this.calls.cancel(id));
-      on("navigate", (nav) => this.navigation.serverSays(nav));
+      channel.on("patch", (patch) => this.apply(patch));
+      channel.on("store", ({ token }) => this.store.setItem("tether_store", token));
+      channel.on("topics", ({ token }) => { this.topicsToken = token; });
+      channel.on("live", ({ name, token }) => { this.live[name] = token; });
+      channel.on("error", ({ callback, reason }) => report(callback, reason));
+      channel.on("warning", ({ reason }) => this.warn(reason));
+      channel.on("call", (call) => this.calls.start(call));
+      channel.on("call_cancel", ({ id }) => this.calls.cancel(id));
+      channel.on("navigate", (nav) => this.navigation.serverSays(nav));
       // The server's channel died (it rejoins) or ended the join: nothing in flight on it
       // will be answered, exactly as when the socket closes.
-      on("phx_error", () => this.lost("the page channel failed"));
-      on("phx_close", () => this.lost("the page channel closed"));
+      channel.on("phx_error", () => this.lost("the page channel failed"));
+      channel.on("phx_close", () => this.lost("the page channel closed"));
+      if (this.socketBound) return; // once per socket: a live navigation binds a new channel
+      this.socketBound = true;
+      // This socket carries only this page: the server subscribed it to the page's topics, so
+      // broadcasts on them (which may arrive even before the join reply) apply as they come.
+      this.socket.onMessage(({ topic, event, payload }) => {
+        if (topic === this.channel.topic) return;
+        if (event === "patch") this.apply(payload);
+        if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
+        if (event === "presence_list") renderPresenceLists(document, payload);
+        if (event === "count") renderCount(document, payload);
+      });
     }
 
     apply(patch) {
