@@ -263,8 +263,9 @@ impl Page {
     /// Changes the URL of this page to `url` (a local path and query) without leaving it:
     /// the browser pushes a history entry (Back returns to the previous URL, calling
     /// `handle_params` again), and `Commander::handle_params` runs with the new URL once the
-    /// running callback or handler has returned (LiveView's `push_patch`). Refused
-    /// (`UnsafeProp("url")`) for anything but a local URL.
+    /// running callback or handler has returned — for an event, before its reply (LiveView's
+    /// `push_patch`). [`Page::url`] is the new URL at once. Refused (`UnsafeProp("url")`)
+    /// for anything but a local URL.
     pub fn push_patch(&mut self, url: &str) -> Result<(), PatchError> {
         self.patch_url(url, super::navigation::NavKind::Patch)
     }
