@@ -178,6 +178,8 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
             page.state.url = url;
             page.patched = false;
             params(commander, page).await;
+            // Its own patches (a URL tidied with `replace_patch`) before the reply.
+            follow_patches(commander, page).await;
             if let Some(to) = reply {
                 let _ = page.handle.0.socket.reply(&to, Reply::ok());
             }

@@ -114,6 +114,13 @@ describe("live navigation in Chromium", { skip: chromiumSkip }, () => {
     await page.click("#server_patch");
     await shows(page, "/notes?q=server", "#q", "server");
     assert.equal(await page.textContent("#params_calls"), "7");
+
+    // An empty search: handle_params tidies the URL in place (replace_patch).
+    await page.fill("#search_q", "");
+    await page.click("#search_go");
+    await shows(page, "/notes", "#url", "/notes");
+    await page.goBack();
+    await shows(page, "/notes?q=server", "#q", "server");
     assert.equal(await page.evaluate(() => window.sameDocument), true, "no document was loaded");
     assert.deepEqual(documents, ["/notes"]);
     assert.equal(sockets, 1);
