@@ -274,6 +274,14 @@
     for (const type of String(types || "").split(/\s+/)) if (type) allowedEvents.add(type);
   }
 
+  // What a live navigation's new page allows (navigation.mjs): the gestures and its own
+  // script tag's types, nothing the page before it allowed.
+  function allowOnlyEvents(types) {
+    allowedEvents.clear();
+    for (const type of GESTURE_EVENTS) allowedEvents.add(type);
+    allowEvents(types);
+  }
+
   // Whether `tether-on` may listen for `type`.
   function isAllowed(type) {
     return allowedEvents.has(type);
@@ -2043,6 +2051,180 @@
     }
   }
 
+  // navigation.mjs — live navigation of a commander's page (docs/page-channel.md, *Navigation*):
+  // links and GET forms that opt in (`tether-patch`, `tether-navigate`), the server's
+  // `navigate` frames (`push_patch`, `push_navigate`), and Back and Forward.
+  //
+  // - A patch keeps the page: the URL changes (a history entry) and the page channel is told
+  //   (`params`), so the commander's `handle_params` runs; while the page is not joined only
+  //   the URL changes, and the next join carries it.
+  // - A navigate moves to another page over the same socket: the URL's server-rendered HTML is
+  //   fetched through the app's route, the page leaves its channel, the new body is morphed in
+  //   (its scripts are not run), the title follows, and the new page's channel is joined with
+  //   the new page token. HTML without a page token, of another socket, another origin or an
+  //   error status is loaded as a whole document instead.
+  // - Every history entry this page makes carries a key (`history.state.tether.key`) of the
+  //   page it belongs to: Back or Forward to an entry of the same page is a patch, to an entry
+  //   of another page a navigate (the page then takes that entry's key).
+  //
+  // For: page.mjs (one Navigation per Page).
+  // Never: follows a link or form of another origin, with a target, a download, a modifier key
+  // or a handler that already took the click (tether-click: defaultPrevented), runs a script
+  // of the fetched page, or keeps a navigation going once a newer one started.
+
+
+  // The URL (path, query) of `href` when it is on this page's origin; else null.
+  function localUrl(href) {
+    let url;
+    try {
+      url = new URL(href, location.href);
+    } catch (_) {
+      return null;
+    }
+    if (url.origin !== location.origin) return null;
+    return url.pathname + url.search;
+  }
+
+  // What an element opts into: "patch", "navigate" or null.
+  function navKind(el) {
+    if (el.hasAttribute("tether-patch")) return "patch";
+    if (el.hasAttribute("tether-navigate")) return "navigate";
+    return null;
+  }
+
+  function newKey() {
+    return Math.random().toString(36).slice(2) + Date.now().toString(36);
+  }
+
+  class Navigation {
+    constructor(page) {
+      this.page = page;
+      this.key = newKey();
+      this.busy = null; // the AbortController of the navigation under way
+      this.shown = localUrl(location.href); // the URL the page's commander was last told of
+      // The entry the page was loaded in is this page's too (its fragment kept).
+      this.record("replace", location.href);
+      // Bubbling: tether.js's own (capturing) listener and the page's handlers come first.
+      document.addEventListener("click", (event) => this.onClick(event));
+      document.addEventListener("submit", (event) => this.onSubmit(event));
+      window.addEventListener("popstate", (event) => this.onPopState(event));
+    }
+
+    // A history entry of this page ("push", "replace"; "none" leaves history alone).
+    record(mode, url) {
+      this.shown = localUrl(url);
+      if (mode === "none") return;
+      const state = Object.assign({}, isObject(history.state) ? history.state : {}, { tether: { key: this.key } });
+      if (mode === "replace") history.replaceState(state, "", url);
+      else history.pushState(state, "", url);
+    }
+
+    onClick(event) {
+      if (event.defaultPrevented || event.button !== 0) return;
+      if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      const link = event.target instanceof Element ? event.target.closest("a[href]") : null;
+      if (!link || ignored(link)) return;
+      const kind = navKind(link);
+      if (!kind || link.hasAttribute("download")) return;
+      if (link.target && link.target !== "_self") return;
+      const url = localUrl(link.href);
+      if (!url) return;
+      event.preventDefault();
+      this.go(kind, url, "push");
+    }
+
+    // A GET form that opts in: its fields become the action's query.
+    onSubmit(event) {
+      const form = event.target;
+      if (event.defaultPrevented || !(form instanceof HTMLFormElement) || ignored(form)) return;
+      const kind = navKind(form);
+      if (!kind || (form.getAttribute("method") || "get").toLowerCase() !== "get") return;
+      let action;
+      try {
+        action = new URL(form.getAttribute("action") || location.href, location.href);
+      } catch (_) {
+        return;
+      }
+      const query = new URLSearchParams();
+      for (const [name, value] of new FormData(form, event.submitter || null)) {
+        if (typeof value === "string") query.append(name, value);
+      }
+      action.search = query.toString();
+      const url = localUrl(action.href);
+      if (!url) return;
+      event.preventDefault();
+      this.go(kind, url, "push");
+    }
+
+    onPopState(event) {
+      const state = isObject(event.state) && isObject(event.state.tether) ? event.state.tether : null;
+      if (!state || typeof state.key !== "string") return; // not an entry of tether's
+      const url = localUrl(location.href);
+      // While a navigate is on its way, the page it goes to is not there yet: navigate anew.
+      if (state.key === this.key && !this.busy) {
+        // Only the fragment changed (a link to #section and back): the commander knows this URL.
+        if (url !== this.shown) this.page.pushParams(url);
+        this.shown = url;
+        return;
+      }
+      this.key = state.key;
+      this.navigate(url, "none");
+    }
+
+    // The server's `navigate` frame: {kind: "patch" | "navigate", url, replace}.
+    serverSays({ kind, url, replace } = {}) {
+      const local = typeof url === "string" ? localUrl(url) : null;
+      if (!local) return;
+      if (kind === "patch") this.record(replace === true ? "replace" : "push", local); // handle_params ran
+      else if (kind === "navigate") this.navigate(local, "push");
+    }
+
+    go(kind, url, mode) {
+      if (kind === "navigate") {
+        this.navigate(url, mode);
+        return;
+      }
+      this.record(mode, url);
+      this.page.pushParams(url);
+    }
+
+    // Fetches `url` and moves to its page (or loads it as a document); `mode` is what it does
+    // to history ("push", or "none" for Back and Forward).
+    async navigate(url, mode) {
+      if (this.busy) this.busy.abort();
+      const busy = (this.busy = new AbortController());
+      let response;
+      let html;
+      try {
+        response = await fetch(url, { credentials: "same-origin", signal: busy.signal, headers: { accept: "text/html" } });
+        html = await response.text();
+      } catch (_) {
+        if (!busy.signal.aborted) location.assign(url);
+        return;
+      }
+      if (this.busy !== busy) return;
+      this.busy = null;
+      const landed = localUrl(response.url) || (response.redirected ? null : url);
+      if (!landed) {
+        location.assign(response.url); // redirected off this origin
+        return;
+      }
+      const type = response.headers.get("content-type") || "";
+      const doc = response.ok && type.includes("text/html") ? new DOMParser().parseFromString(html, "text/html") : null;
+      const tag = doc && doc.querySelector("script[data-tether-token]");
+      if (!tag || tag.dataset.tetherSocket !== this.page.socketPath) {
+        location.assign(landed);
+        return;
+      }
+      for (const script of doc.querySelectorAll("script")) script.remove();
+      if (mode === "push") this.key = newKey();
+      this.record(mode, landed);
+      if (doc.title) document.title = doc.title;
+      this.page.switchTo(tag.dataset, doc.body.innerHTML);
+      if (mode === "push") window.scrollTo(0, 0);
+    }
+  }
+
   // patches.mjs — checking and applying the patches the server sends (`patch` events and
   // broadcasts): html, morph, text, prop, props, insert, remove, js, redirect, set_url,
   // console, cookie.
@@ -2436,6 +2618,15 @@
     }
   }
 
+  // version.mjs — the version of this tether.js: the crate's version (Cargo.toml), checked by
+  // a test of src/commander/navigation.rs. A page sends it when it joins; a server with a newer
+  // tether.js refuses the join with "outdated client" and the page reloads once (page.mjs).
+  //
+  // For: page.mjs's join payload, and `Tether.version`.
+  // Never: is changed by hand without Cargo.toml's version (the test says so).
+
+  const VERSION = "0.1.0";
+
   // page.mjs — a page driven by a commander. The server renders
   //   <script src="/tether.js" data-tether-socket=… data-tether-commander=… data-tether-token=…>
   // and the Page joins the page channel (docs/page-channel.md is the wire contract), keeps the
@@ -2444,13 +2635,16 @@
   // the attributes mean), and hands what the server sends to the modules of each job: patches,
   // round trips (calls.mjs), live-region tokens (live.mjs), presence lists and counters
   // (lists.mjs), client-side commands (commands.mjs), hooks and pushed events (hooks.mjs), the
-  // connection state (connection.mjs); controls.mjs holds what it disabled.
+  // connection state (connection.mjs), live navigation (navigation.mjs: the page may move to
+  // another commander's page over the same socket, `switchTo`); controls.mjs holds what it
+  // disabled. It sends the URL it shows and its tether.js version (version.mjs) with every join.
   //
   // For: `Tether.page` (null on a page without a page token), started by index.mjs from the
   // script tag; `Tether.page.run(handler, arg)` calls a handler from script.
   // Never: applies a patch without patches.mjs's check, waits on a reply after the join is lost
   // (everything in flight is given up and its controls enabled again), rejoins with a refused
-  // page token more than once a minute, or is created twice by one script tag.
+  // page token (or as an outdated client) more than once a minute, or is created twice by
+  // one script tag.
 
 
   // An event's reply comes once its handler has finished, which may take minutes: its push
@@ -2510,6 +2704,7 @@
       this.warned = new Set(); // the server's development warnings, each written once
       this.store = storage();
       this.socket = new Socket(tetherSocket);
+      this.socketPath = tetherSocket; // a live navigation stays on this socket (navigation.mjs)
       this.onload = true;
       this.topicsToken = null; // signed runtime topics, sent back when rejoining
       this.live = liveTokens(script.dataset.tetherLive); // live regions' encrypted assigns, by name
@@ -2530,12 +2725,9 @@
       showState("connecting");
       // Templated presence lists show the entries they were rendered with until the first update.
       showRenderedLists(document);
-      this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
-      this.bindChannel();
+      this.joinChannel(tetherCommander, tetherToken);
       this.watchDom();
-      this.channel.join()
-        .receive("ok", (reply) => this.joined(reply))
-        .receive("error", (reply) => this.refused(reply && reply.reason));
+      this.navigation = new Navigation(this);
       this.socket.onClose(() => this.lost("disconnected"));
       this.socket.connect();
     }
@@ -2546,7 +2738,8 @@
     // stops rejoining and says so on the page.
     refused(reason) {
       report("join", reason);
-      if (reason !== "invalid page token") return;
+      // An outdated client (a deploy with a newer tether.js) is helped by the same reload.
+      if (reason !== "invalid page token" && reason !== "outdated client") return;
       const last = Number(sessionGet(RELOADED_KEY)) || 0;
       if (Date.now() - last > RELOAD_AGAIN_AFTER_MS) {
         sessionSet(RELOADED_KEY, String(Date.now()));
@@ -2559,6 +2752,7 @@
     }
 
     joinParams(token) {
+      this.joinUrl = location.pathname + location.search;
       return {
         token,
         browser_id: this.store.getItem("tether_browser_id"),
@@ -2569,7 +2763,44 @@
         presence_lists: presenceListSpecs(document),
         utc_offset: -new Date().getTimezoneOffset(),
         live: this.live,
+        url: this.joinUrl,
+        version: VERSION,
       };
+    }
+
+    joinChannel(commander, token) {
+      const channel = (this.channel = this.socket.channel(`tether:page:${commander}`, () => this.joinParams(token)));
+      this.bindChannel();
+      channel.join()
+        .receive("ok", (reply) => { if (channel === this.channel) this.joined(reply); })
+        .receive("error", (reply) => { if (channel === this.channel) this.refused(reply && reply.reason); });
+    }
+
+    // A live navigation (navigation.mjs) to the page of script tag data `next` (its
+    // commander, token, live regions, events) whose body is `html`: this page's channel is
+    // left (everything in flight given up), the body morphed, the new channel joined on the
+    // same socket, as a first join of a new page load.
+    switchTo(next, html) {
+      this.lost("navigated away");
+      // The old channel no longer speaks for the page (not even its phx_close).
+      this.channel.bindings = [];
+      this.channel.leave();
+      allowOnlyEvents(next.tetherEvents);
+      this.live = liveTokens(next.tetherLive);
+      this.topicsToken = null;
+      this.onload = true;
+      morph(document.body, html);
+      showRenderedLists(document);
+      this.joinChannel(next.tetherCommander, next.tetherToken);
+    }
+
+    // The URL changed within the page (navigation.mjs): its commander's handle_params runs.
+    // While the page is not joined, the join (or, when it is already on its way, the join
+    // reply: `joined`) carries the URL.
+    pushParams(url) {
+      if (!this.isJoined()) return;
+      this.channel.push("params", { url }, EVENT_TIMEOUT_MS)
+        .receive("error", (reply) => report("params", (reply && reply.reason) || "error"));
     }
 
     bindChannel() {
@@ -2584,14 +2815,17 @@
       channel.on("call_cancel", ({ id }) => this.calls.cancel(id));
       channel.on("flash", (flash) => flash && putFlash(document, flash.kind, flash.text));
       channel.on("flash_clear", (flash) => clearFlash(document, flash && typeof flash.kind === "string" ? flash.kind : null));
+      channel.on("navigate", (nav) => this.navigation.serverSays(nav));
       // The server's channel died (it rejoins) or ended the join: nothing in flight on it
       // will be answered, exactly as when the socket closes.
       channel.on("phx_error", () => this.lost("the page channel failed"));
       channel.on("phx_close", () => this.lost("the page channel closed"));
+      if (this.socketBound) return; // once per socket: a live navigation binds a new channel
+      this.socketBound = true;
       // This socket carries only this page: the server subscribed it to the page's topics, so
       // broadcasts on them (which may arrive even before the join reply) apply as they come.
       this.socket.onMessage(({ topic, event, payload }) => {
-        if (topic === channel.topic) return;
+        if (topic === this.channel.topic) return;
         if (event === "patch") this.apply(payload);
         if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
         if (event === "presence_list") renderPresenceLists(document, payload);
@@ -2643,6 +2877,9 @@
         this.hooks.each("reconnected");
         announce("reconnected");
       }
+      // The URL changed while the join was on its way (Back right after a navigate).
+      const url = location.pathname + location.search;
+      if (url !== this.joinUrl) this.pushParams(url);
       if (rejoin) this.recover();
     }
 
@@ -2835,9 +3072,17 @@
           if (el) this.sendCall(el, type, event, { handler, arg: value });
           else this.run(handler, value).catch((reason) => report(handler, reason));
         },
-        navigate: (href) => globalThis.location.assign(href),
-        patch: (href) => globalThis.history.pushState(null, "", href),
+        // Live navigation (navigation.mjs) for a local URL; another origin loads as a document.
+        navigate: (href) => this.commandNavigation("navigate", href),
+        patch: (href) => this.commandNavigation("patch", href),
       };
+    }
+
+    // A `navigate` or `patch` command: the same as a `tether-navigate` / `tether-patch` link.
+    commandNavigation(kind, href) {
+      const local = localUrl(href);
+      if (local) this.navigation.go(kind, local, "push");
+      else globalThis.location.assign(href);
     }
 
     // What a processed event disables: for a submit, the form's submit buttons (the form
@@ -3003,7 +3248,7 @@
   // `window.Tether` and, on a commander's page, starts that page.
   //
   // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, hooks,
-  // registerHook, morph, enableLatencySim, disableLatencySim }`.
+  // registerHook, morph, enableLatencySim, disableLatencySim, version }`.
   // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
   //
   //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -3037,6 +3282,8 @@
     morph,
     // A developer aid: delay every frame both ways by `ms`, for this tab's session.
     enableLatencySim, disableLatencySim,
+    // the version of this tether.js (the crate's)
+    version: VERSION,
   };
   // `Tether.hooks = {…}` adds to the registry rather than replacing it.
   Object.defineProperty((typeof window !== "undefined" ? window : globalThis).Tether, "hooks", {

@@ -1117,3 +1117,52 @@ async fn in_development_a_store_value_shown_in_the_presence_meta_is_a_warning_un
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn an_outdated_client_is_refused_and_the_url_is_checked_for_shape() {
+    use tether::commander::CLIENT_VERSION;
+    let s = setup(|_| {}).await;
+    let token = s.token("probe", "/x");
+    // Older than the server's tether.js: refused, so that the page reloads.
+    let mut page = s.page(None).await;
+    let (_, frame) = join(
+        &mut page,
+        "probe",
+        json!({"token": token, "version": "0.0.1"}),
+    )
+    .await;
+    assert_eq!(reply(&frame, "error")["reason"], "outdated client");
+    // The same version, a newer one, none at all (an older client, a raw client), or one
+    // that does not read as a version: let in.
+    for version in [
+        json!(CLIENT_VERSION),
+        json!("99.0.0"),
+        Value::Null,
+        json!("dev"),
+    ] {
+        let mut page = s.page(None).await;
+        let payload = json!({"token": token, "version": version, "url": "//evil.example/x"});
+        let (join_ref, frame) = join(&mut page, "probe", payload).await;
+        reply(&frame, "ok");
+        // A params push must carry a local URL.
+        for bad in [
+            json!({"url": "https://evil.example/"}),
+            json!({"url": 5}),
+            json!({}),
+        ] {
+            let frame = page
+                .call("tether:page:probe", &join_ref, "params", bad)
+                .await;
+            assert_eq!(reply(&frame, "error")["reason"], "invalid url");
+        }
+        let frame = page
+            .call(
+                "tether:page:probe",
+                &join_ref,
+                "params",
+                json!({"url": "/x?q=1"}),
+            )
+            .await;
+        reply(&frame, "ok");
+    }
+}

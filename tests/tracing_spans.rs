@@ -93,6 +93,11 @@ impl Traced {
         page.query_one("#fine", &["textContent"]).await?;
         Ok(())
     }
+
+    async fn search(&self, page: &mut Page, _: Sender) -> Result<(), BoxError> {
+        page.push_patch("/?q=secret")?;
+        Ok(())
+    }
 }
 
 impl Commander for Traced {
@@ -105,6 +110,7 @@ impl Commander for Traced {
             .on("fine", Self::fine)
             .on("broken", Self::broken)
             .on("measure", Self::measure)
+            .on("search", Self::search)
     }
 }
 
@@ -115,7 +121,8 @@ async fn index(req: HttpRequest, commanders: web::Data<Commanders>) -> HttpRespo
         .body(format!(
             r#"<!doctype html><html><body><button id="fine" tether-click="fine">fine</button>
 <button id="broken" tether-click="broken">broken</button>
-<button id="measure" tether-click="measure">measure</button>{}</body></html>"#,
+<button id="measure" tether-click="measure">measure</button>
+<button id="search" tether-click="search">search</button>{}</body></html>"#,
             script.as_str()
         ))
 }
@@ -131,7 +138,7 @@ fn spans_named(name: &str) -> Vec<BTreeMap<String, String>> {
 }
 
 #[tokio::test]
-async fn every_handler_and_round_trip_has_a_span_with_its_duration_and_outcome() {
+async fn every_handler_round_trip_and_navigation_has_a_span_with_its_duration_and_outcome() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture))
         .expect("the only subscriber of this test binary");
     let endpoint = Endpoint::builder(testing::config())
@@ -148,6 +155,8 @@ async fn every_handler_and_round_trip_has_a_span_with_its_duration_and_outcome()
     page.allow_errors();
     page.click("#broken").await;
     page.click("#measure").await;
+    page.click("#search").await;
+    assert_eq!(page.path(), "/?q=secret");
 
     let handlers = spans_named("tether.handler");
     let outcome = |handler: &str| {
@@ -174,4 +183,14 @@ async fn every_handler_and_round_trip_has_a_span_with_its_duration_and_outcome()
         Some("traced")
     );
     assert!(trips[0].contains_key("duration_ms"), "{trips:?}");
+
+    // handle_params at the join and after the patch: the path only, never the query.
+    let navigations = spans_named("tether.navigation");
+    assert_eq!(navigations.len(), 2, "{navigations:?}");
+    for fields in &navigations {
+        assert_eq!(fields.get("kind").map(String::as_str), Some("patch"));
+        assert_eq!(fields.get("path").map(String::as_str), Some("/"));
+        assert_eq!(fields.get("outcome").map(String::as_str), Some("ok"));
+        assert!(!format!("{fields:?}").contains("secret"), "{fields:?}");
+    }
 }

@@ -60,6 +60,14 @@ export function allowEvents(types) {
   for (const type of String(types || "").split(/\s+/)) if (type) allowedEvents.add(type);
 }
 
+// What a live navigation's new page allows (navigation.mjs): the gestures and its own
+// script tag's types, nothing the page before it allowed.
+export function allowOnlyEvents(types) {
+  allowedEvents.clear();
+  for (const type of GESTURE_EVENTS) allowedEvents.add(type);
+  allowEvents(types);
+}
+
 // Whether `tether-on` may listen for `type`.
 export function isAllowed(type) {
   return allowedEvents.has(type);

@@ -2,7 +2,7 @@
 // `window.Tether` and, on a commander's page, starts that page.
 //
 // Classic script: it defines `window.Tether = { Socket, Channel, Presence, page, hooks,
-// registerHook, morph, enableLatencySim, disableLatencySim }`.
+// registerHook, morph, enableLatencySim, disableLatencySim, version }`.
 // Loaded by a commander's page (a script tag with data-tether-token), it also runs that page.
 //
 //   const socket = new Tether.Socket("/socket", { params: { user_id: "alice" } });
@@ -23,6 +23,7 @@ import { morph } from "./morph.mjs";
 import { Page } from "./page.mjs";
 import { Presence } from "./presence.mjs";
 import { Socket } from "./socket.mjs";
+import { VERSION } from "./version.mjs";
 
 // Read while this script runs: document.currentScript is null once it has.
 const script = typeof document !== "undefined" ? document.currentScript : null;
@@ -43,6 +44,8 @@ if (early && typeof early.hooks === "object" && early.hooks !== null) Object.ass
   morph,
   // A developer aid: delay every frame both ways by `ms`, for this tab's session.
   enableLatencySim, disableLatencySim,
+  // the version of this tether.js (the crate's)
+  version: VERSION,
 };
 // `Tether.hooks = {…}` adds to the registry rather than replacing it.
 Object.defineProperty((typeof window !== "undefined" ? window : globalThis).Tether, "hooks", {

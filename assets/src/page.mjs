@@ -6,29 +6,35 @@
 // the attributes mean), and hands what the server sends to the modules of each job: patches,
 // round trips (calls.mjs), live-region tokens (live.mjs), presence lists and counters
 // (lists.mjs), client-side commands (commands.mjs), hooks and pushed events (hooks.mjs), the
-// connection state (connection.mjs); controls.mjs holds what it disabled.
+// connection state (connection.mjs), live navigation (navigation.mjs: the page may move to
+// another commander's page over the same socket, `switchTo`); controls.mjs holds what it
+// disabled. It sends the URL it shows and its tether.js version (version.mjs) with every join.
 //
 // For: `Tether.page` (null on a page without a page token), started by index.mjs from the
 // script tag; `Tether.page.run(handler, arg)` calls a handler from script.
 // Never: applies a patch without patches.mjs's check, waits on a reply after the join is lost
 // (everything in flight is given up and its controls enabled again), rejoins with a refused
-// page token more than once a minute, or is created twice by one script tag.
+// page token (or as an outdated client) more than once a minute, or is created twice by
+// one script tag.
 
 import { Calls } from "./calls.mjs";
 import { commandsRefusal, isCommandList, runCommands, runList, runsOffline } from "./commands.mjs";
 import { announce, showState } from "./connection.mjs";
 import { Controls, controlsOf, disableOptions, submitButtons, typedFields } from "./controls.mjs";
 import {
-  BOUND, HANDLER_ATTRIBUTES, SHORTHANDS, allowEvents, bareSender, boundElement, describe, formOf, handlerCall,
+  BOUND, HANDLER_ATTRIBUTES, SHORTHANDS, allowEvents, allowOnlyEvents, bareSender, boundElement, describe, formOf, handlerCall,
   handlersOf, isAllowed, navigates, parseOn,
 } from "./events.mjs";
 import { Hooks } from "./hooks.mjs";
 import { Loading, UsedFields, clearFlash, closeFlashOnClick, formsToRecover, putFlash } from "./forms.mjs";
 import { counterElements, presenceListSpecs, renderCount, renderPresenceLists, showRenderedLists } from "./lists.mjs";
 import { liveTokens } from "./live.mjs";
+import { morph } from "./morph.mjs";
+import { Navigation, localUrl } from "./navigation.mjs";
 import { applyPatch } from "./patches.mjs";
 import { ignored, report } from "./shared.mjs";
 import { Socket } from "./socket.mjs";
+import { VERSION } from "./version.mjs";
 
 // An event's reply comes once its handler has finished, which may take minutes: its push
 // does not time out (a day is "never"), and the socket closing is what gives up on it.
@@ -87,6 +93,7 @@ export class Page {
     this.warned = new Set(); // the server's development warnings, each written once
     this.store = storage();
     this.socket = new Socket(tetherSocket);
+    this.socketPath = tetherSocket; // a live navigation stays on this socket (navigation.mjs)
     this.onload = true;
     this.topicsToken = null; // signed runtime topics, sent back when rejoining
     this.live = liveTokens(script.dataset.tetherLive); // live regions' encrypted assigns, by name
@@ -107,12 +114,9 @@ export class Page {
     showState("connecting");
     // Templated presence lists show the entries they were rendered with until the first update.
     showRenderedLists(document);
-    this.channel = this.socket.channel(`tether:page:${tetherCommander}`, () => this.joinParams(tetherToken));
-    this.bindChannel();
+    this.joinChannel(tetherCommander, tetherToken);
     this.watchDom();
-    this.channel.join()
-      .receive("ok", (reply) => this.joined(reply))
-      .receive("error", (reply) => this.refused(reply && reply.reason));
+    this.navigation = new Navigation(this);
     this.socket.onClose(() => this.lost("disconnected"));
     this.socket.connect();
   }
@@ -123,7 +127,8 @@ export class Page {
   // stops rejoining and says so on the page.
   refused(reason) {
     report("join", reason);
-    if (reason !== "invalid page token") return;
+    // An outdated client (a deploy with a newer tether.js) is helped by the same reload.
+    if (reason !== "invalid page token" && reason !== "outdated client") return;
     const last = Number(sessionGet(RELOADED_KEY)) || 0;
     if (Date.now() - last > RELOAD_AGAIN_AFTER_MS) {
       sessionSet(RELOADED_KEY, String(Date.now()));
@@ -136,6 +141,7 @@ export class Page {
   }
 
   joinParams(token) {
+    this.joinUrl = location.pathname + location.search;
     return {
       token,
       browser_id: this.store.getItem("tether_browser_id"),
@@ -146,7 +152,44 @@ export class Page {
       presence_lists: presenceListSpecs(document),
       utc_offset: -new Date().getTimezoneOffset(),
       live: this.live,
+      url: this.joinUrl,
+      version: VERSION,
     };
+  }
+
+  joinChannel(commander, token) {
+    const channel = (this.channel = this.socket.channel(`tether:page:${commander}`, () => this.joinParams(token)));
+    this.bindChannel();
+    channel.join()
+      .receive("ok", (reply) => { if (channel === this.channel) this.joined(reply); })
+      .receive("error", (reply) => { if (channel === this.channel) this.refused(reply && reply.reason); });
+  }
+
+  // A live navigation (navigation.mjs) to the page of script tag data `next` (its
+  // commander, token, live regions, events) whose body is `html`: this page's channel is
+  // left (everything in flight given up), the body morphed, the new channel joined on the
+  // same socket, as a first join of a new page load.
+  switchTo(next, html) {
+    this.lost("navigated away");
+    // The old channel no longer speaks for the page (not even its phx_close).
+    this.channel.bindings = [];
+    this.channel.leave();
+    allowOnlyEvents(next.tetherEvents);
+    this.live = liveTokens(next.tetherLive);
+    this.topicsToken = null;
+    this.onload = true;
+    morph(document.body, html);
+    showRenderedLists(document);
+    this.joinChannel(next.tetherCommander, next.tetherToken);
+  }
+
+  // The URL changed within the page (navigation.mjs): its commander's handle_params runs.
+  // While the page is not joined, the join (or, when it is already on its way, the join
+  // reply: `joined`) carries the URL.
+  pushParams(url) {
+    if (!this.isJoined()) return;
+    this.channel.push("params", { url }, EVENT_TIMEOUT_MS)
+      .receive("error", (reply) => report("params", (reply && reply.reason) || "error"));
   }
 
   bindChannel() {
@@ -161,14 +204,17 @@ export class Page {
     channel.on("call_cancel", ({ id }) => this.calls.cancel(id));
     channel.on("flash", (flash) => flash && putFlash(document, flash.kind, flash.text));
     channel.on("flash_clear", (flash) => clearFlash(document, flash && typeof flash.kind === "string" ? flash.kind : null));
+    channel.on("navigate", (nav) => this.navigation.serverSays(nav));
     // The server's channel died (it rejoins) or ended the join: nothing in flight on it
     // will be answered, exactly as when the socket closes.
     channel.on("phx_error", () => this.lost("the page channel failed"));
     channel.on("phx_close", () => this.lost("the page channel closed"));
+    if (this.socketBound) return; // once per socket: a live navigation binds a new channel
+    this.socketBound = true;
     // This socket carries only this page: the server subscribed it to the page's topics, so
     // broadcasts on them (which may arrive even before the join reply) apply as they come.
     this.socket.onMessage(({ topic, event, payload }) => {
-      if (topic === channel.topic) return;
+      if (topic === this.channel.topic) return;
       if (event === "patch") this.apply(payload);
       if (event === "live" && payload && typeof payload.token === "string") this.live[payload.name] = payload.token;
       if (event === "presence_list") renderPresenceLists(document, payload);
@@ -220,6 +266,9 @@ export class Page {
       this.hooks.each("reconnected");
       announce("reconnected");
     }
+    // The URL changed while the join was on its way (Back right after a navigate).
+    const url = location.pathname + location.search;
+    if (url !== this.joinUrl) this.pushParams(url);
     if (rejoin) this.recover();
   }
 
@@ -412,9 +461,17 @@ export class Page {
         if (el) this.sendCall(el, type, event, { handler, arg: value });
         else this.run(handler, value).catch((reason) => report(handler, reason));
       },
-      navigate: (href) => globalThis.location.assign(href),
-      patch: (href) => globalThis.history.pushState(null, "", href),
+      // Live navigation (navigation.mjs) for a local URL; another origin loads as a document.
+      navigate: (href) => this.commandNavigation("navigate", href),
+      patch: (href) => this.commandNavigation("patch", href),
     };
+  }
+
+  // A `navigate` or `patch` command: the same as a `tether-navigate` / `tether-patch` link.
+  commandNavigation(kind, href) {
+    const local = localUrl(href);
+    if (local) this.navigation.go(kind, local, "push");
+    else globalThis.location.assign(href);
   }
 
   // What a processed event disables: for a submit, the form's submit buttons (the form

@@ -262,6 +262,21 @@ pub trait Commander: Send + Sync + Sized + 'static {
         async { Ok(()) }
     }
 
+    /// The page's URL (path and query, [`Page::url`]): on every join, after `on_connect`
+    /// and `on_load`, and after every patch navigation — [`Page::push_patch`], a
+    /// `tether-patch` link or GET form, Back or Forward within the page (LiveView's
+    /// `handle_params`). Read the query with [`Page::param`] and [`Page::params`]; the URL
+    /// is the browser's word (checked for shape only), like any query string. Only the
+    /// page's own commander gets it, not shared ones. Default: nothing.
+    fn handle_params(
+        &self,
+        page: &mut Page,
+        url: &str,
+    ) -> impl Future<Output = Result<(), BoxError>> {
+        let _ = (page, url);
+        async { Ok(()) }
+    }
+
     /// The page is gone (closed, navigated away, connection lost); it is already untracked,
     /// and the handler that was running (if any) has finished. `commanders` reaches the
     /// other pages (counts, broadcasts).
@@ -330,6 +345,11 @@ pub(crate) trait DynCommander: Send + Sync {
     fn broadcasting(&self) -> Vec<Broadcasting>;
     fn on_connect<'a>(&'a self, page: &'a mut Page) -> LocalBoxFuture<'a, Result<(), BoxError>>;
     fn on_load<'a>(&'a self, page: &'a mut Page) -> LocalBoxFuture<'a, Result<(), BoxError>>;
+    fn handle_params<'a>(
+        &'a self,
+        page: &'a mut Page,
+        url: &'a str,
+    ) -> LocalBoxFuture<'a, Result<(), BoxError>>;
     fn on_disconnect<'a>(
         &'a self,
         gone: &'a Disconnected,
@@ -366,6 +386,13 @@ impl<C: Commander> DynCommander for Registered<C> {
     }
     fn on_load<'a>(&'a self, page: &'a mut Page) -> LocalBoxFuture<'a, Result<(), BoxError>> {
         Box::pin(self.commander.on_load(page))
+    }
+    fn handle_params<'a>(
+        &'a self,
+        page: &'a mut Page,
+        url: &'a str,
+    ) -> LocalBoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(self.commander.handle_params(page, url))
     }
     fn on_disconnect<'a>(
         &'a self,

@@ -207,6 +207,16 @@ impl PageHandle {
         self.0.socket.push(event, payload)
     }
 
+    /// Moves the page to another page at `url` (a local path and query) over the same
+    /// socket, without loading a document (LiveView's `push_navigate`): tether.js fetches the
+    /// URL's server-rendered HTML through the app's route, leaves this page (its
+    /// `on_disconnect` runs, its presences leave), morphs the new body and title in and joins
+    /// the new page's channel. A URL whose page has no page token, or another socket, is
+    /// loaded as a whole document. Refused (`UnsafeProp("url")`) for anything but a local URL.
+    pub fn push_navigate(&self, url: &str) -> Result<(), PatchError> {
+        super::navigation::send(self, super::navigation::NavKind::Navigate, url).map(|_| ())
+    }
+
     /// Applies `patch` to this page (checked like every patch: script only with `exec_js`,
     /// no plain value for a markup property).
     ///

@@ -7,8 +7,11 @@
 //!
 //! 1. tracks the page in presence on each of its broadcasting topics (when presence is
 //!    enabled) — **before** `on_connect`, so a count taken there includes this page;
-//! 2. runs [`Commander::on_connect`] (every join, also after reconnects) and, on the first
-//!    join of a page load, [`Commander::on_load`];
+//! 2. runs [`Commander::on_connect`] (every join, also after reconnects), on the first
+//!    join of a page load [`Commander::on_load`], then [`Commander::handle_params`] with the
+//!    URL the page shows (again after every patch navigation: [`Page::push_patch`],
+//!    `tether-patch` links, Back and Forward; [`PageHandle::push_navigate`] moves to another
+//!    page over the same socket);
 //! 3. dispatches DOM events to **declared** handlers only ([`Commander::handlers`]), between
 //!    [`Commander::before_handler`] and [`Commander::after_handler`], and messages to
 //!    [`Commander::handle_info`];
@@ -42,6 +45,7 @@ pub mod html;
 mod hub;
 mod js;
 mod live;
+mod navigation;
 mod page;
 mod page_channel;
 mod patch;
@@ -70,6 +74,7 @@ pub use handlers::{Handlers, IntoOutcome};
 pub use html::Html;
 pub use js::{Js, MAX_JS_COMMANDS};
 pub use live::{LiveError, LiveRegion, LiveTemplate};
+pub use navigation::{CLIENT_VERSION, MAX_URL_BYTES, local_url};
 pub use page::{MAX_STORE_BYTES, Page};
 pub use patch::{ConsoleLevel, Content, Cookie, Patch, PatchError, Position};
 pub use presence_list::{ListKeys, MAX_LIST_FIELDS};

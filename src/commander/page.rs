@@ -58,6 +58,8 @@ pub(crate) struct PageState {
     /// The page's commander.
     pub(crate) commander: &'static str,
     pub(crate) path: String,
+    /// The URL the page shows (path and query): from the join, then every patch navigation.
+    pub(crate) url: String,
     pub(crate) browser_id: String,
     pub(crate) session: Map<String, Value>,
     pub(crate) store: Map<String, Value>,
@@ -165,6 +167,8 @@ pub struct Page {
     /// Whether the browser has a topics token (it brought one to the join, or was given one
     /// by [`Page::remember_topics`]), which the page's task then keeps fresh.
     pub(crate) topics_given: bool,
+    /// Whether [`Page::push_patch`] changed the URL since `handle_params` last ran.
+    pub(crate) patched: bool,
 }
 
 impl std::fmt::Debug for Page {
@@ -195,6 +199,7 @@ impl Page {
             live_feeds: HashMap::new(),
             extensions: actix_http::Extensions::new(),
             topics_given: false,
+            patched: false,
         }
     }
 
@@ -240,6 +245,55 @@ impl Page {
     /// The request path the page was rendered for.
     pub fn path(&self) -> &str {
         &self.state.path
+    }
+
+    /// The URL the page shows, path and query (`/notes?q=milk`): the browser's at the join,
+    /// then each patch navigation's. The browser's word, checked for shape only
+    /// ([`local_url`](super::local_url)); [`Page::path`] is what the server rendered.
+    pub fn url(&self) -> &str {
+        &self.state.url
+    }
+
+    /// The first value of query parameter `key` in [`Page::url`], decoded.
+    ///
+    /// ```
+    /// # fn f(page: &tether::commander::Page) {
+    /// let search = page.param("q").unwrap_or_default();
+    /// # let _ = search;
+    /// # }
+    /// ```
+    pub fn param(&self, key: &str) -> Option<String> {
+        super::navigation::url_params(&self.state.url)
+            .into_iter()
+            .find_map(|(k, v)| (k == key).then_some(v))
+    }
+
+    /// Every query parameter of [`Page::url`], decoded, in order (a key may repeat).
+    pub fn params(&self) -> Vec<(String, String)> {
+        super::navigation::url_params(&self.state.url)
+    }
+
+    /// Changes the URL of this page to `url` (a local path and query) without leaving it:
+    /// the browser pushes a history entry (Back returns to the previous URL, calling
+    /// `handle_params` again), and `Commander::handle_params` runs with the new URL once the
+    /// running callback or handler has returned — for an event, before its reply (LiveView's
+    /// `push_patch`). [`Page::url`] is the new URL at once. Refused (`UnsafeProp("url")`)
+    /// for anything but a local URL.
+    pub fn push_patch(&mut self, url: &str) -> Result<(), PatchError> {
+        self.patch_url(url, super::navigation::NavKind::Patch)
+    }
+
+    /// [`Page::push_patch`], replacing the current history entry instead of adding one
+    /// (to tidy a URL, say, from `handle_params`).
+    pub fn replace_patch(&mut self, url: &str) -> Result<(), PatchError> {
+        self.patch_url(url, super::navigation::NavKind::PatchReplace)
+    }
+
+    fn patch_url(&mut self, url: &str, kind: super::navigation::NavKind) -> Result<(), PatchError> {
+        let url = super::navigation::send(&self.handle, kind, url)?;
+        self.state.url = url;
+        self.patched = true;
+        Ok(())
     }
 
     /// The browser's id: a UUID the server minted and signed, shared by every tab of the

@@ -116,6 +116,16 @@ struct JoinPayload {
     utc_offset: Option<i32>,
     /// Live regions' tokens, by name.
     live: Map<String, Value>,
+    /// The URL the page shows (path and query); the rendered path without one.
+    url: Option<String>,
+    /// The version of the page's tether.js (none before 0.1: let in).
+    version: Option<String>,
+}
+
+/// A `params` push: the URL the page shows now.
+#[derive(Deserialize)]
+struct ParamsPayload {
+    url: String,
 }
 
 #[derive(Deserialize)]
@@ -433,6 +443,14 @@ impl Channel for PageChannel {
         };
         let payload: JoinPayload = serde_json::from_value(payload)
             .map_err(|_| JoinError::reason("invalid join payload"))?;
+        if let Some(version) = payload.version.as_deref() {
+            if super::navigation::client_is_older(version) {
+                // tether.js reloads once (the refused-token loop guard) and gets the new one.
+                tracing::info!(commander = name, client = %crate::text::for_log(version),
+                    server = super::navigation::CLIENT_VERSION, "outdated tether.js refused");
+                return Err(JoinError::reason("outdated client"));
+            }
+        }
         let now = unix_now();
         let admitted = self.admit(name, &*commander, &payload, now)?;
         let warnings = self.subscribe(socket, &admitted, &payload);
@@ -447,6 +465,11 @@ impl Channel for PageChannel {
             ..
         } = admitted;
         let path = claims.path.clone();
+        let url = payload
+            .url
+            .as_deref()
+            .and_then(super::navigation::local_url)
+            .map_or_else(|| path.clone(), str::to_string);
         let store_rejected = opened.is_err();
         let session = socket
             .assigns()
@@ -458,6 +481,7 @@ impl Channel for PageChannel {
         let state = PageState {
             commander: name,
             path,
+            url,
             browser_id,
             session,
             store: opened.unwrap_or_default(),
@@ -562,6 +586,22 @@ impl Channel for PageChannel {
                     Err(_) => Ok(Reply::Error(json!({"reason": "too many pending events"}))),
                 }
             }
+            "params" => {
+                let url = serde_json::from_value::<ParamsPayload>(payload)
+                    .ok()
+                    .and_then(|p| super::navigation::local_url(&p.url).map(str::to_string));
+                let Some(url) = url else {
+                    return Ok(Reply::Error(json!({"reason": "invalid url"})));
+                };
+                let work = Work::Params {
+                    url,
+                    reply: socket.reply_ref(),
+                };
+                match page.0.queue.try_send(work) {
+                    Ok(()) => Ok(Reply::None),
+                    Err(_) => Ok(Reply::Error(json!({"reason": "too many pending events"}))),
+                }
+            }
             "call_reply" => {
                 let Ok(answer) = serde_json::from_value::<CallReply>(payload) else {
                     return Ok(Reply::Error(json!({"reason": "invalid call reply"})));
@@ -609,6 +649,9 @@ pub(crate) fn decode_payloads(data: &[u8]) {
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
         let _ = serde_json::from_value::<JoinPayload>(value.clone());
         let _ = serde_json::from_value::<CallReply>(value.clone());
+        if let Ok(params) = serde_json::from_value::<ParamsPayload>(value.clone()) {
+            let _ = super::navigation::local_url(&params.url);
+        }
         if let Ok(EventPayload {
             handler, sender, ..
         }) = serde_json::from_value(value)

@@ -51,6 +51,12 @@ pub(crate) enum Work {
         held: Held,
         reply: Option<ReplyRef>,
     },
+    /// The browser's URL changed within the page (a `tether-patch` link or form, Back or
+    /// Forward): the page commander's `handle_params` with the (checked) URL.
+    Params {
+        url: String,
+        reply: Option<ReplyRef>,
+    },
     /// A message for the page commander's `handle_info`.
     Info(Info),
     /// A broadcast frame carrying new assigns of a live region (a [`LiveUpdate`]), kept
@@ -87,7 +93,10 @@ pub(crate) async fn run(mut page: Page, mut queue: mpsc::Receiver<Work>) {
                 continue;
             }
         };
-        let doing = AssertUnwindSafe(perform(&*commander, &mut page, work));
+        let doing = AssertUnwindSafe(async {
+            perform(&*commander, &mut page, work).await;
+            follow_patches(&*commander, &mut page).await;
+        });
         if let Err(panic) = doing.catch_unwind().await {
             let reason = panic_message(&*panic);
             tracing::error!(commander = shared.commander, "page crashed: {reason}");
@@ -162,6 +171,19 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
                     }
                 }
             }
+            // The URL is the page's current one, whatever the callbacks above patched.
+            page.patched = false;
+            params(commander, page).await;
+        }
+        Work::Params { url, reply } => {
+            page.state.url = url;
+            page.patched = false;
+            params(commander, page).await;
+            // Its own patches (a URL tidied with `replace_patch`) before the reply.
+            follow_patches(commander, page).await;
+            if let Some(to) = reply {
+                let _ = page.handle.0.socket.reply(&to, Reply::ok());
+            }
         }
         Work::Event {
             commander: target,
@@ -180,6 +202,9 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
                 .instrument(span.span().clone())
                 .await;
             timer.observe_duration();
+            // The handler's patch navigations are followed before its reply: the reply comes
+            // once the page shows the new URL's state.
+            follow_patches(commander, page).await;
             span.end(match &outcome {
                 None => "skipped",
                 Some(Ok(_)) => "ok",
@@ -203,6 +228,40 @@ async fn perform(commander: &dyn DynCommander, page: &mut Page, work: Work) {
             }
         }
         Work::Live(frame) => page.state.note_live(frame),
+    }
+}
+
+/// Runs the page commander's `handle_params` with the page's URL, in a `tether.navigation`
+/// span (kind `patch`; the span names the path only, never the query).
+async fn params(commander: &dyn DynCommander, page: &mut Page) {
+    let url = page.state.url.clone();
+    let path = url.split('?').next().unwrap_or_default();
+    let span = super::spans::navigation(page.commander(), "patch", path);
+    let result = commander
+        .handle_params(page, &url)
+        .instrument(span.span().clone())
+        .await;
+    span.end(if result.is_ok() { "ok" } else { "error" });
+    if let Err(err) = result {
+        report(page, "handle_params", err);
+    }
+}
+
+/// After a callback or handler that called `Page::push_patch`: `handle_params` with the new
+/// URL, again while it patches, at most `MAX_CHAINED_PATCHES` times.
+async fn follow_patches(commander: &dyn DynCommander, page: &mut Page) {
+    for _ in 0..super::navigation::MAX_CHAINED_PATCHES {
+        if !std::mem::take(&mut page.patched) {
+            return;
+        }
+        params(commander, page).await;
+    }
+    if std::mem::take(&mut page.patched) {
+        tracing::warn!(
+            commander = page.commander(),
+            url = %page.state.url,
+            "handle_params patched the URL again and again: not run for the last patch"
+        );
     }
 }
 

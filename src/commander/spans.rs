@@ -64,9 +64,9 @@ pub(crate) fn round_trip(commander: &str, op: &str) -> Timed {
     ))
 }
 
-/// The span of a navigation of a page of `commander` (`patch` or `navigate`) to `path`
-/// (the path only: a query string may carry what a person typed).
-#[allow(dead_code)] // called by live navigation (issue 25, item 1)
+/// The span of a navigation of a page of `commander` (`patch`: its `handle_params`) to `path`
+/// (the path only: a query string may carry what a person typed). A `navigate` is a new
+/// page's join, whose callbacks have their own spans.
 pub(crate) fn navigation(commander: &str, kind: &str, path: &str) -> Timed {
     Timed::new(tracing::info_span!(
         target: "tether::commander::spans",

@@ -273,8 +273,14 @@ impl TestPage {
             if self.is_submit_button(&el) {
                 if let Some(form) = self.dom.form_of(&el) {
                     refs.extend(self.dispatch(&form, "submit", None).await);
+                    if !self.submit_handled(&form) && self.follow_form(&form).await {
+                        return self.settle(Settle::Replies(refs)).await;
+                    }
                 }
             } else if tag == "a" && bound.is_none() {
+                if self.follow_link(&el).await {
+                    return self.settle(Settle::Replies(refs)).await;
+                }
                 if let Some(path) = self
                     .dom
                     .attr(&el, "href")
@@ -359,7 +365,17 @@ impl TestPage {
             .form_of(&el)
             .unwrap_or_else(|| panic!("tether::testing: submit {selector}: no form there"));
         let refs = self.dispatch(&form, "submit", None).await;
+        if !self.submit_handled(&form) {
+            self.follow_form(&form).await;
+        }
         self.settle(Settle::Replies(refs)).await
+    }
+
+    /// Whether a handler takes the submit of `form` (tether.js then prevents its default).
+    fn submit_handled(&self, form: &NodeRef) -> bool {
+        self.dom
+            .bound_element(form, "submit", true, &self.allowed_fn())
+            .is_some()
     }
 
     /// Presses `key` (a DOM key name: `"Enter"`, `"Escape"`, `"a"`) on the first element

@@ -106,19 +106,12 @@ impl TestPage {
                 }
                 refs
             }
-            "navigate" => {
+            // Live navigation, as a `tether-navigate` / `tether-patch` link.
+            kind @ ("navigate" | "patch") => {
                 let href = args.get("href").and_then(Value::as_str).unwrap_or_default();
                 match self.browser.same_origin_path(href) {
-                    Some(path) => self.navigate_to = Some(path),
-                    None => self.fail(format!("navigate to another origin: {href}")),
-                }
-                Vec::new()
-            }
-            "patch" => {
-                let href = args.get("href").and_then(Value::as_str).unwrap_or_default();
-                match self.browser.same_origin_path(href) {
-                    Some(path) => self.path = path,
-                    None => self.fail(format!("patch to another origin: {href}")),
+                    Some(path) => Box::pin(self.go(kind, &path)).await,
+                    None => self.fail(format!("{kind} to another origin: {href}")),
                 }
                 Vec::new()
             }

@@ -40,7 +40,13 @@
 //! ticks, a submit button submits its form, a link without a handler loads its page),
 //! [`TestPage::fill`] (`input` and `change`), [`TestPage::type_text`] (key by key, with a gap),
 //! [`TestPage::check`], [`TestPage::select`], [`TestPage::submit`], [`TestPage::keydown`],
-//! any event with [`TestPage::event`], a handler from "script" with [`TestPage::run`]. Each
+//! any event with [`TestPage::event`], a handler from "script" with [`TestPage::run`], the
+//! browser's Back and Forward with [`TestPage::back`] and [`TestPage::forward`]. Live
+//! navigation follows tether.js: a `tether-patch` link or GET form (and the server's
+//! `push_patch`) changes [`TestPage::path`] and runs `handle_params`; a `tether-navigate` one
+//! (and `push_navigate`) fetches the page through the app's routes, leaves the old join and
+//! joins the new page on the same socket (the new document replaces the model's, where
+//! tether.js morphs the body: a typed value the new markup renders the same is not kept). Each
 //! waits (bounded) until its element exists and is enabled, finds the element whose handler
 //! the event calls (`tether-click`, `tether-on`, bubbling, `tether-ignore`), builds the
 //! `sender` from the model (form fields, value, dataset, `tether-id`, arguments,
@@ -128,6 +134,7 @@ mod calls;
 mod dom;
 mod forms;
 mod js;
+mod navigation;
 mod page;
 mod wait;
 

@@ -29,6 +29,7 @@ use super::{
     calls::OpenCall,
     dom::{Dom, Effect},
     forms::{self, Loading, UsedFields},
+    navigation::{History, Nav},
     wait::Deadline,
 };
 
@@ -80,6 +81,8 @@ pub(crate) enum Pending {
         loaded: Vec<NodeRef>,
     },
     CallReply,
+    /// A `params` push (the URL changed within the page).
+    Params,
 }
 
 /// A page open in a kit browser, driven by the test.
@@ -134,6 +137,14 @@ pub struct TestPage {
     pub(crate) events: Vec<(String, Value)>,
     /// `exec` commands waiting for an await of the page (`push`, `dispatch`, …).
     pub(crate) queued: Vec<(String, Map<String, Value>, Vec<NodeRef>)>,
+    /// A live navigation the server asked for (`navigate` frame) or Back/Forward.
+    pub(crate) nav: Option<Nav>,
+    /// The tab's history (kept across navigations), and this page's place in it.
+    pub(crate) history: History,
+    /// The key of this live page's history entries (navigation.mjs).
+    pub(crate) key: u64,
+    /// The document this page is in (a live navigation keeps it, a load makes a new one).
+    pub(crate) doc: u64,
 }
 
 impl std::fmt::Debug for TestPage {
@@ -148,6 +159,16 @@ impl std::fmt::Debug for TestPage {
 impl TestPage {
     /// The page of `html`, served at `path` to `browser`; joined when it is a commander's.
     pub(crate) async fn load(browser: Browser, path: String, html: String) -> TestPage {
+        let mut page = TestPage::parse(browser, path, html);
+        if page.script.is_some() {
+            page.hold_offline();
+            page.connect().await;
+        }
+        page
+    }
+
+    /// The page of `html` at `path`, not connected: a new document with a history of its own.
+    pub(crate) fn parse(browser: Browser, path: String, html: String) -> TestPage {
         let mut dom = Dom::parse(&html);
         dom.show_rendered_lists();
         let tag = dom.select_first("script[data-tether-token]").ok().flatten();
@@ -201,11 +222,14 @@ impl TestPage {
             navigate_to: None,
             events: Vec::new(),
             queued: Vec::new(),
+            nav: None,
+            history: History::default(),
+            key: 0,
+            doc: 0,
         };
-        if page.script.is_some() {
-            page.hold_offline();
-            page.connect().await;
-        }
+        page.key = History::new_key();
+        page.doc = History::new_key();
+        page.history.push(&page.path, page.key, page.doc);
         page
     }
 
@@ -262,7 +286,7 @@ impl TestPage {
         }
     }
 
-    async fn join(&mut self, script: &ScriptTag) {
+    pub(crate) async fn join(&mut self, script: &ScriptTag) {
         let payload = json!({
             "token": script.token,
             "browser_id": self.browser.storage("tether_browser_id"),
@@ -273,6 +297,8 @@ impl TestPage {
             "presence_lists": self.dom.presence_list_specs(),
             "utc_offset": 0,
             "live": self.live,
+            "url": self.path,
+            "version": crate::commander::CLIENT_VERSION,
         });
         let reference = self.make_ref();
         self.join_ref = reference.clone();
@@ -305,9 +331,27 @@ impl TestPage {
     }
 
     /// `tether:page:<commander>`.
-    fn topic(&self) -> String {
+    pub(crate) fn topic(&self) -> String {
         let commander = self.script.as_ref().map_or("", |s| s.commander.as_str());
         format!("tether:page:{commander}")
+    }
+
+    /// The ref of the page's current join.
+    pub(crate) fn join_ref(&self) -> String {
+        self.join_ref.clone()
+    }
+
+    /// Takes over what the test's view of `old` keeps across a live navigation in the same
+    /// tab: refs (one socket), failures and errors, and what was recorded.
+    pub(crate) fn adopt_from(&mut self, old: &mut TestPage) {
+        self.next_ref = old.next_ref;
+        self.failures = std::mem::take(&mut old.failures);
+        self.errors = std::mem::take(&mut old.errors);
+        self.allow_errors = old.allow_errors;
+        self.warnings = std::mem::take(&mut old.warnings);
+        self.console = std::mem::take(&mut old.console);
+        self.scripts = std::mem::take(&mut old.scripts);
+        self.js_answer = old.js_answer.take();
     }
 
     pub(crate) fn make_ref(&mut self) -> String {
@@ -315,7 +359,7 @@ impl TestPage {
         self.next_ref.to_string()
     }
 
-    async fn send_frame(&mut self, frame: Value) {
+    pub(crate) async fn send_frame(&mut self, frame: Value) {
         let Some(socket) = self.socket.as_mut() else {
             self.fail("the page is not connected".to_string());
             return;
@@ -335,7 +379,7 @@ impl TestPage {
     }
 
     /// The page's channel is gone: nothing in flight will be answered (tether.js `lost`).
-    fn lost(&mut self) {
+    pub(crate) fn lost(&mut self) {
         let was_joined = self.joined;
         self.joined = false;
         if let Some(html) = self.dom.select_first("html").ok().flatten() {
@@ -362,7 +406,7 @@ impl TestPage {
     }
 
     /// Disables every control with a handler while the page is not joined.
-    fn hold_offline(&mut self) {
+    pub(crate) fn hold_offline(&mut self) {
         if !self.disable.when_disconnected {
             return;
         }
@@ -398,6 +442,9 @@ impl TestPage {
         loop {
             self.fire_due_rates().await;
             self.run_queued().await;
+            if let Some(nav) = self.nav.take() {
+                self.follow(nav).await;
+            }
             if let Some(path) = self.navigate_to.take() {
                 self.navigate(&path).await;
             }
@@ -461,8 +508,7 @@ impl TestPage {
             ));
             return;
         };
-        let Ok([_join_ref, reference, topic, event, payload]) = <[Value; 5]>::try_from(frame)
-        else {
+        let Ok([join_ref, reference, topic, event, payload]) = <[Value; 5]>::try_from(frame) else {
             self.fail(format!(
                 "the server sent a frame that is not 5 elements long: {text}"
             ));
@@ -474,6 +520,11 @@ impl TestPage {
             ));
             return;
         };
+        // Frames of an earlier join (a page left by a live navigation) are dropped, as
+        // channel.mjs drops them.
+        if join_ref.as_str().is_some_and(|r| r != self.join_ref) {
+            return;
+        }
         if topic == self.topic() {
             self.page_event(event, reference.as_str(), payload).await;
         } else {
@@ -511,6 +562,7 @@ impl TestPage {
                 }
             }
             "call" => self.start_call(payload).await,
+            "navigate" => self.server_navigates(&payload),
             "call_cancel" => {
                 if let Some(id) = payload["id"].as_str().map(str::to_string) {
                     self.cancel_call(&id);
@@ -592,6 +644,11 @@ impl TestPage {
                 self.error(format!("the server refused a call_reply: {reason}"));
             }
             Pending::CallReply => {}
+            Pending::Params if !ok => {
+                let reason = response["reason"].as_str().unwrap_or("error").to_string();
+                self.error(format!("the server refused a params push: {reason}"));
+            }
+            Pending::Params => {}
         }
     }
 
@@ -678,7 +735,10 @@ impl TestPage {
         }
         let page = Box::pin(self.browser.open(path)).await;
         let failures = std::mem::take(&mut self.failures);
+        let mut history = std::mem::take(&mut self.history);
         *self = page;
+        history.push(&self.path, self.key, self.doc);
+        self.history = history;
         self.failures.extend(failures);
     }
 
@@ -757,7 +817,8 @@ impl TestPage {
     }
 
     /// The path (and query) the page shows: where it was loaded, then what `set_url`
-    /// patches made it.
+    /// patches, patch navigations (`push_patch`, `tether-patch` links and forms), live
+    /// navigations and [`back`](TestPage::back)/[`forward`](TestPage::forward) made it.
     pub fn path(&self) -> &str {
         &self.path
     }

@@ -194,7 +194,8 @@ test("modal buttons are [value, label] strings, with one OK button when none are
 
 test("no page starts without a document, and the bundle exports what a page uses, nothing for tests", () => {
   assert.equal(globalThis.Tether.page, null);
-  assert.deepEqual(Object.keys(globalThis.Tether).sort(), ["Channel", "Presence", "Socket", "disableLatencySim", "enableLatencySim", "hooks", "morph", "page", "registerHook"]);
+  assert.deepEqual(Object.keys(globalThis.Tether).sort(), ["Channel", "Presence", "Socket", "disableLatencySim", "enableLatencySim", "hooks", "morph", "page", "registerHook", "version"]);
+  assert.match(globalThis.Tether.version, /^\d+\.\d+\.\d+$/);
   for (const name of ["Socket", "Channel", "Presence", "morph", "registerHook", "enableLatencySim", "disableLatencySim"]) {
     assert.equal(typeof globalThis.Tether[name], "function", name);
   }
