@@ -1918,14 +1918,33 @@
       const span = document.createElement("span");
       span.className = "tether-flash-text";
       span.textContent = text;
+      // The close button: classes `tether-flash-close` and `close`, an "×" drawn in SVG (no
+      // text: the container's text is the message alone).
       const close = document.createElement("button");
       close.type = "button";
-      close.className = CLOSE;
+      close.className = `${CLOSE} close`;
       close.setAttribute("aria-label", "Close");
-      close.textContent = "×";
+      close.append(crossIcon());
       message.append(span, close);
       container.appendChild(message);
     }
+  }
+
+  const SVG = "http://www.w3.org/2000/svg";
+
+  // `<svg viewBox="0 0 10 10" width="10" height="10" aria-hidden="true"><path d="M2 2L8 8M8 2L2 8"
+  // stroke="currentColor" stroke-width="1.5"></path></svg>`
+  function crossIcon() {
+    const svg = document.createElementNS(SVG, "svg");
+    for (const [name, value] of [["viewBox", "0 0 10 10"], ["width", "10"], ["height", "10"], ["aria-hidden", "true"]]) {
+      svg.setAttribute(name, value);
+    }
+    const path = document.createElementNS(SVG, "path");
+    for (const [name, value] of [["d", "M2 2L8 8M8 2L2 8"], ["stroke", "currentColor"], ["stroke-width", "1.5"]]) {
+      path.setAttribute(name, value);
+    }
+    svg.append(path);
+    return svg;
   }
 
   function removeKind(container, kind) {
@@ -2789,6 +2808,7 @@
       this.live = liveTokens(next.tetherLive);
       this.topicsToken = null;
       this.onload = true;
+      clearFlash(document); // a flash belongs to the page that showed it
       morph(document.body, html);
       showRenderedLists(document);
       this.joinChannel(next.tetherCommander, next.tetherToken);

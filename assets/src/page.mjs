@@ -178,6 +178,7 @@ export class Page {
     this.live = liveTokens(next.tetherLive);
     this.topicsToken = null;
     this.onload = true;
+    clearFlash(document); // a flash belongs to the page that showed it
     morph(document.body, html);
     showRenderedLists(document);
     this.joinChannel(next.tetherCommander, next.tetherToken);

@@ -15,6 +15,8 @@ const LOADING_CLASS: &str = "tether-loading";
 /// Field names remembered per form (forms.mjs `MAX_USED`).
 const MAX_USED: usize = 1000;
 const CLOSE: &str = "tether-flash-close";
+/// The "×" of a flash's close button, as forms.mjs draws it (no text).
+const CROSS_ICON: &str = r#"<svg viewBox="0 0 10 10" width="10" height="10" aria-hidden="true"><path d="M2 2L8 8M8 2L2 8" stroke="currentColor" stroke-width="1.5"></path></svg>"#;
 /// Field types used as soon as they change (no typing then leaving).
 const CHOSEN: &[&str] = &[
     "checkbox",
@@ -313,9 +315,11 @@ pub(crate) fn put_flash(dom: &mut Dom, kind: &str, text: &str) {
         tree::set_attr(&span, "class", "tether-flash-text");
         tree::set_text(&span, text);
         tree::set_attr(&close, "type", "button");
-        tree::set_attr(&close, "class", CLOSE);
+        tree::set_attr(&close, "class", &format!("{CLOSE} close"));
         tree::set_attr(&close, "aria-label", "Close");
-        tree::set_text(&close, "×");
+        for node in tree::parse_fragment(&close, CROSS_ICON) {
+            close.append(node);
+        }
         message.append(span);
         message.append(close);
         container.append(message);
