@@ -216,6 +216,12 @@ fn menu() -> Js {
     Js::new().toggle("#menu")
 }
 
+/// The filter a list page shows. The first join of a page load shows what the server rendered
+/// (no re-render of a list that may hold thousands of notes); a rejoin re-renders it, since
+/// notes may have come meanwhile.
+#[derive(Default)]
+struct Shown(Option<String>);
+
 /// The commander of both views (the list and a note).
 struct NotesApp {
     notes: Notes,
@@ -288,11 +294,16 @@ impl NotesApp {
         Ok(())
     }
 
-    /// The list as this page's filter shows it.
+    /// The list as this page's filter shows it (unless it shows that filter already).
     fn show_list(&self, page: &mut Page) -> Result<(), BoxError> {
-        let notes = self.notes.matching(&Self::q(page));
+        let q = Self::q(page);
+        if page.get_mut::<Shown>().0.as_deref() == Some(q.as_str()) {
+            return Ok(());
+        }
+        let notes = self.notes.matching(&q);
         page.apply(Patch::morph("#notes", items(&notes)?))?;
         page.apply(Patch::set("#note_count", notes.len().to_string()))?;
+        page.get_mut::<Shown>().0 = Some(q);
         Ok(())
     }
 }
@@ -331,6 +342,12 @@ impl Commander for NotesApp {
             page.listen(&list_topic());
             page.push_event("points", json!({ "points": self.notes.points() }))?;
         }
+        Ok(())
+    }
+
+    /// The page as the server rendered it: the list of the URL's filter.
+    async fn on_load(&self, page: &mut Page) -> Result<(), BoxError> {
+        page.get_mut::<Shown>().0 = Some(Self::q(page));
         Ok(())
     }
 
@@ -480,4 +497,177 @@ async fn main() -> std::io::Result<()> {
     let port = config.endpoint.port;
     let (endpoint, routes) = app(config).map_err(std::io::Error::other)?;
     tether::serve(endpoint, support::listen(port)?, routes).await
+}
+
+/// The server side of the contract, driven with `tether::testing` (no browser):
+/// `cargo test --features testing --example notes`. What needs a browser (no document load,
+/// `document.title`, Back/Forward in a real history, frames not sent by the menu and the
+/// flash's close button, the widget's script, the chart hook) is in
+/// `tests/node/notes.test.mjs`.
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::time::Duration;
+
+    use tether::testing::{self, TestApp, TestPage};
+
+    use super::app;
+
+    fn serve() -> TestApp {
+        let (endpoint, routes) = app(testing::config()).expect("the app builds");
+        TestApp::serve(endpoint, routes)
+    }
+
+    async fn seed(app: &TestApp, n: usize) {
+        let response = app.browser().post(&format!("/notes/seed?n={n}")).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+
+    fn titles(page: &TestPage) -> Vec<String> {
+        page.texts("#notes li .note-link")
+    }
+
+    #[tokio::test]
+    async fn routes_redirect_to_the_list_and_refuse_unknown_notes() {
+        let app = serve();
+        let home = app.get("/").await;
+        assert_eq!(
+            (home.status, home.header("location")),
+            (302, Some("/notes"))
+        );
+        for bad in ["/notes/999", "/notes/abc", "/notes/-1"] {
+            assert_eq!(app.get(bad).await.status, 404, "{bad}");
+        }
+        assert_eq!(app.browser().post("/notes/seed?n=20001").await.status, 400);
+        seed(&app, 3).await;
+        let list = app.open("/").await;
+        assert_eq!(list.path(), "/notes");
+        assert_eq!(titles(&list), ["seed 3", "seed 2", "seed 1"]);
+        assert_eq!(list.text("#note_count"), "3");
+        let filtered = app.open("/notes?q=SEED%202").await;
+        assert_eq!(titles(&filtered), ["seed 2"]);
+        assert_eq!(filtered.value("#search"), "SEED 2");
+    }
+
+    /// Typing on a paused clock: the debounced search runs once, the URL follows.
+    #[tokio::test(start_paused = true)]
+    async fn the_search_filters_the_list_and_keeps_the_query_in_the_url() {
+        let app = serve();
+        seed(&app, 12).await;
+        let mut page = app.open("/notes").await;
+        page.type_text("#search", "seed 1", Duration::from_millis(60))
+            .await;
+        page.wait_until(|p| p.path() == "/notes?q=seed%201").await;
+        page.wait_until(|p| p.text("#note_count") == "4").await;
+        assert_eq!(titles(&page), ["seed 12", "seed 11", "seed 10", "seed 1"]);
+        page.fill("#search", "").await;
+        page.wait_until(|p| p.path() == "/notes" && p.text("#note_count") == "12")
+            .await;
+    }
+
+    #[tokio::test]
+    async fn title_feedback_shows_only_once_the_field_was_used() {
+        let app = serve();
+        let mut page = app.open("/notes").await;
+        page.fill("#new_note [name=body]", "a body first").await;
+        assert_eq!(
+            page.text("#title_error"),
+            "",
+            "an untouched title shows nothing"
+        );
+        page.fill("#new_note [name=title]", "ab").await;
+        page.wait_until(|p| p.text("#title_error") == "A title has at least 3 characters.")
+            .await;
+        page.fill("#new_note [name=title]", "abc").await;
+        page.wait_until(|p| p.text("#title_error").is_empty()).await;
+        page.fill("#new_note [name=title]", "").await;
+        page.submit("#new_note").await;
+        assert_eq!(page.text("#title_error"), "A note needs a title.");
+        assert_eq!(
+            page.count("#notes li"),
+            0,
+            "an invalid submit saves nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn saving_flashes_empties_the_form_and_reaches_every_list_its_filter_shows() {
+        let app = serve();
+        let mut writer = app.open("/notes").await;
+        let mut reader = app.open("/notes").await;
+        let mut elsewhere = app.open("/notes?q=zzz").await;
+        writer.fill("#new_note [name=title]", "  Groceries  ").await;
+        writer.fill("#new_note [name=body]", "milk").await;
+        let started = std::time::Instant::now();
+        writer.submit("#new_note").await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(writer.text("#flash"), "Note saved");
+        assert!(writer.exists("#flash .close"));
+        assert_eq!(writer.value("#new_note [name=title]"), "");
+        assert_eq!(writer.value("#new_note [name=body]"), "");
+        assert_eq!(
+            (writer.text("#save"), writer.is_disabled("#save")),
+            ("Save".into(), false)
+        );
+        for page in [&mut writer, &mut reader] {
+            page.wait_until(|p| titles(p) == ["Groceries"] && p.text("#note_count") == "1")
+                .await;
+        }
+        elsewhere.idle(Duration::from_millis(100)).await;
+        assert_eq!(titles(&elsewhere), Vec::<String>::new());
+        let points = reader
+            .events()
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "points");
+        assert_eq!(
+            points.map(|(_, p)| p["points"].clone()),
+            Some(serde_json::json!([9]))
+        );
+        writer.click("#flash .close").await;
+        assert_eq!(writer.text("#flash"), "");
+    }
+
+    #[tokio::test]
+    async fn links_move_between_the_list_and_notes_and_viewers_follow() {
+        let app = serve();
+        seed(&app, 2).await;
+        let mut a = app.open("/notes").await;
+        a.click("#note-1 .note-link").await;
+        assert_eq!(a.path(), "/notes/1");
+        assert_eq!(
+            (a.text("#note_title"), a.text("#note_body")),
+            ("seed 1".into(), String::new())
+        );
+        let mut b = app.open("/notes/1").await;
+        for page in [&mut a, &mut b] {
+            page.wait_until(|p| p.text("#viewers").trim() == "2").await;
+        }
+        b.click("#back").await;
+        assert_eq!((b.path(), b.count("#notes li")), ("/notes", 2));
+        a.wait_until(|p| p.text("#viewers").trim() == "1").await;
+        b.back().await;
+        assert_eq!(b.path(), "/notes/1");
+        b.forward().await;
+        assert_eq!(b.path(), "/notes");
+    }
+
+    #[tokio::test]
+    async fn the_menu_toggles_in_the_page() {
+        let app = serve();
+        let mut page = app.open("/notes").await;
+        let hidden = |p: &TestPage| {
+            p.attr("#menu", "style")
+                .unwrap_or_default()
+                .contains("none")
+        };
+        assert!(hidden(&page));
+        page.click("#menu_button").await;
+        assert!(!hidden(&page));
+        page.click("#menu_button").await;
+        assert!(hidden(&page));
+    }
 }

@@ -16,7 +16,7 @@ use std::{
 
 use actix_web::{cookie::Cookie, web};
 use http_body_util::{BodyExt, Empty};
-use hyper::{Request, body::Bytes, header};
+use hyper::{Method, Request, body::Bytes, header};
 use hyper_util::rt::TokioIo;
 
 use super::{page::TestPage, wait::Deadline};
@@ -303,16 +303,26 @@ impl Browser {
     /// `GET path` with this browser's cookies; keeps the cookies the response sets;
     /// redirects are not followed. Panics when the app does not answer in time.
     pub async fn get(&self, path: &str) -> Response {
+        self.send(Method::GET, path).await
+    }
+
+    /// `POST path` with an empty body, as [`Browser::get`] otherwise (an app's own form
+    /// posts and development endpoints).
+    pub async fn post(&self, path: &str) -> Response {
+        self.send(Method::POST, path).await
+    }
+
+    async fn send(&self, method: Method, path: &str) -> Response {
         let wait = self.app.wait();
         let deadline = Deadline::after(wait);
-        match deadline.bound(self.request(path)).await {
+        match deadline.bound(self.request(method.clone(), path)).await {
             Some(Ok(response)) => response,
-            Some(Err(err)) => panic!("tether::testing: GET {path}: {err}"),
-            None => panic!("tether::testing: GET {path}: no answer within {wait:?}"),
+            Some(Err(err)) => panic!("tether::testing: {method} {path}: {err}"),
+            None => panic!("tether::testing: {method} {path}: no answer within {wait:?}"),
         }
     }
 
-    async fn request(&self, path: &str) -> Result<Response, String> {
+    async fn request(&self, method: Method, path: &str) -> Result<Response, String> {
         let stream = tokio::net::TcpStream::connect(self.app.addr)
             .await
             .map_err(|err| err.to_string())?;
@@ -320,7 +330,10 @@ impl Browser {
             .await
             .map_err(|err| err.to_string())?;
         let driver = tokio::spawn(connection);
-        let mut request = Request::get(path).header(header::HOST, self.app.addr.to_string());
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.app.addr.to_string());
         if let Some(cookies) = self.cookie_header(path) {
             request = request.header(header::COOKIE, cookies);
         }
