@@ -125,7 +125,7 @@
 //! [`commander::PageHandle`]. Pages are tracked in presence automatically, keyed by
 //! store value, session value or the signed browser id, as configured. Register commanders on
 //! the endpoint (`builder.commander(Counter)`); the page channel's wire protocol is in the
-//! [`commander`] docs. See the README's "Writing a commander" (with a Drab → tether table),
+//! [`commander`] docs. See the README's "Writing a commander" (with a Drab and LiveView → tether table),
 //! `examples/online_counter.rs` and `examples/live_todo.rs`.
 //!
 //! ## Guarantees
