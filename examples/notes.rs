@@ -176,11 +176,20 @@ struct Items<'a> {
     notes: &'a [Note],
 }
 
+/// The part of the list page re-rendered (morphed) whenever the notes it shows change: the
+/// count, and `#widget`, which the page's own script fills and the morph leaves alone
+/// (`tether-update="ignore"`). The list itself only gets the new item.
+#[derive(Template)]
+#[template(path = "notes_summary.html")]
+struct Summary {
+    count: usize,
+}
+
 #[derive(Template)]
 #[template(path = "notes_list.html")]
 struct ListView<'a> {
     q: &'a str,
-    count: usize,
+    summary: Html,
     items: Html,
     title_error: &'a str,
 }
@@ -302,7 +311,10 @@ impl NotesApp {
         }
         let notes = self.notes.matching(&q);
         page.apply(Patch::morph("#notes", items(&notes)?))?;
-        page.apply(Patch::set("#note_count", notes.len().to_string()))?;
+        page.apply(Patch::morph(
+            "#summary",
+            rendered(&Summary { count: notes.len() })?,
+        ))?;
         page.get_mut::<Shown>().0 = Some(q);
         Ok(())
     }
@@ -373,7 +385,7 @@ impl Commander for NotesApp {
             let li = items(std::slice::from_ref(&note))?;
             page.apply(Patch::insert("#notes", Position::AfterBegin, li))?;
             let count = self.notes.matching(&q).len();
-            page.apply(Patch::set("#note_count", count.to_string()))?;
+            page.apply(Patch::morph("#summary", rendered(&Summary { count })?))?;
         }
         Ok(())
     }
@@ -393,9 +405,10 @@ async fn list_page(
     let q = query.q.clone().unwrap_or_default();
     let shown = notes.matching(&q);
     let page = items(&shown).and_then(|items| {
+        let summary = rendered(&Summary { count: shown.len() })?;
         let main = rendered(&ListView {
             q: &q,
-            count: shown.len(),
+            summary,
             items,
             title_error: "",
         })?;

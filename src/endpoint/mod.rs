@@ -75,6 +75,7 @@ pub use crate::channel::{ConnectError, ConnectInfo, SocketRoute};
 use crate::channel::{TETHER_JS_ROUTE, socket_route_name};
 pub use crate::dashboard::{DASHBOARD_PATH, METRICS_PATH};
 pub use crate::render::render;
+#[cfg(feature = "testing")]
 pub(crate) use serve::server;
 pub use serve::{serve, shutdown_signal};
 
