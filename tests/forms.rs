@@ -4,12 +4,11 @@
 //! rejoin sends. Run with `cargo test --features testing --test forms`.
 #![cfg(feature = "testing")]
 
-use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use tether::{
     Endpoint,
     channel::BoxError,
-    commander::{Commander, Commanders, Handlers, Page, Patch, PatchError, Sender},
+    commander::{Commander, Handlers, Page, Patch, PatchError, Sender},
     testing::{self, TestApp},
 };
 
@@ -109,26 +108,11 @@ const BODY: &str = r#"<form id="profile" tether-change="validate" tether-submit=
 <button id="clear-info" tether-click='clear("info")'>clear info</button>
 <p id="flash-refused"></p>"#;
 
-async fn index(req: HttpRequest, commanders: web::Data<Commanders>) -> HttpResponse {
-    let script = commanders.script("forms", &req);
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            "<!doctype html><html><head><title>forms</title></head><body>{BODY}{}</body></html>",
-            script.as_str()
-        ))
-}
-
 fn serve() -> TestApp {
     let endpoint = Endpoint::builder(testing::config())
         .and_then(|builder| builder.commander(Forms).build())
         .expect("the endpoint builds");
-    let commanders = endpoint.commanders().clone();
-    TestApp::serve(endpoint, move |routes| {
-        routes
-            .app_data(web::Data::new(commanders.clone()))
-            .route("/", web::get().to(index));
-    })
+    TestApp::serve_page(endpoint, "forms", |_| BODY.to_string())
 }
 
 #[tokio::test]

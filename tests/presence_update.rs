@@ -6,7 +6,6 @@
 //! `cargo test --features testing --test presence_update`.
 #![cfg(feature = "testing")]
 
-use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use tether::{
     Endpoint,
@@ -77,8 +76,8 @@ impl Commander for Readers {
     }
 }
 
-async fn index(req: HttpRequest, commanders: web::Data<Commanders>) -> HttpResponse {
-    let script = commanders.script("readers", &req);
+/// The page: two ways to set a name, and the names list of the topic.
+fn body(commanders: &Commanders) -> String {
     let names = commanders.presence_list_with(
         &topic(),
         &["name"],
@@ -86,27 +85,18 @@ async fn index(req: HttpRequest, commanders: web::Data<Commanders>) -> HttpRespo
             r#"<li><span data-field="name"></span> <span data-field="connections"></span></li>"#,
         ),
     );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            r#"<!doctype html><html><body>
-<input id="name" tether-change="set_name"> <input id="name-late" tether-change="set_name_store_first">
+    format!(
+        r#"<input id="name" tether-change="set_name"> <input id="name-late" tether-change="set_name_store_first">
 <button id="go-elsewhere" tether-click="elsewhere">elsewhere</button> <p id="elsewhere"></p>
-<div id="names">{names}</div>{script}</body></html>"#,
-            script = script.as_str()
-        ))
+<div id="names">{names}</div>"#
+    )
 }
 
 fn serve() -> TestApp {
     let endpoint = Endpoint::builder(testing::config())
         .and_then(|builder| builder.commander(Readers).build())
         .expect("the endpoint builds");
-    let commanders = endpoint.commanders().clone();
-    TestApp::serve(endpoint, move |routes| {
-        routes
-            .app_data(web::Data::new(commanders.clone()))
-            .route("/", web::get().to(index));
-    })
+    TestApp::serve_page(endpoint, "readers", body)
 }
 
 /// The names list as a page shows it: "name connections" per entry, sorted.

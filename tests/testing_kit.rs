@@ -6,15 +6,12 @@
 
 use std::{panic::AssertUnwindSafe, time::Duration};
 
-use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::FutureExt;
 use serde_json::{Value, json};
 use tether::{
     Endpoint,
     channel::BoxError,
-    commander::{
-        Broadcasting, Commander, Commanders, Cookie, Handlers, Page, Patch, Sender, same_topic,
-    },
+    commander::{Broadcasting, Commander, Cookie, Handlers, Page, Patch, Sender, same_topic},
     testing::{self, TestApp},
 };
 
@@ -112,28 +109,13 @@ const BODY: &str = r#"<button id="boom" tether-click="boom">boom</button>
 <button id="tick" tether-click="tick" tether-throttle="1000" tether-no-disable>tick</button> <p id="ticks">0</p>
 <p id="news"></p>"#;
 
-async fn index(req: HttpRequest, commanders: web::Data<Commanders>) -> HttpResponse {
-    let script = commanders.script("lab", &req);
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            "<!doctype html><html><head><title>lab</title></head><body>{BODY}{}</body></html>",
-            script.as_str()
-        ))
-}
-
 fn serve(exec_js: bool) -> TestApp {
     let mut config = testing::config();
     config.commander.exec_js = exec_js;
     let endpoint = Endpoint::builder(config)
         .and_then(|builder| builder.commander(Lab).build())
         .expect("the endpoint builds");
-    let commanders = endpoint.commanders().clone();
-    TestApp::serve(endpoint, move |routes| {
-        routes
-            .app_data(web::Data::new(commanders.clone()))
-            .route("/", web::get().to(index));
-    })
+    TestApp::serve_page(endpoint, "lab", |_| BODY.to_string())
 }
 
 /// Awaits `action`, expecting it to fail the test: the panic's message.
@@ -268,17 +250,29 @@ async fn a_reconnect_rejoins_with_what_the_browser_kept() {
     let app = serve(false);
     let browser = app.browser();
     let mut page = browser.open("/").await;
-    let id = browser.storage("tether_browser_id").expect("a browser id");
+    let id = browser_id(&browser).expect("a browser id");
     page.fill("#note", "kept").await;
     page.reconnect().await;
     page.wait_until(|p| p.text("#stored") == "kept").await;
     let mut tab = browser.open("/").await;
     tab.wait_until(|p| p.text("#stored") == "kept").await;
-    assert_eq!(browser.storage("tether_browser_id"), Some(id));
-    assert_ne!(
-        app.browser().storage("tether_browser_id"),
-        browser.storage("tether_browser_id")
+    assert_eq!(
+        browser_id(&browser),
+        Some(id.clone()),
+        "one browser, one id"
     );
+    let other = app.browser();
+    other.open("/").await;
+    assert_ne!(browser_id(&other), Some(id), "another browser, another id");
+}
+
+/// The id inside the browser's signed browser-id token (`<mac>={"p":…,"t":…,"d":"<id>"}`; the
+/// server signs it again, with a new time, at every join).
+fn browser_id(browser: &tether::testing::Browser) -> Option<String> {
+    let token = browser.storage("tether_browser_id")?;
+    let (_, json) = token.split_once('=')?;
+    let signed: serde_json::Value = serde_json::from_str(json).ok()?;
+    signed["d"].as_str().map(str::to_string)
 }
 
 /// Throttle (1 s) on a paused clock: the first click goes at once, the burst's last one at

@@ -9,11 +9,10 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
-use actix_web::{HttpRequest, HttpResponse, web};
 use tether::{
     Endpoint,
     channel::BoxError,
-    commander::{Commander, Commanders, Handlers, Page, Sender},
+    commander::{Commander, Handlers, Page, Sender},
     testing::{self, TestApp},
 };
 use tracing::{
@@ -114,18 +113,10 @@ impl Commander for Traced {
     }
 }
 
-async fn index(req: HttpRequest, commanders: web::Data<Commanders>) -> HttpResponse {
-    let script = commanders.script("traced", &req);
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            r#"<!doctype html><html><body><button id="fine" tether-click="fine">fine</button>
+const BODY: &str = r#"<button id="fine" tether-click="fine">fine</button>
 <button id="broken" tether-click="broken">broken</button>
 <button id="measure" tether-click="measure">measure</button>
-<button id="search" tether-click="search">search</button>{}</body></html>"#,
-            script.as_str()
-        ))
-}
+<button id="search" tether-click="search">search</button>"#;
 
 fn spans_named(name: &str) -> Vec<BTreeMap<String, String>> {
     closed()
@@ -144,12 +135,7 @@ async fn every_handler_round_trip_and_navigation_has_a_span_with_its_duration_an
     let endpoint = Endpoint::builder(testing::config())
         .and_then(|builder| builder.commander(Traced).build())
         .expect("the endpoint builds");
-    let commanders = endpoint.commanders().clone();
-    let app = TestApp::serve(endpoint, move |routes| {
-        routes
-            .app_data(web::Data::new(commanders.clone()))
-            .route("/", web::get().to(index));
-    });
+    let app = TestApp::serve_page(endpoint, "traced", |_| BODY.to_string());
     let mut page = app.open("/").await;
     page.click("#fine").await;
     page.allow_errors();

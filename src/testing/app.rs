@@ -14,13 +14,13 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{cookie::Cookie, web};
+use actix_web::{HttpRequest, HttpResponse, cookie::Cookie, web};
 use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Request, body::Bytes, header};
 use hyper_util::rt::TokioIo;
 
 use super::{page::TestPage, wait::Deadline};
-use crate::Endpoint;
+use crate::{Endpoint, commander::Commanders};
 
 /// How long the kit waits for anything by default (a page, a reply, a condition):
 /// [`TestApp::wait_timeout`] changes it.
@@ -135,6 +135,49 @@ impl TestApp {
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    /// Serves `endpoint` with one route of its own, `GET /`: a page of `commander` whose
+    /// `<body>` is what `body` renders (given the endpoint's [`Commanders`], for counters and
+    /// presence lists), followed by the commander's script tag. For testing a commander
+    /// without an app's routes.
+    ///
+    /// ```
+    /// # async fn demo(endpoint: tether::Endpoint) {
+    /// use tether::testing::TestApp;
+    /// let app = TestApp::serve_page(endpoint, "lab", |_| {
+    ///     r#"<button id="go" tether-click="go">go</button>"#.to_string()
+    /// });
+    /// let page = app.open("/").await;
+    /// # }
+    /// ```
+    pub fn serve_page(
+        endpoint: Endpoint,
+        commander: &'static str,
+        body: impl Fn(&Commanders) -> String + Send + Sync + 'static,
+    ) -> TestApp {
+        let commanders = endpoint.commanders().clone();
+        let body = Arc::new(body);
+        TestApp::serve(endpoint, move |routes| {
+            let (commanders, body) = (commanders.clone(), Arc::clone(&body));
+            routes.route(
+                "/",
+                web::get().to(move |req: HttpRequest| {
+                    let (commanders, body) = (commanders.clone(), Arc::clone(&body));
+                    async move {
+                        let script = commanders.script(commander, &req);
+                        HttpResponse::Ok()
+                            .content_type("text/html; charset=utf-8")
+                            .body(format!(
+                                "<!doctype html><html><head><title>{commander}</title></head>\
+                                 <body>{}{}</body></html>",
+                                body(&commanders),
+                                script.as_str()
+                            ))
+                    }
+                }),
+            );
+        })
     }
 
     /// The endpoint under test: its presence, commanders and pub/sub, to act on or read
