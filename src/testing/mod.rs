@@ -9,7 +9,8 @@
 //!
 //! [`TestApp::serve`] takes what [`crate::serve`] takes (the endpoint and the app's routes)
 //! and serves it on `127.0.0.1` and a free port, in a thread of its own: real sockets, the
-//! app's own routes, the real page channel. [`TestApp::open`] (or [`Browser::open`] for
+//! app's own routes, the real page channel ([`TestApp::serve_page`] serves one commander's
+//! page at `/` when there are no app routes to test). [`TestApp::open`] (or [`Browser::open`] for
 //! several tabs of one browser) fetches a page through the app's routes, parses it into a DOM
 //! model and joins its page channel exactly as tether.js does: the page token, the browser id
 //! and store the browser kept, the session cookie, live tokens, live counters and presence
