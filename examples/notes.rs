@@ -55,10 +55,7 @@
 mod support;
 
 use std::{
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -104,8 +101,6 @@ impl Note {
 #[derive(Clone, Default)]
 struct Notes(Arc<Mutex<Vec<Note>>>);
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 impl Notes {
     fn with<R>(&self, f: impl FnOnce(&mut Vec<Note>) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
@@ -116,8 +111,9 @@ impl Notes {
             if notes.len() >= MAX_NOTES {
                 return None;
             }
+            // Notes are never removed: ids run 1, 2, 3, … per store.
             let note = Note {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                id: notes.len() as u64 + 1,
                 title: title.to_string(),
                 body: body.to_string(),
             };
