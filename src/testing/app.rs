@@ -422,51 +422,58 @@ impl Browser {
         let Ok(cookie) = Cookie::parse(header.to_string()) else {
             return;
         };
-        let path = cookie.path().map(str::to_string).unwrap_or_else(|| {
-            // The default path: the request path up to its last slash.
-            let path = request_path.split('?').next().unwrap_or("/");
-            match path.rfind('/') {
-                Some(0) | None => "/".to_string(),
-                Some(end) => path[..end].to_string(),
-            }
-        });
+        let path = cookie
+            .path()
+            .map_or_else(|| default_cookie_path(request_path), str::to_string);
         let expired = cookie
             .max_age()
             .is_some_and(|age| age.is_zero() || age.is_negative())
             || cookie
                 .expires_datetime()
                 .is_some_and(|at| at <= actix_web::cookie::time::OffsetDateTime::now_utc());
-        let key = (cookie.name().to_string(), path.clone());
+        let kept = (!expired).then(|| StoredCookie {
+            value: cookie.value().to_string(),
+            path: path.clone(),
+            http_only: cookie.http_only().unwrap_or(false),
+        });
+        self.put_cookie(cookie.name(), &path, kept);
+    }
+
+    /// Stores the cookie `name` at `path`, or removes it (`None`).
+    fn put_cookie(&self, name: &str, path: &str, cookie: Option<StoredCookie>) {
+        let key = (name.to_string(), path.to_string());
         let mut state = self.state();
-        if expired {
-            state.cookies.remove(&key);
-        } else {
-            state.cookies.insert(
-                key,
-                StoredCookie {
-                    value: cookie.value().to_string(),
-                    path,
-                    http_only: cookie.http_only().unwrap_or(false),
-                },
-            );
-        }
+        match cookie {
+            Some(cookie) => state.cookies.insert(key, cookie),
+            None => state.cookies.remove(&key),
+        };
+    }
+
+    /// The cookies a request of (or a script at) `path` sees, `(name, value)`, the more
+    /// specific path first as browsers send them; HttpOnly ones only when `http_only`.
+    fn cookies_at(&self, path: &str, http_only: bool) -> Vec<(String, String)> {
+        let path = path.split('?').next().unwrap_or("/");
+        let state = self.state();
+        let mut seen: Vec<(&String, &StoredCookie)> = state
+            .cookies
+            .iter()
+            .filter(|(_, cookie)| {
+                (http_only || !cookie.http_only) && path_matches(&cookie.path, path)
+            })
+            .map(|((name, _), cookie)| (name, cookie))
+            .collect();
+        seen.sort_by(|a, b| b.1.path.len().cmp(&a.1.path.len()).then(a.0.cmp(b.0)));
+        seen.into_iter()
+            .map(|(name, cookie)| (name.clone(), cookie.value.clone()))
+            .collect()
     }
 
     /// The `Cookie` header for a request of `path`, or `None` without cookies.
     pub(crate) fn cookie_header(&self, path: &str) -> Option<String> {
-        let path = path.split('?').next().unwrap_or("/");
-        let state = self.state();
-        let mut pairs: Vec<(&String, &StoredCookie)> = state
-            .cookies
-            .iter()
-            .filter(|(_, cookie)| path_matches(&cookie.path, path))
-            .map(|((name, _), cookie)| (name, cookie))
-            .collect();
-        // The more specific path first, as browsers send them.
-        pairs.sort_by(|a, b| b.1.path.len().cmp(&a.1.path.len()).then(a.0.cmp(b.0)));
-        let header: Vec<String> = pairs
-            .iter()
-            .map(|(name, cookie)| format!("{name}={}", cookie.value))
+        let header: Vec<String> = self
+            .cookies_at(path, true)
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
             .collect();
         (!header.is_empty()).then(|| header.join("; "))
     }
@@ -474,44 +481,25 @@ impl Browser {
     /// `document.cookie` of a page at `path` as `{name: value}`: the cookies script can read
     /// (not HttpOnly), the first of two same-named ones (the more specific path) winning.
     pub(crate) fn script_cookies(&self, path: &str) -> serde_json::Map<String, serde_json::Value> {
-        let path = path.split('?').next().unwrap_or("/");
-        let state = self.state();
-        let mut visible: Vec<(&String, &StoredCookie)> = state
-            .cookies
-            .iter()
-            .filter(|(_, cookie)| !cookie.http_only && path_matches(&cookie.path, path))
-            .map(|((name, _), cookie)| (name, cookie))
-            .collect();
-        visible.sort_by_key(|(_, cookie)| std::cmp::Reverse(cookie.path.len()));
         let mut cookies = serde_json::Map::new();
-        for (name, cookie) in visible {
+        for (name, value) in self.cookies_at(path, false) {
             cookies
-                .entry(name.clone())
-                .or_insert_with(|| serde_json::Value::String(cookie.value.clone()));
+                .entry(name)
+                .or_insert(serde_json::Value::String(value));
         }
         cookies
     }
 
     /// What a `cookie` patch does (`document.cookie = …`): sets, or with `None` deletes,
-    /// a script cookie at `path` (the page's directory when the patch names none).
+    /// a script cookie at `path` (the page's directory when the patch names none:
+    /// [`default_cookie_path`]).
     pub(crate) fn set_script_cookie(&self, name: &str, value: Option<&str>, path: &str) {
-        let key = (name.to_string(), path.to_string());
-        let mut state = self.state();
-        match value {
-            None => {
-                state.cookies.remove(&key);
-            }
-            Some(value) => {
-                state.cookies.insert(
-                    key,
-                    StoredCookie {
-                        value: value.to_string(),
-                        path: path.to_string(),
-                        http_only: false,
-                    },
-                );
-            }
-        }
+        let cookie = value.map(|value| StoredCookie {
+            value: value.to_string(),
+            path: path.to_string(),
+            http_only: false,
+        });
+        self.put_cookie(name, path, cookie);
     }
 
     /// The value of cookie `name` this browser keeps (any path), HttpOnly ones included.
@@ -538,6 +526,16 @@ impl Browser {
     }
 }
 
+/// A cookie's default path (RFC 6265): the path of `url` (a path and query) up to its last
+/// slash, or `/`.
+pub(crate) fn default_cookie_path(url: &str) -> String {
+    let path = url.split('?').next().unwrap_or("/");
+    match path.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(end) => path[..end].to_string(),
+    }
+}
+
 /// RFC 6265's path match: `cookie_path` is `path`, or a prefix of it ending at a `/`.
 fn path_matches(cookie_path: &str, path: &str) -> bool {
     path == cookie_path
@@ -547,7 +545,14 @@ fn path_matches(cookie_path: &str, path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::path_matches;
+    use super::{default_cookie_path, path_matches};
+
+    #[test]
+    fn a_cookies_default_path_is_the_directory_of_the_url() {
+        assert_eq!(default_cookie_path("/lists/a?x=/y"), "/lists");
+        assert_eq!(default_cookie_path("/lists"), "/");
+        assert_eq!(default_cookie_path("/"), "/");
+    }
 
     #[test]
     fn cookie_paths_match_whole_segments() {

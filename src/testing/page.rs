@@ -25,7 +25,7 @@ use tokio_tungstenite::{
 
 use super::{
     actions::{Controls, Rates},
-    app::Browser,
+    app::{Browser, default_cookie_path},
     calls::OpenCall,
     dom::{Dom, Effect},
     forms::{self, Loading, UsedFields},
@@ -706,7 +706,7 @@ impl TestPage {
                 path,
                 max_age,
             }) => {
-                let path = path.unwrap_or_else(|| self.directory());
+                let path = path.unwrap_or_else(|| default_cookie_path(&self.path));
                 let value = if max_age.is_some_and(|age| age <= 0) {
                     None
                 } else {
@@ -716,15 +716,6 @@ impl TestPage {
                     .set_script_cookie(&name, value.as_deref(), &path);
             }
             Err(reason) => self.error(format!("patch refused: {reason}: {patch}")),
-        }
-    }
-
-    /// The page's path up to its last slash: a cookie's default path.
-    fn directory(&self) -> String {
-        let path = self.path.split('?').next().unwrap_or("/");
-        match path.rfind('/') {
-            Some(0) | None => "/".to_string(),
-            Some(end) => path[..end].to_string(),
         }
     }
 
