@@ -60,6 +60,11 @@ impl Lab {
         Ok(())
     }
 
+    async fn submitted(&self, page: &mut Page, sender: Sender) -> Result<(), BoxError> {
+        page.apply(Patch::set("#submitted", sender.event["type"].to_string()))?;
+        Ok(())
+    }
+
     async fn tick(&self, page: &mut Page, _: Sender) -> Result<(), BoxError> {
         let ticks = page.get_mut::<Ticks>();
         ticks.0 += 1;
@@ -83,6 +88,7 @@ impl Commander for Lab {
             .on("bake", Self::bake)
             .on("remember", Self::remember)
             .on("tick", Self::tick)
+            .on("submitted", Self::submitted)
     }
 
     fn broadcasting(&self) -> Vec<Broadcasting> {
@@ -107,7 +113,8 @@ const BODY: &str = r#"<button id="boom" tether-click="boom">boom</button>
 <input id="flavour" tether-change="bake"> <p id="cookies"></p>
 <input id="note" tether-change="remember"> <p id="stored"></p>
 <button id="tick" tether-click="tick" tether-throttle="1000" tether-no-disable>tick</button> <p id="ticks">0</p>
-<p id="news"></p>"#;
+<p id="news"></p>
+<form tether-submit="submitted"><button id="odd" type="odd">odd</button></form> <p id="submitted"></p>"#;
 
 fn serve(exec_js: bool) -> TestApp {
     let mut config = testing::config();
@@ -290,4 +297,14 @@ async fn throttled_clicks_send_the_first_at_once_and_the_last_at_the_end() {
     page.wait_until(|p| p.text("#ticks") == "2").await;
     page.idle(Duration::from_millis(2000)).await;
     assert_eq!(page.text("#ticks"), "2");
+}
+
+/// A `<button>` of an unknown type is a submit button (HTML's rule, and the browser's): a
+/// click submits its form.
+#[tokio::test]
+async fn a_button_of_an_unknown_type_submits_its_form() {
+    let app = serve(false);
+    let mut page = app.open("/").await;
+    page.click("#odd").await;
+    assert_eq!(page.text("#submitted"), r#""submit""#);
 }

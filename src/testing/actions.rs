@@ -18,7 +18,7 @@ use super::{
     dom::{
         Dom,
         commands::is_command_list,
-        events::{bubbles, event_fields, is_gesture},
+        events::{bubbles, event_fields, is_gesture, is_submit_button},
     },
     forms,
     page::{Pending, TestPage},
@@ -270,7 +270,7 @@ impl TestPage {
             .bound_element(&el, "click", true, &self.allowed_fn());
         let prevented = bound.as_ref().is_some_and(|b| self.dom.navigates(b));
         if !prevented && !self.answers_modal(&el).await {
-            if self.is_submit_button(&el) {
+            if is_submit_button(&el) {
                 if let Some(form) = self.dom.form_of(&el) {
                     refs.extend(self.dispatch(&form, "submit", None).await);
                     if !self.submit_handled(&form) && self.follow_form(&form).await {
@@ -292,13 +292,6 @@ impl TestPage {
             }
         }
         self.settle(Settle::Replies(refs)).await
-    }
-
-    fn is_submit_button(&self, el: &NodeRef) -> bool {
-        let tag = self.dom.tag(el);
-        let input_type = self.dom.attr(el, "type").map(|t| t.to_ascii_lowercase());
-        (tag == "button" && input_type.as_deref().is_none_or(|t| t == "submit"))
-            || (tag == "input" && matches!(input_type.as_deref(), Some("submit" | "image")))
     }
 
     /// Types `value` into the first field matching `selector` (replacing what it held), then

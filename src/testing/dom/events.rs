@@ -142,6 +142,16 @@ pub(crate) fn event_fields(event_type: &str, given: &Map<String, Value>) -> Map<
     fields
 }
 
+/// Whether `el` is a submit button: a `<button>` of type submit (the default, and what an
+/// unknown type means), or an `<input>` of type submit or image.
+pub(crate) fn is_submit_button(el: &NodeRef) -> bool {
+    match local_name(el).as_str() {
+        "button" => control_type(el).as_deref() == Some("submit"),
+        "input" => matches!(input_type(el).as_str(), "submit" | "image"),
+        _ => false,
+    }
+}
+
 /// Whether `type` is a gesture type (`tether-on` takes it without the page's allowance).
 pub(crate) fn is_gesture(event_type: &str) -> bool {
     GESTURE_EVENTS.contains(&event_type)
@@ -542,9 +552,7 @@ impl Dom {
     pub(crate) fn navigates(&self, el: &NodeRef) -> bool {
         match local_name(el).as_str() {
             "a" | "area" => has_attr(el, "href"),
-            "button" => control_type(el).as_deref() == Some("submit"),
-            "input" => matches!(input_type(el).as_str(), "submit" | "image"),
-            _ => false,
+            _ => is_submit_button(el),
         }
     }
 }
