@@ -303,29 +303,41 @@ impl Browser {
     /// page channel as tether.js does and waits for the join. Panics when the page does not
     /// answer 200, or its join is refused.
     pub async fn open(&self, path: &str) -> TestPage {
-        let mut path = path.to_string();
-        for _ in 0..=MAX_REDIRECTS {
-            let response = self.get(&path).await;
-            match response.status {
-                200 => return TestPage::load(self.clone(), path, response.body).await,
-                301 | 302 | 303 | 307 | 308 => {
-                    let location = response.header("location").unwrap_or_else(|| {
-                        panic!(
-                            "tether::testing: GET {path}: {} without a Location",
-                            response.status
-                        )
-                    });
-                    path = self.same_origin_path(location).unwrap_or_else(|| {
-                        panic!("tether::testing: GET {path} redirects off the app, to {location}")
-                    });
-                }
-                status => panic!(
-                    "tether::testing: GET {path} answered {status}, not a page: {}",
-                    response.body
-                ),
-            }
+        let (path, response) = self.follow(path).await;
+        match response.status {
+            200 => TestPage::load(self.clone(), path, response.body).await,
+            status @ (301 | 302 | 303 | 307 | 308) => panic!(
+                "tether::testing: GET {path}: {status} to {:?} not followed (no Location, off \
+                 the app, or more than {MAX_REDIRECTS} redirects)",
+                response.header("location")
+            ),
+            status => panic!(
+                "tether::testing: GET {path} answered {status}, not a page: {}",
+                response.body
+            ),
         }
-        panic!("tether::testing: more than {MAX_REDIRECTS} redirects from {path}")
+    }
+
+    /// `GET path`, following the app's redirects (at most [`MAX_REDIRECTS`]) as a browser
+    /// does: the URL it ended at and its response (a redirect it could not follow, without a
+    /// `Location` or off the app, is the response).
+    pub(crate) async fn follow(&self, path: &str) -> (String, Response) {
+        let mut path = path.to_string();
+        let mut response = self.get(&path).await;
+        for _ in 0..MAX_REDIRECTS {
+            if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+                break;
+            }
+            let Some(next) = response
+                .header("location")
+                .and_then(|location| self.same_origin_path(location))
+            else {
+                break;
+            };
+            path = next;
+            response = self.get(&path).await;
+        }
+        (path, response)
     }
 
     /// The path of `url` when it is on the app's origin (or a path already).

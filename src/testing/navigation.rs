@@ -259,21 +259,7 @@ impl TestPage {
     /// in place, the new page joined. A page without a page token, of another socket, or an
     /// answer other than 200 is loaded as a document instead.
     pub(crate) async fn live_navigate(&mut self, url: &str, mode: Mode) {
-        let mut url = url.to_string();
-        let mut response = self.browser.get(&url).await;
-        for _ in 0..8 {
-            if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
-                break;
-            }
-            let Some(next) = response
-                .header("location")
-                .and_then(|l| self.browser.same_origin_path(l))
-            else {
-                break;
-            };
-            url = next;
-            response = self.browser.get(&url).await;
-        }
+        let (url, response) = self.browser.follow(url).await;
         let socket_path = self.script.as_ref().map(|s| s.socket.clone());
         let next = TestPage::parse(self.browser.clone(), url.clone(), response.body);
         let same_socket = next.script.as_ref().map(|s| s.socket.clone()) == socket_path;
