@@ -114,6 +114,7 @@ const BODY: &str = r#"<button id="boom" tether-click="boom">boom</button>
 <input id="note" tether-change="remember"> <p id="stored"></p>
 <button id="tick" tether-click="tick" tether-throttle="1000" tether-no-disable>tick</button> <p id="ticks">0</p>
 <p id="news"></p>
+<a id="reload" href="/">reload</a>
 <form tether-submit="submitted"><button id="odd" type="odd">odd</button></form> <p id="submitted"></p>"#;
 
 fn serve(exec_js: bool) -> TestApp {
@@ -307,4 +308,21 @@ async fn a_button_of_an_unknown_type_submits_its_form() {
     let mut page = app.open("/").await;
     page.click("#odd").await;
     assert_eq!(page.text("#submitted"), r#""submit""#);
+}
+
+/// A plain link loads a new document in the same tab; what the test's view of the tab holds
+/// (allowed and recorded errors) carries over, as on Back to another document.
+#[tokio::test]
+async fn a_document_load_keeps_the_tabs_recorded_errors() {
+    let app = serve(false);
+    let mut page = app.open("/").await;
+    page.allow_errors();
+    page.click("#boom").await;
+    page.click("#reload").await;
+    assert!(page.is_connected());
+    page.click("#boom").await;
+    assert_eq!(
+        page.errors(),
+        ["handler boom failed: kaboom", "handler boom failed: kaboom"]
+    );
 }

@@ -341,8 +341,9 @@ impl TestPage {
         self.join_ref.clone()
     }
 
-    /// Takes over what the test's view of `old` keeps across a live navigation in the same
-    /// tab: refs (one socket), failures and errors, and what was recorded.
+    /// Takes over what the test's view of `old` keeps across a navigation in the same tab
+    /// (live or a document load): refs, failures and errors (and whether errors are allowed),
+    /// what was recorded, the test's `exec_js` answer.
     pub(crate) fn adopt_from(&mut self, old: &mut TestPage) {
         self.next_ref = old.next_ref;
         self.failures = std::mem::take(&mut old.failures);
@@ -725,12 +726,12 @@ impl TestPage {
             let _ = socket.close(None).await;
         }
         let page = Box::pin(self.browser.open(path)).await;
-        let failures = std::mem::take(&mut self.failures);
-        let mut history = std::mem::take(&mut self.history);
-        *self = page;
+        let mut old = std::mem::replace(self, page);
+        // The tab's view carries over, as on Back to another document.
+        self.adopt_from(&mut old);
+        let mut history = std::mem::take(&mut old.history);
         history.push(&self.path, self.key, self.doc);
         self.history = history;
-        self.failures.extend(failures);
     }
 
     // ---- failures ----
