@@ -248,10 +248,7 @@ impl TestPage {
     /// `clientHeight`, …) on every element matching `selector`, for `query` round trips to
     /// read.
     pub fn set_layout(&mut self, selector: &str, prop: &str, value: Value) {
-        let found = self
-            .dom
-            .select_all(selector)
-            .unwrap_or_else(|err| panic!("tether::testing: invalid selector {selector}: {err}"));
+        let found = self.all(selector);
         if found.is_empty() {
             panic!("tether::testing: set_layout: nothing matches {selector}");
         }

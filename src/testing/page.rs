@@ -802,7 +802,8 @@ impl TestPage {
         }
     }
 
-    fn all(&self, selector: &str) -> Vec<NodeRef> {
+    /// Every element matching `selector`; panics on an invalid selector.
+    pub(crate) fn all(&self, selector: &str) -> Vec<NodeRef> {
         self.dom
             .select_all(selector)
             .unwrap_or_else(|err| panic!("tether::testing: invalid selector {selector}: {err}"))
