@@ -182,15 +182,27 @@
   }
 
   // shared.mjs — the few rules and helpers every part of a commander's page uses: how a problem
-  // is reported (console and a `tether:error` event), the `tether-ignore` rule, and the
-  // property names no patch or query may touch.
+  // is reported (console and a `tether:error` event), the `tether-ignore` rule, the property
+  // names no patch or query may touch, and which names and URLs would run markup or script
+  // (the rules patches and client-side commands both check).
   //
-  // For: the page modules (patches, lists, events, round trips, the page).
+  // For: the page modules (patches, commands, lists, events, round trips, the page).
   // Never: keeps state, talks to the socket or the server, or imports another module of
   // tether.js (everything may import it; it imports nothing).
 
   // Property names no patch, props group or query ever reads or writes.
   const FORBIDDEN_PROPS = new Set(["__proto__", "prototype", "constructor"]);
+  // Property and attribute names (lowercased) whose value is parsed as markup.
+  const MARKUP_NAMES = new Set(["innerhtml", "outerhtml", "srcdoc"]);
+  // Attributes (lowercased) whose value is a URL, which a script URL would turn into script.
+  const URL_ATTRIBUTES = new Set(["href", "src", "action", "formaction", "xlink:href"]);
+
+  // Whether `value` is a `javascript:` or `vbscript:` URL (control characters and spaces, which
+  // browsers skip, skipped).
+  function isScriptUrl(value) {
+    const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
+    return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
+  }
   const IGNORE = "[tether-ignore]";
 
   function report(what, reason) {
@@ -1406,18 +1418,11 @@
 
 
   const MAX_COMMANDS = 64;
-  const MARKUP_ATTRIBUTES = new Set(["innerhtml", "outerhtml", "srcdoc"]);
-  const URL_ATTRIBUTES$1 = new Set(["href", "src", "action", "formaction", "xlink:href"]);
   const OPS = new Set([
     "show", "hide", "toggle", "add_class", "remove_class", "toggle_class", "set_attr", "remove_attr",
     "transition", "dispatch", "focus", "push", "navigate", "patch",
   ]);
   const HIDDEN = "tetherHidden"; // dataset key: the inline display a `hide` replaced
-
-  function isScriptUrl$1(value) {
-    const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
-    return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
-  }
 
   // Whether a handler attribute's text is a command list rather than a handler name.
   function isCommandList(text) {
@@ -1448,10 +1453,10 @@
       if (op === "set_attr") {
         const [name, value] = Array.isArray(args.attr) ? args.attr : [];
         const lower = String(name || "").toLowerCase();
-        if (!name || FORBIDDEN_PROPS.has(String(name)) || MARKUP_ATTRIBUTES.has(lower) || lower.startsWith("on")) return `js: attribute ${name} is refused`;
-        if (URL_ATTRIBUTES$1.has(lower) && isScriptUrl$1(value)) return `js: attribute ${name} is refused (script URL)`;
+        if (!name || FORBIDDEN_PROPS.has(String(name)) || MARKUP_NAMES.has(lower) || lower.startsWith("on")) return `js: attribute ${name} is refused`;
+        if (URL_ATTRIBUTES.has(lower) && isScriptUrl(value)) return `js: attribute ${name} is refused (script URL)`;
       }
-      if ((op === "navigate" || op === "patch") && (typeof args.href !== "string" || isScriptUrl$1(args.href))) return `js: ${op} needs a URL that is no script`;
+      if ((op === "navigate" || op === "patch") && (typeof args.href !== "string" || isScriptUrl(args.href))) return `js: ${op} needs a URL that is no script`;
     }
     return null;
   }
@@ -2263,9 +2268,7 @@
   // The same rules the server applies to every patch (Patch::check): script only when the
   // join reply said exec_js is on, and no plain value into a property that would parse it
   // as markup or script (only an `html` value, which the server sends for Html, may go there).
-  const MARKUP_PROPS = new Set(["innerhtml", "outerhtml", "srcdoc"]);
   const URL_PROPS = new Set(["href", "src", "action", "formaction"]);
-  const URL_ATTRIBUTES = new Set(["href", "src", "action", "formaction", "xlink:href"]);
   // The keys of a `props` patch that hold an object of their own rather than a property value.
   const PROPS_GROUPS = new Set(["style", "dataset", "attributes", "classList"]);
   const CLASS_LIST_OPS = ["add", "remove", "toggle"];
@@ -2276,17 +2279,12 @@
   const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
   const ELEMENT_OPS = new Set(["html", "morph", "text", "prop", "props", "insert", "remove"]);
 
-  function isScriptUrl(value) {
-    const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
-    return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
-  }
-
   // Why a plain value (not Html) must not go into property `prop`, or null.
   function plainPropRefusal(prop, value) {
     const name = String(prop);
     if (FORBIDDEN_PROPS.has(name)) return `property ${name} is forbidden`;
     const lower = name.toLowerCase();
-    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `property ${name} takes only Html`;
+    if (MARKUP_NAMES.has(lower) || lower.startsWith("on")) return `property ${name} takes only Html`;
     if (URL_PROPS.has(lower) && typeof value === "string" && isScriptUrl(value)) return `property ${name} takes only Html`;
     return null;
   }
@@ -2296,7 +2294,7 @@
   function attributeRefusal(name, value) {
     const lower = String(name).toLowerCase();
     if (FORBIDDEN_PROPS.has(String(name))) return `attribute ${name} is forbidden`;
-    if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `attribute ${name} is refused (markup or script)`;
+    if (MARKUP_NAMES.has(lower) || lower.startsWith("on")) return `attribute ${name} is refused (markup or script)`;
     if (URL_ATTRIBUTES.has(lower) && value != null && isScriptUrl(value)) return `attribute ${name} is refused (script URL)`;
     return null;
   }

@@ -20,21 +20,16 @@
 // socket for anything but `push`.
 
 import { HANDLER_ATTRIBUTES, parseOn } from "./events.mjs";
-import { FORBIDDEN_PROPS, errorMessage, isObject, report } from "./shared.mjs";
+import {
+  FORBIDDEN_PROPS, MARKUP_NAMES, URL_ATTRIBUTES, errorMessage, isObject, isScriptUrl, report,
+} from "./shared.mjs";
 
 export const MAX_COMMANDS = 64;
-const MARKUP_ATTRIBUTES = new Set(["innerhtml", "outerhtml", "srcdoc"]);
-const URL_ATTRIBUTES = new Set(["href", "src", "action", "formaction", "xlink:href"]);
 const OPS = new Set([
   "show", "hide", "toggle", "add_class", "remove_class", "toggle_class", "set_attr", "remove_attr",
   "transition", "dispatch", "focus", "push", "navigate", "patch",
 ]);
 const HIDDEN = "tetherHidden"; // dataset key: the inline display a `hide` replaced
-
-function isScriptUrl(value) {
-  const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
-  return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
-}
 
 // Whether a handler attribute's text is a command list rather than a handler name.
 export function isCommandList(text) {
@@ -65,7 +60,7 @@ export function commandsRefusal(commands) {
     if (op === "set_attr") {
       const [name, value] = Array.isArray(args.attr) ? args.attr : [];
       const lower = String(name || "").toLowerCase();
-      if (!name || FORBIDDEN_PROPS.has(String(name)) || MARKUP_ATTRIBUTES.has(lower) || lower.startsWith("on")) return `js: attribute ${name} is refused`;
+      if (!name || FORBIDDEN_PROPS.has(String(name)) || MARKUP_NAMES.has(lower) || lower.startsWith("on")) return `js: attribute ${name} is refused`;
       if (URL_ATTRIBUTES.has(lower) && isScriptUrl(value)) return `js: attribute ${name} is refused (script URL)`;
     }
     if ((op === "navigate" || op === "patch") && (typeof args.href !== "string" || isScriptUrl(args.href))) return `js: ${op} needs a URL that is no script`;

@@ -12,16 +12,16 @@
 // itself.
 
 import { UPDATE_IGNORE, morph } from "./morph.mjs";
-import { FORBIDDEN_PROPS, errorMessage, ignored, isObject, report } from "./shared.mjs";
+import {
+  FORBIDDEN_PROPS, MARKUP_NAMES, URL_ATTRIBUTES, errorMessage, ignored, isObject, isScriptUrl, report,
+} from "./shared.mjs";
 
 const CONSOLE_LEVELS = new Set(["log", "info", "warn", "error", "debug"]);
 
 // The same rules the server applies to every patch (Patch::check): script only when the
 // join reply said exec_js is on, and no plain value into a property that would parse it
 // as markup or script (only an `html` value, which the server sends for Html, may go there).
-const MARKUP_PROPS = new Set(["innerhtml", "outerhtml", "srcdoc"]);
 const URL_PROPS = new Set(["href", "src", "action", "formaction"]);
-const URL_ATTRIBUTES = new Set(["href", "src", "action", "formaction", "xlink:href"]);
 // The keys of a `props` patch that hold an object of their own rather than a property value.
 const PROPS_GROUPS = new Set(["style", "dataset", "attributes", "classList"]);
 const CLASS_LIST_OPS = ["add", "remove", "toggle"];
@@ -32,17 +32,12 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
 const ELEMENT_OPS = new Set(["html", "morph", "text", "prop", "props", "insert", "remove"]);
 
-function isScriptUrl(value) {
-  const scheme = String(value).replace(/[\u0000-\u0020\u007f]/g, "").slice(0, 11).toLowerCase();
-  return scheme.startsWith("javascript:") || scheme.startsWith("vbscript:");
-}
-
 // Why a plain value (not Html) must not go into property `prop`, or null.
 function plainPropRefusal(prop, value) {
   const name = String(prop);
   if (FORBIDDEN_PROPS.has(name)) return `property ${name} is forbidden`;
   const lower = name.toLowerCase();
-  if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `property ${name} takes only Html`;
+  if (MARKUP_NAMES.has(lower) || lower.startsWith("on")) return `property ${name} takes only Html`;
   if (URL_PROPS.has(lower) && typeof value === "string" && isScriptUrl(value)) return `property ${name} takes only Html`;
   return null;
 }
@@ -52,7 +47,7 @@ function plainPropRefusal(prop, value) {
 function attributeRefusal(name, value) {
   const lower = String(name).toLowerCase();
   if (FORBIDDEN_PROPS.has(String(name))) return `attribute ${name} is forbidden`;
-  if (MARKUP_PROPS.has(lower) || lower.startsWith("on")) return `attribute ${name} is refused (markup or script)`;
+  if (MARKUP_NAMES.has(lower) || lower.startsWith("on")) return `attribute ${name} is refused (markup or script)`;
   if (URL_ATTRIBUTES.has(lower) && value != null && isScriptUrl(value)) return `attribute ${name} is refused (script URL)`;
   return null;
 }

@@ -10,7 +10,10 @@
 use kuchikiki::NodeRef;
 use serde_json::{Map, Value};
 
-use super::{Dom, FORBIDDEN_PROPS, class_list, js_string};
+use super::{
+    Dom, FORBIDDEN_PROPS, class_list, js_string,
+    patch::{MARKUP_PROPS, URL_ATTRIBUTES, is_script_url},
+};
 
 /// The most commands in one list (commands.mjs `MAX_COMMANDS`, the server's `MAX_JS_COMMANDS`).
 pub(crate) const MAX_COMMANDS: usize = 64;
@@ -65,16 +68,12 @@ pub(crate) fn commands_refusal(commands: &Value) -> Option<String> {
             if name.is_empty()
                 || name == "null"
                 || FORBIDDEN_PROPS.contains(&name.as_str())
-                || matches!(lower.as_str(), "innerhtml" | "outerhtml" | "srcdoc")
+                || MARKUP_PROPS.contains(&lower.as_str())
                 || lower.starts_with("on")
             {
                 return Some(format!("js: attribute {name} is refused"));
             }
-            let url = matches!(
-                lower.as_str(),
-                "href" | "src" | "action" | "formaction" | "xlink:href"
-            );
-            if url && super::patch::is_script_url(&value) {
+            if URL_ATTRIBUTES.contains(&lower.as_str()) && is_script_url(&value) {
                 return Some(format!("js: attribute {name} is refused (script URL)"));
             }
         }
@@ -82,7 +81,7 @@ pub(crate) fn commands_refusal(commands: &Value) -> Option<String> {
             && args
                 .get("href")
                 .and_then(Value::as_str)
-                .is_none_or(super::patch::is_script_url)
+                .is_none_or(is_script_url)
         {
             return Some(format!("js: {op} needs a URL that is no script"));
         }

@@ -14,9 +14,11 @@ use serde_json::{Map, Value};
 use super::{Dom, Effect, FORBIDDEN_PROPS, js_string, tree};
 
 const CONSOLE_LEVELS: &[&str] = &["log", "info", "warn", "error", "debug"];
-const MARKUP_PROPS: &[&str] = &["innerhtml", "outerhtml", "srcdoc"];
+/// Property and attribute names (lowercased) whose value is parsed as markup.
+pub(crate) const MARKUP_PROPS: &[&str] = &["innerhtml", "outerhtml", "srcdoc"];
 const URL_PROPS: &[&str] = &["href", "src", "action", "formaction"];
-const URL_ATTRIBUTES: &[&str] = &["href", "src", "action", "formaction", "xlink:href"];
+/// Attributes (lowercased) whose value is a URL.
+pub(crate) const URL_ATTRIBUTES: &[&str] = &["href", "src", "action", "formaction", "xlink:href"];
 const PROPS_GROUPS: &[&str] = &["style", "dataset", "attributes", "classList"];
 const CLASS_LIST_OPS: &[&str] = &["add", "remove", "toggle"];
 const ELEMENT_OPS: &[&str] = &["html", "morph", "text", "prop", "props", "insert", "remove"];
