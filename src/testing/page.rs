@@ -411,7 +411,7 @@ impl TestPage {
         if !self.disable.when_disconnected {
             return;
         }
-        let bound = self.bound_elements();
+        let bound = self.dom.bound_elements();
         for el in bound {
             if self.dom.ignored(&el) || self.runs_offline(&el) {
                 continue;
@@ -421,12 +421,6 @@ impl TestPage {
                 self.controls.hold_offline(&mut self.dom, &control);
             }
         }
-    }
-
-    fn bound_elements(&self) -> Vec<NodeRef> {
-        const BOUND: &str = "[tether-click],[tether-dblclick],[tether-change],[tether-input],\
-            [tether-submit],[tether-keyup],[tether-keydown],[tether-focus],[tether-blur],[tether-on]";
-        self.dom.select_all(BOUND).unwrap_or_default()
     }
 
     // ---- what the server sends ----

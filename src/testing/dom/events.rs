@@ -285,6 +285,14 @@ fn has_handler_attribute(el: &NodeRef) -> bool {
 }
 
 impl Dom {
+    /// Every element with a handler attribute, in document order (events.mjs `BOUND`).
+    pub(crate) fn bound_elements(&self) -> Vec<NodeRef> {
+        self.document
+            .descendants()
+            .filter(|n| n.as_element().is_some() && has_handler_attribute(n))
+            .collect()
+    }
+
     /// Every handler attribute of `el`, as `(name, value)` (shorthands, then `tether-on`).
     pub(crate) fn handler_attributes(&self, el: &NodeRef) -> Vec<(String, String)> {
         SHORTHANDS
